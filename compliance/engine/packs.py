@@ -1,0 +1,166 @@
+"""Rule packs: one regime's rules as data (YAML in compliance/rulepacks/), validated and compiled.
+
+A pack has a regime, a version, an effective date, parameters (country lists, thresholds), the
+condition under which the regime is engaged, ordered rules and a default finding. See
+docs/rulepacks.md for the format.
+"""
+
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import date
+from typing import Any
+
+from compliance.engine.conditions import FIELDS, Predicate, RulePackError, compile_condition, resolve_parameters
+from compliance.engine.vocabulary import MECHANISMS, Outcome
+
+PACK_KINDS = ("screen", "regime", "fallback")
+_PLACEHOLDER = re.compile(r"\{([a-z_.]+)\}")
+_PACK_KEYS = {"regime", "version", "title", "kind", "effective_from", "effective_to", "changelog", "parameters",
+              "engaged_when", "rules", "default", "sources"}
+_RULE_KEYS = {"id", "title", "when", "outcome", "requires", "obligations", "citation", "explanation", "continue"}
+
+
+@dataclass(frozen=True)
+class CompiledRule:
+    id: str
+    outcome: Outcome
+    citation: str
+    explanation: str
+    when: Predicate
+    requires: tuple[tuple[str, ...], ...] = ()
+    obligations: tuple[str, ...] = ()
+    stop: bool = True  # a matching rule ends the pack's evaluation unless it says `continue: true`
+
+
+@dataclass(frozen=True)
+class CompiledPack:
+    regime: str
+    version: str
+    kind: str
+    title: str
+    effective_from: date
+    effective_to: date | None
+    engaged_when: Predicate
+    rules: tuple[CompiledRule, ...]
+    default: CompiledRule | None
+
+    @property
+    def ref(self) -> str:
+        return f"{self.regime.lower()}@{self.version}"
+
+    def in_force_on(self, day: date) -> bool:
+        return self.effective_from <= day and (self.effective_to is None or day < self.effective_to)
+
+
+def _str(raw: Mapping[str, Any], key: str, path: str, *, required: bool = True) -> str:
+    value = raw.get(key)
+    if value is None and not required:
+        return ""
+    if not isinstance(value, str) or not value.strip():
+        raise RulePackError(f"{path}.{key}", "must be a non-empty string")
+    return value.strip()
+
+
+def _date(raw: Any, path: str) -> date:
+    if isinstance(raw, date):
+        return raw
+    try:
+        return date.fromisoformat(str(raw))
+    except ValueError:
+        raise RulePackError(path, "must be an ISO date") from None
+
+
+def _explanation(raw: Mapping[str, Any], path: str) -> str:
+    text = _str(raw, "explanation", path)
+    for name in _PLACEHOLDER.findall(text):
+        if name not in FIELDS:
+            raise RulePackError(f"{path}.explanation", f"unknown placeholder {{{name}}}")
+    return text
+
+
+def _compile_rule(raw: Any, params: Mapping[str, Any], path: str, *, default: bool = False) -> CompiledRule:
+    if not isinstance(raw, Mapping):
+        raise RulePackError(path, "a rule is a mapping")
+    unknown = set(raw) - _RULE_KEYS
+    if unknown:
+        raise RulePackError(path, f"unknown keys: {', '.join(sorted(unknown))}")
+    try:
+        outcome = Outcome(raw.get("outcome"))
+    except ValueError:
+        raise RulePackError(f"{path}.outcome", f"must be one of: {', '.join(Outcome)}") from None
+    requires: list[tuple[str, ...]] = []
+    for i, group in enumerate(raw.get("requires") or []):
+        if not isinstance(group, list) or not group or any(code not in MECHANISMS for code in group):
+            raise RulePackError(f"{path}.requires[{i}]", "must be a non-empty list of mechanism codes")
+        requires.append(tuple(group))
+    if outcome.needs_something and not requires:
+        raise RulePackError(f"{path}.requires", f"a {outcome} rule must say which mechanisms satisfy it")
+    if requires and not outcome.needs_something:
+        raise RulePackError(f"{path}.requires", f"only needs_* outcomes take requirements, not {outcome}")
+    obligations = raw.get("obligations") or []
+    if not isinstance(obligations, list) or not all(isinstance(o, str) for o in obligations):
+        raise RulePackError(f"{path}.obligations", "must be a list of strings")
+    if default and "when" in raw:
+        raise RulePackError(f"{path}.when", "the default rule has no condition")
+    return CompiledRule(
+        id=_str(raw, "id", path),
+        outcome=outcome,
+        citation=_str(raw, "citation", path),
+        explanation=_explanation(raw, path),
+        when=(lambda f: True) if default else compile_condition(raw.get("when"), params, f"{path}.when"),
+        requires=tuple(requires),
+        obligations=tuple(obligations),
+        stop=not bool(raw.get("continue", False)),
+    )
+
+
+def compile_pack(raw: Any) -> CompiledPack:
+    """Validate and compile one pack's data; raises RulePackError naming the bad part."""
+    if not isinstance(raw, Mapping):
+        raise RulePackError("pack", "must be a mapping")
+    unknown = set(raw) - _PACK_KEYS
+    if unknown:
+        raise RulePackError("pack", f"unknown keys: {', '.join(sorted(unknown))}")
+    regime = _str(raw, "regime", "pack")
+    if not re.fullmatch(r"[A-Z][A-Z0-9_]*", regime):
+        raise RulePackError("pack.regime", "must be upper-case letters, digits or _")
+    version = _str(raw, "version", "pack")
+    kind = raw.get("kind", "regime")
+    if kind not in PACK_KINDS:
+        raise RulePackError("pack.kind", f"must be one of: {', '.join(PACK_KINDS)}")
+    params = resolve_parameters(raw.get("parameters"), "pack.parameters")
+    rules_raw = raw.get("rules")
+    if not isinstance(rules_raw, list):
+        raise RulePackError("pack.rules", "must be a list")
+    rules = tuple(_compile_rule(r, params, f"rules[{i}]") for i, r in enumerate(rules_raw))
+    ids = [r.id for r in rules]
+    duplicates = {i for i in ids if ids.count(i) > 1}
+    if duplicates:
+        raise RulePackError("pack.rules", f"duplicate rule ids: {', '.join(sorted(duplicates))}")
+    default = _compile_rule(raw["default"], params, "default", default=True) if raw.get("default") else None
+    effective_to = _date(raw["effective_to"], "pack.effective_to") if raw.get("effective_to") else None
+    return CompiledPack(
+        regime=regime,
+        version=version,
+        kind=kind,
+        title=_str(raw, "title", "pack"),
+        effective_from=_date(raw.get("effective_from"), "pack.effective_from"),
+        effective_to=effective_to,
+        engaged_when=compile_condition(raw.get("engaged_when", True), params, "pack.engaged_when"),
+        rules=rules,
+        default=default,
+    )
+
+
+def select_in_force(packs: Sequence[CompiledPack], day: date) -> list[CompiledPack]:
+    """For each regime, the version in force on `day` (latest effective_from not after it)."""
+    chosen: dict[str, CompiledPack] = {}
+    for pack in packs:
+        if not pack.in_force_on(day):
+            continue
+        current = chosen.get(pack.regime)
+        if current is None or pack.effective_from > current.effective_from:
+            chosen[pack.regime] = pack
+    order = {kind: i for i, kind in enumerate(PACK_KINDS)}
+    return sorted(chosen.values(), key=lambda p: (order[p.kind], p.regime))

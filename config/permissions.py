@@ -1,0 +1,41 @@
+"""DRF permission atoms by the caller's role in its organisation.
+
+Here in config, not in an app, so compliance can use them without importing marketplace: the role
+is read from `user.membership` by attribute, the way Django exposes the one-to-one relation.
+"""
+
+from typing import Any
+
+from rest_framework.permissions import BasePermission
+from rest_framework.request import Request
+
+PROVIDER, BUYER, OFFICER, ADMIN = "provider", "buyer", "officer", "admin"
+
+
+def role_of(user: Any) -> str | None:
+    if not getattr(user, "is_authenticated", False):
+        return None
+    return getattr(getattr(user, "membership", None), "role", None)
+
+
+class _HasRole(BasePermission):
+    roles: tuple[str, ...] = ()
+    message = "Your role does not allow this."
+
+    def has_permission(self, request: Request, view: Any) -> bool:
+        return role_of(request.user) in self.roles
+
+
+class IsProvider(_HasRole):
+    roles = (PROVIDER, ADMIN)
+    message = "Only a data provider may do this."
+
+
+class IsBuyer(_HasRole):
+    roles = (BUYER,)
+    message = "Only a buyer may do this."
+
+
+class IsOfficer(_HasRole):
+    roles = (OFFICER, ADMIN)
+    message = "Only a compliance officer may do this."

@@ -1,0 +1,32 @@
+"""URL map: /api/v1/ (design §3), OpenAPI and Swagger UI, /healthz and the admin."""
+
+from django.contrib import admin
+from django.urls import include, path
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+from rest_framework.routers import DefaultRouter
+
+from compliance.apis.views import EvaluateApi, RulePackViewSet
+from config.health import healthz
+from marketplace.apis.views import DatasetViewSet, MeApi, ReviewQueueApi, TokenApi, TradeViewSet
+
+router = DefaultRouter(trailing_slash=True)
+router.include_root_view = False
+router.register("datasets", DatasetViewSet, basename="dataset")
+router.register("trades", TradeViewSet, basename="trade")
+router.register("reviews", ReviewQueueApi, basename="review")
+router.register("rulepacks", RulePackViewSet, basename="rulepack")
+
+api_v1 = [
+    path("auth/token/", TokenApi.as_view(), name="auth-token"),
+    path("me/", MeApi.as_view(), name="me"),
+    path("compliance/evaluate/", EvaluateApi.as_view(), name="compliance-evaluate"),
+    *router.urls,
+]
+
+urlpatterns = [
+    path("api/v1/", include(api_v1)),
+    path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
+    path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="swagger-ui"),
+    path("healthz", healthz, name="healthz"),
+    path("admin/", admin.site.urls),
+]

@@ -1,0 +1,55 @@
+"""Catalogue and trade-list filters."""
+
+import django_filters
+from django.db.models import Q, QuerySet
+
+from compliance.engine import vocabulary as vocab
+from marketplace.models import Dataset, Trade
+
+
+class DatasetFilter(django_filters.FilterSet):
+    q = django_filters.CharFilter(method="search", help_text="Words in the title or description.")
+    jurisdiction = django_filters.CharFilter(method="by_jurisdiction", help_text="Where subjects are or data is stored (ISO code).")
+    classification = django_filters.MultipleChoiceFilter(choices=[(c, c) for c in vocab.CLASSIFICATIONS])
+    category = django_filters.ChoiceFilter(choices=[(c, c) for c in vocab.CATEGORIES], method="by_category")
+    price_min = django_filters.NumberFilter(field_name="price", lookup_expr="gte")
+    price_max = django_filters.NumberFilter(field_name="price", lookup_expr="lte")
+    currency = django_filters.CharFilter(field_name="currency", lookup_expr="iexact")
+    provider = django_filters.UUIDFilter(field_name="provider_id")
+    status = django_filters.ChoiceFilter(choices=Dataset.Status.choices)
+
+    class Meta:
+        model = Dataset
+        fields: list[str] = []
+
+    def search(self, qs: QuerySet[Dataset], name: str, value: str) -> QuerySet[Dataset]:
+        for word in value.split()[:8]:
+            qs = qs.filter(Q(title__icontains=word) | Q(description__icontains=word))
+        return qs
+
+    def by_jurisdiction(self, qs: QuerySet[Dataset], name: str, value: str) -> QuerySet[Dataset]:
+        return qs.filter(jurisdiction_index__contains=f"|{value.strip().upper()}|")
+
+    def by_category(self, qs: QuerySet[Dataset], name: str, value: str) -> QuerySet[Dataset]:
+        return qs.filter(category_index__contains=f"|{value}|")
+
+
+class TradeFilter(django_filters.FilterSet):
+    status = django_filters.MultipleChoiceFilter(choices=Trade.Status.choices)
+    dataset = django_filters.UUIDFilter(field_name="dataset_id")
+    destination = django_filters.CharFilter(field_name="destination", lookup_expr="iexact")
+    role = django_filters.ChoiceFilter(
+        choices=[("buyer", "buyer"), ("provider", "provider")], method="by_role",
+        help_text="Only trades where your organisation is the buyer, or the provider.",
+    )
+
+    class Meta:
+        model = Trade
+        fields: list[str] = []
+
+    def by_role(self, qs: QuerySet[Trade], name: str, value: str) -> QuerySet[Trade]:
+        membership = getattr(self.request.user, "membership", None)
+        if membership is None:
+            return qs.none()
+        field = "buyer_id" if value == "buyer" else "provider_id"
+        return qs.filter(**{field: membership.organisation_id})

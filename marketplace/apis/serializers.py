@@ -1,0 +1,160 @@
+"""Request and response shapes of the marketplace API (design §3)."""
+
+from typing import Any
+
+import pycountry
+from drf_spectacular.utils import extend_schema_field
+from rest_framework import serializers
+
+from compliance.engine import vocabulary as vocab
+from compliance.engine.jurisdictions import is_jurisdiction
+from compliance.apis.serializers import DecisionSerializer
+from marketplace.models import Dataset, Organisation, Trade, TradeEvent
+
+
+class JurisdictionField(serializers.CharField):
+    """An ISO 3166-1 alpha-2 country or an ISO 3166-2 subdivision (UA-43)."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        kwargs.setdefault("max_length", 8)
+        super().__init__(**kwargs)
+
+    def to_internal_value(self, data: Any) -> str:
+        value = super().to_internal_value(data).strip().upper()
+        if not is_jurisdiction(value):
+            raise serializers.ValidationError(f"unknown jurisdiction {value!r}: use an ISO 3166-1 alpha-2 code")
+        return value
+
+
+def _currency(value: str) -> str:
+    if pycountry.currencies.get(alpha_3=value.upper()) is None:
+        raise serializers.ValidationError(f"unknown currency {value!r}: use an ISO 4217 code")
+    return value.upper()
+
+
+class LicenceSerializer(serializers.Serializer):
+    term_days = serializers.IntegerField(min_value=1, max_value=36500, required=False)
+    resale = serializers.BooleanField(required=False, default=False)
+    terms = serializers.CharField(required=False, allow_blank=True, max_length=4000)
+
+    def to_internal_value(self, data: Any) -> Any:
+        if isinstance(data, dict):
+            unknown = set(data) - set(self.fields)
+            if unknown:
+                raise serializers.ValidationError({k: ["unknown field"] for k in sorted(unknown)})
+        return super().to_internal_value(data)
+
+
+class OrganisationSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = Organisation
+        fields = ["id", "name", "jurisdiction", "headquarters", "owner_jurisdictions", "kind", "certifications", "is_operator"]
+
+
+class DatasetSerializer(serializers.ModelSerializer):
+    provider = serializers.UUIDField(source="provider_id", read_only=True)
+    provider_name = serializers.CharField(source="provider.name", read_only=True)
+    subject_jurisdictions = serializers.ListField(child=JurisdictionField(), min_length=1, max_length=50)
+    storage_jurisdiction = JurisdictionField(required=False)
+    classification = serializers.ChoiceField(choices=vocab.CLASSIFICATIONS)
+    categories = serializers.ListField(child=serializers.ChoiceField(choices=vocab.CATEGORIES), required=False, max_length=len(vocab.CATEGORIES))
+    flags = serializers.ListField(child=serializers.ChoiceField(choices=vocab.DATA_FLAGS), required=False)
+    subjects = serializers.IntegerField(min_value=0, max_value=10**10, required=False)
+    price = serializers.DecimalField(max_digits=14, decimal_places=2, min_value=0)
+    currency = serializers.CharField(max_length=3, validators=[_currency], required=False)
+    licence = LicenceSerializer(required=False)
+
+    class Meta:
+        model = Dataset
+        fields = [
+            "id", "provider", "provider_name", "title", "description", "subject_jurisdictions", "storage_jurisdiction",
+            "classification", "categories", "subjects", "de_identified", "flags", "price", "currency", "pricing",
+            "licence", "status", "published_at", "created_at", "updated_at",
+        ]
+        read_only_fields = ["id", "status", "published_at", "created_at", "updated_at"]
+
+    def validate_subject_jurisdictions(self, value: list[str]) -> list[str]:
+        return list(dict.fromkeys(value))
+
+
+class MechanismSerializer(serializers.Serializer):
+    code = serializers.ChoiceField(choices=vocab.MECHANISMS)
+    reference = serializers.CharField(required=False, max_length=200)
+    approved_on = serializers.DateField(required=False)
+    valid_until = serializers.DateField(required=False)
+
+    def to_representation(self, instance: Any) -> Any:
+        return instance  # stored as plain JSON already
+
+    def to_internal_value(self, data: Any) -> dict[str, Any]:
+        value = super().to_internal_value(data)
+        return {k: (v.isoformat() if hasattr(v, "isoformat") else v) for k, v in value.items()}
+
+
+class TradeCreateSerializer(serializers.Serializer):
+    dataset = serializers.UUIDField()
+    destination = JurisdictionField(required=False, help_text="Where the data goes; defaults to your organisation's jurisdiction.")
+    purpose = serializers.ChoiceField(choices=vocab.PURPOSES, default="resale")
+    mechanisms = MechanismSerializer(many=True, required=False, max_length=len(vocab.MECHANISMS))
+
+
+class PreviewQuerySerializer(serializers.Serializer):
+    destination = JurisdictionField(required=False)
+    purpose = serializers.ChoiceField(choices=vocab.PURPOSES, default="resale")
+
+
+class ReasonSerializer(serializers.Serializer):
+    reason = serializers.CharField(max_length=4000, trim_whitespace=True)
+
+
+class CancelSerializer(serializers.Serializer):
+    reason = serializers.CharField(max_length=4000, required=False, allow_blank=True)
+
+
+class TradeEventSerializer(serializers.ModelSerializer):
+    # "from" is a Python keyword: declared through get_fields below.
+    to = serializers.CharField(source="to_status")
+    actor = serializers.CharField(source="actor_label")
+
+    class Meta:
+        model = TradeEvent
+        fields = ["at", "to", "actor", "reason"]
+
+    def get_fields(self) -> dict[str, serializers.Field]:
+        fields = super().get_fields()
+        fields["from"] = serializers.CharField(source="from_status")
+        return fields
+
+
+class TradeSerializer(serializers.ModelSerializer):
+    dataset = serializers.UUIDField(source="dataset_id")
+    dataset_title = serializers.CharField(source="dataset.title")
+    buyer = serializers.UUIDField(source="buyer_id")
+    buyer_name = serializers.CharField(source="buyer.name")
+    provider = serializers.UUIDField(source="provider_id")
+    provider_name = serializers.CharField(source="provider.name")
+    mechanisms = serializers.ListField(child=serializers.DictField())
+    decision = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Trade
+        fields = [
+            "id", "status", "dataset", "dataset_title", "buyer", "buyer_name", "provider", "provider_name",
+            "destination", "purpose", "mechanisms", "price", "currency", "pricing", "licence", "decision",
+            "created_at", "status_changed_at", "settled_at",
+        ]
+        read_only_fields = fields
+
+    @extend_schema_field(DecisionSerializer(allow_null=True))
+    def get_decision(self, trade: Trade) -> dict[str, Any] | None:
+        if trade.decision is None:
+            return None
+        return {**trade.decision.decision, "checked_at": trade.decision.created_at, "check": str(trade.decision.id)}
+
+
+class TradeDetailSerializer(TradeSerializer):
+    events = TradeEventSerializer(many=True, read_only=True)
+
+    class Meta(TradeSerializer.Meta):
+        fields = [*TradeSerializer.Meta.fields, "events"]
+        read_only_fields = fields

@@ -1,0 +1,232 @@
+"""Marketplace HTTP API: thin views over services and selectors (design §3)."""
+
+from typing import Any
+
+from django.contrib.auth import authenticate
+from django.db.models import QuerySet
+from django.utils import timezone
+from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
+from rest_framework import mixins, serializers, status, viewsets
+from rest_framework.authtoken.models import Token
+from rest_framework.decorators import action
+from rest_framework.permissions import AllowAny, IsAuthenticated
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.throttling import AnonRateThrottle
+from rest_framework.views import APIView
+
+from config.errors import ApplicationError, PermissionDeniedError
+from marketplace.apis import serializers as s
+from marketplace.apis.filters import DatasetFilter, TradeFilter
+from marketplace.models import Dataset, Membership, Trade
+from config.permissions import IsBuyer, IsOfficer, IsProvider
+from marketplace.selectors.datasets import dataset_list_visible
+from marketplace.selectors.members import membership_of
+from marketplace.selectors.trades import review_queue, trade_detail_queryset, trade_list_for
+from marketplace.services import datasets as dataset_services
+from marketplace.services import trades as trade_services
+from marketplace.services.trade_facts import transfer_facts
+from compliance.engine import vocabulary as vocab
+from compliance.services.checks import compliance_evaluate
+from compliance.apis.serializers import DecisionSerializer
+
+
+class InvalidCredentialsError(ApplicationError):
+    code = "invalid_credentials"
+    status_code = 400
+    default_message = "Unable to log in with these credentials."
+
+
+class LoginThrottle(AnonRateThrottle):
+    rate = "30/min"
+
+
+class TokenApi(APIView):
+    """Exchange a username and password for a bearer token."""
+
+    authentication_classes: list[Any] = []
+    permission_classes = [AllowAny]
+    throttle_classes = [LoginThrottle]
+
+    @extend_schema(
+        request=inline_serializer("TokenRequest", {"username": serializers.CharField(), "password": serializers.CharField()}),
+        responses={200: inline_serializer("TokenResponse", {"token": serializers.CharField()})},
+        auth=[],
+    )
+    def post(self, request: Request) -> Response:
+        data = request.data if isinstance(request.data, dict) else {}
+        username, password = data.get("username"), data.get("password")
+        fields = {k: ["this field is required"] for k, v in (("username", username), ("password", password)) if not isinstance(v, str) or not v}
+        if fields:
+            raise InvalidCredentialsError("Username and password are required.", fields=fields)
+        user = authenticate(request._request, username=username, password=password)
+        if user is None or not user.is_active:
+            raise InvalidCredentialsError()
+        token, _ = Token.objects.get_or_create(user=user)
+        return Response({"token": token.key})
+
+
+class MeApi(APIView):
+    """Who am I: user, organisation and role."""
+
+    @extend_schema(responses=inline_serializer("Me", {
+        "username": serializers.CharField(), "role": serializers.CharField(allow_null=True),
+        "organisation": s.OrganisationSerializer(allow_null=True),
+    }))
+    def get(self, request: Request) -> Response:
+        membership = membership_of(request.user)
+        return Response({
+            "username": request.user.get_username(),
+            "role": membership.role if membership else None,
+            "organisation": s.OrganisationSerializer(membership.organisation).data if membership else None,
+        })
+
+
+def _membership(request: Request) -> Membership:
+    membership = membership_of(request.user)
+    if membership is None:
+        raise PermissionDeniedError("Your account belongs to no organisation.")
+    return membership
+
+
+class DatasetViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
+    """The catalogue; providers create, edit, publish and withdraw their own listings."""
+
+    serializer_class = s.DatasetSerializer
+    filterset_class = DatasetFilter
+
+    def get_queryset(self) -> QuerySet[Dataset]:
+        return dataset_list_visible(user=self.request.user)
+
+    def get_permissions(self) -> list[Any]:
+        if self.action in ("create", "partial_update", "publish", "withdraw"):
+            return [IsAuthenticated(), IsProvider()]
+        return super().get_permissions()
+
+    def _own(self) -> Dataset:
+        dataset = self.get_object()  # 404 when the caller cannot see it
+        if dataset.provider_id != _membership(self.request).organisation_id:
+            raise PermissionDeniedError("This dataset belongs to another organisation.")
+        return dataset
+
+    def create(self, request: Request) -> Response:
+        serializer = self.get_serializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        dataset = dataset_services.dataset_create(membership=_membership(request), values=serializer.validated_data)
+        return Response(self.get_serializer(dataset).data, status=status.HTTP_201_CREATED)
+
+    def partial_update(self, request: Request, pk: str | None = None) -> Response:
+        dataset = self._own()
+        serializer = self.get_serializer(dataset, data=request.data, partial=True)
+        serializer.is_valid(raise_exception=True)
+        dataset = dataset_services.dataset_update(dataset_id=dataset.id, values=serializer.validated_data)
+        return Response(self.get_serializer(dataset).data)
+
+    @extend_schema(request=None)
+    @action(detail=True, methods=["post"])
+    def publish(self, request: Request, pk: str | None = None) -> Response:
+        dataset = dataset_services.dataset_publish(dataset_id=self._own().id)
+        return Response(self.get_serializer(dataset).data)
+
+    @extend_schema(
+        parameters=[
+            OpenApiParameter("destination", str, description="ISO code; defaults to your organisation's jurisdiction"),
+            OpenApiParameter("purpose", str, enum=list(vocab.PURPOSES)),
+        ],
+        responses=DecisionSerializer,
+    )
+    @action(detail=True, methods=["get"], url_path="compliance-preview", permission_classes=[IsAuthenticated, IsBuyer])
+    def compliance_preview(self, request: Request, pk: str | None = None) -> Response:
+        """What buying this dataset would need, decided now from the same facts a trade uses. No side effects."""
+        dataset = self.get_object()
+        params = s.PreviewQuerySerializer(data=request.query_params)
+        params.is_valid(raise_exception=True)
+        buyer = _membership(request).organisation
+        facts = transfer_facts(
+            dataset=dataset, buyer=buyer, destination=params.validated_data.get("destination") or buyer.jurisdiction,
+            purpose=params.validated_data["purpose"], mechanisms=[], trade_date=timezone.localdate(),
+        )
+        return Response(compliance_evaluate(raw_facts=facts).as_dict())
+
+    @extend_schema(request=None)
+    @action(detail=True, methods=["post"])
+    def withdraw(self, request: Request, pk: str | None = None) -> Response:
+        dataset = dataset_services.dataset_withdraw(dataset_id=self._own().id)
+        return Response(self.get_serializer(dataset).data)
+
+
+class TradeViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
+    """Buying, following and cancelling trades; officers approve or reject those in review."""
+
+    filterset_class = TradeFilter
+
+    def get_queryset(self) -> QuerySet[Trade]:
+        if self.action == "list":
+            return trade_list_for(user=self.request.user)
+        return trade_detail_queryset(user=self.request.user)
+
+    def get_serializer_class(self) -> type[serializers.BaseSerializer]:
+        return s.TradeSerializer if self.action == "list" else s.TradeDetailSerializer
+
+    def get_permissions(self) -> list[Any]:
+        if self.action == "create":
+            return [IsAuthenticated(), IsBuyer()]
+        if self.action in ("approve", "reject"):
+            return [IsAuthenticated(), IsOfficer()]
+        return super().get_permissions()
+
+    def _detail(self, trade: Trade) -> Response:
+        return Response(s.TradeDetailSerializer(trade_detail_queryset(user=self.request.user).get(pk=trade.pk)).data)
+
+    @extend_schema(request=s.TradeCreateSerializer, responses={201: s.TradeDetailSerializer})
+    def create(self, request: Request) -> Response:
+        serializer = s.TradeCreateSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
+        trade = trade_services.trade_create(
+            membership=_membership(request), dataset_id=data["dataset"], destination=data.get("destination"),
+            purpose=data["purpose"], mechanisms=data.get("mechanisms", []),
+        )
+        response = self._detail(trade)
+        response.status_code = status.HTTP_201_CREATED
+        return response
+
+    @extend_schema(request=s.CancelSerializer, responses=s.TradeDetailSerializer)
+    @action(detail=True, methods=["post"])
+    def cancel(self, request: Request, pk: str | None = None) -> Response:
+        trade = self.get_object()
+        if trade.buyer_id != _membership(request).organisation_id:
+            raise PermissionDeniedError("Only the buyer may cancel a trade.")
+        serializer = s.CancelSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        trade = trade_services.trade_cancel(trade_id=trade.id, actor=request.user, reason=serializer.validated_data.get("reason", ""))
+        return self._detail(trade)
+
+    def _review(self, request: Request, *, approve: bool) -> Response:
+        trade = self.get_object()
+        serializer = s.ReasonSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        trade = trade_services.trade_review(trade_id=trade.id, officer=request.user, approve=approve, reason=serializer.validated_data["reason"])
+        return self._detail(trade)
+
+    @extend_schema(request=s.ReasonSerializer, responses=s.TradeDetailSerializer)
+    @action(detail=True, methods=["post"])
+    def approve(self, request: Request, pk: str | None = None) -> Response:
+        return self._review(request, approve=True)
+
+    @extend_schema(request=s.ReasonSerializer, responses=s.TradeDetailSerializer)
+    @action(detail=True, methods=["post"])
+    def reject(self, request: Request, pk: str | None = None) -> Response:
+        return self._review(request, approve=False)
+
+
+class ReviewQueueApi(mixins.ListModelMixin, viewsets.GenericViewSet):
+    """Trades the engine sent to a person, oldest first."""
+
+    serializer_class = s.TradeSerializer
+    permission_classes = [IsAuthenticated, IsOfficer]
+    filterset_class = TradeFilter
+
+    def get_queryset(self) -> QuerySet[Trade]:
+        return review_queue(user=self.request.user)
+

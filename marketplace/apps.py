@@ -1,0 +1,8 @@
+"""Marketplace app: organisations, datasets, trades, settlement and the public API."""
+
+from django.apps import AppConfig
+
+
+class MarketplaceConfig(AppConfig):
+    name = "marketplace"
+    default_auto_field = "django.db.models.BigAutoField"

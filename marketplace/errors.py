@@ -1,0 +1,35 @@
+"""Marketplace errors a client may branch on, each with a stable code."""
+
+from config.errors import ApplicationError, ConflictError, PermissionDeniedError
+
+
+class TradeTransitionNotAllowedError(ConflictError):
+    code = "trade_transition_not_allowed"
+    default_message = "The trade's status does not allow this."
+
+
+class DatasetNotAvailableError(ApplicationError):
+    code = "dataset_not_available"
+    status_code = 409
+    default_message = "The dataset is not published."
+
+
+class DatasetFactsLockedError(ConflictError):
+    code = "dataset_facts_locked"
+    default_message = "A published dataset's legal facts cannot change; withdraw it and list a new one."
+
+
+class DatasetInconsistentError(ApplicationError):
+    code = "dataset_inconsistent"
+    status_code = 400
+    default_message = "The dataset's facts contradict each other."
+
+
+class OwnDatasetError(ApplicationError):
+    code = "own_dataset"
+    status_code = 400
+    default_message = "An organisation cannot buy its own dataset."
+
+
+class RoleRequiredError(PermissionDeniedError):
+    code = "role_required"

@@ -1,0 +1,173 @@
+"""Organisations and memberships, datasets (listings with the facts the law needs), trades and their events."""
+
+import uuid
+from decimal import Decimal
+
+from django.conf import settings
+from django.core.validators import MinValueValidator
+from django.db import models
+
+
+class Organisation(models.Model):
+    """A company or public body on the marketplace; the facts the law asks about the parties live here."""
+
+    class Kind(models.TextChoices):
+        COMPANY = "company"
+        PUBLIC_BODY = "public_body"
+        COURT_OR_LAW_ENFORCEMENT = "court_or_law_enforcement"
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    name = models.CharField(max_length=200, unique=True)
+    jurisdiction = models.CharField(max_length=8, help_text="Where it is established and receives data (ISO 3166).")
+    headquarters = models.CharField(max_length=8, blank=True, help_text="Principal place of business; defaults to the jurisdiction.")
+    owner_jurisdictions = models.JSONField(default=list, blank=True, help_text="Jurisdictions of owners of 50 % or more.")
+    kind = models.CharField(max_length=32, choices=Kind.choices, default=Kind.COMPANY)
+    certifications = models.JSONField(default=list, blank=True)
+    exporter_flags = models.JSONField(default=list, blank=True, help_text="cn_ciio, cn_ftz, cn_gba, data_broker")
+    is_operator = models.BooleanField(default=False, help_text="The platform operator (officers and admins).")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Membership(models.Model):
+    """A user's place in one organisation and the role it plays there."""
+
+    class Role(models.TextChoices):
+        PROVIDER = "provider"
+        BUYER = "buyer"
+        OFFICER = "officer"
+        ADMIN = "admin"
+
+    user = models.OneToOneField(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="membership")
+    organisation = models.ForeignKey(Organisation, on_delete=models.PROTECT, related_name="memberships")
+    role = models.CharField(max_length=16, choices=Role.choices)
+
+    def __str__(self) -> str:
+        return f"{self.user} ({self.role} at {self.organisation})"
+
+
+class Dataset(models.Model):
+    """A provider's listing: what the data is (the facts transfer law turns on), its price and licence."""
+
+    class Status(models.TextChoices):
+        DRAFT = "draft"
+        PUBLISHED = "published"
+        WITHDRAWN = "withdrawn"
+
+    class Pricing(models.TextChoices):
+        ONE_TIME = "one_time"
+        SUBSCRIPTION = "subscription"
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    provider = models.ForeignKey(Organisation, on_delete=models.PROTECT, related_name="datasets")
+    title = models.CharField(max_length=200)
+    description = models.TextField(blank=True)
+    subject_jurisdictions = models.JSONField(default=list)
+    storage_jurisdiction = models.CharField(max_length=8)
+    classification = models.CharField(max_length=24)
+    categories = models.JSONField(default=list, blank=True)
+    subjects = models.PositiveBigIntegerField(default=0)
+    de_identified = models.BooleanField(default=False)
+    flags = models.JSONField(default=list, blank=True)
+    price = models.DecimalField(max_digits=14, decimal_places=2, validators=[MinValueValidator(Decimal("0"))])
+    currency = models.CharField(max_length=3, default="USD")
+    pricing = models.CharField(max_length=16, choices=Pricing.choices, default=Pricing.ONE_TIME)
+    licence = models.JSONField(default=dict, blank=True)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.DRAFT)
+    # "|CN|DE|": lets the catalogue filter by jurisdiction with one indexed-friendly LIKE on
+    # SQLite and PostgreSQL alike (JSON containment is not portable).
+    jurisdiction_index = models.CharField(max_length=400, default="", editable=False)
+    category_index = models.CharField(max_length=400, default="", editable=False)
+    published_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [models.CheckConstraint(condition=models.Q(price__gte=0), name="dataset_price_not_negative")]
+        indexes = [models.Index(fields=["status", "-created_at"], name="dataset_status_idx")]
+
+    def __str__(self) -> str:
+        return self.title
+
+
+class Trade(models.Model):
+    """A buyer organisation's purchase of a dataset, from compliance check to settlement.
+
+    `status` changes only through marketplace.services.trade_transitions.trade_transition.
+    """
+
+    class Status(models.TextChoices):
+        CHECKING = "checking"
+        NEEDS_DOCUMENTS = "needs_documents"
+        IN_REVIEW = "in_review"
+        APPROVED = "approved"
+        SETTLED = "settled"
+        REJECTED = "rejected"
+        CANCELLED = "cancelled"
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    dataset = models.ForeignKey(Dataset, on_delete=models.PROTECT, related_name="trades")
+    provider = models.ForeignKey(Organisation, on_delete=models.PROTECT, related_name="sales")
+    buyer = models.ForeignKey(Organisation, on_delete=models.PROTECT, related_name="purchases")
+    buyer_user = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
+    destination = models.CharField(max_length=8)
+    purpose = models.CharField(max_length=32, default="resale")
+    mechanisms = models.JSONField(default=list, blank=True)
+    # Pinned at purchase: later edits to the dataset change no open trade.
+    price = models.DecimalField(max_digits=14, decimal_places=2)
+    currency = models.CharField(max_length=3)
+    pricing = models.CharField(max_length=16)
+    licence = models.JSONField(default=dict, blank=True)
+    status = models.CharField(max_length=20, choices=Status.choices, default=Status.CHECKING, db_index=True)
+    status_changed_at = models.DateTimeField()
+    decision = models.ForeignKey("compliance.ComplianceCheck", null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+    settled_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [
+            models.Index(fields=["status", "status_changed_at"], name="trade_status_age_idx"),
+            models.Index(fields=["buyer", "-created_at"], name="trade_buyer_idx"),
+            models.Index(fields=["provider", "-created_at"], name="trade_provider_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"trade {self.id} ({self.status})"
+
+
+class TradeEvent(models.Model):
+    """One status change: who, from, to, why, when. Written only by the transition service."""
+
+    id = models.BigAutoField(primary_key=True)
+    trade = models.ForeignKey(Trade, on_delete=models.CASCADE, related_name="events")
+    at = models.DateTimeField(auto_now_add=True)
+    from_status = models.CharField(max_length=20, blank=True)
+    to_status = models.CharField(max_length=20)
+    actor = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
+    actor_label = models.CharField(max_length=150, help_text="Username or 'system:<process>'; copied so it outlives the account.")
+    reason = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["at", "id"]
+
+
+class Settlement(models.Model):
+    """The record that a trade settled, at most one per trade (the unique constraint is the guard).
+
+    The seam for escrow and the ledger: marketplace.services.settlement.trade_settle writes it.
+    """
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    trade = models.OneToOneField(Trade, on_delete=models.PROTECT, related_name="settlement")
+    amount = models.DecimalField(max_digits=14, decimal_places=2)
+    currency = models.CharField(max_length=3)
+    platform_fee = models.DecimalField(max_digits=14, decimal_places=2)
+    provider_amount = models.DecimalField(max_digits=14, decimal_places=2)
+    created_at = models.DateTimeField(auto_now_add=True)

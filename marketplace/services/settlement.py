@@ -1,0 +1,31 @@
+"""Settlement: the seam where escrow, the ledger and access grants plug in (issue 4)."""
+
+import logging
+from decimal import ROUND_HALF_UP, Decimal
+
+from django.conf import settings
+from django.db import transaction
+
+from marketplace.models import Settlement, Trade
+from marketplace.services.trade_transitions import trade_lock, trade_transition
+
+logger = logging.getLogger(__name__)
+CENT = Decimal("0.01")
+
+
+@transaction.atomic
+def trade_settle(*, trade_id: object) -> Trade | None:
+    """Settle an approved trade exactly once: the row lock serialises racing workers, the status
+    check makes a duplicate delivery a no-op, and Settlement's one-per-trade constraint is the
+    last guard."""
+    if not Trade.objects.filter(pk=trade_id).exists():
+        return None
+    trade = trade_lock(trade_id=trade_id)
+    if trade.status != Trade.Status.APPROVED:
+        logger.info("trade %s is %s, not approved: nothing to settle", trade.id, trade.status)
+        return trade
+    fee = (trade.price * settings.ELEMENTA_PLATFORM_FEE).quantize(CENT, rounding=ROUND_HALF_UP)
+    Settlement.objects.create(
+        trade=trade, amount=trade.price, currency=trade.currency, platform_fee=fee, provider_amount=trade.price - fee,
+    )
+    return trade_transition(trade_id=trade.id, to=Trade.Status.SETTLED, actor_label="system:settlement", reason="settled")

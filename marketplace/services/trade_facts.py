@@ -1,0 +1,66 @@
+"""The transfer facts of a trade, built from the dataset, the organisations and earlier trades,
+never from the buyer's say-so (design §3)."""
+
+from datetime import date, timedelta
+from typing import Any
+
+from marketplace.models import Dataset, Organisation, Trade
+
+
+def _prior_exports(*, provider: Organisation, buyer: Organisation, trade_date: date, exclude: object | None) -> list[dict[str, Any]]:
+    """The exporter's settled trades that any window can need: China counts since 1 January of the
+    trade year, the US rule the 12 months before the trade; both fit in the window below."""
+    since = min(date(trade_date.year, 1, 1), trade_date - timedelta(days=366))
+    rows = (
+        Trade.objects.filter(provider=provider, status=Trade.Status.SETTLED, settled_at__date__gte=since)
+        .exclude(pk=exclude)
+        .values("settled_at", "buyer_id", "dataset__classification", "dataset__categories", "dataset__subjects")
+    )
+    return [
+        {
+            "date": r["settled_at"].date().isoformat(),
+            "classification": r["dataset__classification"],
+            "categories": r["dataset__categories"],
+            "subjects": r["dataset__subjects"],
+            "same_buyer": r["buyer_id"] == buyer.id,
+        }
+        for r in rows
+    ]
+
+
+def transfer_facts(
+    *, dataset: Dataset, buyer: Organisation, destination: str, purpose: str, mechanisms: list[dict[str, Any]],
+    trade_date: date, exclude_trade: object | None = None,
+) -> dict[str, Any]:
+    """Contract-shaped facts (shared/compliance/contract.md) for a purchase of `dataset` by `buyer`."""
+    provider = dataset.provider
+    return {
+        "trade_date": trade_date.isoformat(),
+        "data": {
+            "subject_jurisdictions": list(dataset.subject_jurisdictions),
+            "storage_jurisdiction": dataset.storage_jurisdiction,
+            "classification": dataset.classification,
+            "categories": list(dataset.categories),
+            "subjects": dataset.subjects,
+            "de_identified": dataset.de_identified,
+            "flags": list(dataset.flags),
+        },
+        "exporter": {"jurisdiction": provider.jurisdiction, "flags": list(provider.exporter_flags)},
+        "buyer": {
+            "jurisdiction": destination,
+            "headquarters": buyer.headquarters or buyer.jurisdiction,
+            "owner_jurisdictions": list(buyer.owner_jurisdictions),
+            "kind": buyer.kind,
+            "certifications": list(buyer.certifications),
+        },
+        "purpose": purpose,
+        "mechanisms": [dict(m) for m in mechanisms],
+        "prior_exports": _prior_exports(provider=provider, buyer=buyer, trade_date=trade_date, exclude=exclude_trade),
+    }
+
+
+def trade_transfer_facts(*, trade: Trade, trade_date: date) -> dict[str, Any]:
+    return transfer_facts(
+        dataset=trade.dataset, buyer=trade.buyer, destination=trade.destination, purpose=trade.purpose,
+        mechanisms=trade.mechanisms, trade_date=trade_date, exclude_trade=trade.id,
+    )

@@ -1,0 +1,60 @@
+"""Buying, cancelling and reviewing trades. Every status change goes through trade_transition."""
+
+from typing import Any
+
+from django.contrib.auth.models import AbstractBaseUser
+from django.db import transaction
+from django.utils import timezone
+
+from compliance.services.reviews import review_record
+from marketplace.errors import DatasetNotAvailableError, OwnDatasetError, TradeTransitionNotAllowedError
+from marketplace.models import Dataset, Membership, Trade, TradeEvent
+from marketplace.services.trade_transitions import trade_lock, trade_on_commit_side_effects, trade_transition
+
+
+@transaction.atomic
+def trade_create(
+    *, membership: Membership, dataset_id: object, destination: str | None = None, purpose: str = "resale",
+    mechanisms: list[dict[str, Any]] | None = None,
+) -> Trade:
+    """Open a trade in `checking` with the price and licence pinned; the compliance check is
+    enqueued only after commit."""
+    dataset = Dataset.objects.select_related("provider").filter(pk=dataset_id).first()
+    if dataset is None or dataset.status != Dataset.Status.PUBLISHED:
+        raise DatasetNotAvailableError(fields={"dataset": ["no published dataset with this id"]})
+    buyer = membership.organisation
+    if dataset.provider_id == buyer.id:
+        raise OwnDatasetError(fields={"dataset": ["this dataset belongs to your organisation"]})
+    now = timezone.now()
+    trade = Trade.objects.create(
+        dataset=dataset, provider=dataset.provider, buyer=buyer, buyer_user=membership.user,
+        destination=destination or buyer.jurisdiction, purpose=purpose, mechanisms=mechanisms or [],
+        price=dataset.price, currency=dataset.currency, pricing=dataset.pricing, licence=dataset.licence,
+        status=Trade.Status.CHECKING, status_changed_at=now,
+    )
+    TradeEvent.objects.create(
+        trade=trade, from_status="", to_status=Trade.Status.CHECKING, actor=membership.user,
+        actor_label=membership.user.get_username(), reason="purchase requested",
+    )
+    trade_on_commit_side_effects(trade)
+    return trade
+
+
+@transaction.atomic
+def trade_cancel(*, trade_id: object, actor: AbstractBaseUser, reason: str = "") -> Trade:
+    """The buyer withdraws before settlement."""
+    return trade_transition(trade_id=trade_id, to=Trade.Status.CANCELLED, actor=actor, reason=reason or "cancelled by the buyer")
+
+
+@transaction.atomic
+def trade_review(*, trade_id: object, officer: AbstractBaseUser, approve: bool, reason: str) -> Trade:
+    """An officer's verdict on a trade in review; the review row and the status change commit together."""
+    trade = trade_lock(trade_id=trade_id)
+    target = Trade.Status.APPROVED if approve else Trade.Status.REJECTED
+    if trade.status != Trade.Status.IN_REVIEW:
+        raise TradeTransitionNotAllowedError(f"Only a trade in review can be {'approved' if approve else 'rejected'}; this one is {trade.status}.")
+    review_record(
+        subject_type="trade", subject_id=trade.id, check=trade.decision, officer=officer,
+        verdict="approve" if approve else "reject", reason=reason,
+    )
+    return trade_transition(trade_id=trade.id, to=target, actor=officer, reason=reason)

@@ -1,0 +1,34 @@
+"""The trade state machine as data: which status may follow which (design §1). Pure."""
+
+from marketplace.models import Trade
+from marketplace.errors import TradeTransitionNotAllowedError
+
+S = Trade.Status
+
+TRANSITIONS: dict[str, frozenset[str]] = {
+    S.CHECKING: frozenset({S.NEEDS_DOCUMENTS, S.IN_REVIEW, S.APPROVED, S.REJECTED, S.CANCELLED}),
+    S.NEEDS_DOCUMENTS: frozenset({S.CHECKING, S.REJECTED, S.CANCELLED}),
+    S.IN_REVIEW: frozenset({S.CHECKING, S.APPROVED, S.REJECTED, S.CANCELLED}),
+    S.APPROVED: frozenset({S.SETTLED, S.CANCELLED}),
+    S.SETTLED: frozenset(),
+    S.REJECTED: frozenset(),
+    S.CANCELLED: frozenset(),
+}
+TERMINAL = frozenset(status for status, nexts in TRANSITIONS.items() if not nexts)
+CANCELLABLE = frozenset(status for status, nexts in TRANSITIONS.items() if S.CANCELLED in nexts)
+
+# What the engine's outcome does to a trade in `checking` (contract.md, last section).
+STATUS_FOR_OUTCOME: dict[str, str] = {
+    "allow": S.APPROVED,
+    "allow_flagged": S.APPROVED,
+    "needs_filing": S.NEEDS_DOCUMENTS,
+    "needs_mechanism": S.NEEDS_DOCUMENTS,
+    "needs_approval": S.NEEDS_DOCUMENTS,
+    "review": S.IN_REVIEW,
+    "deny": S.REJECTED,
+}
+
+
+def ensure_transition_allowed(*, current: str, target: str) -> None:
+    if target not in TRANSITIONS[current]:
+        raise TradeTransitionNotAllowedError(f"A trade cannot go from {current} to {target}.")
