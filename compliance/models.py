@@ -53,6 +53,9 @@ class ComplianceCheck(models.Model):
         ordering = ["-created_at"]
         indexes = [models.Index(fields=["subject_type", "subject_id", "-created_at"], name="check_subject_idx")]
 
+    def __str__(self) -> str:
+        return f"{self.outcome} for {self.subject_type} {self.subject_id}"
+
 
 class Review(models.Model):
     """An officer's verdict on a subject the engine sent to review; append-only."""
@@ -73,3 +76,6 @@ class Review(models.Model):
 
     class Meta:
         ordering = ["created_at"]
+
+    def __str__(self) -> str:
+        return f"{self.verdict} by {self.officer_username}"

@@ -157,6 +157,9 @@ class TradeEvent(models.Model):
     class Meta:
         ordering = ["at", "id"]
 
+    def __str__(self) -> str:
+        return f"{self.from_status or '∅'} → {self.to_status}"
+
 
 class Settlement(models.Model):
     """The record that a trade settled, at most one per trade (the unique constraint is the guard).
@@ -171,3 +174,6 @@ class Settlement(models.Model):
     platform_fee = models.DecimalField(max_digits=14, decimal_places=2)
     provider_amount = models.DecimalField(max_digits=14, decimal_places=2)
     created_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return f"settlement of {self.trade_id}"

@@ -1,7 +1,7 @@
 """The trade state machine as data: which status may follow which (design §1). Pure."""
 
-from marketplace.models import Trade
 from marketplace.errors import TradeTransitionNotAllowedError
+from marketplace.models import Trade
 
 S = Trade.Status
 

@@ -118,7 +118,8 @@ def evaluate(facts: TransferFacts, packs: Sequence[CompiledPack]) -> Decision:
 
     outcome = max((f.outcome for f in findings), key=lambda o: o.rank, default=Outcome.ALLOW)
     requirements: list[tuple[str, ...]] = []
-    for finding in findings:
+    # A deny is final: no mechanism can cure it, so listing what is "missing" would mislead.
+    for finding in findings if outcome != Outcome.DENY else ():
         for group in finding.requirements:
             if group not in requirements:
                 requirements.append(group)

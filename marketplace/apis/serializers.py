@@ -6,9 +6,9 @@ import pycountry
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from compliance.apis.serializers import DecisionSerializer
 from compliance.engine import vocabulary as vocab
 from compliance.engine.jurisdictions import is_jurisdiction
-from compliance.apis.serializers import DecisionSerializer
 from marketplace.models import Dataset, Organisation, Trade, TradeEvent
 
 

@@ -15,20 +15,20 @@ from rest_framework.response import Response
 from rest_framework.throttling import AnonRateThrottle
 from rest_framework.views import APIView
 
+from compliance.apis.serializers import DecisionSerializer
+from compliance.engine import vocabulary as vocab
+from compliance.services.checks import compliance_evaluate
 from config.errors import ApplicationError, PermissionDeniedError
+from config.permissions import IsBuyer, IsOfficer, IsProvider
 from marketplace.apis import serializers as s
 from marketplace.apis.filters import DatasetFilter, TradeFilter
 from marketplace.models import Dataset, Membership, Trade
-from config.permissions import IsBuyer, IsOfficer, IsProvider
 from marketplace.selectors.datasets import dataset_list_visible
 from marketplace.selectors.members import membership_of
 from marketplace.selectors.trades import review_queue, trade_detail_queryset, trade_list_for
 from marketplace.services import datasets as dataset_services
 from marketplace.services import trades as trade_services
 from marketplace.services.trade_facts import transfer_facts
-from compliance.engine import vocabulary as vocab
-from compliance.services.checks import compliance_evaluate
-from compliance.apis.serializers import DecisionSerializer
 
 
 class InvalidCredentialsError(ApplicationError):

@@ -1,0 +1,53 @@
+# Elementa: `make run` starts a working marketplace; `make test` runs the whole suite.
+# Both work on a fresh machine with Python 3.11: SQLite and a filesystem Celery broker are the
+# defaults; set DATABASE_URL / CELERY_BROKER_URL to use PostgreSQL and Redis.
+
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+PORT ?= 8000
+WEB_WORKERS ?= 2
+CELERY_CONCURRENCY ?= 2
+
+.PHONY: install run test lint bench clean
+
+$(BIN)/python:
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info[:2] >= (3, 11) else "Elementa needs Python 3.11 or newer: set PYTHON=/path/to/python3.11")'
+	$(PYTHON) -m venv $(VENV)
+
+$(VENV)/.installed: requirements.txt | $(BIN)/python
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -r requirements.txt
+	touch $@
+
+install: $(VENV)/.installed
+
+run: install
+	$(BIN)/python manage.py migrate --noinput
+	$(BIN)/python manage.py seed_demo
+	$(BIN)/python manage.py collectstatic --noinput -v0
+	@echo ""
+	@echo "  API          http://127.0.0.1:$(PORT)/api/v1/"
+	@echo "  Swagger UI   http://127.0.0.1:$(PORT)/api/docs/"
+	@echo "  Admin        http://127.0.0.1:$(PORT)/admin/  (officer / elementa-demo)"
+	@echo "  Health       http://127.0.0.1:$(PORT)/healthz"
+	@echo "  Logins       provider, provider-eu, buyer, buyer-eu, buyer-sg, buyer-ru, officer; password elementa-demo"
+	@echo "  Ctrl-C stops the API and the worker."
+	@echo ""
+	@DJANGO_DEBUG=$${DJANGO_DEBUG:-1} bash -c 'trap "trap - INT TERM EXIT; kill 0" INT TERM EXIT; \
+		$(BIN)/gunicorn config.wsgi --bind 127.0.0.1:$(PORT) --workers $(WEB_WORKERS) --access-logfile - & \
+		$(BIN)/celery -A config worker --beat --loglevel info --concurrency $(CELERY_CONCURRENCY) --without-mingle --without-gossip & \
+		wait'
+
+test: install
+	$(BIN)/python -m pytest
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/python manage.py makemigrations --check --dry-run
+
+bench: install
+	$(BIN)/python bench/pipeline.py
+
+clean:
+	rm -rf var/test var/broker var/results

@@ -1,0 +1,153 @@
+"""Shared fixtures: API clients per role, the shipped rule packs, and a real Celery worker."""
+
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+from django.conf import settings
+from django.db import connection
+from rest_framework.authtoken.models import Token
+from rest_framework.test import APIClient
+
+from compliance.services.rulepacks import rulepack_load_shipped
+from marketplace.models import Dataset, Membership, Organisation, Trade
+from tests.factories import DatasetFactory, MembershipFactory, OrganisationFactory
+
+ROOT = Path(__file__).resolve().parent.parent
+ON_POSTGRES = settings.DATABASES["default"]["ENGINE"].endswith("postgresql")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if ON_POSTGRES:
+        return
+    skip = pytest.mark.skip(reason="needs PostgreSQL row locks; run with DATABASE_URL=postgres://… (CI does)")
+    for item in items:
+        if "postgres" in item.keywords:
+            item.add_marker(skip)
+
+
+@pytest.fixture
+def rulepacks(db: None) -> None:
+    rulepack_load_shipped()
+
+
+@pytest.fixture
+def client_for() -> Callable[[Membership | None], APIClient]:
+    """An API client that sends `Authorization: Bearer <token>` for the member's user."""
+
+    def make(membership: Membership | None) -> APIClient:
+        client = APIClient()
+        if membership is not None:
+            token, _ = Token.objects.get_or_create(user=membership.user)
+            client.credentials(HTTP_AUTHORIZATION=f"Bearer {token.key}")
+        return client
+
+    return make
+
+
+@pytest.fixture
+def operator(db: None) -> Organisation:
+    return OrganisationFactory(name="Platform", is_operator=True)
+
+
+@pytest.fixture
+def officer(operator: Organisation) -> Membership:
+    return MembershipFactory(organisation=operator, role=Membership.Role.OFFICER)
+
+
+@pytest.fixture
+def provider_eu(db: None) -> Membership:
+    return MembershipFactory(organisation=OrganisationFactory(name="Rhein GmbH", jurisdiction="DE"), role=Membership.Role.PROVIDER)
+
+
+@pytest.fixture
+def provider_cn(db: None) -> Membership:
+    return MembershipFactory(organisation=OrganisationFactory(name="Huaxia Co.", jurisdiction="CN"), role=Membership.Role.PROVIDER)
+
+
+@pytest.fixture
+def buyer_eu(db: None) -> Membership:
+    return MembershipFactory(organisation=OrganisationFactory(name="Berlin Insights", jurisdiction="DE"), role=Membership.Role.BUYER)
+
+
+@pytest.fixture
+def buyer_us(db: None) -> Membership:
+    return MembershipFactory(organisation=OrganisationFactory(name="Acme Inc.", jurisdiction="US"), role=Membership.Role.BUYER)
+
+
+@pytest.fixture
+def buyer_ir(db: None) -> Membership:
+    return MembershipFactory(organisation=OrganisationFactory(name="Tehran Trading", jurisdiction="IR"), role=Membership.Role.BUYER)
+
+
+@pytest.fixture
+def eu_personal(provider_eu: Membership) -> Dataset:
+    return DatasetFactory(provider=provider_eu.organisation, title="German retail customers", classification="personal", subjects=50000)
+
+
+@pytest.fixture
+def eu_public(provider_eu: Membership) -> Dataset:
+    return DatasetFactory(provider=provider_eu.organisation, title="Electricity prices", classification="public", categories=["statistics"], subjects=0)
+
+
+@pytest.fixture
+def cn_personal(provider_cn: Membership) -> Dataset:
+    return DatasetFactory(provider=provider_cn.organisation, title="Shanghai retail panel", currency="USD")
+
+
+# --- a real Celery worker -------------------------------------------------------------------
+
+
+def _database_url_for_worker() -> str:
+    """The URL of the database the tests are using right now (the test database, not the dev one)."""
+    sd = connection.settings_dict
+    if sd["ENGINE"].endswith("sqlite3"):
+        return f"sqlite:///{sd['NAME']}"
+    auth = sd["USER"] + (f":{sd['PASSWORD']}" if sd.get("PASSWORD") else "")
+    return f"postgres://{auth}@{sd['HOST'] or '127.0.0.1'}:{sd['PORT'] or 5432}/{sd['NAME']}"
+
+
+@pytest.fixture(scope="session")
+def celery_worker(django_db_setup: None, django_db_blocker: object) -> Iterator[subprocess.Popen[bytes]]:
+    """`celery worker` as a separate process on the configured broker and the test database:
+    tasks run exactly as in production, after the API's transaction commits."""
+    with django_db_blocker.unblock():  # type: ignore[attr-defined]
+        database_url = _database_url_for_worker()
+    env = {**os.environ, "DATABASE_URL": database_url, "ELEMENTA_SWEEP_INTERVAL": "3600"}
+    log = open(Path(settings.VAR_DIR) / "worker.log", "wb")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "celery", "-A", "config", "worker", "-c", "2", "-l", "info",
+         "--without-mingle", "--without-gossip", "-Q", settings.CELERY_TASK_DEFAULT_QUEUE,
+         "-n", f"test-{os.getpid()}@%h"],
+        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+    )
+    from config.celery_app import noop
+
+    try:
+        noop.delay().get(timeout=60)  # the worker is consuming
+    except Exception:
+        proc.kill()
+        raise
+    yield proc
+    proc.terminate()
+    try:
+        proc.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+    log.close()
+
+
+def wait_for_status(trade_id: object, statuses: set[str], timeout: float = 30.0) -> Trade:
+    """Poll the database until the worker has moved the trade into one of `statuses`."""
+    deadline = time.monotonic() + timeout
+    while True:
+        trade = Trade.objects.get(pk=trade_id)
+        if trade.status in statuses:
+            return trade
+        if time.monotonic() > deadline:
+            raise AssertionError(f"trade {trade_id} still {trade.status} after {timeout}s; expected {statuses}")
+        time.sleep(0.05)

@@ -1,0 +1,79 @@
+"""Factories that keep related rows consistent (a trade's provider is its dataset's provider)."""
+
+from decimal import Decimal
+
+import factory
+from django.contrib.auth import get_user_model
+from django.utils import timezone
+
+from marketplace.models import Dataset, Membership, Organisation, Trade
+
+PASSWORD = "correct-horse-battery"
+
+
+class OrganisationFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Organisation
+
+    name = factory.Sequence(lambda n: f"Organisation {n}")
+    jurisdiction = "DE"
+    headquarters = factory.SelfAttribute("jurisdiction")
+
+
+class UserFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = get_user_model()
+        skip_postgeneration_save = True
+
+    username = factory.Sequence(lambda n: f"user{n}")
+    password = factory.PostGenerationMethodCall("set_password", PASSWORD)
+
+    @factory.post_generation
+    def save_password(self, create, extracted, **kwargs):  # type: ignore[no-untyped-def]
+        if create:
+            self.save()
+
+
+class MembershipFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Membership
+
+    user = factory.SubFactory(UserFactory)
+    organisation = factory.SubFactory(OrganisationFactory)
+    role = Membership.Role.BUYER
+
+
+class DatasetFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Dataset
+
+    provider = factory.SubFactory(OrganisationFactory, jurisdiction="DE")
+    title = factory.Sequence(lambda n: f"Dataset {n}")
+    description = "Test data"
+    subject_jurisdictions = factory.LazyAttribute(lambda o: [o.provider.jurisdiction])
+    storage_jurisdiction = factory.LazyAttribute(lambda o: o.subject_jurisdictions[0])
+    classification = "personal"
+    categories = ["contact"]
+    subjects = 1000
+    price = Decimal("100.00")
+    currency = "EUR"
+    status = Dataset.Status.PUBLISHED
+    jurisdiction_index = factory.LazyAttribute(lambda o: "|" + "|".join(dict.fromkeys([*o.subject_jurisdictions, o.storage_jurisdiction])) + "|")
+    category_index = factory.LazyAttribute(lambda o: "|" + "|".join(o.categories) + "|")
+
+
+class TradeFactory(factory.django.DjangoModelFactory):
+    """A trade row as the API would have made it, without enqueueing anything."""
+
+    class Meta:
+        model = Trade
+
+    dataset = factory.SubFactory(DatasetFactory)
+    provider = factory.SelfAttribute("dataset.provider")
+    buyer = factory.SubFactory(OrganisationFactory, jurisdiction="DE")
+    destination = factory.SelfAttribute("buyer.jurisdiction")
+    price = factory.SelfAttribute("dataset.price")
+    currency = factory.SelfAttribute("dataset.currency")
+    pricing = "one_time"
+    status = Trade.Status.CHECKING
+    status_changed_at = factory.LazyFunction(timezone.now)
