@@ -136,6 +136,7 @@ class Trade(models.Model):
             models.Index(fields=["status", "status_changed_at"], name="trade_status_age_idx"),
             models.Index(fields=["buyer", "-created_at"], name="trade_buyer_idx"),
             models.Index(fields=["provider", "-created_at"], name="trade_provider_idx"),
+            models.Index(fields=["provider", "status", "settled_at"], name="trade_exports_idx"),
         ]
 
     def __str__(self) -> str:

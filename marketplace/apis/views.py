@@ -178,7 +178,7 @@ class TradeViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Ge
     def _detail(self, trade: Trade) -> Response:
         return Response(s.TradeDetailSerializer(trade_detail_queryset(user=self.request.user).get(pk=trade.pk)).data)
 
-    @extend_schema(request=s.TradeCreateSerializer, responses={201: s.TradeDetailSerializer})
+    @extend_schema(request=s.TradeCreateSerializer, responses={201: s.TradeSerializer})
     def create(self, request: Request) -> Response:
         serializer = s.TradeCreateSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
@@ -187,9 +187,8 @@ class TradeViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Ge
             membership=_membership(request), dataset_id=data["dataset"], destination=data.get("destination"),
             purpose=data["purpose"], mechanisms=data.get("mechanisms", []),
         )
-        response = self._detail(trade)
-        response.status_code = status.HTTP_201_CREATED
-        return response
+        # Rendered from the objects the service already holds: no second read of the new trade.
+        return Response(s.TradeSerializer(trade).data, status=status.HTTP_201_CREATED)
 
     @extend_schema(request=s.CancelSerializer, responses=s.TradeDetailSerializer)
     @action(detail=True, methods=["post"])

@@ -7,7 +7,7 @@ from django.conf import settings
 from django.db import transaction
 
 from marketplace.models import Settlement, Trade
-from marketplace.services.trade_transitions import trade_lock, trade_transition
+from marketplace.services.trade_transitions import trade_apply_transition, trade_lock
 
 logger = logging.getLogger(__name__)
 CENT = Decimal("0.01")
@@ -18,9 +18,9 @@ def trade_settle(*, trade_id: object) -> Trade | None:
     """Settle an approved trade exactly once: the row lock serialises racing workers, the status
     check makes a duplicate delivery a no-op, and Settlement's one-per-trade constraint is the
     last guard."""
-    if not Trade.objects.filter(pk=trade_id).exists():
-        return None
     trade = trade_lock(trade_id=trade_id)
+    if trade is None:
+        return None
     if trade.status != Trade.Status.APPROVED:
         logger.info("trade %s is %s, not approved: nothing to settle", trade.id, trade.status)
         return trade
@@ -28,4 +28,4 @@ def trade_settle(*, trade_id: object) -> Trade | None:
     Settlement.objects.create(
         trade=trade, amount=trade.price, currency=trade.currency, platform_fee=fee, provider_amount=trade.price - fee,
     )
-    return trade_transition(trade_id=trade.id, to=Trade.Status.SETTLED, actor_label="system:settlement", reason="settled")
+    return trade_apply_transition(trade=trade, to=Trade.Status.SETTLED, actor_label="system:settlement", reason="settled")

@@ -8,7 +8,7 @@ from django.utils import timezone
 from compliance.services.checks import compliance_check_perform
 from marketplace.models import Trade
 from marketplace.services.trade_facts import trade_transfer_facts
-from marketplace.services.trade_transitions import trade_lock, trade_transition
+from marketplace.services.trade_transitions import trade_apply_transition, trade_lock
 from marketplace.trade_lifecycle import STATUS_FOR_OUTCOME
 
 logger = logging.getLogger(__name__)
@@ -18,20 +18,17 @@ logger = logging.getLogger(__name__)
 def trade_check_compliance(*, trade_id: object) -> Trade | None:
     """Decide a trade in `checking`. Idempotent: a duplicate delivery finds it no longer in
     `checking` (the row lock serialises two workers) and does nothing. Returns None if gone."""
-    trade = Trade.objects.filter(pk=trade_id).first()
+    trade = trade_lock(trade_id=trade_id, related=True)
     if trade is None:
         return None
-    trade = trade_lock(trade_id=trade_id)
     if trade.status != Trade.Status.CHECKING:
         logger.info("trade %s is %s, not checking: duplicate delivery ignored", trade.id, trade.status)
         return trade
-    trade = Trade.objects.select_related("dataset", "provider", "buyer").get(pk=trade.pk)
     facts = trade_transfer_facts(trade=trade, trade_date=timezone.localdate())
     check = compliance_check_perform(subject_type="trade", subject_id=trade.id, raw_facts=facts)
-    Trade.objects.filter(pk=trade.pk).update(decision=check)
-    target = STATUS_FOR_OUTCOME[check.outcome]
+    trade.decision = check
     findings = ", ".join(f"{f['rule']}={f['outcome']}" for f in check.decision["findings"])
-    return trade_transition(
-        trade_id=trade.id, to=target, actor_label="system:compliance",
-        reason=f"engine decided {check.outcome} ({findings})",
+    return trade_apply_transition(
+        trade=trade, to=STATUS_FOR_OUTCOME[check.outcome], actor_label="system:compliance",
+        reason=f"engine decided {check.outcome} ({findings})", also_save=("decision",),
     )

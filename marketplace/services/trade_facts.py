@@ -4,28 +4,41 @@ never from the buyer's say-so (design §3)."""
 from datetime import date, timedelta
 from typing import Any
 
+from django.db.models import BooleanField, Case, Max, Sum, Value, When
+
 from marketplace.models import Dataset, Organisation, Trade
 
 
 def _prior_exports(*, provider: Organisation, buyer: Organisation, trade_date: date, exclude: object | None) -> list[dict[str, Any]]:
-    """The exporter's settled trades that any window can need: China counts since 1 January of the
-    trade year, the US rule the 12 months before the trade; both fit in the window below."""
-    since = min(date(trade_date.year, 1, 1), trade_date - timedelta(days=366))
-    rows = (
-        Trade.objects.filter(provider=provider, status=Trade.Status.SETTLED, settled_at__date__gte=since)
-        .exclude(pk=exclude)
-        .values("settled_at", "buyer_id", "dataset__classification", "dataset__categories", "dataset__subjects")
-    )
-    return [
-        {
-            "date": r["settled_at"].date().isoformat(),
-            "classification": r["dataset__classification"],
-            "categories": r["dataset__categories"],
-            "subjects": r["dataset__subjects"],
-            "same_buyer": r["buyer_id"] == buyer.id,
-        }
-        for r in rows
-    ]
+    """The exporter's earlier settled transfers, summed per window bucket, so a check costs the
+    same after ten trades or ten thousand.
+
+    Every window a rule uses ends on the trade date: China counts since 1 January of the trade
+    year, the US rule the 12 months before it. So two buckets suffice: since 1 January (inside
+    both windows) and the rest of the last 12 months (inside the US window only). Each bucket is
+    summed per classification, category set and same-buyer flag, and dated by its latest transfer."""
+    year_start = date(trade_date.year, 1, 1)
+    since = min(year_start, trade_date - timedelta(days=366))
+    base = Trade.objects.filter(provider=provider, status=Trade.Status.SETTLED, settled_at__date__gte=since).exclude(pk=exclude)
+    entries: list[dict[str, Any]] = []
+    for bucket in (base.filter(settled_at__date__gte=year_start), base.filter(settled_at__date__lt=year_start)):
+        rows = (
+            bucket.annotate(same_buyer=Case(When(buyer_id=buyer.id, then=Value(True)), default=Value(False), output_field=BooleanField()))
+            .values("dataset__classification", "dataset__categories", "same_buyer")
+            .annotate(subjects=Sum("dataset__subjects"), last=Max("settled_at"))
+            .order_by()
+        )
+        entries.extend(
+            {
+                "date": r["last"].date().isoformat(),
+                "classification": r["dataset__classification"],
+                "categories": r["dataset__categories"],
+                "subjects": r["subjects"],
+                "same_buyer": r["same_buyer"],
+            }
+            for r in rows
+        )
+    return entries
 
 
 def transfer_facts(

@@ -33,22 +33,27 @@ def trade_on_commit_side_effects(trade: Trade) -> None:
         transaction.on_commit(partial(trade_enqueue, "settle", str(trade.id)))
 
 
-def trade_lock(*, trade_id: object) -> Trade:
-    """Lock one trade row for the rest of the transaction (a no-op on SQLite, which locks the file)."""
-    return Trade.objects.select_for_update().get(pk=trade_id)
+def trade_lock(*, trade_id: object, related: bool = False) -> Trade | None:
+    """Lock one trade row for the rest of the transaction, or None if it is gone. With `related`,
+    the dataset, provider and buyer come in the same query (only the trade row is locked).
+    On SQLite select_for_update is a no-op: IMMEDIATE transactions lock the whole file instead."""
+    qs = Trade.objects.select_for_update(of=("self",)) if related else Trade.objects.select_for_update()
+    if related:
+        qs = qs.select_related("dataset", "provider", "buyer")
+    return qs.filter(pk=trade_id).first()
 
 
-@transaction.atomic
-def trade_transition(
-    *, trade_id: object, to: str, actor: AbstractBaseUser | None = None, actor_label: str = "", reason: str = ""
+def trade_apply_transition(
+    *, trade: Trade, to: str, actor: AbstractBaseUser | None = None, actor_label: str = "", reason: str = "",
+    also_save: tuple[str, ...] = (),
 ) -> Trade:
-    """Move a trade to `to`, or raise TradeTransitionNotAllowedError (409). Returns the locked row."""
-    trade = trade_lock(trade_id=trade_id)
+    """The transition itself, for a caller that already holds the row lock (trade_lock) inside
+    its transaction. Raises TradeTransitionNotAllowedError (409)."""
     ensure_transition_allowed(current=trade.status, target=to)
     previous = trade.status
     trade.status = to
     trade.status_changed_at = timezone.now()
-    update_fields = ["status", "status_changed_at"]
+    update_fields = ["status", "status_changed_at", *also_save]
     if to == Trade.Status.SETTLED:
         trade.settled_at = trade.status_changed_at
         update_fields.append("settled_at")
@@ -59,3 +64,14 @@ def trade_transition(
     )
     trade_on_commit_side_effects(trade)
     return trade
+
+
+@transaction.atomic
+def trade_transition(
+    *, trade_id: object, to: str, actor: AbstractBaseUser | None = None, actor_label: str = "", reason: str = ""
+) -> Trade:
+    """Lock the trade and move it to `to`, or raise TradeTransitionNotAllowedError (409) / Trade.DoesNotExist."""
+    trade = trade_lock(trade_id=trade_id)
+    if trade is None:
+        raise Trade.DoesNotExist(f"no trade {trade_id}")
+    return trade_apply_transition(trade=trade, to=to, actor=actor, actor_label=actor_label, reason=reason)

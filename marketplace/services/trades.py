@@ -9,7 +9,7 @@ from django.utils import timezone
 from compliance.services.reviews import review_record
 from marketplace.errors import DatasetNotAvailableError, OwnDatasetError, TradeTransitionNotAllowedError
 from marketplace.models import Dataset, Membership, Trade, TradeEvent
-from marketplace.services.trade_transitions import trade_lock, trade_on_commit_side_effects, trade_transition
+from marketplace.services.trade_transitions import trade_apply_transition, trade_lock, trade_on_commit_side_effects, trade_transition
 
 
 @transaction.atomic
@@ -50,6 +50,8 @@ def trade_cancel(*, trade_id: object, actor: AbstractBaseUser, reason: str = "")
 def trade_review(*, trade_id: object, officer: AbstractBaseUser, approve: bool, reason: str) -> Trade:
     """An officer's verdict on a trade in review; the review row and the status change commit together."""
     trade = trade_lock(trade_id=trade_id)
+    if trade is None:
+        raise Trade.DoesNotExist(f"no trade {trade_id}")
     target = Trade.Status.APPROVED if approve else Trade.Status.REJECTED
     if trade.status != Trade.Status.IN_REVIEW:
         raise TradeTransitionNotAllowedError(f"Only a trade in review can be {'approved' if approve else 'rejected'}; this one is {trade.status}.")
@@ -57,4 +59,4 @@ def trade_review(*, trade_id: object, officer: AbstractBaseUser, approve: bool, 
         subject_type="trade", subject_id=trade.id, check=trade.decision, officer=officer,
         verdict="approve" if approve else "reject", reason=reason,
     )
-    return trade_transition(trade_id=trade.id, to=target, actor=officer, reason=reason)
+    return trade_apply_transition(trade=trade, to=target, actor=officer, reason=reason)

@@ -5,7 +5,7 @@ import threading
 from collections.abc import Callable
 
 import pytest
-from django.db import close_old_connections
+from django.db import connection
 
 from compliance.models import ComplianceCheck
 from marketplace.models import Settlement, Trade
@@ -28,7 +28,7 @@ def race(fns: list[Callable[[], object]]) -> list[BaseException]:
         except BaseException as exc:  # collected and asserted on by the test
             errors.append(exc)
         finally:
-            close_old_connections()
+            connection.close()  # this thread's own connection; persistent ones would outlive the test
 
     threads = [threading.Thread(target=run, args=(fn,)) for fn in fns]
     for t in threads:

@@ -20,7 +20,8 @@ def test_buyer_opens_a_trade_in_checking_with_the_contract_shape(client_for, buy
     assert (body["price"], body["currency"], body["destination"], body["purpose"]) == ("100.00", "EUR", "US", "resale")
     assert body["mechanisms"] == [{"code": "eu_scc"}]
     assert body["decision"] is None
-    assert body["events"][0]["to"] == "checking"
+    events = client_for(buyer_us).get(f"/api/v1/trades/{body['id']}/").json()["events"]
+    assert [(e["from"], e["to"], e["actor"]) for e in events] == [("", "checking", buyer_us.user.username)]
 
 
 @pytest.mark.parametrize(("payload", "field"), [
