@@ -1,11 +1,13 @@
 """URL map: /api/v1/ (design §3), OpenAPI and Swagger UI, /healthz and the admin."""
 
 from django.contrib import admin
+from django.http import JsonResponse
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework.routers import DefaultRouter
 
 from compliance.apis.views import EvaluateApi, RulePackViewSet
+from config.api import error_body
 from config.health import healthz
 from marketplace.apis.views import DatasetViewSet, MeApi, ReviewQueueApi, TokenApi, TradeViewSet
 
@@ -22,6 +24,17 @@ api_v1 = [
     path("compliance/evaluate/", EvaluateApi.as_view(), name="compliance-evaluate"),
     *router.urls,
 ]
+
+def _json_error(status: int, code: str, message: str):  # type: ignore[no-untyped-def]
+    def view(request, exception=None):  # type: ignore[no-untyped-def]
+        return JsonResponse(error_body(code, message), status=status)
+
+    return view
+
+
+# Unknown URLs and unhandled errors answer in the API's error shape, not Django's HTML pages.
+handler404 = _json_error(404, "not_found", "No such endpoint.")
+handler500 = _json_error(500, "server_error", "Internal error; it has been logged.")
 
 urlpatterns = [
     path("api/v1/", include(api_v1)),

@@ -12,6 +12,11 @@ from typing import Any
 from compliance.engine import vocabulary as v
 from compliance.engine.jurisdictions import is_jurisdiction
 
+# Bounds on list sizes, so a dry run cannot be made arbitrarily expensive.
+MAX_CODES = 300
+MAX_MECHANISMS = 50
+MAX_PRIOR_EXPORTS = 10_000
+
 
 class FactsError(ValueError):
     """Invalid transfer facts; `errors` maps a dotted field path to its messages."""
@@ -125,6 +130,9 @@ class _Reader:
         if not isinstance(raw, list):
             self.fail(path, "must be a list")
             return ()
+        if len(raw) > MAX_CODES:
+            self.fail(path, f"at most {MAX_CODES} entries")
+            return ()
         if required and not raw:
             self.fail(path, "must not be empty")
         out = []
@@ -211,8 +219,8 @@ def parse_facts(raw: Any, *, today: date) -> TransferFacts:
 
     mechanisms: list[Mechanism] = []
     raw_mechanisms = top.get("mechanisms")
-    if raw_mechanisms is not None and not isinstance(raw_mechanisms, list):
-        r.fail("mechanisms", "must be a list")
+    if raw_mechanisms is not None and (not isinstance(raw_mechanisms, list) or len(raw_mechanisms) > MAX_MECHANISMS):
+        r.fail("mechanisms", f"must be a list of at most {MAX_MECHANISMS}")
         raw_mechanisms = []
     for i, item in enumerate(raw_mechanisms or []):
         path = f"mechanisms[{i}]"
@@ -225,8 +233,8 @@ def parse_facts(raw: Any, *, today: date) -> TransferFacts:
 
     prior: list[PriorExport] = []
     raw_prior = top.get("prior_exports")
-    if raw_prior is not None and not isinstance(raw_prior, list):
-        r.fail("prior_exports", "must be a list")
+    if raw_prior is not None and (not isinstance(raw_prior, list) or len(raw_prior) > MAX_PRIOR_EXPORTS):
+        r.fail("prior_exports", f"must be a list of at most {MAX_PRIOR_EXPORTS:,}")
         raw_prior = []
     for i, item in enumerate(raw_prior or []):
         path = f"prior_exports[{i}]"

@@ -26,6 +26,11 @@ ENGINE = Path(__file__).resolve().parents[2] / "compliance" / "engine"
     ({"data__colour": "blue"}, "data.colour"),
     ({"surprise": True}, "surprise"),
     ({"buyer__certifications": ["iso27001"]}, "buyer.certifications[0]"),
+    ({"data__subject_jurisdictions": ["DE"] * 301}, "data.subject_jurisdictions"),
+    ({"mechanisms": [{"code": "eu_scc"}] * 51}, "mechanisms"),
+    ({"mechanisms": {"code": "eu_scc"}}, "mechanisms"),
+    ({"prior_exports": "none"}, "prior_exports"),
+    ({"prior_exports": [{"date": "2026-01-01"}]}, "prior_exports[0].classification"),
 ])
 def test_invalid_facts_name_the_field(overrides, field):
     with pytest.raises(FactsError) as err:

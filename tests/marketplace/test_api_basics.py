@@ -67,3 +67,17 @@ def test_openapi_schema_and_swagger_ui_are_served(client):
     for path in ("/api/v1/trades/", "/api/v1/trades/{id}/approve/", "/api/v1/compliance/evaluate/", "/api/v1/datasets/{id}/compliance-preview/"):
         assert path in paths
     assert docs.status_code == 200 and b"swagger" in docs.content.lower()
+
+
+def test_unknown_endpoint_is_a_json_404(client_for, buyer_us):
+    response = client_for(buyer_us).get("/api/v1/no-such-thing/")
+
+    assert response.status_code == 404 and response.json()["code"] == "not_found"
+
+
+@pytest.mark.parametrize("path", ["/api/v1/datasets/not-a-uuid/", "/api/v1/trades/123/", "/api/v1/trades/x/cancel/"])
+def test_malformed_ids_are_404s(client_for, buyer_us, path):
+    client = client_for(buyer_us)
+    response = client.post(path) if path.endswith("cancel/") else client.get(path)
+
+    assert response.status_code == 404 and response.json()["code"] == "not_found"
