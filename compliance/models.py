@@ -79,3 +79,44 @@ class Review(models.Model):
 
     def __str__(self) -> str:
         return f"{self.verdict} by {self.officer_username}"
+
+
+class ExporterLock(models.Model):
+    """One row per exporter, locked while a check reads and reserves that exporter's volumes, so
+    two concurrent checks cannot both slip under a cumulative threshold they cross together."""
+
+    exporter_id = models.UUIDField(primary_key=True)
+
+    def __str__(self) -> str:
+        return f"exporter {self.exporter_id}"
+
+
+class ExportRecord(models.Model):
+    """A transfer counted toward an exporter's cumulative tallies (China's calendar year, the US
+    rule's 12 months with the same buyer). Reserved when a check lets a trade go on, committed when
+    it settles, released when it is rejected or cancelled; released rows stay as history."""
+
+    class State(models.TextChoices):
+        RESERVED = "reserved"
+        COMMITTED = "committed"
+        RELEASED = "released"
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    exporter_id = models.UUIDField()
+    buyer_id = models.UUIDField()
+    subject_type = models.CharField(max_length=32)
+    subject_id = models.UUIDField()
+    date = models.DateField(help_text="The check's trade date while reserved; the settlement date once committed.")
+    classification = models.CharField(max_length=24)
+    categories = models.JSONField(default=list)
+    subjects = models.PositiveBigIntegerField()
+    state = models.CharField(max_length=10, choices=State.choices, default=State.RESERVED)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["subject_type", "subject_id"], name="export_record_subject_unique")]
+        indexes = [models.Index(fields=["exporter_id", "state", "date"], name="export_record_window_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.state} {self.subjects} {self.classification} by {self.exporter_id}"

@@ -209,6 +209,8 @@ ELEMENTA_PLATFORM_FEE = Decimal(os.environ.get("ELEMENTA_PLATFORM_FEE", "0.05"))
 # A trade sitting in `checking` or `approved` longer than this is re-enqueued by the sweeper.
 ELEMENTA_STUCK_AFTER = timedelta(seconds=int(os.environ.get("ELEMENTA_STUCK_AFTER", "120")))
 ELEMENTA_RULEPACK_DIR = BASE_DIR / "compliance" / "rulepacks"
+ELEMENTA_MAX_UPLOAD_BYTES = int(os.environ.get("ELEMENTA_MAX_UPLOAD_BYTES", str(10 * 1024 * 1024)))
+FILE_UPLOAD_MAX_MEMORY_SIZE = 2_621_440  # larger uploads spool to a temporary file
 
 LOGGING = {
     "version": 1,

@@ -9,7 +9,7 @@ from rest_framework.routers import DefaultRouter
 from compliance.apis.views import EvaluateApi, RulePackViewSet
 from config.api import error_body
 from config.health import healthz
-from marketplace.apis.views import DatasetViewSet, MeApi, ReviewQueueApi, TokenApi, TradeViewSet
+from marketplace.apis.views import DatasetViewSet, MeApi, MechanismViewSet, ReviewQueueApi, TokenApi, TradeViewSet
 
 router = DefaultRouter(trailing_slash=True)
 router.include_root_view = False
@@ -17,6 +17,7 @@ router.register("datasets", DatasetViewSet, basename="dataset")
 router.register("trades", TradeViewSet, basename="trade")
 router.register("reviews", ReviewQueueApi, basename="review")
 router.register("rulepacks", RulePackViewSet, basename="rulepack")
+router.register("mechanisms", MechanismViewSet, basename="mechanism")
 
 api_v1 = [
     path("auth/token/", TokenApi.as_view(), name="auth-token"),

@@ -33,3 +33,11 @@ class OwnDatasetError(ApplicationError):
 
 class RoleRequiredError(PermissionDeniedError):
     code = "role_required"
+
+
+class AttestationRequiredError(ConflictError):
+    code = "attestation_required"
+    default_message = (
+        "A listing with Chinese personal information needs the provider's attestation of notice, separate consent "
+        "and the impact assessment (PIPL Arts. 23, 39, 55) before it is published."
+    )

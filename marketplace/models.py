@@ -74,6 +74,14 @@ class Dataset(models.Model):
     subjects = models.PositiveBigIntegerField(default=0)
     de_identified = models.BooleanField(default=False)
     flags = models.JSONField(default=list, blank=True)
+    exporter_flags = models.JSONField(
+        default=list, blank=True, help_text="Added to the provider organisation's own flags for this dataset (e.g. exported via an FTZ entity)."
+    )
+    pi_duties_attested = models.BooleanField(
+        default=False,
+        help_text="The provider attests notice, separate consent and the impact assessment (PIPL Arts. 23, 39, 55) "
+        "for the Chinese personal information in this dataset; required to publish such a listing.",
+    )
     price = models.DecimalField(max_digits=14, decimal_places=2, validators=[MinValueValidator(Decimal("0"))])
     currency = models.CharField(max_length=3, default="USD")
     pricing = models.CharField(max_length=16, choices=Pricing.choices, default=Pricing.ONE_TIME)
@@ -136,7 +144,6 @@ class Trade(models.Model):
             models.Index(fields=["status", "status_changed_at"], name="trade_status_age_idx"),
             models.Index(fields=["buyer", "-created_at"], name="trade_buyer_idx"),
             models.Index(fields=["provider", "-created_at"], name="trade_provider_idx"),
-            models.Index(fields=["provider", "status", "settled_at"], name="trade_exports_idx"),
         ]
 
     def __str__(self) -> str:
@@ -178,3 +185,51 @@ class Settlement(models.Model):
 
     def __str__(self) -> str:
         return f"settlement of {self.trade_id}"
+
+
+def _document_path(instance: "TradeDocument", filename: str) -> str:
+    return f"documents/{instance.trade_id}/{instance.id}-{filename[-80:]}"
+
+
+class TradeDocument(models.Model):
+    """Evidence that a mechanism a trade needs is in place (a signed SCC, a CAC approval, a filing)."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    trade = models.ForeignKey(Trade, on_delete=models.CASCADE, related_name="documents")
+    code = models.CharField(max_length=40)
+    reference = models.CharField(max_length=200, blank=True)
+    approved_on = models.DateField(null=True, blank=True)
+    valid_until = models.DateField(null=True, blank=True)
+    file = models.FileField(upload_to=_document_path, null=True, blank=True)
+    content_type = models.CharField(max_length=100, blank=True)
+    size = models.PositiveBigIntegerField(default=0)
+    sha256 = models.CharField(max_length=64, blank=True)
+    organisation = models.ForeignKey(Organisation, on_delete=models.PROTECT, related_name="+")
+    uploaded_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["created_at"]
+
+    def __str__(self) -> str:
+        return f"{self.code} for {self.trade_id}"
+
+
+class OrganisationMechanism(models.Model):
+    """A safeguard an organisation keeps on file for all its trades (a buyer's signed SCC, an
+    exporter's CAC security-assessment approval)."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    organisation = models.ForeignKey(Organisation, on_delete=models.CASCADE, related_name="mechanisms")
+    code = models.CharField(max_length=40)
+    reference = models.CharField(max_length=200, blank=True)
+    approved_on = models.DateField(null=True, blank=True)
+    valid_until = models.DateField(null=True, blank=True)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["code", "created_at"]
+
+    def __str__(self) -> str:
+        return f"{self.code} of {self.organisation_id}"

@@ -95,6 +95,13 @@ def eu_public(provider_eu: Membership) -> Dataset:
 
 
 @pytest.fixture
+def eu_health(provider_eu: Membership) -> Dataset:
+    """Special-category data: the EU pack sends its sale to an officer (EU-ART9-1)."""
+    return DatasetFactory(provider=provider_eu.organisation, title="Wearable heart rates", classification="sensitive_personal",
+                          categories=["health"], subjects=8000)
+
+
+@pytest.fixture
 def cn_personal(provider_cn: Membership) -> Dataset:
     return DatasetFactory(provider=provider_cn.organisation, title="Shanghai retail panel", currency="USD")
 

@@ -9,7 +9,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from compliance.engine.facts import TransferFacts
+from compliance.engine.context import Context, Tally
 from compliance.engine.jurisdictions import country_of
 from compliance.engine.vocabulary import PERSONAL_CLASSIFICATIONS
 
@@ -22,43 +22,51 @@ class RulePackError(ValueError):
         super().__init__(f"{path}: {message}")
 
 
-Getter = Callable[[TransferFacts], Any]
+Getter = Callable[[Context], Any]
 
 
 @dataclass(frozen=True)
 class Field:
-    kind: str  # "code" | "codes" | "int" | "bool"
+    kind: str  # "code" | "codes" | "int" | "bool" | "tally" | "tallies"
     get: Getter
+    label: str = ""
 
 
 FIELDS: dict[str, Field] = {
-    "data.subject_jurisdictions": Field("codes", lambda f: f.data.subject_jurisdictions),
-    "data.subject_countries": Field("codes", lambda f: tuple(country_of(c) for c in f.data.subject_jurisdictions)),
-    "data.storage_jurisdiction": Field("code", lambda f: f.data.storage_jurisdiction),
-    "data.storage_country": Field("code", lambda f: country_of(f.data.storage_jurisdiction)),
-    "data.classification": Field("code", lambda f: f.data.classification),
-    "data.personal": Field("bool", lambda f: f.data.classification in PERSONAL_CLASSIFICATIONS),
-    "data.categories": Field("codes", lambda f: f.data.categories),
-    "data.subjects": Field("int", lambda f: f.data.subjects),
-    "data.de_identified": Field("bool", lambda f: f.data.de_identified),
-    "data.flags": Field("codes", lambda f: f.data.flags),
-    "exporter.jurisdiction": Field("code", lambda f: f.exporter.jurisdiction),
-    "exporter.country": Field("code", lambda f: country_of(f.exporter.jurisdiction)),
-    "exporter.flags": Field("codes", lambda f: f.exporter.flags),
-    "buyer.jurisdiction": Field("code", lambda f: f.buyer.jurisdiction),
-    "buyer.country": Field("code", lambda f: country_of(f.buyer.jurisdiction)),
-    "buyer.headquarters": Field("code", lambda f: f.buyer.headquarters),
-    "buyer.owner_jurisdictions": Field("codes", lambda f: f.buyer.owner_jurisdictions),
+    "data.subject_jurisdictions": Field("codes", lambda c: c.facts.data.subject_jurisdictions),
+    "data.subject_countries": Field("codes", lambda c: tuple(country_of(j) for j in c.facts.data.subject_jurisdictions)),
+    "data.storage_jurisdiction": Field("code", lambda c: c.facts.data.storage_jurisdiction),
+    "data.storage_country": Field("code", lambda c: country_of(c.facts.data.storage_jurisdiction)),
+    "data.classification": Field("code", lambda c: c.facts.data.classification),
+    "data.personal": Field("bool", lambda c: c.facts.data.classification in PERSONAL_CLASSIFICATIONS),
+    "data.categories": Field("codes", lambda c: c.facts.data.categories),
+    "data.subjects": Field("int", lambda c: c.facts.data.subjects, "people in this trade"),
+    "data.de_identified": Field("bool", lambda c: c.facts.data.de_identified),
+    "data.flags": Field("codes", lambda c: c.facts.data.flags),
+    "exporter.jurisdiction": Field("code", lambda c: c.facts.exporter.jurisdiction),
+    "exporter.country": Field("code", lambda c: country_of(c.facts.exporter.jurisdiction)),
+    "exporter.flags": Field("codes", lambda c: c.facts.exporter.flags),
+    "buyer.jurisdiction": Field("code", lambda c: c.facts.buyer.jurisdiction),
+    "buyer.country": Field("code", lambda c: country_of(c.facts.buyer.jurisdiction)),
+    "buyer.headquarters": Field("code", lambda c: c.facts.buyer.headquarters),
+    "buyer.owner_jurisdictions": Field("codes", lambda c: c.facts.buyer.owner_jurisdictions),
     "buyer.linked_jurisdictions": Field(
-        "codes", lambda f: (f.buyer.jurisdiction, f.buyer.headquarters, *f.buyer.owner_jurisdictions)
+        "codes", lambda c: tuple(dict.fromkeys((c.facts.buyer.jurisdiction, c.facts.buyer.headquarters, *c.facts.buyer.owner_jurisdictions)))
     ),
-    "buyer.kind": Field("code", lambda f: f.buyer.kind),
-    "buyer.certifications": Field("codes", lambda f: f.buyer.certifications),
-    "purpose": Field("code", lambda f: f.purpose),
-    "mechanisms": Field("codes", lambda f: tuple(sorted(f.mechanisms_valid()))),
+    "buyer.kind": Field("code", lambda c: c.facts.buyer.kind),
+    "buyer.certifications": Field("codes", lambda c: c.facts.buyer.certifications),
+    "purpose": Field("code", lambda c: c.facts.purpose),
+    "mechanisms": Field("codes", lambda c: tuple(sorted(c.held))),
+    "cn.nonsensitive": Field(
+        "tally", lambda c: c.cn_tally(sensitive=False), "personal information of people exported by this exporter this calendar year"
+    ),
+    "cn.sensitive": Field(
+        "tally", lambda c: c.cn_tally(sensitive=True), "sensitive personal information of people exported by this exporter this calendar year"
+    ),
+    "us.same_buyer_12m": Field("tallies", lambda c: c.us_same_buyer_12m(), "made available to the same buyer in 12 months"),
 }
 
-Predicate = Callable[[TransferFacts], bool]
+Predicate = Callable[[Context], bool]
 
 _COMPARE: dict[str, Callable[[int, int], bool]] = {
     "gte": lambda a, b: a >= b,
@@ -66,6 +74,18 @@ _COMPARE: dict[str, Callable[[int, int], bool]] = {
     "lte": lambda a, b: a <= b,
     "lt": lambda a, b: a < b,
 }
+# The comparison that holds when the named one does not: a witness is always a true statement.
+_SYMBOL = {"gte": ("≥", "<"), "gt": (">", "≤"), "lte": ("≤", ">"), "lt": ("<", "≥")}
+
+
+def _witness_compare(ctx: Context, fld: Field, op: str, value: Any, threshold: int | float) -> bool:
+    """Compare a number or a tally's total with a threshold, and record the arithmetic."""
+    actual = value.after if isinstance(value, Tally) else value
+    holds = _COMPARE[op](actual, threshold)
+    symbol = _SYMBOL[op][0 if holds else 1]
+    # Formatted only if the rule matches and its explanation is rendered.
+    ctx.witness.append(lambda: f"{fld.label}: {value.describe() if isinstance(value, Tally) else f'{actual:,}'} {symbol} {threshold:,}")
+    return holds
 
 
 def resolve_parameters(raw: Any, path: str) -> dict[str, Any]:
@@ -81,8 +101,13 @@ def resolve_parameters(raw: Any, path: str) -> dict[str, Any]:
         if name in resolved:
             return resolved[name]
         value = raw[name]
+        if isinstance(value, Mapping):
+            if not value or not all(isinstance(k, str) and isinstance(v, int | float) and not isinstance(v, bool) for k, v in value.items()):
+                raise RulePackError(f"{path}.{name}", "a mapping parameter maps names to numbers")
+            resolved[name] = dict(value)
+            return resolved[name]
         if isinstance(value, bool) or not isinstance(value, (list, int, float, str)):
-            raise RulePackError(f"{path}.{name}", "must be a list, a number or a string")
+            raise RulePackError(f"{path}.{name}", "must be a list, a mapping, a number or a string")
         if not isinstance(value, list):
             resolved[name] = value
             return value
@@ -110,6 +135,8 @@ def _operand(value: Any, params: Mapping[str, Any], path: str) -> Any:
         if value[1:] not in params:
             raise RulePackError(path, f"unknown parameter {value}")
         return params[value[1:]]
+    if isinstance(value, Mapping):
+        return dict(value)
     if isinstance(value, list):
         return tuple(value)
     return value
@@ -122,9 +149,9 @@ def _field(name: Any, path: str) -> Field:
 
 
 def compile_condition(raw: Any, params: Mapping[str, Any], path: str) -> Predicate:
-    """Condition data → a predicate over TransferFacts; raises RulePackError on anything unknown."""
+    """Condition data → a predicate over the evaluation Context; raises RulePackError on anything unknown."""
     if raw is True:
-        return lambda f: True
+        return lambda c: True
     if not isinstance(raw, Mapping) or len(raw) != 1:
         raise RulePackError(path, "a condition is a mapping with exactly one operator")
     (op, arg), = raw.items()
@@ -134,17 +161,17 @@ def compile_condition(raw: Any, params: Mapping[str, Any], path: str) -> Predica
         if not isinstance(arg, list) or not arg:
             raise RulePackError(where, "takes a non-empty list of conditions")
         parts = tuple(compile_condition(c, params, f"{where}[{i}]") for i, c in enumerate(arg))
-        if op == "all":
-            return lambda f: all(p(f) for p in parts)
-        return lambda f: any(p(f) for p in parts)
+        return _all(parts) if op == "all" else _any(parts)
     if op == "not":
         inner = compile_condition(arg, params, where)
-        return lambda f: not inner(f)
+        return lambda c: not inner(c)
     if op == "is":
         fld = _field(arg, where)
         if fld.kind != "bool":
             raise RulePackError(where, f"{arg} is not a true/false field")
-        return lambda f: bool(fld.get(f))
+        return lambda c: bool(fld.get(c))
+    if op == "any_gt":
+        return _any_gt(arg, params, where)
 
     if not isinstance(arg, list) or len(arg) != 2:
         raise RulePackError(where, "takes [field, value]")
@@ -159,21 +186,62 @@ def compile_condition(raw: Any, params: Mapping[str, Any], path: str) -> Predica
         if fld.kind == "code":
             if op != "in":
                 raise RulePackError(where, f"use 'in' with the single-valued field {arg[0]}")
-            return lambda f: get(f) in members
+            return lambda c: get(c) in members
         if fld.kind != "codes":
             raise RulePackError(where, f"{arg[0]} is not a code field")
         if op == "in":
             raise RulePackError(where, f"use 'any_in' or 'all_in' with the list field {arg[0]}")
         if op == "any_in":
-            return lambda f: any(c in members for c in get(f))
-        return lambda f: bool(get(f)) and all(c in members for c in get(f))
+            return lambda c: any(x in members for x in get(c))
+        return lambda c: bool(get(c)) and all(x in members for x in get(c))
     if op == "eq":
-        if fld.kind == "codes":
-            raise RulePackError(where, f"use any_in/all_in with the list field {arg[0]}")
-        return lambda f: get(f) == value
+        if fld.kind in ("codes", "tally", "tallies"):
+            raise RulePackError(where, f"eq does not apply to the field {arg[0]}")
+        return lambda c: get(c) == value
     if op in _COMPARE:
-        if fld.kind != "int" or isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise RulePackError(where, f"{op} compares a number field with a number")
-        cmp = _COMPARE[op]
-        return lambda f: cmp(get(f), value)
+        if fld.kind not in ("int", "tally") or isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise RulePackError(where, f"{op} compares a number or tally field with a number")
+        return lambda c: _witness_compare(c, fld, op, get(c), value)
     raise RulePackError(path, f"unknown operator {op!r}")
+
+
+def _all(parts: tuple[Predicate, ...]) -> Predicate:
+    def check(ctx: Context) -> bool:
+        mark = len(ctx.witness)
+        if all(p(ctx) for p in parts):
+            return True
+        del ctx.witness[mark:]
+        return False
+
+    return check
+
+
+def _any(parts: tuple[Predicate, ...]) -> Predicate:
+    def check(ctx: Context) -> bool:
+        for p in parts:
+            mark = len(ctx.witness)
+            if p(ctx):
+                return True
+            del ctx.witness[mark:]
+        return False
+
+    return check
+
+
+def _any_gt(arg: Any, params: Mapping[str, Any], where: str) -> Predicate:
+    """{"any_gt": [tallies field, $mapping]}: some category's total is strictly above its threshold
+    (the US bulk test: "more than N"). Records each category that is."""
+    if not isinstance(arg, list) or len(arg) != 2:
+        raise RulePackError(where, "takes [tallies field, mapping parameter]")
+    fld = _field(arg[0], where)
+    thresholds = _operand(arg[1], params, where)
+    if fld.kind != "tallies" or not isinstance(thresholds, dict):
+        raise RulePackError(where, "compares a per-category tallies field with a mapping parameter of thresholds")
+
+    def check(ctx: Context) -> bool:
+        over = [(cat, tally, thresholds[cat]) for cat, tally in fld.get(ctx).items() if cat in thresholds and tally.after > thresholds[cat]]
+        for cat, tally, limit in over:
+            ctx.witness.append(lambda cat=cat, tally=tally, limit=limit: f"{cat} {fld.label}: {tally.describe()} > {limit:,}")
+        return bool(over)
+
+    return check

@@ -5,9 +5,11 @@ Pure and deterministic: the same facts and packs always give the same decision.
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import date, timedelta
 from typing import Any
 
 from compliance.engine.conditions import FIELDS
+from compliance.engine.context import Context
 from compliance.engine.facts import TransferFacts
 from compliance.engine.packs import _PLACEHOLDER, CompiledPack, CompiledRule, select_in_force
 from compliance.engine.vocabulary import Outcome
@@ -60,36 +62,84 @@ def _render_value(value: Any) -> str:
         return f"{value:,}"
     if isinstance(value, tuple):
         return ", ".join(str(v) for v in value) or "none"
+    if hasattr(value, "describe"):
+        return value.describe()
     return str(value)
 
 
-def _explain(template: str, facts: TransferFacts) -> str:
-    return _PLACEHOLDER.sub(lambda m: _render_value(FIELDS[m.group(1)].get(facts)), template)
+def _explain(template: str, ctx: Context) -> str:
+    because = "; ".join(w() for w in ctx.witness)
+
+    def fill(m: Any) -> str:
+        name = m.group(1)
+        return because if name == "because" else _render_value(FIELDS[name].get(ctx))
+
+    text = _PLACEHOLDER.sub(fill, template)
+    if because and "{because}" not in template:
+        text += f" ({because})"
+    return text
 
 
-def _finding(rule: CompiledRule, pack: CompiledPack, facts: TransferFacts, held: frozenset[str]) -> Finding:
-    explanation = _explain(rule.explanation, facts)
+def _add_years(day: date, years: int) -> date:
+    try:
+        return day.replace(year=day.year + years)
+    except ValueError:  # 29 February
+        return day.replace(year=day.year + years, day=28)
+
+
+def _held(facts: TransferFacts, validity: dict[str, int]) -> tuple[frozenset[str], tuple[str, ...]]:
+    """Mechanisms that count on the trade date, and a note on each one on file that does not.
+
+    A mechanism counts from `approved_on` (if given) up to and including `valid_until`; without a
+    `valid_until`, a pack may give it a validity period from approval (a CAC security assessment:
+    3 years), and then an undated one cannot be shown to be valid and does not count."""
+    held: set[str] = set()
+    notes: list[str] = []
+    day = facts.trade_date
+    for m in facts.mechanisms:
+        last_day = m.valid_until
+        if last_day is None and m.code in validity:
+            if m.approved_on is None:
+                notes.append(f"{m.code} on file has no approval date, so its {validity[m.code]}-year validity cannot be checked")
+                continue
+            last_day = _add_years(m.approved_on, validity[m.code]) - timedelta(days=1)
+        if m.approved_on is not None and m.approved_on > day:
+            notes.append(f"{m.code} on file takes effect only on {m.approved_on.isoformat()}")
+        elif last_day is not None and last_day < day:
+            notes.append(f"{m.code} on file was valid until {last_day.isoformat()}")
+        else:
+            held.add(m.code)
+    return frozenset(held), tuple(notes)
+
+
+def _finding(rule: CompiledRule, pack: CompiledPack, ctx: Context, notes: tuple[str, ...]) -> Finding:
+    explanation = _explain(rule.explanation, ctx)
     if not rule.requires:
         return Finding(rule.id, pack.regime, rule.outcome, explanation, rule.citation, pack.ref)
-    unmet = tuple(group for group in rule.requires if not held.intersection(group))
+    unmet = tuple(group for group in rule.requires if not ctx.held.intersection(group))
     if unmet:
+        relevant = [n for n in notes if n.split(" ", 1)[0] in {c for g in unmet for c in g}]
+        if relevant:
+            explanation += "; " + "; ".join(relevant)
         return Finding(rule.id, pack.regime, rule.outcome, explanation, rule.citation, pack.ref, unmet)
-    used = sorted({code for group in rule.requires for code in group if code in held})
-    explanation += f"; satisfied by {', '.join(used)} on file and valid on {facts.trade_date.isoformat()}"
+    used = sorted({code for group in rule.requires for code in group if code in ctx.held})
+    explanation += f"; satisfied by {', '.join(used)} on file and valid on {ctx.facts.trade_date.isoformat()}"
     return Finding(rule.id, pack.regime, Outcome.ALLOW, explanation, rule.citation, pack.ref)
 
 
-def _evaluate_pack(pack: CompiledPack, facts: TransferFacts, held: frozenset[str]) -> tuple[list[Finding], list[str]]:
+def _evaluate_pack(pack: CompiledPack, ctx: Context, notes: tuple[str, ...]) -> tuple[list[Finding], list[str]]:
     findings: list[Finding] = []
     obligations: list[str] = []
     for rule in pack.rules:
-        if rule.when(facts):
-            findings.append(_finding(rule, pack, facts, held))
+        ctx.witness.clear()
+        if rule.when(ctx):
+            findings.append(_finding(rule, pack, ctx, notes))
             obligations.extend(rule.obligations)
             if rule.stop:
                 return findings, obligations
     if pack.default is not None:  # engaged, and no rule that decides for the pack matched
-        findings.append(_finding(pack.default, pack, facts, held))
+        ctx.witness.clear()
+        findings.append(_finding(pack.default, pack, ctx, notes))
         obligations.extend(pack.default.obligations)
     return findings, obligations
 
@@ -100,18 +150,22 @@ def evaluate(facts: TransferFacts, packs: Sequence[CompiledPack]) -> Decision:
     Screens (sanctions) always run; a regime runs when its `engaged_when` holds; fallback packs run
     only when no regime was engaged, so a personal-data transfer no regime decides goes to review.
     """
-    held = facts.mechanisms_valid()
+    in_force = select_in_force(packs, facts.trade_date)
+    validity = {code: years for pack in in_force for code, years in pack.mechanism_validity}
+    held, notes = _held(facts, validity)
+    ctx = Context(facts=facts, held=held)
     findings: list[Finding] = []
     obligations: list[str] = []
     used: list[str] = []
     regime_engaged = False
-    for pack in select_in_force(packs, facts.trade_date):
+    for pack in in_force:
         if pack.kind == "fallback" and regime_engaged:
             continue
-        if not pack.engaged_when(facts):
+        ctx.witness.clear()
+        if not pack.engaged_when(ctx):
             continue
         regime_engaged = regime_engaged or pack.kind == "regime"
-        pack_findings, pack_obligations = _evaluate_pack(pack, facts, held)
+        pack_findings, pack_obligations = _evaluate_pack(pack, ctx, notes)
         findings.extend(pack_findings)
         obligations.extend(pack_obligations)
         used.append(pack.ref)

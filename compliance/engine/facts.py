@@ -32,11 +32,6 @@ class Mechanism:
     approved_on: date | None = None
     valid_until: date | None = None
 
-    def valid_on(self, day: date) -> bool:
-        if self.approved_on is not None and self.approved_on > day:
-            return False
-        return self.valid_until is None or self.valid_until >= day
-
 
 @dataclass(frozen=True)
 class PriorExport:
@@ -82,9 +77,6 @@ class TransferFacts:
     purpose: str = "resale"
     mechanisms: tuple[Mechanism, ...] = ()
     prior_exports: tuple[PriorExport, ...] = field(default=())
-
-    def mechanisms_valid(self) -> frozenset[str]:
-        return frozenset(m.code for m in self.mechanisms if m.valid_on(self.trade_date))
 
 
 class _Reader:

@@ -6,6 +6,7 @@ docs/rulepacks.md for the format.
 """
 
 import re
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date
@@ -15,9 +16,10 @@ from compliance.engine.conditions import FIELDS, Predicate, RulePackError, compi
 from compliance.engine.vocabulary import MECHANISMS, Outcome
 
 PACK_KINDS = ("screen", "regime", "fallback")
-_PLACEHOLDER = re.compile(r"\{([a-z_.]+)\}")
+# {field}, {$parameter}, and {because}: the numbers the rule's conditions recorded.
+_PLACEHOLDER = re.compile(r"\{(\$?[a-z_.0-9]+)\}")
 _PACK_KEYS = {"regime", "version", "title", "kind", "effective_from", "effective_to", "changelog", "parameters",
-              "engaged_when", "rules", "default", "sources"}
+              "engaged_when", "rules", "default", "sources", "mechanism_validity"}
 _RULE_KEYS = {"id", "title", "when", "outcome", "requires", "obligations", "citation", "explanation", "continue"}
 
 
@@ -26,7 +28,7 @@ class CompiledRule:
     id: str
     outcome: Outcome
     citation: str
-    explanation: str
+    explanation: str  # placeholders for parameters already filled in; {field} and {because} at evaluation
     when: Predicate
     requires: tuple[tuple[str, ...], ...] = ()
     obligations: tuple[str, ...] = ()
@@ -44,6 +46,8 @@ class CompiledPack:
     engaged_when: Predicate
     rules: tuple[CompiledRule, ...]
     default: CompiledRule | None
+    # mechanism code → years it stays valid after `approved_on` (e.g. a CAC security assessment: 3)
+    mechanism_validity: tuple[tuple[str, int], ...] = ()
 
     @property
     def ref(self) -> str:
@@ -71,12 +75,25 @@ def _date(raw: Any, path: str) -> date:
         raise RulePackError(path, "must be an ISO date") from None
 
 
-def _explanation(raw: Mapping[str, Any], path: str) -> str:
+def _render_param(value: Any) -> str:
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, int):
+        return f"{value:,}"
+    if isinstance(value, tuple):
+        return ", ".join(str(v) for v in value)
+    return str(value)
+
+
+def _explanation(raw: Mapping[str, Any], params: Mapping[str, Any], path: str) -> str:
     text = _str(raw, "explanation", path)
     for name in _PLACEHOLDER.findall(text):
-        if name not in FIELDS:
+        if name.startswith("$"):
+            if name[1:] not in params:
+                raise RulePackError(f"{path}.explanation", f"unknown parameter {{{name}}}")
+        elif name != "because" and name not in FIELDS:
             raise RulePackError(f"{path}.explanation", f"unknown placeholder {{{name}}}")
-    return text
+    return _PLACEHOLDER.sub(lambda m: _render_param(params[m.group(1)[1:]]) if m.group(1).startswith("$") else m.group(0), text)
 
 
 def _compile_rule(raw: Any, params: Mapping[str, Any], path: str, *, default: bool = False) -> CompiledRule:
@@ -107,7 +124,7 @@ def _compile_rule(raw: Any, params: Mapping[str, Any], path: str, *, default: bo
         id=_str(raw, "id", path),
         outcome=outcome,
         citation=_str(raw, "citation", path),
-        explanation=_explanation(raw, path),
+        explanation=_explanation(raw, params, path),
         when=(lambda f: True) if default else compile_condition(raw.get("when"), params, f"{path}.when"),
         requires=tuple(requires),
         obligations=tuple(obligations),
@@ -134,12 +151,17 @@ def compile_pack(raw: Any) -> CompiledPack:
     if not isinstance(rules_raw, list):
         raise RulePackError("pack.rules", "must be a list")
     rules = tuple(_compile_rule(r, params, f"rules[{i}]") for i, r in enumerate(rules_raw))
-    ids = [r.id for r in rules]
-    duplicates = {i for i in ids if ids.count(i) > 1}
+    duplicates = {i for i, n in Counter(r.id for r in rules).items() if n > 1}
     if duplicates:
         raise RulePackError("pack.rules", f"duplicate rule ids: {', '.join(sorted(duplicates))}")
     default = _compile_rule(raw["default"], params, "default", default=True) if raw.get("default") else None
     effective_to = _date(raw["effective_to"], "pack.effective_to") if raw.get("effective_to") else None
+    validity = raw.get("mechanism_validity") or {}
+    if not isinstance(validity, Mapping):
+        raise RulePackError("pack.mechanism_validity", "maps a mechanism code to {years: N}")
+    for code, spec in validity.items():
+        if code not in MECHANISMS or not isinstance(spec, Mapping) or set(spec) != {"years"} or not isinstance(spec["years"], int) or spec["years"] < 1:
+            raise RulePackError(f"pack.mechanism_validity.{code}", "a known mechanism code mapped to {years: N}, N ≥ 1")
     return CompiledPack(
         regime=regime,
         version=version,
@@ -150,6 +172,7 @@ def compile_pack(raw: Any) -> CompiledPack:
         engaged_when=compile_condition(raw.get("engaged_when", True), params, "pack.engaged_when"),
         rules=rules,
         default=default,
+        mechanism_validity=tuple((code, spec["years"]) for code, spec in validity.items()),
     )
 
 

@@ -3,7 +3,7 @@
 from typing import Any
 
 import pycountry
-from drf_spectacular.utils import extend_schema_field
+from drf_spectacular.utils import extend_schema_field, inline_serializer
 from rest_framework import serializers
 
 from compliance.apis.serializers import DecisionSerializer
@@ -59,6 +59,11 @@ class DatasetSerializer(serializers.ModelSerializer):
     classification = serializers.ChoiceField(choices=vocab.CLASSIFICATIONS)
     categories = serializers.ListField(child=serializers.ChoiceField(choices=vocab.CATEGORIES), required=False, max_length=len(vocab.CATEGORIES))
     flags = serializers.ListField(child=serializers.ChoiceField(choices=vocab.DATA_FLAGS), required=False)
+    exporter_flags = serializers.ListField(
+        child=serializers.ChoiceField(choices=vocab.EXPORTER_FLAGS), required=False,
+        help_text="Added to your organisation's own exporter flags for this dataset (cn_ciio, cn_ftz, cn_gba, data_broker).",
+    )
+    exporter = serializers.SerializerMethodField()
     subjects = serializers.IntegerField(min_value=0, max_value=10**10, required=False)
     price = serializers.DecimalField(max_digits=14, decimal_places=2, min_value=0)
     currency = serializers.CharField(max_length=3, validators=[_currency], required=False)
@@ -68,10 +73,17 @@ class DatasetSerializer(serializers.ModelSerializer):
         model = Dataset
         fields = [
             "id", "provider", "provider_name", "title", "description", "subject_jurisdictions", "storage_jurisdiction",
-            "classification", "categories", "subjects", "de_identified", "flags", "price", "currency", "pricing",
-            "licence", "status", "published_at", "created_at", "updated_at",
+            "classification", "categories", "subjects", "de_identified", "flags", "exporter_flags", "exporter",
+            "pi_duties_attested", "price", "currency", "pricing", "licence", "status", "published_at", "created_at", "updated_at",
         ]
         read_only_fields = ["id", "status", "published_at", "created_at", "updated_at"]
+
+    @extend_schema_field(
+        inline_serializer("Exporter", {"jurisdiction": serializers.CharField(), "flags": serializers.ListField(child=serializers.CharField())})
+    )
+    def get_exporter(self, dataset: Dataset) -> dict[str, Any]:
+        """The exporter facts the compliance check uses: the provider's, plus this dataset's flags."""
+        return {"jurisdiction": dataset.provider.jurisdiction, "flags": list(dict.fromkeys([*dataset.provider.exporter_flags, *dataset.exporter_flags]))}
 
     def validate_subject_jurisdictions(self, value: list[str]) -> list[str]:
         return list(dict.fromkeys(value))
@@ -91,6 +103,31 @@ class MechanismSerializer(serializers.Serializer):
         return {k: (v.isoformat() if hasattr(v, "isoformat") else v) for k, v in value.items()}
 
 
+class MechanismOnFileSerializer(serializers.Serializer):
+    """A safeguard on file: for one trade (a document) or for all of an organisation's trades."""
+
+    id = serializers.UUIDField(read_only=True)
+    code = serializers.ChoiceField(choices=vocab.MECHANISMS)
+    reference = serializers.CharField(required=False, allow_blank=True, max_length=200, default="")
+    approved_on = serializers.DateField(required=False, allow_null=True, default=None)
+    valid_until = serializers.DateField(required=False, allow_null=True, default=None)
+    created_at = serializers.DateTimeField(read_only=True)
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        if attrs.get("approved_on") and attrs.get("valid_until") and attrs["valid_until"] < attrs["approved_on"]:
+            raise serializers.ValidationError({"valid_until": ["must not be before approved_on"]})
+        return attrs
+
+
+class TradeDocumentSerializer(MechanismOnFileSerializer):
+    file = serializers.FileField(required=False, allow_null=True, write_only=True, help_text="PDF, PNG, JPEG or plain text.")
+    content_type = serializers.CharField(read_only=True)
+    size = serializers.IntegerField(read_only=True)
+    sha256 = serializers.CharField(read_only=True)
+    uploaded_by = serializers.CharField(source="uploaded_by.username", read_only=True, default=None)
+    organisation = serializers.UUIDField(source="organisation_id", read_only=True)
+
+
 class TradeCreateSerializer(serializers.Serializer):
     dataset = serializers.UUIDField()
     destination = JurisdictionField(required=False, help_text="Where the data goes; defaults to your organisation's jurisdiction.")
@@ -101,6 +138,17 @@ class TradeCreateSerializer(serializers.Serializer):
 class PreviewQuerySerializer(serializers.Serializer):
     destination = JurisdictionField(required=False)
     purpose = serializers.ChoiceField(choices=vocab.PURPOSES, default="resale")
+    mechanisms = serializers.CharField(required=False, allow_blank=True, help_text="comma-separated mechanism codes")
+
+    def validate_mechanisms(self, value: str) -> str:
+        unknown = [c for c in value.split(",") if c.strip() and c.strip() not in vocab.MECHANISMS]
+        if unknown:
+            raise serializers.ValidationError(f"unknown mechanism codes: {', '.join(unknown)}")
+        return value
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        attrs["mechanism_list"] = [{"code": c.strip()} for c in attrs.get("mechanisms", "").split(",") if c.strip()]
+        return attrs
 
 
 class ReasonSerializer(serializers.Serializer):

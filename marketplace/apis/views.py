@@ -9,6 +9,7 @@ from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serial
 from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.authtoken.models import Token
 from rest_framework.decorators import action
+from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
 from rest_framework.permissions import AllowAny, IsAuthenticated
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -22,12 +23,14 @@ from config.errors import ApplicationError, PermissionDeniedError
 from config.permissions import IsBuyer, IsOfficer, IsProvider
 from marketplace.apis import serializers as s
 from marketplace.apis.filters import DatasetFilter, TradeFilter
-from marketplace.models import Dataset, Membership, Trade
+from marketplace.models import Dataset, Membership, OrganisationMechanism, Trade
 from marketplace.selectors.datasets import dataset_list_visible
 from marketplace.selectors.members import membership_of
 from marketplace.selectors.trades import review_queue, trade_detail_queryset, trade_list_for
 from marketplace.services import datasets as dataset_services
 from marketplace.services import trades as trade_services
+from marketplace.services.mechanisms import mechanism_add, mechanism_remove
+from marketplace.services.trade_documents import trade_document_add
 from marketplace.services.trade_facts import transfer_facts
 
 
@@ -132,6 +135,7 @@ class DatasetViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.
         parameters=[
             OpenApiParameter("destination", str, description="ISO code; defaults to your organisation's jurisdiction"),
             OpenApiParameter("purpose", str, enum=list(vocab.PURPOSES)),
+            OpenApiParameter("mechanisms", str, description="comma-separated mechanism codes you would put on file, e.g. eu_scc,eu_tia"),
         ],
         responses=DecisionSerializer,
     )
@@ -144,7 +148,8 @@ class DatasetViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.
         buyer = _membership(request).organisation
         facts = transfer_facts(
             dataset=dataset, buyer=buyer, destination=params.validated_data.get("destination") or buyer.jurisdiction,
-            purpose=params.validated_data["purpose"], mechanisms=[], trade_date=timezone.localdate(),
+            purpose=params.validated_data["purpose"], mechanisms=params.validated_data.get("mechanism_list", []),
+            trade_date=timezone.localdate(),
         )
         return Response(compliance_evaluate(raw_facts=facts).as_dict())
 
@@ -190,6 +195,27 @@ class TradeViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Ge
         # Rendered from the objects the service already holds: no second read of the new trade.
         return Response(s.TradeSerializer(trade).data, status=status.HTTP_201_CREATED)
 
+    @extend_schema(methods=["GET"], responses=s.TradeDocumentSerializer(many=True))
+    @extend_schema(methods=["POST"], request={"application/json": s.TradeDocumentSerializer, "multipart/form-data": s.TradeDocumentSerializer},
+                   responses={201: s.TradeDocumentSerializer})
+    @action(detail=True, methods=["get", "post"], parser_classes=[JSONParser, MultiPartParser, FormParser])
+    def documents(self, request: Request, pk: str | None = None) -> Response:
+        """Evidence for the trade's requirements. Adding some to a trade in needs_documents re-checks it."""
+        trade = self.get_object()
+        if request.method == "GET":
+            return Response(s.TradeDocumentSerializer(trade.documents.select_related("uploaded_by"), many=True).data)
+        membership = _membership(request)
+        if membership.organisation_id not in (trade.buyer_id, trade.provider_id):
+            raise PermissionDeniedError("Only the buyer or the provider may add evidence.")
+        serializer = s.TradeDocumentSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
+        document = trade_document_add(
+            trade_id=trade.id, membership=membership, code=data["code"], reference=data["reference"],
+            approved_on=data["approved_on"], valid_until=data["valid_until"], upload=data.get("file"),
+        )
+        return Response(s.TradeDocumentSerializer(document).data, status=status.HTTP_201_CREATED)
+
     @extend_schema(request=s.CancelSerializer, responses=s.TradeDetailSerializer)
     @action(detail=True, methods=["post"])
     def cancel(self, request: Request, pk: str | None = None) -> Response:
@@ -217,6 +243,28 @@ class TradeViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Ge
     @action(detail=True, methods=["post"])
     def reject(self, request: Request, pk: str | None = None) -> Response:
         return self._review(request, approve=False)
+
+
+class MechanismViewSet(mixins.ListModelMixin, mixins.CreateModelMixin, mixins.DestroyModelMixin, viewsets.GenericViewSet):
+    """Safeguards your organisation keeps on file for all its trades (e.g. signed SCCs, a CAC approval)."""
+
+    serializer_class = s.MechanismOnFileSerializer
+
+    def get_queryset(self) -> QuerySet[OrganisationMechanism]:
+        membership = membership_of(self.request.user)
+        if membership is None:
+            return OrganisationMechanism.objects.none()
+        return OrganisationMechanism.objects.filter(organisation_id=membership.organisation_id)
+
+    def create(self, request: Request) -> Response:
+        serializer = self.get_serializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        mechanism = mechanism_add(membership=_membership(request), **serializer.validated_data)
+        return Response(self.get_serializer(mechanism).data, status=status.HTTP_201_CREATED)
+
+    def destroy(self, request: Request, pk: str | None = None) -> Response:
+        mechanism_remove(mechanism_id=self.get_object().id)
+        return Response(status=status.HTTP_204_NO_CONTENT)
 
 
 class ReviewQueueApi(mixins.ListModelMixin, viewsets.GenericViewSet):

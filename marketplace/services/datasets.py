@@ -6,11 +6,21 @@ from django.db import transaction
 from django.utils import timezone
 
 from compliance.engine.vocabulary import PERSONAL_CLASSIFICATIONS
-from marketplace.errors import DatasetFactsLockedError, DatasetInconsistentError, TradeTransitionNotAllowedError
+from marketplace.errors import (
+    AttestationRequiredError,
+    DatasetFactsLockedError,
+    DatasetInconsistentError,
+    TradeTransitionNotAllowedError,
+)
 from marketplace.models import Dataset, Membership
 
 # The facts a compliance decision turns on: frozen once buyers can see the listing.
-LEGAL_FACTS = ("subject_jurisdictions", "storage_jurisdiction", "classification", "categories", "subjects", "de_identified", "flags")
+LEGAL_FACTS = (
+    "subject_jurisdictions", "storage_jurisdiction", "classification", "categories", "subjects", "de_identified", "flags",
+    "exporter_flags", "pi_duties_attested",
+)
+# Categories that are sensitive in every regime Elementa encodes (GDPR Art. 9, PIPL Art. 28, the US rule).
+ALWAYS_SENSITIVE = {"health", "biometric", "genomic", "omic"}
 COMMERCIAL = ("title", "description", "price", "currency", "pricing", "licence")
 
 
@@ -23,8 +33,15 @@ def dataset_validate_facts(values: dict[str, Any]) -> None:
         errors.setdefault("subjects", []).append(f"{classification} data is about people: give how many (at least 1)")
     if classification in ("public", "non_personal", "anonymous") and values.get("de_identified"):
         errors.setdefault("de_identified", []).append("only personal data can be de-identified")
-    if classification == "public" and set(values.get("categories") or ()) - {"statistics", "telemetry"}:
+    categories = set(values.get("categories") or ())
+    if classification == "public" and categories - {"statistics", "telemetry"}:
         errors.setdefault("categories", []).append("public data cannot carry personal-data categories")
+    if classification == "personal" and categories & ALWAYS_SENSITIVE:
+        errors.setdefault("classification", []).append(
+            f"{', '.join(sorted(categories & ALWAYS_SENSITIVE))} data is sensitive: classify it as sensitive_personal"
+        )
+    if "gov_geofence" in (values.get("flags") or ()) and "precise_geolocation" not in categories:
+        errors.setdefault("flags", []).append("gov_geofence describes precise geolocation points: add the precise_geolocation category")
     if errors:
         raise DatasetInconsistentError(fields=errors)
 
@@ -72,6 +89,11 @@ def dataset_publish(*, dataset_id: object) -> Dataset:
         return dataset  # publishing twice is harmless
     if dataset.status != Dataset.Status.DRAFT:
         raise TradeTransitionNotAllowedError("Only a draft can be published.")
+    holds_chinese_pi = dataset.classification in PERSONAL_CLASSIFICATIONS and (
+        "CN" in {j.split("-")[0] for j in dataset.subject_jurisdictions} or dataset.storage_jurisdiction.split("-")[0] == "CN"
+    )
+    if holds_chinese_pi and not dataset.pi_duties_attested:
+        raise AttestationRequiredError(fields={"pi_duties_attested": ["required for Chinese personal information"]})
     dataset.status = Dataset.Status.PUBLISHED
     dataset.published_at = timezone.now()
     dataset.save(update_fields=["status", "published_at", "updated_at"])

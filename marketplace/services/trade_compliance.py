@@ -6,6 +6,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from compliance.services.checks import compliance_check_perform
+from compliance.services.exports import export_lock, export_release, export_reserve
 from marketplace.models import Trade
 from marketplace.services.trade_facts import trade_transfer_facts
 from marketplace.services.trade_transitions import trade_apply_transition, trade_lock
@@ -24,8 +25,20 @@ def trade_check_compliance(*, trade_id: object) -> Trade | None:
     if trade.status != Trade.Status.CHECKING:
         logger.info("trade %s is %s, not checking: duplicate delivery ignored", trade.id, trade.status)
         return trade
-    facts = trade_transfer_facts(trade=trade, trade_date=timezone.localdate())
+    # Hold the exporter's lock from reading its tallies to reserving this trade's volume: a
+    # concurrent check of another trade by the same exporter waits here and then sees it.
+    export_lock(exporter_id=trade.provider_id)
+    today = timezone.localdate()
+    facts = trade_transfer_facts(trade=trade, trade_date=today)
     check = compliance_check_perform(subject_type="trade", subject_id=trade.id, raw_facts=facts)
+    if check.outcome == "deny":
+        export_release(subject_type="trade", subject_id=trade.id)
+    else:  # it may still settle (now, after documents, or after review): count it until it cannot
+        dataset = trade.dataset
+        export_reserve(
+            subject_type="trade", subject_id=trade.id, exporter_id=trade.provider_id, buyer_id=trade.buyer_id, day=today,
+            classification=dataset.classification, categories=list(dataset.categories), subjects=dataset.subjects,
+        )
     trade.decision = check
     findings = ", ".join(f"{f['rule']}={f['outcome']}" for f in check.decision["findings"])
     return trade_apply_transition(

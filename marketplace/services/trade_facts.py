@@ -1,52 +1,47 @@
-"""The transfer facts of a trade, built from the dataset, the organisations and earlier trades,
-never from the buyer's say-so (design §3)."""
+"""The transfer facts of a trade, built from the dataset, the organisations, the evidence on file
+and the exporter's ledger of earlier transfers, never from the buyer's say-so (design §3)."""
 
-from datetime import date, timedelta
+from collections.abc import Iterable
+from datetime import date
 from typing import Any
 
-from django.db.models import BooleanField, Case, Max, Sum, Value, When
+from compliance.services.exports import export_prior
+from marketplace.models import Dataset, Organisation, OrganisationMechanism, Trade, TradeDocument
 
-from marketplace.models import Dataset, Organisation, Trade
+
+def _mechanism(code: str, reference: str, approved_on: date | None, valid_until: date | None) -> dict[str, Any]:
+    out: dict[str, Any] = {"code": code}
+    if reference:
+        out["reference"] = reference
+    if approved_on:
+        out["approved_on"] = approved_on.isoformat()
+    if valid_until:
+        out["valid_until"] = valid_until.isoformat()
+    return out
 
 
-def _prior_exports(*, provider: Organisation, buyer: Organisation, trade_date: date, exclude: object | None) -> list[dict[str, Any]]:
-    """The exporter's earlier settled transfers, summed per window bucket, so a check costs the
-    same after ten trades or ten thousand.
+def standing_mechanisms(*, organisation_ids: Iterable[object]) -> list[dict[str, Any]]:
+    """Safeguards the parties keep on file for all their trades."""
+    rows = OrganisationMechanism.objects.filter(organisation_id__in=list(organisation_ids)).values_list(
+        "code", "reference", "approved_on", "valid_until"
+    )
+    return [_mechanism(*row) for row in rows]
 
-    Every window a rule uses ends on the trade date: China counts since 1 January of the trade
-    year, the US rule the 12 months before it. So two buckets suffice: since 1 January (inside
-    both windows) and the rest of the last 12 months (inside the US window only). Each bucket is
-    summed per classification, category set and same-buyer flag, and dated by its latest transfer."""
-    year_start = date(trade_date.year, 1, 1)
-    since = min(year_start, trade_date - timedelta(days=366))
-    base = Trade.objects.filter(provider=provider, status=Trade.Status.SETTLED, settled_at__date__gte=since).exclude(pk=exclude)
-    entries: list[dict[str, Any]] = []
-    for bucket in (base.filter(settled_at__date__gte=year_start), base.filter(settled_at__date__lt=year_start)):
-        rows = (
-            bucket.annotate(same_buyer=Case(When(buyer_id=buyer.id, then=Value(True)), default=Value(False), output_field=BooleanField()))
-            .values("dataset__classification", "dataset__categories", "same_buyer")
-            .annotate(subjects=Sum("dataset__subjects"), last=Max("settled_at"))
-            .order_by()
-        )
-        entries.extend(
-            {
-                "date": r["last"].date().isoformat(),
-                "classification": r["dataset__classification"],
-                "categories": r["dataset__categories"],
-                "subjects": r["subjects"],
-                "same_buyer": r["same_buyer"],
-            }
-            for r in rows
-        )
-    return entries
+
+def trade_document_mechanisms(*, trade_id: object) -> list[dict[str, Any]]:
+    rows = TradeDocument.objects.filter(trade_id=trade_id).values_list("code", "reference", "approved_on", "valid_until")
+    return [_mechanism(*row) for row in rows]
 
 
 def transfer_facts(
     *, dataset: Dataset, buyer: Organisation, destination: str, purpose: str, mechanisms: list[dict[str, Any]],
     trade_date: date, exclude_trade: object | None = None,
 ) -> dict[str, Any]:
-    """Contract-shaped facts (shared/compliance/contract.md) for a purchase of `dataset` by `buyer`."""
+    """Contract-shaped facts (shared/compliance/contract.md) for a purchase of `dataset` by `buyer`.
+    `mechanisms` are the trade's own (declared at purchase, documents); the parties' standing ones
+    are added here."""
     provider = dataset.provider
+    on_file = [*mechanisms, *standing_mechanisms(organisation_ids=(buyer.id, provider.id))]
     return {
         "trade_date": trade_date.isoformat(),
         "data": {
@@ -58,7 +53,7 @@ def transfer_facts(
             "de_identified": dataset.de_identified,
             "flags": list(dataset.flags),
         },
-        "exporter": {"jurisdiction": provider.jurisdiction, "flags": list(provider.exporter_flags)},
+        "exporter": {"jurisdiction": provider.jurisdiction, "flags": list(dict.fromkeys([*provider.exporter_flags, *dataset.exporter_flags]))},
         "buyer": {
             "jurisdiction": destination,
             "headquarters": buyer.headquarters or buyer.jurisdiction,
@@ -67,13 +62,14 @@ def transfer_facts(
             "certifications": list(buyer.certifications),
         },
         "purpose": purpose,
-        "mechanisms": [dict(m) for m in mechanisms],
-        "prior_exports": _prior_exports(provider=provider, buyer=buyer, trade_date=trade_date, exclude=exclude_trade),
+        "mechanisms": on_file,
+        "prior_exports": export_prior(exporter_id=provider.id, buyer_id=buyer.id, trade_date=trade_date, exclude_subject_id=exclude_trade),
     }
 
 
 def trade_transfer_facts(*, trade: Trade, trade_date: date) -> dict[str, Any]:
     return transfer_facts(
         dataset=trade.dataset, buyer=trade.buyer, destination=trade.destination, purpose=trade.purpose,
-        mechanisms=trade.mechanisms, trade_date=trade_date, exclude_trade=trade.id,
+        mechanisms=[*trade.mechanisms, *trade_document_mechanisms(trade_id=trade.id)],
+        trade_date=trade_date, exclude_trade=trade.id,
     )

@@ -7,6 +7,7 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
 from django.utils import timezone
 
+from compliance.services.exports import export_commit, export_release
 from marketplace.models import Trade, TradeEvent
 from marketplace.trade_lifecycle import ensure_transition_allowed
 
@@ -58,6 +59,10 @@ def trade_apply_transition(
         trade.settled_at = trade.status_changed_at
         update_fields.append("settled_at")
     trade.save(update_fields=update_fields)
+    if to == Trade.Status.SETTLED:
+        export_commit(subject_type="trade", subject_id=trade.id, day=trade.settled_at.date())
+    elif to in (Trade.Status.REJECTED, Trade.Status.CANCELLED):
+        export_release(subject_type="trade", subject_id=trade.id)
     TradeEvent.objects.create(
         trade=trade, from_status=previous, to_status=to, actor=actor,
         actor_label=actor_label or (actor.get_username() if actor else "system"), reason=reason,

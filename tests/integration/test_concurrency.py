@@ -72,3 +72,21 @@ def test_cancel_racing_settlement_ends_in_exactly_one_of_them(buyer_eu, eu_perso
         assert trade.status in ("settled", "cancelled")
         assert Settlement.objects.filter(trade=trade).exists() == (trade.status == "settled")
         assert trade.events.count() == 1
+
+
+def test_concurrent_checks_cannot_both_slip_under_a_cumulative_threshold(rulepacks, provider_cn):
+    """China exempts fewer than 100,000 people a year. Ten buyers each buy 60,000 at the same
+    instant: only one may be let through without a standard contract; without the exporter lock
+    every check would read a tally of 0 and all ten would be approved."""
+    from marketplace.services.trades import trade_create
+    from tests.factories import DatasetFactory, MembershipFactory, OrganisationFactory
+
+    panel = DatasetFactory(provider=provider_cn.organisation, subject_jurisdictions=["CN"], subjects=60_000, currency="USD")
+    buyers = [MembershipFactory(organisation=OrganisationFactory(jurisdiction="SG"), role="buyer") for _ in range(10)]
+    trades = [trade_create(membership=b, dataset_id=panel.id) for b in buyers]
+
+    errors = race([lambda t=t: trade_check_compliance(trade_id=t.id) for t in trades])
+
+    assert errors == []
+    statuses = sorted(Trade.objects.filter(pk__in=[t.id for t in trades]).values_list("status", flat=True))
+    assert statuses == ["approved"] + ["needs_documents"] * 9

@@ -44,26 +44,26 @@ def test_intra_eu_trade_settles_by_itself(client_for, buyer_eu, eu_personal):
     assert Settlement.objects.filter(trade_id=trade_id).count() == 1
 
 
-def test_review_then_officer_approval_settles(client_for, buyer_us, officer, cn_personal):
-    trade_id = buy(client_for(buyer_us), cn_personal)
+def test_review_then_officer_approval_settles(client_for, buyer_eu, officer, eu_health):
+    trade_id = buy(client_for(buyer_eu), eu_health)
     wait_for_status(trade_id, FINAL)
     officer_client = client_for(officer)
 
     queue = officer_client.get("/api/v1/reviews/").json()["results"]
     assert [t["id"] for t in queue] == [trade_id]
-    assert queue[0]["decision"]["findings"][-1]["rule"] == "BASE-REVIEW"
-    approved = officer_client.post(f"/api/v1/trades/{trade_id}/approve/", {"reason": "PIPIA and consent records reviewed"}, format="json")
+    assert "EU-ART9-1" in [f["rule"] for f in queue[0]["decision"]["findings"]]
+    approved = officer_client.post(f"/api/v1/trades/{trade_id}/approve/", {"reason": "Art. 9(2)(a) explicit consent records reviewed"}, format="json")
     assert approved.status_code == 200 and approved.json()["status"] == "approved"
 
     assert wait_for_status(trade_id, {"settled"}).settled_at is not None
     assert officer_client.get("/api/v1/reviews/").json()["count"] == 0
 
 
-def test_review_then_rejection_never_settles(client_for, buyer_us, officer, cn_personal):
-    trade_id = buy(client_for(buyer_us), cn_personal)
+def test_review_then_rejection_never_settles(client_for, buyer_eu, officer, eu_health):
+    trade_id = buy(client_for(buyer_eu), eu_health)
     wait_for_status(trade_id, FINAL)
 
-    client_for(officer).post(f"/api/v1/trades/{trade_id}/reject/", {"reason": "no separate consent"}, format="json")
+    client_for(officer).post(f"/api/v1/trades/{trade_id}/reject/", {"reason": "no Art. 9(2) condition for resale"}, format="json")
 
     assert Trade.objects.get(pk=trade_id).status == "rejected"
     assert not Settlement.objects.filter(trade_id=trade_id).exists()
@@ -129,3 +129,26 @@ def test_duplicate_deliveries_decide_and_settle_once(buyer_eu, eu_personal):
     assert ComplianceCheck.objects.filter(subject_id=trade.id).count() == 1
     assert Settlement.objects.filter(trade=trade).count() == 1
     assert [e.to_status for e in trade.events.all()] == ["approved", "settled"]
+
+
+def test_documents_added_over_http_release_a_waiting_trade(client_for, buyer_us, provider_eu, eu_personal):
+    buyer = client_for(buyer_us)
+    trade_id = buy(buyer, eu_personal)
+    assert wait_for_status(trade_id, FINAL).status == "needs_documents"
+
+    buyer.post(f"/api/v1/trades/{trade_id}/documents/", {"code": "eu_scc", "reference": "SCC module 1"}, format="json")
+    assert wait_for_status(trade_id, FINAL).status == "needs_documents"  # still missing the TIA
+    client_for(provider_eu).post(f"/api/v1/trades/{trade_id}/documents/", {"code": "eu_tia", "approved_on": "2026-01-15"}, format="json")
+
+    assert wait_for_status(trade_id, {"settled", "rejected", "cancelled", "in_review"}).status == "settled"
+    events = [(e["from"], e["to"]) for e in buyer.get(f"/api/v1/trades/{trade_id}/").json()["events"]]
+    assert events == [("", "checking"), ("checking", "needs_documents"), ("needs_documents", "checking"), ("checking", "needs_documents"),
+                      ("needs_documents", "checking"), ("checking", "approved"), ("approved", "settled")]
+
+
+def test_standing_mechanisms_let_trades_settle_directly(client_for, buyer_us, eu_personal):
+    buyer = client_for(buyer_us)
+    for code in ("eu_scc", "eu_tia"):
+        assert buyer.post("/api/v1/mechanisms/", {"code": code, "valid_until": "2030-12-31"}, format="json").status_code == 201
+
+    assert wait_for_status(buy(buyer, eu_personal), {"settled"} | FINAL).status == "settled"

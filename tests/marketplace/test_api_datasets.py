@@ -26,6 +26,9 @@ def test_provider_creates_a_draft_then_publishes_it(client_for, provider_cn, buy
     assert body["status"] == "draft" and body["provider"] == str(provider_cn.organisation_id)
     assert client_for(buyer_us).get(f"/api/v1/datasets/{body['id']}/").status_code == 404
 
+    unattested = provider.post(f"/api/v1/datasets/{body['id']}/publish/")
+    assert unattested.status_code == 409 and unattested.json()["code"] == "attestation_required"
+    assert provider.patch(f"/api/v1/datasets/{body['id']}/", {"pi_duties_attested": True}, format="json").status_code == 200
     published = provider.post(f"/api/v1/datasets/{body['id']}/publish/")
     assert published.status_code == 200 and published.json()["status"] == "published"
     assert client_for(buyer_us).get(f"/api/v1/datasets/{body['id']}/").status_code == 200
@@ -41,6 +44,7 @@ def test_provider_creates_a_draft_then_publishes_it(client_for, provider_cn, buy
     ({"licence": {"term_days": 0}}, "licence"),
     ({"licence": {"exclusive": True}}, "licence"),
     ({"subject_jurisdictions": []}, "subject_jurisdictions"),
+    ({"exporter_flags": ["cn_secret_zone"]}, "exporter_flags"),
 ])
 def test_bad_fields_are_a_400_naming_them_and_create_nothing(client_for, provider_cn, change, field):
     response = client_for(provider_cn).post("/api/v1/datasets/", {**VALID, **change}, format="json")
@@ -54,6 +58,8 @@ def test_bad_fields_are_a_400_naming_them_and_create_nothing(client_for, provide
     ({"classification": "personal", "subjects": 0}, "subjects"),
     ({"classification": "public", "categories": ["health"], "subjects": 0}, "categories"),
     ({"classification": "non_personal", "de_identified": True, "subjects": 0}, "de_identified"),
+    ({"classification": "personal", "categories": ["health"]}, "classification"),
+    ({"flags": ["gov_geofence"]}, "flags"),
 ])
 def test_inconsistent_facts_are_refused(client_for, provider_cn, change, field):
     response = client_for(provider_cn).post("/api/v1/datasets/", {**VALID, **change}, format="json")
@@ -144,3 +150,12 @@ def test_user_without_an_organisation_sees_only_the_published_catalogue(client_f
 
     assert client.get("/api/v1/datasets/").json()["count"] == 1
     assert client.post("/api/v1/datasets/", VALID, format="json").status_code == 403
+
+
+def test_dataset_shows_the_exporter_facts_the_check_uses(client_for, provider_cn):
+    provider_cn.organisation.exporter_flags = ["cn_ciio"]
+    provider_cn.organisation.save()
+
+    body = client_for(provider_cn).post("/api/v1/datasets/", {**VALID, "exporter_flags": ["cn_ftz"]}, format="json").json()
+
+    assert body["exporter"] == {"jurisdiction": "CN", "flags": ["cn_ciio", "cn_ftz"]}

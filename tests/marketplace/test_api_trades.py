@@ -100,12 +100,12 @@ def test_a_settled_trade_cannot_be_cancelled(client_for, buyer_eu, eu_personal):
     assert trade.status == Trade.Status.SETTLED
 
 
-def test_officer_review_needs_a_reason_and_the_officer_role(client_for, officer, buyer_us, provider_cn, cn_personal):
-    trade = TradeFactory(dataset=cn_personal, buyer=buyer_us.organisation, status=Trade.Status.IN_REVIEW)
+def test_officer_review_needs_a_reason_and_the_officer_role(client_for, officer, buyer_us, provider_eu, eu_health):
+    trade = TradeFactory(dataset=eu_health, buyer=buyer_us.organisation, status=Trade.Status.IN_REVIEW)
     url = f"/api/v1/trades/{trade.id}/approve/"
 
     assert client_for(buyer_us).post(url, {"reason": "I approve myself"}, format="json").status_code == 403
-    assert client_for(provider_cn).post(url, {"reason": "fine by me"}, format="json").status_code == 403
+    assert client_for(provider_eu).post(url, {"reason": "fine by me"}, format="json").status_code == 403
     missing = client_for(officer).post(url, {}, format="json")
     blank = client_for(officer).post(url, {"reason": "   "}, format="json")
     assert missing.status_code == blank.status_code == 400 and "reason" in missing.json()["fields"]
@@ -117,11 +117,11 @@ def test_officer_review_needs_a_reason_and_the_officer_role(client_for, officer,
     assert Review.objects.get().reason == "no consent records"
 
 
-def test_review_queue_is_for_officers_oldest_first(client_for, officer, buyer_us, cn_personal):
-    newer = TradeFactory(dataset=cn_personal, buyer=buyer_us.organisation, status=Trade.Status.IN_REVIEW)
-    older = TradeFactory(dataset=cn_personal, buyer=buyer_us.organisation, status=Trade.Status.IN_REVIEW,
+def test_review_queue_is_for_officers_oldest_first(client_for, officer, buyer_us, eu_health):
+    newer = TradeFactory(dataset=eu_health, buyer=buyer_us.organisation, status=Trade.Status.IN_REVIEW)
+    older = TradeFactory(dataset=eu_health, buyer=buyer_us.organisation, status=Trade.Status.IN_REVIEW,
                          status_changed_at=newer.status_changed_at.replace(year=2025))
-    TradeFactory(dataset=cn_personal, buyer=buyer_us.organisation, status=Trade.Status.CHECKING)
+    TradeFactory(dataset=eu_health, buyer=buyer_us.organisation, status=Trade.Status.CHECKING)
 
     assert client_for(buyer_us).get("/api/v1/reviews/").status_code == 403
     response = client_for(officer).get("/api/v1/reviews/")

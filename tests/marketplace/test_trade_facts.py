@@ -1,19 +1,22 @@
-"""A trade's transfer facts come from the dataset, the organisations and earlier settled trades."""
+"""A trade's transfer facts come from the dataset, the organisations and the export ledger."""
 
-from datetime import UTC, date, datetime
+import uuid
+from datetime import date
 
 import pytest
 
-from marketplace.models import Trade
+from compliance.models import ExportRecord
 from marketplace.services.trade_facts import trade_transfer_facts
 from tests.factories import DatasetFactory, OrganisationFactory, TradeFactory
 
 pytestmark = pytest.mark.django_db
 
 
-def settled_on(day: date, **kwargs) -> Trade:
-    at = datetime(day.year, day.month, day.day, 12, tzinfo=UTC)
-    return TradeFactory(status=Trade.Status.SETTLED, settled_at=at, status_changed_at=at, **kwargs)
+def exported(day: date, *, exporter, buyer, subjects: int, state: str = "committed") -> None:
+    ExportRecord.objects.create(
+        subject_type="trade", subject_id=uuid.uuid4(), exporter_id=exporter.id, buyer_id=buyer.id, date=day,
+        classification="personal", categories=["contact"], subjects=subjects, state=state,
+    )
 
 
 def test_facts_describe_dataset_exporter_and_buyer_organisation():
@@ -33,19 +36,34 @@ def test_facts_describe_dataset_exporter_and_buyer_organisation():
     assert facts["trade_date"] == "2026-11-26"
 
 
-def test_prior_exports_are_summed_per_window_bucket_and_buyer():
+def test_prior_exports_sum_reserved_and_committed_transfers_per_window_bucket_and_buyer():
     provider = OrganisationFactory(jurisdiction="CN")
     buyer, other = OrganisationFactory(), OrganisationFactory()
-    personal = DatasetFactory(provider=provider, subject_jurisdictions=["CN"], subjects=40000, categories=["contact"])
-    settled_on(date(2026, 3, 1), dataset=personal, buyer=other)
-    settled_on(date(2026, 5, 1), dataset=personal, buyer=other)
-    settled_on(date(2026, 6, 1), dataset=personal, buyer=buyer)
-    settled_on(date(2025, 12, 30), dataset=personal, buyer=buyer)      # last year: US window only
-    settled_on(date(2025, 6, 1), dataset=personal, buyer=buyer)        # outside every window
-    TradeFactory(dataset=personal, buyer=other, status=Trade.Status.APPROVED)  # not settled: not counted
-    trade = TradeFactory(dataset=personal, buyer=buyer)
+    exported(date(2026, 3, 1), exporter=provider, buyer=other, subjects=40000)
+    exported(date(2026, 5, 1), exporter=provider, buyer=other, subjects=40000, state="reserved")  # checked, not yet settled
+    exported(date(2026, 6, 1), exporter=provider, buyer=buyer, subjects=40000)
+    exported(date(2026, 7, 1), exporter=provider, buyer=buyer, subjects=99999, state="released")  # cancelled: not counted
+    exported(date(2025, 12, 30), exporter=provider, buyer=buyer, subjects=40000)  # last year: the US window only
+    exported(date(2025, 6, 1), exporter=provider, buyer=buyer, subjects=40000)    # outside every window
+    exported(date(2026, 6, 1), exporter=OrganisationFactory(), buyer=buyer, subjects=40000)  # another exporter
+    trade = TradeFactory(dataset=DatasetFactory(provider=provider, subject_jurisdictions=["CN"]), buyer=buyer)
 
     prior = trade_transfer_facts(trade=trade, trade_date=date(2026, 11, 26))["prior_exports"]
 
     summary = sorted((p["date"], p["subjects"], p["same_buyer"]) for p in prior)
     assert summary == [("2025-12-30", 40000, True), ("2026-05-01", 80000, False), ("2026-06-01", 40000, True)]
+
+
+def test_mechanisms_come_from_the_trade_its_documents_and_both_parties_files(buyer_us, provider_eu, eu_personal):
+    from marketplace.models import OrganisationMechanism, TradeDocument
+
+    trade = TradeFactory(dataset=eu_personal, buyer=buyer_us.organisation, mechanisms=[{"code": "eu_tia"}])
+    TradeDocument.objects.create(trade=trade, code="eu_scc", reference="SCC-1", organisation=buyer_us.organisation)
+    OrganisationMechanism.objects.create(organisation=buyer_us.organisation, code="uk_idta", valid_until=date(2027, 1, 1))
+    OrganisationMechanism.objects.create(organisation=provider_eu.organisation, code="eu_bcr")
+    OrganisationMechanism.objects.create(organisation=OrganisationFactory(), code="cn_standard_contract")  # a stranger's
+
+    mechanisms = trade_transfer_facts(trade=trade, trade_date=date(2026, 11, 26))["mechanisms"]
+
+    assert sorted(m["code"] for m in mechanisms) == ["eu_bcr", "eu_scc", "eu_tia", "uk_idta"]
+    assert {"code": "uk_idta", "valid_until": "2027-01-01"} in mechanisms

@@ -65,7 +65,8 @@ def test_check_of_a_vanished_trade_is_a_quiet_no_op(rulepacks):
 @pytest.mark.parametrize(("buyer", "dataset", "status"), [
     ("buyer_eu", "eu_personal", "approved"),
     ("buyer_us", "eu_personal", "needs_documents"),
-    ("buyer_us", "cn_personal", "in_review"),
+    ("buyer_eu", "eu_health", "in_review"),
+    ("buyer_us", "cn_personal", "approved"),
     ("buyer_ir", "eu_public", "rejected"),
 ])
 def test_engine_outcome_decides_the_next_status(request, rulepacks, buyer, dataset, status):
@@ -108,16 +109,16 @@ def test_transition_outside_the_table_is_refused_and_changes_nothing(buyer_eu, e
     assert trade.status == Trade.Status.SETTLED and not trade.events.exists()
 
 
-def test_review_records_who_and_why_with_the_status_change(rulepacks, officer, buyer_us, cn_personal):
-    trade = trade_check_compliance(trade_id=trade_create(membership=buyer_us, dataset_id=cn_personal.id).id)
+def test_review_records_who_and_why_with_the_status_change(rulepacks, officer, buyer_eu, eu_health):
+    trade = trade_check_compliance(trade_id=trade_create(membership=buyer_eu, dataset_id=eu_health.id).id)
 
-    trade = trade_review(trade_id=trade.id, officer=officer.user, approve=True, reason="consent records checked")
+    trade = trade_review(trade_id=trade.id, officer=officer.user, approve=True, reason="Art. 9(2)(a) explicit consent records checked")
 
     review = Review.objects.get(subject_id=trade.id)
-    assert (review.verdict, review.reason, review.officer_username) == ("approve", "consent records checked", officer.user.username)
+    assert (review.verdict, review.reason, review.officer_username) == ("approve", "Art. 9(2)(a) explicit consent records checked", officer.user.username)
     assert review.compliance_check_id == trade.decision_id
     assert trade.status == Trade.Status.APPROVED
-    assert trade.events.last().reason == "consent records checked"
+    assert trade.events.last().reason == "Art. 9(2)(a) explicit consent records checked"
 
 
 def test_only_a_trade_in_review_can_be_reviewed(officer, buyer_eu, eu_personal):
