@@ -2,7 +2,7 @@
 
 from django.contrib import admin
 
-from compliance.models import ComplianceCheck, Review, RulePack
+from compliance.models import ComplianceCheck, ExportRecord, Review, RulePack
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):
@@ -30,3 +30,9 @@ class ComplianceCheckAdmin(ReadOnlyAdmin):
 @admin.register(Review)
 class ReviewAdmin(ReadOnlyAdmin):
     list_display = ["subject_id", "verdict", "officer_username", "created_at"]
+
+
+@admin.register(ExportRecord)
+class ExportRecordAdmin(ReadOnlyAdmin):
+    list_display = ["exporter_id", "subject_id", "state", "date", "classification", "subjects"]
+    list_filter = ["state", "classification"]

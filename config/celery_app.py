@@ -4,6 +4,8 @@ import os
 
 from celery import Celery
 
+import config.broker  # noqa: F401  (registers the atomic filesystem transport before any connection)
+
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 
 app = Celery("elementa")

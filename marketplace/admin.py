@@ -2,7 +2,16 @@
 
 from django.contrib import admin
 
-from marketplace.models import Dataset, Membership, Organisation, Settlement, Trade, TradeEvent
+from marketplace.models import (
+    Dataset,
+    Membership,
+    Organisation,
+    OrganisationMechanism,
+    Settlement,
+    Trade,
+    TradeDocument,
+    TradeEvent,
+)
 
 
 @admin.register(Organisation)
@@ -57,3 +66,18 @@ class SettlementAdmin(admin.ModelAdmin):
 
     def has_change_permission(self, request, obj=None) -> bool:  # type: ignore[no-untyped-def]
         return False
+
+
+@admin.register(TradeDocument)
+class TradeDocumentAdmin(admin.ModelAdmin):
+    list_display = ["trade", "code", "reference", "approved_on", "valid_until", "organisation", "created_at"]
+    list_select_related = ["trade", "organisation"]
+
+    def has_change_permission(self, request, obj=None) -> bool:  # type: ignore[no-untyped-def]
+        return False
+
+
+@admin.register(OrganisationMechanism)
+class OrganisationMechanismAdmin(admin.ModelAdmin):
+    list_display = ["organisation", "code", "reference", "approved_on", "valid_until"]
+    list_select_related = ["organisation"]

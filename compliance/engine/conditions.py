@@ -56,6 +56,7 @@ FIELDS: dict[str, Field] = {
     "buyer.kind": Field("code", lambda c: c.facts.buyer.kind),
     "buyer.certifications": Field("codes", lambda c: c.facts.buyer.certifications),
     "purpose": Field("code", lambda c: c.facts.purpose),
+    "transfer.domestic": Field("bool", lambda c: _domestic(c)),
     "mechanisms": Field("codes", lambda c: tuple(sorted(c.held))),
     "cn.nonsensitive": Field(
         "tally", lambda c: c.cn_tally(sensitive=False), "personal information of people exported by this exporter this calendar year"
@@ -67,6 +68,13 @@ FIELDS: dict[str, Field] = {
 }
 
 Predicate = Callable[[Context], bool]
+
+
+def _domestic(ctx: Context) -> bool:
+    """Subjects, storage, exporter and buyer all in one country: no border is crossed."""
+    f = ctx.facts
+    countries = {country_of(j) for j in (*f.data.subject_jurisdictions, f.data.storage_jurisdiction, f.exporter.jurisdiction)}
+    return countries == {country_of(f.buyer.jurisdiction)}
 
 _COMPARE: dict[str, Callable[[int, int], bool]] = {
     "gte": lambda a, b: a >= b,

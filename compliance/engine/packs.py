@@ -81,7 +81,7 @@ def _render_param(value: Any) -> str:
     if isinstance(value, int):
         return f"{value:,}"
     if isinstance(value, tuple):
-        return ", ".join(str(v) for v in value)
+        return ", ".join(str(v) for v in value) or "none"
     return str(value)
 
 

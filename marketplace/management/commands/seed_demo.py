@@ -60,8 +60,15 @@ DATASETS = [
         "title": "Shanghai retail panel 2026",
         "description": "Loyalty-card shoppers in Shanghai: contact details and purchase history.",
         "subject_jurisdictions": ["CN"], "storage_jurisdiction": "CN", "classification": "personal",
-        "categories": ["contact", "purchase_history"], "subjects": 50000,
+        "categories": ["contact", "purchase_history"], "subjects": 50000, "pi_duties_attested": True,
         "price": Decimal("1200.00"), "currency": "USD", "licence": {"term_days": 365, "resale": False},
+    }),
+    ("Huaxia Retail Data Co.", {
+        "title": "Guangdong mobile subscribers 2026",
+        "description": "Contact details and plan types of 150,000 mobile subscribers in Guangdong.",
+        "subject_jurisdictions": ["CN"], "storage_jurisdiction": "CN", "classification": "personal",
+        "categories": ["contact", "profile"], "subjects": 150000, "pi_duties_attested": True,
+        "price": Decimal("5000.00"), "currency": "USD", "licence": {"term_days": 365, "resale": False},
     }),
     ("Huaxia Retail Data Co.", {
         "title": "Yangtze river freight rates",

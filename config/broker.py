@@ -1,0 +1,39 @@
+"""kombu's filesystem transport with atomic message writes: the embedded broker.
+
+Upstream `_put` creates the message file under its final name, then locks and writes it; a
+consumer lists the folder, renames the file away (a lock does not stop a rename) and can read it
+before the write lands: an empty payload, a JSONDecodeError in the worker, and a lost message (seen
+in this project's test suite). Here a message is written under a name the consumer ignores
+(`….msg.part`) and renamed into place with os.replace, which is atomic on POSIX.
+
+Registered as the `filesystem://` transport, so broker URLs and settings are unchanged.
+"""
+
+import os
+import uuid
+from time import monotonic
+from typing import Any
+
+from kombu.transport import TRANSPORT_ALIASES, filesystem
+from kombu.utils.encoding import str_to_bytes
+from kombu.utils.json import dumps
+
+
+class Channel(filesystem.Channel):
+    def _put(self, queue: str, payload: Any, **kwargs: Any) -> None:
+        name = f"{round(monotonic() * 1000)}_{uuid.uuid4()}.{queue}.msg"
+        final = os.path.join(self.data_folder_out, name)
+        partial = final + ".part"  # _get only takes names ending in "<queue>.msg"
+        try:
+            with open(partial, "wb") as f:
+                f.write(str_to_bytes(dumps(payload)))
+            os.replace(partial, final)
+        except OSError as exc:
+            raise filesystem.ChannelError(f"Cannot add file {final!r} to directory") from exc
+
+
+class Transport(filesystem.Transport):
+    Channel = Channel
+
+
+TRANSPORT_ALIASES["filesystem"] = "config.broker:Transport"
