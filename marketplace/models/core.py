@@ -1,4 +1,4 @@
-"""Organisations and memberships, datasets (listings with the facts the law needs), trades and their events."""
+"""Organisations and memberships, datasets (listings with the facts the law needs), trades, their events and evidence."""
 
 import uuid
 from decimal import Decimal
