@@ -1,23 +1,6 @@
-"""Marketplace models, one module per sub-domain; import them from here."""
+"""Marketplace models, one module per sub-domain; import them from here. Each module lists its
+models in __all__."""
 
-from marketplace.models.core import (
-    Dataset,
-    Membership,
-    Organisation,
-    OrganisationMechanism,
-    Settlement,
-    Trade,
-    TradeDocument,
-    TradeEvent,
-)
-
-__all__ = [
-    "Dataset",
-    "Membership",
-    "Organisation",
-    "OrganisationMechanism",
-    "Settlement",
-    "Trade",
-    "TradeDocument",
-    "TradeEvent",
-]
+from marketplace.models.access import *  # noqa: F403
+from marketplace.models.core import *  # noqa: F403
+from marketplace.models.ledger import *  # noqa: F403

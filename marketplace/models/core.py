@@ -7,6 +7,10 @@ from django.conf import settings
 from django.core.validators import MinValueValidator
 from django.db import models
 
+__all__ = [
+    "Dataset", "Membership", "Organisation", "OrganisationMechanism", "Settlement", "Trade", "TradeDocument", "TradeEvent",
+]
+
 
 class Organisation(models.Model):
     """A company or public body on the marketplace; the facts the law asks about the parties live here."""
@@ -135,6 +139,10 @@ class Trade(models.Model):
     status = models.CharField(max_length=20, choices=Status.choices, default=Status.CHECKING, db_index=True)
     status_changed_at = models.DateTimeField()
     decision = models.ForeignKey("compliance.ComplianceCheck", null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    renews = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.PROTECT, related_name="renewals",
+        help_text="The subscription trade this one renews; it goes through compliance again.",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     settled_at = models.DateTimeField(null=True, blank=True)
 

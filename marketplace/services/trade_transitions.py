@@ -9,6 +9,7 @@ from django.utils import timezone
 
 from compliance.services.exports import export_commit, export_release
 from marketplace.models import Trade, TradeEvent
+from marketplace.services.grants import grant_issue
 from marketplace.trade_lifecycle import ensure_transition_allowed
 
 logger = logging.getLogger(__name__)
@@ -61,6 +62,7 @@ def trade_apply_transition(
     trade.save(update_fields=update_fields)
     if to == Trade.Status.SETTLED:
         export_commit(subject_type="trade", subject_id=trade.id, day=trade.settled_at.date())
+        grant_issue(trade=trade)
     elif to in (Trade.Status.REJECTED, Trade.Status.CANCELLED):
         export_release(subject_type="trade", subject_id=trade.id)
     TradeEvent.objects.create(

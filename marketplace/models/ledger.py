@@ -1,0 +1,3 @@
+"""Wallets and the double-entry ledger."""
+
+__all__: list[str] = []
