@@ -125,6 +125,20 @@ STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
 }
+# Uploaded datasets and documents: local files by default; any S3-compatible store in production
+# (AWS S3, MinIO, Ceph, R2) through django-storages, configured by its AWS_* variables.
+if os.environ.get("ELEMENTA_STORAGE") == "s3":
+    STORAGES["default"] = {
+        "BACKEND": "storages.backends.s3.S3Storage",
+        "OPTIONS": {
+            "bucket_name": os.environ["AWS_STORAGE_BUCKET_NAME"],
+            "endpoint_url": os.environ.get("AWS_S3_ENDPOINT_URL") or None,
+            "region_name": os.environ.get("AWS_S3_REGION_NAME") or None,
+            "default_acl": None,
+            "querystring_auth": True,   # files are private; the API streams them to grant holders
+            "file_overwrite": False,    # versions are immutable
+        },
+    }
 WHITENOISE_USE_FINDERS = True  # serve admin and Swagger UI assets even before collectstatic
 MEDIA_ROOT = Path(os.environ.get("ELEMENTA_MEDIA_ROOT", VAR_DIR / "media"))
 
@@ -206,6 +220,8 @@ CELERY_BEAT_SCHEDULE = {
 
 # --- Elementa ---------------------------------------------------------------------------------
 ELEMENTA_PLATFORM_FEE = Decimal(os.environ.get("ELEMENTA_PLATFORM_FEE", "0.05"))
+ELEMENTA_PAYMENT_PROVIDER = os.environ.get("ELEMENTA_PAYMENT_PROVIDER", "marketplace.payments.ManualApproval")
+ELEMENTA_MAX_DATASET_FILE_BYTES = int(os.environ.get("ELEMENTA_MAX_DATASET_FILE_BYTES", str(512 * 1024 * 1024)))
 # A trade sitting in `checking` or `approved` longer than this is re-enqueued by the sweeper.
 ELEMENTA_STUCK_AFTER = timedelta(seconds=int(os.environ.get("ELEMENTA_STUCK_AFTER", "120")))
 ELEMENTA_RULEPACK_DIR = BASE_DIR / "compliance" / "rulepacks"

@@ -9,7 +9,9 @@ from rest_framework.routers import DefaultRouter
 from compliance.apis.views import EvaluateApi, RulePackViewSet
 from config.api import error_body
 from config.health import healthz
+from marketplace.apis.access import DatasetFileListApi, GrantViewSet
 from marketplace.apis.views import DatasetViewSet, MeApi, MechanismViewSet, ReviewQueueApi, TokenApi, TradeViewSet
+from marketplace.apis.wallet import DepositViewSet, LedgerEntryApi, PayoutReportApi, PlatformWalletApi, WalletApi
 
 router = DefaultRouter(trailing_slash=True)
 router.include_root_view = False
@@ -18,11 +20,18 @@ router.register("trades", TradeViewSet, basename="trade")
 router.register("reviews", ReviewQueueApi, basename="review")
 router.register("rulepacks", RulePackViewSet, basename="rulepack")
 router.register("mechanisms", MechanismViewSet, basename="mechanism")
+router.register("grants", GrantViewSet, basename="grant")
+router.register("wallet/entries", LedgerEntryApi, basename="wallet-entry")
+router.register("wallet/deposits", DepositViewSet, basename="wallet-deposit")
 
 api_v1 = [
     path("auth/token/", TokenApi.as_view(), name="auth-token"),
     path("me/", MeApi.as_view(), name="me"),
     path("compliance/evaluate/", EvaluateApi.as_view(), name="compliance-evaluate"),
+    path("datasets/<uuid:dataset_id>/files/", DatasetFileListApi.as_view(), name="dataset-files"),
+    path("wallet/", WalletApi.as_view(), name="wallet"),
+    path("wallet/platform/", PlatformWalletApi.as_view(), name="wallet-platform"),
+    path("wallet/payouts.csv", PayoutReportApi.as_view(), name="wallet-payouts"),
     *router.urls,
 ]
 

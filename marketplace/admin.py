@@ -3,7 +3,10 @@
 from django.contrib import admin
 
 from marketplace.models import (
+    AccessGrant,
     Dataset,
+    DatasetFile,
+    GrantDownload,
     Membership,
     Organisation,
     OrganisationMechanism,
@@ -81,3 +84,36 @@ class TradeDocumentAdmin(admin.ModelAdmin):
 class OrganisationMechanismAdmin(admin.ModelAdmin):
     list_display = ["organisation", "code", "reference", "approved_on", "valid_until"]
     list_select_related = ["organisation"]
+
+
+class _AccessRecordAdmin(admin.ModelAdmin):
+    """Access records change only through marketplace.services.grants and dataset_files."""
+
+    def has_add_permission(self, request, obj=None) -> bool:  # type: ignore[no-untyped-def]
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:  # type: ignore[no-untyped-def]
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:  # type: ignore[no-untyped-def]
+        return False
+
+
+@admin.register(DatasetFile)
+class DatasetFileAdmin(_AccessRecordAdmin):
+    list_display = ["dataset", "version", "original_name", "content_type", "size", "sha256", "uploaded_by_label", "created_at"]
+    list_select_related = ["dataset"]
+    search_fields = ["sha256", "original_name"]
+
+
+@admin.register(AccessGrant)
+class AccessGrantAdmin(_AccessRecordAdmin):
+    list_display = ["id", "dataset", "buyer", "destination", "max_version", "valid_from", "valid_until", "revoked_at", "created_at"]
+    list_select_related = ["dataset", "buyer"]
+    list_filter = ["destination"]
+
+
+@admin.register(GrantDownload)
+class GrantDownloadAdmin(_AccessRecordAdmin):
+    list_display = ["grant", "version", "username", "range_header", "length", "bytes_sent", "at", "completed_at"]
+    list_select_related = ["grant"]

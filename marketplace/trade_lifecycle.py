@@ -10,11 +10,14 @@ TRANSITIONS: dict[str, frozenset[str]] = {
     S.NEEDS_DOCUMENTS: frozenset({S.CHECKING, S.REJECTED, S.CANCELLED}),
     S.IN_REVIEW: frozenset({S.CHECKING, S.APPROVED, S.REJECTED, S.CANCELLED}),
     S.APPROVED: frozenset({S.SETTLED, S.CANCELLED}),
-    S.SETTLED: frozenset(),
+    S.SETTLED: frozenset({S.REFUNDED}),
     S.REJECTED: frozenset(),
     S.CANCELLED: frozenset(),
+    S.REFUNDED: frozenset(),
 }
 TERMINAL = frozenset(status for status, nexts in TRANSITIONS.items() if not nexts)
+# No more compliance work or evidence: settled (money moved) or ended.
+CLOSED = TERMINAL | {S.SETTLED}
 CANCELLABLE = frozenset(status for status, nexts in TRANSITIONS.items() if S.CANCELLED in nexts)
 
 # What the engine's outcome does to a trade in `checking` (contract.md, last section).

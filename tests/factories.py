@@ -34,13 +34,29 @@ class UserFactory(factory.django.DjangoModelFactory):
             self.save()
 
 
+def fund(organisation: Organisation, amount: str = "1000000.00", currencies: tuple[str, ...] = ("EUR", "USD")) -> None:
+    """Top up through the real deposit service, so the ledger stays balanced."""
+    from marketplace.services.deposits import deposit_record
+
+    for currency in currencies:
+        deposit_record(organisation=organisation, amount=Decimal(amount), currency=currency, operator=None)
+
+
 class MembershipFactory(factory.django.DjangoModelFactory):
+    """A user in an organisation. Buyers' organisations are funded unless `funded=False`."""
+
     class Meta:
         model = Membership
+        skip_postgeneration_save = True
 
     user = factory.SubFactory(UserFactory)
     organisation = factory.SubFactory(OrganisationFactory)
     role = Membership.Role.BUYER
+
+    @factory.post_generation
+    def funded(self, create, extracted, **kwargs):  # type: ignore[no-untyped-def]
+        if create and self.role == Membership.Role.BUYER and extracted is not False and not self.organisation.wallets.exists():
+            fund(self.organisation)
 
 
 class DatasetFactory(factory.django.DjangoModelFactory):

@@ -2,7 +2,6 @@
 
 from typing import Any
 
-import pycountry
 from drf_spectacular.utils import extend_schema_field, inline_serializer
 from rest_framework import serializers
 
@@ -10,6 +9,7 @@ from compliance.apis.serializers import DecisionSerializer
 from compliance.engine import vocabulary as vocab
 from compliance.engine.jurisdictions import is_jurisdiction
 from marketplace.models import Dataset, Organisation, Trade, TradeEvent
+from marketplace.money import MoneyError, currency_check, money
 
 
 class JurisdictionField(serializers.CharField):
@@ -27,9 +27,10 @@ class JurisdictionField(serializers.CharField):
 
 
 def _currency(value: str) -> str:
-    if pycountry.currencies.get(alpha_3=value.upper()) is None:
-        raise serializers.ValidationError(f"unknown currency {value!r}: use an ISO 4217 code")
-    return value.upper()
+    try:
+        return currency_check(value)
+    except MoneyError as exc:
+        raise serializers.ValidationError(str(exc)) from None
 
 
 class LicenceSerializer(serializers.Serializer):
@@ -87,6 +88,19 @@ class DatasetSerializer(serializers.ModelSerializer):
 
     def validate_subject_jurisdictions(self, value: list[str]) -> list[str]:
         return list(dict.fromkeys(value))
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        currency = (attrs.get("currency") or getattr(self.instance, "currency", None) or "USD").upper()
+        if "price" in attrs:
+            try:
+                attrs["price"] = money(attrs["price"], currency)
+            except MoneyError as exc:
+                raise serializers.ValidationError({"price": [str(exc)]}) from None
+        if attrs.get("pricing") == "subscription" or (attrs.get("pricing") is None and getattr(self.instance, "pricing", "") == "subscription"):
+            licence = attrs.get("licence", getattr(self.instance, "licence", None)) or {}
+            if not licence.get("term_days"):
+                raise serializers.ValidationError({"licence": ["a subscription needs licence.term_days: the length of one period"]})
+        return attrs
 
 
 class MechanismSerializer(serializers.Serializer):
@@ -183,13 +197,14 @@ class TradeSerializer(serializers.ModelSerializer):
     provider_name = serializers.CharField(source="provider.name")
     mechanisms = serializers.ListField(child=serializers.DictField())
     decision = serializers.SerializerMethodField()
+    renews = serializers.UUIDField(source="renews_id", allow_null=True)
 
     class Meta:
         model = Trade
         fields = [
             "id", "status", "dataset", "dataset_title", "buyer", "buyer_name", "provider", "provider_name",
             "destination", "purpose", "mechanisms", "price", "currency", "pricing", "licence", "decision",
-            "created_at", "status_changed_at", "settled_at",
+            "renews", "created_at", "status_changed_at", "settled_at",
         ]
         read_only_fields = fields
 

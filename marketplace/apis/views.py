@@ -227,6 +227,26 @@ class TradeViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Ge
         trade = trade_services.trade_cancel(trade_id=trade.id, actor=request.user, reason=serializer.validated_data.get("reason", ""))
         return self._detail(trade)
 
+    @extend_schema(request=s.ReasonSerializer, responses=s.TradeDetailSerializer)
+    @action(detail=True, methods=["post"], permission_classes=[IsAuthenticated, IsOfficer])
+    def refund(self, request: Request, pk: str | None = None) -> Response:
+        """Reverse a settled trade: the buyer gets the price back, the access grant is revoked."""
+        trade = self.get_object()
+        serializer = s.ReasonSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        trade = trade_services.trade_refund(trade_id=trade.id, officer=request.user, reason=serializer.validated_data["reason"])
+        return self._detail(trade)
+
+    @extend_schema(request=None, responses={201: s.TradeSerializer})
+    @action(detail=True, methods=["post"], permission_classes=[IsAuthenticated, IsBuyer])
+    def renew(self, request: Request, pk: str | None = None) -> Response:
+        """Buy the next period of a settled subscription: a new trade, checked again."""
+        trade = self.get_object()
+        if trade.buyer_id != _membership(request).organisation_id:
+            raise PermissionDeniedError("Only the buyer may renew a subscription.")
+        renewal = trade_services.trade_renew(trade_id=trade.id, membership=_membership(request))
+        return Response(s.TradeSerializer(renewal).data, status=status.HTTP_201_CREATED)
+
     def _review(self, request: Request, *, approve: bool) -> Response:
         trade = self.get_object()
         serializer = s.ReasonSerializer(data=request.data)

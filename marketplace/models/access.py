@@ -1,3 +1,140 @@
 """Dataset files and versions, access grants and downloads."""
 
-__all__: list[str] = []
+import os
+import uuid
+from datetime import datetime
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+from django.utils import timezone
+
+from marketplace.models.core import Dataset, Organisation, Trade
+
+__all__ = ["AccessGrant", "DatasetFile", "GrantDownload"]
+
+
+def _dataset_file_path(instance: "DatasetFile", filename: str) -> str:
+    # One folder per version: the storage name never collides with, or overwrites, another version.
+    return f"datasets/{instance.dataset_id}/v{instance.version}/{instance.id}-{os.path.basename(filename)[-80:]}"
+
+
+class DatasetFile(models.Model):
+    """One uploaded version of a dataset's content. Immutable: a new upload is a new version, and a
+    row is never updated or deleted while grants and downloads point at it."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    dataset = models.ForeignKey(Dataset, on_delete=models.PROTECT, related_name="files")
+    version = models.PositiveIntegerField(help_text="1, 2, 3 … per dataset, in upload order.")
+    file = models.FileField(upload_to=_dataset_file_path, max_length=300)
+    original_name = models.CharField(max_length=255)
+    content_type = models.CharField(max_length=100)
+    size = models.PositiveBigIntegerField()
+    sha256 = models.CharField(max_length=64)
+    uploaded_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
+    uploaded_by_label = models.CharField(max_length=150, help_text="Username, copied so it outlives the account.")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["dataset", "-version"]
+        constraints = [
+            models.UniqueConstraint(fields=["dataset", "version"], name="dataset_file_version_unique"),
+            models.CheckConstraint(condition=Q(version__gte=1), name="dataset_file_version_positive"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.dataset_id} v{self.version}"
+
+    def save(self, *args: object, **kwargs: object) -> None:
+        if not self._state.adding:
+            raise ValueError("A dataset file version is immutable; upload a new version instead.")
+        super().save(*args, **kwargs)  # type: ignore[arg-type]
+
+
+class AccessGrant(models.Model):
+    """What a settled trade lets the buyer download, until when, and for which destination.
+
+    Versions covered: `max_version` None means every version (subscriptions: whatever the provider
+    publishes, downloadable while the grant is valid); a number means versions 1…max_version (a
+    one-time purchase: the latest version at settlement, or version 1 if nothing was uploaded yet).
+    Active = not revoked and valid_from <= now < valid_until (valid_until None: no expiry).
+    """
+
+    class Status(models.TextChoices):
+        PENDING = "pending"  # a renewal waiting for the term it renews to end
+        ACTIVE = "active"
+        EXPIRED = "expired"
+        REVOKED = "revoked"
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    trade = models.OneToOneField(Trade, on_delete=models.PROTECT, related_name="grant")
+    buyer = models.ForeignKey(Organisation, on_delete=models.PROTECT, related_name="grants")
+    dataset = models.ForeignKey(Dataset, on_delete=models.PROTECT, related_name="grants")
+    max_version = models.PositiveIntegerField(null=True, blank=True, help_text="Highest version covered; empty = every version.")
+    destination = models.CharField(max_length=8, help_text="Where the buyer may take the data (the trade's destination).")
+    valid_from = models.DateTimeField()
+    valid_until = models.DateTimeField(null=True, blank=True, help_text="Empty: no expiry.")
+    revoked_at = models.DateTimeField(null=True, blank=True)
+    revoked_reason = models.TextField(blank=True)
+    revoked_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    revoked_by_label = models.CharField(max_length=150, blank=True, help_text="Username or 'system:<process>', copied.")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [
+            models.Index(fields=["buyer", "-created_at"], name="grant_buyer_idx"),
+            models.Index(fields=["dataset", "-created_at"], name="grant_dataset_idx"),
+        ]
+        constraints = [
+            models.CheckConstraint(condition=Q(valid_until__isnull=True) | Q(valid_until__gt=models.F("valid_from")), name="grant_valid_range"),
+        ]
+
+    def __str__(self) -> str:
+        return f"grant {self.id} on {self.dataset_id}"
+
+    @classmethod
+    def active_q(cls, now: datetime | None = None) -> Q:
+        """The filter for grants that allow a download at `now`."""
+        now = now or timezone.now()
+        return Q(revoked_at__isnull=True, valid_from__lte=now) & (Q(valid_until__isnull=True) | Q(valid_until__gt=now))
+
+    def status_at(self, now: datetime | None = None) -> str:
+        now = now or timezone.now()
+        if self.revoked_at is not None:
+            return self.Status.REVOKED
+        if now < self.valid_from:
+            return self.Status.PENDING
+        if self.valid_until is not None and now >= self.valid_until:
+            return self.Status.EXPIRED
+        return self.Status.ACTIVE
+
+    def covers(self, version: int) -> bool:
+        return self.max_version is None or version <= self.max_version
+
+
+class GrantDownload(models.Model):
+    """One download under a grant: who, which version, which bytes. Written when the response starts;
+    `bytes_sent` and `completed_at` are filled in when the stream ends (a client that disconnects
+    leaves bytes_sent below the length and completed_at empty)."""
+
+    id = models.BigAutoField(primary_key=True)
+    grant = models.ForeignKey(AccessGrant, on_delete=models.PROTECT, related_name="downloads")
+    file = models.ForeignKey(DatasetFile, on_delete=models.PROTECT, related_name="downloads")
+    version = models.PositiveIntegerField()
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
+    username = models.CharField(max_length=150, help_text="Copied so the record outlives the account.")
+    range_header = models.CharField(max_length=200, blank=True, help_text="The Range header as sent, if any.")
+    first_byte = models.PositiveBigIntegerField()
+    last_byte = models.PositiveBigIntegerField(help_text="Inclusive.")
+    length = models.PositiveBigIntegerField(help_text="Bytes the response carries.")
+    bytes_sent = models.PositiveBigIntegerField(default=0)
+    at = models.DateTimeField(auto_now_add=True)
+    completed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-at", "-id"]
+        indexes = [models.Index(fields=["grant", "-at"], name="grant_download_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.username} v{self.version} of grant {self.grant_id}"

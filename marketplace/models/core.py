@@ -122,6 +122,7 @@ class Trade(models.Model):
         SETTLED = "settled"
         REJECTED = "rejected"
         CANCELLED = "cancelled"
+        REFUNDED = "refunded"
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     dataset = models.ForeignKey(Dataset, on_delete=models.PROTECT, related_name="trades")

@@ -1,16 +1,15 @@
-"""Settlement: the seam where escrow, the ledger and access grants plug in (issue 4)."""
+"""Settlement: escrow to the provider less the platform fee, the settlement record, then the
+transition (which commits the export volume and issues the access grant)."""
 
 import logging
-from decimal import ROUND_HALF_UP, Decimal
 
-from django.conf import settings
 from django.db import transaction
 
 from marketplace.models import Settlement, Trade
+from marketplace.services.ledger import ledger_settle
 from marketplace.services.trade_transitions import trade_apply_transition, trade_lock
 
 logger = logging.getLogger(__name__)
-CENT = Decimal("0.01")
 
 
 @transaction.atomic
@@ -24,8 +23,6 @@ def trade_settle(*, trade_id: object) -> Trade | None:
     if trade.status != Trade.Status.APPROVED:
         logger.info("trade %s is %s, not approved: nothing to settle", trade.id, trade.status)
         return trade
-    fee = (trade.price * settings.ELEMENTA_PLATFORM_FEE).quantize(CENT, rounding=ROUND_HALF_UP)
-    Settlement.objects.create(
-        trade=trade, amount=trade.price, currency=trade.currency, platform_fee=fee, provider_amount=trade.price - fee,
-    )
+    fee, share = ledger_settle(trade=trade)  # escrow → provider, fee → platform revenue
+    Settlement.objects.create(trade=trade, amount=trade.price, currency=trade.currency, platform_fee=fee, provider_amount=share)
     return trade_apply_transition(trade=trade, to=Trade.Status.SETTLED, actor_label="system:settlement", reason="settled")

@@ -11,7 +11,7 @@ from config.errors import ApplicationError
 from marketplace.errors import TradeTransitionNotAllowedError
 from marketplace.models import Membership, Trade, TradeDocument
 from marketplace.services.trade_transitions import trade_apply_transition, trade_lock
-from marketplace.trade_lifecycle import TERMINAL
+from marketplace.trade_lifecycle import CLOSED
 
 # What a compliance document may be, recognised by its first bytes, not by what the client claims.
 _SIGNATURES = {"application/pdf": (b"%PDF-",), "image/png": (b"\x89PNG\r\n\x1a\n",), "image/jpeg": (b"\xff\xd8\xff",)}
@@ -53,7 +53,7 @@ def trade_document_add(
     trade = trade_lock(trade_id=trade_id)
     if trade is None:
         raise Trade.DoesNotExist(f"no trade {trade_id}")
-    if trade.status in TERMINAL:
+    if trade.status in CLOSED:
         raise TradeTransitionNotAllowedError(f"The trade is {trade.status}; it takes no more documents.")
     document = TradeDocument(
         trade=trade, code=code, reference=reference, approved_on=approved_on, valid_until=valid_until,

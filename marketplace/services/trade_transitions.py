@@ -10,6 +10,7 @@ from django.utils import timezone
 from compliance.services.exports import export_commit, export_release
 from marketplace.models import Trade, TradeEvent
 from marketplace.services.grants import grant_issue
+from marketplace.services.ledger import ledger_release
 from marketplace.trade_lifecycle import ensure_transition_allowed
 
 logger = logging.getLogger(__name__)
@@ -65,6 +66,7 @@ def trade_apply_transition(
         grant_issue(trade=trade)
     elif to in (Trade.Status.REJECTED, Trade.Status.CANCELLED):
         export_release(subject_type="trade", subject_id=trade.id)
+        ledger_release(trade=trade)
     TradeEvent.objects.create(
         trade=trade, from_status=previous, to_status=to, actor=actor,
         actor_label=actor_label or (actor.get_username() if actor else "system"), reason=reason,

@@ -9,7 +9,10 @@ from django.utils import timezone
 from compliance.services.reviews import review_record
 from marketplace.errors import DatasetNotAvailableError, OwnDatasetError, TradeTransitionNotAllowedError
 from marketplace.models import Dataset, Membership, Trade, TradeEvent
+from marketplace.services.grants import grant_revoke_for_trade
+from marketplace.services.ledger import ledger_hold, ledger_refund
 from marketplace.services.trade_transitions import trade_apply_transition, trade_lock, trade_on_commit_side_effects, trade_transition
+from marketplace.trade_lifecycle import ensure_transition_allowed
 
 
 @transaction.atomic
@@ -36,8 +39,39 @@ def trade_create(
         trade=trade, from_status="", to_status=Trade.Status.CHECKING, actor=membership.user,
         actor_label=membership.user.get_username(), reason="purchase requested",
     )
+    ledger_hold(trade=trade)  # same transaction: not enough funds → 409 and no trade at all
     trade_on_commit_side_effects(trade)
     return trade
+
+
+@transaction.atomic
+def trade_renew(*, trade_id: object, membership: Membership) -> Trade:
+    """A subscription's next period: a new trade at today's price, checked again from scratch."""
+    previous = Trade.objects.select_related("dataset").filter(pk=trade_id, buyer_id=membership.organisation_id).first()
+    if previous is None:
+        raise Trade.DoesNotExist(f"no trade {trade_id}")
+    if previous.pricing != "subscription" or previous.status != Trade.Status.SETTLED:
+        raise TradeTransitionNotAllowedError("Only a settled subscription can be renewed.")
+    if previous.renewals.exclude(status__in=(Trade.Status.REJECTED, Trade.Status.CANCELLED, Trade.Status.REFUNDED)).exists():
+        raise TradeTransitionNotAllowedError("This subscription period has already been renewed.")
+    trade = trade_create(membership=membership, dataset_id=previous.dataset_id, destination=previous.destination,
+                         purpose=previous.purpose, mechanisms=previous.mechanisms)
+    Trade.objects.filter(pk=trade.pk).update(renews=previous)
+    trade.renews = previous
+    return trade
+
+
+@transaction.atomic
+def trade_refund(*, trade_id: object, officer: AbstractBaseUser, reason: str) -> Trade:
+    """Reverse a settled trade: the ledger gives the buyer the price back, the grant is revoked,
+    and the reason is on the trade's events for both parties."""
+    trade = trade_lock(trade_id=trade_id)
+    if trade is None:
+        raise Trade.DoesNotExist(f"no trade {trade_id}")
+    ensure_transition_allowed(current=trade.status, target=Trade.Status.REFUNDED)
+    ledger_refund(trade=trade)
+    grant_revoke_for_trade(trade=trade, actor=officer, reason=f"refunded: {reason}")
+    return trade_apply_transition(trade=trade, to=Trade.Status.REFUNDED, actor=officer, reason=reason)
 
 
 @transaction.atomic

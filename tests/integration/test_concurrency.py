@@ -90,3 +90,53 @@ def test_concurrent_checks_cannot_both_slip_under_a_cumulative_threshold(rulepac
     assert errors == []
     statuses = sorted(Trade.objects.filter(pk__in=[t.id for t in trades]).values_list("status", flat=True))
     assert statuses == ["approved"] + ["needs_documents"] * 9
+
+
+def test_fifty_concurrent_purchases_never_overdraw_one_wallet(provider_eu):
+    """A wallet funded for exactly 10 purchases, 50 buyers of the organisation at the same instant:
+    10 succeed, 40 get insufficient_funds, the balance ends at zero and the ledger balances."""
+    from decimal import Decimal
+
+    from django.db.models import Sum
+
+    from config.errors import ApplicationError
+    from marketplace.models import LedgerEntry, Wallet
+    from marketplace.services.trades import trade_create
+    from tests.factories import DatasetFactory, MembershipFactory, OrganisationFactory, fund
+
+    org = OrganisationFactory(jurisdiction="DE")
+    fund(org, "1000.00", ("EUR",))
+    members = [MembershipFactory(organisation=org, role="buyer") for _ in range(50)]
+    dataset = DatasetFactory(provider=provider_eu.organisation, price="100.00", currency="EUR")
+
+    errors = race([lambda m=m: trade_create(membership=m, dataset_id=dataset.id) for m in members])
+
+    assert len(errors) == 40 and all(isinstance(e, ApplicationError) and e.code == "insufficient_funds" for e in errors)
+    assert Trade.objects.filter(dataset=dataset).count() == 10
+    wallet = Wallet.objects.get(organisation=org, currency="EUR")
+    assert (wallet.available, wallet.held) == (Decimal("0.00"), Decimal("1000.00"))
+    assert LedgerEntry.objects.aggregate(total=Sum("amount"))["total"] == 0
+
+
+def test_x_buys_from_y_while_y_buys_from_x_without_deadlock():
+    """Two organisations that sell to each other settle concurrently: wallet rows are always
+    updated in the same order, so neither settlement deadlocks and both pay once."""
+    from marketplace.models import LedgerTransaction
+    from marketplace.services.trade_transitions import trade_transition
+    from marketplace.services.trades import trade_create
+    from tests.factories import DatasetFactory, MembershipFactory, OrganisationFactory
+
+    x, y = OrganisationFactory(jurisdiction="DE"), OrganisationFactory(jurisdiction="FR")
+    trades = []
+    for seller, buyer in ((x, y), (y, x)):
+        dataset = DatasetFactory(provider=seller, price="10.00")
+        for _ in range(5):
+            trades.append(trade_create(membership=MembershipFactory(organisation=buyer, role="buyer"), dataset_id=dataset.id))
+    for t in trades:
+        trade_transition(trade_id=t.id, to=Trade.Status.APPROVED, actor_label="system:test")
+
+    errors = race([lambda t=t: trade_settle(trade_id=t.id) for t in trades])
+
+    assert errors == []
+    assert Trade.objects.filter(pk__in=[t.id for t in trades], status="settled").count() == 10
+    assert LedgerTransaction.objects.filter(kind="settle").count() == 10

@@ -23,7 +23,8 @@ def test_every_engine_outcome_maps_to_a_status_checking_may_enter():
 
 
 def test_terminal_statuses_have_no_way_out():
-    assert TERMINAL == {Trade.Status.SETTLED, Trade.Status.REJECTED, Trade.Status.CANCELLED}
+    assert TERMINAL == {Trade.Status.REJECTED, Trade.Status.CANCELLED, Trade.Status.REFUNDED}
+    assert TRANSITIONS[Trade.Status.SETTLED] == {Trade.Status.REFUNDED}  # only an officer's refund
 
 
 def test_trade_create_pins_price_and_enqueues_the_check_only_after_commit(buyer_eu, eu_personal, django_capture_on_commit_callbacks):

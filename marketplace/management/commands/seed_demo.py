@@ -4,12 +4,15 @@ from decimal import Decimal
 from typing import Any
 
 from django.contrib.auth import get_user_model
+from django.core.files.uploadedfile import SimpleUploadedFile
 from django.core.management import call_command
 from django.core.management.base import BaseCommand
 from django.db import transaction
 
 from marketplace.models import Dataset, Membership, Organisation
+from marketplace.services.dataset_files import dataset_file_upload
 from marketplace.services.datasets import dataset_create, dataset_publish
+from marketplace.services.deposits import deposit_record
 
 PASSWORD = "elementa-demo"
 
@@ -87,6 +90,13 @@ DATASETS = [
 ]
 
 
+def _sample_file(title: str) -> SimpleUploadedFile:
+    """A small synthetic CSV (no real person in it) so the demo has something to download."""
+    rows = ["record_id,region,value"] + [f"{i},{['north', 'south', 'east', 'west'][i % 4]},{(i * 37) % 1000}" for i in range(1, 201)]
+    name = "".join(c if c.isalnum() else "-" for c in title.lower()).strip("-") + ".csv"
+    return SimpleUploadedFile(name, ("\n".join(rows) + "\n").encode(), content_type="text/csv")
+
+
 class Command(BaseCommand):
     help = "Seed demo organisations, users (password elementa-demo), published datasets and rule packs."
 
@@ -104,6 +114,13 @@ class Command(BaseCommand):
                 user.is_staff = role == Membership.Role.OFFICER  # officers also use the admin workspace
                 user.save()
             Membership.objects.update_or_create(user=user, defaults={"organisation": orgs[org_name], "role": role})
+        operator = User.objects.get(username="officer")
+        for _, org_name, role in USERS:
+            org = orgs[org_name]
+            if role == Membership.Role.BUYER and not org.wallets.exists():
+                for currency in ("EUR", "USD"):
+                    deposit_record(organisation=org, amount=Decimal("50000.00"), currency=currency, operator=operator,
+                                   note="demo funds")
         for org_name, values in DATASETS:
             provider = orgs[org_name]
             if Dataset.objects.filter(provider=provider, title=values["title"]).exists():
@@ -112,6 +129,7 @@ class Command(BaseCommand):
             assert membership is not None
             dataset = dataset_create(membership=membership, values=values)
             dataset_publish(dataset_id=dataset.id)
+            dataset_file_upload(dataset_id=dataset.id, membership=membership, upload=_sample_file(dataset.title))
         self.stdout.write(self.style.SUCCESS("Demo data ready. Logins (password elementa-demo):"))
         for username, org_name, role in USERS:
             self.stdout.write(f"  {username:<12} {role:<9} {org_name}")

@@ -1,0 +1,30 @@
+"""Which access grants a user may see, and what a buyer's active grants cover."""
+
+from django.contrib.auth.models import AbstractBaseUser
+from django.db.models import Q, QuerySet
+
+from marketplace.models import AccessGrant
+from marketplace.selectors.members import is_officer, membership_of
+
+
+def grant_list_visible(*, user: AbstractBaseUser) -> QuerySet[AccessGrant]:
+    """Grants the user may see: its organisation's as buyer, those on its organisation's datasets,
+    or all for officers."""
+    qs = AccessGrant.objects.select_related("dataset", "buyer", "trade")
+    if is_officer(user):
+        return qs
+    membership = membership_of(user)
+    if membership is None:
+        return qs.none()
+    org = membership.organisation_id
+    return qs.filter(Q(buyer_id=org) | Q(dataset__provider_id=org))
+
+
+def grant_highest_version_for(*, organisation_id: object, dataset_id: object) -> tuple[bool, int | None]:
+    """(holds an active grant, highest version its active grants cover: None = every version)."""
+    grants = list(AccessGrant.objects.filter(AccessGrant.active_q(), buyer_id=organisation_id, dataset_id=dataset_id).values_list("max_version", flat=True))
+    if not grants:
+        return False, None
+    if any(v is None for v in grants):
+        return True, None
+    return True, max(v for v in grants if v is not None)

@@ -1,0 +1,83 @@
+"""Dataset files: each upload is a new immutable version, stored through Django's storage API."""
+
+import hashlib
+import logging
+import mimetypes
+import os
+
+from django.conf import settings
+from django.core.files.uploadedfile import UploadedFile
+from django.db import transaction
+from django.db.models import Max
+
+from config.errors import ApplicationError, NotFoundError, PermissionDeniedError
+from marketplace.models import Dataset, DatasetFile, Membership
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_MAX_DATASET_FILE_BYTES = 512 * 1024 * 1024
+# A compressed file is served as what it is on the wire (data.csv.gz is gzip, not CSV).
+_ENCODING_TYPES = {"gzip": "application/gzip", "bzip2": "application/x-bzip2", "xz": "application/x-xz", "br": "application/x-brotli"}
+
+
+class DatasetFileRejectedError(ApplicationError):
+    code = "upload_rejected"  # the same code as a refused trade document: clients branch on one
+    status_code = 400
+    default_message = "The file cannot be accepted."
+
+
+def dataset_file_max_bytes() -> int:
+    return int(getattr(settings, "ELEMENTA_MAX_DATASET_FILE_BYTES", DEFAULT_MAX_DATASET_FILE_BYTES))
+
+
+def dataset_file_content_type(name: str) -> str:
+    """The content type a file name implies; application/octet-stream when it implies none."""
+    content_type, encoding = mimetypes.guess_type(name, strict=False)
+    if encoding:
+        return _ENCODING_TYPES.get(encoding, "application/octet-stream")
+    return content_type or "application/octet-stream"
+
+
+def dataset_file_latest_version(*, dataset_id: object) -> int | None:
+    return DatasetFile.objects.filter(dataset_id=dataset_id).aggregate(latest=Max("version"))["latest"]
+
+
+@transaction.atomic
+def dataset_file_upload(*, dataset_id: object, membership: Membership, upload: UploadedFile) -> DatasetFile:
+    """Store `upload` as the dataset's next version (latest + 1), with its SHA-256, size and type.
+
+    The dataset row lock serialises concurrent uploads so versions are gap-free; the unique
+    (dataset, version) constraint is the last guard. Only the dataset's provider may upload.
+    """
+    dataset = Dataset.objects.select_for_update().filter(pk=dataset_id).first()
+    if dataset is None:
+        raise NotFoundError("No such dataset.")
+    if dataset.provider_id != membership.organisation_id:
+        raise PermissionDeniedError("Only the dataset's provider may upload its files.")
+    limit = dataset_file_max_bytes()
+    if upload.size is None or upload.size == 0:
+        raise DatasetFileRejectedError("The file is empty.", fields={"file": ["the file is empty"]})
+    if upload.size > limit:
+        raise DatasetFileRejectedError("The file is too large.", fields={"file": [f"at most {limit:,} bytes"]})
+
+    digest, size = hashlib.sha256(), 0
+    for chunk in upload.chunks():
+        digest.update(chunk)
+        size += len(chunk)
+    upload.seek(0)
+    original_name = os.path.basename(upload.name or "") or "data"
+    dataset_file = DatasetFile(
+        dataset=dataset, version=(dataset_file_latest_version(dataset_id=dataset.id) or 0) + 1,
+        original_name=original_name[-255:], content_type=dataset_file_content_type(original_name),
+        size=size, sha256=digest.hexdigest(), uploaded_by=membership.user, uploaded_by_label=membership.user.get_username(),
+    )
+    dataset_file.file.save(original_name, upload, save=False)
+    try:
+        dataset_file.save()
+    except Exception:
+        # The row did not make it: do not leave an orphan object in storage. (A rollback of an
+        # enclosing transaction after we return can still orphan one; storage is cheap to sweep.)
+        dataset_file.file.storage.delete(dataset_file.file.name)
+        raise
+    logger.info("dataset %s: version %s uploaded (%s bytes, sha256 %s)", dataset.id, dataset_file.version, size, dataset_file.sha256)
+    return dataset_file

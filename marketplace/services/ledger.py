@@ -1,0 +1,148 @@
+"""The ledger: every movement is one balanced transaction, applied to wallet rows in a fixed order.
+
+Exactly once: a trade has at most one transaction of each kind (a unique constraint), and each
+operation checks, under the trade's row lock held by its caller, that its predecessor exists and
+that nothing has already consumed the hold. Balances never go negative: decreases are conditional
+updates (`... WHERE available >= x`) with a CHECK constraint behind them.
+"""
+
+from dataclasses import dataclass
+from decimal import Decimal
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.db.models import F
+
+from config.errors import ConflictError
+from marketplace.models import Deposit, LedgerEntry, LedgerTransaction, Trade, Wallet
+from marketplace.money import fee_of
+
+A = LedgerEntry.Account
+K = LedgerTransaction.Kind
+
+
+class InsufficientFundsError(ConflictError):
+    code = "insufficient_funds"
+    default_message = "The wallet does not hold enough available funds."
+
+
+class RefundNotCoveredError(ConflictError):
+    code = "refund_not_covered"
+    default_message = "The provider's available balance does not cover the refund."
+
+
+@dataclass(frozen=True)
+class Leg:
+    account: str
+    amount: Decimal
+    wallet: Wallet | None = None
+
+
+def wallet_get_or_create(*, organisation_id: object, currency: str) -> Wallet:
+    try:
+        with transaction.atomic():
+            wallet, _ = Wallet.objects.get_or_create(organisation_id=organisation_id, currency=currency)
+    except IntegrityError:  # created by a concurrent request in between
+        wallet = Wallet.objects.get(organisation_id=organisation_id, currency=currency)
+    return wallet
+
+
+def _apply(wallet: Wallet, available: Decimal, held: Decimal, error: type[ConflictError]) -> None:
+    """Change one wallet row by deltas; a decrease that would go below zero changes nothing and raises."""
+    qs = Wallet.objects.filter(pk=wallet.pk)
+    if available < 0:
+        qs = qs.filter(available__gte=-available)
+    if held < 0:
+        qs = qs.filter(held__gte=-held)
+    if qs.update(available=F("available") + available, held=F("held") + held) != 1:
+        raise error()
+
+
+@transaction.atomic
+def ledger_post(
+    *, kind: str, currency: str, legs: list[Leg], trade: Trade | None = None, deposit: Deposit | None = None, memo: str = "",
+    shortfall: type[ConflictError] = InsufficientFundsError,
+) -> LedgerTransaction:
+    """Record one balanced transaction and move the wallet balances it touches."""
+    if sum((leg.amount for leg in legs), Decimal(0)) != 0:
+        raise ValueError(f"unbalanced {kind} transaction: {legs}")
+    legs = [leg for leg in legs if leg.amount != 0]
+    txn = LedgerTransaction.objects.create(kind=kind, currency=currency, trade=trade, deposit=deposit, memo=memo)
+    LedgerEntry.objects.bulk_create(
+        LedgerEntry(transaction=txn, wallet=leg.wallet, account=leg.account, currency=currency, amount=leg.amount) for leg in legs
+    )
+    deltas: dict[object, list] = {}
+    for leg in legs:
+        if leg.wallet is not None:
+            row = deltas.setdefault(leg.wallet.pk, [leg.wallet, Decimal(0), Decimal(0)])
+            row[1 if leg.account == A.AVAILABLE else 2] += leg.amount
+    # Always in the same order (by wallet id), so two transactions touching the same two wallets
+    # (X buys from Y while Y buys from X) cannot deadlock.
+    for pk in sorted(deltas, key=str):
+        wallet, available, held = deltas[pk]
+        _apply(wallet, available, held, shortfall)
+    return txn
+
+
+def _has(trade: Trade, *kinds: str) -> bool:
+    return LedgerTransaction.objects.filter(trade=trade, kind__in=kinds).exists()
+
+
+def ledger_hold(*, trade: Trade) -> LedgerTransaction | None:
+    """Move the trade's price from the buyer's available funds into escrow (at purchase)."""
+    if trade.price == 0:
+        return None
+    wallet = wallet_get_or_create(organisation_id=trade.buyer_id, currency=trade.currency)
+    return ledger_post(
+        kind=K.HOLD, currency=trade.currency, trade=trade, memo=f"escrow for trade {trade.id}",
+        legs=[Leg(A.AVAILABLE, -trade.price, wallet), Leg(A.HELD, trade.price, wallet)],
+    )
+
+
+def ledger_release(*, trade: Trade) -> LedgerTransaction | None:
+    """Give the held price back to the buyer (rejected or cancelled). A no-op if nothing is held."""
+    if not _has(trade, K.HOLD) or _has(trade, K.RELEASE, K.SETTLE):
+        return None
+    wallet = Wallet.objects.get(organisation_id=trade.buyer_id, currency=trade.currency)
+    return ledger_post(
+        kind=K.RELEASE, currency=trade.currency, trade=trade, memo=f"escrow released for trade {trade.id}",
+        legs=[Leg(A.HELD, -trade.price, wallet), Leg(A.AVAILABLE, trade.price, wallet)],
+    )
+
+
+def ledger_settle(*, trade: Trade) -> tuple[Decimal, Decimal]:
+    """Pay the provider from escrow, less the platform fee. Returns (fee, provider's share)."""
+    fee = fee_of(trade.price, settings.ELEMENTA_PLATFORM_FEE, trade.currency)
+    if not _has(trade, K.HOLD) or _has(trade, K.RELEASE, K.SETTLE):
+        return fee, trade.price - fee
+    buyer = Wallet.objects.get(organisation_id=trade.buyer_id, currency=trade.currency)
+    provider = wallet_get_or_create(organisation_id=trade.provider_id, currency=trade.currency)
+    ledger_post(
+        kind=K.SETTLE, currency=trade.currency, trade=trade, memo=f"settlement of trade {trade.id}",
+        legs=[Leg(A.HELD, -trade.price, buyer), Leg(A.AVAILABLE, trade.price - fee, provider), Leg(A.REVENUE, fee)],
+    )
+    return fee, trade.price - fee
+
+
+def ledger_refund(*, trade: Trade) -> LedgerTransaction | None:
+    """Reverse a settlement: the provider's share and the platform's fee go back to the buyer."""
+    settle = LedgerTransaction.objects.filter(trade=trade, kind=K.SETTLE).prefetch_related("entries").first()
+    if settle is None or _has(trade, K.REFUND):
+        return None
+    buyer = Wallet.objects.get(organisation_id=trade.buyer_id, currency=trade.currency)
+    legs = [Leg(A.AVAILABLE, trade.price, buyer)]
+    for entry in settle.entries.all():
+        if entry.account == A.AVAILABLE:
+            legs.append(Leg(A.AVAILABLE, -entry.amount, entry.wallet))
+        elif entry.account == A.REVENUE:
+            legs.append(Leg(A.REVENUE, -entry.amount))
+    return ledger_post(kind=K.REFUND, currency=trade.currency, trade=trade, memo=f"refund of trade {trade.id}", legs=legs,
+                       shortfall=RefundNotCoveredError)
+
+
+def ledger_deposit_credit(*, deposit: Deposit) -> LedgerTransaction:
+    wallet = wallet_get_or_create(organisation_id=deposit.organisation_id, currency=deposit.currency)
+    return ledger_post(
+        kind=K.DEPOSIT, currency=deposit.currency, deposit=deposit, memo=f"deposit {deposit.provider} {deposit.provider_reference}".strip(),
+        legs=[Leg(A.DEPOSITS, -deposit.amount), Leg(A.AVAILABLE, deposit.amount, wallet)],
+    )
