@@ -10,22 +10,40 @@ from django.db import models
 
 
 class RulePack(models.Model):
-    """One immutable version of one regime's rules, loaded from a reviewed file."""
+    """One version of one regime's rules. Shipped files load as `active`; officers' versions start
+    as editable `draft`s and become `active` (immutable from then on) when activated. The engine
+    uses active versions only, each from its `effective_from`."""
+
+    class Status(models.TextChoices):
+        DRAFT = "draft"
+        ACTIVE = "active"
+        RETIRED = "retired"
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     regime = models.CharField(max_length=32)
     version = models.CharField(max_length=32)
     title = models.CharField(max_length=200)
     kind = models.CharField(max_length=16)
-    effective_from = models.DateField()
+    effective_from = models.DateField(null=True, blank=True, help_text="Empty only for a draft that does not say yet.")
     effective_to = models.DateField(null=True, blank=True)
     content = models.JSONField(help_text="The pack's data exactly as validated and loaded.")
     checksum = models.CharField(max_length=64, help_text="SHA-256 of the canonical JSON of `content`.")
     source = models.CharField(max_length=200, blank=True)
     loaded_at = models.DateTimeField(auto_now_add=True)
+    status = models.CharField(max_length=8, choices=Status.choices, default=Status.DRAFT, db_index=True)
+    notes = models.TextField(blank=True)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    created_by_label = models.CharField(max_length=150, blank=True, help_text="Copied: the record outlives the account.")
+    updated_at = models.DateTimeField(auto_now=True)
+    activated_at = models.DateTimeField(null=True, blank=True, help_text="Empty for versions loaded from the shipped files.")
+    activated_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    activated_by_label = models.CharField(max_length=150, blank=True)
 
     class Meta:
-        constraints = [models.UniqueConstraint(fields=["regime", "version"], name="rulepack_regime_version_unique")]
+        constraints = [
+            # Drafts are work in progress and may collide (validation says so); published versions never do.
+            models.UniqueConstraint(fields=["regime", "version"], condition=~models.Q(status="draft"), name="rulepack_regime_version_unique"),
+        ]
         ordering = ["regime", "-effective_from"]
 
     def __str__(self) -> str:
@@ -34,6 +52,30 @@ class RulePack(models.Model):
     @property
     def ref(self) -> str:
         return f"{self.regime.lower()}@{self.version}"
+
+
+class RulePackBacktest(models.Model):
+    """A stored backtest report: what a draft would change, kept so it can be shown later."""
+
+    class Scope(models.TextChoices):
+        PERIOD = "period"
+        OPEN = "open"
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    rulepack = models.ForeignKey(RulePack, on_delete=models.PROTECT, related_name="backtests")
+    rulepack_checksum = models.CharField(max_length=64, help_text="The content the report is about (a draft may change later).")
+    scope = models.CharField(max_length=8, choices=Scope.choices)
+    params = models.JSONField(default=dict)
+    report = models.JSONField(default=dict)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    created_by_label = models.CharField(max_length=150, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"{self.scope} backtest of {self.rulepack_id}"
 
 
 class ComplianceCheck(models.Model):
@@ -120,3 +162,40 @@ class ExportRecord(models.Model):
 
     def __str__(self) -> str:
         return f"{self.state} {self.subjects} {self.classification} by {self.exporter_id}"
+
+
+class AuditEvent(models.Model):
+    """One append-only, hash-chained record of something that happened: each event's hash covers
+    its own content and the previous event's hash, so editing or deleting any row breaks the chain
+    from that row on (`python manage.py verify_audit`, `GET /api/v1/audit/verify/`)."""
+
+    id = models.BigAutoField(primary_key=True)
+    at = models.DateTimeField()
+    kind = models.CharField(max_length=64, db_index=True)
+    actor = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
+    actor_label = models.CharField(max_length=150, help_text="Username or system:<process>; copied, and part of the hash.")
+    subject_type = models.CharField(max_length=32)
+    subject_id = models.CharField(max_length=64)
+    data = models.JSONField(default=dict)
+    prev_hash = models.CharField(max_length=64)
+    hash = models.CharField(max_length=64, unique=True)
+
+    class Meta:
+        ordering = ["id"]
+        indexes = [models.Index(fields=["subject_type", "subject_id", "id"], name="audit_subject_idx")]
+
+    def __str__(self) -> str:
+        return f"#{self.id} {self.kind} {self.subject_type}:{self.subject_id}"
+
+
+class AuditChainHead(models.Model):
+    """The chain's last link. Appending locks this one row, which orders concurrent appends; its
+    hash also reveals a chain cut short (the newest events deleted)."""
+
+    id = models.PositiveSmallIntegerField(primary_key=True, default=1)
+    last_id = models.BigIntegerField(default=0)
+    last_hash = models.CharField(max_length=64, default="0" * 64)
+    count = models.BigIntegerField(default=0)
+
+    def __str__(self) -> str:
+        return f"audit head #{self.last_id}"

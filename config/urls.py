@@ -6,6 +6,7 @@ from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework.routers import DefaultRouter
 
+from compliance.apis.audit import AuditEventViewSet, AuditVerifyApi
 from compliance.apis.views import EvaluateApi, RulePackViewSet
 from config.api import error_body
 from config.health import healthz
@@ -19,6 +20,7 @@ router.register("datasets", DatasetViewSet, basename="dataset")
 router.register("trades", TradeViewSet, basename="trade")
 router.register("reviews", ReviewQueueApi, basename="review")
 router.register("rulepacks", RulePackViewSet, basename="rulepack")
+router.register("audit", AuditEventViewSet, basename="audit")
 router.register("mechanisms", MechanismViewSet, basename="mechanism")
 router.register("grants", GrantViewSet, basename="grant")
 router.register("wallet/entries", LedgerEntryApi, basename="wallet-entry")
@@ -28,6 +30,7 @@ api_v1 = [
     path("auth/token/", TokenApi.as_view(), name="auth-token"),
     path("me/", MeApi.as_view(), name="me"),
     path("compliance/evaluate/", EvaluateApi.as_view(), name="compliance-evaluate"),
+    path("audit/verify/", AuditVerifyApi.as_view(), name="audit-verify"),
     path("datasets/<uuid:dataset_id>/files/", DatasetFileListApi.as_view(), name="dataset-files"),
     path("wallet/", WalletApi.as_view(), name="wallet"),
     path("wallet/platform/", PlatformWalletApi.as_view(), name="wallet-platform"),

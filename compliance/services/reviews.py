@@ -3,13 +3,17 @@
 from django.contrib.auth.models import AbstractBaseUser
 
 from compliance.models import ComplianceCheck, Review
+from compliance.services.audit import audit_record
 
 
 def review_record(
     *, subject_type: str, subject_id: object, check: ComplianceCheck | None, officer: AbstractBaseUser, verdict: str, reason: str
 ) -> Review:
     """Append a review row; runs in the caller's transaction, beside the status change it justifies."""
-    return Review.objects.create(
+    review = Review.objects.create(
         subject_type=subject_type, subject_id=subject_id, compliance_check=check, officer=officer,
         officer_username=officer.get_username(), verdict=verdict, reason=reason,
     )
+    audit_record(kind="review.recorded", subject_type=subject_type, subject_id=subject_id, actor=officer,
+                 data={"review": str(review.id), "verdict": verdict, "reason": reason, "check": str(check.id) if check else None})
+    return review

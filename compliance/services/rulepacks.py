@@ -12,6 +12,7 @@ from django.db import transaction
 from compliance.engine import RulePackError, compile_pack
 from compliance.errors import RulePackImmutableError, RulePackInvalidError
 from compliance.models import RulePack
+from compliance.services.audit import audit_record
 
 
 def _canonical(content: Any) -> str:
@@ -38,6 +39,8 @@ def rulepack_load(*, content: Any, source: str = "") -> tuple[RulePack, bool]:
         effective_from=compiled.effective_from, effective_to=compiled.effective_to,
         content=stored, checksum=checksum, source=source,
     )
+    audit_record(kind="rulepack.loaded", subject_type="rulepack", subject_id=pack.id, actor_label="system:load_rulepacks",
+                 data={"ref": pack.ref, "checksum": checksum, "source": source, "effective_from": pack.effective_from})
     return pack, True
 
 

@@ -283,7 +283,7 @@ class MechanismViewSet(mixins.ListModelMixin, mixins.CreateModelMixin, mixins.De
         return Response(self.get_serializer(mechanism).data, status=status.HTTP_201_CREATED)
 
     def destroy(self, request: Request, pk: str | None = None) -> Response:
-        mechanism_remove(mechanism_id=self.get_object().id)
+        mechanism_remove(mechanism_id=self.get_object().id, actor=request.user)
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 

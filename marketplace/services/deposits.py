@@ -9,6 +9,7 @@ from django.utils import timezone
 from config.errors import ConflictError
 from marketplace.models import Deposit, Membership, Organisation
 from marketplace.payments import payment_provider
+from marketplace.services.events import event_emit
 from marketplace.services.ledger import ledger_deposit_credit
 
 
@@ -37,6 +38,9 @@ def deposit_approve(*, deposit_id: object, operator: AbstractBaseUser, note: str
     ledger_deposit_credit(deposit=deposit)
     deposit.status, deposit.decided_by, deposit.decided_at, deposit.note = Deposit.Status.CREDITED, operator, timezone.now(), note
     deposit.save(update_fields=["status", "decided_by", "decided_at", "note"])
+    event_emit(kind="deposit.credited", subject_type="organisation", subject_id=deposit.organisation_id, actor=operator,
+               actor_label="" if operator else "system", data={"deposit": str(deposit.id), "amount": deposit.amount,
+                                                                 "currency": deposit.currency, "note": note})
     return deposit
 
 

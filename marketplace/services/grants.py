@@ -21,9 +21,10 @@ from django.db import transaction
 from django.utils import timezone
 
 from config.errors import ApplicationError, ConflictError, InvalidInputError, NotFoundError, PermissionDeniedError
-from marketplace.models import AccessGrant, DatasetFile, GrantDownload, Membership, Trade
+from marketplace.models import AccessGrant, Dataset, DatasetFile, GrantDownload, Membership, Trade
 from marketplace.selectors.members import is_officer
 from marketplace.services.dataset_files import dataset_file_latest_version
+from marketplace.services.events import event_emit
 
 logger = logging.getLogger(__name__)
 
@@ -95,6 +96,10 @@ def grant_issue(*, trade: Trade) -> AccessGrant:
     )
     logger.info("trade %s: grant %s issued, valid %s to %s, versions ≤ %s", trade.id, grant.id, grant.valid_from, grant.valid_until,
                 grant.max_version or "all")
+    event_emit(kind="grant.issued", subject_type="grant", subject_id=grant.id, actor_label="system:settlement",
+               organisation_ids=[trade.buyer_id, trade.provider_id],
+               data={"trade": str(trade.id), "dataset": str(trade.dataset_id), "buyer": str(trade.buyer_id), "max_version": max_version,
+                     "valid_from": grant.valid_from, "valid_until": grant.valid_until, "destination": grant.destination})
     return grant
 
 
@@ -105,6 +110,10 @@ def _revoke(grant: AccessGrant, *, user: AbstractBaseUser | None, label: str, re
     grant.revoked_by_label = label[:150]
     grant.save(update_fields=["revoked_at", "revoked_reason", "revoked_by", "revoked_by_label"])
     logger.info("grant %s revoked by %s: %s", grant.id, grant.revoked_by_label, reason)
+    provider_id = Dataset.objects.filter(pk=grant.dataset_id).values_list("provider_id", flat=True).first()
+    event_emit(kind="grant.revoked", subject_type="grant", subject_id=grant.id, actor=user, actor_label=grant.revoked_by_label,
+               organisation_ids=[grant.buyer_id, provider_id],
+               data={"trade": str(grant.trade_id), "dataset": str(grant.dataset_id), "reason": reason})
     return grant
 
 
@@ -251,6 +260,8 @@ def grant_download_open(
             grant=grant, file=dataset_file, version=dataset_file.version, user=user, username=user.get_username(),
             range_header=(range_header or "")[:200], first_byte=first, last_byte=last, length=last - first + 1,
         )
+        event_emit(kind="grant.downloaded", subject_type="grant", subject_id=grant.id, actor=membership.user, data={
+            "download": str(download.id), "version": dataset_file.version, "sha256": dataset_file.sha256, "range": range_header})
     return DownloadPlan(file=dataset_file, download=download, first_byte=first, last_byte=last, partial=wanted is not None)
 
 

@@ -8,6 +8,7 @@ from django.utils import timezone
 from compliance.services.checks import compliance_check_perform
 from compliance.services.exports import export_lock, export_release, export_reserve
 from marketplace.models import Trade
+from marketplace.services.events import trade_event_emit
 from marketplace.services.trade_facts import trade_transfer_facts
 from marketplace.services.trade_transitions import trade_apply_transition, trade_lock
 from marketplace.trade_lifecycle import STATUS_FOR_OUTCOME
@@ -40,6 +41,9 @@ def trade_check_compliance(*, trade_id: object) -> Trade | None:
             classification=dataset.classification, categories=list(dataset.categories), subjects=dataset.subjects,
         )
     trade.decision = check
+    trade_event_emit(kind="trade.decided", trade=trade, actor_label="system:compliance", data={
+        "check": str(check.id), "outcome": check.outcome, "requirements": check.decision["requirements"],
+        "rulepacks": check.rulepacks, "rules": [f["rule"] for f in check.decision["findings"]]})
     findings = ", ".join(f"{f['rule']}={f['outcome']}" for f in check.decision["findings"])
     return trade_apply_transition(
         trade=trade, to=STATUS_FOR_OUTCOME[check.outcome], actor_label="system:compliance",

@@ -10,6 +10,7 @@ from django.db import transaction
 from config.errors import ApplicationError
 from marketplace.errors import TradeTransitionNotAllowedError
 from marketplace.models import Membership, Trade, TradeDocument
+from marketplace.services.events import trade_event_emit
 from marketplace.services.trade_transitions import trade_apply_transition, trade_lock
 from marketplace.trade_lifecycle import CLOSED
 
@@ -68,6 +69,9 @@ def trade_document_add(
         document.sha256, document.size = digest.hexdigest(), upload.size
         document.file.save(upload.name or "document", upload, save=False)
     document.save()
+    trade_event_emit(kind="evidence.added", trade=trade, actor=membership.user, data={
+        "document": str(document.id), "code": code, "reference": reference, "approved_on": approved_on, "valid_until": valid_until,
+        "sha256": document.sha256, "organisation": str(membership.organisation_id)})
     if trade.status == Trade.Status.NEEDS_DOCUMENTS:
         trade_apply_transition(trade=trade, to=Trade.Status.CHECKING, actor=membership.user, reason=f"evidence added: {code} {reference}".strip())
     return document

@@ -9,6 +9,7 @@ from django.utils import timezone
 
 from compliance.services.exports import export_commit, export_release
 from marketplace.models import Trade, TradeEvent
+from marketplace.services.events import trade_event_emit
 from marketplace.services.grants import grant_issue
 from marketplace.services.ledger import ledger_release
 from marketplace.trade_lifecycle import ensure_transition_allowed
@@ -67,10 +68,10 @@ def trade_apply_transition(
     elif to in (Trade.Status.REJECTED, Trade.Status.CANCELLED):
         export_release(subject_type="trade", subject_id=trade.id)
         ledger_release(trade=trade)
-    TradeEvent.objects.create(
-        trade=trade, from_status=previous, to_status=to, actor=actor,
-        actor_label=actor_label or (actor.get_username() if actor else "system"), reason=reason,
-    )
+    label = actor_label or (actor.get_username() if actor else "system")
+    TradeEvent.objects.create(trade=trade, from_status=previous, to_status=to, actor=actor, actor_label=label, reason=reason)
+    trade_event_emit(kind="trade.status_changed", trade=trade, actor=actor, actor_label=label,
+                     data={"from": previous, "to": to, "reason": reason})
     trade_on_commit_side_effects(trade)
     return trade
 

@@ -9,6 +9,7 @@ from django.utils import timezone
 from compliance.services.reviews import review_record
 from marketplace.errors import DatasetNotAvailableError, OwnDatasetError, TradeTransitionNotAllowedError
 from marketplace.models import Dataset, Membership, Trade, TradeEvent
+from marketplace.services.events import trade_event_emit
 from marketplace.services.grants import grant_revoke_for_trade
 from marketplace.services.ledger import ledger_hold, ledger_refund
 from marketplace.services.trade_transitions import trade_apply_transition, trade_lock, trade_on_commit_side_effects, trade_transition
@@ -39,6 +40,9 @@ def trade_create(
         trade=trade, from_status="", to_status=Trade.Status.CHECKING, actor=membership.user,
         actor_label=membership.user.get_username(), reason="purchase requested",
     )
+    trade_event_emit(kind="trade.status_changed", trade=trade, actor=membership.user, data={
+        "from": "", "to": Trade.Status.CHECKING, "reason": "purchase requested", "price": str(trade.price), "currency": trade.currency,
+        "destination": trade.destination, "purpose": trade.purpose})
     ledger_hold(trade=trade)  # same transaction: not enough funds → 409 and no trade at all
     trade_on_commit_side_effects(trade)
     return trade
