@@ -1,6 +1,6 @@
 """Compliance errors a client may branch on."""
 
-from config.errors import ApplicationError, ConflictError
+from config.errors import ApplicationError, ConflictError, NotFoundError
 
 
 class InvalidFactsError(ApplicationError):
@@ -18,3 +18,18 @@ class RulePackInvalidError(ApplicationError):
 class RulePackImmutableError(ConflictError):
     code = "rulepack_immutable"
     default_message = "A rule-pack version, once loaded, never changes; give the new rules a new version."
+
+
+class RulePackNotDraftError(ConflictError):
+    code = "rulepack_not_draft"
+    default_message = "Only a draft rule pack can be activated."
+
+
+class RulePackVersionTakenError(ConflictError):
+    code = "rulepack_version_taken"
+    default_message = "Another rule pack already has this regime and version."
+
+
+class RulePackNotFoundError(NotFoundError):
+    code = "rulepack_not_found"
+    default_message = "No such rule pack."

@@ -114,6 +114,7 @@ class Review(models.Model):
     officer_username = models.CharField(max_length=150, help_text="Copied: the record outlives the account.")
     verdict = models.CharField(max_length=10, choices=Verdict.choices)
     reason = models.TextField()
+    conditions = models.JSONField(default=dict, blank=True, help_text="e.g. {\"grant_valid_days\": 90}")
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

@@ -245,3 +245,16 @@ if PRODUCTION:
     SECURE_HSTS_SECONDS = 31536000
     SECURE_HSTS_INCLUDE_SUBDOMAINS = True
     SECURE_HSTS_PRELOAD = True
+
+# --- Webhooks (marketplace/services/webhooks.py) ------------------------------------------------
+# Plain http to this machine (localhost, 127.0.0.1, ::1) for development and tests; https otherwise.
+ELEMENTA_WEBHOOK_ALLOW_INSECURE_LOCALHOST = env_bool("ELEMENTA_WEBHOOK_ALLOW_INSECURE_LOCALHOST", not PRODUCTION)
+# SSRF: refuse endpoints whose host resolves to a private, loopback or link-local address.
+ELEMENTA_WEBHOOK_BLOCK_PRIVATE_ADDRESSES = env_bool("ELEMENTA_WEBHOOK_BLOCK_PRIVATE_ADDRESSES", PRODUCTION)
+# Seconds to wait after each failed attempt; one attempt more than delays (8), then `failed`.
+ELEMENTA_WEBHOOK_BACKOFF = tuple(int(s) for s in os.environ.get("ELEMENTA_WEBHOOK_BACKOFF", "10,30,120,600,3600,21600,21600").split(",") if s.strip())
+# Publishes due deliveries: retries longer than a countdown may carry, lost messages, dead workers.
+CELERY_BEAT_SCHEDULE["sweep-webhooks"] = {
+    "task": "marketplace.webhooks_sweep",
+    "schedule": timedelta(seconds=int(os.environ.get("ELEMENTA_WEBHOOK_SWEEP_INTERVAL", "30"))),
+}

@@ -11,13 +11,16 @@ from compliance.apis.views import EvaluateApi, RulePackViewSet
 from config.api import error_body
 from config.health import healthz
 from marketplace.apis.access import DatasetFileListApi, GrantViewSet
+from marketplace.apis.rescreening import GrantFlagViewSet, RulePackBacktestApi
 from marketplace.apis.views import DatasetViewSet, MeApi, MechanismViewSet, ReviewQueueApi, TokenApi, TradeViewSet
 from marketplace.apis.wallet import DepositViewSet, LedgerEntryApi, PayoutReportApi, PlatformWalletApi, WalletApi
+from marketplace.apis.webhooks import WebhookDeliveryViewSet, WebhookEndpointViewSet
 
 router = DefaultRouter(trailing_slash=True)
 router.include_root_view = False
 router.register("datasets", DatasetViewSet, basename="dataset")
 router.register("trades", TradeViewSet, basename="trade")
+router.register("reviews/grants", GrantFlagViewSet, basename="grant-flag")  # before "reviews": its URLs must win
 router.register("reviews", ReviewQueueApi, basename="review")
 router.register("rulepacks", RulePackViewSet, basename="rulepack")
 router.register("audit", AuditEventViewSet, basename="audit")
@@ -25,11 +28,14 @@ router.register("mechanisms", MechanismViewSet, basename="mechanism")
 router.register("grants", GrantViewSet, basename="grant")
 router.register("wallet/entries", LedgerEntryApi, basename="wallet-entry")
 router.register("wallet/deposits", DepositViewSet, basename="wallet-deposit")
+router.register("webhooks/deliveries", WebhookDeliveryViewSet, basename="webhook-delivery")
+router.register("webhooks", WebhookEndpointViewSet, basename="webhook")
 
 api_v1 = [
     path("auth/token/", TokenApi.as_view(), name="auth-token"),
     path("me/", MeApi.as_view(), name="me"),
     path("compliance/evaluate/", EvaluateApi.as_view(), name="compliance-evaluate"),
+    path("rulepacks/<uuid:pk>/backtest/", RulePackBacktestApi.as_view(), name="rulepack-backtest"),
     path("audit/verify/", AuditVerifyApi.as_view(), name="audit-verify"),
     path("datasets/<uuid:dataset_id>/files/", DatasetFileListApi.as_view(), name="dataset-files"),
     path("wallet/", WalletApi.as_view(), name="wallet"),

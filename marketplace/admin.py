@@ -117,3 +117,49 @@ class AccessGrantAdmin(_AccessRecordAdmin):
 class GrantDownloadAdmin(_AccessRecordAdmin):
     list_display = ["grant", "version", "username", "range_header", "length", "bytes_sent", "at", "completed_at"]
     list_select_related = ["grant"]
+
+
+# --- webhooks: read-only; endpoints change through marketplace.services.webhooks (the API) ----
+from marketplace.models import WebhookAttempt, WebhookDelivery, WebhookEndpoint  # noqa: E402
+
+
+class WebhookAttemptInline(admin.TabularInline):
+    model = WebhookAttempt
+    extra = 0
+    can_delete = False
+    fields = readonly_fields = ["number", "at", "url", "status_code", "error", "duration_ms", "response_body"]
+
+    def has_add_permission(self, request, obj=None) -> bool:  # type: ignore[no-untyped-def]
+        return False
+
+
+class _WebhookRecordAdmin(admin.ModelAdmin):
+    """Viewed here, changed only through marketplace.services.webhooks."""
+
+    def has_add_permission(self, request, obj=None) -> bool:  # type: ignore[no-untyped-def]
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:  # type: ignore[no-untyped-def]
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:  # type: ignore[no-untyped-def]
+        return False
+
+
+@admin.register(WebhookEndpoint)
+class WebhookEndpointAdmin(_WebhookRecordAdmin):
+    list_display = ["url", "organisation", "active", "created_at"]
+    list_filter = ["active"]
+    list_select_related = ["organisation"]
+    search_fields = ["url", "organisation__name"]
+    # Never the secret: it is shown to the organisation once, on creation or rotation.
+    fields = ["id", "organisation", "url", "events", "description", "active", "created_by", "created_at", "updated_at"]
+
+
+@admin.register(WebhookDelivery)
+class WebhookDeliveryAdmin(_WebhookRecordAdmin):
+    list_display = ["id", "kind", "event_id", "endpoint", "status", "attempts", "next_attempt_at", "delivered_at", "created_at"]
+    list_filter = ["status", "kind"]
+    list_select_related = ["endpoint"]
+    search_fields = ["event_id"]
+    inlines = [WebhookAttemptInline]

@@ -28,3 +28,34 @@ def trades_sweep_stuck_task() -> None:
     from marketplace.services.sweeper import trades_sweep_stuck
 
     trades_sweep_stuck()
+
+
+# Webhooks: HTTP failures are not exceptions here; webhook_deliver records them and schedules the
+# next attempt itself (ELEMENTA_WEBHOOK_BACKOFF). Only a lost database connection is retried.
+@shared_task(name="marketplace.webhook_deliver", acks_late=True, **RETRY)
+def webhook_deliver_task(delivery_id: str) -> None:
+    from marketplace.services.webhooks import webhook_deliver
+
+    webhook_deliver(delivery_id=delivery_id)
+
+
+@shared_task(name="marketplace.webhooks_sweep", acks_late=True, **RETRY)
+def webhooks_sweep_task() -> None:
+    from marketplace.services.webhooks import webhooks_sweep
+
+    webhooks_sweep()
+
+
+# Re-screening after a rule-pack version comes into force (marketplace/services/rescreening.py).
+@shared_task(name="marketplace.rescreen_after_activation", acks_late=True, **RETRY)
+def rescreen_after_activation_task(pack_id: str) -> None:
+    from marketplace.services.rescreening import rescreen_after_activation
+
+    rescreen_after_activation(pack_id=pack_id)
+
+
+@shared_task(name="marketplace.rescreen_due", acks_late=True, **RETRY)
+def rescreen_due_task() -> None:
+    from marketplace.services.rescreening import rescreen_due
+
+    rescreen_due()

@@ -7,7 +7,7 @@ S = Trade.Status
 
 TRANSITIONS: dict[str, frozenset[str]] = {
     S.CHECKING: frozenset({S.NEEDS_DOCUMENTS, S.IN_REVIEW, S.APPROVED, S.REJECTED, S.CANCELLED}),
-    S.NEEDS_DOCUMENTS: frozenset({S.CHECKING, S.REJECTED, S.CANCELLED}),
+    S.NEEDS_DOCUMENTS: frozenset({S.CHECKING, S.APPROVED, S.REJECTED, S.CANCELLED}),  # approved: by officers (four eyes for needs_approval)
     S.IN_REVIEW: frozenset({S.CHECKING, S.APPROVED, S.REJECTED, S.CANCELLED}),
     S.APPROVED: frozenset({S.SETTLED, S.CANCELLED}),
     S.SETTLED: frozenset({S.REFUNDED}),

@@ -3,6 +3,7 @@
 from rest_framework import serializers
 
 from compliance.engine import vocabulary as vocab
+from compliance.models import RulePack, RulePackBacktest
 
 
 class FindingSerializer(serializers.Serializer):
@@ -30,9 +31,126 @@ class RulePackSerializer(serializers.Serializer):
     version = serializers.CharField()
     title = serializers.CharField()
     kind = serializers.CharField()
-    effective_from = serializers.DateField()
+    status = serializers.ChoiceField(choices=RulePack.Status.choices)
+    effective_from = serializers.DateField(allow_null=True)
     effective_to = serializers.DateField(allow_null=True)
     checksum = serializers.CharField()
     source = serializers.CharField()
+    notes = serializers.CharField()
     loaded_at = serializers.DateTimeField()
+    created_by = serializers.CharField(source="created_by_label")
+    updated_at = serializers.DateTimeField()
+    activated_at = serializers.DateTimeField(allow_null=True)
+    activated_by = serializers.CharField(source="activated_by_label")
     content = serializers.JSONField()
+
+
+class RulePackDraftSerializer(serializers.Serializer):
+    """A new draft: exactly one of `content`, `yaml` or `based_on` (with a new `version`)."""
+
+    content = serializers.JSONField(required=False, help_text="The pack's data as an object (docs/rulepacks.md).")
+    yaml = serializers.CharField(required=False, trim_whitespace=False, help_text="The pack file's text.")
+    based_on = serializers.UUIDField(required=False, help_text="Copy this version's content (its effective dates are cleared).")
+    version = serializers.CharField(required=False, max_length=32, help_text="The new version's name (required with based_on).")
+    notes = serializers.CharField(required=False, allow_blank=True, max_length=4000)
+
+
+class RulePackEditSerializer(serializers.Serializer):
+    content = serializers.JSONField(required=False)
+    yaml = serializers.CharField(required=False, trim_whitespace=False)
+    notes = serializers.CharField(required=False, allow_blank=True, max_length=4000)
+
+
+class RulePackProblemSerializer(serializers.Serializer):
+    path = serializers.CharField()
+    message = serializers.CharField()
+
+
+class RulePackValidationSerializer(serializers.Serializer):
+    ok = serializers.BooleanField()
+    problems = RulePackProblemSerializer(many=True)
+    warnings = RulePackProblemSerializer(many=True)
+
+
+class RulePackActivateSerializer(serializers.Serializer):
+    effective_from = serializers.DateField(help_text="Today or later; trades dated from then on are decided by this version.")
+
+
+class BacktestRequestSerializer(serializers.Serializer):
+    """{"scope": "period", "from": date, "to": date} or {"scope": "open"}."""
+
+    scope = serializers.ChoiceField(choices=RulePackBacktest.Scope.choices, default=RulePackBacktest.Scope.PERIOD)
+
+    def get_fields(self) -> dict[str, serializers.Field]:
+        fields = super().get_fields()
+        # `from` is a Python keyword, so these two are declared here rather than as attributes.
+        fields["from"] = serializers.DateField(required=False, allow_null=True, help_text="First day of the period (checks made on or after it).")
+        fields["to"] = serializers.DateField(required=False, allow_null=True, help_text="Last day of the period, inclusive.")
+        return fields
+
+
+class ChangedFindingSerializer(serializers.Serializer):
+    rule = serializers.CharField()
+    regime = serializers.CharField()
+    old_outcome = serializers.CharField(allow_null=True)
+    new_outcome = serializers.CharField(allow_null=True)
+    explanation = serializers.CharField()
+    citation = serializers.CharField()
+    rulepack = serializers.CharField()
+
+
+class OutcomeSummarySerializer(serializers.Serializer):
+    outcome = serializers.CharField()
+    requirements = serializers.ListField(child=serializers.ListField(child=serializers.CharField()))
+
+
+class BacktestItemSerializer(serializers.Serializer):
+    subject_type = serializers.CharField()
+    subject_id = serializers.UUIDField()
+    check_id = serializers.UUIDField()
+    checked_at = serializers.DateTimeField()
+    as_of = serializers.DateField(help_text="The date both decisions were evaluated on.")
+    old = OutcomeSummarySerializer(help_text="With the active versions.")
+    new = OutcomeSummarySerializer(help_text="With the version under test in place of its regime's versions.")
+    recorded = OutcomeSummarySerializer(required=False, help_text="The recorded decision, when it differs from `old`.")
+    changed_findings = ChangedFindingSerializer(many=True)
+
+
+class TransitionSerializer(serializers.Serializer):
+    to = serializers.CharField()
+    count = serializers.IntegerField()
+
+    def get_fields(self) -> dict[str, serializers.Field]:
+        return {"from": serializers.CharField(), **super().get_fields()}
+
+
+class BacktestTotalsSerializer(serializers.Serializer):
+    evaluated = serializers.IntegerField()
+    changed = serializers.IntegerField()
+    unchanged = serializers.IntegerField()
+    errors = serializers.IntegerField()
+    transitions = TransitionSerializer(many=True)
+
+
+class BacktestSummarySerializer(serializers.ModelSerializer):
+    rulepack = serializers.UUIDField(source="rulepack_id")
+    totals = serializers.JSONField(source="report.totals")
+    truncated = serializers.BooleanField(source="report.truncated", default=False)
+    stale = serializers.SerializerMethodField(help_text="The version's content changed since (a draft was edited).")
+    created_by = serializers.CharField(source="created_by_label")
+
+    class Meta:
+        model = RulePackBacktest
+        fields = ["id", "rulepack", "rulepack_checksum", "scope", "params", "totals", "truncated", "stale", "created_by", "created_at"]
+
+    def get_stale(self, backtest: RulePackBacktest) -> bool:
+        return backtest.rulepack_checksum != backtest.rulepack.checksum
+
+
+class BacktestSerializer(BacktestSummarySerializer):
+    totals = BacktestTotalsSerializer(source="report.totals")
+    items = BacktestItemSerializer(many=True, source="report.items")
+    errors = serializers.JSONField(source="report.errors", default=list)
+
+    class Meta(BacktestSummarySerializer.Meta):
+        fields = [*BacktestSummarySerializer.Meta.fields, "items", "errors"]

@@ -1,24 +1,48 @@
 """Reading rule packs: the compiled set the engine evaluates, cached per process by content."""
 
+from datetime import date
 from threading import Lock
 
-from compliance.engine import CompiledPack, compile_pack
-from compliance.models import RulePack
+from django.db.models import QuerySet
 
-_cache: dict[tuple[tuple[str, str], ...], list[CompiledPack]] = {}
+from compliance.engine import CompiledPack, compile_pack
+from compliance.models import RulePack, RulePackBacktest
+
+_cache: dict[tuple[tuple[str, str, str], ...], list[CompiledPack]] = {}
 _cache_lock = Lock()
 
 
 def rulepacks_compiled() -> list[CompiledPack]:
-    """Every loaded version, compiled. One cheap query per call; compiling happens only when the
-    set of versions changes (a new version has a new id, and versions never change)."""
-    key = tuple(RulePack.objects.order_by("id").values_list("id", "checksum"))
-    key = tuple((str(i), c) for i, c in key)
+    """Every active version, compiled; drafts and retired versions never reach the engine.
+
+    One cheap query per call; compiling happens only when the set changes. The key holds each
+    active row's id, checksum and status: activating a draft adds an id (and changes its checksum,
+    since activation writes the effective date into the content), so it can never be served stale."""
+    rows = RulePack.objects.filter(status=RulePack.Status.ACTIVE).order_by("id").values_list("id", "checksum", "status")
+    key = tuple((str(i), c, s) for i, c, s in rows)
     cached = _cache.get(key)
     if cached is not None:
         return cached
-    packs = [compile_pack(p.content) for p in RulePack.objects.all()]
+    packs = [compile_pack(p.content) for p in RulePack.objects.filter(status=RulePack.Status.ACTIVE)]
     with _cache_lock:
         _cache.clear()
         _cache[key] = packs
     return packs
+
+
+def rulepack_list(*, status: str | None = None, regime: str | None = None) -> QuerySet[RulePack]:
+    qs = RulePack.objects.all()
+    if status:
+        qs = qs.filter(status=status)
+    if regime:
+        qs = qs.filter(regime=regime.upper())
+    return qs
+
+
+def rulepack_backtest_list(*, pack_id: object) -> QuerySet[RulePackBacktest]:
+    return RulePackBacktest.objects.filter(rulepack_id=pack_id).order_by("-created_at")
+
+
+def rulepacks_due_for_rescreening(*, today: date) -> QuerySet[RulePack]:
+    """Versions an officer activated that are in force by `today` (shipped files have no activation)."""
+    return RulePack.objects.filter(status=RulePack.Status.ACTIVE, activated_at__isnull=False, effective_from__lte=today)

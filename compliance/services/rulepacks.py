@@ -1,18 +1,37 @@
-"""Loading rule packs: reviewed files in the repository become immutable database versions."""
+"""Rule-pack versions: shipped files loaded as active versions, and the officers' lifecycle
+(draft → validate → backtest → activate). Active and retired versions never change."""
 
+import copy
 import hashlib
 import json
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import date
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import yaml
 from django.conf import settings
-from django.db import transaction
+from django.contrib.auth.models import AbstractBaseUser
+from django.db import IntegrityError, transaction
+from django.utils import timezone
 
 from compliance.engine import RulePackError, compile_pack
-from compliance.errors import RulePackImmutableError, RulePackInvalidError
+from compliance.errors import (
+    RulePackImmutableError,
+    RulePackInvalidError,
+    RulePackNotDraftError,
+    RulePackNotFoundError,
+    RulePackVersionTakenError,
+)
 from compliance.models import RulePack
 from compliance.services.audit import audit_record
+from compliance.signals import rulepack_activated
+from config.errors import InvalidInputError
+
+logger = logging.getLogger(__name__)
 
 
 def _canonical(content: Any) -> str:
@@ -29,7 +48,9 @@ def rulepack_load(*, content: Any, source: str = "") -> tuple[RulePack, bool]:
         raise RulePackInvalidError(str(exc), fields={exc.path: [str(exc)]}) from exc
     stored = json.loads(json.dumps(content, default=str))  # dates → ISO strings, file order kept
     checksum = hashlib.sha256(_canonical(stored).encode()).hexdigest()
-    existing = RulePack.objects.select_for_update().filter(regime=compiled.regime, version=compiled.version).first()
+    # Drafts are officers' work in progress, not versions: a file never collides with one.
+    existing = (RulePack.objects.select_for_update().exclude(status=RulePack.Status.DRAFT)
+                .filter(regime=compiled.regime, version=compiled.version).first())
     if existing is not None:
         if existing.checksum != checksum:
             raise RulePackImmutableError(f"{existing.ref} is already loaded with different content.")
@@ -37,7 +58,7 @@ def rulepack_load(*, content: Any, source: str = "") -> tuple[RulePack, bool]:
     pack = RulePack.objects.create(
         regime=compiled.regime, version=compiled.version, title=compiled.title, kind=compiled.kind,
         effective_from=compiled.effective_from, effective_to=compiled.effective_to,
-        content=stored, checksum=checksum, source=source,
+        content=stored, checksum=checksum, source=source, status=RulePack.Status.ACTIVE,
     )
     audit_record(kind="rulepack.loaded", subject_type="rulepack", subject_id=pack.id, actor_label="system:load_rulepacks",
                  data={"ref": pack.ref, "checksum": checksum, "source": source, "effective_from": pack.effective_from})
@@ -55,3 +76,278 @@ def rulepack_load_shipped(*, directory: Path | None = None) -> list[tuple[RulePa
         content = yaml.safe_load(path.read_text())
         results.append(rulepack_load(content=content, source=f"compliance/rulepacks/{path.name}"))
     return results
+
+
+# --- the officers' lifecycle: draft → validate → backtest → activate ---------------------------
+
+# A pack is a few kilobytes (the largest shipped file is 10 KB); this only stops abuse.
+MAX_CONTENT_BYTES = 256 * 1024
+# A placeholder date for compiling a draft that does not say when it takes effect yet: the date
+# plays no part in whether the rules are well-formed.
+PROBE_DATE = "2000-01-01"
+
+
+@dataclass(frozen=True)
+class RulePackProblem:
+    """One reason a draft cannot be activated, at the dotted path of the offending part."""
+
+    path: str
+    message: str
+
+    def as_dict(self) -> dict[str, str]:
+        return {"path": self.path, "message": self.message}
+
+
+def _stored(content: Any) -> dict[str, Any]:
+    """JSON-ready content (dates → ISO strings, key order kept), or 400 if it is no object."""
+    if not isinstance(content, Mapping):
+        raise RulePackInvalidError("A rule pack is an object (a YAML mapping).", fields={"content": ["must be an object"]})
+    stored = json.loads(json.dumps(content, default=str))
+    if len(_canonical(stored).encode()) > MAX_CONTENT_BYTES:
+        raise RulePackInvalidError(fields={"content": [f"at most {MAX_CONTENT_BYTES // 1024} KiB"]})
+    return stored
+
+
+def rulepack_parse_yaml(*, text: str) -> dict[str, Any]:
+    """YAML text → pack content; a syntax error is a 400 naming the line."""
+    if len(text.encode()) > MAX_CONTENT_BYTES:
+        raise RulePackInvalidError(fields={"yaml": [f"at most {MAX_CONTENT_BYTES // 1024} KiB"]})
+    try:
+        content = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark is not None else ""
+        raise RulePackInvalidError("The YAML does not parse.", fields={"yaml": [f"{where}{getattr(exc, 'problem', None) or exc}"]}) from exc
+    return _stored(content)
+
+
+def _optional_date(raw: Any) -> date | None:
+    try:
+        return raw if isinstance(raw, date) else date.fromisoformat(str(raw)) if raw else None
+    except ValueError:
+        return None
+
+
+def _apply_content(pack: RulePack, content: dict[str, Any]) -> None:
+    """Set a pack's content and the columns derived from it. A draft's content may not compile, so
+    the columns are best effort; activation only happens once it does."""
+    pack.content = content
+    pack.checksum = hashlib.sha256(_canonical(content).encode()).hexdigest()
+    pack.regime = str(content.get("regime") or "").strip()[:32]
+    pack.version = str(content.get("version") or "").strip()[:32]
+    pack.title = str(content.get("title") or "").strip()[:200]
+    pack.kind = str(content.get("kind") or "regime")[:16]
+    pack.effective_from = _optional_date(content.get("effective_from"))
+    pack.effective_to = _optional_date(content.get("effective_to"))
+
+
+def _label(actor: AbstractBaseUser | None) -> str:
+    return actor.get_username()[:150] if actor is not None else "system"
+
+
+def _lock(pack_id: object) -> RulePack:
+    pack = RulePack.objects.select_for_update().filter(pk=pack_id).first()
+    if pack is None:
+        raise RulePackNotFoundError()
+    return pack
+
+
+def rulepack_content_problems(content: Mapping[str, Any]) -> list[RulePackProblem]:
+    """Everything compile_pack refuses, as completely as it can be found.
+
+    compile_pack stops at its first error; to list more, the pack's header (everything but the
+    rules) and then each rule and the default are compiled on their own, under the pack's own
+    parameters, and their errors are reported at their real path."""
+    problems: list[RulePackProblem] = []
+
+    def attempt(raw: Mapping[str, Any], *, rule_index: int | None = None) -> None:
+        try:
+            compile_pack(raw)
+        except RulePackError as exc:
+            path = exc.path
+            if rule_index is not None and path.startswith("rules[0]"):
+                path = f"rules[{rule_index}]" + path[len("rules[0]"):]
+            message = str(exc)[len(exc.path) + 2:]
+            problem = RulePackProblem(path, message)
+            if problem not in problems:
+                problems.append(problem)
+
+    if not content.get("effective_from"):
+        problems.append(RulePackProblem("pack.effective_from", "required: the date this version takes effect"))
+        content = {**content, "effective_from": PROBE_DATE}
+    if _compiles(content):
+        return problems
+    attempt(content)
+    attempt({k: v for k, v in content.items() if k not in ("rules", "default")} | {"rules": []})
+    stub = {"regime": "X", "version": "x", "title": "x", "effective_from": PROBE_DATE, "parameters": content.get("parameters")}
+    rules = content.get("rules")
+    for i, rule in enumerate(rules if isinstance(rules, list) else []):
+        attempt({**stub, "rules": [rule]}, rule_index=i)
+    if content.get("default"):
+        attempt({**stub, "rules": [], "default": content["default"]})
+    return problems
+
+
+def _compiles(content: Mapping[str, Any]) -> bool:
+    try:
+        compile_pack(content)
+    except RulePackError:
+        return False
+    return True
+
+
+def _problems(content: Mapping[str, Any], *, pack_id: object) -> list[RulePackProblem]:
+    """Content problems, then the version's place among the others: regime@version is not taken
+    by a published version, no active version of the regime takes effect the same day (the engine
+    could not choose between them), and effective_to comes after effective_from."""
+    problems = rulepack_content_problems(content)
+    regime, version = str(content.get("regime") or "").strip(), str(content.get("version") or "").strip()
+    if regime and version:
+        taken = RulePack.objects.exclude(pk=pack_id).exclude(status=RulePack.Status.DRAFT).filter(regime=regime, version=version).first()
+        if taken is not None:
+            problems.append(RulePackProblem("pack.version", f"{taken.ref} already exists ({taken.status}); give this draft a new version"))
+    start, end = _optional_date(content.get("effective_from")), _optional_date(content.get("effective_to"))
+    if regime and start:
+        same_day = RulePack.objects.exclude(pk=pack_id).filter(status=RulePack.Status.ACTIVE, regime=regime, effective_from=start).first()
+        if same_day is not None:
+            problems.append(RulePackProblem("pack.effective_from", f"{same_day.ref} already takes effect on {start.isoformat()}"))
+    if start and end and end <= start:
+        problems.append(RulePackProblem("pack.effective_to", "must be after effective_from"))
+    return problems
+
+
+def rulepack_warnings(*, pack: RulePack) -> list[RulePackProblem]:
+    """What is allowed but probably not meant: an effective date in the past (activation refuses
+    it), or a later active version of the regime that would supersede this one from its own date."""
+    warnings: list[RulePackProblem] = []
+    start = _optional_date(pack.content.get("effective_from"))
+    if start is None or not pack.regime:
+        return warnings
+    if pack.status == RulePack.Status.DRAFT and start < timezone.localdate():
+        warnings.append(RulePackProblem("pack.effective_from", "is in the past: activation needs today or a later date"))
+    later = RulePack.objects.exclude(pk=pack.id).filter(status=RulePack.Status.ACTIVE, regime=pack.regime, effective_from__gt=start).first()
+    if later is not None and later.effective_from is not None:
+        warnings.append(RulePackProblem(
+            "pack.effective_from", f"{later.ref} takes effect on {later.effective_from.isoformat()} and supersedes this version from then on"))
+    return warnings
+
+
+@transaction.atomic
+def rulepack_draft_create(
+    *, actor: AbstractBaseUser | None, content: Any = None, yaml_text: str | None = None, based_on: object | None = None,
+    version: str | None = None, notes: str = "",
+) -> RulePack:
+    """A new draft from content (JSON), YAML text, or a copy of another version's content with a
+    new `version` (the copy's effective dates are cleared: the new version needs its own).
+    The content need not validate yet: rulepack_validate says what is wrong."""
+    given = [name for name, value in (("content", content), ("yaml", yaml_text), ("based_on", based_on)) if value not in (None, "")]
+    if len(given) != 1:
+        raise InvalidInputError("Give exactly one of content, yaml or based_on.", fields={"non_field_errors": ["give exactly one of content, yaml, based_on"]})
+    if based_on is not None:
+        base = RulePack.objects.filter(pk=based_on).first()
+        if base is None:
+            raise InvalidInputError(fields={"based_on": ["no such rule pack"]})
+        version = (version or "").strip()
+        if not version:
+            raise InvalidInputError(fields={"version": ["required with based_on: the new version's name"]})
+        stored = copy.deepcopy(base.content)
+        stored["version"] = version
+        stored.pop("effective_from", None)
+        stored.pop("effective_to", None)
+        notes = notes or f"Based on {base.ref}."
+    elif yaml_text is not None:
+        stored = rulepack_parse_yaml(text=yaml_text)
+    else:
+        stored = _stored(content)
+    if version and based_on is None:
+        stored["version"] = version.strip()
+    pack = RulePack(status=RulePack.Status.DRAFT, created_by=actor, created_by_label=_label(actor), notes=notes)
+    _apply_content(pack, stored)
+    pack.save()
+    audit_record(kind="rulepack.drafted", subject_type="rulepack", subject_id=pack.id, actor=actor, actor_label=_label(actor),
+                 data={"ref": pack.ref, "checksum": pack.checksum, "based_on": str(based_on) if based_on else None})
+    return pack
+
+
+@transaction.atomic
+def rulepack_draft_update(
+    *, pack_id: object, actor: AbstractBaseUser | None, content: Any = None, yaml_text: str | None = None, notes: str | None = None,
+) -> RulePack:
+    """Replace a draft's content (and/or notes). Active and retired versions never change (409)."""
+    pack = _lock(pack_id)
+    if pack.status != RulePack.Status.DRAFT:
+        raise RulePackImmutableError(f"{pack.ref} is {pack.status}; an active or retired version never changes. Create a new draft based on it.")
+    if content is not None and yaml_text is not None:
+        raise InvalidInputError("Give content or yaml, not both.", fields={"non_field_errors": ["give content or yaml, not both"]})
+    if yaml_text is not None:
+        _apply_content(pack, rulepack_parse_yaml(text=yaml_text))
+    elif content is not None:
+        _apply_content(pack, _stored(content))
+    if notes is not None:
+        pack.notes = notes
+    pack.save()
+    return pack
+
+
+def rulepack_validate(*, pack_id: object) -> list[RulePackProblem]:
+    """Why this version could not be activated as it stands; empty means it could."""
+    pack = RulePack.objects.filter(pk=pack_id).first()
+    if pack is None:
+        raise RulePackNotFoundError()
+    return _problems(pack.content, pack_id=pack.id)
+
+
+def rulepack_problems_as_fields(problems: list[RulePackProblem]) -> dict[str, list[str]]:
+    fields: dict[str, list[str]] = {}
+    for problem in problems:
+        fields.setdefault(problem.path, []).append(problem.message)
+    return fields
+
+
+def _send_activated(pack_id: str) -> None:
+    for receiver, result in rulepack_activated.send_robust(sender=RulePack, pack_id=pack_id):
+        if isinstance(result, Exception):
+            logger.error("rulepack_activated receiver %r failed for %s", receiver, pack_id, exc_info=result)
+
+
+@transaction.atomic
+def rulepack_activate(*, pack_id: object, effective_from: date, actor: AbstractBaseUser | None) -> RulePack:
+    """Make a draft an active, immutable version, in force from `effective_from` (today or later).
+
+    Older active versions of the regime stay active: the engine picks, per trade date, the latest
+    version in force, so they keep deciding trades dated before this one takes effect. Once the
+    transaction commits, `compliance.signals.rulepack_activated` is sent (marketplace re-screens)."""
+    pack = _lock(pack_id)
+    if pack.status != RulePack.Status.DRAFT:
+        raise RulePackNotDraftError(f"{pack.ref} is already {pack.status}.")
+    today = timezone.localdate()
+    if effective_from < today:
+        raise InvalidInputError(
+            "A version cannot take effect in the past: decisions already recorded were made under the versions then in force.",
+            fields={"effective_from": [f"must be {today.isoformat()} or later"]},
+        )
+    content = {**pack.content, "effective_from": effective_from.isoformat()}
+    problems = _problems(content, pack_id=pack.id)
+    if problems:
+        raise RulePackInvalidError("The draft does not validate.", fields=rulepack_problems_as_fields(problems))
+    _apply_content(pack, content)
+    pack.status = RulePack.Status.ACTIVE
+    pack.activated_at = timezone.now()
+    pack.activated_by = actor
+    pack.activated_by_label = _label(actor)
+    try:
+        with transaction.atomic():
+            pack.save()
+    except IntegrityError as exc:  # a concurrent activation took the same regime@version
+        raise RulePackVersionTakenError(f"{pack.ref} was activated meanwhile.") from exc
+    audit_record(kind="rulepack.activated", subject_type="rulepack", subject_id=pack.id, actor=actor, actor_label=_label(actor),
+                 data={"ref": pack.ref, "checksum": pack.checksum, "effective_from": effective_from})
+    transaction.on_commit(partial(_send_activated, str(pack.id)), robust=True)
+    return pack
+
+
+def rulepack_export_yaml(*, pack: RulePack) -> str:
+    """The version as a pack file that `load_rulepacks` accepts with the same checksum (design §6:
+    officers' versions can be exported back to files)."""
+    header = f"# {pack.ref} ({pack.status}), exported from Elementa; sha256 of the canonical JSON: {pack.checksum}\n"
+    return header + yaml.safe_dump(pack.content, sort_keys=False, allow_unicode=True, width=110)

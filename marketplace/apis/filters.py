@@ -53,3 +53,22 @@ class TradeFilter(django_filters.FilterSet):
             return qs.none()
         field = "buyer_id" if value == "buyer" else "provider_id"
         return qs.filter(**{field: membership.organisation_id})
+
+
+class ReviewQueueFilter(TradeFilter):
+    regime = django_filters.CharFilter(method="by_regime", help_text="A regime engaged by the decision, e.g. CN, EU, US.")
+    outcome = django_filters.MultipleChoiceFilter(field_name="decision__outcome", choices=[(o.value, o.value) for o in vocab.Outcome])
+    older_than_hours = django_filters.NumberFilter(method="by_age", help_text="Waiting at least this many hours.")
+    price_min = django_filters.NumberFilter(field_name="price", lookup_expr="gte")
+    price_max = django_filters.NumberFilter(field_name="price", lookup_expr="lte")
+    currency = django_filters.CharFilter(field_name="currency", lookup_expr="iexact")
+
+    def by_regime(self, qs: QuerySet[Trade], name: str, value: str) -> QuerySet[Trade]:
+        return qs.filter(decision__rulepacks__icontains=f'"{value.strip().lower()}@')
+
+    def by_age(self, qs: QuerySet[Trade], name: str, value: float) -> QuerySet[Trade]:
+        from datetime import timedelta
+
+        from django.utils import timezone
+
+        return qs.filter(status_changed_at__lte=timezone.now() - timedelta(hours=float(value)))

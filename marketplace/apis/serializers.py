@@ -169,6 +169,22 @@ class ReasonSerializer(serializers.Serializer):
     reason = serializers.CharField(max_length=4000, trim_whitespace=True)
 
 
+class ReviewConditionsSerializer(serializers.Serializer):
+    grant_valid_days = serializers.IntegerField(min_value=1, max_value=3650, required=False,
+                                                help_text="Access ends this many days after settlement (if sooner than the licence).")
+
+    def to_internal_value(self, data: Any) -> Any:
+        if isinstance(data, dict):
+            unknown = set(data) - set(self.fields)
+            if unknown:
+                raise serializers.ValidationError({k: ["unknown condition"] for k in sorted(unknown)})
+        return super().to_internal_value(data)
+
+
+class ReviewDecisionSerializer(ReasonSerializer):
+    conditions = ReviewConditionsSerializer(required=False)
+
+
 class CancelSerializer(serializers.Serializer):
     reason = serializers.CharField(max_length=4000, required=False, allow_blank=True)
 
@@ -221,3 +237,25 @@ class TradeDetailSerializer(TradeSerializer):
     class Meta(TradeSerializer.Meta):
         fields = [*TradeSerializer.Meta.fields, "events"]
         read_only_fields = fields
+
+
+class ReviewItemSerializer(TradeSerializer):
+    """A trade in the officer's queue: what the engine saw and decided, and the evidence on file."""
+
+    facts = serializers.SerializerMethodField()
+    documents = TradeDocumentSerializer(many=True, read_only=True)
+    waiting_hours = serializers.SerializerMethodField()
+
+    class Meta(TradeSerializer.Meta):
+        fields = [*TradeSerializer.Meta.fields, "facts", "documents", "waiting_hours"]
+        read_only_fields = fields
+
+    @extend_schema_field(serializers.DictField(allow_null=True))
+    def get_facts(self, trade: Trade) -> dict[str, Any] | None:
+        return trade.decision.facts if trade.decision else None
+
+    @extend_schema_field(serializers.FloatField())
+    def get_waiting_hours(self, trade: Trade) -> float:
+        from django.utils import timezone
+
+        return round((timezone.now() - trade.status_changed_at).total_seconds() / 3600, 2)

@@ -5,6 +5,7 @@ from typing import Any
 from django.contrib.auth import authenticate
 from django.db.models import QuerySet
 from django.utils import timezone
+from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
 from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.authtoken.models import Token
@@ -22,13 +23,14 @@ from compliance.services.checks import compliance_evaluate
 from config.errors import ApplicationError, PermissionDeniedError
 from config.permissions import IsBuyer, IsOfficer, IsProvider
 from marketplace.apis import serializers as s
-from marketplace.apis.filters import DatasetFilter, TradeFilter
+from marketplace.apis.filters import DatasetFilter, ReviewQueueFilter, TradeFilter
 from marketplace.models import Dataset, Membership, OrganisationMechanism, Trade
 from marketplace.selectors.datasets import dataset_list_visible
 from marketplace.selectors.members import membership_of
 from marketplace.selectors.trades import review_queue, trade_detail_queryset, trade_list_for
 from marketplace.services import datasets as dataset_services
 from marketplace.services import trades as trade_services
+from marketplace.services.evidence import trade_evidence_pack
 from marketplace.services.mechanisms import mechanism_add, mechanism_remove
 from marketplace.services.trade_documents import trade_document_add
 from marketplace.services.trade_facts import transfer_facts
@@ -249,20 +251,30 @@ class TradeViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Ge
 
     def _review(self, request: Request, *, approve: bool) -> Response:
         trade = self.get_object()
-        serializer = s.ReasonSerializer(data=request.data)
+        serializer = s.ReviewDecisionSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        trade = trade_services.trade_review(trade_id=trade.id, officer=request.user, approve=approve, reason=serializer.validated_data["reason"])
+        trade = trade_services.trade_review(trade_id=trade.id, officer=request.user, approve=approve,
+                                            reason=serializer.validated_data["reason"], conditions=serializer.validated_data.get("conditions"))
         return self._detail(trade)
 
-    @extend_schema(request=s.ReasonSerializer, responses=s.TradeDetailSerializer)
+    @extend_schema(request=s.ReviewDecisionSerializer, responses=s.TradeDetailSerializer)
     @action(detail=True, methods=["post"])
     def approve(self, request: Request, pk: str | None = None) -> Response:
+        """Approve a trade in review or waiting for documents, with a reason and optional conditions.
+        A `needs_approval` trade needs a second officer's approval too (four eyes)."""
         return self._review(request, approve=True)
 
-    @extend_schema(request=s.ReasonSerializer, responses=s.TradeDetailSerializer)
+    @extend_schema(request=s.ReviewDecisionSerializer, responses=s.TradeDetailSerializer)
     @action(detail=True, methods=["post"])
     def reject(self, request: Request, pk: str | None = None) -> Response:
         return self._review(request, approve=False)
+
+    @extend_schema(responses=OpenApiTypes.OBJECT)
+    @action(detail=True, methods=["get"])
+    def evidence(self, request: Request, pk: str | None = None) -> Response:
+        """One document for a regulator: the facts, the decision and its rule-pack versions, findings,
+        evidence, reviews, money, and the trade's audit events with their hashes."""
+        return Response(trade_evidence_pack(trade=self.get_object()))
 
 
 class MechanismViewSet(mixins.ListModelMixin, mixins.CreateModelMixin, mixins.DestroyModelMixin, viewsets.GenericViewSet):
@@ -288,12 +300,14 @@ class MechanismViewSet(mixins.ListModelMixin, mixins.CreateModelMixin, mixins.De
 
 
 class ReviewQueueApi(mixins.ListModelMixin, viewsets.GenericViewSet):
-    """Trades the engine sent to a person, oldest first."""
+    """Trades waiting for an officer, oldest first, each with its facts, findings, requirements and
+    evidence. `?waiting=true` adds trades waiting for documents."""
 
-    serializer_class = s.TradeSerializer
+    serializer_class = s.ReviewItemSerializer
     permission_classes = [IsAuthenticated, IsOfficer]
-    filterset_class = TradeFilter
+    filterset_class = ReviewQueueFilter
 
     def get_queryset(self) -> QuerySet[Trade]:
-        return review_queue(user=self.request.user)
+        waiting = self.request.query_params.get("waiting", "").lower() in ("1", "true", "yes")
+        return review_queue(user=self.request.user, include_waiting=waiting)
 

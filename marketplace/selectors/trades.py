@@ -3,7 +3,7 @@
 from django.contrib.auth.models import AbstractBaseUser
 from django.db.models import Prefetch, Q, QuerySet
 
-from marketplace.models import Trade, TradeEvent
+from marketplace.models import Trade, TradeDocument, TradeEvent
 from marketplace.selectors.members import is_officer, membership_of
 
 
@@ -22,6 +22,12 @@ def trade_detail_queryset(*, user: AbstractBaseUser) -> QuerySet[Trade]:
     return trade_list_for(user=user).prefetch_related(Prefetch("events", queryset=TradeEvent.objects.order_by("at", "id")))
 
 
-def review_queue(*, user: AbstractBaseUser) -> QuerySet[Trade]:
-    """Trades the engine sent to a person, oldest first."""
-    return trade_list_for(user=user).filter(status=Trade.Status.IN_REVIEW).order_by("status_changed_at", "id")
+def review_queue(*, user: AbstractBaseUser, include_waiting: bool = False) -> QuerySet[Trade]:
+    """Trades the engine sent to a person, oldest first, with their evidence. With
+    `include_waiting`, also those waiting for documents (which an officer may decide too)."""
+    statuses = [Trade.Status.IN_REVIEW, *([Trade.Status.NEEDS_DOCUMENTS] if include_waiting else [])]
+    return (
+        trade_list_for(user=user).filter(status__in=statuses)
+        .prefetch_related(Prefetch("documents", queryset=TradeDocument.objects.order_by("created_at")))
+        .order_by("status_changed_at", "id")
+    )

@@ -20,6 +20,7 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
 from django.utils import timezone
 
+from compliance.models import Review
 from config.errors import ApplicationError, ConflictError, InvalidInputError, NotFoundError, PermissionDeniedError
 from marketplace.models import AccessGrant, Dataset, DatasetFile, GrantDownload, Membership, Trade
 from marketplace.selectors.members import is_officer
@@ -85,6 +86,11 @@ def grant_issue(*, trade: Trade) -> AccessGrant:
         if renewed is not None and renewed.valid_until is not None and renewed.valid_until > valid_from:
             valid_from = renewed.valid_until
     term = _term_days(trade.licence)
+    # An officer may approve on condition that access is shorter than the licence (e.g. 90 days).
+    limits = [r.conditions["grant_valid_days"] for r in Review.objects.filter(subject_type="trade", subject_id=trade.id, verdict="approve")
+              if isinstance(r.conditions, dict) and r.conditions.get("grant_valid_days")]
+    if limits:
+        term = min([term, *limits]) if term else min(limits)
     if trade.pricing == "subscription":
         max_version = None
     else:

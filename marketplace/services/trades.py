@@ -6,7 +6,8 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
 from django.utils import timezone
 
-from compliance.services.reviews import review_record
+from compliance.services.reviews import review_approvers, review_record
+from config.errors import ConflictError
 from marketplace.errors import DatasetNotAvailableError, OwnDatasetError, TradeTransitionNotAllowedError
 from marketplace.models import Dataset, Membership, Trade, TradeEvent
 from marketplace.services.events import trade_event_emit
@@ -84,17 +85,38 @@ def trade_cancel(*, trade_id: object, actor: AbstractBaseUser, reason: str = "")
     return trade_transition(trade_id=trade_id, to=Trade.Status.CANCELLED, actor=actor, reason=reason or "cancelled by the buyer")
 
 
+class SecondOfficerRequiredError(ConflictError):
+    code = "second_officer_required"
+    default_message = "A regulator-approval trade needs a second, different officer to confirm the approval."
+
+
+REVIEWABLE = frozenset({Trade.Status.IN_REVIEW, Trade.Status.NEEDS_DOCUMENTS})
+
+
 @transaction.atomic
-def trade_review(*, trade_id: object, officer: AbstractBaseUser, approve: bool, reason: str) -> Trade:
-    """An officer's verdict on a trade in review; the review row and the status change commit together."""
+def trade_review(
+    *, trade_id: object, officer: AbstractBaseUser, approve: bool, reason: str, conditions: dict[str, Any] | None = None
+) -> Trade:
+    """An officer's verdict on a trade in review or waiting for documents; the review row and the
+    status change commit together. A trade whose engine outcome was `needs_approval` needs two
+    different officers to approve it (four eyes): the first approval is recorded and the trade waits.
+    An engine `deny` is final: the trade is already rejected and cannot be reviewed."""
     trade = trade_lock(trade_id=trade_id)
     if trade is None:
         raise Trade.DoesNotExist(f"no trade {trade_id}")
-    target = Trade.Status.APPROVED if approve else Trade.Status.REJECTED
-    if trade.status != Trade.Status.IN_REVIEW:
-        raise TradeTransitionNotAllowedError(f"Only a trade in review can be {'approved' if approve else 'rejected'}; this one is {trade.status}.")
+    if trade.status not in REVIEWABLE:
+        verb = "approved" if approve else "rejected"
+        raise TradeTransitionNotAllowedError(f"Only a trade in review or waiting for documents can be {verb}; this one is {trade.status}.")
+    check = trade.decision
+    four_eyes = approve and check is not None and check.outcome == "needs_approval"
+    approvers = review_approvers(subject_type="trade", subject_id=trade.id, check=check) if four_eyes else set()
+    if four_eyes and officer.pk in approvers:
+        raise SecondOfficerRequiredError()
     review_record(
-        subject_type="trade", subject_id=trade.id, check=trade.decision, officer=officer,
-        verdict="approve" if approve else "reject", reason=reason,
+        subject_type="trade", subject_id=trade.id, check=check, officer=officer,
+        verdict="approve" if approve else "reject", reason=reason, conditions=conditions,
     )
-    return trade_apply_transition(trade=trade, to=target, actor=officer, reason=reason)
+    if four_eyes and not approvers:
+        trade_event_emit(kind="review.first_approval", trade=trade, actor=officer, data={"reason": reason, "conditions": conditions or {}})
+        return trade  # waits for a second officer
+    return trade_apply_transition(trade=trade, to=Trade.Status.APPROVED if approve else Trade.Status.REJECTED, actor=officer, reason=reason)

@@ -1,8 +1,517 @@
-"""Webhooks: organisations' endpoints receive signed notifications of events. (Issue 5.)"""
+"""Webhooks: organisations' endpoints receive signed notifications of events. (Issue 5.)
 
+What a receiver gets
+--------------------
+One HTTPS POST per event and endpoint, the event's JSON as the body, and these headers:
+
+    Content-Type:        application/json
+    Elementa-Event:      trade.status_changed   (or trade.decided, grant.issued, grant.revoked, ping)
+    Elementa-Event-Id:   evt_…                  the same on every delivery of one event: deduplicate on it
+    Elementa-Delivery:   <uuid>                 this delivery; a manual redelivery has a new one
+    Elementa-Timestamp:  1764201600             Unix seconds when this attempt was signed
+    Elementa-Signature:  v1=<64 hex>            two comma-separated v1= values while a rotated secret overlaps
+
+Verifying a request (the Stripe scheme)
+---------------------------------------
+1. Take the raw body bytes as received, before any JSON parsing or re-encoding.
+2. expected = hex(HMAC-SHA256(key=secret, message=timestamp + "." + body)), with `timestamp` the
+   Elementa-Timestamp header as sent (ASCII digits).
+3. Accept if any `v1=` value of Elementa-Signature equals `expected`, compared in constant time
+   (hmac.compare_digest).
+4. Reject if |now - timestamp| exceeds a tolerance (5 minutes suggested, SIGNATURE_TOLERANCE):
+   the timestamp is signed, so a replayed request cannot be given a fresh one.
+`webhook_signature_verify` below does exactly this and is what the tests use.
+
+Delivery
+--------
+At least once. A 2xx answer within 3 s (connect) + 10 s (read) delivers; anything else — another
+status, a timeout, a refused connection, a redirect (never followed) — is an attempt that failed,
+recorded with its status, error, duration and the first 500 characters of the response. Retries
+follow ELEMENTA_WEBHOOK_BACKOFF (10 s, 30 s, 2 min, 10 min, 1 h, 6 h, 6 h: 8 attempts over about
+13 h), then the delivery is `failed` and the organisation may redeliver it. Order across events is
+not guaranteed; payloads carry `at`.
+
+Reliability: fan-out writes pending deliveries in the transaction that caused the event and
+publishes a task per delivery after commit. Short retry delays ride on the task's countdown, kept
+below the Redis visibility timeout (a longer countdown is redelivered in a loop, anchors §1.3);
+longer ones, lost messages and crashed workers are picked up by `webhooks_sweep` (Celery beat),
+which re-enqueues every pending delivery that is due. The row lock is held only to claim and to
+record, never during the HTTP call, so a slow receiver holds up nobody else.
+"""
+
+import hashlib
+import hmac
+import ipaddress
+import json
+import logging
+import secrets
+import socket
+import time
+import uuid
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from datetime import time as time_of_day
+from functools import partial
 from typing import Any
+from urllib.parse import urlsplit
+
+import requests
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.core.validators import URLValidator
+from django.db import transaction
+from django.utils import timezone
+
+from config.errors import ConflictError, InvalidInputError
+from marketplace.models import Membership, WebhookAttempt, WebhookDelivery, WebhookEndpoint
+
+logger = logging.getLogger(__name__)
+
+EVENT_KINDS = ("trade.status_changed", "trade.decided", "grant.issued", "grant.revoked")
+PING = "ping"  # sent by the test button, whatever the endpoint chose
+
+SIGNATURE_TOLERANCE = 300  # seconds a receiver should accept between Elementa-Timestamp and its clock
+CONNECT_TIMEOUT, READ_TIMEOUT = 3, 10
+# An attempt in flight holds the delivery for this long (claimed by moving next_attempt_at ahead):
+# longer than one attempt can take (the task's hard time limit is 60 s), so a duplicate message
+# finds it not due, and short enough that a crashed worker's delivery is swept again soon after.
+LEASE = timedelta(seconds=90)
+EARLY_SLACK = timedelta(seconds=1)  # a countdown task may arrive a moment before next_attempt_at
+SWEEP_GRACE = timedelta(seconds=15)  # the sweeper leaves a just-due delivery to its countdown task
+MAX_ENDPOINTS_PER_ORGANISATION = 20
+RESPONSE_EXCERPT = 500
+LOCAL_HOSTS = frozenset({"localhost", "127.0.0.1", "::1"})
+USER_AGENT = "Elementa-Webhooks/1"
 
 
+class WebhookUrlInvalidError(InvalidInputError):
+    code = "webhook_url_invalid"
+    default_message = "The webhook URL is not allowed."
+
+
+class WebhookEventUnknownError(InvalidInputError):
+    code = "webhook_event_unknown"
+    default_message = "Unknown event kind."
+
+
+class WebhookEndpointLimitError(ConflictError):
+    code = "webhook_endpoint_limit"
+    default_message = f"An organisation may register at most {MAX_ENDPOINTS_PER_ORGANISATION} webhook endpoints."
+
+
+class WebhookEndpointInactiveError(ConflictError):
+    code = "webhook_endpoint_inactive"
+    default_message = "The endpoint is disabled; enable it first."
+
+
+class WebhookDeliveryPendingError(ConflictError):
+    code = "webhook_delivery_pending"
+    default_message = "The delivery is still being attempted."
+
+
+# --- validation -------------------------------------------------------------------------------
+
+
+def webhook_address_problem(*, host: str) -> str | None:
+    """Why `host` must not be called from inside our network (SSRF), or None. Resolves the name and
+    refuses it if any address is private (RFC 1918, RFC 4193), loopback, link-local (cloud metadata
+    at 169.254.169.254), shared, multicast, reserved or unspecified."""
+    try:
+        infos = socket.getaddrinfo(host, None, proto=socket.IPPROTO_TCP)
+    except (OSError, UnicodeError):
+        return f"{host} does not resolve"
+    for info in infos:
+        ip = ipaddress.ip_address(str(info[4][0]).split("%", 1)[0])
+        if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+            ip = ip.ipv4_mapped
+        if not ip.is_global or ip.is_multicast:
+            return f"{host} resolves to {ip}, a private, loopback or link-local address"
+    return None
+
+
+def _local_allowance(host: str) -> bool:
+    return bool(settings.ELEMENTA_WEBHOOK_ALLOW_INSECURE_LOCALHOST) and host in LOCAL_HOSTS
+
+
+def webhook_url_validate(*, url: str) -> str:
+    """The URL, stripped, or WebhookUrlInvalidError (400). HTTPS only; plain http to this machine
+    only with ELEMENTA_WEBHOOK_ALLOW_INSECURE_LOCALHOST (development and tests); with
+    ELEMENTA_WEBHOOK_BLOCK_PRIVATE_ADDRESSES (on in production) the host must resolve to public
+    addresses only, unless the localhost allowance applies."""
+
+    def invalid(reason: str) -> WebhookUrlInvalidError:
+        return WebhookUrlInvalidError(f"The webhook URL is not allowed: {reason}.", fields={"url": [reason]})
+
+    url = (url or "").strip()
+    if len(url) > 500:
+        raise invalid("at most 500 characters")
+    try:
+        URLValidator(schemes=["http", "https"])(url)
+        parts = urlsplit(url)
+        parts.port  # noqa: B018  (raises ValueError on a bad port)
+    except (ValidationError, ValueError):
+        raise invalid("not a valid http(s) URL") from None
+    host = (parts.hostname or "").lower()
+    if parts.username is not None or parts.password is not None:
+        raise invalid("credentials in the URL are not accepted")
+    if parts.fragment:
+        raise invalid("a fragment (#…) is not sent to servers")
+    local = _local_allowance(host)
+    if parts.scheme != "https" and not local:
+        raise invalid("it must use https")
+    if settings.ELEMENTA_WEBHOOK_BLOCK_PRIVATE_ADDRESSES and not local:
+        problem = webhook_address_problem(host=host)
+        if problem:
+            raise invalid(problem)
+    return url
+
+
+def webhook_events_validate(*, events: Iterable[str]) -> list[str]:
+    """The chosen kinds, de-duplicated in the canonical order, or WebhookEventUnknownError (400)."""
+    if isinstance(events, str) or not isinstance(events, Iterable):
+        raise WebhookEventUnknownError("`events` must be a list of event kinds.", fields={"events": ["must be a list"]})
+    chosen = list(events)
+    unknown = sorted({str(e) for e in chosen} - set(EVENT_KINDS))
+    if unknown:
+        raise WebhookEventUnknownError(
+            f"Unknown event kinds: {', '.join(unknown)}. Known: {', '.join(EVENT_KINDS)}.", fields={"events": [f"unknown: {u}" for u in unknown]},
+        )
+    if not chosen:
+        raise WebhookEventUnknownError("Choose at least one event kind.", fields={"events": ["choose at least one"]})
+    return [kind for kind in EVENT_KINDS if kind in chosen]
+
+
+def _new_secret() -> str:
+    return "whsec_" + secrets.token_urlsafe(32)
+
+
+# --- signing ----------------------------------------------------------------------------------
+
+
+def webhook_signature(*, secret: str, timestamp: int | str, body: bytes) -> str:
+    """hex(HMAC-SHA256(secret, f"{timestamp}.{body}"))."""
+    return hmac.new(secret.encode(), f"{timestamp}.".encode() + body, hashlib.sha256).hexdigest()
+
+
+def webhook_signature_verify(
+    *, secret: str, body: bytes, timestamp: str, signature_header: str, tolerance: int = SIGNATURE_TOLERANCE, now: float | None = None,
+) -> bool:
+    """What a receiver does: a `v1=` value matches and the timestamp is within `tolerance` seconds."""
+    try:
+        sent_at = int(timestamp)
+    except (TypeError, ValueError):
+        return False
+    if abs((time.time() if now is None else now) - sent_at) > tolerance:
+        return False
+    expected = webhook_signature(secret=secret, timestamp=timestamp, body=body)
+    candidates = [part.strip()[3:] for part in signature_header.split(",") if part.strip().startswith("v1=")]
+    return any(hmac.compare_digest(expected, candidate) for candidate in candidates)
+
+
+def _signing_secrets(endpoint: WebhookEndpoint, now: datetime) -> list[str]:
+    keys = [endpoint.secret]
+    if endpoint.previous_secret and endpoint.previous_secret_expires_at and endpoint.previous_secret_expires_at > now:
+        keys.append(endpoint.previous_secret)
+    return keys
+
+
+def _body(payload: dict[str, Any]) -> bytes:
+    """The exact bytes sent and signed; the same for every attempt of a delivery."""
+    return json.dumps(payload, separators=(",", ":"), sort_keys=True, ensure_ascii=False).encode()
+
+
+def _json_default(value: Any) -> str:
+    if isinstance(value, date | time_of_day):
+        return value.isoformat()  # full precision; DjangoJSONEncoder would cut to milliseconds
+    return str(value)  # UUID, Decimal, lazy strings
+
+
+def _plain_json(payload: dict[str, Any]) -> dict[str, Any]:
+    """Datetimes (ISO 8601), UUIDs and decimals as strings, so the stored payload is what is sent."""
+    return json.loads(json.dumps(payload, default=_json_default))
+
+
+# --- endpoints --------------------------------------------------------------------------------
+
+
+@transaction.atomic
+def webhook_endpoint_create(
+    *, membership: Membership, url: str, events: Iterable[str], description: str = "", active: bool = True,
+) -> WebhookEndpoint:
+    """Register an endpoint for the member's organisation with a new secret (read it from the
+    returned object; the API shows it once)."""
+    url = webhook_url_validate(url=url)
+    chosen = webhook_events_validate(events=events)
+    # Not locked: two concurrent creations may end one above the limit, which harms nobody.
+    if WebhookEndpoint.objects.filter(organisation_id=membership.organisation_id).count() >= MAX_ENDPOINTS_PER_ORGANISATION:
+        raise WebhookEndpointLimitError()
+    return WebhookEndpoint.objects.create(
+        organisation_id=membership.organisation_id, url=url, events=chosen, description=description, secret=_new_secret(),
+        active=active, created_by=membership.user,
+    )
+
+
+@transaction.atomic
+def webhook_endpoint_update(
+    *, endpoint_id: object, url: str | None = None, events: Iterable[str] | None = None, description: str | None = None,
+    active: bool | None = None,
+) -> WebhookEndpoint:
+    """Change what is given; None leaves a field as it is. Deliveries already queued keep their
+    event but go to the new URL."""
+    endpoint = WebhookEndpoint.objects.select_for_update().get(pk=endpoint_id)
+    if url is not None:
+        endpoint.url = webhook_url_validate(url=url)
+    if events is not None:
+        endpoint.events = webhook_events_validate(events=events)
+    if description is not None:
+        endpoint.description = description
+    if active is not None:
+        endpoint.active = active
+    endpoint.save()
+    return endpoint
+
+
+@transaction.atomic
+def webhook_endpoint_delete(*, endpoint_id: object) -> None:
+    """Delete the endpoint with its deliveries and attempts; a task in flight finds nothing and stops."""
+    WebhookEndpoint.objects.filter(pk=endpoint_id).delete()
+
+
+@transaction.atomic
+def webhook_secret_rotate(*, endpoint_id: object, keep_previous_for: timedelta = timedelta(0)) -> WebhookEndpoint:
+    """A new secret, effective at once. With `keep_previous_for`, requests also carry a signature
+    made with the old secret until then, so a receiver can switch without losing a request."""
+    endpoint = WebhookEndpoint.objects.select_for_update().get(pk=endpoint_id)
+    if keep_previous_for > timedelta(0):
+        endpoint.previous_secret = endpoint.secret
+        endpoint.previous_secret_expires_at = timezone.now() + keep_previous_for
+    else:
+        endpoint.previous_secret, endpoint.previous_secret_expires_at = "", None
+    endpoint.secret = _new_secret()
+    endpoint.save(update_fields=["secret", "previous_secret", "previous_secret_expires_at", "updated_at"])
+    return endpoint
+
+
+@transaction.atomic
+def webhook_endpoint_ping(*, endpoint_id: object) -> WebhookDelivery:
+    """Queue a `ping` event to one endpoint, whatever kinds it chose: the "send test" button."""
+    endpoint = WebhookEndpoint.objects.get(pk=endpoint_id)
+    if not endpoint.active:
+        raise WebhookEndpointInactiveError()
+    now = timezone.now()
+    event_id = f"ping_{uuid.uuid4()}"
+    payload = {"event": PING, "id": event_id, "at": now.isoformat(), "endpoint": str(endpoint.id),
+               "data": {"message": "A test event from Elementa; reply with any 2xx status."}}
+    delivery = WebhookDelivery.objects.create(endpoint=endpoint, event_id=event_id, kind=PING, payload=payload, next_attempt_at=now)
+    transaction.on_commit(partial(webhook_enqueue, delivery_id=str(delivery.id)), robust=True)
+    return delivery
+
+
+# --- deliveries -------------------------------------------------------------------------------
+
+
+def webhook_enqueue(*, delivery_id: str, countdown: int = 0) -> None:
+    """Publish one delivery task. If the broker is down the delivery stays pending and due, and the
+    sweeper publishes it later: a request that caused an event never fails for a webhook."""
+    from marketplace import tasks
+
+    try:
+        tasks.webhook_deliver_task.apply_async(args=[delivery_id], countdown=countdown or None)
+    except Exception:  # the broker is unreachable: the sweeper is the backstop
+        logger.warning("could not enqueue webhook delivery %s; the sweeper will retry", delivery_id, exc_info=True)
+
+
+@transaction.atomic
 def webhook_fanout(*, event_id: object, kind: str, organisation_ids: list[object], payload: dict[str, Any]) -> None:
     """Queue deliveries of one event to the endpoints of the given organisations that chose its
     kind. Called inside the transaction that caused the event."""
+    if not organisation_ids:
+        return
+    candidates = WebhookEndpoint.objects.filter(organisation_id__in=organisation_ids, active=True).only("id", "events")
+    # The kinds are filtered here, not in SQL: JSON `contains` is not available on SQLite, and an
+    # organisation has a handful of endpoints.
+    endpoint_ids = [endpoint.id for endpoint in candidates if kind in endpoint.events]
+    if not endpoint_ids:
+        return
+    now, body = timezone.now(), _plain_json(payload)
+    rows = [WebhookDelivery(endpoint_id=eid, event_id=str(event_id), kind=kind, payload=body, next_attempt_at=now) for eid in endpoint_ids]
+    # A second fan-out of the same event inserts nothing: (endpoint, event_id) is unique.
+    WebhookDelivery.objects.bulk_create(rows, ignore_conflicts=True)
+    created = WebhookDelivery.objects.filter(id__in=[row.id for row in rows]).values_list("id", flat=True)
+    for delivery_id in created:
+        transaction.on_commit(partial(webhook_enqueue, delivery_id=str(delivery_id)), robust=True)
+
+
+@transaction.atomic
+def webhook_delivery_redeliver(*, delivery_id: object) -> WebhookDelivery:
+    """Send a delivered or failed event again, as a new delivery (same event id, new delivery id,
+    a fresh retry schedule). 409 while the original is still pending or the endpoint is disabled."""
+    original = WebhookDelivery.objects.select_for_update(of=("self",)).select_related("endpoint").get(pk=delivery_id)
+    if original.status == WebhookDelivery.Status.PENDING:
+        raise WebhookDeliveryPendingError()
+    if not original.endpoint.active:
+        raise WebhookEndpointInactiveError()
+    delivery = WebhookDelivery.objects.create(
+        endpoint=original.endpoint, event_id=original.event_id, kind=original.kind, payload=original.payload,
+        redelivery_of=original, next_attempt_at=timezone.now(),
+    )
+    transaction.on_commit(partial(webhook_enqueue, delivery_id=str(delivery.id)), robust=True)
+    return delivery
+
+
+def webhook_backoff() -> tuple[int, ...]:
+    """Seconds to wait after attempt 1, 2, …; one more attempt than delays, then `failed`."""
+    return tuple(settings.ELEMENTA_WEBHOOK_BACKOFF)
+
+
+def webhook_max_countdown() -> int:
+    """The longest delay a task countdown may carry. Redis redelivers an unacked message after the
+    visibility timeout (300 s here) counted from when the worker took it, so countdown + the
+    task's hard time limit (60 s) must stay below it; longer waits are left to the sweeper."""
+    visibility = (getattr(settings, "CELERY_BROKER_TRANSPORT_OPTIONS", None) or {}).get("visibility_timeout")
+    if visibility is None:
+        return 180
+    return max(0, min(180, int(visibility) - int(settings.CELERY_TASK_TIME_LIMIT) - 30))
+
+
+@dataclass(frozen=True)
+class _Claim:
+    delivery_id: uuid.UUID
+    number: int
+    kind: str
+    event_id: str
+    url: str
+    body: bytes
+    keys: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class _Outcome:
+    status_code: int | None
+    error: str
+    duration_ms: int
+    response_body: str
+
+    @property
+    def ok(self) -> bool:
+        return self.status_code is not None and 200 <= self.status_code < 300
+
+
+def _claim(*, delivery_id: object, now: datetime) -> _Claim | None:
+    """Lock, check it is pending and due, move next_attempt_at ahead by the lease, release."""
+    with transaction.atomic():
+        delivery = WebhookDelivery.objects.select_for_update(of=("self",)).select_related("endpoint").filter(pk=delivery_id).first()
+        if delivery is None or delivery.status != WebhookDelivery.Status.PENDING:
+            return None
+        if delivery.next_attempt_at is not None and delivery.next_attempt_at > now + EARLY_SLACK:
+            return None  # a retry is scheduled for later, or another worker is attempting it now
+        endpoint = delivery.endpoint
+        if not endpoint.active:
+            delivery.status, delivery.next_attempt_at = WebhookDelivery.Status.FAILED, None
+            delivery.last_error = "The endpoint was disabled before the delivery went out."
+            delivery.save(update_fields=["status", "next_attempt_at", "last_error"])
+            return None
+        delivery.next_attempt_at = now + LEASE
+        delivery.save(update_fields=["next_attempt_at"])
+        return _Claim(
+            delivery_id=delivery.id, number=delivery.attempts + 1, kind=delivery.kind, event_id=delivery.event_id,
+            url=endpoint.url, body=_body(delivery.payload), keys=tuple(_signing_secrets(endpoint, now)),
+        )
+
+
+def webhook_request_headers(*, kind: str, event_id: str, delivery_id: object, timestamp: int, body: bytes, keys: Iterable[str]) -> dict[str, str]:
+    signatures = ",".join(f"v1={webhook_signature(secret=key, timestamp=timestamp, body=body)}" for key in keys)
+    return {
+        "Content-Type": "application/json", "User-Agent": USER_AGENT, "Elementa-Event": kind, "Elementa-Event-Id": event_id,
+        "Elementa-Delivery": str(delivery_id), "Elementa-Timestamp": str(timestamp), "Elementa-Signature": signatures,
+    }
+
+
+def _post(claim: _Claim, now: datetime) -> _Outcome:
+    """The HTTP request, outside any transaction. Never raises: whatever goes wrong is the attempt's error."""
+    started = time.monotonic()
+    status_code, error, excerpt = None, "", ""
+    host = (urlsplit(claim.url).hostname or "").lower()
+    problem = (
+        webhook_address_problem(host=host)  # again at send time: the name may resolve elsewhere now
+        if settings.ELEMENTA_WEBHOOK_BLOCK_PRIVATE_ADDRESSES and not _local_allowance(host) else None
+    )
+    if problem:
+        error = f"refused: {problem}"
+    else:
+        headers = webhook_request_headers(
+            kind=claim.kind, event_id=claim.event_id, delivery_id=claim.delivery_id, timestamp=int(now.timestamp()), body=claim.body, keys=claim.keys,
+        )
+        try:
+            with requests.post(
+                claim.url, data=claim.body, headers=headers, timeout=(CONNECT_TIMEOUT, READ_TIMEOUT), allow_redirects=False, stream=True,
+            ) as response:
+                status_code = response.status_code
+                # Read only the start: a receiver cannot make us download a large body.
+                excerpt = response.raw.read(RESPONSE_EXCERPT * 4, decode_content=True).decode("utf-8", "replace")[:RESPONSE_EXCERPT]
+        # Every failure of the outside call, including urllib3's own while reading the body and
+        # Celery's soft time limit, is this attempt's failure, recorded and retried on schedule.
+        except Exception as exc:
+            error = f"{type(exc).__name__}: {exc}"[:1000]
+        if status_code is not None and not 200 <= status_code < 300:
+            error = f"HTTP {status_code}" + (" (redirects are not followed)" if 300 <= status_code < 400 else "") + (f"; {error}" if error else "")
+    return _Outcome(status_code=status_code, error=error, duration_ms=int((time.monotonic() - started) * 1000), response_body=excerpt)
+
+
+def _record(*, claim: _Claim, outcome: _Outcome, started: datetime) -> str | None:
+    """Lock again and write the attempt and what follows from it. Idempotent: an attempt number
+    already recorded (by a duplicate run of the same message) is not recorded twice."""
+    finished = started + timedelta(milliseconds=outcome.duration_ms)
+    with transaction.atomic():
+        delivery = WebhookDelivery.objects.select_for_update().filter(pk=claim.delivery_id).first()
+        if delivery is None:
+            return None  # the endpoint was deleted meanwhile
+        if delivery.status != WebhookDelivery.Status.PENDING or delivery.attempts >= claim.number:
+            return delivery.status
+        WebhookAttempt.objects.create(
+            delivery=delivery, number=claim.number, at=started, url=claim.url, status_code=outcome.status_code, error=outcome.error,
+            duration_ms=outcome.duration_ms, response_body=outcome.response_body,
+        )
+        delivery.attempts = claim.number
+        backoff = webhook_backoff()
+        if outcome.ok:
+            delivery.status, delivery.delivered_at, delivery.next_attempt_at, delivery.last_error = (
+                WebhookDelivery.Status.DELIVERED, finished, None, "")
+        elif claim.number > len(backoff):
+            delivery.status, delivery.next_attempt_at, delivery.last_error = WebhookDelivery.Status.FAILED, None, outcome.error
+        else:
+            delay = backoff[claim.number - 1]
+            delivery.next_attempt_at, delivery.last_error = finished + timedelta(seconds=delay), outcome.error
+            if delay <= webhook_max_countdown():
+                transaction.on_commit(partial(webhook_enqueue, delivery_id=str(delivery.id), countdown=delay), robust=True)
+        delivery.save(update_fields=["attempts", "status", "delivered_at", "next_attempt_at", "last_error"])
+        return delivery.status
+
+
+def webhook_deliver(*, delivery_id: object, now: datetime | None = None) -> str | None:
+    """The delivery task's body: one attempt if the delivery is pending and due. Returns the
+    delivery's status afterwards, or None if nothing was attempted. `now` is the clock (tests
+    pass a later one to drive the retry schedule without waiting)."""
+    now = now or timezone.now()
+    claim = _claim(delivery_id=delivery_id, now=now)
+    if claim is None:
+        return None
+    outcome = _post(claim, now)
+    return _record(claim=claim, outcome=outcome, started=now)
+
+
+def webhooks_sweep(*, now: datetime | None = None, limit: int = 500) -> int:
+    """Publish every pending delivery that is due: retries waiting longer than a countdown may,
+    messages the broker lost, attempts whose worker died (their lease ran out). Safe any time:
+    a delivery not due, or already done, makes the task return at once."""
+    cutoff = (now or timezone.now()) - SWEEP_GRACE
+    ids = list(
+        WebhookDelivery.objects.filter(status=WebhookDelivery.Status.PENDING, next_attempt_at__lte=cutoff)
+        .order_by("next_attempt_at").values_list("id", flat=True)[:limit]
+    )
+    for delivery_id in ids:
+        webhook_enqueue(delivery_id=str(delivery_id))
+    if ids:
+        logger.info("webhook sweep enqueued %d due deliveries", len(ids))
+    return len(ids)

@@ -1,0 +1,211 @@
+"""Continuous re-screening: when a rule-pack version comes into force, open trades are re-checked
+and live grants re-evaluated; grants whose trade would now be denied, or need something its
+decision did not, are flagged to officers. Also the marketplace side of backtesting a version
+against open trades and live grants (compliance cannot tell which trades are open).
+
+Every step is idempotent, so a redelivered task or the due-sweep can run it again:
+- a trade is sent back to `checking` only if its status was set before the version came into force
+  (a later status came from a check that already used the version);
+- a grant is flagged at most once per version (unique constraint), and screening is read-only;
+- the run's record (Rescreening) is finished last.
+"""
+
+import logging
+from datetime import datetime, time
+from typing import Any
+
+from django.contrib.auth.models import AbstractBaseUser
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from compliance.engine import Decision, Outcome
+from compliance.models import RulePack, RulePackBacktest
+from compliance.selectors.rulepacks import rulepacks_due_for_rescreening
+from compliance.services.audit import audit_record
+from compliance.services.backtests import rulepack_backtest
+from compliance.services.checks import compliance_evaluate
+from config.errors import ConflictError, InvalidInputError, NotFoundError
+from marketplace.models import AccessGrant, GrantFlag, Membership, Rescreening, Trade
+from marketplace.services.grants import GrantAlreadyRevokedError, grant_revoke
+from marketplace.services.trade_facts import trade_transfer_facts
+from marketplace.services.trade_transitions import trade_apply_transition, trade_lock
+from marketplace.trade_lifecycle import CLOSED
+
+logger = logging.getLogger(__name__)
+
+ACTOR = "system:rescreening"
+RECHECKED = (Trade.Status.NEEDS_DOCUMENTS, Trade.Status.IN_REVIEW)
+
+
+class GrantFlagResolvedError(ConflictError):
+    code = "grant_flag_resolved"
+    default_message = "The flag is already resolved."
+
+
+# --- backtest against what is open now ---------------------------------------------------------
+
+
+def rulepack_backtest_open(*, pack_id: object, actor: AbstractBaseUser | None) -> RulePackBacktest:
+    """Backtest a version against every open trade and every trade with a live grant, as of the
+    day it would take effect (or today)."""
+    open_ids = [str(i) for i in Trade.objects.exclude(status__in=CLOSED).values_list("id", flat=True)]
+    granted_ids = [str(i) for i in AccessGrant.objects.filter(AccessGrant.active_q()).values_list("trade_id", flat=True)]
+    return rulepack_backtest(
+        pack_id=pack_id, scope=RulePackBacktest.Scope.OPEN, subject_ids=list(dict.fromkeys([*open_ids, *granted_ids])),
+        subject_type="trade", actor=actor, context={"open_trades": len(open_ids), "live_grants": len(granted_ids)},
+    )
+
+
+# --- re-screening after an activation ----------------------------------------------------------
+
+
+def _in_force_at(pack: RulePack) -> datetime:
+    """The moment the version started deciding checks: its activation, or the start of its
+    effective day if that is later."""
+    assert pack.effective_from is not None and pack.activated_at is not None
+    start = timezone.make_aware(datetime.combine(pack.effective_from, time.min))
+    return max(pack.activated_at, start)
+
+
+@transaction.atomic
+def _recheck_trade(*, trade_id: object, before: datetime, reason: str) -> bool:
+    trade = trade_lock(trade_id=trade_id)
+    if trade is None or trade.status not in RECHECKED or trade.status_changed_at >= before:
+        return False  # gone, moved on, or already decided under the new version
+    trade_apply_transition(trade=trade, to=Trade.Status.CHECKING, actor_label=ACTOR, reason=reason)
+    return True
+
+
+def _why_flag(original: dict[str, Any], now: Decision) -> str:
+    """Why a live grant needs an officer's eye, or "" if it does not."""
+    def rules(outcomes: set[Outcome]) -> str:
+        return ", ".join(f"{f.rule} in {f.rulepack}" for f in now.findings if f.outcome in outcomes)
+
+    if now.outcome == Outcome.DENY:
+        return f"would now be denied ({rules({Outcome.DENY})})"
+    had = [list(group) for group in original.get("requirements") or []]
+    new = [group for group in now.requirements if list(group) not in had]
+    if new:
+        needs = " and ".join(" or ".join(group) for group in new)
+        return f"would now need {needs} ({rules({Outcome.NEEDS_FILING, Outcome.NEEDS_MECHANISM, Outcome.NEEDS_APPROVAL})})"
+    if now.outcome == Outcome.REVIEW and original.get("outcome") != Outcome.REVIEW:
+        return f"would now go to an officer's review ({rules({Outcome.REVIEW})})"
+    return ""
+
+
+def grant_screen(*, grant: AccessGrant, pack: RulePack) -> GrantFlag | None:
+    """Re-evaluate a live grant's trade with the active versions, on today's facts; flag it if it
+    would now be denied or need something its decision did not. Returns the (possibly existing) flag."""
+    trade = grant.trade
+    facts = trade_transfer_facts(trade=trade, trade_date=timezone.localdate())
+    now = compliance_evaluate(raw_facts=facts)
+    original = trade.decision.decision if trade.decision is not None else {"outcome": "allow", "requirements": []}
+    reason = _why_flag(original, now)
+    if not reason:
+        return None
+    try:
+        with transaction.atomic():
+            flag, created = GrantFlag.objects.get_or_create(
+                grant=grant, rulepack_ref=pack.ref, defaults={"rulepack": pack, "decision": now.as_dict(), "reason": reason},
+            )
+            if created:
+                audit_record(kind="grant.flagged", subject_type="grant", subject_id=grant.id, actor_label=ACTOR,
+                             data={"flag": str(flag.id), "rulepack": pack.ref, "outcome": str(now.outcome), "reason": reason})
+    except IntegrityError:  # a concurrent run flagged it first
+        flag = GrantFlag.objects.get(grant=grant, rulepack_ref=pack.ref)
+    return flag
+
+
+def rescreen_after_activation(*, pack_id: object) -> Rescreening | None:
+    """Re-screen once a version is in force: (a) trades in needs_documents or in_review go back
+    to `checking` (the worker re-checks them with the new version); trades in `checking` will be
+    checked with it anyway; (b) live grants are re-evaluated and flagged where needed.
+
+    A version that takes effect later is left for the due-sweep (rescreen_due) on that day.
+    Each trade and each flag is its own short transaction: a run over thousands of rows holds no
+    long lock, and a crash part-way is finished by running it again."""
+    pack = RulePack.objects.filter(pk=pack_id, status=RulePack.Status.ACTIVE, activated_at__isnull=False).first()
+    if pack is None or pack.effective_from is None:
+        return None
+    if pack.effective_from > timezone.localdate():
+        logger.info("%s takes effect on %s: re-screening then", pack.ref, pack.effective_from)
+        return None
+    run, _ = Rescreening.objects.get_or_create(rulepack=pack, defaults={"rulepack_ref": pack.ref})
+    if run.finished_at is not None:
+        return run
+    before, reason = _in_force_at(pack), f"rule pack {pack.ref} activated"
+
+    rechecked = 0
+    for trade_id in Trade.objects.filter(status__in=RECHECKED, status_changed_at__lt=before).values_list("id", flat=True):
+        rechecked += _recheck_trade(trade_id=trade_id, before=before, reason=reason)
+
+    screened = 0
+    grants = AccessGrant.objects.filter(AccessGrant.active_q()).select_related(
+        "trade__dataset__provider", "trade__buyer", "trade__decision").order_by("created_at")
+    for grant in grants.iterator(chunk_size=200):
+        grant_screen(grant=grant, pack=pack)
+        screened += 1
+    flagged = GrantFlag.objects.filter(rulepack_ref=pack.ref).count()
+
+    Rescreening.objects.filter(pk=run.pk).update(
+        finished_at=timezone.now(), trades_rechecked=rechecked, grants_screened=screened, grants_flagged=flagged,
+    )
+    run.refresh_from_db()
+    logger.info("re-screening for %s: %s trades re-checked, %s grants screened, %s flagged", pack.ref, rechecked, screened, flagged)
+    return run
+
+
+def rescreen_enqueue(pack_id: str) -> None:
+    """Publish the re-screening task; if the broker is down, the due-sweep re-drives it."""
+    from marketplace import tasks
+
+    try:
+        tasks.rescreen_after_activation_task.delay(str(pack_id))
+    except Exception:  # the broker is unreachable: rescreen_due is the backstop
+        logger.warning("could not enqueue re-screening for rule pack %s; the due-sweep will retry", pack_id, exc_info=True)
+
+
+def rescreen_due() -> int:
+    """Enqueue re-screening for every activated version in force today whose run has not finished:
+    versions that took effect today after a future-dated activation, and runs whose message was
+    lost. Meant for Celery beat (e.g. hourly); harmless to run any time."""
+    finished = Rescreening.objects.filter(finished_at__isnull=False).values("rulepack_id")
+    due = list(rulepacks_due_for_rescreening(today=timezone.localdate()).exclude(pk__in=finished).values_list("id", flat=True))
+    for pack_id in due:
+        rescreen_enqueue(str(pack_id))
+    return len(due)
+
+
+# --- officers resolve flags --------------------------------------------------------------------
+
+
+@transaction.atomic
+def grant_flag_resolve(*, flag_id: object, membership: Membership, note: str, revoke: bool) -> GrantFlag:
+    """Close a flag with a note; with `revoke`, revoke the grant too (same transaction). A grant
+    revoked meanwhile by someone else is not an error: the flag is closed and says so."""
+    flag = GrantFlag.objects.select_for_update().filter(pk=flag_id).first()
+    if flag is None:
+        raise NotFoundError("No such flag.")
+    if flag.status != GrantFlag.Status.OPEN:
+        raise GrantFlagResolvedError(f"The flag was resolved by {flag.resolved_by_label} on {flag.resolved_at:%Y-%m-%d}.")
+    note = (note or "").strip()
+    if not note:
+        raise InvalidInputError("A note is required.", fields={"note": ["this field is required"]})
+    revoked = False
+    if revoke:
+        try:
+            grant_revoke(grant_id=flag.grant_id, actor_membership=membership, reason=f"re-screening under {flag.rulepack_ref}: {note}")
+            revoked = True
+        except GrantAlreadyRevokedError:
+            note += " (the grant was already revoked)"
+    user = membership.user
+    flag.status = GrantFlag.Status.RESOLVED
+    flag.resolved_by = user
+    flag.resolved_by_label = user.get_username()[:150]
+    flag.resolved_at = timezone.now()
+    flag.resolution_note = note
+    flag.revoked = revoked
+    flag.save(update_fields=["status", "resolved_by", "resolved_by_label", "resolved_at", "resolution_note", "revoked"])
+    audit_record(kind="grant.flag_resolved", subject_type="grant", subject_id=flag.grant_id, actor=user,
+                 data={"flag": str(flag.id), "rulepack": flag.rulepack_ref, "revoked": revoked, "note": note})
+    return flag
