@@ -6,6 +6,7 @@ from typing import Any
 from django.db.models import QuerySet, Sum
 
 from marketplace.models import Deposit, LedgerEntry, Settlement, Wallet
+from marketplace.money import quantum
 
 
 def wallet_balances(*, organisation_id: object) -> list[dict[str, Any]]:
@@ -30,7 +31,8 @@ def platform_balances() -> list[dict[str, Any]]:
     for r in rows:
         entry = out.setdefault(r["currency"], {"currency": r["currency"], "revenue": Decimal(0), "deposits": Decimal(0)})
         # deposits are credited from the outside account, which therefore runs negative: report it as money received
-        entry[r["account"]] = r["total"] if r["account"] == "revenue" else -r["total"]
+        total = Decimal(r["total"]).quantize(quantum(r["currency"]))  # SQLite sums decimals as floats
+        entry[r["account"]] = total if r["account"] == "revenue" else -total
     return list(out.values())
 
 

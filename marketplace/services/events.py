@@ -6,9 +6,8 @@ from typing import Any
 from compliance.models import AuditEvent
 from compliance.services.audit import audit_record
 from marketplace.models import Trade
+from marketplace.services.webhooks import EVENT_KINDS as WEBHOOK_KINDS
 from marketplace.services.webhooks import webhook_fanout
-
-WEBHOOK_KINDS = {"trade.status_changed", "trade.decided", "grant.issued", "grant.revoked"}
 
 
 def event_emit(

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 
 from django.conf import settings
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.db.models import F
 
 from config.errors import ConflictError
@@ -49,6 +49,16 @@ def wallet_get_or_create(*, organisation_id: object, currency: str) -> Wallet:
 
 def _apply(wallet: Wallet, available: Decimal, held: Decimal, error: type[ConflictError]) -> None:
     """Change one wallet row by deltas; a decrease that would go below zero changes nothing and raises."""
+    if connection.vendor == "sqlite":
+        # SQLite does decimal arithmetic in binary floating point (0.1 + 0.2 - 0.3 = 5.5e-17, which
+        # a CHECK (available >= 0) can trip over). Its IMMEDIATE transactions already serialise
+        # writers, so read, compute in Decimal and write the exact result instead.
+        row = Wallet.objects.filter(pk=wallet.pk).values("available", "held").get()
+        new_available, new_held = row["available"] + available, row["held"] + held
+        if new_available < 0 or new_held < 0:
+            raise error()
+        Wallet.objects.filter(pk=wallet.pk).update(available=new_available, held=new_held)
+        return
     qs = Wallet.objects.filter(pk=wallet.pk)
     if available < 0:
         qs = qs.filter(available__gte=-available)

@@ -54,7 +54,7 @@ class Receiver:
 
     def __init__(self) -> None:
         self.requests: list[Received] = []
-        self.failures, self.fail_status = 0, 500
+        self.failures, self.fail_status, self.fail_body, self.delay = 0, 500, b"receiver says no", 0.0
         self._changed = threading.Condition()
         receiver = self
 
@@ -66,12 +66,16 @@ class Receiver:
                     failing = receiver.failures > 0
                     receiver.failures -= failing
                     receiver._changed.notify_all()
-                code, reply = (receiver.fail_status, b"receiver says no") if failing else (200, b'{"ok": true}')
-                self.send_response(code)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(reply)))
-                self.end_headers()
-                self.wfile.write(reply)
+                time.sleep(receiver.delay)
+                code, reply = (receiver.fail_status, receiver.fail_body) if failing else (200, b'{"ok": true}')
+                try:
+                    self.send_response(code)
+                    self.send_header("Content-Type", "application/json")
+                    self.send_header("Content-Length", str(len(reply)))
+                    self.end_headers()
+                    self.wfile.write(reply)
+                except (BrokenPipeError, ConnectionResetError):
+                    pass  # the sender gave up waiting (timeout tests)
 
             def log_message(self, format: str, *args: Any) -> None:
                 pass
@@ -302,6 +306,25 @@ def test_an_unreachable_receiver_is_an_attempt_with_an_error_not_a_crash(buyer_e
 
 
 @pytest.mark.django_db
+def test_a_slow_receiver_times_out_and_only_the_start_of_a_long_answer_is_kept(receiver, buyer_eu, published, monkeypatch):
+    monkeypatch.setattr(services, "READ_TIMEOUT", 0.3)
+    endpoint = endpoint_for(buyer_eu, receiver.url)
+    fan_out([buyer_eu], status_changed())
+    delivery = only_delivery(endpoint)
+    receiver.delay = 1.0
+
+    assert webhook_deliver(delivery_id=delivery.id) == "pending"
+    receiver.delay = 0.0
+    receiver.fail_next(1, status=400)
+    receiver.fail_body = ("é" * 5000).encode()
+    assert webhook_deliver(delivery_id=delivery.id, now=timezone.now() + timedelta(minutes=1)) == "pending"
+
+    timed_out, refused = only_delivery(endpoint).attempt_log.all()
+    assert timed_out.status_code is None and "ReadTimeout" in timed_out.error and timed_out.duration_ms >= 300
+    assert refused.status_code == 400 and refused.error == "HTTP 400" and refused.response_body == "é" * 500
+
+
+@pytest.mark.django_db
 @override_settings(ELEMENTA_WEBHOOK_BACKOFF=(10, 600))
 def test_long_waits_are_left_to_the_sweeper_and_the_delivery_fails_after_the_last_attempt(receiver, buyer_eu, published, deliver):
     endpoint = endpoint_for(buyer_eu, receiver.url)
@@ -381,6 +404,42 @@ def test_a_broker_outage_never_fails_the_caller_and_the_sweeper_catches_up(recei
     monkeypatch.setattr(tasks.webhook_deliver_task, "apply_async", lambda args, countdown=None: sent.append(args[0]))
     assert webhooks_sweep(now=timezone.now() + timedelta(minutes=1)) == 1
     assert sent == [str(only_delivery(endpoint).id)]
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_two_workers_running_the_same_message_send_it_once(receiver, buyer_eu, published):
+    """acks_late redelivers a message while the first worker still runs it (anchors §1.1): the
+    second finds the delivery leased and sends nothing; the row lock is not held during the call."""
+    from django.db import connection
+
+    endpoint = endpoint_for(buyer_eu, receiver.url)
+    fan_out([buyer_eu], status_changed())
+    delivery_id = only_delivery(endpoint).id
+    receiver.delay = 1.0
+    results: list[str | None] = []
+    elapsed: dict[str | None, float] = {}
+
+    def worker() -> None:
+        started = time.monotonic()
+        try:
+            result = webhook_deliver(delivery_id=delivery_id)
+            results.append(result)
+            elapsed[result] = time.monotonic() - started
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=worker) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+        time.sleep(0.2)
+    for thread in threads:
+        thread.join(timeout=30)
+
+    assert sorted(results, key=str) == [None, "delivered"]
+    assert elapsed[None] < 0.5  # it did not wait for the first worker's slow receiver
+    assert len(receiver.requests) == 1
+    assert only_delivery(endpoint).attempt_log.count() == 1
 
 
 # --- secrets ----------------------------------------------------------------------------------------
