@@ -35,8 +35,10 @@ def audit_record(
 ) -> AuditEvent:
     """Append one event. Runs inside the action's transaction: if the action rolls back, so does
     its audit record, and the chain head's row lock orders concurrent appends."""
-    head, _ = AuditChainHead.objects.get_or_create(pk=1)
-    head = AuditChainHead.objects.select_for_update().get(pk=1)
+    head = AuditChainHead.objects.select_for_update().filter(pk=1).first()
+    if head is None:  # the first event ever: create the head (a race here is settled by the primary key)
+        AuditChainHead.objects.get_or_create(pk=1)
+        head = AuditChainHead.objects.select_for_update().get(pk=1)
     label = actor_label or (actor.get_username() if actor is not None and hasattr(actor, "get_username") else "system")
     at = timezone.now()
     clean = _canonical(data or {})
