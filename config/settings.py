@@ -212,6 +212,9 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_TASK_PUBLISH_RETRY_POLICY = {"max_retries": 2, "interval_start": 0, "interval_step": 0.2, "interval_max": 0.5}
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 CELERY_BEAT_SCHEDULE = {
+    # A rule-pack version activated for a future date re-screens open trades and live grants on
+    # the day it takes effect; the same sweep re-drives a lost re-screening message.
+    "rescreen-due": {"task": "marketplace.rescreen_due", "schedule": timedelta(hours=1)},
     "sweep-stuck-trades": {
         "task": "marketplace.trades_sweep_stuck",
         "schedule": timedelta(seconds=int(os.environ.get("ELEMENTA_SWEEP_INTERVAL", "30"))),

@@ -107,6 +107,8 @@ def _compile_rule(raw: Any, params: Mapping[str, Any], path: str, *, default: bo
     except ValueError:
         raise RulePackError(f"{path}.outcome", f"must be one of: {', '.join(Outcome)}") from None
     requires: list[tuple[str, ...]] = []
+    if not isinstance(raw.get("requires") or [], list):
+        raise RulePackError(f"{path}.requires", "must be a list of lists of mechanism codes")
     for i, group in enumerate(raw.get("requires") or []):
         if not isinstance(group, list) or not group or any(code not in MECHANISMS for code in group):
             raise RulePackError(f"{path}.requires[{i}]", "must be a non-empty list of mechanism codes")

@@ -31,8 +31,9 @@ from config.errors import InvalidInputError
 
 logger = logging.getLogger(__name__)
 
-# Checks replayed per backtest, newest subjects first: ~0.5 ms each, so a backtest answers within
-# seconds; a wider period is reported as truncated (ask for a narrower one).
+# Subjects replayed per backtest, newest first. Both evaluations of one check take ~0.16 ms of
+# engine time (measured, a three-regime transfer), so 5,000 answer within a few seconds with the
+# reads; a wider scope is reported as truncated (ask for a narrower period).
 MAX_BACKTEST_SUBJECTS = 5000
 _CHUNK = 500
 

@@ -160,38 +160,47 @@ def rulepack_content_problems(content: Mapping[str, Any]) -> list[RulePackProble
     parameters, and their errors are reported at their real path."""
     problems: list[RulePackProblem] = []
 
-    def attempt(raw: Mapping[str, Any], *, rule_index: int | None = None) -> None:
+    def attempt(raw: Mapping[str, Any], *, rule_index: int | None = None) -> RulePackProblem | None:
         try:
             compile_pack(raw)
         except RulePackError as exc:
             path = exc.path
             if rule_index is not None and path.startswith("rules[0]"):
                 path = f"rules[{rule_index}]" + path[len("rules[0]"):]
-            message = str(exc)[len(exc.path) + 2:]
-            problem = RulePackProblem(path, message)
-            if problem not in problems:
-                problems.append(problem)
+            return RulePackProblem(path, str(exc)[len(exc.path) + 2:])
+        except (TypeError, ValueError, AttributeError, KeyError) as exc:  # a shape the compiler does not guard against
+            return RulePackProblem(f"rules[{rule_index}]" if rule_index is not None else "pack", f"malformed ({exc})")
+        return None
+
+    def add(problem: RulePackProblem | None) -> None:
+        if problem is not None and problem not in problems:
+            problems.append(problem)
 
     if not content.get("effective_from"):
         problems.append(RulePackProblem("pack.effective_from", "required: the date this version takes effect"))
         content = {**content, "effective_from": PROBE_DATE}
-    if _compiles(content):
+    whole = attempt(content)
+    if whole is None:
         return problems
-    attempt(content)
-    attempt({k: v for k, v in content.items() if k not in ("rules", "default")} | {"rules": []})
+    found = len(problems)
+    if whole.path != "pack":  # a located error; a bare "pack" one is located by the parts below
+        add(whole)
+    add(attempt({k: v for k, v in content.items() if k not in ("rules", "default")} | {"rules": []}))
     stub = {"regime": "X", "version": "x", "title": "x", "effective_from": PROBE_DATE, "parameters": content.get("parameters")}
     rules = content.get("rules")
     for i, rule in enumerate(rules if isinstance(rules, list) else []):
-        attempt({**stub, "rules": [rule]}, rule_index=i)
+        add(attempt({**stub, "rules": [rule]}, rule_index=i))
     if content.get("default"):
-        attempt({**stub, "rules": [], "default": content["default"]})
+        add(attempt({**stub, "rules": [], "default": content["default"]}))
+    if len(problems) == found:  # the parts compile on their own: the error is in how they combine
+        add(whole)
     return problems
 
 
 def _compiles(content: Mapping[str, Any]) -> bool:
     try:
         compile_pack(content)
-    except RulePackError:
+    except (RulePackError, TypeError, ValueError, AttributeError, KeyError):
         return False
     return True
 

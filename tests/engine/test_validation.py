@@ -71,6 +71,8 @@ MINIMAL = {"regime": "T", "version": "1", "title": "t", "effective_from": "2026-
     ({"rules": [{"id": "R", "outcome": "allow", "citation": "c", "explanation": "about {buyer.secret}", "when": True}]}, "rules[0].explanation"),
     ({"rules": [{"id": "R", "outcome": "allow", "citation": "c", "explanation": "e", "when": {"gte": ["data.subjects", "lots"]}}]}, "rules[0].when.gte"),
     ({"parameters": {"a": ["$b"], "b": ["$a"]}}, "pack.parameters"),
+    ({"rules": [{"id": "R", "outcome": "needs_mechanism", "requires": "eu_scc", "citation": "c", "explanation": "e", "when": True}]},
+     "rules[0].requires"),
     ({"kind": "advisory"}, "pack.kind"),
     ({"effective_from": "soon"}, "pack.effective_from"),
     ({"extra": 1}, "pack"),

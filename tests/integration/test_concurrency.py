@@ -16,6 +16,15 @@ from tests.factories import TradeFactory
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
 
 
+@pytest.fixture(autouse=True)
+def _no_enqueue(monkeypatch):
+    """These tests drive the services from their own threads to race them on row locks; the
+    session's worker (started by earlier tests) must not act on their trades meanwhile."""
+    from marketplace.services import trade_transitions
+
+    monkeypatch.setattr(trade_transitions, "trade_enqueue", lambda *args, **kwargs: None)
+
+
 def race(fns: list[Callable[[], object]]) -> list[BaseException]:
     """Run each fn in its own thread, all released at the same instant; return what they raised."""
     barrier = threading.Barrier(len(fns))
