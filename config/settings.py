@@ -215,6 +215,7 @@ CELERY_BEAT_SCHEDULE = {
     # A rule-pack version activated for a future date re-screens open trades and live grants on
     # the day it takes effect; the same sweep re-drives a lost re-screening message.
     "rescreen-due": {"task": "marketplace.rescreen_due", "schedule": timedelta(hours=1)},
+    "purge-idempotency-keys": {"task": "marketplace.idempotency_purge", "schedule": timedelta(hours=6)},
     "sweep-stuck-trades": {
         "task": "marketplace.trades_sweep_stuck",
         "schedule": timedelta(seconds=int(os.environ.get("ELEMENTA_SWEEP_INTERVAL", "30"))),
@@ -223,6 +224,8 @@ CELERY_BEAT_SCHEDULE = {
 
 # --- Elementa ---------------------------------------------------------------------------------
 ELEMENTA_PLATFORM_FEE = Decimal(os.environ.get("ELEMENTA_PLATFORM_FEE", "0.05"))
+ELEMENTA_IDEMPOTENCY_TTL = int(os.environ.get("ELEMENTA_IDEMPOTENCY_TTL", str(48 * 3600)))  # keys kept ≥ 24 h
+ELEMENTA_IDEMPOTENCY_LEASE = int(os.environ.get("ELEMENTA_IDEMPOTENCY_LEASE", "120"))
 ELEMENTA_PAYMENT_PROVIDER = os.environ.get("ELEMENTA_PAYMENT_PROVIDER", "marketplace.payments.ManualApproval")
 ELEMENTA_MAX_DATASET_FILE_BYTES = int(os.environ.get("ELEMENTA_MAX_DATASET_FILE_BYTES", str(512 * 1024 * 1024)))
 # A trade sitting in `checking` or `approved` longer than this is re-enqueued by the sweeper.

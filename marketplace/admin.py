@@ -1,7 +1,27 @@
-"""Admin: read-mostly views of marketplace data; status never changes here except through services."""
+"""Admin: read-mostly views of marketplace data; status never changes here except through services.
+
+The officer's workspace lives here too: the review queue, the trade page (facts, findings, evidence,
+approve / reject through marketplace.services.trades.trade_review) and, on the rule-pack pages that
+compliance.admin provides, the backtest against open trades."""
+
+from datetime import timedelta
+from decimal import Decimal
+from typing import Any
 
 from django.contrib import admin
+from django.db.models import QuerySet
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import redirect
+from django.urls import URLPattern, path, reverse
+from django.utils import timezone
+from django.utils.html import format_html
+from django.utils.timesince import timesince
 
+from compliance.admin import OfficerViewMixin, RulePackAdmin
+from compliance.engine import vocabulary as vocab
+from compliance.models import RulePack, RulePackBacktest
+from compliance.selectors.rulepacks import rulepack_list
+from marketplace import admin_views
 from marketplace.models import (
     AccessGrant,
     Dataset,
@@ -10,11 +30,17 @@ from marketplace.models import (
     Membership,
     Organisation,
     OrganisationMechanism,
+    ReviewItem,
     Settlement,
     Trade,
     TradeDocument,
-    TradeEvent,
 )
+from marketplace.selectors.trades import review_queue
+from marketplace.services.rescreening import rulepack_backtest_open
+
+admin.site.site_header = "Elementa"
+admin.site.site_title = "Elementa admin"
+admin.site.index_title = "Officer's workspace and records"
 
 
 @admin.register(Organisation)
@@ -38,29 +64,205 @@ class DatasetAdmin(admin.ModelAdmin):
     readonly_fields = ["status", "published_at"]
 
 
-class TradeEventInline(admin.TabularInline):
-    model = TradeEvent
-    extra = 0
-    can_delete = False
-    readonly_fields = ["at", "from_status", "to_status", "actor_label", "reason"]
-    fields = readonly_fields
-
-    def has_add_permission(self, request, obj=None) -> bool:  # type: ignore[no-untyped-def]
-        return False
-
-
 @admin.register(Trade)
-class TradeAdmin(admin.ModelAdmin):
+class TradeAdmin(OfficerViewMixin, admin.ModelAdmin):
+    """Every trade; its page is the officer's trade page (facts, findings with citations, evidence,
+    reviews, events, and the approve / reject form while it waits for a person)."""
+
     list_display = ["id", "dataset", "buyer", "destination", "status", "price", "currency", "created_at"]
     list_filter = ["status"]
     list_select_related = ["dataset", "buyer"]
-    inlines = [TradeEventInline]
+    change_form_template = "admin/marketplace/trade/workspace.html"
 
     def get_readonly_fields(self, request, obj=None):  # type: ignore[no-untyped-def]
         return [f.name for f in Trade._meta.fields]
 
     def has_add_permission(self, request) -> bool:  # type: ignore[no-untyped-def]
         return False
+
+    def has_change_permission(self, request, obj=None) -> bool:  # type: ignore[no-untyped-def]
+        return False  # status changes only through the review form (trade_review) and the worker
+
+    def get_urls(self) -> list[URLPattern]:
+        view = self.admin_site.admin_view  # staff login, CSRF protection, no caching
+        return [
+            path("<uuid:trade_id>/review/", view(admin_views.trade_review_view), name="marketplace_trade_review"),
+            path("<uuid:trade_id>/evidence.json", view(admin_views.trade_evidence_view), name="marketplace_trade_evidence"),
+            path("<uuid:trade_id>/documents/<uuid:document_id>/file/", view(admin_views.trade_document_file_view),
+                 name="marketplace_trade_document_file"),
+            *super().get_urls(),
+        ]
+
+    def change_view(self, request: HttpRequest, object_id: str, form_url: str = "", extra_context: dict[str, Any] | None = None) -> HttpResponse:
+        trade = self.get_object(request, object_id)
+        if trade is not None and self.has_view_permission(request, trade):
+            extra_context = {**(extra_context or {}), **admin_views.trade_page_context(request=request, trade=trade)}
+        return super().change_view(request, object_id, form_url, extra_context)
+
+
+# --- the review queue -----------------------------------------------------------------------
+
+
+class QueueFilter(admin.SimpleListFilter):
+    """In review by default; trades waiting for documents on request (officers may decide those too)."""
+
+    title = "queue"
+    parameter_name = "queue"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
+        return [("in_review", "In review"), ("needs_documents", "Waiting for documents"), ("all", "Both")]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Trade]) -> QuerySet[Trade]:
+        value = self.value() or "in_review"
+        return queryset if value == "all" else queryset.filter(status=value)
+
+    def choices(self, changelist: Any) -> Any:
+        current = self.value() or "in_review"
+        for lookup, title in self.lookup_choices:
+            yield {"selected": current == lookup, "query_string": changelist.get_query_string({self.parameter_name: lookup}), "display": title}
+
+
+class RegimeFilter(admin.SimpleListFilter):
+    """A regime whose rule pack decided the trade (same test as GET /reviews/?regime=)."""
+
+    title = "regime"
+    parameter_name = "regime"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
+        regimes = rulepack_list(status=RulePack.Status.ACTIVE).order_by("regime").values_list("regime", flat=True).distinct()
+        return [(r.lower(), r) for r in regimes]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Trade]) -> QuerySet[Trade]:
+        if not self.value():
+            return queryset
+        return queryset.filter(decision__rulepacks__icontains=f'"{self.value().strip().lower()}@')
+
+
+class OutcomeFilter(admin.SimpleListFilter):
+    title = "engine outcome"
+    parameter_name = "outcome"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
+        # Only the outcomes that leave a trade waiting for a person or a document.
+        waiting = [o for o in vocab.Outcome if o not in (vocab.Outcome.ALLOW, vocab.Outcome.ALLOW_FLAGGED, vocab.Outcome.DENY)]
+        return [(o.value, o.value.replace("_", " ")) for o in reversed(waiting)]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Trade]) -> QuerySet[Trade]:
+        return queryset.filter(decision__outcome=self.value()) if self.value() else queryset
+
+
+class DestinationFilter(admin.SimpleListFilter):
+    title = "destination"
+    parameter_name = "destination"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
+        rows = model_admin.get_queryset(request).order_by("destination").values_list("destination", flat=True).distinct()
+        return [(d, d) for d in rows]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Trade]) -> QuerySet[Trade]:
+        return queryset.filter(destination=self.value()) if self.value() else queryset
+
+
+class AgeFilter(admin.SimpleListFilter):
+    title = "waiting"
+    parameter_name = "waiting"
+    AGES = {"1d": ("more than a day", timedelta(days=1)), "7d": ("more than a week", timedelta(days=7)),
+            "30d": ("more than 30 days", timedelta(days=30))}
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
+        return [(key, label) for key, (label, _) in self.AGES.items()]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Trade]) -> QuerySet[Trade]:
+        if self.value() not in self.AGES:
+            return queryset
+        return queryset.filter(status_changed_at__lte=timezone.now() - self.AGES[self.value()][1])
+
+
+class AmountFilter(admin.SimpleListFilter):
+    """Price bands in the trade's own currency."""
+
+    title = "amount"
+    parameter_name = "amount"
+    BANDS = {"lt1k": ("under 1,000", None, Decimal(1000)), "1k-10k": ("1,000 to 10,000", Decimal(1000), Decimal(10000)),
+             "10k": ("10,000 or more", Decimal(10000), None)}
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
+        return [(key, label) for key, (label, _, _) in self.BANDS.items()]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Trade]) -> QuerySet[Trade]:
+        if self.value() not in self.BANDS:
+            return queryset
+        _, low, high = self.BANDS[self.value()]
+        if low is not None:
+            queryset = queryset.filter(price__gte=low)
+        return queryset.filter(price__lt=high) if high is not None else queryset
+
+
+@admin.register(ReviewItem)
+class ReviewQueueAdmin(OfficerViewMixin, admin.ModelAdmin):
+    """Trades waiting for an officer, oldest first (marketplace.selectors.trades.review_queue).
+    Each row opens the trade page, where the officer decides."""
+
+    list_display = ["trade_link", "buyer_name", "destination", "status_badge", "outcome", "rules", "amount", "evidence", "waiting"]
+    list_display_links = None
+    list_filter = [QueueFilter, RegimeFilter, OutcomeFilter, DestinationFilter, AgeFilter, AmountFilter]
+    list_select_related = ["dataset", "buyer", "provider", "decision"]  # one query for the page, however many rows
+    ordering = ["status_changed_at", "id"]
+    search_fields = ["dataset__title", "buyer__name"]
+    list_per_page = 50
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Trade]:
+        return review_queue(user=request.user, include_waiting=True)
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def change_view(self, request: HttpRequest, object_id: str, form_url: str = "", extra_context: dict[str, Any] | None = None) -> HttpResponse:
+        return redirect("admin:marketplace_trade_change", object_id)  # one trade page, whatever its status
+
+    def changelist_view(self, request: HttpRequest, extra_context: dict[str, Any] | None = None) -> HttpResponse:
+        return super().changelist_view(request, {"title": "Review queue: trades waiting for an officer, oldest first", **(extra_context or {})})
+
+    @admin.display(description="dataset", ordering="dataset__title")
+    def trade_link(self, trade: Trade) -> str:
+        return format_html('<a href="{}">{}</a>', reverse("admin:marketplace_trade_change", args=[trade.pk]), trade.dataset.title)
+
+    @admin.display(description="buyer", ordering="buyer__name")
+    def buyer_name(self, trade: Trade) -> str:
+        return f"{trade.buyer.name} ({trade.buyer.jurisdiction})"
+
+    @admin.display(description="status", ordering="status")
+    def status_badge(self, trade: Trade) -> str:
+        return format_html('<span class="badge {}">{}</span>', trade.status, trade.get_status_display())
+
+    @admin.display(description="outcome", ordering="decision__outcome")
+    def outcome(self, trade: Trade) -> str:
+        return trade.decision.outcome if trade.decision else "—"
+
+    @admin.display(description="rules that held it")
+    def rules(self, trade: Trade) -> str:
+        if trade.decision is None:
+            return "—"
+        held = [f["rule"] for f in trade.decision.decision.get("findings", []) if f.get("outcome") not in ("allow", "allow_flagged")]
+        return ", ".join(held) or "—"
+
+    @admin.display(description="price", ordering="price")
+    def amount(self, trade: Trade) -> str:
+        return f"{trade.price:,} {trade.currency}"
+
+    @admin.display(description="documents")
+    def evidence(self, trade: Trade) -> int:
+        return len(trade.documents.all())  # prefetched by review_queue
+
+    @admin.display(description="waiting", ordering="status_changed_at")
+    def waiting(self, trade: Trade) -> str:
+        return timesince(trade.status_changed_at)
 
 
 @admin.register(Settlement)
@@ -72,7 +274,7 @@ class SettlementAdmin(admin.ModelAdmin):
 
 
 @admin.register(TradeDocument)
-class TradeDocumentAdmin(admin.ModelAdmin):
+class TradeDocumentAdmin(OfficerViewMixin, admin.ModelAdmin):
     list_display = ["trade", "code", "reference", "approved_on", "valid_until", "organisation", "created_at"]
     list_select_related = ["trade", "organisation"]
 
@@ -163,3 +365,25 @@ class WebhookDeliveryAdmin(_WebhookRecordAdmin):
     list_select_related = ["endpoint"]
     search_fields = ["event_id"]
     inlines = [WebhookAttemptInline]
+
+
+# --- rule packs: marketplace adds the backtest against open trades -------------------------------
+# Compliance cannot tell which trades are open (compliance.services.backtests), so, as with the API's
+# /rulepacks/{id}/backtest/ (marketplace.apis.rescreening), marketplace extends compliance's page.
+admin.site.unregister(RulePack)
+
+
+@admin.register(RulePack)
+class RulePackWorkspaceAdmin(RulePackAdmin):
+    actions = [*RulePackAdmin.actions, "backtest_open_trades"]
+    backtest_scopes = {"open": "Backtest open trades", **RulePackAdmin.backtest_scopes}
+
+    def run_backtest(self, request: HttpRequest, pack: RulePack, scope: str) -> RulePackBacktest:
+        if scope == RulePackBacktest.Scope.OPEN:
+            return rulepack_backtest_open(pack_id=pack.pk, actor=request.user)
+        return super().run_backtest(request, pack, scope)
+
+    @admin.action(description="Backtest selected rule packs on open trades and live grants", permissions=["officer"])
+    def backtest_open_trades(self, request: HttpRequest, queryset: QuerySet[RulePack]) -> None:
+        for pack in queryset:
+            self._backtest_one(request, pack, RulePackBacktest.Scope.OPEN)

@@ -61,3 +61,10 @@ def rescreen_due_task() -> None:
     from marketplace.services.rescreening import rescreen_due
 
     rescreen_due()
+
+
+@shared_task(name="marketplace.idempotency_purge", acks_late=True, **RETRY)
+def idempotency_purge_task() -> None:
+    from marketplace.idempotency import idempotency_purge
+
+    idempotency_purge()

@@ -24,6 +24,7 @@ from config.errors import ApplicationError, PermissionDeniedError
 from config.permissions import IsBuyer, IsOfficer, IsProvider
 from marketplace.apis import serializers as s
 from marketplace.apis.filters import DatasetFilter, ReviewQueueFilter, TradeFilter
+from marketplace.idempotency import idempotent
 from marketplace.models import Dataset, Membership, OrganisationMechanism, Trade
 from marketplace.selectors.datasets import dataset_list_visible
 from marketplace.selectors.members import membership_of
@@ -34,6 +35,11 @@ from marketplace.services.evidence import trade_evidence_pack
 from marketplace.services.mechanisms import mechanism_add, mechanism_remove
 from marketplace.services.trade_documents import trade_document_add
 from marketplace.services.trade_facts import transfer_facts
+
+IDEMPOTENCY_PARAMETER = OpenApiParameter(
+    "Idempotency-Key", str, OpenApiParameter.HEADER, required=False,
+    description="Retrying with the same key and body returns the first response instead of acting twice (kept ≥ 24 h).",
+)
 
 
 class InvalidCredentialsError(ApplicationError):
@@ -185,7 +191,8 @@ class TradeViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Ge
     def _detail(self, trade: Trade) -> Response:
         return Response(s.TradeDetailSerializer(trade_detail_queryset(user=self.request.user).get(pk=trade.pk)).data)
 
-    @extend_schema(request=s.TradeCreateSerializer, responses={201: s.TradeSerializer})
+    @extend_schema(request=s.TradeCreateSerializer, responses={201: s.TradeSerializer}, parameters=[IDEMPOTENCY_PARAMETER])
+    @idempotent
     def create(self, request: Request) -> Response:
         serializer = s.TradeCreateSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
@@ -201,6 +208,7 @@ class TradeViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Ge
     @extend_schema(methods=["POST"], request={"application/json": s.TradeDocumentSerializer, "multipart/form-data": s.TradeDocumentSerializer},
                    responses={201: s.TradeDocumentSerializer})
     @action(detail=True, methods=["get", "post"], parser_classes=[JSONParser, MultiPartParser, FormParser])
+    @idempotent
     def documents(self, request: Request, pk: str | None = None) -> Response:
         """Evidence for the trade's requirements. Adding some to a trade in needs_documents re-checks it."""
         trade = self.get_object()
@@ -231,6 +239,7 @@ class TradeViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Ge
 
     @extend_schema(request=s.ReasonSerializer, responses=s.TradeDetailSerializer)
     @action(detail=True, methods=["post"], permission_classes=[IsAuthenticated, IsOfficer])
+    @idempotent
     def refund(self, request: Request, pk: str | None = None) -> Response:
         """Reverse a settled trade: the buyer gets the price back, the access grant is revoked."""
         trade = self.get_object()

@@ -17,6 +17,7 @@ from rest_framework.views import APIView
 
 from config.errors import PermissionDeniedError
 from config.permissions import IsOfficer
+from marketplace.idempotency import idempotent
 from marketplace.models import Deposit, LedgerEntry, Organisation
 from marketplace.money import MoneyError, currency_check, money
 from marketplace.selectors.ledger import deposits_for, ledger_entries_for, payouts_for, platform_balances, wallet_balances
@@ -126,6 +127,7 @@ class DepositViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.Cr
             return [IsAuthenticated(), IsOfficer()]
         return super().get_permissions()
 
+    @idempotent
     def create(self, request: Request) -> Response:
         serializer = self.get_serializer(data=request.data)
         serializer.is_valid(raise_exception=True)
