@@ -168,7 +168,11 @@ class ExportRecord(models.Model):
 class AuditEvent(models.Model):
     """One append-only, hash-chained record of something that happened: each event's hash covers
     its own content and the previous event's hash, so editing or deleting any row breaks the chain
-    from that row on (`python manage.py verify_audit`, `GET /api/v1/audit/verify/`)."""
+    from that row on (`python manage.py verify_audit`, `GET /api/v1/audit/verify/`).
+
+    Actions append events without touching the chain (no shared lock on the request path); the
+    chainer (`audit_chain`, every 2 s and before every verification) links committed events in
+    the order it finds them, setting seq, prev_hash and hash."""
 
     id = models.BigAutoField(primary_key=True)
     at = models.DateTimeField()
@@ -178,8 +182,9 @@ class AuditEvent(models.Model):
     subject_type = models.CharField(max_length=32)
     subject_id = models.CharField(max_length=64)
     data = models.JSONField(default=dict)
-    prev_hash = models.CharField(max_length=64)
-    hash = models.CharField(max_length=64, unique=True)
+    seq = models.BigIntegerField(null=True, unique=True, help_text="Position in the chain; empty until chained.")
+    prev_hash = models.CharField(max_length=64, blank=True, default="")
+    hash = models.CharField(max_length=64, null=True, unique=True)  # noqa: DJ001  (NULL until chained: "" would collide under unique)
 
     class Meta:
         ordering = ["id"]
@@ -190,8 +195,8 @@ class AuditEvent(models.Model):
 
 
 class AuditChainHead(models.Model):
-    """The chain's last link. Appending locks this one row, which orders concurrent appends; its
-    hash also reveals a chain cut short (the newest events deleted)."""
+    """The chain's last link, locked only by the chainer; its hash and count also reveal a chain
+    cut short (the newest events deleted)."""
 
     id = models.PositiveSmallIntegerField(primary_key=True, default=1)
     last_id = models.BigIntegerField(default=0)

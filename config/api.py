@@ -5,6 +5,7 @@ from typing import Any
 
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import ValidationError as DjangoValidationError
+from django.db import OperationalError as DatabaseOperationalError
 from django.http import Http404
 from rest_framework import exceptions, pagination, status
 from rest_framework.response import Response
@@ -54,6 +55,13 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
     if isinstance(exc, DjangoValidationError):
         fields = exc.message_dict if hasattr(exc, "error_dict") else {"non_field_errors": exc.messages}
         return Response(error_body("invalid", "The request has invalid fields.", fields), status=400)
+    if isinstance(exc, DatabaseOperationalError):
+        # A deadlock victim, a lock timeout or a dropped connection: nothing was committed, and
+        # the same request is safe to retry (with its Idempotency-Key).
+        logger.warning("database unavailable in %s: %s", context.get("view").__class__.__name__, exc)
+        response = Response(error_body("temporarily_unavailable", "The database is busy or unreachable; retry shortly."), status=503)
+        response["Retry-After"] = "1"
+        return response
     if isinstance(exc, Http404):
         exc = exceptions.NotFound()
     elif isinstance(exc, DjangoPermissionDenied):

@@ -195,7 +195,13 @@ else:
     # Redis redelivers an unacked message after visibility_timeout: keep it above the longest
     # task plus its longest retry delay (design §6), and short enough that a killed worker's
     # task comes back within minutes, not the 1 h default.
-    CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": int(os.environ.get("CELERY_VISIBILITY_TIMEOUT", "300"))}
+    CELERY_BROKER_TRANSPORT_OPTIONS = {
+        "visibility_timeout": int(os.environ.get("CELERY_VISIBILITY_TIMEOUT", "300")),
+        # kombu scans for expired unacked messages only every interval × throttle (10 × 10 s by
+        # default): bench/faults.py saw a killed worker's messages return 97 s late. Scan every 10 s.
+        "unacked_restore_interval": 10,
+        "unacked_restore_throttle": 1,
+    }
     CELERY_RESULT_BACKEND = os.environ.get("CELERY_RESULT_BACKEND", CELERY_BROKER_URL)
 CELERY_TASK_DEFAULT_QUEUE = os.environ.get("ELEMENTA_CELERY_QUEUE", "elementa")
 CELERY_TASK_IGNORE_RESULT = True  # tasks record their effect in the database; only the bench no-op keeps a result
@@ -215,6 +221,8 @@ CELERY_BEAT_SCHEDULE = {
     # A rule-pack version activated for a future date re-screens open trades and live grants on
     # the day it takes effect; the same sweep re-drives a lost re-screening message.
     "rescreen-due": {"task": "marketplace.rescreen_due", "schedule": timedelta(hours=1)},
+    # Audit events are appended without a shared lock and linked into the hash chain here.
+    "chain-audit-events": {"task": "compliance.audit_chain", "schedule": timedelta(seconds=float(os.environ.get("ELEMENTA_AUDIT_CHAIN_INTERVAL", "2")))},
     "purge-idempotency-keys": {"task": "marketplace.idempotency_purge", "schedule": timedelta(hours=6)},
     "sweep-stuck-trades": {
         "task": "marketplace.trades_sweep_stuck",

@@ -1,4 +1,10 @@
-"""The tamper-evident audit trail: append an event in the caller's transaction; verify the chain."""
+"""The tamper-evident audit trail: append an event in the action's transaction; chain; verify.
+
+Appending takes no shared lock, so audited actions never wait for each other (a global lock
+taken inside every action deadlocked against wallet locks under load and serialised all writes).
+The chainer links committed events in the order it finds them, under the chain head's lock,
+every 2 s (beat) and before every verification; until then an event is recorded but unchained.
+"""
 
 import hashlib
 import json
@@ -13,6 +19,7 @@ from django.utils import timezone
 from compliance.models import AuditChainHead, AuditEvent
 
 GENESIS = "0" * 64
+CHAIN_BATCH = 2000
 
 
 def _canonical(value: Any) -> Any:
@@ -29,27 +36,41 @@ def _digest(*, prev_hash: str, at: datetime, kind: str, actor_label: str, subjec
     return hashlib.sha256((prev_hash + body).encode()).hexdigest()
 
 
-@transaction.atomic
+def _event_digest(event: AuditEvent, prev_hash: str) -> str:
+    return _digest(prev_hash=prev_hash, at=event.at, kind=event.kind, actor_label=event.actor_label,
+                   subject_type=event.subject_type, subject_id=event.subject_id, data=event.data)
+
+
 def audit_record(
     *, kind: str, subject_type: str, subject_id: object, data: dict[str, Any] | None = None, actor: Any = None, actor_label: str = "",
 ) -> AuditEvent:
-    """Append one event. Runs inside the action's transaction: if the action rolls back, so does
-    its audit record, and the chain head's row lock orders concurrent appends."""
-    head = AuditChainHead.objects.select_for_update().filter(pk=1).first()
-    if head is None:  # the first event ever: create the head (a race here is settled by the primary key)
-        AuditChainHead.objects.get_or_create(pk=1)
-        head = AuditChainHead.objects.select_for_update().get(pk=1)
-    label = actor_label or (actor.get_username() if actor is not None and hasattr(actor, "get_username") else "system")
-    at = timezone.now()
-    clean = _canonical(data or {})
-    digest = _digest(prev_hash=head.last_hash, at=at, kind=kind, actor_label=label, subject_type=subject_type,
-                     subject_id=str(subject_id), data=clean)
-    event = AuditEvent.objects.create(
-        at=at, kind=kind, actor=actor if actor is not None and hasattr(actor, "get_username") else None, actor_label=label,
-        subject_type=subject_type, subject_id=str(subject_id), data=clean, prev_hash=head.last_hash, hash=digest,
+    """Append one event in the caller's transaction: if the action rolls back, so does its record."""
+    is_user = actor is not None and hasattr(actor, "get_username")
+    label = actor_label or (actor.get_username() if is_user else "system")
+    return AuditEvent.objects.create(
+        at=timezone.now(), kind=kind, actor=actor if is_user else None, actor_label=label,
+        subject_type=subject_type, subject_id=str(subject_id), data=_canonical(data or {}),
     )
-    AuditChainHead.objects.filter(pk=1).update(last_id=event.id, last_hash=digest, count=head.count + 1)
-    return event
+
+
+def audit_chain() -> int:
+    """Link every committed, unchained event to the chain. Returns how many it linked."""
+    linked = 0
+    while True:
+        with transaction.atomic():
+            AuditChainHead.objects.get_or_create(pk=1)
+            head = AuditChainHead.objects.select_for_update().get(pk=1)
+            batch = list(AuditEvent.objects.filter(seq__isnull=True).order_by("id")[:CHAIN_BATCH])
+            if not batch:
+                return linked
+            prev, seq = head.last_hash, head.count
+            for event in batch:
+                seq += 1
+                event.seq, event.prev_hash = seq, prev
+                event.hash = prev = _event_digest(event, prev)
+            AuditEvent.objects.bulk_update(batch, ["seq", "prev_hash", "hash"])
+            AuditChainHead.objects.filter(pk=1).update(last_id=batch[-1].id, last_hash=prev, count=seq)
+            linked += len(batch)
 
 
 @dataclass(frozen=True)
@@ -65,20 +86,20 @@ class ChainReport:
         return {"ok": False, "events": self.events, "broken_at": self.broken_at, "reason": self.reason}
 
 
-def _events() -> Iterator[AuditEvent]:
-    return AuditEvent.objects.order_by("id").iterator(chunk_size=2000)
+def _chained() -> Iterator[AuditEvent]:
+    return AuditEvent.objects.filter(seq__isnull=False).order_by("seq").iterator(chunk_size=2000)
 
 
 def audit_verify() -> ChainReport:
-    """Recompute every link in order. Reports the first event whose hash does not match its content,
-    whose previous-hash does not match the event before it, or a chain shorter than its head says."""
+    """Chain what is pending, then recompute every link in order. Reports the first event whose
+    hash does not match its content, whose previous-hash does not match the event before it, a gap
+    in the positions, or a chain shorter than its head says."""
+    audit_chain()
     prev_hash, checked = GENESIS, 0
-    for event in _events():
-        if event.prev_hash != prev_hash:
+    for event in _chained():
+        if event.seq != checked + 1 or event.prev_hash != prev_hash:
             return ChainReport(False, checked, event.id, "its previous-hash does not match the event before it (an event was removed or reordered)")
-        expected = _digest(prev_hash=event.prev_hash, at=event.at, kind=event.kind, actor_label=event.actor_label,
-                           subject_type=event.subject_type, subject_id=event.subject_id, data=event.data)
-        if expected != event.hash:
+        if _event_digest(event, event.prev_hash) != event.hash:
             return ChainReport(False, checked, event.id, "its content does not match its hash (the row was changed)")
         prev_hash, checked = event.hash, checked + 1
     head = AuditChainHead.objects.filter(pk=1).first()

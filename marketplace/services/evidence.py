@@ -5,6 +5,7 @@ from typing import Any
 from django.utils import timezone
 
 from compliance.models import AuditEvent, Review, RulePack
+from compliance.services.audit import audit_chain
 from marketplace.models import LedgerTransaction, Trade
 
 
@@ -13,7 +14,9 @@ def _iso(value: Any) -> Any:
 
 
 def trade_evidence_pack(*, trade: Trade) -> dict[str, Any]:
-    """Read-only; assembled from the records themselves, so it shows what was decided and why."""
+    """Assembled from the records themselves, so it shows what was decided and why. Pending audit
+    events are chained first, so every event in the pack carries its hash."""
+    audit_chain()
     trade = Trade.objects.select_related("dataset", "buyer", "provider", "decision").get(pk=trade.pk)
     check = trade.decision
     refs = check.rulepacks if check else []
