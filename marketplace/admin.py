@@ -17,7 +17,7 @@ from django.utils import timezone
 from django.utils.html import format_html
 from django.utils.timesince import timesince
 
-from compliance.admin import OfficerViewMixin, RulePackAdmin
+from compliance.admin import OfficerViewMixin, ReadOnlyAdmin, RulePackAdmin
 from compliance.engine import vocabulary as vocab
 from compliance.models import RulePack, RulePackBacktest
 from compliance.selectors.rulepacks import rulepack_list
@@ -34,6 +34,9 @@ from marketplace.models import (
     Settlement,
     Trade,
     TradeDocument,
+    WebhookAttempt,
+    WebhookDelivery,
+    WebhookEndpoint,
 )
 from marketplace.selectors.trades import review_queue
 from marketplace.services.rescreening import rulepack_backtest_open
@@ -288,41 +291,29 @@ class OrganisationMechanismAdmin(admin.ModelAdmin):
     list_select_related = ["organisation"]
 
 
-class _AccessRecordAdmin(admin.ModelAdmin):
-    """Access records change only through marketplace.services.grants and dataset_files."""
-
-    def has_add_permission(self, request, obj=None) -> bool:  # type: ignore[no-untyped-def]
-        return False
-
-    def has_change_permission(self, request, obj=None) -> bool:  # type: ignore[no-untyped-def]
-        return False
-
-    def has_delete_permission(self, request, obj=None) -> bool:  # type: ignore[no-untyped-def]
-        return False
-
-
+# Access records change only through marketplace.services.grants and dataset_files; webhook
+# records only through marketplace.services.webhooks (the API): the admin shows them read-only.
 @admin.register(DatasetFile)
-class DatasetFileAdmin(_AccessRecordAdmin):
+class DatasetFileAdmin(ReadOnlyAdmin):
     list_display = ["dataset", "version", "original_name", "content_type", "size", "sha256", "uploaded_by_label", "created_at"]
     list_select_related = ["dataset"]
     search_fields = ["sha256", "original_name"]
 
 
 @admin.register(AccessGrant)
-class AccessGrantAdmin(_AccessRecordAdmin):
+class AccessGrantAdmin(ReadOnlyAdmin):
     list_display = ["id", "dataset", "buyer", "destination", "max_version", "valid_from", "valid_until", "revoked_at", "created_at"]
     list_select_related = ["dataset", "buyer"]
     list_filter = ["destination"]
 
 
 @admin.register(GrantDownload)
-class GrantDownloadAdmin(_AccessRecordAdmin):
+class GrantDownloadAdmin(ReadOnlyAdmin):
     list_display = ["grant", "version", "username", "range_header", "length", "bytes_sent", "at", "completed_at"]
     list_select_related = ["grant"]
 
 
-# --- webhooks: read-only; endpoints change through marketplace.services.webhooks (the API) ----
-from marketplace.models import WebhookAttempt, WebhookDelivery, WebhookEndpoint  # noqa: E402
+# --- webhooks ---------------------------------------------------------------------------------
 
 
 class WebhookAttemptInline(admin.TabularInline):
@@ -335,21 +326,8 @@ class WebhookAttemptInline(admin.TabularInline):
         return False
 
 
-class _WebhookRecordAdmin(admin.ModelAdmin):
-    """Viewed here, changed only through marketplace.services.webhooks."""
-
-    def has_add_permission(self, request, obj=None) -> bool:  # type: ignore[no-untyped-def]
-        return False
-
-    def has_change_permission(self, request, obj=None) -> bool:  # type: ignore[no-untyped-def]
-        return False
-
-    def has_delete_permission(self, request, obj=None) -> bool:  # type: ignore[no-untyped-def]
-        return False
-
-
 @admin.register(WebhookEndpoint)
-class WebhookEndpointAdmin(_WebhookRecordAdmin):
+class WebhookEndpointAdmin(ReadOnlyAdmin):
     list_display = ["url", "organisation", "active", "created_at"]
     list_filter = ["active"]
     list_select_related = ["organisation"]
@@ -359,7 +337,7 @@ class WebhookEndpointAdmin(_WebhookRecordAdmin):
 
 
 @admin.register(WebhookDelivery)
-class WebhookDeliveryAdmin(_WebhookRecordAdmin):
+class WebhookDeliveryAdmin(ReadOnlyAdmin):
     list_display = ["id", "kind", "event_id", "endpoint", "status", "attempts", "next_attempt_at", "delivered_at", "created_at"]
     list_filter = ["status", "kind"]
     list_select_related = ["endpoint"]
