@@ -58,7 +58,8 @@ class TradeFilter(django_filters.FilterSet):
 class ReviewQueueFilter(TradeFilter):
     regime = django_filters.CharFilter(method="by_regime", help_text="A regime engaged by the decision, e.g. CN, EU, US.")
     outcome = django_filters.MultipleChoiceFilter(field_name="decision__outcome", choices=[(o.value, o.value) for o in vocab.Outcome])
-    older_than_hours = django_filters.NumberFilter(method="by_age", help_text="Waiting at least this many hours.")
+    older_than_hours = django_filters.NumberFilter(method="by_age", min_value=0, max_value=24 * 366 * 10,
+                                                   help_text="Waiting at least this many hours (up to ten years).")
     price_min = django_filters.NumberFilter(field_name="price", lookup_expr="gte")
     price_max = django_filters.NumberFilter(field_name="price", lookup_expr="lte")
     currency = django_filters.CharFilter(field_name="currency", lookup_expr="iexact")

@@ -116,3 +116,13 @@ def test_actions_do_not_wait_for_the_chain_and_the_chainer_links_them_in_order(s
     assert audit_chain() == pending
     assert audit_chain() == 0  # idempotent
     assert audit_verify().ok
+
+
+@pytest.mark.parametrize(("query", "status"), [
+    ("since=2048-11-04T04:18:24-21:58", 200),   # any offset Python accepts is compared in UTC (PostgreSQL refuses ±16 h)
+    ("until=2026-01-01T00:00:00%2B14:00", 200),
+    ("since=yesterday", 400),
+])
+def test_audit_time_filters_take_any_offset_and_refuse_garbage(client_for, officer, query, status):
+    """Found by schemathesis: a -21:58 offset reached PostgreSQL and failed with a 500."""
+    assert client_for(officer).get(f"/api/v1/audit/?{query}").status_code == status

@@ -152,3 +152,11 @@ def test_other_organisations_cannot_use_review_endpoints(client_for, rulepacks, 
         assert client_for(member).post(f"/api/v1/trades/{trade.id}/approve/", {"reason": "x"}, format="json").status_code == 403
     stranger = MembershipFactory(organisation=OrganisationFactory(), role="buyer")
     assert client_for(stranger).get(f"/api/v1/trades/{trade.id}/evidence/").status_code == 404
+
+
+@pytest.mark.parametrize("query", ["older_than_hours=1e16", "older_than_hours=-1", "older_than_hours=soon"])
+def test_out_of_range_ages_are_400s_not_500s(client_for, officer, query):
+    """Found by schemathesis: an unbounded age overflowed timedelta."""
+    response = client_for(officer).get(f"/api/v1/reviews/?{query}")
+
+    assert response.status_code == 400 and "older_than_hours" in response.json()["fields"]

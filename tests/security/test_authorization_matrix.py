@@ -1,0 +1,340 @@
+"""Every /api/v1/ endpoint, called as every role, on objects of organisation A (issue 6).
+
+The endpoints are enumerated from the OpenAPI schema drf-spectacular generates from the URL
+configuration (and cross-checked against the URL resolver), so an endpoint added without an entry in
+EXPECTED fails `test_every_endpoint_has_a_permission_decision`; one with a missing permission check
+fails its (endpoint, role) case here.
+
+Expectations: OK = the call got past authorization (anything but 401/403/404 and never 5xx; a
+400/409 for the minimal body is fine); an int = exactly that status, and the database is unchanged.
+"""
+
+import json
+import re
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from decimal import Decimal
+from functools import cache
+from typing import Any
+
+import pytest
+from django.apps import apps
+from django.core.files.uploadedfile import SimpleUploadedFile
+from django.db import transaction
+from django.test import override_settings
+from django.urls import URLPattern, URLResolver, get_resolver
+from django.utils import timezone
+from drf_spectacular.generators import SchemaGenerator
+from rest_framework.test import APIClient
+
+from compliance.models import AuditEvent, RulePack, RulePackBacktest
+from compliance.services.backtests import rulepack_backtest
+from compliance.services.checks import compliance_evaluate
+from compliance.services.rulepacks import rulepack_load_shipped
+from marketplace.models import AccessGrant, Dataset, Deposit, GrantFlag, Membership, OrganisationMechanism, Trade, WebhookDelivery, WebhookEndpoint
+from marketplace.services.dataset_files import dataset_file_upload
+from marketplace.services.deposits import deposit_request
+from marketplace.services.mechanisms import mechanism_add
+from marketplace.services.settlement import trade_settle
+from marketplace.services.trade_facts import transfer_facts
+from marketplace.services.webhooks import webhook_endpoint_create, webhook_endpoint_ping
+from tests.factories import DatasetFactory, MembershipFactory, OrganisationFactory, TradeFactory
+
+PREFIX = "/api/v1/"
+OK = "ok"
+ROLES = ("anonymous", "buyer", "buyer_other", "provider", "provider_other", "officer")
+METHODS = ("get", "post", "put", "patch", "delete")
+
+Expectation = dict[str, int | str]
+
+
+def expect(default: int | str, **overrides: int | str) -> Expectation:
+    """anonymous → 401 unless overridden; every other role → `default` unless overridden."""
+    unknown = set(overrides) - set(ROLES)
+    assert not unknown, unknown
+    return {"anonymous": 401, **{r: default for r in ROLES[1:]}, **overrides}
+
+
+MEMBERS = expect(OK)  # any signed-in member; each sees its own organisation's rows
+OFFICERS = expect(403, officer=OK)  # officers only: everyone else is refused before any lookup
+PROVIDERS = expect(403, provider=OK, provider_other=OK)  # IsProvider: create a listing
+BUYERS = expect(403, buyer=OK, buyer_other=OK)  # IsBuyer, no object of another organisation involved
+# Org A's published dataset: visible to every member, so a write by another organisation is a 403
+OWN_DATASET_WRITE = expect(403, provider=OK)
+# A trade (and its grant) between buyer A and provider A: the two parties and officers see it;
+# another organisation gets a 404, as if it did not exist.
+TRADE_PARTIES = expect(OK, buyer_other=404, provider_other=404)
+# Rows of buyer A's organisation alone (mechanism, webhook endpoint, delivery): a 404 for everyone
+# else, officers included (their queryset is their own organisation's).
+BUYER_ORG_ONLY = expect(404, buyer=OK)
+
+EXPECTED: dict[tuple[str, str], Expectation] = {
+    # --- public ---------------------------------------------------------------------------------
+    ("post", "auth/token/"): expect(OK, anonymous=OK),  # the login: no authentication at all (400 for a bad body)
+    ("get", "me/"): MEMBERS,
+    ("post", "compliance/evaluate/"): MEMBERS,  # a dry run that changes nothing; open to every member
+    # --- audit (officers) -----------------------------------------------------------------------
+    ("get", "audit/"): OFFICERS,
+    ("get", "audit/{id}/"): OFFICERS,
+    ("get", "audit/verify/"): OFFICERS,
+    # --- datasets -------------------------------------------------------------------------------
+    ("get", "datasets/"): MEMBERS,
+    ("post", "datasets/"): PROVIDERS,
+    ("get", "datasets/{id}/"): MEMBERS,  # published: the catalogue
+    ("patch", "datasets/{id}/"): OWN_DATASET_WRITE,
+    ("post", "datasets/{id}/publish/"): OWN_DATASET_WRITE,
+    ("post", "datasets/{id}/withdraw/"): OWN_DATASET_WRITE,
+    ("get", "datasets/{id}/compliance-preview/"): BUYERS,  # any buyer may preview a published listing
+    # files: the provider, officers, and a buyer holding an active grant (buyer A does)
+    ("get", "datasets/{dataset_id}/files/"): expect(OK, buyer_other=403, provider_other=403),
+    ("post", "datasets/{dataset_id}/files/"): OWN_DATASET_WRITE,
+    # --- trades ---------------------------------------------------------------------------------
+    ("get", "trades/"): MEMBERS,
+    ("post", "trades/"): BUYERS,
+    ("get", "trades/{id}/"): TRADE_PARTIES,
+    ("get", "trades/{id}/evidence/"): TRADE_PARTIES,
+    ("get", "trades/{id}/documents/"): TRADE_PARTIES,
+    ("post", "trades/{id}/documents/"): expect(OK, buyer_other=404, provider_other=404, officer=403),  # the two parties add evidence
+    ("post", "trades/{id}/cancel/"): expect(403, buyer=OK, buyer_other=404, provider_other=404),  # the buyer only
+    ("post", "trades/{id}/renew/"): expect(403, buyer=OK, buyer_other=404),  # IsBuyer first, then the lookup
+    ("post", "trades/{id}/approve/"): OFFICERS,
+    ("post", "trades/{id}/reject/"): OFFICERS,
+    ("post", "trades/{id}/refund/"): OFFICERS,
+    ("get", "reviews/"): OFFICERS,
+    # --- grants ---------------------------------------------------------------------------------
+    ("get", "grants/"): MEMBERS,
+    ("get", "grants/{id}/"): TRADE_PARTIES,
+    ("get", "grants/{id}/downloads/"): TRADE_PARTIES,
+    ("get", "grants/{id}/download/"): expect(403, buyer=OK, buyer_other=404, provider_other=404),  # the buying organisation only
+    ("post", "grants/{id}/revoke/"): expect(403, provider=OK, officer=OK, buyer_other=404, provider_other=404),
+    ("get", "reviews/grants/"): OFFICERS,
+    ("get", "reviews/grants/{id}/"): OFFICERS,
+    ("post", "reviews/grants/{id}/resolve/"): OFFICERS,
+    # --- mechanisms on file ---------------------------------------------------------------------
+    ("get", "mechanisms/"): MEMBERS,
+    ("post", "mechanisms/"): MEMBERS,
+    ("delete", "mechanisms/{id}/"): BUYER_ORG_ONLY,
+    # --- rule packs (officers) ------------------------------------------------------------------
+    ("get", "rulepacks/"): OFFICERS,
+    ("post", "rulepacks/"): OFFICERS,
+    ("get", "rulepacks/{id}/"): OFFICERS,
+    ("patch", "rulepacks/{id}/"): OFFICERS,
+    ("post", "rulepacks/{id}/activate/"): OFFICERS,
+    ("post", "rulepacks/{id}/validate/"): OFFICERS,
+    ("post", "rulepacks/{id}/backtest/"): OFFICERS,
+    ("get", "rulepacks/{id}/backtests/"): OFFICERS,
+    ("get", "rulepacks/{id}/backtests/{backtest_id}/"): OFFICERS,
+    ("get", "rulepacks/{id}/export/"): OFFICERS,
+    # --- money ----------------------------------------------------------------------------------
+    ("get", "wallet/"): MEMBERS,
+    ("get", "wallet/entries/"): MEMBERS,
+    ("get", "wallet/payouts.csv"): MEMBERS,
+    ("get", "wallet/platform/"): OFFICERS,
+    ("get", "wallet/deposits/"): MEMBERS,
+    ("post", "wallet/deposits/"): MEMBERS,  # a request that waits for an operator
+    ("get", "wallet/deposits/{id}/"): expect(404, buyer=OK, officer=OK),  # buyer A's deposit; operators see every deposit
+    ("post", "wallet/deposits/{id}/approve/"): OFFICERS,
+    ("post", "wallet/deposits/{id}/reject/"): OFFICERS,
+    # --- webhooks (buyer A's organisation) ------------------------------------------------------
+    ("get", "webhooks/"): MEMBERS,
+    ("post", "webhooks/"): MEMBERS,
+    ("get", "webhooks/{id}/"): BUYER_ORG_ONLY,
+    ("patch", "webhooks/{id}/"): BUYER_ORG_ONLY,
+    ("delete", "webhooks/{id}/"): BUYER_ORG_ONLY,
+    ("get", "webhooks/{id}/deliveries/"): BUYER_ORG_ONLY,
+    ("post", "webhooks/{id}/rotate-secret/"): BUYER_ORG_ONLY,
+    ("post", "webhooks/{id}/test/"): BUYER_ORG_ONLY,
+    ("get", "webhooks/deliveries/{id}/"): BUYER_ORG_ONLY,
+    ("post", "webhooks/deliveries/{id}/redeliver/"): BUYER_ORG_ONLY,
+}
+
+# Outside /api/v1/ and open to anyone: the health check and the API description.
+PUBLIC_URLS = ("/healthz", "/api/schema/", "/api/docs/")
+
+# A minimal, mostly valid body: enough for the allowed role to get past validation on many
+# endpoints; a 400 for the rest is fine (authorization came first).
+BODY = {"reason": "authorization matrix", "note": "authorization matrix"}
+
+
+# --- enumeration ------------------------------------------------------------------------------
+
+
+@cache
+def schema_operations() -> tuple[tuple[str, str], ...]:
+    paths = SchemaGenerator().get_schema(request=None, public=True)["paths"]
+    ops = [(method, path.removeprefix(PREFIX)) for path, item in paths.items() if path.startswith(PREFIX)
+           for method in item if method in METHODS]
+    return tuple(sorted(ops))
+
+
+def _template(route: str) -> str:
+    """`^trades/(?P<pk>[^/.]+)/cancel/$` and `datasets/<uuid:dataset_id>/files/` → `trades/{}/cancel/`, …"""
+    route = route.removeprefix("^").removesuffix("$").replace("\\.", ".")
+    route = re.sub(r"\(\?P<\w+>[^)]*\)", "{}", route)
+    return re.sub(r"<(?:\w+:)?\w+>", "{}", route)
+
+
+def resolver_operations() -> set[tuple[str, str]]:
+    """(method, path template) of every view the URL configuration routes under /api/v1/."""
+    found: set[tuple[str, str]] = set()
+
+    def walk(patterns: list[Any], prefix: str) -> None:
+        for p in patterns:
+            route = str(p.pattern)
+            if isinstance(p, URLResolver):
+                walk(p.url_patterns, prefix + _template(route))
+                continue
+            assert isinstance(p, URLPattern)
+            if "(?P<format>" in route:  # the router's .json suffix variants of the same views
+                continue
+            path = prefix + _template(route)
+            if not path.startswith(PREFIX.lstrip("/")):
+                continue
+            view_class = getattr(p.callback, "cls", None) or getattr(p.callback, "view_class", None)
+            allowed = set(getattr(view_class, "http_method_names", METHODS))
+            actions = getattr(p.callback, "actions", None)
+            methods = set(actions) if actions else {m for m in METHODS if view_class is not None and hasattr(view_class, m)}
+            found.update((m, path.removeprefix(PREFIX.lstrip("/"))) for m in methods & allowed & set(METHODS))
+
+    walk(get_resolver().url_patterns, "")
+    return found
+
+
+def test_every_endpoint_has_a_permission_decision() -> None:
+    """A new endpoint fails here until someone writes down who may call it."""
+    missing = [f"{m.upper()} {PREFIX}{p}" for m, p in schema_operations() if (m, p) not in EXPECTED]
+    assert not missing, f"endpoints without an entry in EXPECTED (decide who may call them): {missing}"
+    stale = [f"{m.upper()} {PREFIX}{p}" for m, p in EXPECTED if (m, p) not in schema_operations()]
+    assert not stale, f"EXPECTED names endpoints the schema no longer has: {stale}"
+
+
+def test_the_schema_lists_every_routed_endpoint() -> None:
+    """The enumeration above is complete: nothing is routed under /api/v1/ that the schema hides."""
+    in_schema = {(m, re.sub(r"\{\w+\}", "{}", p)) for m, p in schema_operations()}
+    routed = resolver_operations()
+    assert len(routed) >= 60
+    assert routed - in_schema == set(), "routed but missing from the schema (so from this matrix)"
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("url", PUBLIC_URLS)
+def test_public_urls_answer_anonymous_callers(url: str) -> None:
+    response = APIClient().get(url)
+    assert response.status_code == 200, (url, response.status_code)
+
+
+# --- the world: one object of each kind, of organisation A -------------------------------------
+
+
+@dataclass
+class World:
+    members: dict[str, Membership | None]
+    ids: dict[str, object]  # path parameter values, by the path's first segment
+    tracked: list[tuple[type, object]]  # rows whose fields a refused call must not change
+
+
+def build_world() -> World:
+    rulepack_load_shipped()
+    operator = OrganisationFactory(name="Platform", is_operator=True)
+    officer = MembershipFactory(organisation=operator, role=Membership.Role.OFFICER)
+    provider_eu = MembershipFactory(organisation=OrganisationFactory(name="Rhein GmbH", jurisdiction="DE"), role=Membership.Role.PROVIDER)
+    provider_cn = MembershipFactory(organisation=OrganisationFactory(name="Huaxia Co.", jurisdiction="CN"), role=Membership.Role.PROVIDER)
+    buyer_eu = MembershipFactory(organisation=OrganisationFactory(name="Berlin Insights", jurisdiction="DE"), role=Membership.Role.BUYER)
+    buyer_us = MembershipFactory(organisation=OrganisationFactory(name="Acme Inc.", jurisdiction="US"), role=Membership.Role.BUYER)
+    eu_personal = DatasetFactory(provider=provider_eu.organisation, title="German retail customers", classification="personal", subjects=50000)
+    dataset_file_upload(dataset_id=eu_personal.id, membership=provider_eu, upload=SimpleUploadedFile("a.csv", b"id,city\n1,Berlin\n"))
+    trade = TradeFactory(dataset=eu_personal, buyer=buyer_eu.organisation, status=Trade.Status.APPROVED)
+    trade_settle(trade_id=trade.id)
+    grant = AccessGrant.objects.get(trade=trade)
+    pack = RulePack.objects.order_by("loaded_at", "id").first()
+    assert pack is not None
+    today = timezone.localdate()
+    backtest = rulepack_backtest(pack_id=pack.id, scope=RulePackBacktest.Scope.PERIOD, period_from=today, period_to=today, actor=officer.user)
+    decision = compliance_evaluate(raw_facts=transfer_facts(
+        dataset=eu_personal, buyer=buyer_eu.organisation, destination="DE", purpose="resale", mechanisms=[], trade_date=today,
+    )).as_dict()
+    flag = GrantFlag.objects.create(grant=grant, rulepack=pack, rulepack_ref=f"{pack.regime}@matrix", decision=decision, reason="matrix")
+    mechanism = mechanism_add(membership=buyer_eu, code="eu_scc", reference="SCC-1")
+    deposit = deposit_request(membership=buyer_eu, amount=Decimal("10.00"), currency="EUR")
+    endpoint = webhook_endpoint_create(membership=buyer_eu, url="https://hooks.example.com/elementa", events=["trade.status_changed"])
+    delivery = webhook_endpoint_ping(endpoint_id=endpoint.id)
+    event = AuditEvent.objects.order_by("id").first()
+    assert event is not None
+    ids = {
+        "audit": event.id, "datasets": eu_personal.id, "trades": trade.id, "grants": grant.id, "reviews": flag.id,
+        "mechanisms": mechanism.id, "rulepacks": pack.id, "backtest_id": backtest.id, "wallet": deposit.id,
+        "webhooks": endpoint.id, "webhooks/deliveries": delivery.id,
+    }
+    members = {"anonymous": None, "buyer": buyer_eu, "buyer_other": buyer_us, "provider": provider_eu,
+               "provider_other": provider_cn, "officer": officer}
+    tracked: list[tuple[type, object]] = [
+        (Dataset, eu_personal.id), (Trade, trade.id), (AccessGrant, grant.id), (GrantFlag, flag.id), (RulePack, pack.id),
+        (OrganisationMechanism, mechanism.id), (Deposit, deposit.id), (WebhookEndpoint, endpoint.id), (WebhookDelivery, delivery.id),
+    ]
+    return World(members=members, ids=ids, tracked=tracked)
+
+
+@pytest.fixture(scope="module")
+def world(django_db_setup: None, django_db_blocker: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
+    """Built once for the module inside a transaction that is rolled back at the end; each test
+    runs in its own savepoint inside it (the `db` fixture), so what one call changes is undone."""
+    media = override_settings(MEDIA_ROOT=tmp_path_factory.mktemp("media"))
+    with django_db_blocker.unblock():
+        media.enable()
+        outer = transaction.atomic()
+        outer.__enter__()
+        built = build_world()
+    try:
+        yield built
+    finally:
+        with django_db_blocker.unblock():
+            transaction.set_rollback(True)
+            outer.__exit__(None, None, None)
+            media.disable()
+
+
+def fill(path: str, ids: dict[str, object]) -> str:
+    first = "webhooks/deliveries" if path.startswith("webhooks/deliveries/") else path.split("/")[0]
+    path = path.replace("{backtest_id}", str(ids["backtest_id"])).replace("{dataset_id}", str(ids["datasets"]))
+    return PREFIX + (path.replace("{id}", str(ids[first])) if "{id}" in path else path)
+
+
+def snapshot(world: World) -> tuple[dict[str, int], dict[str, Any]]:
+    counts = {m._meta.label: m._default_manager.count() for m in apps.get_models() if m._meta.managed}
+    rows = {f"{model.__name__}:{pk}": model._default_manager.filter(pk=pk).values().first() for model, pk in world.tracked}
+    return counts, rows
+
+
+def call(client: APIClient, method: str, path: str, url: str) -> Any:
+    if method == "get":
+        return client.get(url)
+    if method == "delete":
+        return client.delete(url)
+    if path == "datasets/{dataset_id}/files/":
+        return client.post(url, {"file": SimpleUploadedFile("b.csv", b"id\n2\n")}, format="multipart")
+    send: Callable[..., Any] = getattr(client, method)
+    return send(url, json.dumps(BODY), content_type="application/json")
+
+
+CASES = [pytest.param(m, p, role, id=f"{m.upper()} {p} as {role}") for m, p in sorted(EXPECTED) for role in ROLES]
+
+
+@pytest.mark.parametrize(("method", "path", "role"), CASES)
+def test_endpoint_as_role(method: str, path: str, role: str, world: World, db: None, client_for: Callable[[Membership | None], APIClient]) -> None:
+    expected = EXPECTED[(method, path)][role]
+    client = client_for(world.members[role])
+    url = fill(path, world.ids)
+    before = snapshot(world) if expected != OK else None
+
+    response = call(client, method, path, url)
+    status = response.status_code
+    # Consumed through the test client's wrapper (closing it by hand would close the test's connection).
+    body = (b"".join(response.streaming_content) if response.streaming else response.content)[:300]
+
+    assert status < 500, f"{method.upper()} {url} as {role}: {status} {body!r}"
+    if expected == OK:
+        assert status not in (401, 403, 404), f"{method.upper()} {url} as {role}: expected access, got {status} {body!r}"
+        return
+    assert status == expected, f"{method.upper()} {url} as {role}: expected {expected}, got {status} {body!r}"
+    after = snapshot(world)
+    assert after == before, f"{method.upper()} {url} as {role} was refused ({status}) but changed the database"
