@@ -55,6 +55,7 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    "config.logging.RequestIdMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -153,6 +154,11 @@ REST_FRAMEWORK = {
     "PAGE_SIZE": 20,
     "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_THROTTLE_CLASSES": ["config.throttling.WriteRateThrottle"],
+    "DEFAULT_THROTTLE_RATES": {
+        "write": os.environ.get("ELEMENTA_THROTTLE_WRITE", "120/min"),
+        "login": os.environ.get("ELEMENTA_THROTTLE_LOGIN", "30/min"),
+    },
     "EXCEPTION_HANDLER": "config.api.exception_handler",
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer", "rest_framework.renderers.BrowsableAPIRenderer"],
     "COERCE_DECIMAL_TO_STRING": True,
@@ -171,6 +177,18 @@ SPECTACULAR_SETTINGS = {
         "DatasetStatusEnum": "marketplace.models.Dataset.Status",
     },
 }
+
+# Throttle counters and login lock-outs: per process by default; shared through Redis when
+# CELERY_BROKER_URL (or ELEMENTA_CACHE_URL) points at Redis, so every gunicorn worker sees them.
+_cache_url = os.environ.get("ELEMENTA_CACHE_URL") or (
+    os.environ.get("CELERY_BROKER_URL", "") if os.environ.get("CELERY_BROKER_URL", "").startswith("redis") else ""
+)
+CACHES = {
+    "default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": _cache_url, "KEY_PREFIX": "elementa"}
+    if _cache_url else {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}
+}
+ELEMENTA_LOGIN_MAX_FAILURES = int(os.environ.get("ELEMENTA_LOGIN_MAX_FAILURES", "5"))
+ELEMENTA_LOGIN_LOCKOUT_SECONDS = int(os.environ.get("ELEMENTA_LOGIN_LOCKOUT_SECONDS", "900"))
 
 # --- Celery -----------------------------------------------------------------------------------
 BROKER_DIR = VAR_DIR / "broker"
@@ -204,6 +222,7 @@ else:
     }
     CELERY_RESULT_BACKEND = os.environ.get("CELERY_RESULT_BACKEND", CELERY_BROKER_URL)
 CELERY_TASK_DEFAULT_QUEUE = os.environ.get("ELEMENTA_CELERY_QUEUE", "elementa")
+CELERY_WORKER_HIJACK_ROOT_LOGGER = False  # workers log through LOGGING below (JSON in production)
 CELERY_TASK_IGNORE_RESULT = True  # tasks record their effect in the database; only the bench no-op keeps a result
 CELERY_RESULT_EXPIRES = 3600
 CELERY_TASK_ACKS_LATE = True
@@ -242,11 +261,20 @@ ELEMENTA_RULEPACK_DIR = BASE_DIR / "compliance" / "rulepacks"
 ELEMENTA_MAX_UPLOAD_BYTES = int(os.environ.get("ELEMENTA_MAX_UPLOAD_BYTES", str(10 * 1024 * 1024)))
 FILE_UPLOAD_MAX_MEMORY_SIZE = 2_621_440  # larger uploads spool to a temporary file
 
+LOG_FORMAT = os.environ.get("ELEMENTA_LOG_FORMAT", "json" if PRODUCTION else "plain")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "filters": {"context": {"()": "config.logging.ContextFilter"}},
+    "formatters": {
+        "plain": {"format": "%(asctime)s %(levelname)s %(name)s [req %(request_id)s trade %(trade_id)s] %(message)s"},
+        "json": {
+            "()": "pythonjsonlogger.json.JsonFormatter",
+            "fmt": "%(asctime)s %(levelname)s %(name)s %(message)s %(request_id)s %(trade_id)s",
+            "rename_fields": {"asctime": "time", "levelname": "level", "name": "logger"},
+        },
+    },
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": LOG_FORMAT, "filters": ["context"]}},
     "root": {"handlers": ["console"], "level": os.environ.get("ELEMENTA_LOG_LEVEL", "INFO")},
     "loggers": {"django.db.backends": {"level": "WARNING"}},
 }

@@ -3,6 +3,8 @@
 from celery import shared_task
 from django.db import InterfaceError, OperationalError
 
+from config.logging import log_context
+
 # Only transient failures are retried: a lost or locked database connection. A bug is not
 # retried; the sweeper re-drives the trade once the cause is fixed.
 TRANSIENT = (OperationalError, InterfaceError)
@@ -13,14 +15,16 @@ RETRY = {"autoretry_for": TRANSIENT, "retry_backoff": 1, "retry_backoff_max": 30
 def trade_check_compliance_task(trade_id: str) -> None:
     from marketplace.services.trade_compliance import trade_check_compliance
 
-    trade_check_compliance(trade_id=trade_id)
+    with log_context(trade=trade_id):
+        trade_check_compliance(trade_id=trade_id)
 
 
 @shared_task(name="marketplace.trade_settle", acks_late=True, **RETRY)
 def trade_settle_task(trade_id: str) -> None:
     from marketplace.services.settlement import trade_settle
 
-    trade_settle(trade_id=trade_id)
+    with log_context(trade=trade_id):
+        trade_settle(trade_id=trade_id)
 
 
 @shared_task(name="marketplace.trades_sweep_stuck", acks_late=True, **RETRY)

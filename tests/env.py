@@ -8,3 +8,6 @@ os.environ.setdefault("ELEMENTA_VAR_DIR", str(_ROOT / "var" / "test"))
 os.environ.setdefault("ELEMENTA_CELERY_QUEUE", f"elementa-test-{os.getpid()}")
 os.environ.setdefault("ELEMENTA_FAST_PASSWORD_HASHER", "1")
 os.environ.setdefault("ELEMENTA_LOG_LEVEL", "WARNING")
+# The suite makes thousands of requests as a handful of users; throttling has its own tests.
+os.environ.setdefault("ELEMENTA_THROTTLE_WRITE", "100000/min")
+os.environ.setdefault("ELEMENTA_THROTTLE_LOGIN", "100000/min")

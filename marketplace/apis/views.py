@@ -14,14 +14,15 @@ from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
 from rest_framework.permissions import AllowAny, IsAuthenticated
 from rest_framework.request import Request
 from rest_framework.response import Response
-from rest_framework.throttling import AnonRateThrottle
 from rest_framework.views import APIView
 
 from compliance.apis.serializers import DecisionSerializer
 from compliance.engine import vocabulary as vocab
 from compliance.services.checks import compliance_evaluate
 from config.errors import ApplicationError, PermissionDeniedError
+from config.logging import trade_id
 from config.permissions import IsBuyer, IsOfficer, IsProvider
+from config.throttling import LoginRateThrottle, login_check_locked, login_failed, login_succeeded
 from marketplace.apis import serializers as s
 from marketplace.apis.filters import DatasetFilter, ReviewQueueFilter, TradeFilter
 from marketplace.idempotency import idempotent
@@ -48,16 +49,12 @@ class InvalidCredentialsError(ApplicationError):
     default_message = "Unable to log in with these credentials."
 
 
-class LoginThrottle(AnonRateThrottle):
-    rate = "30/min"
-
-
 class TokenApi(APIView):
     """Exchange a username and password for a bearer token."""
 
     authentication_classes: list[Any] = []
     permission_classes = [AllowAny]
-    throttle_classes = [LoginThrottle]
+    throttle_classes = [LoginRateThrottle]
 
     @extend_schema(
         request=inline_serializer("TokenRequest", {"username": serializers.CharField(), "password": serializers.CharField()}),
@@ -70,9 +67,12 @@ class TokenApi(APIView):
         fields = {k: ["this field is required"] for k, v in (("username", username), ("password", password)) if not isinstance(v, str) or not v}
         if fields:
             raise InvalidCredentialsError("Username and password are required.", fields=fields)
+        login_check_locked(username=username)
         user = authenticate(request._request, username=username, password=password)
         if user is None or not user.is_active:
+            login_failed(username=username)
             raise InvalidCredentialsError()
+        login_succeeded(username=username)
         token, _ = Token.objects.get_or_create(user=user)
         return Response({"token": token.key})
 
@@ -172,6 +172,11 @@ class TradeViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Ge
     """Buying, following and cancelling trades; officers approve or reject those in review."""
 
     filterset_class = TradeFilter
+
+    def initial(self, request: Request, *args: Any, **kwargs: Any) -> None:
+        super().initial(request, *args, **kwargs)
+        if kwargs.get("pk"):
+            trade_id.set(str(kwargs["pk"]))  # every log line of this request names the trade (reset by the middleware)
 
     def get_queryset(self) -> QuerySet[Trade]:
         if self.action == "list":

@@ -1,0 +1,55 @@
+"""Rate limits and login lock-out. DRF throttling is a brake on abuse, not a security boundary
+(research §3.2: rate-limit at the proxy too); lock-out slows password guessing."""
+
+from typing import Any
+
+from django.conf import settings
+from django.core.cache import cache
+from rest_framework.request import Request
+from rest_framework.throttling import AnonRateThrottle, UserRateThrottle
+
+from config.errors import ApplicationError
+
+
+class WriteRateThrottle(UserRateThrottle):
+    """Unsafe methods (POST, PATCH, DELETE) per user; reads are not limited here."""
+
+    scope = "write"
+
+    def allow_request(self, request: Request, view: Any) -> bool:
+        if request.method in ("GET", "HEAD", "OPTIONS"):
+            return True
+        return super().allow_request(request, view)
+
+
+class LoginRateThrottle(AnonRateThrottle):
+    scope = "login"
+
+
+class LoginLockedError(ApplicationError):
+    code = "login_locked"
+    status_code = 429
+    default_message = "Too many failed logins for this account; try again later."
+
+
+def _key(username: str) -> str:
+    return f"login-failures:{username.strip().lower()}"
+
+
+def login_check_locked(*, username: str) -> None:
+    if cache.get(_key(username), 0) >= settings.ELEMENTA_LOGIN_MAX_FAILURES:
+        raise LoginLockedError(f"Too many failed logins; try again in {settings.ELEMENTA_LOGIN_LOCKOUT_SECONDS // 60} minutes.")
+
+
+def login_failed(*, username: str) -> None:
+    key = _key(username)
+    if cache.add(key, 1, timeout=settings.ELEMENTA_LOGIN_LOCKOUT_SECONDS):
+        return
+    try:
+        cache.incr(key)
+    except ValueError:  # expired in between
+        cache.add(key, 1, timeout=settings.ELEMENTA_LOGIN_LOCKOUT_SECONDS)
+
+
+def login_succeeded(*, username: str) -> None:
+    cache.delete(_key(username))

@@ -1,0 +1,115 @@
+"""Hardening: login lock-out, write throttling, production settings, structured logs without secrets."""
+
+import json
+import logging
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from django.core.cache import cache
+
+from config.throttling import WriteRateThrottle
+from marketplace.models import Trade
+from tests.factories import PASSWORD
+
+pytestmark = pytest.mark.django_db
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(autouse=True)
+def _fresh_cache():
+    cache.clear()
+    yield
+    cache.clear()
+
+
+def login(client, username, password):
+    return client.post("/api/v1/auth/token/", {"username": username, "password": password}, content_type="application/json")
+
+
+def test_repeated_failed_logins_lock_the_account_for_a_while(client, buyer_us, settings):
+    settings.ELEMENTA_LOGIN_MAX_FAILURES = 3
+    username = buyer_us.user.username
+
+    failures = [login(client, username, "wrong").status_code for _ in range(3)]
+    locked = login(client, username, PASSWORD)
+    other_user = login(client, "someone-else", "wrong")
+    cache.clear()  # the lock-out expired
+    after = login(client, username, PASSWORD)
+
+    assert failures == [400, 400, 400]
+    assert locked.status_code == 429 and locked.json()["code"] == "login_locked"
+    assert other_user.status_code == 400
+    assert after.status_code == 200
+
+
+def test_a_successful_login_resets_the_count(client, buyer_us, settings):
+    settings.ELEMENTA_LOGIN_MAX_FAILURES = 3
+    username = buyer_us.user.username
+    for _ in range(2):
+        login(client, username, "wrong")
+    assert login(client, username, PASSWORD).status_code == 200
+
+    assert [login(client, username, "wrong").status_code for _ in range(2)] == [400, 400]
+    assert login(client, username, PASSWORD).status_code == 200
+
+
+def test_writes_are_throttled_per_user_and_reads_are_not(client_for, buyer_eu, eu_personal, monkeypatch):
+    monkeypatch.setattr(WriteRateThrottle, "THROTTLE_RATES", {"write": "3/min"})
+    buyer = client_for(buyer_eu)
+
+    statuses = [buyer.post("/api/v1/trades/", {"dataset": str(eu_personal.id)}, format="json").status_code for _ in range(4)]
+    read = buyer.get("/api/v1/trades/")
+
+    assert statuses == [201, 201, 201, 429]
+    assert Trade.objects.count() == 3 and read.status_code == 200
+
+
+def test_production_settings_pass_the_deployment_checklist(tmp_path):
+    env = {**os.environ, "ELEMENTA_PRODUCTION": "1", "DJANGO_DEBUG": "0", "DJANGO_ALLOWED_HOSTS": "elementa.example",
+           "DJANGO_SECRET_KEY": "x7Gv2LwQp9ZrT4mNcB8yHs3KdF6jUe1AoRiWq5XtVz0PlMnBvCxZaSdFgHjKlQwErTyU",
+           "ELEMENTA_VAR_DIR": str(tmp_path)}
+    result = subprocess.run([sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"],
+                            cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "no issues" in result.stdout
+
+
+def test_production_refuses_to_start_without_a_secret_key(tmp_path):
+    env = {k: v for k, v in os.environ.items() if k != "DJANGO_SECRET_KEY"} | {"ELEMENTA_PRODUCTION": "1", "ELEMENTA_VAR_DIR": str(tmp_path)}
+    result = subprocess.run([sys.executable, "manage.py", "check"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+
+    assert result.returncode != 0 and "DJANGO_SECRET_KEY is required" in result.stderr
+
+
+def test_json_logs_carry_request_and_trade_ids_and_no_secrets(client_for, buyer_eu, eu_personal, caplog, client):
+    from config.logging import ContextFilter
+
+    caplog.handler.addFilter(ContextFilter())
+    buyer = client_for(buyer_eu)
+    trade = buyer.post("/api/v1/trades/", {"dataset": str(eu_personal.id)}, format="json", HTTP_X_REQUEST_ID="req-123").json()
+    with caplog.at_level(logging.INFO):
+        response = buyer.post(f"/api/v1/trades/{trade['id']}/cancel/", {"reason": "x"}, format="json", HTTP_X_REQUEST_ID="req-456")
+        buyer.post(f"/api/v1/trades/{trade['id']}/cancel/", format="json", HTTP_X_REQUEST_ID="req-789")  # 409: logged as a warning
+        login(client, buyer_eu.user.username, "s3cret-guess")
+
+    assert response["X-Request-ID"] == "req-456"
+    conflict = [r for r in caplog.records if getattr(r, "request_id", "") == "req-789"]
+    assert conflict and conflict[0].trade_id == trade["id"]
+
+    from pythonjsonlogger.json import JsonFormatter
+
+    line = json.loads(JsonFormatter("%(levelname)s %(name)s %(message)s %(request_id)s %(trade_id)s").format(conflict[0]))
+    assert line["request_id"] == "req-789" and line["trade_id"] == trade["id"]
+    text = "\n".join(r.getMessage() for r in caplog.records)
+    token = buyer._credentials["HTTP_AUTHORIZATION"].split()[1]
+    assert "s3cret-guess" not in text and token not in text and PASSWORD not in text
+
+
+def test_a_bogus_request_id_is_replaced(client):
+    response = client.get("/healthz", HTTP_X_REQUEST_ID="<script>" * 20)
+
+    assert response["X-Request-ID"] != "<script>" * 20 and len(response["X-Request-ID"]) == 32
