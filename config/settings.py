@@ -257,6 +257,8 @@ ELEMENTA_PAYMENT_PROVIDER = os.environ.get("ELEMENTA_PAYMENT_PROVIDER", "marketp
 ELEMENTA_MAX_DATASET_FILE_BYTES = int(os.environ.get("ELEMENTA_MAX_DATASET_FILE_BYTES", str(512 * 1024 * 1024)))
 # A trade sitting in `checking` or `approved` longer than this is re-enqueued by the sweeper.
 ELEMENTA_STUCK_AFTER = timedelta(seconds=int(os.environ.get("ELEMENTA_STUCK_AFTER", "120")))
+# After this many re-drives without progress a trade is treated as a poison message (see sweeper).
+ELEMENTA_MAX_REDRIVES = int(os.environ.get("ELEMENTA_MAX_REDRIVES", "5"))
 ELEMENTA_RULEPACK_DIR = BASE_DIR / "compliance" / "rulepacks"
 ELEMENTA_MAX_UPLOAD_BYTES = int(os.environ.get("ELEMENTA_MAX_UPLOAD_BYTES", str(10 * 1024 * 1024)))
 FILE_UPLOAD_MAX_MEMORY_SIZE = 2_621_440  # larger uploads spool to a temporary file

@@ -139,6 +139,7 @@ class Trade(models.Model):
     licence = models.JSONField(default=dict, blank=True)
     status = models.CharField(max_length=20, choices=Status.choices, default=Status.CHECKING, db_index=True)
     status_changed_at = models.DateTimeField()
+    redrives = models.PositiveSmallIntegerField(default=0, help_text="Times the sweeper re-enqueued this trade in its current status.")
     decision = models.ForeignKey("compliance.ComplianceCheck", null=True, blank=True, on_delete=models.PROTECT, related_name="+")
     renews = models.ForeignKey(
         "self", null=True, blank=True, on_delete=models.PROTECT, related_name="renewals",

@@ -57,7 +57,8 @@ def trade_apply_transition(
     previous = trade.status
     trade.status = to
     trade.status_changed_at = timezone.now()
-    update_fields = ["status", "status_changed_at", *also_save]
+    trade.redrives = 0
+    update_fields = ["status", "status_changed_at", "redrives", *also_save]
     if to == Trade.Status.SETTLED:
         trade.settled_at = trade.status_changed_at
         update_fields.append("settled_at")

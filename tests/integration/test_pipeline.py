@@ -103,7 +103,7 @@ def test_a_lost_message_is_recovered_by_the_sweeper(settings, buyer_eu, eu_perso
     trade = TradeFactory(dataset=eu_personal, buyer=buyer_eu.organisation)  # no task was enqueued
     settings.ELEMENTA_STUCK_AFTER = settings.ELEMENTA_STUCK_AFTER * 0
 
-    assert trades_sweep_stuck() == {"check": 1, "settle": 0}
+    assert trades_sweep_stuck() == {"check": 1, "settle": 0, "to_review": 0, "settlement_stuck": 0}
 
     assert wait_for_status(trade.id, {"settled"}).status == "settled"
 
