@@ -1,6 +1,7 @@
 """Rate limits and login lock-out. DRF throttling is a brake on abuse, not a security boundary
 (research §3.2: rate-limit at the proxy too); lock-out slows password guessing."""
 
+import hashlib
 from typing import Any
 
 from django.conf import settings
@@ -33,7 +34,8 @@ class LoginLockedError(ApplicationError):
 
 
 def _key(username: str) -> str:
-    return f"login-failures:{username.strip().lower()}"
+    # hashed: usernames are user input, and cache backends restrict key characters
+    return "login-failures:" + hashlib.sha256(username.strip().lower().encode("utf-8", "surrogatepass")).hexdigest()
 
 
 def login_check_locked(*, username: str) -> None:

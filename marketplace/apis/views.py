@@ -67,6 +67,9 @@ class TokenApi(APIView):
         fields = {k: ["this field is required"] for k, v in (("username", username), ("password", password)) if not isinstance(v, str) or not v}
         if fields:
             raise InvalidCredentialsError("Username and password are required.", fields=fields)
+        if len(username) > 150 or len(password) > 4096 or "\x00" in username or "\x00" in password:
+            # no such account can exist (and PostgreSQL refuses NUL in text): don't even look
+            raise InvalidCredentialsError()
         login_check_locked(username=username)
         user = authenticate(request._request, username=username, password=password)
         if user is None or not user.is_active:

@@ -128,3 +128,11 @@ def test_fields_a_client_must_not_set_are_ignored(client_for, provider_eu, buyer
     assert (dataset["status"], dataset["provider"], dataset["published_at"]) == ("draft", str(provider_eu.organisation_id), None)
     assert dataset["id"] != "00000000-0000-0000-0000-000000000001"
     assert (trade["status"], trade["price"], trade["buyer"], trade["decision"]) == ("checking", "100.00", str(buyer_eu.organisation_id), None)
+
+
+@pytest.mark.parametrize(("username", "password"), [("bad\x00name", "x"), ("x" * 151, "x"), ("someone", "p\x00w")])
+def test_impossible_credentials_are_a_400_without_touching_the_database(client, username, password):
+    """Found by schemathesis on PostgreSQL: a NUL byte in a username reached the query (500)."""
+    response = login(client, username, password)
+
+    assert response.status_code == 400 and response.json()["code"] == "invalid_credentials"
