@@ -59,11 +59,20 @@ def test_a_refusal_is_replayed_too_and_changes_nothing(client_for, eu_personal):
 
 
 def test_a_duplicate_while_the_first_is_running_is_a_409(client_for, buyer_eu, eu_personal):
-    IdempotencyRecord.objects.create(user=buyer_eu.user, key="busy", fingerprint="x" * 64)
+    from rest_framework.parsers import JSONParser
+    from rest_framework.request import Request
+    from rest_framework.test import APIRequestFactory
 
-    response = post(client_for(buyer_eu), "/api/v1/trades/", {"dataset": str(eu_personal.id)}, "busy")
+    from marketplace.idempotency import _fingerprint
 
-    assert response.status_code in (409, 422)
+    body = {"dataset": str(eu_personal.id)}
+    first = Request(APIRequestFactory().post("/api/v1/trades/", body, format="json"), parsers=[JSONParser()])
+    IdempotencyRecord.objects.create(user=buyer_eu.user, key="busy", fingerprint=_fingerprint(first))  # the first is still running
+
+    response = post(client_for(buyer_eu), "/api/v1/trades/", body, "busy")
+
+    assert response.status_code == 409 and response.json()["code"] == "idempotency_key_in_use"
+    assert not Trade.objects.exists()
 
 
 def test_an_abandoned_claim_can_be_taken_over(client_for, buyer_eu, eu_personal):
