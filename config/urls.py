@@ -12,7 +12,7 @@ from config.api import error_body
 from config.health import healthz
 from marketplace.apis.access import DatasetFileListApi, GrantViewSet
 from marketplace.apis.rescreening import GrantFlagViewSet, RulePackBacktestApi
-from marketplace.apis.views import DatasetViewSet, MeApi, MechanismViewSet, ReviewQueueApi, TokenApi, TradeViewSet
+from marketplace.apis.views import DatasetViewSet, MeApi, MechanismViewSet, ReviewQueueApi, TokenApi, TradeDocumentViewSet, TradeViewSet
 from marketplace.apis.wallet import DepositViewSet, LedgerEntryApi, PayoutReportApi, PlatformWalletApi, WalletApi
 from marketplace.apis.webhooks import WebhookDeliveryViewSet, WebhookEndpointViewSet
 
@@ -25,6 +25,7 @@ router.register("reviews", ReviewQueueApi, basename="review")
 router.register("rulepacks", RulePackViewSet, basename="rulepack")
 router.register("audit", AuditEventViewSet, basename="audit")
 router.register("mechanisms", MechanismViewSet, basename="mechanism")
+router.register("documents", TradeDocumentViewSet, basename="document")
 router.register("grants", GrantViewSet, basename="grant")
 router.register("wallet/entries", LedgerEntryApi, basename="wallet-entry")
 router.register("wallet/deposits", DepositViewSet, basename="wallet-deposit")

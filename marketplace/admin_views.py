@@ -19,7 +19,7 @@ from compliance.admin import error_text, is_workspace_officer
 from config.errors import ApplicationError
 from marketplace.models import Trade, TradeDocument
 from marketplace.services.evidence import trade_evidence_pack
-from marketplace.services.trades import REVIEWABLE, trade_review
+from marketplace.services.trades import REJECTABLE, needs_four_eyes, trade_review
 
 __all__ = ["TradeReviewForm", "trade_document_file_view", "trade_evidence_view", "trade_page_context", "trade_review_view"]
 
@@ -97,9 +97,9 @@ def trade_page_context(*, request: HttpRequest, trade: Trade) -> dict[str, Any]:
         "money": [{**m, "at": _when(m["at"])} for m in pack["money"]],
         "grant": pack["grant"],
         "waiting_since": trade.status_changed_at,
-        "can_review": is_workspace_officer(request) and trade.status in REVIEWABLE,
-        # A regulator-approval outcome takes two different officers (trade_review's four eyes).
-        "four_eyes": decision.get("outcome") == "needs_approval",
+        "can_review": is_workspace_officer(request) and trade.status in REJECTABLE,
+        # A finding that needs a regulator's approval (or asks for it) takes two different officers.
+        "four_eyes": needs_four_eyes(decision),
         "approvals": approvals,
         "review_form": TradeReviewForm(),
         "review_url": reverse("admin:marketplace_trade_review", args=[trade.pk]),
@@ -131,9 +131,9 @@ def trade_review_view(request: HttpRequest, trade_id: Any) -> HttpResponse:
     except ApplicationError as exc:
         messages.error(request, f"Nothing was recorded: {error_text(exc)}")
         return redirect(page)
-    if approve and trade.status in REVIEWABLE:
-        messages.warning(request, "First approval recorded; the trade is still waiting. The engine's outcome is needs_approval "
-                                  "(a regulator's approval), so a second, different officer must approve it too before it can settle.")
+    if approve and trade.status in REJECTABLE:
+        messages.warning(request, "First approval recorded; the trade is still waiting. A finding needs a regulator's approval "
+                                  "(four eyes), so a second, different officer must approve it too before it can settle.")
     elif approve:
         messages.success(request, "Approved: the trade is approved and settles in the background; reload to follow it.")
     else:

@@ -41,3 +41,29 @@ class AttestationRequiredError(ConflictError):
         "A listing with Chinese personal information needs the provider's attestation of notice, separate consent "
         "and the impact assessment (PIPL Arts. 23, 39, 55) before it is published."
     )
+
+
+class EvidenceIncompleteError(ApplicationError):
+    code = "evidence_incomplete"
+    status_code = 400
+    default_message = "Evidence needs the document itself, its reference and the date it took effect."
+
+
+class EvidenceNotPendingError(ConflictError):
+    code = "evidence_not_pending"
+    default_message = "This evidence has already been decided."
+
+
+class OwnEvidenceError(PermissionDeniedError):
+    code = "own_evidence"
+    default_message = "Evidence is reviewed by an officer other than the person who submitted it."
+
+
+class SecondOfficerRequiredError(ConflictError):
+    code = "second_officer_required"
+    default_message = "This needs a second, different officer to confirm."
+
+
+class RequirementsOutstandingError(ConflictError):
+    code = "requirements_outstanding"
+    default_message = "The trade cannot be approved while a requirement has no accepted evidence."

@@ -7,7 +7,8 @@ S = Trade.Status
 
 TRANSITIONS: dict[str, frozenset[str]] = {
     S.CHECKING: frozenset({S.NEEDS_DOCUMENTS, S.IN_REVIEW, S.APPROVED, S.REJECTED, S.CANCELLED}),
-    S.NEEDS_DOCUMENTS: frozenset({S.CHECKING, S.APPROVED, S.REJECTED, S.CANCELLED}),  # approved: by officers (four eyes for needs_approval)
+    # No approval from here: a requirement is met by accepted evidence and a re-check, never by an officer's say-so.
+    S.NEEDS_DOCUMENTS: frozenset({S.CHECKING, S.REJECTED, S.CANCELLED}),
     S.IN_REVIEW: frozenset({S.CHECKING, S.APPROVED, S.REJECTED, S.CANCELLED}),
     S.APPROVED: frozenset({S.SETTLED, S.CANCELLED}),
     S.SETTLED: frozenset({S.REFUNDED}),

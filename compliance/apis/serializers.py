@@ -14,6 +14,9 @@ class FindingSerializer(serializers.Serializer):
     explanation = serializers.CharField()
     citation = serializers.CharField()
     rulepack = serializers.CharField()
+    four_eyes = serializers.BooleanField(
+        required=False, help_text="An officer's approval of a trade with this finding needs a second, different officer."
+    )
 
 
 class DecisionSerializer(serializers.Serializer):

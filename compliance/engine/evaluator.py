@@ -4,7 +4,7 @@ Pure and deterministic: the same facts and packs always give the same decision.
 """
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, timedelta
 from typing import Any
 
@@ -24,6 +24,7 @@ class Finding:
     citation: str
     rulepack: str
     requirements: tuple[tuple[str, ...], ...] = ()
+    four_eyes: bool = False
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -34,6 +35,7 @@ class Finding:
             "explanation": self.explanation,
             "citation": self.citation,
             "rulepack": self.rulepack,
+            "four_eyes": self.four_eyes,
         }
 
 
@@ -115,16 +117,16 @@ def _held(facts: TransferFacts, validity: dict[str, int]) -> tuple[frozenset[str
 def _finding(rule: CompiledRule, pack: CompiledPack, ctx: Context, notes: tuple[str, ...]) -> Finding:
     explanation = _explain(rule.explanation, ctx)
     if not rule.requires:
-        return Finding(rule.id, pack.regime, rule.outcome, explanation, rule.citation, pack.ref)
+        return Finding(rule.id, pack.regime, rule.outcome, explanation, rule.citation, pack.ref, four_eyes=rule.four_eyes)
     unmet = tuple(group for group in rule.requires if not ctx.held.intersection(group))
     if unmet:
         relevant = [n for n in notes if n.split(" ", 1)[0] in {c for g in unmet for c in g}]
         if relevant:
             explanation += "; " + "; ".join(relevant)
-        return Finding(rule.id, pack.regime, rule.outcome, explanation, rule.citation, pack.ref, unmet)
+        return Finding(rule.id, pack.regime, rule.outcome, explanation, rule.citation, pack.ref, unmet, four_eyes=rule.four_eyes)
     used = sorted({code for group in rule.requires for code in group if code in ctx.held})
     explanation += f"; satisfied by {', '.join(used)} on file and valid on {ctx.facts.trade_date.isoformat()}"
-    return Finding(rule.id, pack.regime, Outcome.ALLOW, explanation, rule.citation, pack.ref)
+    return Finding(rule.id, pack.regime, Outcome.ALLOW, explanation, rule.citation, pack.ref, four_eyes=rule.four_eyes)
 
 
 def _evaluate_pack(pack: CompiledPack, ctx: Context, notes: tuple[str, ...]) -> tuple[list[Finding], list[str]]:
@@ -149,7 +151,10 @@ def evaluate(facts: TransferFacts, packs: Sequence[CompiledPack]) -> Decision:
 
     Screens (sanctions) always run; a regime runs when its `engaged_when` holds; fallback packs run
     only when no regime was engaged, so a personal-data transfer no regime decides goes to review.
+    A buyer's declared destinations are evaluated as transfers of their own (_evaluate_declared).
     """
+    if facts.buyer.declared_destinations:
+        return _evaluate_declared(facts, packs)
     in_force = select_in_force(packs, facts.trade_date)
     validity = {code: years for pack in in_force for code, years in pack.mechanism_validity}
     held, notes = _held(facts, validity)
@@ -183,4 +188,36 @@ def evaluate(facts: TransferFacts, packs: Sequence[CompiledPack]) -> Decision:
         findings=tuple(findings),
         obligations=tuple(dict.fromkeys(obligations)),
         rulepacks=tuple(used),
+    )
+
+
+def _evaluate_declared(facts: TransferFacts, packs: Sequence[CompiledPack]) -> Decision:
+    """The transfer to where the buyer is established, plus one to each place it declared: the
+    most restrictive outcome wins and every finding stays, so a declaration adds law and never
+    removes any. A finding that only a declared destination raised says so."""
+    established = replace(facts, buyer=replace(facts.buyer, declared_destinations=()))
+    decisions = [(None, evaluate(established, packs))]
+    for place in facts.buyer.declared_destinations:
+        decisions.append((place, evaluate(replace(established, buyer=replace(established.buyer, jurisdiction=place)), packs)))
+    findings: list[Finding] = []
+    seen: set[tuple[str, str, tuple[tuple[str, ...], ...]]] = set()
+    for place, decision in decisions:
+        for f in decision.findings:
+            key = (f.rule, str(f.outcome), f.requirements)
+            if key in seen:
+                continue
+            seen.add(key)
+            findings.append(f if place is None else replace(f, explanation=f"to the declared destination {place}: {f.explanation}"))
+    outcome = max((d.outcome for _, d in decisions), key=lambda o: o.rank)
+    requirements: list[tuple[str, ...]] = []
+    for finding in findings if outcome != Outcome.DENY else ():
+        for group in finding.requirements:
+            if group not in requirements:
+                requirements.append(group)
+    return Decision(
+        outcome=outcome,
+        requirements=tuple(requirements),
+        findings=tuple(findings),
+        obligations=tuple(dict.fromkeys(o for _, d in decisions for o in d.obligations)),
+        rulepacks=tuple(dict.fromkeys(r for _, d in decisions for r in d.rulepacks)),
     )

@@ -66,6 +66,10 @@ class BuyerFacts:
     owner_jurisdictions: tuple[str, ...] = ()
     kind: str = "company"
     certifications: tuple[str, ...] = ()
+    # Places the buyer says the data will also go, besides where it is established (`jurisdiction`).
+    # Each is evaluated as a transfer of its own and the stricter decision wins: a declaration can
+    # only add law, never replace the law of the buyer's verified establishment.
+    declared_destinations: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -195,7 +199,7 @@ def parse_facts(raw: Any, *, today: date) -> TransferFacts:
         flags=r.codes(e.get("flags"), "exporter.flags", v.EXPORTER_FLAGS),
     )
 
-    b = r.obj(top.get("buyer"), "buyer", ("jurisdiction", "headquarters", "owner_jurisdictions", "kind", "certifications"))
+    b = r.obj(top.get("buyer"), "buyer", ("jurisdiction", "headquarters", "owner_jurisdictions", "kind", "certifications", "declared_destinations"))
     if "buyer" not in top:
         r.fail("buyer", "this field is required")
     buyer_j = r.code(b.get("jurisdiction"), "buyer.jurisdiction", None, required="buyer" in top) or ""
@@ -205,6 +209,9 @@ def parse_facts(raw: Any, *, today: date) -> TransferFacts:
         owner_jurisdictions=r.codes(b.get("owner_jurisdictions"), "buyer.owner_jurisdictions", None),
         kind=r.code(b.get("kind"), "buyer.kind", v.BUYER_KINDS, default="company") or "company",
         certifications=r.codes(b.get("certifications"), "buyer.certifications", v.CERTIFICATIONS),
+        declared_destinations=tuple(
+            d for d in r.codes(b.get("declared_destinations"), "buyer.declared_destinations", None) if d != buyer_j
+        ),
     )
 
     purpose = r.code(top.get("purpose"), "purpose", v.PURPOSES, default="resale") or "resale"

@@ -20,7 +20,7 @@ PACK_KINDS = ("screen", "regime", "fallback")
 _PLACEHOLDER = re.compile(r"\{(\$?[a-z_.0-9]+)\}")
 _PACK_KEYS = {"regime", "version", "title", "kind", "effective_from", "effective_to", "changelog", "parameters",
               "engaged_when", "rules", "default", "sources", "mechanism_validity"}
-_RULE_KEYS = {"id", "title", "when", "outcome", "requires", "obligations", "citation", "explanation", "continue"}
+_RULE_KEYS = {"id", "title", "when", "outcome", "requires", "obligations", "citation", "explanation", "continue", "four_eyes"}
 
 
 @dataclass(frozen=True)
@@ -33,6 +33,9 @@ class CompiledRule:
     requires: tuple[tuple[str, ...], ...] = ()
     obligations: tuple[str, ...] = ()
     stop: bool = True  # a matching rule ends the pack's evaluation unless it says `continue: true`
+    # An officer's approval of a trade this rule matched needs a second, different officer. Always
+    # true for needs_approval rules (a regulator's approval is at stake), even once satisfied.
+    four_eyes: bool = False
 
 
 @dataclass(frozen=True)
@@ -120,6 +123,8 @@ def _compile_rule(raw: Any, params: Mapping[str, Any], path: str, *, default: bo
     obligations = raw.get("obligations") or []
     if not isinstance(obligations, list) or not all(isinstance(o, str) for o in obligations):
         raise RulePackError(f"{path}.obligations", "must be a list of strings")
+    if not isinstance(raw.get("four_eyes", False), bool):
+        raise RulePackError(f"{path}.four_eyes", "must be true or false")
     if default and "when" in raw:
         raise RulePackError(f"{path}.when", "the default rule has no condition")
     return CompiledRule(
@@ -131,6 +136,7 @@ def _compile_rule(raw: Any, params: Mapping[str, Any], path: str, *, default: bo
         requires=tuple(requires),
         obligations=tuple(obligations),
         stop=not bool(raw.get("continue", False)),
+        four_eyes=bool(raw.get("four_eyes", False)) or outcome == Outcome.NEEDS_APPROVAL,
     )
 
 

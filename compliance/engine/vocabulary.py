@@ -25,6 +25,9 @@ class Outcome(StrEnum):
 
 _RANK = {outcome: index for index, outcome in enumerate(Outcome)}
 
+# Evidence that a regulator approved the transfer (or the safeguard): accepting it on file needs
+# two different officers, as a forged approval would stand in for the regulator itself.
+REGULATOR_APPROVALS = ("cn_security_assessment", "cn_certification", "eu_bcr")
 CLASSIFICATIONS = ("public", "non_personal", "anonymous", "personal", "sensitive_personal", "important", "core")
 PERSONAL_CLASSIFICATIONS = ("personal", "sensitive_personal")
 CATEGORIES = (

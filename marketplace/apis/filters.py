@@ -63,6 +63,13 @@ class ReviewQueueFilter(TradeFilter):
     price_min = django_filters.NumberFilter(field_name="price", lookup_expr="gte")
     price_max = django_filters.NumberFilter(field_name="price", lookup_expr="lte")
     currency = django_filters.CharFilter(field_name="currency", lookup_expr="iexact")
+    item = django_filters.ChoiceFilter(
+        choices=[("evidence", "evidence"), ("review", "review")], method="by_item",
+        help_text="`evidence`: trades with evidence pending an officer's review; `review`: trades the engine sent to review.",
+    )
+
+    def by_item(self, qs: QuerySet[Trade], name: str, value: str) -> QuerySet[Trade]:
+        return qs.filter(pending_evidence=True) if value == "evidence" else qs.filter(status=Trade.Status.IN_REVIEW)
 
     def by_regime(self, qs: QuerySet[Trade], name: str, value: str) -> QuerySet[Trade]:
         return qs.filter(decision__rulepacks__icontains=f'"{value.strip().lower()}@')

@@ -8,7 +8,7 @@ from rest_framework import serializers
 from compliance.apis.serializers import DecisionSerializer
 from compliance.engine import vocabulary as vocab
 from compliance.engine.jurisdictions import is_jurisdiction
-from marketplace.models import Dataset, Organisation, Trade, TradeEvent
+from marketplace.models import Dataset, EvidenceStatus, Organisation, Trade, TradeEvent
 from marketplace.money import MoneyError, currency_check, money
 
 
@@ -118,14 +118,31 @@ class MechanismSerializer(serializers.Serializer):
 
 
 class MechanismOnFileSerializer(serializers.Serializer):
-    """A safeguard on file: for one trade (a document) or for all of an organisation's trades."""
+    """Evidence on file: for one trade (a document) or for all of an organisation's trades (a
+    standing mechanism). It needs the document, its reference and the date it took effect, and
+    counts toward a requirement only once an officer has accepted it (`status`)."""
 
     id = serializers.UUIDField(read_only=True)
     code = serializers.ChoiceField(choices=vocab.MECHANISMS)
     reference = serializers.CharField(required=False, allow_blank=True, max_length=200, default="")
-    approved_on = serializers.DateField(required=False, allow_null=True, default=None)
+    approved_on = serializers.DateField(required=False, allow_null=True, default=None, help_text="Signed, approved or filed on.")
     valid_until = serializers.DateField(required=False, allow_null=True, default=None)
+    file = serializers.FileField(required=False, allow_null=True, write_only=True, help_text="PDF, PNG, JPEG or plain text; required.")
+    content_type = serializers.CharField(read_only=True)
+    size = serializers.IntegerField(read_only=True)
+    sha256 = serializers.CharField(read_only=True)
+    status = serializers.ChoiceField(choices=EvidenceStatus.choices, read_only=True,
+                                     help_text="pending until an officer accepts or rejects it; only accepted evidence counts.")
+    review_reason = serializers.CharField(read_only=True, help_text="The officer's reason (shown to the submitter when rejected).")
+    reviewed_by = serializers.CharField(source="reviewed_by_label", read_only=True)
+    reviewed_at = serializers.DateTimeField(read_only=True, allow_null=True)
+    awaiting = serializers.SerializerMethodField(help_text="\"second_officer\" when a regulator's approval has its first acceptance.")
     created_at = serializers.DateTimeField(read_only=True)
+
+    @extend_schema_field(serializers.CharField(allow_null=True))
+    def get_awaiting(self, evidence: Any) -> str | None:
+        pending = getattr(evidence, "status", None) == EvidenceStatus.PENDING
+        return "second_officer" if pending and getattr(evidence, "first_accepted_by_id", None) else None
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
         if attrs.get("approved_on") and attrs.get("valid_until") and attrs["valid_until"] < attrs["approved_on"]:
@@ -133,11 +150,13 @@ class MechanismOnFileSerializer(serializers.Serializer):
         return attrs
 
 
+class StandingMechanismSerializer(MechanismOnFileSerializer):
+    organisation = serializers.UUIDField(source="organisation_id", read_only=True)
+    submitted_by = serializers.CharField(source="created_by.username", read_only=True, default=None)
+
+
 class TradeDocumentSerializer(MechanismOnFileSerializer):
-    file = serializers.FileField(required=False, allow_null=True, write_only=True, help_text="PDF, PNG, JPEG or plain text.")
-    content_type = serializers.CharField(read_only=True)
-    size = serializers.IntegerField(read_only=True)
-    sha256 = serializers.CharField(read_only=True)
+    trade = serializers.UUIDField(source="trade_id", read_only=True)
     uploaded_by = serializers.CharField(source="uploaded_by.username", read_only=True, default=None)
     organisation = serializers.UUIDField(source="organisation_id", read_only=True)
 
@@ -179,6 +198,10 @@ class ReviewConditionsSerializer(serializers.Serializer):
             if unknown:
                 raise serializers.ValidationError({k: ["unknown condition"] for k in sorted(unknown)})
         return super().to_internal_value(data)
+
+
+class EvidenceDecisionSerializer(ReasonSerializer):
+    """Why the evidence is accepted (what was checked) or rejected (shown to the submitter)."""
 
 
 class ReviewDecisionSerializer(ReasonSerializer):
@@ -239,15 +262,27 @@ class TradeDetailSerializer(TradeSerializer):
         read_only_fields = fields
 
 
+class ReviewResultSerializer(TradeDetailSerializer):
+    """The trade after an officer's verdict, and what it still waits for."""
+
+    awaiting = serializers.CharField(allow_null=True, read_only=True,
+                                     help_text="\"second_officer\" after the first of two approvals (four eyes); otherwise null.")
+
+    class Meta(TradeDetailSerializer.Meta):
+        fields = [*TradeDetailSerializer.Meta.fields, "awaiting"]
+        read_only_fields = fields
+
+
 class ReviewItemSerializer(TradeSerializer):
     """A trade in the officer's queue: what the engine saw and decided, and the evidence on file."""
 
     facts = serializers.SerializerMethodField()
     documents = TradeDocumentSerializer(many=True, read_only=True)
+    pending_evidence = serializers.BooleanField(read_only=True, help_text="Evidence on this trade waits for an officer to accept or reject it.")
     waiting_hours = serializers.SerializerMethodField()
 
     class Meta(TradeSerializer.Meta):
-        fields = [*TradeSerializer.Meta.fields, "facts", "documents", "waiting_hours"]
+        fields = [*TradeSerializer.Meta.fields, "facts", "documents", "pending_evidence", "waiting_hours"]
         read_only_fields = fields
 
     @extend_schema_field(serializers.DictField(allow_null=True))

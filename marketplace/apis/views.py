@@ -1,5 +1,6 @@
-"""Marketplace HTTP API: thin views over services and selectors (design §3)."""
+"""Marketplace HTTP API: thin views over services and selectors."""
 
+import uuid
 from typing import Any
 
 from django.contrib.auth import authenticate
@@ -26,13 +27,14 @@ from config.throttling import LoginRateThrottle, login_check_locked, login_faile
 from marketplace.apis import serializers as s
 from marketplace.apis.filters import DatasetFilter, ReviewQueueFilter, TradeFilter
 from marketplace.idempotency import idempotent
-from marketplace.models import Dataset, Membership, OrganisationMechanism, Trade
+from marketplace.models import Dataset, EvidenceStatus, Membership, OrganisationMechanism, Trade, TradeDocument
 from marketplace.selectors.datasets import dataset_list_visible
-from marketplace.selectors.members import membership_of
+from marketplace.selectors.members import is_officer, membership_of
 from marketplace.selectors.trades import review_queue, trade_detail_queryset, trade_list_for
 from marketplace.services import datasets as dataset_services
 from marketplace.services import trades as trade_services
 from marketplace.services.evidence import trade_evidence_pack
+from marketplace.services.evidence_review import EvidenceDecision, mechanism_review, trade_document_review
 from marketplace.services.mechanisms import mechanism_add, mechanism_remove
 from marketplace.services.trade_documents import trade_document_add
 from marketplace.services.trade_facts import transfer_facts
@@ -213,12 +215,16 @@ class TradeViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Ge
         return Response(s.TradeSerializer(trade).data, status=status.HTTP_201_CREATED)
 
     @extend_schema(methods=["GET"], responses=s.TradeDocumentSerializer(many=True))
-    @extend_schema(methods=["POST"], request={"application/json": s.TradeDocumentSerializer, "multipart/form-data": s.TradeDocumentSerializer},
+    @extend_schema(methods=["POST"], request={"multipart/form-data": s.TradeDocumentSerializer},
                    responses={201: s.TradeDocumentSerializer})
     @action(detail=True, methods=["get", "post"], parser_classes=[JSONParser, MultiPartParser, FormParser])
     @idempotent
     def documents(self, request: Request, pk: str | None = None) -> Response:
-        """Evidence for the trade's requirements. Adding some to a trade in needs_documents re-checks it."""
+        """Evidence for the trade's requirements, uploaded by the buyer or the provider (multipart:
+        `code`, `reference`, `approved_on`, optional `valid_until`, and the `file`; anything less is
+        400 `evidence_incomplete`). It is `pending` until an officer accepts it
+        (`POST /documents/{id}/accept/`), which re-checks the trade; a rejection and its reason
+        show here. The trade's parties and officers see the list."""
         trade = self.get_object()
         if request.method == "GET":
             return Response(s.TradeDocumentSerializer(trade.documents.select_related("uploaded_by"), many=True).data)
@@ -272,18 +278,24 @@ class TradeViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Ge
         serializer.is_valid(raise_exception=True)
         trade = trade_services.trade_review(trade_id=trade.id, officer=request.user, approve=approve,
                                             reason=serializer.validated_data["reason"], conditions=serializer.validated_data.get("conditions"))
-        return self._detail(trade)
+        body = s.TradeDetailSerializer(trade_detail_queryset(user=request.user).get(pk=trade.pk)).data
+        return Response({**body, "awaiting": trade_services.trade_review_awaiting(trade=trade)})
 
-    @extend_schema(request=s.ReviewDecisionSerializer, responses=s.TradeDetailSerializer)
+    @extend_schema(request=s.ReviewDecisionSerializer, responses=s.ReviewResultSerializer)
     @action(detail=True, methods=["post"])
     def approve(self, request: Request, pk: str | None = None) -> Response:
-        """Approve a trade in review or waiting for documents, with a reason and optional conditions.
-        A `needs_approval` trade needs a second officer's approval too (four eyes)."""
+        """Officers only. Approve a trade in review, with a reason and optional conditions. Refused
+        with 409 `requirements_outstanding` (naming them) while any requirement lacks accepted
+        evidence, and for a trade waiting for documents. If any finding needs a regulator's approval
+        or asks for four eyes, two different officers approve: the first answers with
+        `"awaiting": "second_officer"` and the trade stays in review; the same officer again gets
+        409 `second_officer_required`."""
         return self._review(request, approve=True)
 
-    @extend_schema(request=s.ReviewDecisionSerializer, responses=s.TradeDetailSerializer)
+    @extend_schema(request=s.ReviewDecisionSerializer, responses=s.ReviewResultSerializer)
     @action(detail=True, methods=["post"])
     def reject(self, request: Request, pk: str | None = None) -> Response:
+        """Officers only. Reject a trade in review or waiting for documents, with a reason both parties see."""
         return self._review(request, approve=False)
 
     @extend_schema(responses=OpenApiTypes.OBJECT)
@@ -294,26 +306,115 @@ class TradeViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Ge
         return Response(trade_evidence_pack(trade=self.get_object()))
 
 
-class MechanismViewSet(mixins.ListModelMixin, mixins.CreateModelMixin, mixins.DestroyModelMixin, viewsets.GenericViewSet):
-    """Safeguards your organisation keeps on file for all its trades (e.g. signed SCCs, a CAC approval)."""
+def _evidence_response(decision: EvidenceDecision, serializer: type[serializers.Serializer]) -> Response:
+    return Response({**serializer(decision.evidence).data, "awaiting": decision.awaiting})
 
-    serializer_class = s.MechanismOnFileSerializer
+
+class MechanismViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.CreateModelMixin, mixins.DestroyModelMixin,
+                       viewsets.GenericViewSet):
+    """Safeguards your organisation keeps on file for all its trades (a signed SCC, a CAC approval).
+    Members add them with the document (multipart) and see their own; each counts once an officer
+    accepts it. Officers see every organisation's (filter `?status=pending`) and accept or reject them."""
+
+    serializer_class = s.StandingMechanismSerializer
+    parser_classes = [JSONParser, MultiPartParser, FormParser]
+
+    def get_permissions(self) -> list[Any]:
+        if self.action in ("accept", "reject"):
+            return [IsAuthenticated(), IsOfficer()]
+        return super().get_permissions()
 
     def get_queryset(self) -> QuerySet[OrganisationMechanism]:
-        membership = membership_of(self.request.user)
-        if membership is None:
-            return OrganisationMechanism.objects.none()
-        return OrganisationMechanism.objects.filter(organisation_id=membership.organisation_id)
+        qs = OrganisationMechanism.objects.select_related("created_by")
+        if not is_officer(self.request.user):
+            membership = membership_of(self.request.user)
+            if membership is None:
+                return qs.none()
+            qs = qs.filter(organisation_id=membership.organisation_id)
+        wanted = self.request.query_params.get("status")
+        if wanted in EvidenceStatus.values:
+            qs = qs.filter(status=wanted)
+        return qs
 
+    @extend_schema(request={"multipart/form-data": s.StandingMechanismSerializer}, responses={201: s.StandingMechanismSerializer},
+                   parameters=[IDEMPOTENCY_PARAMETER])
+    @idempotent
     def create(self, request: Request) -> Response:
         serializer = self.get_serializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        mechanism = mechanism_add(membership=_membership(request), **serializer.validated_data)
+        data = serializer.validated_data
+        mechanism = mechanism_add(membership=_membership(request), code=data["code"], reference=data["reference"],
+                                  approved_on=data["approved_on"], valid_until=data["valid_until"], upload=data.get("file"))
         return Response(self.get_serializer(mechanism).data, status=status.HTTP_201_CREATED)
 
     def destroy(self, request: Request, pk: str | None = None) -> Response:
-        mechanism_remove(mechanism_id=self.get_object().id, actor=request.user)
+        mechanism = self.get_object()
+        if mechanism.organisation_id != _membership(request).organisation_id:
+            raise PermissionDeniedError("Only the organisation that keeps a mechanism on file may remove it.")
+        mechanism_remove(mechanism_id=mechanism.id, actor=request.user)
         return Response(status=status.HTTP_204_NO_CONTENT)
+
+    @extend_schema(request=s.EvidenceDecisionSerializer, responses=s.StandingMechanismSerializer)
+    @action(detail=True, methods=["post"])
+    def accept(self, request: Request, pk: str | None = None) -> Response:
+        """Officers only, never the submitter (403 `own_evidence`). A regulator's approval
+        (cn_security_assessment, cn_certification, eu_bcr) needs two officers: the first answers
+        `"awaiting": "second_officer"`. Acceptance re-checks the organisation's waiting trades."""
+        data = _reason(request)
+        return _evidence_response(mechanism_review(mechanism_id=self.get_object().id, officer=request.user, accept=True, reason=data),
+                                  s.StandingMechanismSerializer)
+
+    @extend_schema(request=s.EvidenceDecisionSerializer, responses=s.StandingMechanismSerializer)
+    @action(detail=True, methods=["post"])
+    def reject(self, request: Request, pk: str | None = None) -> Response:
+        """Officers only, never the submitter. The reason is shown to the organisation."""
+        data = _reason(request)
+        return _evidence_response(mechanism_review(mechanism_id=self.get_object().id, officer=request.user, accept=False, reason=data),
+                                  s.StandingMechanismSerializer)
+
+
+def _reason(request: Request) -> str:
+    serializer = s.EvidenceDecisionSerializer(data=request.data)
+    serializer.is_valid(raise_exception=True)
+    return serializer.validated_data["reason"]
+
+
+class TradeDocumentViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
+    """Officers only: every trade's evidence (filter `?status=pending`, `?trade=<id>`), oldest first,
+    to accept or reject. Parties see their trade's documents at `/trades/{id}/documents/`."""
+
+    serializer_class = s.TradeDocumentSerializer
+    permission_classes = [IsAuthenticated, IsOfficer]
+
+    def get_queryset(self) -> QuerySet[TradeDocument]:
+        qs = TradeDocument.objects.select_related("uploaded_by").order_by("created_at", "id")
+        params = self.request.query_params
+        if params.get("status") in EvidenceStatus.values:
+            qs = qs.filter(status=params["status"])
+        if params.get("trade"):
+            try:
+                qs = qs.filter(trade_id=uuid.UUID(params["trade"]))
+            except ValueError:
+                return qs.none()
+        return qs
+
+    @extend_schema(request=s.EvidenceDecisionSerializer, responses=s.TradeDocumentSerializer)
+    @action(detail=True, methods=["post"])
+    def accept(self, request: Request, pk: str | None = None) -> Response:
+        """Accept a trade document (never your own: 403 `own_evidence`); the trade is re-checked.
+        A regulator's approval needs two officers: the first answers `"awaiting": "second_officer"`,
+        the same officer again gets 409 `second_officer_required`. Decided evidence: 409 `evidence_not_pending`."""
+        reason = _reason(request)
+        return _evidence_response(trade_document_review(document_id=self.get_object().id, officer=request.user, accept=True, reason=reason),
+                                  s.TradeDocumentSerializer)
+
+    @extend_schema(request=s.EvidenceDecisionSerializer, responses=s.TradeDocumentSerializer)
+    @action(detail=True, methods=["post"])
+    def reject(self, request: Request, pk: str | None = None) -> Response:
+        """Reject a trade document; the parties see the reason on the trade's documents and in its events."""
+        reason = _reason(request)
+        return _evidence_response(trade_document_review(document_id=self.get_object().id, officer=request.user, accept=False, reason=reason),
+                                  s.TradeDocumentSerializer)
 
 
 class ReviewQueueApi(mixins.ListModelMixin, viewsets.GenericViewSet):

@@ -8,7 +8,7 @@ from django.core.validators import MinValueValidator
 from django.db import models
 
 __all__ = [
-    "Dataset", "Membership", "Organisation", "OrganisationMechanism", "Settlement", "Trade", "TradeDocument", "TradeEvent",
+    "Dataset", "EvidenceStatus", "Membership", "Organisation", "OrganisationMechanism", "Settlement", "Trade", "TradeDocument", "TradeEvent",
 ]
 
 
@@ -201,7 +201,34 @@ def _document_path(instance: "TradeDocument", filename: str) -> str:
     return f"documents/{instance.trade_id}/{instance.id}-{filename[-80:]}"
 
 
-class TradeDocument(models.Model):
+def _mechanism_path(instance: "OrganisationMechanism", filename: str) -> str:
+    return f"mechanisms/{instance.organisation_id}/{instance.id}-{filename[-80:]}"
+
+
+class EvidenceStatus(models.TextChoices):
+    PENDING = "pending"
+    ACCEPTED = "accepted"
+    REJECTED = "rejected"
+
+
+class EvidenceReview(models.Model):
+    """What an officer decided about a piece of evidence. Only accepted evidence satisfies a
+    requirement; the uploader never reviews their own, and a regulator's approval needs two
+    officers (the first acceptance is recorded, the second one accepts)."""
+
+    status = models.CharField(max_length=10, choices=EvidenceStatus.choices, default=EvidenceStatus.PENDING, db_index=True)
+    first_accepted_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    first_accepted_at = models.DateTimeField(null=True, blank=True)
+    reviewed_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    reviewed_by_label = models.CharField(max_length=150, blank=True, help_text="Copied: the record outlives the account.")
+    reviewed_at = models.DateTimeField(null=True, blank=True)
+    review_reason = models.TextField(blank=True)
+
+    class Meta:
+        abstract = True
+
+
+class TradeDocument(EvidenceReview):
     """Evidence that a mechanism a trade needs is in place (a signed SCC, a CAC approval, a filing)."""
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
@@ -225,9 +252,9 @@ class TradeDocument(models.Model):
         return f"{self.code} for {self.trade_id}"
 
 
-class OrganisationMechanism(models.Model):
+class OrganisationMechanism(EvidenceReview):
     """A safeguard an organisation keeps on file for all its trades (a buyer's signed SCC, an
-    exporter's CAC security-assessment approval)."""
+    exporter's CAC security-assessment approval); it counts once an officer has accepted it."""
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     organisation = models.ForeignKey(Organisation, on_delete=models.CASCADE, related_name="mechanisms")
@@ -235,6 +262,10 @@ class OrganisationMechanism(models.Model):
     reference = models.CharField(max_length=200, blank=True)
     approved_on = models.DateField(null=True, blank=True)
     valid_until = models.DateField(null=True, blank=True)
+    file = models.FileField(upload_to=_mechanism_path, null=True, blank=True)
+    content_type = models.CharField(max_length=100, blank=True)
+    size = models.PositiveBigIntegerField(default=0)
+    sha256 = models.CharField(max_length=64, blank=True)
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
     created_at = models.DateTimeField(auto_now_add=True)
 

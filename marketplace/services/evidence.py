@@ -44,7 +44,8 @@ def trade_evidence_pack(*, trade: Trade) -> dict[str, Any]:
         "evidence": [
             {"id": str(d.id), "code": d.code, "reference": d.reference, "approved_on": _iso(d.approved_on), "valid_until": _iso(d.valid_until),
              "sha256": d.sha256, "content_type": d.content_type, "size": d.size, "organisation": str(d.organisation_id),
-             "uploaded_by": d.uploaded_by.get_username() if d.uploaded_by else None, "at": _iso(d.created_at)}
+             "uploaded_by": d.uploaded_by.get_username() if d.uploaded_by else None, "at": _iso(d.created_at),
+             "status": d.status, "reviewed_by": d.reviewed_by_label or None, "reviewed_at": _iso(d.reviewed_at), "review_reason": d.review_reason}
             for d in trade.documents.select_related("uploaded_by").order_by("created_at")
         ],
         "reviews": [

@@ -1,4 +1,5 @@
-"""Evidence for a trade's requirements: adding it re-checks a trade that was waiting for it."""
+"""Evidence for a trade's requirements. It arrives `pending` and counts for nothing until an
+officer accepts it (marketplace.services.evidence_review), which re-checks the trade."""
 
 import hashlib
 from datetime import date
@@ -8,10 +9,10 @@ from django.core.files.uploadedfile import UploadedFile
 from django.db import transaction
 
 from config.errors import ApplicationError
-from marketplace.errors import TradeTransitionNotAllowedError
-from marketplace.models import Membership, Trade, TradeDocument
+from marketplace.errors import EvidenceIncompleteError, TradeTransitionNotAllowedError
+from marketplace.models import Membership, OrganisationMechanism, Trade, TradeDocument
 from marketplace.services.events import trade_event_emit
-from marketplace.services.trade_transitions import trade_apply_transition, trade_lock
+from marketplace.services.trade_transitions import trade_lock
 from marketplace.trade_lifecycle import CLOSED
 
 # What a compliance document may be, recognised by its first bytes, not by what the client claims.
@@ -44,13 +45,38 @@ def document_sniff(upload: UploadedFile) -> str:
     return "text/plain"
 
 
+def evidence_require_complete(*, reference: str, approved_on: date | None, upload: UploadedFile | None) -> None:
+    """A claim is not evidence: the document itself, its reference and the date it took effect."""
+    missing = {}
+    if upload is None:
+        missing["file"] = ["attach the signed document, approval or filing (PDF, PNG, JPEG or plain text)"]
+    if not (reference or "").strip():
+        missing["reference"] = ["the document's reference (contract number, approval or filing number)"]
+    if approved_on is None:
+        missing["approved_on"] = ["the date the document was signed, approved or filed"]
+    if missing:
+        raise EvidenceIncompleteError(fields=missing)
+
+
+def evidence_store_file(*, evidence: TradeDocument | OrganisationMechanism, upload: UploadedFile) -> None:
+    """Sniff, hash and attach an upload to a TradeDocument or OrganisationMechanism (not yet saved)."""
+    evidence.content_type = document_sniff(upload)
+    digest = hashlib.sha256()
+    for chunk in upload.chunks():
+        digest.update(chunk)
+    upload.seek(0)
+    evidence.sha256, evidence.size = digest.hexdigest(), upload.size
+    evidence.file.save(upload.name or "document", upload, save=False)
+
+
 @transaction.atomic
 def trade_document_add(
     *, trade_id: object, membership: Membership, code: str, reference: str = "", approved_on: date | None = None,
     valid_until: date | None = None, upload: UploadedFile | None = None,
 ) -> TradeDocument:
-    """Record evidence from the buyer or the provider; a trade in `needs_documents` goes back to
-    `checking` (the check is enqueued after commit)."""
+    """Record evidence from the buyer or the provider, `pending` an officer's review. The trade's
+    status does not change: accepted evidence re-checks it."""
+    evidence_require_complete(reference=reference, approved_on=approved_on, upload=upload)
     trade = trade_lock(trade_id=trade_id)
     if trade is None:
         raise Trade.DoesNotExist(f"no trade {trade_id}")
@@ -60,18 +86,10 @@ def trade_document_add(
         trade=trade, code=code, reference=reference, approved_on=approved_on, valid_until=valid_until,
         organisation=membership.organisation, uploaded_by=membership.user,
     )
-    if upload is not None:
-        document.content_type = document_sniff(upload)
-        digest = hashlib.sha256()
-        for chunk in upload.chunks():
-            digest.update(chunk)
-        upload.seek(0)
-        document.sha256, document.size = digest.hexdigest(), upload.size
-        document.file.save(upload.name or "document", upload, save=False)
+    assert upload is not None  # evidence_require_complete
+    evidence_store_file(evidence=document, upload=upload)
     document.save()
     trade_event_emit(kind="evidence.added", trade=trade, actor=membership.user, data={
         "document": str(document.id), "code": code, "reference": reference, "approved_on": approved_on, "valid_until": valid_until,
-        "sha256": document.sha256, "organisation": str(membership.organisation_id)})
-    if trade.status == Trade.Status.NEEDS_DOCUMENTS:
-        trade_apply_transition(trade=trade, to=Trade.Status.CHECKING, actor=membership.user, reason=f"evidence added: {code} {reference}".strip())
+        "sha256": document.sha256, "organisation": str(membership.organisation_id), "status": document.status})
     return document

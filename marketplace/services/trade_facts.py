@@ -1,12 +1,14 @@
-"""The transfer facts of a trade, built from the dataset, the organisations, the evidence on file
-and the exporter's ledger of earlier transfers, never from the buyer's say-so (design §3)."""
+"""The transfer facts of a trade, built from the dataset, the organisations' verified records, the
+evidence an officer accepted and the exporter's ledger of earlier transfers, never from the
+buyer's say-so: what a buyer declares (mechanisms it intends to sign, a destination) is recorded,
+and can only add law to the decision, never satisfy or remove any."""
 
 from collections.abc import Iterable
 from datetime import date
 from typing import Any
 
 from compliance.services.exports import export_prior
-from marketplace.models import Dataset, Organisation, OrganisationMechanism, Trade, TradeDocument
+from marketplace.models import Dataset, EvidenceStatus, Organisation, OrganisationMechanism, Trade, TradeDocument
 
 
 def _mechanism(code: str, reference: str, approved_on: date | None, valid_until: date | None) -> dict[str, Any]:
@@ -21,27 +23,40 @@ def _mechanism(code: str, reference: str, approved_on: date | None, valid_until:
 
 
 def standing_mechanisms(*, organisation_ids: Iterable[object]) -> list[dict[str, Any]]:
-    """Safeguards the parties keep on file for all their trades."""
-    rows = OrganisationMechanism.objects.filter(organisation_id__in=list(organisation_ids)).values_list(
+    """Safeguards the parties keep on file for all their trades, as far as an officer accepted them."""
+    rows = OrganisationMechanism.objects.filter(
+        organisation_id__in=list(organisation_ids), status=EvidenceStatus.ACCEPTED,
+    ).values_list("code", "reference", "approved_on", "valid_until")
+    return [_mechanism(*row) for row in rows]
+
+
+def trade_document_mechanisms(*, trade_id: object) -> list[dict[str, Any]]:
+    """The trade's own evidence that an officer accepted (pending and rejected documents count for nothing)."""
+    rows = TradeDocument.objects.filter(trade_id=trade_id, status=EvidenceStatus.ACCEPTED).values_list(
         "code", "reference", "approved_on", "valid_until"
     )
     return [_mechanism(*row) for row in rows]
 
 
-def trade_document_mechanisms(*, trade_id: object) -> list[dict[str, Any]]:
-    rows = TradeDocument.objects.filter(trade_id=trade_id).values_list("code", "reference", "approved_on", "valid_until")
-    return [_mechanism(*row) for row in rows]
-
-
 def transfer_facts(
-    *, dataset: Dataset, buyer: Organisation, destination: str, purpose: str, mechanisms: list[dict[str, Any]],
-    trade_date: date, exclude_trade: object | None = None,
+    *, dataset: Dataset, buyer: Organisation, purpose: str, mechanisms: list[dict[str, Any]], trade_date: date,
+    destination: str | None = None, exclude_trade: object | None = None,
 ) -> dict[str, Any]:
-    """Contract-shaped facts (shared/compliance/contract.md) for a purchase of `dataset` by `buyer`.
-    `mechanisms` are the trade's own (declared at purchase, documents); the parties' standing ones
-    are added here."""
+    """Engine facts for a purchase of `dataset` by `buyer`. The buyer's jurisdiction is where the
+    organisation is established; a `destination` elsewhere is evaluated as a further transfer
+    (the stricter decision wins). `mechanisms` are evidence already accepted for this trade (or,
+    in a preview, what the buyer asks "what if"); the parties' accepted standing ones are added."""
     provider = dataset.provider
     on_file = [*mechanisms, *standing_mechanisms(organisation_ids=(buyer.id, provider.id))]
+    buyer_facts: dict[str, Any] = {
+        "jurisdiction": buyer.jurisdiction,
+        "headquarters": buyer.headquarters or buyer.jurisdiction,
+        "owner_jurisdictions": list(buyer.owner_jurisdictions),
+        "kind": buyer.kind,
+        "certifications": list(buyer.certifications),
+    }
+    if destination and destination != buyer.jurisdiction:
+        buyer_facts["declared_destinations"] = [destination]
     return {
         "trade_date": trade_date.isoformat(),
         "data": {
@@ -54,13 +69,7 @@ def transfer_facts(
             "flags": list(dataset.flags),
         },
         "exporter": {"jurisdiction": provider.jurisdiction, "flags": list(dict.fromkeys([*provider.exporter_flags, *dataset.exporter_flags]))},
-        "buyer": {
-            "jurisdiction": destination,
-            "headquarters": buyer.headquarters or buyer.jurisdiction,
-            "owner_jurisdictions": list(buyer.owner_jurisdictions),
-            "kind": buyer.kind,
-            "certifications": list(buyer.certifications),
-        },
+        "buyer": buyer_facts,
         "purpose": purpose,
         "mechanisms": on_file,
         "prior_exports": export_prior(exporter_id=provider.id, buyer_id=buyer.id, trade_date=trade_date, exclude_subject_id=exclude_trade),
@@ -68,8 +77,9 @@ def transfer_facts(
 
 
 def trade_transfer_facts(*, trade: Trade, trade_date: date) -> dict[str, Any]:
+    """Facts for a trade: the mechanisms the buyer named at purchase are intentions and are left
+    out; only accepted evidence counts."""
     return transfer_facts(
         dataset=trade.dataset, buyer=trade.buyer, destination=trade.destination, purpose=trade.purpose,
-        mechanisms=[*trade.mechanisms, *trade_document_mechanisms(trade_id=trade.id)],
-        trade_date=trade_date, exclude_trade=trade.id,
+        mechanisms=trade_document_mechanisms(trade_id=trade.id), trade_date=trade_date, exclude_trade=trade.id,
     )

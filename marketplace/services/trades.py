@@ -7,8 +7,13 @@ from django.db import transaction
 from django.utils import timezone
 
 from compliance.services.reviews import review_approvers, review_record
-from config.errors import ConflictError
-from marketplace.errors import DatasetNotAvailableError, OwnDatasetError, TradeTransitionNotAllowedError
+from marketplace.errors import (
+    DatasetNotAvailableError,
+    OwnDatasetError,
+    RequirementsOutstandingError,
+    SecondOfficerRequiredError,
+    TradeTransitionNotAllowedError,
+)
 from marketplace.models import Dataset, Membership, Trade, TradeEvent
 from marketplace.services.events import trade_event_emit
 from marketplace.services.grants import grant_revoke_for_trade
@@ -23,7 +28,13 @@ def trade_create(
     mechanisms: list[dict[str, Any]] | None = None,
 ) -> Trade:
     """Open a trade in `checking` with the price and licence pinned; the compliance check is
-    enqueued only after commit."""
+    enqueued only after commit.
+
+    What the buyer declares is recorded as its attestation, never taken as fact: `destination`
+    (where the data will also go) is checked as a transfer of its own beside the one to where the
+    buyer is established, and becomes a licence term; `mechanisms` are safeguards it intends to
+    put on file, which satisfy nothing until their evidence is accepted; `purpose` decides some
+    exemptions, which are then flagged for officers to sample."""
     dataset = Dataset.objects.select_related("provider").filter(pk=dataset_id).first()
     if dataset is None or dataset.status != Dataset.Status.PUBLISHED:
         raise DatasetNotAvailableError(fields={"dataset": ["no published dataset with this id"]})
@@ -31,10 +42,14 @@ def trade_create(
     if dataset.provider_id == buyer.id:
         raise OwnDatasetError(fields={"dataset": ["this dataset belongs to your organisation"]})
     now = timezone.now()
+    destination = destination or buyer.jurisdiction
+    licence = dict(dataset.licence)
+    if destination != buyer.jurisdiction:
+        licence["permitted_destinations"] = [buyer.jurisdiction, destination]
     trade = Trade.objects.create(
         dataset=dataset, provider=dataset.provider, buyer=buyer, buyer_user=membership.user,
-        destination=destination or buyer.jurisdiction, purpose=purpose, mechanisms=mechanisms or [],
-        price=dataset.price, currency=dataset.currency, pricing=dataset.pricing, licence=dataset.licence,
+        destination=destination, purpose=purpose, mechanisms=mechanisms or [],
+        price=dataset.price, currency=dataset.currency, pricing=dataset.pricing, licence=licence,
         status=Trade.Status.CHECKING, status_changed_at=now,
     )
     TradeEvent.objects.create(
@@ -44,6 +59,9 @@ def trade_create(
     trade_event_emit(kind="trade.status_changed", trade=trade, actor=membership.user, data={
         "from": "", "to": Trade.Status.CHECKING, "reason": "purchase requested", "price": str(trade.price), "currency": trade.currency,
         "destination": trade.destination, "purpose": trade.purpose})
+    trade_event_emit(kind="trade.buyer_attestation", trade=trade, actor=membership.user, data={
+        "established_in": buyer.jurisdiction, "destination": trade.destination, "purpose": trade.purpose,
+        "intended_mechanisms": [m.get("code") for m in trade.mechanisms]})
     ledger_hold(trade=trade)  # same transaction: not enough funds → 409 and no trade at all
     trade_on_commit_side_effects(trade)
     return trade
@@ -85,33 +103,45 @@ def trade_cancel(*, trade_id: object, actor: AbstractBaseUser, reason: str = "")
     return trade_transition(trade_id=trade_id, to=Trade.Status.CANCELLED, actor=actor, reason=reason or "cancelled by the buyer")
 
 
-class SecondOfficerRequiredError(ConflictError):
-    code = "second_officer_required"
-    default_message = "A regulator-approval trade needs a second, different officer to confirm the approval."
+# Officers reject a trade in review or waiting for documents; they approve only one in review.
+REJECTABLE = frozenset({Trade.Status.IN_REVIEW, Trade.Status.NEEDS_DOCUMENTS})
+APPROVABLE = frozenset({Trade.Status.IN_REVIEW})
 
 
-REVIEWABLE = frozenset({Trade.Status.IN_REVIEW, Trade.Status.NEEDS_DOCUMENTS})
+def needs_four_eyes(decision: dict[str, Any]) -> bool:
+    """Any finding that needs an approval (or whose rule asks for four eyes), whatever the overall outcome."""
+    return any(f.get("four_eyes") or f.get("outcome") == "needs_approval" for f in decision.get("findings", []))
 
 
 @transaction.atomic
 def trade_review(
     *, trade_id: object, officer: AbstractBaseUser, approve: bool, reason: str, conditions: dict[str, Any] | None = None
 ) -> Trade:
-    """An officer's verdict on a trade in review or waiting for documents; the review row and the
-    status change commit together. A trade whose engine outcome was `needs_approval` needs two
-    different officers to approve it (four eyes): the first approval is recorded and the trade waits.
-    An engine `deny` is final: the trade is already rejected and cannot be reviewed."""
+    """An officer's verdict; the review row and the status change commit together
+    (trade_review_awaiting tells what a trade still waits for).
+
+    - Approval needs a trade in review with no outstanding requirement: evidence for each must
+      have been accepted (then the engine re-checked it); a trade waiting for documents can only
+      be rejected.
+    - Four eyes: if any finding needs an approval or asks for four eyes, two different officers
+      approve; the first approval is recorded and the trade waits.
+    - An engine `deny` is final: the trade is already rejected and cannot be reviewed."""
     trade = trade_lock(trade_id=trade_id)
     if trade is None:
         raise Trade.DoesNotExist(f"no trade {trade_id}")
-    if trade.status not in REVIEWABLE:
-        verb = "approved" if approve else "rejected"
-        raise TradeTransitionNotAllowedError(f"Only a trade in review or waiting for documents can be {verb}; this one is {trade.status}.")
+    allowed = APPROVABLE if approve else REJECTABLE
     check = trade.decision
-    four_eyes = approve and check is not None and check.outcome == "needs_approval"
+    if approve and trade.status == Trade.Status.NEEDS_DOCUMENTS and check is not None:
+        raise RequirementsOutstandingError(_outstanding_message(check.decision), fields={"requirements": check.decision["requirements"]})
+    if trade.status not in allowed:
+        verb, where = ("approved", "in review") if approve else ("rejected", "in review or waiting for documents")
+        raise TradeTransitionNotAllowedError(f"Only a trade {where} can be {verb}; this one is {trade.status}.")
+    if approve and check is not None and check.decision.get("requirements"):
+        raise RequirementsOutstandingError(_outstanding_message(check.decision), fields={"requirements": check.decision["requirements"]})
+    four_eyes = approve and check is not None and needs_four_eyes(check.decision)
     approvers = review_approvers(subject_type="trade", subject_id=trade.id, check=check) if four_eyes else set()
     if four_eyes and officer.pk in approvers:
-        raise SecondOfficerRequiredError()
+        raise SecondOfficerRequiredError("You gave the first approval; a second, different officer must give the other.")
     review_record(
         subject_type="trade", subject_id=trade.id, check=check, officer=officer,
         verdict="approve" if approve else "reject", reason=reason, conditions=conditions,
@@ -119,4 +149,19 @@ def trade_review(
     if four_eyes and not approvers:
         trade_event_emit(kind="review.first_approval", trade=trade, actor=officer, data={"reason": reason, "conditions": conditions or {}})
         return trade  # waits for a second officer
-    return trade_apply_transition(trade=trade, to=Trade.Status.APPROVED if approve else Trade.Status.REJECTED, actor=officer, reason=reason)
+    to = Trade.Status.APPROVED if approve else Trade.Status.REJECTED
+    return trade_apply_transition(trade=trade, to=to, actor=officer, reason=reason)
+
+
+def trade_review_awaiting(*, trade: Trade) -> str | None:
+    """"second_officer" while a four-eyes trade in review has one approval of its current
+    decision; None otherwise."""
+    check = trade.decision
+    if trade.status != Trade.Status.IN_REVIEW or check is None or not needs_four_eyes(check.decision):
+        return None
+    return "second_officer" if review_approvers(subject_type="trade", subject_id=trade.id, check=check) else None
+
+
+def _outstanding_message(decision: dict[str, Any]) -> str:
+    groups = [" or ".join(group) for group in decision.get("requirements", [])]
+    return ("Accepted evidence is still missing for: " + "; ".join(groups) + ".") if groups else "Requirements are outstanding."

@@ -68,7 +68,7 @@ from marketplace.models import Membership, WebhookAttempt, WebhookDelivery, Webh
 
 logger = logging.getLogger(__name__)
 
-EVENT_KINDS = ("trade.status_changed", "trade.decided", "grant.issued", "grant.revoked")
+EVENT_KINDS = ("trade.status_changed", "trade.decided", "grant.issued", "grant.revoked", "evidence.accepted", "evidence.rejected")
 PING = "ping"  # sent by the test button, whatever the endpoint chose
 
 SIGNATURE_TOLERANCE = 300  # seconds a receiver should accept between Elementa-Timestamp and its clock

@@ -28,7 +28,7 @@ CASES = [
     ("… with only the SCC on file", {"buyer__jurisdiction": "US", "mechanisms": [{"code": "eu_scc"}]}, "needs_mechanism", [["eu_tia"]], "EU-SCC-1"),
     ("… with SCC and TIA on file", {"buyer__jurisdiction": "US", "mechanisms": [{"code": "eu_scc"}, {"code": "eu_tia"}]}, "allow", [], "EU-SCC-1"),
     ("negative TIA", {"buyer__jurisdiction": "US", "mechanisms": [{"code": "eu_tia_negative"}]}, "deny", [], "EU-TIA-NEG"),
-    ("intra-group with BCRs", {"buyer__jurisdiction": "IN", "purpose": "intra_group", "mechanisms": [{"code": "eu_bcr"}]}, "allow", [], "EU-BCR-1"),
+    ("intra-group with BCRs", {"buyer__jurisdiction": "IN", "purpose": "intra_group", "mechanisms": [{"code": "eu_bcr"}]}, "allow_flagged", [], "EU-BCR-1"),
     ("buyer in Iran", {"buyer__jurisdiction": "IR"}, "deny", [], "SAN-US-1"),
     ("buyer in Crimea (subdivision)", {"buyer__jurisdiction": "UA-43"}, "deny", [], "SAN-US-1"),
     ("buyer owned from North Korea", {"buyer__jurisdiction": "SG", "buyer__owner_jurisdictions": ["KP"],

@@ -93,7 +93,7 @@ CASES = [
     # Singapore (PDPA s. 26)
     ("Singapore to a CBPR-certified buyer", {**SG, "buyer__jurisdiction": "US", "buyer__certifications": ["apec_cbpr"]}, "allow", [], "SG-26-CBPR"),
     ("Singapore, contract with the subject (deemed, INTERP)", {**SG, "buyer__jurisdiction": "US", "purpose": "contract_with_subject"},
-     "allow", [], "SG-26-DEEMED"),
+     "allow_flagged", [], "SG-26-DEEMED"),
     ("Singapore otherwise", {**SG, "buyer__jurisdiction": "US"}, "needs_mechanism", [["sg_enforceable_obligations"]], "SG-26"),
     # Vietnam (PDP Law 2025)
     ("Vietnam: selling personal data abroad", {**VN, "buyer__jurisdiction": "US"}, "deny", [], "VN-SALE-1"),

@@ -1,0 +1,128 @@
+"""Officers' review of evidence: a trade document or a standing mechanism counts toward a
+requirement only once accepted.
+
+- The person who submitted a piece of evidence never reviews it.
+- A regulator's approval (vocabulary.REGULATOR_APPROVALS: a CAC security assessment, a
+  certification, binding corporate rules) needs two different officers: the first acceptance is
+  recorded and the evidence stays pending; the second accepts it.
+- Acceptance re-checks what waits for it: the trade (a trade document), or every open trade of the
+  organisation as buyer or provider (a standing mechanism). Rejection tells the submitter why.
+"""
+
+from dataclasses import dataclass
+from typing import Any
+
+from django.contrib.auth.models import AbstractBaseUser
+from django.db import transaction
+from django.db.models import Q
+from django.utils import timezone
+
+from compliance.engine.vocabulary import REGULATOR_APPROVALS
+from marketplace.errors import EvidenceNotPendingError, OwnEvidenceError, SecondOfficerRequiredError
+from marketplace.models import EvidenceStatus, OrganisationMechanism, Trade, TradeDocument
+from marketplace.services.events import event_emit, trade_event_emit
+from marketplace.services.trade_transitions import trade_apply_transition, trade_lock
+
+# A trade in one of these is waiting for people or documents: new accepted evidence re-checks it.
+RECHECKABLE = (Trade.Status.NEEDS_DOCUMENTS, Trade.Status.IN_REVIEW)
+
+
+@dataclass(frozen=True)
+class EvidenceDecision:
+    """What a review did: `awaiting` is "second_officer" after the first of two acceptances."""
+
+    evidence: TradeDocument | OrganisationMechanism
+    awaiting: str | None = None
+
+
+def _submitter_id(evidence: TradeDocument | OrganisationMechanism) -> Any:
+    return evidence.uploaded_by_id if isinstance(evidence, TradeDocument) else evidence.created_by_id
+
+
+def _check_reviewer(evidence: TradeDocument | OrganisationMechanism, officer: AbstractBaseUser) -> None:
+    if evidence.status != EvidenceStatus.PENDING:
+        raise EvidenceNotPendingError(f"This evidence is already {evidence.status}.")
+    if _submitter_id(evidence) == officer.pk:
+        raise OwnEvidenceError()
+
+
+def _accept(evidence: TradeDocument | OrganisationMechanism, officer: AbstractBaseUser, reason: str) -> str | None:
+    """Record an acceptance; returns "second_officer" when a regulator approval waits for a second one."""
+    _check_reviewer(evidence, officer)
+    now = timezone.now()
+    if evidence.code in REGULATOR_APPROVALS and evidence.first_accepted_by_id is None:
+        evidence.first_accepted_by, evidence.first_accepted_at = officer, now
+        evidence.review_reason = reason
+        evidence.save(update_fields=["first_accepted_by", "first_accepted_at", "review_reason"])
+        return "second_officer"
+    if evidence.first_accepted_by_id == officer.pk:
+        raise SecondOfficerRequiredError("A regulator's approval is accepted by two different officers; you gave the first acceptance.")
+    evidence.status, evidence.reviewed_by, evidence.reviewed_by_label = EvidenceStatus.ACCEPTED, officer, officer.get_username()
+    evidence.reviewed_at, evidence.review_reason = now, reason
+    evidence.save(update_fields=["status", "reviewed_by", "reviewed_by_label", "reviewed_at", "review_reason"])
+    return None
+
+
+def _reject(evidence: TradeDocument | OrganisationMechanism, officer: AbstractBaseUser, reason: str) -> None:
+    _check_reviewer(evidence, officer)
+    evidence.status, evidence.reviewed_by, evidence.reviewed_by_label = EvidenceStatus.REJECTED, officer, officer.get_username()
+    evidence.reviewed_at, evidence.review_reason = timezone.now(), reason
+    evidence.save(update_fields=["status", "reviewed_by", "reviewed_by_label", "reviewed_at", "review_reason"])
+
+
+def _data(evidence: TradeDocument | OrganisationMechanism, reason: str, **extra: Any) -> dict[str, Any]:
+    return {"evidence": str(evidence.id), "code": evidence.code, "reference": evidence.reference, "sha256": evidence.sha256,
+            "reason": reason, "status": evidence.status, **extra}
+
+
+def _recheck(trade: Trade, officer: AbstractBaseUser, why: str) -> None:
+    if trade.status in RECHECKABLE:
+        trade_apply_transition(trade=trade, to=Trade.Status.CHECKING, actor=officer, reason=why)
+
+
+@transaction.atomic
+def trade_document_review(*, document_id: object, officer: AbstractBaseUser, accept: bool, reason: str) -> EvidenceDecision:
+    """Accept or reject one trade document (the trade row is locked first, then the document)."""
+    trade_id = TradeDocument.objects.filter(pk=document_id).values_list("trade_id", flat=True).first()
+    if trade_id is None:
+        raise TradeDocument.DoesNotExist(f"no document {document_id}")
+    trade = trade_lock(trade_id=trade_id)
+    assert trade is not None  # documents cascade with their trade
+    document = TradeDocument.objects.select_for_update().get(pk=document_id)
+    if not accept:
+        _reject(document, officer, reason)
+        trade_event_emit(kind="evidence.rejected", trade=trade, actor=officer, data=_data(document, reason))
+        return EvidenceDecision(document)
+    awaiting = _accept(document, officer, reason)
+    if awaiting:
+        trade_event_emit(kind="evidence.first_acceptance", trade=trade, actor=officer, data=_data(document, reason, awaiting=awaiting))
+        return EvidenceDecision(document, awaiting)
+    trade_event_emit(kind="evidence.accepted", trade=trade, actor=officer, data=_data(document, reason))
+    _recheck(trade, officer, f"evidence accepted: {document.code} {document.reference}".strip())
+    return EvidenceDecision(document)
+
+
+@transaction.atomic
+def mechanism_review(*, mechanism_id: object, officer: AbstractBaseUser, accept: bool, reason: str) -> EvidenceDecision:
+    """Accept or reject a standing mechanism; acceptance re-checks the organisation's waiting trades."""
+    mechanism = OrganisationMechanism.objects.select_for_update().filter(pk=mechanism_id).first()
+    if mechanism is None:
+        raise OrganisationMechanism.DoesNotExist(f"no mechanism {mechanism_id}")
+    org = mechanism.organisation_id
+    if not accept:
+        _reject(mechanism, officer, reason)
+        event_emit(kind="evidence.rejected", subject_type="organisation", subject_id=org, actor=officer,
+                   organisation_ids=[org], data=_data(mechanism, reason))
+        return EvidenceDecision(mechanism)
+    awaiting = _accept(mechanism, officer, reason)
+    kind = "evidence.first_acceptance" if awaiting else "evidence.accepted"
+    event_emit(kind=kind, subject_type="organisation", subject_id=org, actor=officer, organisation_ids=[org],
+               data=_data(mechanism, reason, **({"awaiting": awaiting} if awaiting else {})))
+    if awaiting:
+        return EvidenceDecision(mechanism, awaiting)
+    waiting = Trade.objects.filter(Q(buyer_id=org) | Q(provider_id=org), status__in=RECHECKABLE).order_by("id").values_list("id", flat=True)
+    for trade_id in waiting:  # in id order: two officers accepting at once lock trades in the same order
+        trade = trade_lock(trade_id=trade_id)
+        if trade is not None:
+            _recheck(trade, officer, f"standing evidence accepted: {mechanism.code} {mechanism.reference}".strip())
+    return EvidenceDecision(mechanism)
