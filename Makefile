@@ -31,7 +31,7 @@ run: install
 	@echo "  Swagger UI   http://127.0.0.1:$(PORT)/api/docs/"
 	@echo "  Admin        http://127.0.0.1:$(PORT)/admin/  (officer / elementa-demo)"
 	@echo "  Health       http://127.0.0.1:$(PORT)/healthz"
-	@echo "  Logins       provider, provider-eu, buyer, buyer-eu, buyer-sg, buyer-ru, officer; password elementa-demo"
+	@echo "  Logins       provider, provider-eu, buyer, buyer-eu, buyer-sg, buyer-ru, officer, officer-2; password elementa-demo"
 	@echo "  Ctrl-C stops the API and the worker."
 	@echo ""
 	@DJANGO_DEBUG=$${DJANGO_DEBUG:-1} bash -c 'trap "trap - INT TERM EXIT; kill 0" INT TERM EXIT; \

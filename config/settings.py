@@ -175,6 +175,7 @@ SPECTACULAR_SETTINGS = {
     "ENUM_NAME_OVERRIDES": {
         "TradeStatusEnum": "marketplace.models.Trade.Status",
         "DatasetStatusEnum": "marketplace.models.Dataset.Status",
+        "EvidenceStatusEnum": "marketplace.models.EvidenceStatus",
     },
 }
 

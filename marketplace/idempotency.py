@@ -20,6 +20,7 @@ from functools import wraps
 from typing import Any
 
 from django.conf import settings
+from django.core.files.uploadedfile import UploadedFile
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 from rest_framework.request import Request
@@ -48,11 +49,21 @@ class IdempotencyKeyInUseError(ConflictError):
     default_message = "A request with this Idempotency-Key is still being processed; retry shortly."
 
 
+def _file_digest(upload: UploadedFile) -> str:
+    digest = hashlib.sha256()
+    for chunk in upload.chunks():
+        digest.update(chunk)
+    upload.seek(0)
+    return f"file:{digest.hexdigest()}"
+
+
 def _fingerprint(request: Request) -> str:
-    try:
-        body = json.dumps(request.data, sort_keys=True, default=str)
-    except Exception:  # multipart with files: the raw form fields stand in for the body
-        body = json.dumps(sorted((k, str(v)) for k, v in request.data.items()), default=str)
+    data = request.data
+    if hasattr(data, "lists"):  # a form (multipart): every field, and each file by its content's hash
+        fields = sorted((k, [_file_digest(v) if isinstance(v, UploadedFile) else str(v) for v in vs]) for k, vs in data.lists())
+        body = json.dumps(fields)
+    else:
+        body = json.dumps(data, sort_keys=True, default=str)
     return hashlib.sha256(f"{request.method} {request.path}\n{body}".encode()).hexdigest()
 
 

@@ -120,7 +120,10 @@ def mechanism_review(*, mechanism_id: object, officer: AbstractBaseUser, accept:
                data=_data(mechanism, reason, **({"awaiting": awaiting} if awaiting else {})))
     if awaiting:
         return EvidenceDecision(mechanism, awaiting)
-    waiting = Trade.objects.filter(Q(buyer_id=org) | Q(provider_id=org), status__in=RECHECKABLE).order_by("id").values_list("id", flat=True)
+    # Trades in `checking` too: a check in flight may have read the mechanism as pending. Locking
+    # the trade waits for that check to commit, and then it is re-checked like any waiting trade.
+    open_ = (Trade.Status.CHECKING, *RECHECKABLE)
+    waiting = Trade.objects.filter(Q(buyer_id=org) | Q(provider_id=org), status__in=open_).order_by("id").values_list("id", flat=True)
     for trade_id in waiting:  # in id order: two officers accepting at once lock trades in the same order
         trade = trade_lock(trade_id=trade_id)
         if trade is not None:

@@ -23,7 +23,7 @@ def settled(rulepacks, buyer_eu, eu_personal):
 def test_a_trade_leaves_a_complete_trail(settled, client_for, officer):
     kinds = list(AuditEvent.objects.filter(subject_id=str(settled.id)).values_list("kind", flat=True))
 
-    assert kinds == ["trade.status_changed", "trade.decided", "trade.status_changed", "trade.status_changed"]
+    assert kinds == ["trade.status_changed", "trade.buyer_attestation", "trade.decided", "trade.status_changed", "trade.status_changed"]
     decided = AuditEvent.objects.get(subject_id=str(settled.id), kind="trade.decided")
     assert decided.data["outcome"] == "allow" and decided.actor_label == "system:compliance"
     assert AuditEvent.objects.filter(kind="grant.issued", data__trade=str(settled.id)).exists()

@@ -8,6 +8,7 @@ the test database. Skips, saying why, where Chromium or the playwright package i
 
 import os
 import time
+from datetime import date
 from pathlib import Path
 
 import pytest
@@ -16,6 +17,7 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 
 from compliance.models import Review
 from marketplace.models import Membership, Trade
+from marketplace.services.evidence_review import trade_document_review
 from marketplace.services.trade_documents import trade_document_add
 from marketplace.services.trades import trade_create
 from tests.conftest import wait_for_status
@@ -43,16 +45,20 @@ def officer_at_desk(operator) -> Membership:  # type: ignore[no-untyped-def]
 
 
 @pytest.fixture
-def health_trade_in_review(celery_worker, rulepacks, buyer_us, eu_health) -> Trade:  # type: ignore[no-untyped-def]
-    """A US buyer's purchase of German health data with SCCs and a TIA declared: the transfer rules
-    are satisfied, but GDPR Art. 9 sends it to a person (EU-ART9-1). The buyer files the signed
-    documents as evidence while it waits."""
-    trade = trade_create(membership=buyer_us, dataset_id=eu_health.id, mechanisms=[{"code": "eu_scc"}, {"code": "eu_tia"}])
+def health_trade_in_review(celery_worker, rulepacks, operator, buyer_us, eu_health) -> Trade:  # type: ignore[no-untyped-def]
+    """A US buyer's purchase of German health data: GDPR Art. 9 sends it to a person (EU-ART9-1)
+    and the transfer needs SCCs and a TIA. The buyer files the signed documents, another officer
+    accepts them, and the re-checked trade waits in review with every requirement met."""
+    trade = trade_create(membership=buyer_us, dataset_id=eu_health.id)
     assert wait_for_status(trade.id, {"in_review", "needs_documents", "settled", "rejected"}).status == "in_review"
+    reviewer = MembershipFactory(organisation=operator, role=Membership.Role.OFFICER)
     for code, reference, text in [("eu_scc", "SCC-2026-0415", b"Standard contractual clauses (Module 1), signed 2026-04-15\n"),
                                   ("eu_tia", "TIA-2026-0415", b"Transfer impact assessment: positive, 2026-04-15\n")]:
-        trade_document_add(trade_id=trade.id, membership=buyer_us, code=code, reference=reference,
-                           upload=SimpleUploadedFile(f"{code}.txt", text))
+        document = trade_document_add(trade_id=trade.id, membership=buyer_us, code=code, reference=reference, approved_on=date(2026, 4, 15),
+                                      upload=SimpleUploadedFile(f"{code}.txt", text))
+        trade_document_review(document_id=document.id, officer=reviewer.user, accept=True, reason="signed copy checked")
+    rechecked = wait_for_status(trade.id, {"in_review", "needs_documents", "settled", "rejected"})
+    assert rechecked.status == "in_review" and rechecked.decision.decision["requirements"] == []
     return trade
 
 

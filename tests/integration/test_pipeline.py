@@ -12,6 +12,7 @@ from marketplace.models import Settlement, Trade
 from marketplace.services.sweeper import trades_sweep_stuck
 from marketplace.services.trade_transitions import trade_enqueue
 from tests.conftest import wait_for_status
+from tests.evidence import accept_document, accept_mechanism, upload_document, upload_mechanism
 from tests.factories import TradeFactory
 
 pytestmark = [pytest.mark.worker, pytest.mark.django_db(transaction=True)]
@@ -78,15 +79,15 @@ def test_embargoed_buyer_is_rejected_by_the_engine(client_for, buyer_ir, eu_publ
     assert trade.decision.decision["findings"][0]["rule"] == "SAN-US-1"
 
 
-def test_missing_mechanism_waits_for_documents_and_mechanisms_on_the_trade_count(client_for, buyer_us, eu_personal):
+def test_a_missing_mechanism_waits_for_documents_and_naming_it_at_purchase_does_not_help(client_for, buyer_us, eu_personal):
     buyer = client_for(buyer_us)
     without = buy(buyer, eu_personal)
-    with_scc = buy(buyer, eu_personal, mechanisms=[{"code": "eu_scc"}, {"code": "eu_tia"}])
+    claimed = buy(buyer, eu_personal, mechanisms=[{"code": "eu_scc"}, {"code": "eu_tia"}])
 
     assert wait_for_status(without, FINAL).status == "needs_documents"
-    assert wait_for_status(with_scc, FINAL).status == "settled"
-    body = buyer.get(f"/api/v1/trades/{without}/").json()
-    assert body["decision"]["requirements"] == [["eu_scc"], ["eu_tia"]]
+    assert wait_for_status(claimed, FINAL).status == "needs_documents"
+    for trade_id in (without, claimed):
+        assert buyer.get(f"/api/v1/trades/{trade_id}/").json()["decision"]["requirements"] == [["eu_scc"], ["eu_tia"]]
 
 
 def test_buyer_can_cancel_while_waiting(client_for, buyer_us, eu_personal):
@@ -131,24 +132,30 @@ def test_duplicate_deliveries_decide_and_settle_once(buyer_eu, eu_personal):
     assert [e.to_status for e in trade.events.all()] == ["approved", "settled"]
 
 
-def test_documents_added_over_http_release_a_waiting_trade(client_for, buyer_us, provider_eu, eu_personal):
+def test_documents_accepted_over_http_release_a_waiting_trade(client_for, buyer_us, provider_eu, officer, eu_personal):
     buyer = client_for(buyer_us)
     trade_id = buy(buyer, eu_personal)
     assert wait_for_status(trade_id, FINAL).status == "needs_documents"
 
-    buyer.post(f"/api/v1/trades/{trade_id}/documents/", {"code": "eu_scc", "reference": "SCC module 1"}, format="json")
+    scc = upload_document(buyer, trade_id, "eu_scc", reference="SCC module 1")
+    accept_document(client_for(officer), scc["id"])
     assert wait_for_status(trade_id, FINAL).status == "needs_documents"  # still missing the TIA
-    client_for(provider_eu).post(f"/api/v1/trades/{trade_id}/documents/", {"code": "eu_tia", "approved_on": "2026-01-15"}, format="json")
+    tia = upload_document(client_for(provider_eu), trade_id, "eu_tia", approved_on="2026-01-15")
+    accept_document(client_for(officer), tia["id"])
 
     assert wait_for_status(trade_id, {"settled", "rejected", "cancelled", "in_review"}).status == "settled"
-    events = [(e["from"], e["to"]) for e in buyer.get(f"/api/v1/trades/{trade_id}/").json()["events"]]
-    assert events == [("", "checking"), ("checking", "needs_documents"), ("needs_documents", "checking"), ("checking", "needs_documents"),
-                      ("needs_documents", "checking"), ("checking", "approved"), ("approved", "settled")]
+    events = [(e["from"], e["to"], e["actor"]) for e in buyer.get(f"/api/v1/trades/{trade_id}/").json()["events"]]
+    who = officer.user.username
+    assert events == [("", "checking", buyer_us.user.username), ("checking", "needs_documents", "system:compliance"),
+                      ("needs_documents", "checking", who), ("checking", "needs_documents", "system:compliance"),
+                      ("needs_documents", "checking", who), ("checking", "approved", "system:compliance"),
+                      ("approved", "settled", "system:settlement")]
 
 
-def test_standing_mechanisms_let_trades_settle_directly(client_for, buyer_us, eu_personal):
+def test_accepted_standing_mechanisms_let_trades_settle_directly(client_for, buyer_us, officer, eu_personal):
     buyer = client_for(buyer_us)
     for code in ("eu_scc", "eu_tia"):
-        assert buyer.post("/api/v1/mechanisms/", {"code": code, "valid_until": "2030-12-31"}, format="json").status_code == 201
+        accept_mechanism(client_for(officer), upload_mechanism(buyer, code, valid_until="2030-12-31")["id"])
 
     assert wait_for_status(buy(buyer, eu_personal), {"settled"} | FINAL).status == "settled"
+

@@ -1,7 +1,7 @@
 """The officer's workspace in the admin: who sees it, the queue and its filters, the trade page,
 approve / reject through trade_review, and the rule-pack pages."""
 
-from datetime import timedelta
+from datetime import date, timedelta
 
 import pytest
 from django.contrib.messages import get_messages
@@ -16,7 +16,7 @@ from marketplace.models import Membership, Trade
 from marketplace.services.trade_compliance import trade_check_compliance
 from marketplace.services.trade_documents import trade_document_add
 from marketplace.services.trades import trade_create
-from tests.factories import DatasetFactory, MembershipFactory
+from tests.factories import DatasetFactory, MembershipFactory, OrganisationFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -157,7 +157,7 @@ def test_trade_page_shows_facts_findings_with_citations_and_evidence(desk, in_re
     from django.core.files.uploadedfile import SimpleUploadedFile
 
     trade_document_add(trade_id=in_review.id, membership=buyer_eu, code="eu_scc", reference="CONSENT-2026-7",
-                       approved_on=None, valid_until=None, upload=SimpleUploadedFile("consent.txt", b"explicit consent records\n"))
+                       approved_on=date(2026, 1, 5), valid_until=None, upload=SimpleUploadedFile("consent.txt", b"explicit consent records\n"))
 
     html = desk.get(page(in_review)).content.decode()
 
@@ -230,21 +230,42 @@ def test_the_review_form_is_csrf_protected(officer, in_review):
     assert Trade.objects.get(pk=in_review.pk).status == "in_review"
 
 
-def test_needs_approval_takes_two_different_officers(desk, operator, rulepacks, buyer_us, cn_important):
-    trade = checked(buyer_us, cn_important)
-    assert (trade.status, trade.decision.outcome) == ("needs_documents", "needs_approval")
+def test_a_finding_needing_a_regulators_approval_takes_two_different_officers(desk, operator, officer, rulepacks, provider_cn, cn_important):
+    """A Russian buyer of Chinese important data: the sanctions screen sends it to review, and the
+    accepted CAC security assessment still marks the decision for four eyes."""
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    from marketplace.services.evidence_review import trade_document_review
+
+    buyer_ru = MembershipFactory(organisation=OrganisationFactory(name="Volga Data", jurisdiction="RU"), role=Membership.Role.BUYER)
+    other = MembershipFactory(organisation=operator, role=Membership.Role.OFFICER)
+    trade = checked(buyer_ru, cn_important)
+    document = trade_document_add(trade_id=trade.id, membership=provider_cn, code="cn_security_assessment", reference="CAC-2026-441",
+                                  approved_on=date(2026, 1, 5), upload=SimpleUploadedFile("cac.txt", b"CAC approval\n"))
+    for reviewer in (officer, other):
+        trade_document_review(document_id=document.id, officer=reviewer.user, accept=True, reason="checked against the CAC register")
+    trade = trade_check_compliance(trade_id=trade.id)
+    assert (trade.status, trade.decision.outcome, trade.decision.decision["requirements"]) == ("in_review", "review", [])
     url = f"/admin/marketplace/trade/{trade.pk}/review/"
     assert "two different officers must approve" in desk.get(page(trade)).content.decode()
 
-    first = desk.post(url, {"verdict": "approve", "reason": "CAC approval letter checked"})
-    assert Trade.objects.get(pk=trade.pk).status == "needs_documents"
+    first = desk.post(url, {"verdict": "approve", "reason": "sanctions screen cleared"})
+    assert Trade.objects.get(pk=trade.pk).status == "in_review"
     assert any("second, different officer" in m for m in texts(first))
     same = desk.post(url, {"verdict": "approve", "reason": "again"})
     assert any("second_officer_required" in m for m in texts(same))
 
-    second = browser(staff(MembershipFactory(organisation=operator, role=Membership.Role.OFFICER)))
-    second.post(url, {"verdict": "approve", "reason": "confirmed"})
+    browser(staff(other)).post(url, {"verdict": "approve", "reason": "confirmed"})
     assert Trade.objects.get(pk=trade.pk).status == "approved"
+
+
+def test_a_trade_waiting_for_documents_cannot_be_approved_from_the_desk(desk, rulepacks, buyer_us, cn_important):
+    trade = checked(buyer_us, cn_important)
+
+    response = desk.post(f"/admin/marketplace/trade/{trade.pk}/review/", {"verdict": "approve", "reason": "urgent"})
+
+    assert any("requirements_outstanding" in m for m in texts(response))
+    assert Trade.objects.get(pk=trade.pk).status == "needs_documents"
 
 
 # --- rule packs -------------------------------------------------------------------------------

@@ -4,10 +4,12 @@ import threading
 from datetime import timedelta
 
 import pytest
+from django.core.files.uploadedfile import SimpleUploadedFile
 from django.db import connection
 from django.utils import timezone
 
 from marketplace.models import Deposit, IdempotencyRecord, LedgerTransaction, Trade
+from tests.evidence import PDF, evidence_payload
 from tests.factories import MembershipFactory, OrganisationFactory, fund
 
 pytestmark = pytest.mark.django_db
@@ -122,8 +124,12 @@ def test_deposits_documents_and_refunds_honour_keys_too(client_for, buyer_us, of
     trade_id = post(buyer, "/api/v1/trades/", {"dataset": str(eu_personal.id)}, "t-1").json()["id"]
     trade_transition(trade_id=trade_id, to="needs_documents", actor_label="system:test")
     for _ in range(2):
-        post(buyer, f"/api/v1/trades/{trade_id}/documents/", {"code": "eu_scc"}, "doc-1")
+        response = buyer.post(f"/api/v1/trades/{trade_id}/documents/", evidence_payload("eu_scc"), format="multipart", HTTP_IDEMPOTENCY_KEY="doc-1")
+        assert response.status_code == 201
     assert Trade.objects.get(pk=trade_id).documents.count() == 1
+    other_file = evidence_payload("eu_scc", file=SimpleUploadedFile("eu_scc.pdf", PDF + b"%changed", content_type="application/pdf"))
+    reused = buyer.post(f"/api/v1/trades/{trade_id}/documents/", other_file, format="multipart", HTTP_IDEMPOTENCY_KEY="doc-1")
+    assert reused.status_code == 422  # same key, same file name, other content: a different request
 
     Trade.objects.filter(pk=trade_id).update(status="approved")  # as if checked again and allowed
     trade_settle(trade_id=trade_id)

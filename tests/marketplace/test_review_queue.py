@@ -10,6 +10,7 @@ from marketplace.models import Trade
 from marketplace.services.settlement import trade_settle
 from marketplace.services.trade_compliance import trade_check_compliance
 from marketplace.services.trades import trade_create
+from tests.evidence import accept_document, upload_document
 from tests.factories import DatasetFactory, MembershipFactory, OrganisationFactory
 
 pytestmark = pytest.mark.django_db
@@ -31,10 +32,13 @@ def second_officer(operator):
     return MembershipFactory(organisation=operator, role="officer")
 
 
-def test_queue_items_carry_facts_findings_requirements_and_evidence(client_for, rulepacks, officer, buyer_eu, buyer_us, eu_health, eu_personal):
+def test_queue_items_carry_facts_findings_requirements_and_evidence(
+    client_for, rulepacks, officer, second_officer, buyer_eu, buyer_us, eu_health, eu_personal,
+):
     in_review = checked(buyer_eu, eu_health)
     waiting = checked(buyer_us, eu_personal)
-    client_for(buyer_us).post(f"/api/v1/trades/{waiting.id}/documents/", {"code": "eu_scc", "reference": "SCC-7"}, format="json")
+    scc = upload_document(client_for(buyer_us), waiting.id, "eu_scc", reference="SCC-7")
+    accept_document(client_for(second_officer), scc["id"])
     waiting = trade_check_compliance(trade_id=waiting.id)  # still needs the TIA
 
     queue = client_for(officer).get("/api/v1/reviews/").json()["results"]
@@ -47,7 +51,21 @@ def test_queue_items_carry_facts_findings_requirements_and_evidence(client_for, 
     assert item["waiting_hours"] >= 0
     pending = next(t for t in everything if t["id"] == str(waiting.id))
     assert pending["decision"]["requirements"] == [["eu_tia"]]
-    assert [d["reference"] for d in pending["documents"]] == ["SCC-7"]
+    assert [(d["reference"], d["status"]) for d in pending["documents"]] == [("SCC-7", "accepted")]
+
+
+def test_pending_evidence_puts_a_trade_in_the_queue_as_an_evidence_item(client_for, rulepacks, officer, buyer_us, eu_personal, eu_health):
+    in_review = checked(buyer_us, eu_health)
+    waiting = checked(buyer_us, eu_personal)
+    officer_client = client_for(officer)
+    assert [t["id"] for t in officer_client.get("/api/v1/reviews/").json()["results"]] == [str(in_review.id)]
+
+    upload_document(client_for(buyer_us), waiting.id, "eu_tia")
+
+    queue = officer_client.get("/api/v1/reviews/").json()["results"]
+    assert {(t["id"], t["pending_evidence"]) for t in queue} == {(str(in_review.id), False), (str(waiting.id), True)}
+    assert [t["id"] for t in officer_client.get("/api/v1/reviews/?item=evidence").json()["results"]] == [str(waiting.id)]
+    assert [t["id"] for t in officer_client.get("/api/v1/reviews/?item=review").json()["results"]] == [str(in_review.id)]
 
 
 def test_queue_filters(client_for, rulepacks, officer, buyer_eu, eu_health, provider_eu):
@@ -73,20 +91,26 @@ def test_queue_filters(client_for, rulepacks, officer, buyer_eu, eu_health, prov
     assert officer_client.get("/api/v1/reviews/?outcome=maybe").status_code == 400
 
 
-def test_needs_approval_takes_two_different_officers(client_for, rulepacks, officer, second_officer, buyer_us, cn_important):
+def test_a_regulators_approval_is_evidence_two_officers_accept_not_an_officers_approval(
+    client_for, rulepacks, officer, second_officer, buyer_us, provider_cn, cn_important,
+):
     trade = checked(buyer_us, cn_important)
     assert (trade.status, trade.decision.outcome) == ("needs_documents", "needs_approval")
     url = f"/api/v1/trades/{trade.id}/approve/"
 
-    first = client_for(officer).post(url, {"reason": "CAC approval letter seen, ref 2026-441"}, format="json")
-    same_again = client_for(officer).post(url, {"reason": "again"}, format="json")
-    second = client_for(second_officer).post(url, {"reason": "confirmed against the CAC register"}, format="json")
+    for who in (officer, second_officer):
+        refused = client_for(who).post(url, {"reason": "CAC approval letter seen, ref 2026-441"}, format="json")
+        assert refused.status_code == 409 and refused.json()["code"] == "requirements_outstanding"
+    assert not Review.objects.filter(subject_id=trade.id).exists()
 
-    assert first.status_code == 200 and first.json()["status"] == "needs_documents"
-    assert same_again.status_code == 409 and same_again.json()["code"] == "second_officer_required"
-    assert second.status_code == 200 and second.json()["status"] == "approved"
-    assert list(Review.objects.filter(subject_id=trade.id).values_list("officer_username", flat=True)) == [
-        officer.user.username, second_officer.user.username]
+    assessment = upload_document(client_for(provider_cn), trade.id, "cn_security_assessment")
+    accept_document(client_for(officer), assessment["id"], reason="CAC approval letter seen, ref 2026-441")
+    accept_document(client_for(second_officer), assessment["id"], reason="confirmed against the CAC register")
+    trade = trade_check_compliance(trade_id=trade.id)
+
+    assert trade.status == "approved"
+    finding = next(f for f in trade.decision.decision["findings"] if f["rule"] == "CN-IMP-1")
+    assert "satisfied by cn_security_assessment" in finding["explanation"] and finding["four_eyes"]
 
 
 def test_one_officer_suffices_for_a_review_outcome(client_for, rulepacks, officer, buyer_eu, eu_health):
@@ -124,8 +148,8 @@ def test_approval_conditions_shorten_the_grant(client_for, rulepacks, officer, b
 
 def test_evidence_pack_has_everything_a_regulator_asks_for(client_for, rulepacks, officer, buyer_us, provider_eu, eu_personal, buyer_eu):
     trade = checked(buyer_us, eu_personal)
-    client_for(buyer_us).post(f"/api/v1/trades/{trade.id}/documents/", {"code": "eu_scc", "reference": "SCC-1"}, format="json")
-    client_for(buyer_us).post(f"/api/v1/trades/{trade.id}/documents/", {"code": "eu_tia", "reference": "TIA-1"}, format="json")
+    for code in ("eu_scc", "eu_tia"):
+        accept_document(client_for(officer), upload_document(client_for(buyer_us), trade.id, code)["id"])
     trade = trade_check_compliance(trade_id=trade.id)
     trade_settle(trade_id=trade.id)
 
@@ -135,11 +159,12 @@ def test_evidence_pack_has_everything_a_regulator_asks_for(client_for, rulepacks
     assert pack["facts"]["buyer"]["jurisdiction"] == "US"
     assert pack["decision"]["outcome"] == "allow" and "eu@2026.01.26" in pack["decision"]["rulepacks"]
     assert {p["ref"] for p in pack["rulepacks"]} == set(pack["decision"]["rulepacks"]) and all(p["checksum"] for p in pack["rulepacks"])
-    assert [e["code"] for e in pack["evidence"]] == ["eu_scc", "eu_tia"]
+    assert [(e["code"], e["status"], e["reviewed_by"]) for e in pack["evidence"]] == [
+        ("eu_scc", "accepted", officer.user.username), ("eu_tia", "accepted", officer.user.username)]
     assert [m["kind"] for m in pack["money"]] == ["hold", "settle"]
     assert pack["grant"]["valid_from"]
     kinds = [a["kind"] for a in pack["audit"]]
-    assert kinds.count("trade.decided") == 2 and "evidence.added" in kinds and "grant.issued" in kinds
+    assert kinds.count("trade.decided") == 2 and "evidence.added" in kinds and "evidence.accepted" in kinds and "grant.issued" in kinds
     assert all(a["hash"] and a["prev_hash"] for a in pack["audit"])
     assert client_for(buyer_us).get(f"/api/v1/trades/{trade.id}/evidence/").status_code == 200   # a party may keep a copy
     assert client_for(buyer_eu).get(f"/api/v1/trades/{trade.id}/evidence/").status_code == 404

@@ -30,9 +30,10 @@ def test_facts_describe_dataset_exporter_and_buyer_organisation():
     assert facts["data"] == {"subject_jurisdictions": ["CN"], "storage_jurisdiction": "CN", "classification": "sensitive_personal",
                              "categories": ["health"], "subjects": 10, "de_identified": False, "flags": []}
     assert facts["exporter"] == {"jurisdiction": "CN", "flags": ["cn_ciio"]}
-    assert facts["buyer"] == {"jurisdiction": "HK", "headquarters": "US", "owner_jurisdictions": ["CN"], "kind": "company",
-                              "certifications": ["apec_cbpr"]}
-    assert facts["mechanisms"] == [{"code": "cn_standard_contract"}]
+    # Where the buyer is established decides; the declared destination is a further transfer to check.
+    assert facts["buyer"] == {"jurisdiction": "SG", "headquarters": "US", "owner_jurisdictions": ["CN"], "kind": "company",
+                              "certifications": ["apec_cbpr"], "declared_destinations": ["HK"]}
+    assert facts["mechanisms"] == []  # named at purchase: an intention, not evidence
     assert facts["trade_date"] == "2026-11-26"
 
 
@@ -54,16 +55,20 @@ def test_prior_exports_sum_reserved_and_committed_transfers_per_window_bucket_an
     assert summary == [("2025-12-30", 40000, True), ("2026-05-01", 80000, False), ("2026-06-01", 40000, True)]
 
 
-def test_mechanisms_come_from_the_trade_its_documents_and_both_parties_files(buyer_us, provider_eu, eu_personal):
+def test_mechanisms_are_the_accepted_evidence_of_the_trade_and_both_parties(buyer_us, provider_eu, eu_personal):
     from marketplace.models import OrganisationMechanism, TradeDocument
 
-    trade = TradeFactory(dataset=eu_personal, buyer=buyer_us.organisation, mechanisms=[{"code": "eu_tia"}])
-    TradeDocument.objects.create(trade=trade, code="eu_scc", reference="SCC-1", organisation=buyer_us.organisation)
-    OrganisationMechanism.objects.create(organisation=buyer_us.organisation, code="uk_idta", valid_until=date(2027, 1, 1))
-    OrganisationMechanism.objects.create(organisation=provider_eu.organisation, code="eu_bcr")
-    OrganisationMechanism.objects.create(organisation=OrganisationFactory(), code="cn_standard_contract")  # a stranger's
+    trade = TradeFactory(dataset=eu_personal, buyer=buyer_us.organisation, mechanisms=[{"code": "eu_tia"}])  # a claim
+    accepted = {"status": "accepted"}
+    TradeDocument.objects.create(trade=trade, code="eu_scc", reference="SCC-1", organisation=buyer_us.organisation, **accepted)
+    TradeDocument.objects.create(trade=trade, code="eu_tia", reference="TIA-1", organisation=buyer_us.organisation)  # pending
+    TradeDocument.objects.create(trade=trade, code="eu_tia", reference="TIA-0", organisation=buyer_us.organisation, status="rejected")
+    OrganisationMechanism.objects.create(organisation=buyer_us.organisation, code="uk_idta", valid_until=date(2027, 1, 1), **accepted)
+    OrganisationMechanism.objects.create(organisation=provider_eu.organisation, code="eu_bcr", **accepted)
+    OrganisationMechanism.objects.create(organisation=provider_eu.organisation, code="uk_tra")  # pending
+    OrganisationMechanism.objects.create(organisation=OrganisationFactory(), code="cn_standard_contract", **accepted)  # a stranger's
 
     mechanisms = trade_transfer_facts(trade=trade, trade_date=date(2026, 11, 26))["mechanisms"]
 
-    assert sorted(m["code"] for m in mechanisms) == ["eu_bcr", "eu_scc", "eu_tia", "uk_idta"]
+    assert sorted(m["code"] for m in mechanisms) == ["eu_bcr", "eu_scc", "uk_idta"]
     assert {"code": "uk_idta", "valid_until": "2027-01-01"} in mechanisms

@@ -31,7 +31,18 @@ from compliance.models import AuditEvent, RulePack, RulePackBacktest
 from compliance.services.backtests import rulepack_backtest
 from compliance.services.checks import compliance_evaluate
 from compliance.services.rulepacks import rulepack_load_shipped
-from marketplace.models import AccessGrant, Dataset, Deposit, GrantFlag, Membership, OrganisationMechanism, Trade, WebhookDelivery, WebhookEndpoint
+from marketplace.models import (
+    AccessGrant,
+    Dataset,
+    Deposit,
+    GrantFlag,
+    Membership,
+    OrganisationMechanism,
+    Trade,
+    TradeDocument,
+    WebhookDelivery,
+    WebhookEndpoint,
+)
 from marketplace.services.dataset_files import dataset_file_upload
 from marketplace.services.deposits import deposit_request
 from marketplace.services.mechanisms import mechanism_add
@@ -111,9 +122,17 @@ EXPECTED: dict[tuple[str, str], Expectation] = {
     ("get", "reviews/grants/{id}/"): OFFICERS,
     ("post", "reviews/grants/{id}/resolve/"): OFFICERS,
     # --- mechanisms on file ---------------------------------------------------------------------
-    ("get", "mechanisms/"): MEMBERS,
+    ("get", "mechanisms/"): MEMBERS,  # officers see every organisation's, to review them
     ("post", "mechanisms/"): MEMBERS,
-    ("delete", "mechanisms/{id}/"): BUYER_ORG_ONLY,
+    ("get", "mechanisms/{id}/"): expect(404, buyer=OK, officer=OK),
+    ("delete", "mechanisms/{id}/"): expect(404, buyer=OK, officer=403),  # only the organisation that keeps it
+    ("post", "mechanisms/{id}/accept/"): OFFICERS,
+    ("post", "mechanisms/{id}/reject/"): OFFICERS,
+    # --- evidence review (officers) -------------------------------------------------------------
+    ("get", "documents/"): OFFICERS,
+    ("get", "documents/{id}/"): OFFICERS,
+    ("post", "documents/{id}/accept/"): OFFICERS,
+    ("post", "documents/{id}/reject/"): OFFICERS,
     # --- rule packs (officers) ------------------------------------------------------------------
     ("get", "rulepacks/"): OFFICERS,
     ("post", "rulepacks/"): OFFICERS,
@@ -254,7 +273,11 @@ def build_world() -> World:
         dataset=eu_personal, buyer=buyer_eu.organisation, destination="DE", purpose="resale", mechanisms=[], trade_date=today,
     )).as_dict()
     flag = GrantFlag.objects.create(grant=grant, rulepack=pack, rulepack_ref=f"{pack.regime}@matrix", decision=decision, reason="matrix")
-    mechanism = mechanism_add(membership=buyer_eu, code="eu_scc", reference="SCC-1")
+    pdf = b"%PDF-1.7\n%%EOF\n"
+    mechanism = mechanism_add(membership=buyer_eu, code="eu_scc", reference="SCC-1", approved_on=today,
+                              upload=SimpleUploadedFile("scc.pdf", pdf, content_type="application/pdf"))
+    document = TradeDocument.objects.create(trade=trade, code="eu_tia", reference="TIA-1", approved_on=today,
+                                            organisation=buyer_eu.organisation, uploaded_by=buyer_eu.user)
     deposit = deposit_request(membership=buyer_eu, amount=Decimal("10.00"), currency="EUR")
     endpoint = webhook_endpoint_create(membership=buyer_eu, url="https://hooks.example.com/elementa", events=["trade.status_changed"])
     delivery = webhook_endpoint_ping(endpoint_id=endpoint.id)
@@ -262,14 +285,15 @@ def build_world() -> World:
     assert event is not None
     ids = {
         "audit": event.id, "datasets": eu_personal.id, "trades": trade.id, "grants": grant.id, "reviews": flag.id,
-        "mechanisms": mechanism.id, "rulepacks": pack.id, "backtest_id": backtest.id, "wallet": deposit.id,
+        "mechanisms": mechanism.id, "documents": document.id, "rulepacks": pack.id, "backtest_id": backtest.id, "wallet": deposit.id,
         "webhooks": endpoint.id, "webhooks/deliveries": delivery.id,
     }
     members = {"anonymous": None, "buyer": buyer_eu, "buyer_other": buyer_us, "provider": provider_eu,
                "provider_other": provider_cn, "officer": officer}
     tracked: list[tuple[type, object]] = [
         (Dataset, eu_personal.id), (Trade, trade.id), (AccessGrant, grant.id), (GrantFlag, flag.id), (RulePack, pack.id),
-        (OrganisationMechanism, mechanism.id), (Deposit, deposit.id), (WebhookEndpoint, endpoint.id), (WebhookDelivery, delivery.id),
+        (OrganisationMechanism, mechanism.id), (TradeDocument, document.id),
+        (Deposit, deposit.id), (WebhookEndpoint, endpoint.id), (WebhookDelivery, delivery.id),
     ]
     return World(members=members, ids=ids, tracked=tracked)
 
