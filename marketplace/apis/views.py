@@ -152,7 +152,12 @@ class DatasetViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.
     )
     @action(detail=True, methods=["get"], url_path="compliance-preview", permission_classes=[IsAuthenticated, IsBuyer])
     def compliance_preview(self, request: Request, pk: str | None = None) -> Response:
-        """What buying this dataset would need, decided now from the same facts a trade uses. No side effects."""
+        """What buying this dataset would need, decided now from the same facts a trade uses. No side effects.
+
+        Buyers only. Returns the decision (outcome, requirements, findings with explanations), never the
+        facts: where a cumulative threshold applies, an explanation states the total the rule compared
+        (e.g. "150,000 before + 1,000 in this trade = 151,000"), never the provider's individual
+        earlier transfers, their dates or categories."""
         dataset = self.get_object()
         params = s.PreviewQuerySerializer(data=request.query_params)
         params.is_valid(raise_exception=True)
@@ -195,6 +200,14 @@ class TradeViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Ge
         if self.action in ("approve", "reject"):
             return [IsAuthenticated(), IsOfficer()]
         return super().get_permissions()
+
+    @extend_schema(responses=s.TradeDetailSerializer)
+    def retrieve(self, request: Request, pk: str | None = None) -> Response:
+        """One trade with its decision and events. Officers and the trade's two parties (anyone else: 404).
+        The decision's findings state the totals a cumulative rule compared; the facts themselves, with
+        the exporter's earlier transfers, are not part of this view (officers: the review queue and the
+        evidence pack)."""
+        return super().retrieve(request, pk=pk)
 
     def _detail(self, trade: Trade) -> Response:
         return Response(s.TradeDetailSerializer(trade_detail_queryset(user=self.request.user).get(pk=trade.pk)).data)
@@ -290,8 +303,14 @@ class TradeViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Ge
     @action(detail=True, methods=["get"])
     def evidence(self, request: Request, pk: str | None = None) -> Response:
         """One document for a regulator: the facts, the decision and its rule-pack versions, findings,
-        evidence, reviews, money, and the trade's audit events with their hashes."""
-        return Response(trade_evidence_pack(trade=self.get_object()))
+        evidence, reviews, money, and the trade's audit events with their hashes.
+
+        Officers and the trade's two parties (anyone else: 404). Officers get the facts exactly as the
+        engine saw them, including `prior_exports`, the exporter's itemised earlier transfers. The buyer
+        and the provider get `prior_export_totals` instead: only the sums the cumulative rules used
+        (people exported since 1 January; people sold to this buyer in the last 12 months, per category),
+        no single earlier transfer, its date or its categories."""
+        return Response(trade_evidence_pack(trade=self.get_object(), viewer=request.user))
 
 
 class MechanismViewSet(mixins.ListModelMixin, mixins.CreateModelMixin, mixins.DestroyModelMixin, viewsets.GenericViewSet):
@@ -318,7 +337,8 @@ class MechanismViewSet(mixins.ListModelMixin, mixins.CreateModelMixin, mixins.De
 
 class ReviewQueueApi(mixins.ListModelMixin, viewsets.GenericViewSet):
     """Trades waiting for an officer, oldest first, each with its facts, findings, requirements and
-    evidence. `?waiting=true` adds trades waiting for documents."""
+    evidence. `?waiting=true` adds trades waiting for documents. Officers only; they see the facts
+    in full, including the exporter's itemised earlier transfers (`prior_exports`)."""
 
     serializer_class = s.ReviewItemSerializer
     permission_classes = [IsAuthenticated, IsOfficer]
