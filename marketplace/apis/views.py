@@ -124,22 +124,27 @@ class DatasetViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.
         return dataset
 
     def create(self, request: Request) -> Response:
+        """Providers: a draft listing of your organisation. Audited (`dataset.created`, with its facts and terms)."""
         serializer = self.get_serializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        dataset = dataset_services.dataset_create(membership=_membership(request), values=serializer.validated_data)
+        dataset = dataset_services.dataset_create(membership=_membership(request), values=serializer.validated_data, actor=request.user)
         return Response(self.get_serializer(dataset).data, status=status.HTTP_201_CREATED)
 
     def partial_update(self, request: Request, pk: str | None = None) -> Response:
+        """Providers, own listings only (another organisation's: 403). Legal facts change only while a draft
+        (409 `dataset_facts_locked`). Audited (`dataset.updated`, each changed field old → new)."""
         dataset = self._own()
         serializer = self.get_serializer(dataset, data=request.data, partial=True)
         serializer.is_valid(raise_exception=True)
-        dataset = dataset_services.dataset_update(dataset_id=dataset.id, values=serializer.validated_data)
+        dataset = dataset_services.dataset_update(dataset_id=dataset.id, values=serializer.validated_data, actor=request.user)
         return Response(self.get_serializer(dataset).data)
 
     @extend_schema(request=None)
     @action(detail=True, methods=["post"])
     def publish(self, request: Request, pk: str | None = None) -> Response:
-        dataset = dataset_services.dataset_publish(dataset_id=self._own().id)
+        """Providers, own drafts only. Chinese personal information needs `pi_duties_attested`. Audited
+        (`dataset.published`, with the attestation and the facts buyers will trade on)."""
+        dataset = dataset_services.dataset_publish(dataset_id=self._own().id, actor=request.user)
         return Response(self.get_serializer(dataset).data)
 
     @extend_schema(
@@ -172,7 +177,8 @@ class DatasetViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.
     @extend_schema(request=None)
     @action(detail=True, methods=["post"])
     def withdraw(self, request: Request, pk: str | None = None) -> Response:
-        dataset = dataset_services.dataset_withdraw(dataset_id=self._own().id)
+        """Providers, own listings only; open trades go on. Audited (`dataset.withdrawn`)."""
+        dataset = dataset_services.dataset_withdraw(dataset_id=self._own().id, actor=request.user)
         return Response(self.get_serializer(dataset).data)
 
 
