@@ -4,8 +4,9 @@ what, visible to officers through the audit API, and the chain still verifies af
 import json
 
 import pytest
+from django.core.files.uploadedfile import SimpleUploadedFile
 
-from compliance.models import AuditEvent
+from compliance.models import AuditEvent, RulePack
 from tests.factories import DatasetFactory
 
 pytestmark = pytest.mark.django_db
@@ -127,3 +128,29 @@ def test_only_officers_read_the_audit_trail(client_for, provider_cn, buyer_eu):
 
     for member in (provider_cn, buyer_eu):
         assert client_for(member).get("/api/v1/audit/?subject_type=dataset").status_code == 403
+
+
+def test_a_new_data_file_is_audited_with_its_hash(client_for, provider_eu, officer, eu_personal, settings, tmp_path):
+    settings.MEDIA_ROOT = tmp_path / "media"
+    uploaded = client_for(provider_eu).post(f"/api/v1/datasets/{eu_personal.id}/files/",
+                                            {"file": SimpleUploadedFile("customers.csv", b"id,email\n1,a@example.com\n")}, format="multipart")
+    assert uploaded.status_code == 201, uploaded.json()
+
+    (event,) = audit_of(client_for(officer), "dataset", eu_personal.id)
+    assert (event["kind"], event["actor_label"]) == ("dataset.file_uploaded", provider_eu.user.username)
+    assert event["data"]["version"] == 1 and event["data"]["sha256"] == uploaded.json()["sha256"]
+
+
+def test_editing_a_rule_pack_draft_is_audited(client_for, rulepacks, officer):
+    api = client_for(officer)
+    draft = api.post("/api/v1/rulepacks/", {"based_on": _active_pack_id(), "version": "2099.01.01"},
+                     format="json").json()
+
+    assert api.patch(f"/api/v1/rulepacks/{draft['id']}/", {"notes": "tightened"}, format="json").status_code == 200
+
+    kinds = [(e["kind"], e["actor_label"]) for e in audit_of(api, "rulepack", draft["id"])]
+    assert kinds == [("rulepack.drafted", officer.user.username), ("rulepack.draft_updated", officer.user.username)]
+
+
+def _active_pack_id() -> str:
+    return str(RulePack.objects.filter(status=RulePack.Status.ACTIVE, regime="EU").order_by("-effective_from").first().id)
