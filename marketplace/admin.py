@@ -8,7 +8,7 @@ from datetime import timedelta
 from decimal import Decimal
 from typing import Any
 
-from django.contrib import admin
+from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect
@@ -39,6 +39,7 @@ from marketplace.models import (
     WebhookEndpoint,
 )
 from marketplace.selectors.trades import review_queue
+from marketplace.services.datasets import dataset_withdraw
 from marketplace.services.rescreening import rulepack_backtest_open
 
 admin.site.site_header = "Elementa"
@@ -59,12 +60,20 @@ class MembershipAdmin(admin.ModelAdmin):
 
 
 @admin.register(Dataset)
-class DatasetAdmin(admin.ModelAdmin):
+class DatasetAdmin(OfficerViewMixin, ReadOnlyAdmin):
+    """Listings are records here: providers create, edit and publish them through the API, where
+    every change is audited with its author. Officers may withdraw a listing (audited too)."""
+
     list_display = ["title", "provider", "classification", "status", "price", "currency"]
     list_filter = ["status", "classification"]
     list_select_related = ["provider"]
     search_fields = ["title"]
-    readonly_fields = ["status", "published_at"]
+    actions = ["withdraw_listings"]
+
+    @admin.action(description="Withdraw selected listings from the catalogue", permissions=["officer"])
+    def withdraw_listings(self, request: HttpRequest, queryset: QuerySet[Dataset]) -> None:
+        withdrawn = [dataset_withdraw(dataset_id=d.pk, actor=request.user) for d in queryset.exclude(status=Dataset.Status.WITHDRAWN)]
+        messages.success(request, f"Withdrew {len(withdrawn)} listing{'s' if len(withdrawn) != 1 else ''}; open trades go on.")
 
 
 @admin.register(Trade)

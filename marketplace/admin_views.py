@@ -77,7 +77,7 @@ def _fact_sections(facts: dict[str, Any] | None) -> list[tuple[str, list[tuple[s
 def trade_page_context(*, request: HttpRequest, trade: Trade) -> dict[str, Any]:
     """Everything the trade page shows, read from the evidence pack (one source for the page and
     the downloadable JSON)."""
-    pack = trade_evidence_pack(trade=trade)
+    pack = trade_evidence_pack(trade=trade, viewer=request.user)
     decision = pack["decision"] or {}
     reviews = [{**r, "at": _when(r["at"])} for r in pack["reviews"]]
     approvals = [r for r in reviews if r["verdict"] == "approve" and r["check"] == decision.get("check")]
@@ -148,7 +148,8 @@ def trade_evidence_view(request: HttpRequest, trade_id: Any) -> HttpResponse:
     trade = Trade.objects.filter(pk=trade_id).first()
     if trade is None:
         raise Http404("No such trade.")
-    response = JsonResponse(trade_evidence_pack(trade=trade), encoder=DjangoJSONEncoder, json_dumps_params={"indent": 2, "ensure_ascii": False})
+    pack = trade_evidence_pack(trade=trade, viewer=request.user)
+    response = JsonResponse(pack, encoder=DjangoJSONEncoder, json_dumps_params={"indent": 2, "ensure_ascii": False})
     stamp = timezone.now().strftime("%Y%m%dT%H%M%SZ")
     response["Content-Disposition"] = f'attachment; filename="evidence-{trade.pk}-{stamp}.json"'
     return response

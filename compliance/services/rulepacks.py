@@ -282,7 +282,8 @@ def rulepack_draft_create(
 def rulepack_draft_update(
     *, pack_id: object, actor: AbstractBaseUser | None, content: Any = None, yaml_text: str | None = None, notes: str | None = None,
 ) -> RulePack:
-    """Replace a draft's content (and/or notes). Active and retired versions never change (409)."""
+    """Replace a draft's content (and/or notes). Active and retired versions never change (409).
+    Audited as `rulepack.draft_updated` with the new checksum."""
     pack = _lock(pack_id)
     if pack.status != RulePack.Status.DRAFT:
         raise RulePackImmutableError(f"{pack.ref} is {pack.status}; an active or retired version never changes. Create a new draft based on it.")
@@ -295,6 +296,8 @@ def rulepack_draft_update(
     if notes is not None:
         pack.notes = notes
     pack.save()
+    audit_record(kind="rulepack.draft_updated", subject_type="rulepack", subject_id=pack.id, actor=actor, actor_label=_label(actor),
+                 data={"ref": pack.ref, "checksum": pack.checksum, "content_changed": content is not None or yaml_text is not None})
     return pack
 
 

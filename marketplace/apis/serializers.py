@@ -8,6 +8,7 @@ from rest_framework import serializers
 from compliance.apis.serializers import DecisionSerializer
 from compliance.engine import vocabulary as vocab
 from compliance.engine.jurisdictions import is_jurisdiction
+from compliance.selectors.facts import facts_for_viewer
 from marketplace.models import Dataset, EvidenceStatus, Organisation, Trade, TradeEvent
 from marketplace.money import MoneyError, currency_check, money
 
@@ -285,9 +286,12 @@ class ReviewItemSerializer(TradeSerializer):
         fields = [*TradeSerializer.Meta.fields, "facts", "documents", "pending_evidence", "waiting_hours"]
         read_only_fields = fields
 
-    @extend_schema_field(serializers.DictField(allow_null=True))
+    @extend_schema_field(serializers.DictField(allow_null=True, help_text=(
+        "The facts the engine saw. Officers see `prior_exports`, the exporter's itemised earlier transfers; "
+        "anyone else gets `prior_export_totals` (the sums the rules used) instead.")))
     def get_facts(self, trade: Trade) -> dict[str, Any] | None:
-        return trade.decision.facts if trade.decision else None
+        request = self.context.get("request")
+        return facts_for_viewer(trade.decision.facts, user=getattr(request, "user", None)) if trade.decision else None
 
     @extend_schema_field(serializers.FloatField())
     def get_waiting_hours(self, trade: Trade) -> float:

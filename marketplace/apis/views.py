@@ -126,22 +126,27 @@ class DatasetViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.
         return dataset
 
     def create(self, request: Request) -> Response:
+        """Providers: a draft listing of your organisation. Audited (`dataset.created`, with its facts and terms)."""
         serializer = self.get_serializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        dataset = dataset_services.dataset_create(membership=_membership(request), values=serializer.validated_data)
+        dataset = dataset_services.dataset_create(membership=_membership(request), values=serializer.validated_data, actor=request.user)
         return Response(self.get_serializer(dataset).data, status=status.HTTP_201_CREATED)
 
     def partial_update(self, request: Request, pk: str | None = None) -> Response:
+        """Providers, own listings only (another organisation's: 403). Legal facts change only while a draft
+        (409 `dataset_facts_locked`). Audited (`dataset.updated`, each changed field old → new)."""
         dataset = self._own()
         serializer = self.get_serializer(dataset, data=request.data, partial=True)
         serializer.is_valid(raise_exception=True)
-        dataset = dataset_services.dataset_update(dataset_id=dataset.id, values=serializer.validated_data)
+        dataset = dataset_services.dataset_update(dataset_id=dataset.id, values=serializer.validated_data, actor=request.user)
         return Response(self.get_serializer(dataset).data)
 
     @extend_schema(request=None)
     @action(detail=True, methods=["post"])
     def publish(self, request: Request, pk: str | None = None) -> Response:
-        dataset = dataset_services.dataset_publish(dataset_id=self._own().id)
+        """Providers, own drafts only. Chinese personal information needs `pi_duties_attested`. Audited
+        (`dataset.published`, with the attestation and the facts buyers will trade on)."""
+        dataset = dataset_services.dataset_publish(dataset_id=self._own().id, actor=request.user)
         return Response(self.get_serializer(dataset).data)
 
     @extend_schema(
@@ -154,7 +159,12 @@ class DatasetViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.
     )
     @action(detail=True, methods=["get"], url_path="compliance-preview", permission_classes=[IsAuthenticated, IsBuyer])
     def compliance_preview(self, request: Request, pk: str | None = None) -> Response:
-        """What buying this dataset would need, decided now from the same facts a trade uses. No side effects."""
+        """What buying this dataset would need, decided now from the same facts a trade uses. No side effects.
+
+        Buyers only. Returns the decision (outcome, requirements, findings with explanations), never the
+        facts: where a cumulative threshold applies, an explanation states the total the rule compared
+        (e.g. "150,000 before + 1,000 in this trade = 151,000"), never the provider's individual
+        earlier transfers, their dates or categories."""
         dataset = self.get_object()
         params = s.PreviewQuerySerializer(data=request.query_params)
         params.is_valid(raise_exception=True)
@@ -169,7 +179,8 @@ class DatasetViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.
     @extend_schema(request=None)
     @action(detail=True, methods=["post"])
     def withdraw(self, request: Request, pk: str | None = None) -> Response:
-        dataset = dataset_services.dataset_withdraw(dataset_id=self._own().id)
+        """Providers, own listings only; open trades go on. Audited (`dataset.withdrawn`)."""
+        dataset = dataset_services.dataset_withdraw(dataset_id=self._own().id, actor=request.user)
         return Response(self.get_serializer(dataset).data)
 
 
@@ -197,6 +208,14 @@ class TradeViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Ge
         if self.action in ("approve", "reject"):
             return [IsAuthenticated(), IsOfficer()]
         return super().get_permissions()
+
+    @extend_schema(responses=s.TradeDetailSerializer)
+    def retrieve(self, request: Request, pk: str | None = None) -> Response:
+        """One trade with its decision and events. Officers and the trade's two parties (anyone else: 404).
+        The decision's findings state the totals a cumulative rule compared; the facts themselves, with
+        the exporter's earlier transfers, are not part of this view (officers: the review queue and the
+        evidence pack)."""
+        return super().retrieve(request, pk=pk)
 
     def _detail(self, trade: Trade) -> Response:
         return Response(s.TradeDetailSerializer(trade_detail_queryset(user=self.request.user).get(pk=trade.pk)).data)
@@ -302,8 +321,14 @@ class TradeViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Ge
     @action(detail=True, methods=["get"])
     def evidence(self, request: Request, pk: str | None = None) -> Response:
         """One document for a regulator: the facts, the decision and its rule-pack versions, findings,
-        evidence, reviews, money, and the trade's audit events with their hashes."""
-        return Response(trade_evidence_pack(trade=self.get_object()))
+        evidence, reviews, money, and the trade's audit events with their hashes.
+
+        Officers and the trade's two parties (anyone else: 404). Officers get the facts exactly as the
+        engine saw them, including `prior_exports`, the exporter's itemised earlier transfers. The buyer
+        and the provider get `prior_export_totals` instead: only the sums the cumulative rules used
+        (people exported since 1 January; people sold to this buyer in the last 12 months, per category),
+        no single earlier transfer, its date or its categories."""
+        return Response(trade_evidence_pack(trade=self.get_object(), viewer=request.user))
 
 
 def _evidence_response(decision: EvidenceDecision, serializer: type[serializers.Serializer]) -> Response:
@@ -419,7 +444,8 @@ class TradeDocumentViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, vie
 
 class ReviewQueueApi(mixins.ListModelMixin, viewsets.GenericViewSet):
     """Trades waiting for an officer, oldest first, each with its facts, findings, requirements and
-    evidence. `?waiting=true` adds trades waiting for documents."""
+    evidence. `?waiting=true` adds trades waiting for documents. Officers only; they see the facts
+    in full, including the exporter's itemised earlier transfers (`prior_exports`)."""
 
     serializer_class = s.ReviewItemSerializer
     permission_classes = [IsAuthenticated, IsOfficer]

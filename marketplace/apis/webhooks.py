@@ -106,30 +106,34 @@ class WebhookEndpointViewSet(
 
     @extend_schema(responses={201: WebhookEndpointWithSecretSerializer})
     def create(self, request: Request) -> Response:
+        """Any member, for its own organisation. Audited (`webhook.endpoint_created`; the secret never is)."""
         serializer = self.get_serializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         endpoint = webhook_services.webhook_endpoint_create(membership=_membership(request), **serializer.validated_data)
         return Response(WebhookEndpointWithSecretSerializer(endpoint).data, status=status.HTTP_201_CREATED)
 
     def partial_update(self, request: Request, pk: str | None = None) -> Response:
+        """Your organisation's endpoint (anyone else's: 404). Audited (`webhook.endpoint_updated`, each change old → new)."""
         serializer = self.get_serializer(self.get_object(), data=request.data, partial=True)
         serializer.is_valid(raise_exception=True)
-        endpoint = webhook_services.webhook_endpoint_update(endpoint_id=serializer.instance.id, **serializer.validated_data)
+        endpoint = webhook_services.webhook_endpoint_update(endpoint_id=serializer.instance.id, actor=request.user, **serializer.validated_data)
         return Response(self.get_serializer(endpoint).data)
 
     def destroy(self, request: Request, pk: str | None = None) -> Response:
-        webhook_services.webhook_endpoint_delete(endpoint_id=self.get_object().id)
+        """Your organisation's endpoint (anyone else's: 404), with its deliveries. Audited (`webhook.endpoint_deleted`)."""
+        webhook_services.webhook_endpoint_delete(endpoint_id=self.get_object().id, actor=request.user)
         return Response(status=status.HTTP_204_NO_CONTENT)
 
     @extend_schema(request=WebhookRotateSerializer, responses=WebhookEndpointWithSecretSerializer)
     @action(detail=True, methods=["post"], url_path="rotate-secret")
     def rotate_secret(self, request: Request, pk: str | None = None) -> Response:
-        """A new signing secret, effective at once (the old one may overlap for a few hours)."""
+        """A new signing secret, effective at once (the old one may overlap for a few hours). Your
+        organisation's endpoint only (anyone else's: 404). Audited (`webhook.secret_rotated`, never the secret)."""
         endpoint = self.get_object()
         params = WebhookRotateSerializer(data=request.data or {})
         params.is_valid(raise_exception=True)
         endpoint = webhook_services.webhook_secret_rotate(
-            endpoint_id=endpoint.id, keep_previous_for=timedelta(hours=params.validated_data["keep_previous_hours"]),
+            endpoint_id=endpoint.id, actor=request.user, keep_previous_for=timedelta(hours=params.validated_data["keep_previous_hours"]),
         )
         return Response(WebhookEndpointWithSecretSerializer(endpoint).data)
 

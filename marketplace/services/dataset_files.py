@@ -12,6 +12,7 @@ from django.db.models import Max
 
 from config.errors import ApplicationError, NotFoundError, PermissionDeniedError
 from marketplace.models import Dataset, DatasetFile, Membership
+from marketplace.services.events import event_emit
 
 logger = logging.getLogger(__name__)
 
@@ -45,6 +46,7 @@ def dataset_file_latest_version(*, dataset_id: object) -> int | None:
 @transaction.atomic
 def dataset_file_upload(*, dataset_id: object, membership: Membership, upload: UploadedFile) -> DatasetFile:
     """Store `upload` as the dataset's next version (latest + 1), with its SHA-256, size and type.
+    Audited as `dataset.file_uploaded` (version, hash, size) with the uploader.
 
     The dataset row lock serialises concurrent uploads so versions are gap-free; the unique
     (dataset, version) constraint is the last guard. Only the dataset's provider may upload.
@@ -79,5 +81,9 @@ def dataset_file_upload(*, dataset_id: object, membership: Membership, upload: U
         # enclosing transaction after we return can still orphan one; storage is cheap to sweep.)
         dataset_file.file.storage.delete(dataset_file.file.name)
         raise
+    event_emit(kind="dataset.file_uploaded", subject_type="dataset", subject_id=dataset.id, actor=membership.user, data={
+        "provider": str(dataset.provider_id), "version": dataset_file.version, "sha256": dataset_file.sha256, "size": size,
+        "content_type": dataset_file.content_type, "name": dataset_file.original_name,
+    })
     logger.info("dataset %s: version %s uploaded (%s bytes, sha256 %s)", dataset.id, dataset_file.version, size, dataset_file.sha256)
     return dataset_file

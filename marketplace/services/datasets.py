@@ -1,4 +1,5 @@
-"""Providers' listings: create, edit, publish, withdraw."""
+"""Providers' listings: create, edit, publish, withdraw. Each writes an audit event (kind
+`dataset.*`, subject the dataset) with the acting user, in the same transaction."""
 
 from typing import Any
 
@@ -13,6 +14,7 @@ from marketplace.errors import (
     TradeTransitionNotAllowedError,
 )
 from marketplace.models import Dataset, Membership
+from marketplace.services.events import event_emit
 
 # The facts a compliance decision turns on: frozen once buyers can see the listing.
 LEGAL_FACTS = (
@@ -56,34 +58,53 @@ def _reindex(dataset: Dataset) -> None:
     dataset.category_index = _index(list(dataset.categories))
 
 
+def _audit(*, kind: str, dataset: Dataset, actor: Any, data: dict[str, Any]) -> None:
+    event_emit(kind=kind, subject_type="dataset", subject_id=dataset.id, actor=actor,
+               data={"provider": str(dataset.provider_id), "title": dataset.title, **data})
+
+
+def _snapshot(dataset: Dataset, fields: tuple[str, ...]) -> dict[str, Any]:
+    return {k: getattr(dataset, k) for k in fields}
+
+
 @transaction.atomic
-def dataset_create(*, membership: Membership, values: dict[str, Any]) -> Dataset:
+def dataset_create(*, membership: Membership, values: dict[str, Any], actor: Any) -> Dataset:
+    """A draft listing of the member's organisation. Audited as `dataset.created` with its facts and terms."""
     values = dict(values)
     values.setdefault("storage_jurisdiction", (values.get("subject_jurisdictions") or [""])[0])
     dataset_validate_facts(values)
     dataset = Dataset(provider=membership.organisation, status=Dataset.Status.DRAFT, **values)
     _reindex(dataset)
     dataset.save()
+    _audit(kind="dataset.created", dataset=dataset, actor=actor,
+           data={"facts": _snapshot(dataset, LEGAL_FACTS), "terms": _snapshot(dataset, COMMERCIAL)})
     return dataset
 
 
 @transaction.atomic
-def dataset_update(*, dataset_id: object, values: dict[str, Any]) -> Dataset:
+def dataset_update(*, dataset_id: object, values: dict[str, Any], actor: Any) -> Dataset:
+    """Edit a listing; legal facts only while it is a draft. Audited as `dataset.updated` with each
+    changed field's old and new value (nothing is recorded when nothing changed)."""
     dataset = Dataset.objects.select_for_update().get(pk=dataset_id)
     changed_facts = [k for k in values if k in LEGAL_FACTS and values[k] != getattr(dataset, k)]
     if changed_facts and dataset.status != Dataset.Status.DRAFT:
         raise DatasetFactsLockedError(fields={k: ["cannot change once published"] for k in changed_facts})
     merged = {k: getattr(dataset, k) for k in LEGAL_FACTS} | values
     dataset_validate_facts(merged)
+    changes = {k: {"from": getattr(dataset, k), "to": v} for k, v in values.items() if v != getattr(dataset, k)}
     for key, value in values.items():
         setattr(dataset, key, value)
     _reindex(dataset)
     dataset.save()
+    if changes:
+        _audit(kind="dataset.updated", dataset=dataset, actor=actor, data={"changes": changes})
     return dataset
 
 
 @transaction.atomic
-def dataset_publish(*, dataset_id: object) -> Dataset:
+def dataset_publish(*, dataset_id: object, actor: Any) -> Dataset:
+    """Put a draft in the catalogue; Chinese personal information needs the provider's attestation
+    of its PIPL duties. Audited as `dataset.published` with the attestation and the frozen facts."""
     dataset = Dataset.objects.select_for_update().get(pk=dataset_id)
     if dataset.status == Dataset.Status.PUBLISHED:
         return dataset  # publishing twice is harmless
@@ -97,13 +118,22 @@ def dataset_publish(*, dataset_id: object) -> Dataset:
     dataset.status = Dataset.Status.PUBLISHED
     dataset.published_at = timezone.now()
     dataset.save(update_fields=["status", "published_at", "updated_at"])
+    _audit(kind="dataset.published", dataset=dataset, actor=actor, data={
+        "attestation": {"pi_duties_attested": dataset.pi_duties_attested, "required": holds_chinese_pi},
+        "facts": _snapshot(dataset, LEGAL_FACTS),
+    })
     return dataset
 
 
 @transaction.atomic
-def dataset_withdraw(*, dataset_id: object) -> Dataset:
-    """Take a listing out of the catalogue; trades already open go on."""
+def dataset_withdraw(*, dataset_id: object, actor: Any) -> Dataset:
+    """Take a listing out of the catalogue; trades already open go on. Audited as `dataset.withdrawn`
+    (withdrawing twice changes and records nothing)."""
     dataset = Dataset.objects.select_for_update().get(pk=dataset_id)
+    if dataset.status == Dataset.Status.WITHDRAWN:
+        return dataset
+    previous = dataset.status
     dataset.status = Dataset.Status.WITHDRAWN
     dataset.save(update_fields=["status", "updated_at"])
+    _audit(kind="dataset.withdrawn", dataset=dataset, actor=actor, data={"from": previous})
     return dataset

@@ -46,11 +46,14 @@ def deposit_approve(*, deposit_id: object, operator: AbstractBaseUser, note: str
 
 @transaction.atomic
 def deposit_reject(*, deposit_id: object, operator: AbstractBaseUser, note: str) -> Deposit:
+    """Refuse a pending deposit: nothing is credited. Audited as `deposit.rejected` with the operator."""
     deposit = Deposit.objects.select_for_update().get(pk=deposit_id)
     if deposit.status != Deposit.Status.PENDING:
         raise DepositNotPendingError(f"The deposit is {deposit.status}.")
     deposit.status, deposit.decided_by, deposit.decided_at, deposit.note = Deposit.Status.REJECTED, operator, timezone.now(), note
     deposit.save(update_fields=["status", "decided_by", "decided_at", "note"])
+    event_emit(kind="deposit.rejected", subject_type="organisation", subject_id=deposit.organisation_id, actor=operator,
+               data={"deposit": str(deposit.id), "amount": deposit.amount, "currency": deposit.currency, "note": note})
     return deposit
 
 

@@ -5,6 +5,7 @@ from typing import Any
 from django.utils import timezone
 
 from compliance.models import AuditEvent, Review, RulePack
+from compliance.selectors.facts import facts_for_viewer
 from compliance.services.audit import audit_chain
 from marketplace.models import LedgerTransaction, Trade
 
@@ -13,9 +14,11 @@ def _iso(value: Any) -> Any:
     return value.isoformat() if hasattr(value, "isoformat") else value
 
 
-def trade_evidence_pack(*, trade: Trade) -> dict[str, Any]:
+def trade_evidence_pack(*, trade: Trade, viewer: Any) -> dict[str, Any]:
     """Assembled from the records themselves, so it shows what was decided and why. Pending audit
-    events are chained first, so every event in the pack carries its hash."""
+    events are chained first, so every event in the pack carries its hash. The facts are shown as
+    `viewer` may see them (compliance/selectors/facts.py): the exporter's itemised earlier transfers
+    only to officers, their totals to the parties."""
     audit_chain()
     trade = Trade.objects.select_related("dataset", "buyer", "provider", "decision").get(pk=trade.pk)
     check = trade.decision
@@ -36,7 +39,7 @@ def trade_evidence_pack(*, trade: Trade) -> dict[str, Any]:
             "destination": trade.destination, "purpose": trade.purpose, "price": str(trade.price), "currency": trade.currency,
             "pricing": trade.pricing, "licence": trade.licence,
         },
-        "facts": check.facts if check else None,
+        "facts": facts_for_viewer(check.facts, user=viewer) if check else None,
         "decision": {**check.decision, "check": str(check.id), "checked_at": _iso(check.created_at), "engine_version": check.engine_version}
         if check else None,
         "rulepacks": [{"ref": ref, "title": packs[ref].title, "effective_from": _iso(packs[ref].effective_from), "checksum": packs[ref].checksum,

@@ -236,7 +236,7 @@ def test_an_event_fanned_out_twice_is_delivered_once(receiver, buyer_eu, publish
 def test_unsubscribed_kinds_inactive_endpoints_and_other_organisations_get_nothing(receiver, buyer_eu, buyer_us, published):
     grants_only = endpoint_for(buyer_eu, receiver.url, events=("grant.issued", "grant.revoked"))
     disabled = endpoint_for(buyer_eu, receiver.url, events=("trade.status_changed",))
-    services.webhook_endpoint_update(endpoint_id=disabled.id, active=False)
+    services.webhook_endpoint_update(endpoint_id=disabled.id, actor=buyer_eu.user, active=False)
     bystander = endpoint_for(buyer_us, receiver.url)
     subscribed = endpoint_for(buyer_eu, receiver.url, events=("trade.status_changed",))
 
@@ -250,7 +250,7 @@ def test_unsubscribed_kinds_inactive_endpoints_and_other_organisations_get_nothi
 def test_a_delivery_to_an_endpoint_disabled_after_fanout_fails_without_a_request(receiver, buyer_eu, published):
     endpoint = endpoint_for(buyer_eu, receiver.url)
     fan_out([buyer_eu], status_changed())
-    services.webhook_endpoint_update(endpoint_id=endpoint.id, active=False)
+    services.webhook_endpoint_update(endpoint_id=endpoint.id, actor=buyer_eu.user, active=False)
 
     assert webhook_deliver(delivery_id=only_delivery(endpoint).id) is None
 
@@ -452,7 +452,7 @@ def test_rotating_the_secret_changes_the_signature(receiver, buyer_eu, published
     fan_out([buyer_eu], status_changed())
     webhook_deliver(delivery_id=only_delivery(endpoint).id)
 
-    new_secret = webhook_secret_rotate(endpoint_id=endpoint.id).secret
+    new_secret = webhook_secret_rotate(endpoint_id=endpoint.id, actor=buyer_eu.user).secret
     fan_out([buyer_eu], status_changed())
     webhook_deliver(delivery_id=WebhookDelivery.objects.get(endpoint=endpoint, status="pending").id)
 
@@ -467,7 +467,7 @@ def test_rotating_the_secret_changes_the_signature(receiver, buyer_eu, published
 def test_a_rotation_may_keep_the_old_secret_signing_for_a_while(receiver, buyer_eu, published):
     endpoint = endpoint_for(buyer_eu, receiver.url)
     old_secret = endpoint.secret
-    new_secret = webhook_secret_rotate(endpoint_id=endpoint.id, keep_previous_for=timedelta(hours=1)).secret
+    new_secret = webhook_secret_rotate(endpoint_id=endpoint.id, actor=buyer_eu.user, keep_previous_for=timedelta(hours=1)).secret
     fan_out([buyer_eu], status_changed())
     delivery = only_delivery(endpoint)
     receiver.fail_next(1)

@@ -128,8 +128,8 @@ class Command(BaseCommand):
                 continue
             membership = Membership.objects.filter(organisation=provider).first()
             assert membership is not None
-            dataset = dataset_create(membership=membership, values=values)
-            dataset_publish(dataset_id=dataset.id)
+            dataset = dataset_create(membership=membership, values=values, actor=membership.user)
+            dataset_publish(dataset_id=dataset.id, actor=membership.user)
             dataset_file_upload(dataset_id=dataset.id, membership=membership, upload=_sample_file(dataset.title))
         self.stdout.write(self.style.SUCCESS("Demo data ready. Logins (password elementa-demo):"))
         for username, org_name, role in USERS:

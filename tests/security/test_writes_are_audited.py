@@ -1,0 +1,78 @@
+"""Every service that writes leaves an audit record, or is listed here with the reason it need not.
+
+Reads the service modules' source: a function writes if it is `@transaction.atomic` or calls the
+ORM's write methods; it is audited if it calls `audit_record`, `event_emit`, `trade_event_emit` or
+`trade_apply_transition`, or (transitively) a service that does. A new writing service fails this
+test until it audits or is added to EXEMPT with a reason a reviewer can check.
+"""
+
+import ast
+import pathlib
+
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+SERVICE_DIRS = ("marketplace/services", "compliance/services")
+AUDITING = {"audit_record", "event_emit", "trade_event_emit", "trade_apply_transition"}
+ORM_WRITES = {"save", "create", "update", "delete", "bulk_create", "bulk_update", "update_or_create", "get_or_create"}
+
+EXEMPT = {
+    "deposit_request": "a member's request moves no money; the Deposit row keeps requested_by, and approval or rejection is audited",
+    "ledger_post": "posts ledger legs only inside audited actions (settlement, refund, deposit credit)",
+    "wallet_get_or_create": "creates an empty wallet inside audited money actions",
+    "webhook_endpoint_ping": "queues a test ping to the organisation's own endpoint: no rights, money or facts change",
+    "webhook_fanout": "the delivery side of event_emit, which has audited the event already",
+    "webhook_delivery_redeliver": "sends an already-audited event again to the organisation's own endpoint",
+    "grant_download_finish": "completes the download record whose start is audited (grant.downloaded)",
+    "audit_chain": "links audit events themselves",
+    "compliance_check_perform": "stores a decision inside trade_check_compliance, which emits trade.decided",
+    "export_lock": "a lock row, inside an audited compliance check",
+    "export_reserve": "counts a transfer inside an audited compliance check",
+    "export_commit": "counts a transfer as settled inside audited settlement",
+    "export_release": "stops counting a transfer inside an audited rejection, cancellation or re-check",
+    "evidence_store_file": "attaches an upload to an unsaved document or mechanism; the caller saves it and audits evidence.added / mechanism.added",
+}
+
+
+def _called(node: ast.AST) -> set[str]:
+    names = set()
+    for call in ast.walk(node):
+        if isinstance(call, ast.Call):
+            func = call.func
+            names.add(func.id if isinstance(func, ast.Name) else func.attr if isinstance(func, ast.Attribute) else "")
+    return names
+
+
+def _services() -> dict[str, tuple[bool, set[str], str]]:
+    found: dict[str, tuple[bool, set[str], str]] = {}
+    for folder in SERVICE_DIRS:
+        for path in sorted((ROOT / folder).glob("*.py")):
+            for node in ast.walk(ast.parse(path.read_text())):
+                if isinstance(node, ast.FunctionDef):
+                    atomic = any("atomic" in ast.unparse(d) for d in node.decorator_list)
+                    found[node.name] = (atomic, _called(node), f"{folder}/{path.name}")
+    return found
+
+
+def test_every_writing_service_is_audited_or_exempt_with_a_reason():
+    services = _services()
+    audited = set(AUDITING)
+    grew = True
+    while grew:  # a service that calls an audited service is audited
+        grew = False
+        for name, (_, calls, _) in services.items():
+            if name not in audited and calls & audited:
+                audited.add(name)
+                grew = True
+    writers = {name: where for name, (atomic, calls, where) in services.items()
+               if not name.startswith("_") and (atomic or calls & ORM_WRITES)}
+
+    unaudited = sorted(f"{where}: {name}" for name, where in writers.items() if name not in audited and name not in EXEMPT)
+
+    assert unaudited == [], "these services write without an audit record; audit them or add them to EXEMPT with a reason"
+    assert {"dataset_create", "dataset_update", "dataset_publish", "dataset_withdraw", "dataset_file_upload", "deposit_reject",
+            "webhook_endpoint_create", "webhook_endpoint_update", "webhook_endpoint_delete", "webhook_secret_rotate"} <= audited
+
+
+def test_every_exemption_still_names_a_writing_service():
+    services = _services()
+    stale = sorted(name for name in EXEMPT if name not in services)
+    assert stale == [], "exempt services that no longer exist: remove them from EXEMPT"
