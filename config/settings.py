@@ -221,7 +221,10 @@ else:
         "unacked_restore_interval": 10,
         "unacked_restore_throttle": 1,
     }
-    CELERY_RESULT_BACKEND = os.environ.get("CELERY_RESULT_BACKEND", CELERY_BROKER_URL)
+    # RabbitMQ keeps no results: its replies travel back to the caller over `rpc://` (only the
+    # bench no-op and the test suite's readiness probe read a result).
+    _is_amqp = CELERY_BROKER_URL.startswith(("amqp", "pyamqp"))
+    CELERY_RESULT_BACKEND = os.environ.get("CELERY_RESULT_BACKEND", "rpc://" if _is_amqp else CELERY_BROKER_URL)
 CELERY_TASK_DEFAULT_QUEUE = os.environ.get("ELEMENTA_CELERY_QUEUE", "elementa")
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False  # workers log through LOGGING below (JSON in production)
 CELERY_TASK_IGNORE_RESULT = True  # tasks record their effect in the database; only the bench no-op keeps a result
