@@ -102,6 +102,8 @@ class TradeAdmin(OfficerViewMixin, admin.ModelAdmin):
             path("<uuid:trade_id>/evidence.json", view(admin_views.trade_evidence_view), name="marketplace_trade_evidence"),
             path("<uuid:trade_id>/documents/<uuid:document_id>/file/", view(admin_views.trade_document_file_view),
                  name="marketplace_trade_document_file"),
+            path("<uuid:trade_id>/documents/<uuid:document_id>/decide/", view(admin_views.trade_document_decide_view),
+                 name="marketplace_trade_document_decide"),
             *super().get_urls(),
         ]
 

@@ -19,9 +19,10 @@ from compliance.admin import error_text, is_workspace_officer
 from config.errors import ApplicationError
 from marketplace.models import Trade, TradeDocument
 from marketplace.services.evidence import trade_evidence_pack
+from marketplace.services.evidence_review import trade_document_review
 from marketplace.services.trades import REJECTABLE, needs_four_eyes, trade_review
 
-__all__ = ["TradeReviewForm", "trade_document_file_view", "trade_evidence_view", "trade_page_context", "trade_review_view"]
+__all__ = ["EvidenceDecisionForm", "TradeReviewForm", "trade_document_decide_view", "trade_document_file_view", "trade_evidence_view", "trade_page_context", "trade_review_view"]
 
 
 class TradeReviewForm(forms.Form):
@@ -37,6 +38,13 @@ class TradeReviewForm(forms.Form):
         min_value=1, max_value=3650, required=False, label="Grant valid days",
         help_text="Approvals only: access ends this many days after settlement, if sooner than the licence.",
     )
+
+
+class EvidenceDecisionForm(forms.Form):
+    """The same input as POST /api/v1/documents/{id}/accept/ (and /reject/)."""
+
+    verdict = forms.ChoiceField(choices=[("accept", "Accept"), ("reject", "Reject")], widget=forms.HiddenInput)
+    reason = forms.CharField(max_length=4000, strip=True, help_text="What was checked; a rejection's reason is shown to the uploader.")
 
 
 def _when(value: Any) -> Any:
@@ -89,9 +97,11 @@ def trade_page_context(*, request: HttpRequest, trade: Trade) -> dict[str, Any]:
         "fact_sections": _fact_sections(pack["facts"]),
         "evidence": [
             {**d, "at": _when(d["at"]),
-             "file_url": reverse("admin:marketplace_trade_document_file", args=[trade.pk, d["id"]]) if d["size"] else None}
+             "file_url": reverse("admin:marketplace_trade_document_file", args=[trade.pk, d["id"]]) if d["size"] else None,
+             "decide_url": reverse("admin:marketplace_trade_document_decide", args=[trade.pk, d["id"]]) if d["status"] == "pending" else None}
             for d in pack["evidence"]
         ],
+        "can_decide_evidence": is_workspace_officer(request),
         "reviews": reviews,
         "events": [{**e, "at": _when(e["at"])} for e in pack["events"]],
         "money": [{**m, "at": _when(m["at"])} for m in pack["money"]],
@@ -164,3 +174,31 @@ def trade_document_file_view(request: HttpRequest, trade_id: Any, document_id: A
         raise Http404("No such document file.")
     name = PurePosixPath(document.file.name).name
     return FileResponse(document.file.open("rb"), as_attachment=True, filename=name, content_type=document.content_type or None)
+
+
+def trade_document_decide_view(request: HttpRequest, trade_id: Any, document_id: Any) -> HttpResponse:
+    """POST from the evidence table: accept or reject one document through the API's service."""
+    if request.method != "POST":
+        return HttpResponseNotAllowed(["POST"])
+    if not is_workspace_officer(request):
+        raise PermissionDenied
+    page = reverse("admin:marketplace_trade_change", args=[trade_id]) + "#evidence"
+    if not TradeDocument.objects.filter(pk=document_id, trade_id=trade_id).exists():
+        raise Http404("No such document on this trade.")
+    form = EvidenceDecisionForm(request.POST)
+    if not form.is_valid():
+        messages.error(request, "A reason is required. Nothing was recorded.")
+        return redirect(page)
+    accept = form.cleaned_data["verdict"] == "accept"
+    try:
+        decision = trade_document_review(document_id=document_id, officer=request.user, accept=accept, reason=form.cleaned_data["reason"])
+    except ApplicationError as exc:
+        messages.error(request, f"Nothing was recorded: {error_text(exc)}")
+        return redirect(page)
+    if decision.awaiting:
+        messages.warning(request, "First acceptance recorded: a regulator's approval needs a second, different officer to accept it too.")
+    elif accept:
+        messages.success(request, "Accepted: the trade is re-checked in the background; reload to follow it.")
+    else:
+        messages.success(request, "Rejected: the uploader sees your reason on the trade's documents.")
+    return redirect(page)

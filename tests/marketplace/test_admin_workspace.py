@@ -299,3 +299,24 @@ def test_rule_pack_actions_from_the_list(desk, rulepacks):
 
     assert response.status_code == 302
     assert any("eu@2026.01.26" in m for m in texts(response))
+
+
+def test_officers_accept_or_reject_evidence_from_the_trade_page(desk, officer, rulepacks, buyer_us, eu_personal):
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    trade = checked(buyer_us, eu_personal)
+    docs = [trade_document_add(trade_id=trade.id, membership=buyer_us, code=code, reference=f"{code}-1", approved_on=date(2026, 1, 5),
+                               upload=SimpleUploadedFile(f"{code}.txt", b"signed\n")) for code in ("eu_scc", "eu_tia")]
+    html = desk.get(page(trade)).content.decode()
+    assert html.count('class="evidence-decision"') == 2
+
+    url = f"/admin/marketplace/trade/{trade.pk}/documents/{{}}/decide/"
+    rejected = desk.post(url.format(docs[1].pk), {"verdict": "reject", "reason": "unsigned draft"})
+    missing_reason = desk.post(url.format(docs[0].pk), {"verdict": "accept", "reason": ""})
+    accepted = desk.post(url.format(docs[0].pk), {"verdict": "accept", "reason": "both signatures present"})
+
+    assert any("Rejected" in m for m in texts(rejected)) and any("reason is required" in m for m in texts(missing_reason))
+    assert any("Accepted" in m for m in texts(accepted))
+    statuses = {d.code: (d.status, d.review_reason) for d in trade.documents.all()}
+    assert statuses == {"eu_scc": ("accepted", "both signatures present"), "eu_tia": ("rejected", "unsigned draft")}
+    assert Trade.objects.get(pk=trade.pk).status == "checking"  # the accepted SCC re-checks it
