@@ -75,9 +75,10 @@ class RulePackAdmin(OfficerViewMixin, ReadOnlyAdmin):
     search_fields = ["regime", "version", "title"]
     fields = [
         "regime", "version", "title", "kind", "status", "effective_from", "effective_to", "checksum", "source", "notes",
-        "created_by_label", "loaded_at", "updated_at", "activated_at", "activated_by_label", "content_yaml",
+        "created_by_label", "editors_list", "approved_by_label", "approved_at", "loaded_at", "updated_at", "activated_at",
+        "activated_by_label", "content_yaml",
     ]
-    readonly_fields = ["content_yaml"]
+    readonly_fields = ["content_yaml", "editors_list"]
     change_form_template = "admin/compliance/rulepack/change_form.html"
     actions = ["validate_packs", "backtest_period"]
     # Backtest scopes offered on the pack page: scope → button label. marketplace adds "open".
@@ -86,6 +87,10 @@ class RulePackAdmin(OfficerViewMixin, ReadOnlyAdmin):
     @admin.display(description="checksum", ordering="checksum")
     def short_checksum(self, pack: RulePack) -> str:
         return format_html('<code title="{}">{}…</code>', pack.checksum, pack.checksum[:12])
+
+    @admin.display(description="written by (may not approve)")
+    def editors_list(self, pack: RulePack) -> str:
+        return ", ".join(str(e.get("username", "")) for e in pack.editors or []) or "—"
 
     @admin.display(description="content (YAML)")
     def content_yaml(self, pack: RulePack) -> str:
