@@ -35,6 +35,7 @@ USERS = [
     ("buyer-sg", "Lion City Labs Pte. Ltd.", Membership.Role.BUYER),
     ("buyer-ru", "Volga Research LLC", Membership.Role.BUYER),
     ("officer", "Elementa Platform", Membership.Role.OFFICER),
+    ("officer-2", "Elementa Platform", Membership.Role.OFFICER),  # the second pair of eyes (docs/reliability.md)
 ]
 
 DATASETS = [
