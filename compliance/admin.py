@@ -126,6 +126,13 @@ class RulePackAdmin(OfficerViewMixin, ReadOnlyAdmin):
         messages.success(request, format_html(
             '<a href="{}#backtests">Backtest of {}</a> ({}): {} evaluated, {} would change{}.', page, pack.ref,
             backtest.get_scope_display(), totals.get("evaluated", 0), totals.get("changed", 0), f" ({moves})" if moves else ""))
+        widened = backtest.report.get("widened") or {}
+        if widened.get("widens"):
+            removed = ", ".join(widened.get("jurisdictions_removed") or []) or "none"
+            rules = ", ".join(r["rule"] for r in widened.get("rules_toward_allow") or []) or "none"
+            messages.warning(request, f"{pack.ref} widens outcomes toward allow compared with {widened.get('compared_with') or 'nothing active'}: "
+                                      f"jurisdictions removed from stricter lists: {removed}; rules moved toward allow: {rules}; "
+                                      f"{widened.get('trades_less_restrictive', 0)} replayed trade(s) decided less restrictively.")
 
     @admin.action(description="Validate selected rule packs", permissions=["officer"])
     def validate_packs(self, request: HttpRequest, queryset: QuerySet[RulePack]) -> None:

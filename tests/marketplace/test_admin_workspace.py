@@ -264,6 +264,7 @@ def test_rule_pack_page_validates_backtests_and_shows_the_report(desk, officer, 
     assert any(m.startswith(f"Validation of {draft.ref}: no problem") for m in texts(validated))
     backtested = desk.post(f"{url}backtest/", {"scope": "open"})
     assert any("1 would change" in m for m in texts(backtested))
+    assert any("widens outcomes toward allow" in m and "EU-ART9-1" in m for m in texts(backtested))
 
     backtest = RulePackBacktest.objects.get(rulepack=draft)
     assert backtest.created_by_id == officer.user_id
