@@ -11,7 +11,9 @@ from typing import Any
 import pytest
 from django.utils import timezone
 
+from compliance.errors import SecondOfficerRequiredError
 from compliance.models import RulePack, RulePackBacktest
+from compliance.services.backtests import rulepack_backtest
 from compliance.services.rulepacks import rulepack_activate, rulepack_draft_create
 from marketplace.models import Membership
 from marketplace.services.trade_compliance import trade_check_compliance
@@ -156,10 +158,7 @@ def test_editing_after_approval_voids_it(author, second, rulepacks):
 def test_the_system_cannot_activate_a_draft_alone(rulepacks, officer):
     draft = rulepack_draft_create(actor=None, content=RulePack.objects.get(regime="EU", version="2026.01.26").content
                                   | {"version": "2026.12.01", "effective_from": today()})
-    from compliance.services.backtests import rulepack_backtest
-
     rulepack_backtest(pack_id=draft.id, actor=officer.user)
-    from compliance.errors import SecondOfficerRequiredError
 
     with pytest.raises(SecondOfficerRequiredError):
         rulepack_activate(pack_id=draft.id, effective_from=timezone.localdate(), actor=None)
