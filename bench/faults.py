@@ -253,11 +253,10 @@ def prepare_database(broker: str) -> None:
     manage("seed_demo", broker=broker)
     # 1200 EUR a trade and 50,000 EUR of demo funds: top the buyer up so every scenario can buy.
     manage("shell", "-c", (
-        "from decimal import Decimal; from django.contrib.auth import get_user_model;"
+        "from decimal import Decimal;"
         "from marketplace.models import Membership; from marketplace.services.deposits import deposit_record;"
         f"m = Membership.objects.get(user__username='{BUYER}');"
-        "op = get_user_model().objects.get(username='officer');"
-        f"deposit_record(organisation=m.organisation, amount=Decimal('{TOPUP}'), currency='EUR', operator=op, note='faults run')"),
+        f"deposit_record(organisation=m.organisation, amount=Decimal('{TOPUP}'), currency='EUR', actor_label='system:faults', note='faults run')"),
         broker=broker)
 
 

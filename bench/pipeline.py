@@ -121,8 +121,9 @@ def find_dataset(api: Api) -> str:
     return str(results[0]["id"])
 
 
-def fund_buyer(buyer: Api, base_url: str, dataset_id: str, trades: int, officer: tuple[str, str]) -> None:
-    """Every purchase holds its price in escrow: have an operator credit the buyer enough for the run."""
+def fund_buyer(buyer: Api, base_url: str, dataset_id: str, trades: int, officer: tuple[str, str], second_officer: tuple[str, str]) -> None:
+    """Every purchase holds its price in escrow: have an officer credit the buyer enough for the run,
+    and a second officer approve the credit (nobody approves money they asked for)."""
     dataset = buyer.get(f"/api/v1/datasets/{dataset_id}/")
     organisation = buyer.get("/api/v1/me/")["organisation"]["id"]
     amount = f"{float(dataset['price']) * trades * 1.1:.2f}"
@@ -130,6 +131,9 @@ def fund_buyer(buyer: Api, base_url: str, dataset_id: str, trades: int, officer:
     response = operator.post("/api/v1/wallet/deposits/", {"organisation": organisation, "amount": amount, "currency": dataset["currency"]})
     if response.status_code != 201:
         raise SystemExit(f"funding the buyer failed: HTTP {response.status_code} {response.text[:300]}")
+    approval = login(base_url, *second_officer).post(f"/api/v1/wallet/deposits/{response.json()['id']}/approve/", {})
+    if approval.status_code != 200:
+        raise SystemExit(f"approving the credit failed: HTTP {approval.status_code} {approval.text[:300]}")
 
 
 # --- phase 1: trades -----------------------------------------------------------------------------
@@ -417,6 +421,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--username", default="buyer-eu")
     parser.add_argument("--password", default="elementa-demo")
     parser.add_argument("--officer", default="officer", help="operator who credits the buyer's wallet before the run")
+    parser.add_argument("--second-officer", default="officer-2", help="a different officer, who approves that credit")
     parser.add_argument("--no-fund", action="store_true", help="do not top up the buyer first")
     parser.add_argument("--note", default=os.environ.get("ELEMENTA_BENCH_NOTE", ""), help="describes the workers in the report")
     parser.add_argument("--json", action="store_true", help="print the figures as one JSON object")
@@ -435,7 +440,7 @@ def main(argv: list[str] | None = None) -> int:
     api = login(args.url, args.username, args.password)
     dataset_id = find_dataset(api)
     if not args.no_fund:
-        fund_buyer(api, args.url, dataset_id, args.trades, (args.officer, args.password))
+        fund_buyer(api, args.url, dataset_id, args.trades, (args.officer, args.password), (args.second_officer, args.password))
     trades = run_trades(api, dataset_id, args.trades, args.concurrency, args.timeout)
     noops = run_noop(args.noop, args.timeout)
     result = figures(env, args, trades, noops)

@@ -75,9 +75,10 @@ class RulePackAdmin(OfficerViewMixin, ReadOnlyAdmin):
     search_fields = ["regime", "version", "title"]
     fields = [
         "regime", "version", "title", "kind", "status", "effective_from", "effective_to", "checksum", "source", "notes",
-        "created_by_label", "loaded_at", "updated_at", "activated_at", "activated_by_label", "content_yaml",
+        "created_by_label", "editors_list", "approved_by_label", "approved_at", "loaded_at", "updated_at", "activated_at",
+        "activated_by_label", "content_yaml",
     ]
-    readonly_fields = ["content_yaml"]
+    readonly_fields = ["content_yaml", "editors_list"]
     change_form_template = "admin/compliance/rulepack/change_form.html"
     actions = ["validate_packs", "backtest_period"]
     # Backtest scopes offered on the pack page: scope → button label. marketplace adds "open".
@@ -86,6 +87,10 @@ class RulePackAdmin(OfficerViewMixin, ReadOnlyAdmin):
     @admin.display(description="checksum", ordering="checksum")
     def short_checksum(self, pack: RulePack) -> str:
         return format_html('<code title="{}">{}…</code>', pack.checksum, pack.checksum[:12])
+
+    @admin.display(description="written by (may not approve)")
+    def editors_list(self, pack: RulePack) -> str:
+        return ", ".join(str(e.get("username", "")) for e in pack.editors or []) or "—"
 
     @admin.display(description="content (YAML)")
     def content_yaml(self, pack: RulePack) -> str:
@@ -121,6 +126,13 @@ class RulePackAdmin(OfficerViewMixin, ReadOnlyAdmin):
         messages.success(request, format_html(
             '<a href="{}#backtests">Backtest of {}</a> ({}): {} evaluated, {} would change{}.', page, pack.ref,
             backtest.get_scope_display(), totals.get("evaluated", 0), totals.get("changed", 0), f" ({moves})" if moves else ""))
+        widened = backtest.report.get("widened") or {}
+        if widened.get("widens"):
+            removed = ", ".join(widened.get("jurisdictions_removed") or []) or "none"
+            rules = ", ".join(r["rule"] for r in widened.get("rules_toward_allow") or []) or "none"
+            messages.warning(request, f"{pack.ref} widens outcomes toward allow compared with {widened.get('compared_with') or 'nothing active'}: "
+                                      f"jurisdictions removed from stricter lists: {removed}; rules moved toward allow: {rules}; "
+                                      f"{widened.get('trades_less_restrictive', 0)} replayed trade(s) decided less restrictively.")
 
     @admin.action(description="Validate selected rule packs", permissions=["officer"])
     def validate_packs(self, request: HttpRequest, queryset: QuerySet[RulePack]) -> None:

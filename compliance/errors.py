@@ -33,3 +33,18 @@ class RulePackVersionTakenError(ConflictError):
 class RulePackNotFoundError(NotFoundError):
     code = "rulepack_not_found"
     default_message = "No such rule pack."
+
+
+class BacktestRequiredError(ConflictError):
+    code = "backtest_required"
+    default_message = "Activation needs a recent backtest of exactly this draft's content."
+
+
+class SecondOfficerRequiredError(ConflictError):
+    code = "second_officer_required"
+    default_message = "Activation needs the approval of a second officer who neither created nor edited the draft."
+
+
+class AuthorCannotApproveError(ConflictError):
+    code = "author_cannot_approve"
+    default_message = "You created or edited this draft, so you cannot approve it; a different officer must."

@@ -11,8 +11,9 @@ from django.db import models
 
 class RulePack(models.Model):
     """One version of one regime's rules. Shipped files load as `active`; officers' versions start
-    as editable `draft`s and become `active` (immutable from then on) when activated. The engine
-    uses active versions only, each from its `effective_from`."""
+    as editable `draft`s and become `active` (immutable from then on) when activated, which needs a
+    fresh backtest of exactly that content and the approval of an officer who neither created nor
+    edited it. The engine uses active versions only, each from its `effective_from`."""
 
     class Status(models.TextChoices):
         DRAFT = "draft"
@@ -38,6 +39,12 @@ class RulePack(models.Model):
     activated_at = models.DateTimeField(null=True, blank=True, help_text="Empty for versions loaded from the shipped files.")
     activated_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
     activated_by_label = models.CharField(max_length=150, blank=True)
+    # Segregation of duties: who wrote the draft's content, and the second officer who approved it.
+    editors = models.JSONField(default=list, blank=True, help_text='Everyone who wrote its content: [{"id": user id, "username": …}].')
+    approved_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    approved_by_label = models.CharField(max_length=150, blank=True)
+    approved_at = models.DateTimeField(null=True, blank=True)
+    approved_checksum = models.CharField(max_length=64, blank=True, help_text="The content approved; an edit since voids the approval.")
 
     class Meta:
         constraints = [

@@ -306,3 +306,9 @@ CELERY_BEAT_SCHEDULE["sweep-webhooks"] = {
     "task": "marketplace.webhooks_sweep",
     "schedule": timedelta(seconds=int(os.environ.get("ELEMENTA_WEBHOOK_SWEEP_INTERVAL", "30"))),
 }
+
+# Segregation of duties (docs/reliability.md, "What needs two people").
+# A refund of a trade whose price is over this amount (in the trade's currency) needs two officers.
+ELEMENTA_REFUND_FOUR_EYES_OVER = Decimal(os.environ.get("ELEMENTA_REFUND_FOUR_EYES_OVER", "1000"))
+# Activating a rule pack needs a backtest of exactly its content, no older than this.
+ELEMENTA_BACKTEST_MAX_AGE_HOURS = float(os.environ.get("ELEMENTA_BACKTEST_MAX_AGE_HOURS", "24"))

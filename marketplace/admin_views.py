@@ -22,7 +22,10 @@ from marketplace.services.evidence import trade_evidence_pack
 from marketplace.services.evidence_review import trade_document_review
 from marketplace.services.trades import REJECTABLE, needs_four_eyes, trade_review
 
-__all__ = ["EvidenceDecisionForm", "TradeReviewForm", "trade_document_decide_view", "trade_document_file_view", "trade_evidence_view", "trade_page_context", "trade_review_view"]
+__all__ = [
+    "EvidenceDecisionForm", "TradeReviewForm", "trade_document_decide_view", "trade_document_file_view", "trade_evidence_view",
+    "trade_page_context", "trade_review_view",
+]
 
 
 class TradeReviewForm(forms.Form):

@@ -60,6 +60,12 @@ def officer(operator: Organisation) -> Membership:
 
 
 @pytest.fixture
+def second_officer(operator: Organisation) -> Membership:
+    """Another officer of the operator: the second pair of eyes for money and rule packs."""
+    return MembershipFactory(organisation=operator, role=Membership.Role.OFFICER)
+
+
+@pytest.fixture
 def provider_eu(db: None) -> Membership:
     return MembershipFactory(organisation=OrganisationFactory(name="Rhein GmbH", jurisdiction="DE"), role=Membership.Role.PROVIDER)
 

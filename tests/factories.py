@@ -39,7 +39,7 @@ def fund(organisation: Organisation, amount: str = "1000000.00", currencies: tup
     from marketplace.services.deposits import deposit_record
 
     for currency in currencies:
-        deposit_record(organisation=organisation, amount=Decimal(amount), currency=currency, operator=None)
+        deposit_record(organisation=organisation, amount=Decimal(amount), currency=currency, actor_label="system:test")
 
 
 class MembershipFactory(factory.django.DjangoModelFactory):

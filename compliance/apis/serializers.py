@@ -45,7 +45,17 @@ class RulePackSerializer(serializers.Serializer):
     updated_at = serializers.DateTimeField()
     activated_at = serializers.DateTimeField(allow_null=True)
     activated_by = serializers.CharField(source="activated_by_label")
+    editors = serializers.SerializerMethodField(help_text="Who created or edited the content: none of them may approve it.")
+    approved_by = serializers.CharField(source="approved_by_label", help_text="The second officer who approved this content (or empty).")
+    approved_at = serializers.DateTimeField(allow_null=True)
+    approval_current = serializers.SerializerMethodField(help_text="An approval exists and the content has not changed since.")
     content = serializers.JSONField()
+
+    def get_editors(self, pack: RulePack) -> list[str]:
+        return [str(e.get("username", "")) for e in pack.editors or []]
+
+    def get_approval_current(self, pack: RulePack) -> bool:
+        return bool(pack.approved_checksum) and (pack.status != RulePack.Status.DRAFT or pack.approved_checksum == pack.checksum)
 
 
 class RulePackDraftSerializer(serializers.Serializer):
@@ -135,16 +145,37 @@ class BacktestTotalsSerializer(serializers.Serializer):
     transitions = TransitionSerializer(many=True)
 
 
+class WidenedRuleSerializer(serializers.Serializer):
+    rule = serializers.CharField()
+    old_outcome = serializers.CharField(allow_null=True)
+    new_outcome = serializers.CharField(allow_null=True)
+    removed = serializers.BooleanField()
+
+
+class WidenedSerializer(serializers.Serializer):
+    """What moves outcomes toward allow, compared with the active version the pack replaces."""
+
+    widens = serializers.BooleanField(help_text="True when anything below is non-empty: an approver must look.")
+    compared_with = serializers.CharField(allow_null=True, help_text="The active version compared with.")
+    kind = serializers.CharField()
+    jurisdictions_removed = serializers.ListField(child=serializers.CharField(),
+                                                  help_text="Taken off a list a stricter-than-allow rule reads (e.g. an embargo list).")
+    lists = serializers.DictField(child=serializers.ListField(child=serializers.CharField()), help_text="The same, per parameter.")
+    rules_toward_allow = WidenedRuleSerializer(many=True, help_text="Rules whose outcome became less restrictive, or were removed.")
+    trades_less_restrictive = serializers.IntegerField(help_text="Replayed trades that would be decided less restrictively.")
+
+
 class BacktestSummarySerializer(serializers.ModelSerializer):
     rulepack = serializers.UUIDField(source="rulepack_id")
     totals = serializers.JSONField(source="report.totals")
+    widened = WidenedSerializer(source="report.widened", default=None, allow_null=True)
     truncated = serializers.BooleanField(source="report.truncated", default=False)
     stale = serializers.SerializerMethodField(help_text="The version's content changed since (a draft was edited).")
     created_by = serializers.CharField(source="created_by_label")
 
     class Meta:
         model = RulePackBacktest
-        fields = ["id", "rulepack", "rulepack_checksum", "scope", "params", "totals", "truncated", "stale", "created_by", "created_at"]
+        fields = ["id", "rulepack", "rulepack_checksum", "scope", "params", "totals", "widened", "truncated", "stale", "created_by", "created_at"]
 
     def get_stale(self, backtest: RulePackBacktest) -> bool:
         return backtest.rulepack_checksum != backtest.rulepack.checksum

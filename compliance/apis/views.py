@@ -30,6 +30,7 @@ from compliance.selectors.rulepacks import rulepack_backtest_list, rulepack_list
 from compliance.services.checks import compliance_evaluate
 from compliance.services.rulepacks import (
     rulepack_activate,
+    rulepack_approve,
     rulepack_draft_create,
     rulepack_draft_update,
     rulepack_export_yaml,
@@ -61,7 +62,8 @@ class RulePackFilter(django_filters.FilterSet):
 
 
 class RulePackViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
-    """Rule-pack versions and their lifecycle (officers): draft → validate → backtest → activate.
+    """Rule-pack versions and their lifecycle (officers): draft → validate → backtest → approve (a
+    second officer) → activate.
     `POST /rulepacks/{id}/backtest/` is served by marketplace (the open scope needs trade ids)."""
 
     serializer_class = RulePackSerializer
@@ -96,9 +98,24 @@ class RulePackViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets
         warnings = rulepack_warnings(pack=pack)
         return Response({"ok": not problems, "problems": [p.as_dict() for p in problems], "warnings": [w.as_dict() for w in warnings]})
 
+    @extend_schema(request=None, responses=RulePackSerializer)
+    @action(detail=True, methods=["post"])
+    def approve(self, request: Request, pk: str | None = None) -> Response:
+        """Officers who neither created nor edited the draft: approve its current content so it may be
+        activated (by anyone, with `activate/`). Needs a backtest of exactly this content from the last
+        ELEMENTA_BACKTEST_MAX_AGE_HOURS (409 `backtest_required`); 409 `author_cannot_approve` for its
+        creator or an editor; 409 `rulepack_not_draft` once active. Editing the content voids the approval."""
+        pack = rulepack_approve(pack_id=self.get_object().id, actor=request.user)
+        return Response(RulePackSerializer(pack).data)
+
     @extend_schema(request=RulePackActivateSerializer, responses=RulePackSerializer)
     @action(detail=True, methods=["post"])
     def activate(self, request: Request, pk: str | None = None) -> Response:
+        """Officers: make a draft an active, immutable version from `effective_from` (today or later).
+        Needs a backtest of exactly the current content from the last ELEMENTA_BACKTEST_MAX_AGE_HOURS
+        (409 `backtest_required`, saying whether there is none, it is of older content, or too old) and a
+        second officer: a current approval (`approve/`) or a caller who neither created nor edited the
+        draft, whose activation is then the approval. Otherwise 409 `second_officer_required`."""
         data = _valid(RulePackActivateSerializer, request)
         pack = rulepack_activate(pack_id=self.get_object().id, effective_from=data["effective_from"], actor=request.user)
         return Response(RulePackSerializer(pack).data)

@@ -22,6 +22,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from compliance.engine import CompiledPack, Decision, FactsError, compile_pack, evaluate, parse_facts
+from compliance.engine.vocabulary import Outcome
 from compliance.errors import RulePackInvalidError, RulePackNotFoundError
 from compliance.models import ComplianceCheck, RulePack, RulePackBacktest
 from compliance.selectors.rulepacks import rulepacks_compiled
@@ -68,6 +69,84 @@ def _finding_changes(old: Decision, new: Decision) -> list[dict[str, Any]]:
             "explanation": shown.explanation, "citation": shown.citation, "rulepack": shown.rulepack,
         })
     return changes
+
+
+def _rank(outcome: Any) -> int | None:
+    try:
+        return Outcome(str(outcome)).rank
+    except ValueError:
+        return None
+
+
+def _toward_allow(old: Any, new: Any) -> bool:
+    before, after = _rank(old), _rank(new)
+    return before is not None and after is not None and after < before
+
+
+def _parameter_refs(value: Any) -> set[str]:
+    """Names of the parameters (`$name`) a rule's condition reads."""
+    if isinstance(value, str):
+        return {value[1:]} if value.startswith("$") else set()
+    if isinstance(value, dict):
+        return set().union(*(_parameter_refs(v) for v in value.values())) if value else set()
+    if isinstance(value, list):
+        return set().union(*(_parameter_refs(v) for v in value)) if value else set()
+    return set()
+
+
+def _rules_by_id(content: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    rules = {str(r.get("id")): r for r in content.get("rules") or [] if isinstance(r, dict)}
+    if isinstance(content.get("default"), dict):
+        rules["default"] = content["default"]
+    return rules
+
+
+def _replaced_pack(pack: RulePack, *, on: date) -> RulePack | None:
+    """The active version of the pack's regime the draft would replace: in force on `on`, or else the newest."""
+    active = RulePack.objects.exclude(pk=pack.pk).filter(status=RulePack.Status.ACTIVE, regime=pack.regime)
+    return (active.filter(effective_from__lte=on).order_by("-effective_from").first()
+            or active.order_by("-effective_from").first())
+
+
+def backtest_widening(*, pack: RulePack, items: list[dict[str, Any]], on: date) -> dict[str, Any]:
+    """What in the version under test moves outcomes toward `allow`, compared with the active
+    version it replaces: jurisdictions taken off a list that a stricter-than-allow rule reads (an
+    embargo or sanctions list, a high-risk list), rules whose outcome became less restrictive or
+    that were removed, and how many replayed trades would be decided less restrictively. Shown
+    beside the totals so an approver cannot miss that a pack switches a screen off."""
+    base = _replaced_pack(pack, on=on)
+    trades = sum(1 for it in items if _toward_allow(it["old"]["outcome"], it["new"]["outcome"]))
+    removed: dict[str, list[str]] = {}
+    rules: list[dict[str, Any]] = []
+    if base is not None:
+        old_rules, new_rules = _rules_by_id(base.content), _rules_by_id(pack.content)
+        strictness: dict[str, int] = {}
+        for rule in old_rules.values():
+            rank = _rank(rule.get("outcome"))
+            if rank is not None and rank > Outcome.ALLOW.rank:
+                for name in _parameter_refs(rule.get("when")):
+                    strictness[name] = max(strictness.get(name, 0), rank)
+        old_params, new_params = base.content.get("parameters") or {}, pack.content.get("parameters") or {}
+        for name in sorted(strictness):
+            before, after = old_params.get(name), new_params.get(name)
+            if isinstance(before, list):
+                kept = after if isinstance(after, list) else []
+                gone = [str(code) for code in before if isinstance(code, str) and code not in kept]
+                if gone:
+                    removed[name] = gone
+        for rule_id, rule in old_rules.items():
+            new_rule = new_rules.get(rule_id)
+            new_outcome = new_rule.get("outcome") if new_rule is not None else None
+            if new_rule is None and (_rank(rule.get("outcome")) or 0) > Outcome.ALLOW.rank:
+                rules.append({"rule": rule_id, "old_outcome": rule.get("outcome"), "new_outcome": None, "removed": True})
+            elif new_rule is not None and _toward_allow(rule.get("outcome"), new_outcome):
+                rules.append({"rule": rule_id, "old_outcome": rule.get("outcome"), "new_outcome": new_outcome, "removed": False})
+    jurisdictions = sorted({code for codes in removed.values() for code in codes})
+    return {
+        "widens": bool(removed or rules or trades), "compared_with": base.ref if base is not None else None,
+        "kind": pack.kind, "jurisdictions_removed": jurisdictions, "lists": removed, "rules_toward_allow": rules,
+        "trades_less_restrictive": trades,
+    }
 
 
 def _latest_checks(*, subject_type: str, subject_ids: list[str] | None, period_from: date | None, period_to: date | None) -> tuple[list[str], bool]:
@@ -167,6 +246,7 @@ def rulepack_backtest(
             "transitions": [{"from": a, "to": b, "count": n} for (a, b), n in sorted(transitions.items())],
         },
         "items": items, "errors": errors, "truncated": truncated,
+        "widened": backtest_widening(pack=pack, items=items, on=as_of or timezone.localdate()),
     }
     params: dict[str, Any] = {
         "from": period_from.isoformat() if period_from else None, "to": period_to.isoformat() if period_to else None,
@@ -183,6 +263,7 @@ def rulepack_backtest(
         )
         audit_record(kind="rulepack.backtested", subject_type="rulepack", subject_id=pack.id, actor=actor, actor_label=label,
                      data={"ref": pack.ref, "checksum": pack.checksum, "backtest": str(backtest.id), "scope": scope,
-                           "evaluated": evaluated, "changed": len(items)})
+                           "evaluated": evaluated, "changed": len(items), "widens": report["widened"]["widens"],
+                           "jurisdictions_removed": report["widened"]["jurisdictions_removed"]})
     logger.info("backtest of %s (%s): %s evaluated, %s would change", pack.ref, scope, evaluated, len(items))
     return backtest

@@ -1,5 +1,10 @@
 """Rule-pack versions: shipped files loaded as active versions, and the officers' lifecycle
-(draft → validate → backtest → activate). Active and retired versions never change."""
+(draft → validate → backtest → approve → activate). Active and retired versions never change.
+
+Segregation of duties: activating a draft needs (a) a stored backtest of exactly its current
+content, no older than ELEMENTA_BACKTEST_MAX_AGE_HOURS, and (b) the approval of an officer who
+neither created nor edited it, bound to the content's checksum (an edit voids it). Shipped files
+(rulepack_load) are reviewed in the repository and load as active without officers."""
 
 import copy
 import hashlib
@@ -7,7 +12,7 @@ import json
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, timedelta
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -20,13 +25,16 @@ from django.utils import timezone
 
 from compliance.engine import RulePackError, compile_pack
 from compliance.errors import (
+    AuthorCannotApproveError,
+    BacktestRequiredError,
     RulePackImmutableError,
     RulePackInvalidError,
     RulePackNotDraftError,
     RulePackNotFoundError,
     RulePackVersionTakenError,
+    SecondOfficerRequiredError,
 )
-from compliance.models import RulePack
+from compliance.models import RulePack, RulePackBacktest
 from compliance.services.audit import audit_record
 from compliance.signals import rulepack_activated
 from config.errors import InvalidInputError
@@ -143,6 +151,20 @@ def _apply_content(pack: RulePack, content: dict[str, Any]) -> None:
 
 def _label(actor: AbstractBaseUser | None) -> str:
     return actor.get_username()[:150] if actor is not None else "system"
+
+
+def _add_editor(pack: RulePack, actor: AbstractBaseUser | None) -> None:
+    if actor is None:
+        return
+    editors = list(pack.editors or [])
+    if all(e.get("id") != actor.pk for e in editors):
+        editors.append({"id": actor.pk, "username": _label(actor)})
+    pack.editors = editors
+
+
+def rulepack_is_author(*, pack: RulePack, user: AbstractBaseUser) -> bool:
+    """Whether `user` created the draft or wrote any of its content."""
+    return (pack.created_by_id is not None and pack.created_by_id == user.pk) or any(e.get("id") == user.pk for e in pack.editors or [])
 
 
 def _lock(pack_id: object) -> RulePack:
@@ -272,6 +294,7 @@ def rulepack_draft_create(
         stored["version"] = version.strip()
     pack = RulePack(status=RulePack.Status.DRAFT, created_by=actor, created_by_label=_label(actor), notes=notes)
     _apply_content(pack, stored)
+    _add_editor(pack, actor)
     pack.save()
     audit_record(kind="rulepack.drafted", subject_type="rulepack", subject_id=pack.id, actor=actor, actor_label=_label(actor),
                  data={"ref": pack.ref, "checksum": pack.checksum, "based_on": str(based_on) if based_on else None})
@@ -289,15 +312,24 @@ def rulepack_draft_update(
         raise RulePackImmutableError(f"{pack.ref} is {pack.status}; an active or retired version never changes. Create a new draft based on it.")
     if content is not None and yaml_text is not None:
         raise InvalidInputError("Give content or yaml, not both.", fields={"non_field_errors": ["give content or yaml, not both"]})
+    before = pack.checksum
     if yaml_text is not None:
         _apply_content(pack, rulepack_parse_yaml(text=yaml_text))
     elif content is not None:
         _apply_content(pack, _stored(content))
+    if yaml_text is not None or content is not None:
+        _add_editor(pack, actor)  # whoever writes the rules can no longer approve them
+    voided = bool(pack.approved_checksum) and pack.approved_checksum != pack.checksum
+    if voided:
+        audit_record(kind="rulepack.approval_voided", subject_type="rulepack", subject_id=pack.id, actor=actor, actor_label=_label(actor),
+                     data={"ref": pack.ref, "approved_by": pack.approved_by_label, "approved_checksum": pack.approved_checksum,
+                           "checksum": pack.checksum})
+        pack.approved_by, pack.approved_by_label, pack.approved_at, pack.approved_checksum = None, "", None, ""
     if notes is not None:
         pack.notes = notes
     pack.save()
     audit_record(kind="rulepack.draft_updated", subject_type="rulepack", subject_id=pack.id, actor=actor, actor_label=_label(actor),
-                 data={"ref": pack.ref, "checksum": pack.checksum, "content_changed": content is not None or yaml_text is not None})
+                 data={"ref": pack.ref, "checksum": pack.checksum, "previous_checksum": before, "content_changed": pack.checksum != before})
     return pack
 
 
@@ -322,9 +354,60 @@ def _send_activated(pack_id: str) -> None:
             logger.error("rulepack_activated receiver %r failed for %s", receiver, pack_id, exc_info=result)
 
 
+def rulepack_fresh_backtest(*, pack: RulePack) -> RulePackBacktest:
+    """The newest stored backtest of exactly the pack's current content, if it is recent enough;
+    otherwise 409 backtest_required saying why."""
+    max_age = timedelta(hours=settings.ELEMENTA_BACKTEST_MAX_AGE_HOURS)
+    latest = pack.backtests.order_by("-created_at").first()
+    if latest is None:
+        raise BacktestRequiredError(f"{pack.ref} has never been backtested: POST /rulepacks/{pack.id}/backtest/ first.")
+    same = pack.backtests.filter(rulepack_checksum=pack.checksum).order_by("-created_at").first()
+    if same is None:
+        raise BacktestRequiredError(f"The draft was edited after its last backtest (checksum {latest.rulepack_checksum[:12]}…, now "
+                                    f"{pack.checksum[:12]}…): backtest this content.")
+    age = timezone.now() - same.created_at
+    if age > max_age:
+        hours = settings.ELEMENTA_BACKTEST_MAX_AGE_HOURS
+        raise BacktestRequiredError(f"The latest backtest of this content is {age.total_seconds() / 3600:.1f} hours old; "
+                                    f"activation needs one from the last {hours:g} hours.")
+    return same
+
+
+def _approval_valid(pack: RulePack) -> bool:
+    return (pack.approved_by_id is not None and pack.approved_checksum == pack.checksum
+            and not rulepack_is_author(pack=pack, user=pack.approved_by))
+
+
+@transaction.atomic
+def rulepack_approve(*, pack_id: object, actor: AbstractBaseUser) -> RulePack:
+    """A second officer's approval of a draft's current content, so that it may be activated.
+
+    The approver must not have created or edited the draft (409 author_cannot_approve) and there
+    must be a fresh backtest of exactly this content (409 backtest_required): the approver sees
+    what it would change. The approval is bound to the content's checksum: an edit voids it."""
+    pack = _lock(pack_id)
+    if pack.status != RulePack.Status.DRAFT:
+        raise RulePackNotDraftError(f"{pack.ref} is already {pack.status}.")
+    if rulepack_is_author(pack=pack, user=actor):
+        raise AuthorCannotApproveError()
+    backtest = rulepack_fresh_backtest(pack=pack)
+    pack.approved_by, pack.approved_by_label, pack.approved_at, pack.approved_checksum = actor, _label(actor), timezone.now(), pack.checksum
+    pack.save(update_fields=["approved_by", "approved_by_label", "approved_at", "approved_checksum", "updated_at"])
+    audit_record(kind="rulepack.approved", subject_type="rulepack", subject_id=pack.id, actor=actor, actor_label=_label(actor),
+                 data={"ref": pack.ref, "checksum": pack.checksum, "backtest": str(backtest.id),
+                       "widened": (backtest.report.get("widened") or {}).get("widens", False),
+                       "editors": [e.get("username") for e in pack.editors or []]})
+    return pack
+
+
 @transaction.atomic
 def rulepack_activate(*, pack_id: object, effective_from: date, actor: AbstractBaseUser | None) -> RulePack:
     """Make a draft an active, immutable version, in force from `effective_from` (today or later).
+
+    Needs a fresh backtest of the draft's current content (409 backtest_required) and a second
+    officer: either an approval of this content by an officer who neither created nor edited it
+    (rulepack_approve), or the caller is such an officer, and their activation is the approval.
+    Otherwise 409 second_officer_required.
 
     Older active versions of the regime stay active: the engine picks, per trade date, the latest
     version in force, so they keep deciding trades dated before this one takes effect. Once the
@@ -342,6 +425,17 @@ def rulepack_activate(*, pack_id: object, effective_from: date, actor: AbstractB
     problems = _problems(content, pack_id=pack.id)
     if problems:
         raise RulePackInvalidError("The draft does not validate.", fields=rulepack_problems_as_fields(problems))
+    backtest = rulepack_fresh_backtest(pack=pack)
+    if not _approval_valid(pack):
+        if actor is None or rulepack_is_author(pack=pack, user=actor):
+            raise SecondOfficerRequiredError(
+                f"{pack.ref} needs the approval of an officer who neither created nor edited it "
+                f"(POST /rulepacks/{pack.id}/approve/, or that officer activates it).")
+        pack.approved_by, pack.approved_by_label, pack.approved_at, pack.approved_checksum = actor, _label(actor), timezone.now(), pack.checksum
+        audit_record(kind="rulepack.approved", subject_type="rulepack", subject_id=pack.id, actor=actor, actor_label=_label(actor),
+                     data={"ref": pack.ref, "checksum": pack.checksum, "backtest": str(backtest.id), "on_activation": True,
+                           "widened": (backtest.report.get("widened") or {}).get("widens", False),
+                           "editors": [e.get("username") for e in pack.editors or []]})
     _apply_content(pack, content)
     pack.status = RulePack.Status.ACTIVE
     pack.activated_at = timezone.now()
@@ -353,7 +447,8 @@ def rulepack_activate(*, pack_id: object, effective_from: date, actor: AbstractB
     except IntegrityError as exc:  # a concurrent activation took the same regime@version
         raise RulePackVersionTakenError(f"{pack.ref} was activated meanwhile.") from exc
     audit_record(kind="rulepack.activated", subject_type="rulepack", subject_id=pack.id, actor=actor, actor_label=_label(actor),
-                 data={"ref": pack.ref, "checksum": pack.checksum, "effective_from": effective_from})
+                 data={"ref": pack.ref, "checksum": pack.checksum, "effective_from": effective_from, "backtest": str(backtest.id),
+                       "approved_by": pack.approved_by_label, "approved_checksum": pack.approved_checksum})
     transaction.on_commit(partial(_send_activated, str(pack.id)), robust=True)
     return pack
 

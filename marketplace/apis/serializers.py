@@ -9,7 +9,7 @@ from compliance.apis.serializers import DecisionSerializer
 from compliance.engine import vocabulary as vocab
 from compliance.engine.jurisdictions import is_jurisdiction
 from compliance.selectors.facts import facts_for_viewer
-from marketplace.models import Dataset, EvidenceStatus, Organisation, Trade, TradeEvent
+from marketplace.models import Dataset, EvidenceStatus, Organisation, RefundRequest, Trade, TradeEvent
 from marketplace.money import MoneyError, currency_check, money
 
 
@@ -298,3 +298,22 @@ class ReviewItemSerializer(TradeSerializer):
         from django.utils import timezone
 
         return round((timezone.now() - trade.status_changed_at).total_seconds() / 3600, 2)
+
+
+class RefundRequestSerializer(serializers.ModelSerializer):
+    trade = serializers.UUIDField(source="trade_id")
+    requested_by = serializers.CharField(source="requested_by_label")
+    confirmed_by = serializers.CharField(source="confirmed_by_label")
+
+    class Meta:
+        model = RefundRequest
+        fields = ["id", "trade", "amount", "currency", "reason", "status", "requested_by", "created_at", "confirmed_by", "confirmed_at"]
+        read_only_fields = fields
+
+
+class RefundAwaitingSerializer(serializers.Serializer):
+    """A refund over the four-eyes threshold, recorded and waiting for a different officer."""
+
+    awaiting = serializers.ChoiceField(choices=["second_officer"])
+    refund_request = RefundRequestSerializer()
+    trade = TradeDetailSerializer()

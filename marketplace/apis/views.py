@@ -36,6 +36,7 @@ from marketplace.services import trades as trade_services
 from marketplace.services.evidence import trade_evidence_pack
 from marketplace.services.evidence_review import EvidenceDecision, mechanism_review, trade_document_review
 from marketplace.services.mechanisms import mechanism_add, mechanism_remove
+from marketplace.services.refunds import trade_refund_request
 from marketplace.services.trade_documents import trade_document_add
 from marketplace.services.trade_facts import transfer_facts
 
@@ -270,16 +271,25 @@ class TradeViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Ge
         trade = trade_services.trade_cancel(trade_id=trade.id, actor=request.user, reason=serializer.validated_data.get("reason", ""))
         return self._detail(trade)
 
-    @extend_schema(request=s.ReasonSerializer, responses=s.TradeDetailSerializer)
+    @extend_schema(request=s.ReasonSerializer, responses={200: s.TradeDetailSerializer, 202: s.RefundAwaitingSerializer},
+                   parameters=[IDEMPOTENCY_PARAMETER])
     @action(detail=True, methods=["post"], permission_classes=[IsAuthenticated, IsOfficer])
     @idempotent
     def refund(self, request: Request, pk: str | None = None) -> Response:
-        """Reverse a settled trade: the buyer gets the price back, the access grant is revoked."""
+        """Officers: reverse a settled trade; the buyer gets the price back, the access grant is revoked (200, the trade).
+        Over ELEMENTA_REFUND_FOUR_EYES_OVER (trade currency, default 1000) it takes two officers: the first
+        call records a request and answers 202 with `"awaiting": "second_officer"` (nothing moves); a
+        different officer's call carries it out (200). The same officer again: 409 `second_officer_required`."""
         trade = self.get_object()
         serializer = s.ReasonSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        trade = trade_services.trade_refund(trade_id=trade.id, officer=request.user, reason=serializer.validated_data["reason"])
-        return self._detail(trade)
+        outcome = trade_refund_request(trade_id=trade.id, officer=request.user, reason=serializer.validated_data["reason"])
+        if not outcome.executed:
+            assert outcome.request is not None
+            return Response({"awaiting": "second_officer", "refund_request": s.RefundRequestSerializer(outcome.request).data,
+                             "trade": s.TradeDetailSerializer(trade_detail_queryset(user=request.user).get(pk=trade.pk)).data},
+                            status=status.HTTP_202_ACCEPTED)
+        return self._detail(outcome.trade)
 
     @extend_schema(request=None, responses={201: s.TradeSerializer})
     @action(detail=True, methods=["post"], permission_classes=[IsAuthenticated, IsBuyer])

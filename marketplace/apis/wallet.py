@@ -22,7 +22,7 @@ from marketplace.models import Deposit, LedgerEntry, Organisation
 from marketplace.money import MoneyError, currency_check, money
 from marketplace.selectors.ledger import deposits_for, ledger_entries_for, payouts_for, platform_balances, wallet_balances
 from marketplace.selectors.members import is_officer, membership_of
-from marketplace.services.deposits import deposit_approve, deposit_record, deposit_reject, deposit_request
+from marketplace.services.deposits import deposit_approve, deposit_credit_request, deposit_reject, deposit_request
 
 
 def _org_id(request: Request) -> object:
@@ -87,13 +87,22 @@ class LedgerEntryApi(mixins.ListModelMixin, viewsets.GenericViewSet):
 class DepositSerializer(serializers.ModelSerializer):
     amount = serializers.DecimalField(max_digits=16, decimal_places=2)
     organisation = serializers.PrimaryKeyRelatedField(queryset=Organisation.objects.all(), required=False,
-                                                      help_text="Operators only: credit this organisation directly.")
+                                                      help_text="Officers only: credit this organisation directly "
+                                                                "(pending until a second officer approves it).")
     note = serializers.CharField(required=False, allow_blank=True, max_length=500)
+    awaiting = serializers.SerializerMethodField(help_text="While pending: `operator` (a member's request, any officer approves) or "
+                                                           "`second_officer` (an officer's direct credit, a different officer approves).")
 
     class Meta:
         model = Deposit
-        fields = ["id", "organisation", "amount", "currency", "status", "provider", "provider_reference", "note", "created_at", "decided_at"]
-        read_only_fields = ["id", "status", "provider", "provider_reference", "created_at", "decided_at"]
+        fields = ["id", "organisation", "amount", "currency", "status", "direct", "awaiting", "provider", "provider_reference", "note",
+                  "created_at", "decided_at"]
+        read_only_fields = ["id", "status", "direct", "provider", "provider_reference", "created_at", "decided_at"]
+
+    def get_awaiting(self, deposit: Deposit) -> str | None:
+        if deposit.status != Deposit.Status.PENDING:
+            return None
+        return "second_officer" if deposit.direct else "operator"
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
         try:
@@ -111,8 +120,10 @@ class DecisionNoteSerializer(serializers.Serializer):
 
 
 class DepositViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.CreateModelMixin, viewsets.GenericViewSet):
-    """Top-ups. A member's request waits for an operator; an operator's deposit (with `organisation`)
-    is credited at once. Operators see every organisation's deposits and approve or reject them."""
+    """Top-ups. A member's request waits for an officer; an officer's direct credit (with
+    `organisation`) waits for a second, different officer. Officers see every organisation's
+    deposits and approve or reject them; nobody approves a deposit they requested
+    (409 `same_person_not_allowed`)."""
 
     serializer_class = DepositSerializer
     filterset_fields = ["status", "currency"]
@@ -129,14 +140,18 @@ class DepositViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.Cr
 
     @idempotent
     def create(self, request: Request) -> Response:
+        """A member asks for a top-up of their organisation's wallet (201, `pending`, awaiting an officer).
+        An officer may name another `organisation` to credit it directly: 201, still `pending`,
+        `awaiting: second_officer` until a different officer approves it. Members naming an
+        organisation get 403."""
         serializer = self.get_serializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data
         if data.get("organisation") is not None:
             if not is_officer(request.user):
                 raise PermissionDeniedError("Only an operator may credit another organisation's wallet.")
-            deposit = deposit_record(organisation=data["organisation"], amount=data["amount"], currency=data["currency"],
-                                     operator=request.user, note=data.get("note", ""))
+            deposit = deposit_credit_request(organisation=data["organisation"], amount=data["amount"], currency=data["currency"],
+                                             operator=request.user, note=data.get("note", ""))
         else:
             membership = membership_of(request.user)
             if membership is None:
@@ -147,6 +162,9 @@ class DepositViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.Cr
     @extend_schema(request=DecisionNoteSerializer, responses=DepositSerializer)
     @action(detail=True, methods=["post"])
     def approve(self, request: Request, pk: str | None = None) -> Response:
+        """Officers: credit a pending deposit. 409 `same_person_not_allowed` when you requested it
+        (a member's own request or your own direct credit): a different officer must approve;
+        409 `deposit_not_pending` once decided."""
         note = DecisionNoteSerializer(data=request.data)
         note.is_valid(raise_exception=True)
         deposit = deposit_approve(deposit_id=self.get_object().id, operator=request.user, note=note.validated_data["note"])
@@ -155,6 +173,7 @@ class DepositViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.Cr
     @extend_schema(request=DecisionNoteSerializer, responses=DepositSerializer)
     @action(detail=True, methods=["post"])
     def reject(self, request: Request, pk: str | None = None) -> Response:
+        """Officers: refuse a pending deposit (recorded in the audit trail with who refused); nothing is credited."""
         note = DecisionNoteSerializer(data=request.data)
         note.is_valid(raise_exception=True)
         deposit = deposit_reject(deposit_id=self.get_object().id, operator=request.user, note=note.validated_data["note"])

@@ -35,8 +35,10 @@ class Wallet(models.Model):
 
 
 class Deposit(models.Model):
-    """A top-up: requested by a member (pending until an operator approves it) or recorded by an
-    operator directly; credited through the payment-provider seam (marketplace/payments.py)."""
+    """A top-up: requested by a member (pending until an officer approves it), or a direct credit an
+    officer asks for (`direct`, pending until a second officer approves it), or recorded by the
+    system; credited through the payment-provider seam (marketplace/payments.py). Whoever requested
+    a deposit never approves it."""
 
     class Status(models.TextChoices):
         PENDING = "pending"
@@ -51,6 +53,7 @@ class Deposit(models.Model):
     provider = models.CharField(max_length=40)
     provider_reference = models.CharField(max_length=200, blank=True)
     requested_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
+    direct = models.BooleanField(default=False, help_text="An officer's direct credit to an organisation: needs a second officer.")
     decided_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
     decided_at = models.DateTimeField(null=True, blank=True)
     note = models.CharField(max_length=500, blank=True)

@@ -1,4 +1,9 @@
-"""Deposits: a member asks, an operator confirms, the ledger credits the wallet exactly once."""
+"""Deposits: a member asks, an operator confirms, the ledger credits the wallet exactly once.
+
+Segregation of duties: nobody confirms money they asked for. A member's request is approved by an
+officer; an officer's direct credit to an organisation is only a request until a *different*
+officer approves it. Only the system (seed data, the payment provider's confirmation) credits in
+one step."""
 
 from decimal import Decimal
 
@@ -18,6 +23,15 @@ class DepositNotPendingError(ConflictError):
     default_message = "The deposit has already been decided."
 
 
+class SamePersonNotAllowedError(ConflictError):
+    code = "same_person_not_allowed"
+    default_message = "The person who asked for this money cannot also approve it; a second officer must."
+
+
+def _deposit_data(deposit: Deposit, **extra: object) -> dict[str, object]:
+    return {"deposit": str(deposit.id), "amount": deposit.amount, "currency": deposit.currency, "direct": deposit.direct, **extra}
+
+
 @transaction.atomic
 def deposit_request(*, membership: Membership, amount: Decimal, currency: str) -> Deposit:
     provider = payment_provider()
@@ -26,41 +40,68 @@ def deposit_request(*, membership: Membership, amount: Decimal, currency: str) -
     )
     deposit.provider_reference = provider.initiate(deposit)
     deposit.save(update_fields=["provider_reference"])
+    event_emit(kind="deposit.requested", subject_type="organisation", subject_id=deposit.organisation_id, actor=membership.user,
+               data=_deposit_data(deposit))
     return deposit
 
 
 @transaction.atomic
-def deposit_approve(*, deposit_id: object, operator: AbstractBaseUser, note: str = "") -> Deposit:
-    """Credit a pending deposit. Approving twice is refused, never credited twice."""
+def deposit_credit_request(*, organisation: Organisation, amount: Decimal, currency: str, operator: AbstractBaseUser,
+                           note: str = "") -> Deposit:
+    """An officer's direct credit to an organisation (money that arrived outside the provider):
+    recorded as a pending deposit that a second, different officer must approve."""
+    deposit = Deposit.objects.create(
+        organisation=organisation, amount=amount, currency=currency, provider=payment_provider().name, requested_by=operator,
+        direct=True, note=note,
+    )
+    event_emit(kind="deposit.credit_requested", subject_type="organisation", subject_id=organisation.id, actor=operator,
+               data=_deposit_data(deposit, note=note))
+    return deposit
+
+
+@transaction.atomic
+def deposit_approve(*, deposit_id: object, operator: AbstractBaseUser | None, note: str = "") -> Deposit:
+    """Credit a pending deposit. Approving twice is refused, never credited twice; the person who
+    requested it cannot approve it (409 same_person_not_allowed). `operator=None` is the system
+    (a payment provider's confirmation)."""
     deposit = Deposit.objects.select_for_update().get(pk=deposit_id)
     if deposit.status != Deposit.Status.PENDING:
         raise DepositNotPendingError(f"The deposit is {deposit.status}.")
+    if operator is not None and deposit.requested_by_id is not None and deposit.requested_by_id == operator.pk:
+        raise SamePersonNotAllowedError()
     ledger_deposit_credit(deposit=deposit)
+    note = note or deposit.note
     deposit.status, deposit.decided_by, deposit.decided_at, deposit.note = Deposit.Status.CREDITED, operator, timezone.now(), note
     deposit.save(update_fields=["status", "decided_by", "decided_at", "note"])
     event_emit(kind="deposit.credited", subject_type="organisation", subject_id=deposit.organisation_id, actor=operator,
-               actor_label="" if operator else "system", data={"deposit": str(deposit.id), "amount": deposit.amount,
-                                                                 "currency": deposit.currency, "note": note})
+               actor_label="" if operator else "system",
+               data=_deposit_data(deposit, note=note, requested_by=deposit.requested_by.get_username() if deposit.requested_by else None))
     return deposit
 
 
 @transaction.atomic
 def deposit_reject(*, deposit_id: object, operator: AbstractBaseUser, note: str) -> Deposit:
-    """Refuse a pending deposit: nothing is credited. Audited as `deposit.rejected` with the operator."""
+    """Refuse a pending deposit; nothing is credited. Recorded in the audit trail with who refused."""
     deposit = Deposit.objects.select_for_update().get(pk=deposit_id)
     if deposit.status != Deposit.Status.PENDING:
         raise DepositNotPendingError(f"The deposit is {deposit.status}.")
     deposit.status, deposit.decided_by, deposit.decided_at, deposit.note = Deposit.Status.REJECTED, operator, timezone.now(), note
     deposit.save(update_fields=["status", "decided_by", "decided_at", "note"])
     event_emit(kind="deposit.rejected", subject_type="organisation", subject_id=deposit.organisation_id, actor=operator,
-               data={"deposit": str(deposit.id), "amount": deposit.amount, "currency": deposit.currency, "note": note})
+               data=_deposit_data(deposit, note=note))
     return deposit
 
 
 @transaction.atomic
-def deposit_record(*, organisation: Organisation, amount: Decimal, currency: str, operator: AbstractBaseUser, note: str = "") -> Deposit:
-    """An operator records money that has arrived: requested and approved in one step."""
+def deposit_record(*, organisation: Organisation, amount: Decimal, currency: str, actor_label: str = "system", note: str = "") -> Deposit:
+    """The system records money that has arrived, requested and credited in one step: seed data,
+    test fixtures and scripts only. No person can do this over the API (deposit_credit_request)."""
     deposit = Deposit.objects.create(
-        organisation=organisation, amount=amount, currency=currency, provider=payment_provider().name, requested_by=operator,
+        organisation=organisation, amount=amount, currency=currency, provider=payment_provider().name, note=note,
     )
-    return deposit_approve(deposit_id=deposit.id, operator=operator, note=note)
+    ledger_deposit_credit(deposit=deposit)
+    deposit.status, deposit.decided_at = Deposit.Status.CREDITED, timezone.now()
+    deposit.save(update_fields=["status", "decided_at"])
+    event_emit(kind="deposit.credited", subject_type="organisation", subject_id=organisation.id, actor_label=actor_label,
+               data=_deposit_data(deposit, note=note))
+    return deposit

@@ -87,7 +87,8 @@ def trade_renew(*, trade_id: object, membership: Membership) -> Trade:
 @transaction.atomic
 def trade_refund(*, trade_id: object, officer: AbstractBaseUser, reason: str) -> Trade:
     """Reverse a settled trade: the ledger gives the buyer the price back, the grant is revoked,
-    and the reason is on the trade's events for both parties."""
+    and the reason is on the trade's events for both parties. Officers' refunds go through
+    marketplace.services.refunds.trade_refund_request (two officers over the threshold)."""
     trade = trade_lock(trade_id=trade_id)
     if trade is None:
         raise Trade.DoesNotExist(f"no trade {trade_id}")

@@ -1,6 +1,6 @@
-"""The rule-pack lifecycle (issue 5): officers draft a version, validate it, backtest it against
-past and open trades, and activate it with an effective date; activation re-screens open trades
-and live grants.
+"""The rule-pack lifecycle: officers draft a version, validate it, backtest it against past and
+open trades, and a second officer (who did not write it) approves and activates it with an
+effective date; activation re-screens open trades and live grants.
 
 The running example: a draft of the EU pack that drops Switzerland from the full-adequacy list.
 A settled sale to a Swiss buyer was allowed (EU-ADQ-1); under the draft it would need SCCs and a
@@ -16,6 +16,7 @@ from django.utils import timezone
 
 from compliance.models import RulePack
 from compliance.selectors.rulepacks import rulepacks_compiled
+from compliance.services.backtests import rulepack_backtest
 from compliance.services.rulepacks import rulepack_activate, rulepack_draft_create, rulepack_load
 from marketplace.models import AccessGrant, GrantFlag, Membership, Rescreening, Trade
 from marketplace.services.rescreening import rescreen_after_activation, rescreen_due
@@ -46,6 +47,29 @@ def buyer_ch(db: None) -> Membership:
 @pytest.fixture
 def officer_api(client_for, officer):
     return client_for(officer)
+
+
+@pytest.fixture
+def second_api(client_for, second_officer):
+    """The second pair of eyes: an officer who wrote none of the drafts."""
+    return client_for(second_officer)
+
+
+def backtested(api, draft_id: str) -> dict[str, Any]:
+    response = api.post(f"{RULEPACKS}{draft_id}/backtest/", {"scope": "period", "from": today()}, format="json")
+    assert response.status_code == 201, response.json()
+    return response.json()
+
+
+def activate(officer_api, second_api, draft_id: str, effective_from: str):
+    """Backtest (author), then activation by the second officer, whose activation is the approval."""
+    backtested(officer_api, draft_id)
+    return second_api.post(f"{RULEPACKS}{draft_id}/activate/", {"effective_from": effective_from}, format="json")
+
+
+def activate_as_service(draft_id: str, *, author, second, effective_from) -> RulePack:
+    rulepack_backtest(pack_id=draft_id, scope="period", period_from=timezone.localdate(), actor=author.user)
+    return rulepack_activate(pack_id=draft_id, effective_from=effective_from, actor=second.user)
 
 
 def eu_current() -> RulePack:
@@ -250,21 +274,23 @@ def test_a_broken_draft_cannot_be_backtested(officer_api, rulepacks):
 
 
 def test_activation_makes_the_version_decide_trades_dated_from_its_effective_date(
-    officer_api, rulepacks, officer, buyer_ch, django_capture_on_commit_callbacks, monkeypatch,
+    officer_api, second_api, rulepacks, second_officer, buyer_ch, django_capture_on_commit_callbacks, monkeypatch,
 ):
     announced: list[str] = []
     monkeypatch.setattr("marketplace.receivers.rescreen_enqueue", announced.append)
     draft = draft_without_switzerland(officer_api, effective_from=days_from_today(20))
+    backtested(officer_api, draft["id"])
 
-    too_early = officer_api.post(f"{RULEPACKS}{draft['id']}/activate/", {"effective_from": days_from_today(-1)}, format="json")
+    too_early = second_api.post(f"{RULEPACKS}{draft['id']}/activate/", {"effective_from": days_from_today(-1)}, format="json")
     with django_capture_on_commit_callbacks(execute=True):
-        activated = officer_api.post(f"{RULEPACKS}{draft['id']}/activate/", {"effective_from": today()}, format="json")
+        activated = second_api.post(f"{RULEPACKS}{draft['id']}/activate/", {"effective_from": today()}, format="json")
 
     assert too_early.status_code == 400 and "effective_from" in too_early.json()["fields"]
     assert activated.status_code == 200, activated.json()
     body = activated.json()
     assert body["status"] == "active" and body["effective_from"] == today() and body["content"]["effective_from"] == today()
-    assert body["activated_by"] == officer.user.username and body["activated_at"]
+    assert body["activated_by"] == second_officer.user.username and body["activated_at"]
+    assert body["approved_by"] == second_officer.user.username
     assert announced == [draft["id"]]  # compliance.signals.rulepack_activated, after commit
 
     def decide(day: str) -> dict[str, Any]:
@@ -277,9 +303,9 @@ def test_activation_makes_the_version_decide_trades_dated_from_its_effective_dat
     assert RulePack.objects.get(regime="EU", version="2026.01.26").status == "active"  # kept: it decides earlier dates
 
 
-def test_an_active_version_never_changes(officer_api, rulepacks):
+def test_an_active_version_never_changes(officer_api, second_api, rulepacks):
     draft = draft_without_switzerland(officer_api)
-    officer_api.post(f"{RULEPACKS}{draft['id']}/activate/", {"effective_from": today()}, format="json")
+    assert activate(officer_api, second_api, draft["id"], today()).status_code == 200
 
     edit = officer_api.patch(f"{RULEPACKS}{draft['id']}/", {"content": eu_current().content}, format="json")
     shipped = officer_api.patch(f"{RULEPACKS}{eu_current().id}/", {"notes": "tidy up"}, format="json")
@@ -291,23 +317,23 @@ def test_an_active_version_never_changes(officer_api, rulepacks):
     assert RulePack.objects.get(pk=draft["id"]).content["parameters"]["full_adequacy"] == draft["content"]["parameters"]["full_adequacy"]
 
 
-def test_an_invalid_draft_is_not_activated(officer_api, rulepacks):
+def test_an_invalid_draft_is_not_activated(officer_api, second_api, rulepacks):
     draft = officer_api.post(RULEPACKS, {"content": BROKEN}, format="json").json()
     same_day = draft_without_switzerland(officer_api)
-    officer_api.post(f"{RULEPACKS}{same_day['id']}/activate/", {"effective_from": days_from_today(5)}, format="json")
+    assert activate(officer_api, second_api, same_day["id"], days_from_today(5)).status_code == 200
     rival = officer_api.post(RULEPACKS, {"based_on": str(eu_current().id), "version": "2026.12.02"}, format="json").json()
 
-    broken = officer_api.post(f"{RULEPACKS}{draft['id']}/activate/", {"effective_from": today()}, format="json")
-    clash = officer_api.post(f"{RULEPACKS}{rival['id']}/activate/", {"effective_from": days_from_today(5)}, format="json")
+    broken = second_api.post(f"{RULEPACKS}{draft['id']}/activate/", {"effective_from": today()}, format="json")
+    clash = second_api.post(f"{RULEPACKS}{rival['id']}/activate/", {"effective_from": days_from_today(5)}, format="json")
 
     assert broken.status_code == 400 and broken.json()["code"] == "rulepack_invalid"
     assert RulePack.objects.get(pk=draft["id"]).status == "draft"
     assert clash.status_code == 400 and "already takes effect" in clash.json()["fields"]["pack.effective_from"][0]
 
 
-def test_an_activated_version_exports_to_a_file_that_loads_as_the_same_version(officer_api, rulepacks):
+def test_an_activated_version_exports_to_a_file_that_loads_as_the_same_version(officer_api, second_api, rulepacks):
     draft = draft_without_switzerland(officer_api)
-    officer_api.post(f"{RULEPACKS}{draft['id']}/activate/", {"effective_from": today()}, format="json")
+    assert activate(officer_api, second_api, draft["id"], today()).status_code == 200
 
     response = officer_api.get(f"{RULEPACKS}{draft['id']}/export/")
     pack, created = rulepack_load(content=yaml.safe_load(response.content.decode()), source="compliance/rulepacks/eu-2026.12.01.yaml")
@@ -331,7 +357,7 @@ def test_shipped_files_never_collide_with_drafts(rulepacks, officer):
 
 
 def test_activation_sends_open_trades_back_to_checking_and_flags_live_grants(
-    officer_api, rulepacks, officer, buyer_ch, buyer_eu, buyer_us, eu_personal, eu_health, django_capture_on_commit_callbacks,
+    officer_api, rulepacks, officer, second_officer, buyer_ch, buyer_eu, buyer_us, eu_personal, eu_health, django_capture_on_commit_callbacks,
 ):
     to_swiss = settled(buyer_ch, eu_personal)
     inside_eu = settled(buyer_eu, eu_personal)
@@ -339,7 +365,7 @@ def test_activation_sends_open_trades_back_to_checking_and_flags_live_grants(
     in_review = buy(buyer_eu, eu_health)
     assert (waiting.status, in_review.status) == (Trade.Status.NEEDS_DOCUMENTS, Trade.Status.IN_REVIEW)
     draft = draft_without_switzerland(officer_api)
-    pack = rulepack_activate(pack_id=draft["id"], effective_from=timezone.localdate(), actor=officer.user)
+    pack = activate_as_service(draft["id"], author=officer, second=second_officer, effective_from=timezone.localdate())
 
     with django_capture_on_commit_callbacks() as callbacks:
         run = rescreen_after_activation(pack_id=pack.id)
@@ -367,10 +393,11 @@ def test_activation_sends_open_trades_back_to_checking_and_flags_live_grants(
     assert rerun is not None and rerun.trades_rechecked == 0 and GrantFlag.objects.count() == 1
 
 
-def test_a_future_version_is_re_screened_when_it_takes_effect(officer_api, rulepacks, officer, buyer_ch, eu_personal, monkeypatch):
+def test_a_future_version_is_re_screened_when_it_takes_effect(officer_api, rulepacks, officer, second_officer, buyer_ch, eu_personal,
+                                                              monkeypatch):
     settled(buyer_ch, eu_personal)
     draft = draft_without_switzerland(officer_api)
-    pack = rulepack_activate(pack_id=draft["id"], effective_from=timezone.localdate() + timedelta(days=7), actor=officer.user)
+    pack = activate_as_service(draft["id"], author=officer, second=second_officer, effective_from=timezone.localdate() + timedelta(days=7))
     enqueued: list[str] = []
     monkeypatch.setattr("marketplace.services.rescreening.rescreen_enqueue", enqueued.append)
 
@@ -384,10 +411,10 @@ def test_a_future_version_is_re_screened_when_it_takes_effect(officer_api, rulep
     assert GrantFlag.objects.count() == 1 and rescreen_due() == 0
 
 
-def test_officers_resolve_flags_and_may_revoke_the_grant(client_for, officer_api, rulepacks, officer, buyer_ch, eu_personal):
+def test_officers_resolve_flags_and_may_revoke_the_grant(client_for, officer_api, rulepacks, officer, second_officer, buyer_ch, eu_personal):
     first, second, third = (settled(buyer_ch, eu_personal) for _ in range(3))
     draft = draft_without_switzerland(officer_api)
-    pack = rulepack_activate(pack_id=draft["id"], effective_from=timezone.localdate(), actor=officer.user)
+    pack = activate_as_service(draft["id"], author=officer, second=second_officer, effective_from=timezone.localdate())
     rescreen_after_activation(pack_id=pack.id)
     flags = officer_api.get("/api/v1/reviews/grants/").json()["results"]
     assert [f["trade"] for f in flags] == [str(first.id), str(second.id), str(third.id)]  # oldest first
@@ -424,6 +451,7 @@ def test_only_officers_reach_the_lifecycle(request, client_for, rulepacks, offic
         ("get", RULEPACKS, None), ("post", RULEPACKS, {"content": BROKEN}), ("get", f"{RULEPACKS}{pack.id}/", None),
         ("patch", f"{RULEPACKS}{pack.id}/", {"notes": "x"}), ("post", f"{RULEPACKS}{pack.id}/validate/", None),
         ("post", f"{RULEPACKS}{pack.id}/backtest/", {"scope": "open"}), ("get", f"{RULEPACKS}{pack.id}/backtests/", None),
+        ("post", f"{RULEPACKS}{pack.id}/approve/", None),
         ("post", f"{RULEPACKS}{pack.id}/activate/", {"effective_from": today()}), ("get", f"{RULEPACKS}{pack.id}/export/", None),
         ("get", "/api/v1/reviews/grants/", None), ("post", f"/api/v1/reviews/grants/{flag_id}/resolve/", {"note": "x"}),
     ]

@@ -10,7 +10,7 @@ import time
 import pytest
 
 from marketplace.models import GrantFlag, Membership, Rescreening, Trade
-from tests.compliance.test_rulepack_lifecycle import RULEPACKS, draft_without_switzerland, today
+from tests.compliance.test_rulepack_lifecycle import RULEPACKS, backtested, draft_without_switzerland, today
 from tests.conftest import wait_for_status
 from tests.factories import MembershipFactory, OrganisationFactory
 
@@ -31,7 +31,8 @@ def wait_for(predicate, timeout: float = 30.0):  # type: ignore[no-untyped-def]
 
 @pytest.mark.worker
 @pytest.mark.django_db(transaction=True)
-def test_activation_re_screens_through_the_worker(celery_worker, rulepacks, client_for, officer, buyer_ch, buyer_us, eu_personal):
+def test_activation_re_screens_through_the_worker(celery_worker, rulepacks, client_for, officer, second_officer, buyer_ch, buyer_us,
+                                                  eu_personal):
     """HTTP activation → commit → signal → re-screening task → open trade re-checked by the worker,
     live grant flagged; no eager mode anywhere."""
 
@@ -45,8 +46,10 @@ def test_activation_re_screens_through_the_worker(celery_worker, rulepacks, clie
     wait_for_status(to_us, {"needs_documents"})
     api = client_for(officer)
     draft = draft_without_switzerland(api)
+    backtested(api, draft["id"])
 
-    activated = api.post(f"{RULEPACKS}{draft['id']}/activate/", {"effective_from": today()}, format="json")
+    # the author backtested it; a second officer, who wrote none of it, approves it by activating it
+    activated = client_for(second_officer).post(f"{RULEPACKS}{draft['id']}/activate/", {"effective_from": today()}, format="json")
 
     assert activated.status_code == 200, activated.json()
     flag = wait_for(lambda: GrantFlag.objects.filter(grant__trade_id=to_swiss).first())

@@ -285,11 +285,15 @@ def test_rule_pack_page_validates_backtests_and_shows_the_report(desk, officer, 
     assert any(m.startswith(f"Validation of {draft.ref}: no problem") for m in texts(validated))
     backtested = desk.post(f"{url}backtest/", {"scope": "open"})
     assert any("1 would change" in m for m in texts(backtested))
+    assert any("widens outcomes toward allow" in m and "EU-ART9-1" in m for m in texts(backtested))
 
     backtest = RulePackBacktest.objects.get(rulepack=draft)
     assert backtest.created_by_id == officer.user_id
     report = desk.get(f"{url}change/").content.decode()
     assert "EU-ART9-1" in report and str(in_review.pk)[:8] in report
+    # Dropping a review rule moves outcomes toward allow: the report says so above the table.
+    assert "This version widens outcomes toward allow" in report and "compared with eu@2026.01.26" in report
+    assert officer.user.username in detail  # among those who wrote it (and so may not approve it)
 
 
 def test_rule_pack_actions_from_the_list(desk, rulepacks):

@@ -131,14 +131,21 @@ def test_member_deposit_waits_for_an_operator(client_for, poor_buyer, buyer_us, 
     assert balances(buyer)["EUR"] == ("650.00", "0.00")
 
 
-def test_operator_credits_an_organisation_directly_and_members_cannot(client_for, poor_buyer, buyer_us, officer):
+def test_operator_credits_an_organisation_directly_with_a_second_officer_and_members_cannot(
+    client_for, poor_buyer, buyer_us, officer, second_officer,
+):
     org = str(poor_buyer.organisation_id)
     assert client_for(buyer_us).post("/api/v1/wallet/deposits/", {"amount": "9.00", "currency": "EUR", "organisation": org},
                                      format="json").status_code == 403
 
-    credited = client_for(officer).post("/api/v1/wallet/deposits/", {"amount": "1000", "currency": "JPY", "organisation": org}, format="json")
+    requested = client_for(officer).post("/api/v1/wallet/deposits/", {"amount": "1000", "currency": "JPY", "organisation": org}, format="json")
+    assert requested.status_code == 201 and requested.json()["status"] == "pending"
+    assert requested.json()["awaiting"] == "second_officer" and requested.json()["direct"] is True
+    assert "JPY" not in balances(client_for(poor_buyer))
 
-    assert credited.status_code == 201 and credited.json()["status"] == "credited"
+    credited = client_for(second_officer).post(f"/api/v1/wallet/deposits/{requested.json()['id']}/approve/")
+
+    assert credited.status_code == 200 and credited.json()["status"] == "credited" and credited.json()["awaiting"] is None
     assert balances(client_for(poor_buyer))["JPY"] == ("1000.00", "0.00")
 
 

@@ -110,7 +110,7 @@ EXPECTED: dict[tuple[str, str], Expectation] = {
     ("post", "trades/{id}/renew/"): expect(403, buyer=OK, buyer_other=404),  # IsBuyer first, then the lookup
     ("post", "trades/{id}/approve/"): OFFICERS,
     ("post", "trades/{id}/reject/"): OFFICERS,
-    ("post", "trades/{id}/refund/"): OFFICERS,
+    ("post", "trades/{id}/refund/"): OFFICERS,  # over the four-eyes threshold: 202 until a second officer refunds
     ("get", "reviews/"): OFFICERS,
     # --- grants ---------------------------------------------------------------------------------
     ("get", "grants/"): MEMBERS,
@@ -138,6 +138,7 @@ EXPECTED: dict[tuple[str, str], Expectation] = {
     ("post", "rulepacks/"): OFFICERS,
     ("get", "rulepacks/{id}/"): OFFICERS,
     ("patch", "rulepacks/{id}/"): OFFICERS,
+    ("post", "rulepacks/{id}/approve/"): OFFICERS,  # a second officer's approval (409 for the shipped, active pack)
     ("post", "rulepacks/{id}/activate/"): OFFICERS,
     ("post", "rulepacks/{id}/validate/"): OFFICERS,
     ("post", "rulepacks/{id}/backtest/"): OFFICERS,
@@ -150,7 +151,7 @@ EXPECTED: dict[tuple[str, str], Expectation] = {
     ("get", "wallet/payouts.csv"): MEMBERS,
     ("get", "wallet/platform/"): OFFICERS,
     ("get", "wallet/deposits/"): MEMBERS,
-    ("post", "wallet/deposits/"): MEMBERS,  # a request that waits for an operator
+    ("post", "wallet/deposits/"): MEMBERS,  # a request that waits for an officer (an officer's direct credit, for a second officer)
     ("get", "wallet/deposits/{id}/"): expect(404, buyer=OK, officer=OK),  # buyer A's deposit; operators see every deposit
     ("post", "wallet/deposits/{id}/approve/"): OFFICERS,
     ("post", "wallet/deposits/{id}/reject/"): OFFICERS,

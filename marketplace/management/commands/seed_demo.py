@@ -115,12 +115,11 @@ class Command(BaseCommand):
                 user.is_staff = role == Membership.Role.OFFICER  # officers also use the admin workspace
                 user.save()
             Membership.objects.update_or_create(user=user, defaults={"organisation": orgs[org_name], "role": role})
-        operator = User.objects.get(username="officer")
         for _, org_name, role in USERS:
             org = orgs[org_name]
             if role == Membership.Role.BUYER and not org.wallets.exists():
                 for currency in ("EUR", "USD"):
-                    deposit_record(organisation=org, amount=Decimal("50000.00"), currency=currency, operator=operator,
+                    deposit_record(organisation=org, amount=Decimal("50000.00"), currency=currency, actor_label="system:seed_demo",
                                    note="demo funds")
         for org_name, values in DATASETS:
             provider = orgs[org_name]
