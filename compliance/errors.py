@@ -33,3 +33,9 @@ class RulePackVersionTakenError(ConflictError):
 class RulePackNotFoundError(NotFoundError):
     code = "rulepack_not_found"
     default_message = "No such rule pack."
+
+
+class TradeDateOutOfRangeError(ApplicationError):
+    code = "trade_date_out_of_range"
+    status_code = 400
+    default_message = "No rule pack can speak to this trade date."
