@@ -41,3 +41,8 @@ class AttestationRequiredError(ConflictError):
         "A listing with Chinese personal information needs the provider's attestation of notice, separate consent "
         "and the impact assessment (PIPL Arts. 23, 39, 55) before it is published."
     )
+
+
+class AlreadyRenewedError(ConflictError):
+    code = "already_renewed"
+    default_message = "This subscription period has already been renewed."

@@ -259,7 +259,10 @@ class TradeViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Ge
     @extend_schema(request=None, responses={201: s.TradeSerializer})
     @action(detail=True, methods=["post"], permission_classes=[IsAuthenticated, IsBuyer])
     def renew(self, request: Request, pk: str | None = None) -> Response:
-        """Buy the next period of a settled subscription: a new trade, checked again."""
+        """The buyer's members only: buy the next period of a settled subscription, a new trade at
+        today's price, checked again (201 with the new trade). 409 `trade_transition_not_allowed`
+        unless the trade is a settled subscription; 409 `already_renewed` when the period already
+        has a live renewal (concurrent requests included: exactly one of them succeeds)."""
         trade = self.get_object()
         if trade.buyer_id != _membership(request).organisation_id:
             raise PermissionDeniedError("Only the buyer may renew a subscription.")

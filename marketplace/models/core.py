@@ -155,6 +155,13 @@ class Trade(models.Model):
             models.Index(fields=["buyer", "-created_at"], name="trade_buyer_idx"),
             models.Index(fields=["provider", "-created_at"], name="trade_provider_idx"),
         ]
+        constraints = [
+            # one live renewal per subscription period; a rejected, cancelled or refunded one leaves room for another
+            models.UniqueConstraint(
+                fields=["renews"], name="trade_one_live_renewal",
+                condition=models.Q(renews__isnull=False) & ~models.Q(status__in=["rejected", "cancelled", "refunded"]),
+            ),
+        ]
 
     def __str__(self) -> str:
         return f"trade {self.id} ({self.status})"
