@@ -96,7 +96,7 @@ def trade_page_context(*, request: HttpRequest, trade: Trade) -> dict[str, Any]:
         "events": [{**e, "at": _when(e["at"])} for e in pack["events"]],
         "money": [{**m, "at": _when(m["at"])} for m in pack["money"]],
         "grant": pack["grant"],
-        "waiting_since": trade.status_changed_at,
+        "waiting_since": trade.waiting_since or trade.status_changed_at,
         "can_review": is_workspace_officer(request) and trade.status in REVIEWABLE,
         # A regulator-approval outcome takes two different officers (trade_review's four eyes).
         "four_eyes": decision.get("outcome") == "needs_approval",

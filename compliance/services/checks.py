@@ -7,7 +7,17 @@ from typing import Any
 from django.conf import settings
 from django.utils import timezone
 
-from compliance.engine import ENGINE_VERSION, CompiledPack, Decision, FactsError, TransferFacts, coverage_start, evaluate, parse_facts
+from compliance.engine import (
+    ENGINE_VERSION,
+    CompiledPack,
+    Decision,
+    FactsError,
+    Outcome,
+    TransferFacts,
+    coverage_start,
+    evaluate,
+    parse_facts,
+)
 from compliance.errors import InvalidFactsError, TradeDateOutOfRangeError
 from compliance.models import ComplianceCheck
 from compliance.selectors.rulepacks import rulepacks_compiled
@@ -52,11 +62,17 @@ def compliance_dry_run(*, raw_facts: Any) -> Decision:
     return evaluate(facts, packs)
 
 
+def flagged_regimes(decision: Decision) -> str:
+    """"|EU|SANCTIONS|": each regime with a finding that is not `allow`, for filtering the queue."""
+    regimes = sorted({f.regime for f in decision.findings if f.outcome != Outcome.ALLOW})
+    return f"|{'|'.join(regimes)}|" if regimes else ""
+
+
 def compliance_check_perform(*, subject_type: str, subject_id: object, raw_facts: dict[str, Any]) -> ComplianceCheck:
     """Evaluate and record a decision about a subject. Runs inside the caller's transaction."""
     decision = evaluate(facts_parse(raw=raw_facts), rulepacks_compiled())
     return ComplianceCheck.objects.create(
         subject_type=subject_type, subject_id=subject_id, facts=raw_facts,
         outcome=str(decision.outcome), decision=decision.as_dict(), rulepacks=list(decision.rulepacks),
-        engine_version=ENGINE_VERSION,
+        flagged_regimes=flagged_regimes(decision), engine_version=ENGINE_VERSION,
     )

@@ -23,11 +23,12 @@ def trade_detail_queryset(*, user: AbstractBaseUser) -> QuerySet[Trade]:
 
 
 def review_queue(*, user: AbstractBaseUser, include_waiting: bool = False) -> QuerySet[Trade]:
-    """Trades the engine sent to a person, oldest first, with their evidence. With
-    `include_waiting`, also those waiting for documents (which an officer may decide too)."""
+    """Trades the engine sent to a person, longest waiting first (`waiting_since`, which a re-check
+    does not reset), with their evidence. With `include_waiting`, also those waiting for documents
+    (which an officer may decide too)."""
     statuses = [Trade.Status.IN_REVIEW, *([Trade.Status.NEEDS_DOCUMENTS] if include_waiting else [])]
     return (
         trade_list_for(user=user).filter(status__in=statuses)
         .prefetch_related(Prefetch("documents", queryset=TradeDocument.objects.order_by("created_at")))
-        .order_by("status_changed_at", "id")
+        .order_by("waiting_since", "id")
     )

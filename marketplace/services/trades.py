@@ -35,7 +35,7 @@ def trade_create(
         dataset=dataset, provider=dataset.provider, buyer=buyer, buyer_user=membership.user,
         destination=destination or buyer.jurisdiction, purpose=purpose, mechanisms=mechanisms or [],
         price=dataset.price, currency=dataset.currency, pricing=dataset.pricing, licence=dataset.licence,
-        status=Trade.Status.CHECKING, status_changed_at=now,
+        status=Trade.Status.CHECKING, status_changed_at=now, waiting_since=now,
     )
     TradeEvent.objects.create(
         trade=trade, from_status="", to_status=Trade.Status.CHECKING, actor=membership.user,
