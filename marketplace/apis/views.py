@@ -320,8 +320,10 @@ class MechanismViewSet(mixins.ListModelMixin, mixins.CreateModelMixin, mixins.De
 
 
 class ReviewQueueApi(mixins.ListModelMixin, viewsets.GenericViewSet):
-    """Trades waiting for an officer, oldest first, each with its facts, findings, requirements and
-    evidence. `?waiting=true` adds trades waiting for documents."""
+    """Officers only: trades waiting for an officer, longest waiting first (`waiting_since`, which a
+    re-check does not reset), each with its facts, findings, requirements, evidence and
+    `waiting_since`. `?waiting=true` adds trades waiting for documents; `regime` matches regimes
+    with a finding that is not `allow`; `waiting_since_before` / `waiting_since_after` take ISO 8601."""
 
     serializer_class = s.ReviewItemSerializer
     permission_classes = [IsAuthenticated, IsOfficer]
