@@ -48,3 +48,9 @@ class SecondOfficerRequiredError(ConflictError):
 class AuthorCannotApproveError(ConflictError):
     code = "author_cannot_approve"
     default_message = "You created or edited this draft, so you cannot approve it; a different officer must."
+
+
+class TradeDateOutOfRangeError(ApplicationError):
+    code = "trade_date_out_of_range"
+    status_code = 400
+    default_message = "No rule pack can speak to this trade date."

@@ -95,6 +95,8 @@ class ComplianceCheck(models.Model):
     outcome = models.CharField(max_length=20)
     decision = models.JSONField()
     rulepacks = models.JSONField(default=list)
+    # "|EU|SANCTIONS|": the regimes with a finding that is not `allow` (what a reviewer must look at)
+    flagged_regimes = models.CharField(max_length=255, blank=True, default="")
     engine_version = models.CharField(max_length=16)
     created_at = models.DateTimeField(auto_now_add=True)
 

@@ -188,6 +188,9 @@ CACHES = {
     "default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": _cache_url, "KEY_PREFIX": "elementa"}
     if _cache_url else {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}
 }
+# A dry run may look this many days past today (a planned trade); later dates are refused
+# (trade_date_out_of_range), as are dates before the earliest rule pack's effective_from.
+ELEMENTA_TRADE_DATE_MAX_DAYS_AHEAD = int(os.environ.get("ELEMENTA_TRADE_DATE_MAX_DAYS_AHEAD", "366"))
 ELEMENTA_LOGIN_MAX_FAILURES = int(os.environ.get("ELEMENTA_LOGIN_MAX_FAILURES", "5"))
 ELEMENTA_LOGIN_LOCKOUT_SECONDS = int(os.environ.get("ELEMENTA_LOGIN_LOCKOUT_SECONDS", "900"))
 

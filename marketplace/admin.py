@@ -137,7 +137,7 @@ class QueueFilter(admin.SimpleListFilter):
 
 
 class RegimeFilter(admin.SimpleListFilter):
-    """A regime whose rule pack decided the trade (same test as GET /reviews/?regime=)."""
+    """A regime with a finding that is not `allow` (same test as GET /reviews/?regime=)."""
 
     title = "regime"
     parameter_name = "regime"
@@ -149,7 +149,7 @@ class RegimeFilter(admin.SimpleListFilter):
     def queryset(self, request: HttpRequest, queryset: QuerySet[Trade]) -> QuerySet[Trade]:
         if not self.value():
             return queryset
-        return queryset.filter(decision__rulepacks__icontains=f'"{self.value().strip().lower()}@')
+        return queryset.filter(decision__flagged_regimes__contains=f"|{self.value().strip().upper()}|")
 
 
 class OutcomeFilter(admin.SimpleListFilter):
@@ -189,7 +189,7 @@ class AgeFilter(admin.SimpleListFilter):
     def queryset(self, request: HttpRequest, queryset: QuerySet[Trade]) -> QuerySet[Trade]:
         if self.value() not in self.AGES:
             return queryset
-        return queryset.filter(status_changed_at__lte=timezone.now() - self.AGES[self.value()][1])
+        return queryset.filter(waiting_since__lte=timezone.now() - self.AGES[self.value()][1])
 
 
 class AmountFilter(admin.SimpleListFilter):
@@ -221,7 +221,7 @@ class ReviewQueueAdmin(OfficerViewMixin, admin.ModelAdmin):
     list_display_links = None
     list_filter = [QueueFilter, RegimeFilter, OutcomeFilter, DestinationFilter, AgeFilter, AmountFilter]
     list_select_related = ["dataset", "buyer", "provider", "decision"]  # one query for the page, however many rows
-    ordering = ["status_changed_at", "id"]
+    ordering = ["waiting_since", "id"]
     search_fields = ["dataset__title", "buyer__name"]
     list_per_page = 50
 
@@ -274,9 +274,9 @@ class ReviewQueueAdmin(OfficerViewMixin, admin.ModelAdmin):
     def evidence(self, trade: Trade) -> int:
         return len(trade.documents.all())  # prefetched by review_queue
 
-    @admin.display(description="waiting", ordering="status_changed_at")
+    @admin.display(description="waiting", ordering="waiting_since")
     def waiting(self, trade: Trade) -> str:
-        return timesince(trade.status_changed_at)
+        return timesince(trade.waiting_since or trade.status_changed_at)
 
 
 @admin.register(Settlement)

@@ -109,7 +109,7 @@ def trade_page_context(*, request: HttpRequest, trade: Trade) -> dict[str, Any]:
         "events": [{**e, "at": _when(e["at"])} for e in pack["events"]],
         "money": [{**m, "at": _when(m["at"])} for m in pack["money"]],
         "grant": pack["grant"],
-        "waiting_since": trade.status_changed_at,
+        "waiting_since": trade.waiting_since or trade.status_changed_at,
         "can_review": is_workspace_officer(request) and trade.status in REJECTABLE,
         # A finding that needs a regulator's approval (or asks for it) takes two different officers.
         "four_eyes": needs_four_eyes(decision),

@@ -67,3 +67,8 @@ class SecondOfficerRequiredError(ConflictError):
 class RequirementsOutstandingError(ConflictError):
     code = "requirements_outstanding"
     default_message = "The trade cannot be approved while a requirement has no accepted evidence."
+
+
+class AlreadyRenewedError(ConflictError):
+    code = "already_renewed"
+    default_message = "This subscription period has already been renewed."

@@ -93,3 +93,4 @@ class TradeFactory(factory.django.DjangoModelFactory):
     pricing = "one_time"
     status = Trade.Status.CHECKING
     status_changed_at = factory.LazyFunction(timezone.now)
+    waiting_since = factory.LazyAttribute(lambda t: t.status_changed_at if t.status in Trade.WAITING else None)

@@ -27,7 +27,7 @@ from compliance.apis.serializers import (
 )
 from compliance.models import RulePack
 from compliance.selectors.rulepacks import rulepack_backtest_list, rulepack_list
-from compliance.services.checks import compliance_evaluate
+from compliance.services.checks import compliance_dry_run
 from compliance.services.rulepacks import (
     rulepack_activate,
     rulepack_approve,
@@ -41,12 +41,16 @@ from config.permissions import IsOfficer
 
 
 class EvaluateApi(APIView):
-    """Dry run: transfer facts in (contract.md input), a decision out. Changes nothing."""
+    """Dry run (any signed-in user): transfer facts in, a decision out. Changes nothing.
+
+    400 `invalid_facts` names each bad field; 400 `trade_date_out_of_range` when `trade_date` is
+    before the earliest rule pack's effective_from or too far ahead. A date inside that range that
+    an applicable regime's versions do not cover is decided `review` (finding BASE-NO-PACK)."""
 
     @extend_schema(request=OpenApiTypes.OBJECT, responses=DecisionSerializer)
     def post(self, request: Request) -> Response:
         data: Any = request.data
-        return Response(compliance_evaluate(raw_facts=data).as_dict())
+        return Response(compliance_dry_run(raw_facts=data).as_dict())
 
 
 class RulePackFilter(django_filters.FilterSet):

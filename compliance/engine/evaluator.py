@@ -11,7 +11,7 @@ from typing import Any
 from compliance.engine.conditions import FIELDS
 from compliance.engine.context import Context
 from compliance.engine.facts import TransferFacts
-from compliance.engine.packs import _PLACEHOLDER, CompiledPack, CompiledRule, select_in_force
+from compliance.engine.packs import _PLACEHOLDER, PACK_KINDS, CompiledPack, CompiledRule, select_in_force, uncovered_regimes
 from compliance.engine.vocabulary import Outcome
 
 
@@ -146,16 +146,47 @@ def _evaluate_pack(pack: CompiledPack, ctx: Context, notes: tuple[str, ...]) -> 
     return findings, obligations
 
 
+NO_PACK_RULE = "BASE-NO-PACK"
+NO_PACK_CITATION = (
+    "Elementa policy (fail closed): a transfer is never allowed on a date for which no version of a "
+    "regime that would apply to it is in force; a compliance officer must decide"
+)
+
+
+def _no_pack_finding(pack: CompiledPack, day: date) -> Finding:
+    """The regime of `pack` would apply, but none of its versions is in force on `day`."""
+    if pack.effective_from > day:
+        when = f"its nearest version, {pack.ref}, takes effect only on {pack.effective_from.isoformat()}"
+    else:
+        ended = pack.effective_to.isoformat() if pack.effective_to else "?"
+        when = f"its last version, {pack.ref}, ceased to apply on {ended}"
+    explanation = (
+        f"no rule pack in force on {day.isoformat()} for {pack.regime}, which would apply to this "
+        f"transfer ({when}); without the law then in force the transfer cannot be allowed, so a "
+        "compliance officer must decide"
+    )
+    return Finding(NO_PACK_RULE, pack.regime, Outcome.REVIEW, explanation, NO_PACK_CITATION, pack.ref)
+
+
 def evaluate(facts: TransferFacts, packs: Sequence[CompiledPack]) -> Decision:
     """Evaluate the packs in force on facts.trade_date.
 
     Screens (sanctions) always run; a regime runs when its `engaged_when` holds; fallback packs run
     only when no regime was engaged, so a personal-data transfer no regime decides goes to review.
     A buyer's declared destinations are evaluated as transfers of their own (_evaluate_declared).
+
+    Fail closed: a screen or fallback with no version in force on the trade date, or a regime whose
+    law had started but none of whose versions covers the date, gives a BASE-NO-PACK `review`
+    finding when its nearest version would be engaged (see `uncovered_regimes`). A date no pack
+    speaks to is therefore never `allow`.
     """
     if facts.buyer.declared_destinations:
         return _evaluate_declared(facts, packs)
     in_force = select_in_force(packs, facts.trade_date)
+    uncovered = uncovered_regimes(packs, facts.trade_date)
+    missing = {p.regime for p in uncovered}
+    order = {kind: i for i, kind in enumerate(PACK_KINDS)}
+    candidates = sorted([*in_force, *uncovered], key=lambda p: (order[p.kind], p.regime))
     validity = {code: years for pack in in_force for code, years in pack.mechanism_validity}
     held, notes = _held(facts, validity)
     ctx = Context(facts=facts, held=held)
@@ -163,13 +194,17 @@ def evaluate(facts: TransferFacts, packs: Sequence[CompiledPack]) -> Decision:
     obligations: list[str] = []
     used: list[str] = []
     regime_engaged = False
-    for pack in in_force:
+    for pack in candidates:
         if pack.kind == "fallback" and regime_engaged:
             continue
         ctx.witness.clear()
         if not pack.engaged_when(ctx):
             continue
         regime_engaged = regime_engaged or pack.kind == "regime"
+        if pack.regime in missing:
+            findings.append(_no_pack_finding(pack, facts.trade_date))
+            used.append(pack.ref)
+            continue
         pack_findings, pack_obligations = _evaluate_pack(pack, ctx, notes)
         findings.extend(pack_findings)
         obligations.extend(pack_obligations)

@@ -195,3 +195,38 @@ def select_in_force(packs: Sequence[CompiledPack], day: date) -> list[CompiledPa
             chosen[pack.regime] = pack
     order = {kind: i for i, kind in enumerate(PACK_KINDS)}
     return sorted(chosen.values(), key=lambda p: (order[p.kind], p.regime))
+
+
+def uncovered_regimes(packs: Sequence[CompiledPack], day: date) -> list[CompiledPack]:
+    """Regimes that should speak on `day` but have no version in force then, each with the version
+    nearest to it (the next to take effect, else the last to have ended): its `engaged_when` tells
+    whether the regime would apply to the transfer, and the engine then fails closed (BASE-NO-PACK).
+
+    A screen or a fallback applies to every transfer, so any date none of its versions covers counts.
+    A regime's first version starts the day its law took effect: before that the regime does not
+    apply (the law did not exist yet), but a gap between versions or a date after the last one ended
+    counts."""
+    in_force = {p.regime for p in packs if p.in_force_on(day)}
+    started = {p.regime for p in packs if p.effective_from <= day}
+    packs = [p for p in packs if p.kind != "regime" or p.regime in started]
+    nearest: dict[str, CompiledPack] = {}
+
+    def distance(pack: CompiledPack) -> tuple[int, int]:
+        if pack.effective_from > day:  # a later version comes first, the soonest of them
+            return (0, (pack.effective_from - day).days)
+        end = pack.effective_to or day
+        return (1, (day - end).days)
+
+    for pack in packs:
+        if pack.regime in in_force:
+            continue
+        current = nearest.get(pack.regime)
+        if current is None or distance(pack) < distance(current):
+            nearest[pack.regime] = pack
+    order = {kind: i for i, kind in enumerate(PACK_KINDS)}
+    return sorted(nearest.values(), key=lambda p: (order[p.kind], p.regime))
+
+
+def coverage_start(packs: Sequence[CompiledPack]) -> date | None:
+    """The earliest date any pack speaks to; before it no regime can decide anything."""
+    return min((p.effective_from for p in packs), default=None)

@@ -56,10 +56,14 @@ class TradeFilter(django_filters.FilterSet):
 
 
 class ReviewQueueFilter(TradeFilter):
-    regime = django_filters.CharFilter(method="by_regime", help_text="A regime engaged by the decision, e.g. CN, EU, US.")
+    regime = django_filters.CharFilter(method="by_regime", help_text="A regime with a finding that is not `allow`, e.g. CN, EU, US, SANCTIONS.")
     outcome = django_filters.MultipleChoiceFilter(field_name="decision__outcome", choices=[(o.value, o.value) for o in vocab.Outcome])
     older_than_hours = django_filters.NumberFilter(method="by_age", min_value=0, max_value=24 * 366 * 10,
-                                                   help_text="Waiting at least this many hours (up to ten years).")
+                                                   help_text="Waiting at least this many hours (up to ten years), since `waiting_since`.")
+    waiting_since_before = django_filters.IsoDateTimeFilter(field_name="waiting_since", lookup_expr="lt",
+                                                            help_text="Waiting since before this instant (ISO 8601).")
+    waiting_since_after = django_filters.IsoDateTimeFilter(field_name="waiting_since", lookup_expr="gte",
+                                                           help_text="Waiting since this instant or later (ISO 8601).")
     price_min = django_filters.NumberFilter(field_name="price", lookup_expr="gte")
     price_max = django_filters.NumberFilter(field_name="price", lookup_expr="lte")
     currency = django_filters.CharFilter(field_name="currency", lookup_expr="iexact")
@@ -72,11 +76,11 @@ class ReviewQueueFilter(TradeFilter):
         return qs.filter(pending_evidence=True) if value == "evidence" else qs.filter(status=Trade.Status.IN_REVIEW)
 
     def by_regime(self, qs: QuerySet[Trade], name: str, value: str) -> QuerySet[Trade]:
-        return qs.filter(decision__rulepacks__icontains=f'"{value.strip().lower()}@')
+        return qs.filter(decision__flagged_regimes__contains=f"|{value.strip().upper()}|")
 
     def by_age(self, qs: QuerySet[Trade], name: str, value: float) -> QuerySet[Trade]:
         from datetime import timedelta
 
         from django.utils import timezone
 
-        return qs.filter(status_changed_at__lte=timezone.now() - timedelta(hours=float(value)))
+        return qs.filter(waiting_since__lte=timezone.now() - timedelta(hours=float(value)))

@@ -283,7 +283,7 @@ class ReviewItemSerializer(TradeSerializer):
     waiting_hours = serializers.SerializerMethodField()
 
     class Meta(TradeSerializer.Meta):
-        fields = [*TradeSerializer.Meta.fields, "facts", "documents", "pending_evidence", "waiting_hours"]
+        fields = [*TradeSerializer.Meta.fields, "facts", "documents", "pending_evidence", "waiting_since", "waiting_hours"]
         read_only_fields = fields
 
     @extend_schema_field(serializers.DictField(allow_null=True, help_text=(
@@ -297,7 +297,7 @@ class ReviewItemSerializer(TradeSerializer):
     def get_waiting_hours(self, trade: Trade) -> float:
         from django.utils import timezone
 
-        return round((timezone.now() - trade.status_changed_at).total_seconds() / 3600, 2)
+        return round((timezone.now() - (trade.waiting_since or trade.status_changed_at)).total_seconds() / 3600, 2)
 
 
 class RefundRequestSerializer(serializers.ModelSerializer):

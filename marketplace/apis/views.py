@@ -294,7 +294,10 @@ class TradeViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Ge
     @extend_schema(request=None, responses={201: s.TradeSerializer})
     @action(detail=True, methods=["post"], permission_classes=[IsAuthenticated, IsBuyer])
     def renew(self, request: Request, pk: str | None = None) -> Response:
-        """Buy the next period of a settled subscription: a new trade, checked again."""
+        """The buyer's members only: buy the next period of a settled subscription, a new trade at
+        today's price, checked again (201 with the new trade). 409 `trade_transition_not_allowed`
+        unless the trade is a settled subscription; 409 `already_renewed` when the period already
+        has a live renewal (concurrent requests included: exactly one of them succeeds)."""
         trade = self.get_object()
         if trade.buyer_id != _membership(request).organisation_id:
             raise PermissionDeniedError("Only the buyer may renew a subscription.")
@@ -453,9 +456,13 @@ class TradeDocumentViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, vie
 
 
 class ReviewQueueApi(mixins.ListModelMixin, viewsets.GenericViewSet):
-    """Trades waiting for an officer, oldest first, each with its facts, findings, requirements and
-    evidence. `?waiting=true` adds trades waiting for documents. Officers only; they see the facts
-    in full, including the exporter's itemised earlier transfers (`prior_exports`)."""
+    """Officers only: what waits for an officer, longest waiting first (`waiting_since`, which a
+    re-check does not reset): trades in review, and open trades with evidence to accept or reject
+    (`pending_evidence`; `?item=evidence` or `?item=review` picks one kind). Each comes with its
+    facts in full (officers see the exporter's itemised earlier transfers, `prior_exports`),
+    findings, requirements, evidence and `waiting_since`. `?waiting=true` adds trades waiting for
+    documents; `regime` matches regimes with a finding that is not `allow`;
+    `waiting_since_before` / `waiting_since_after` take ISO 8601."""
 
     serializer_class = s.ReviewItemSerializer
     permission_classes = [IsAuthenticated, IsOfficer]

@@ -124,6 +124,9 @@ class Trade(models.Model):
         CANCELLED = "cancelled"
         REFUNDED = "refunded"
 
+    # Statuses in which a trade waits for the engine, the buyer or an officer (`waiting_since`).
+    WAITING = frozenset({"checking", "needs_documents", "in_review"})
+
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     dataset = models.ForeignKey(Dataset, on_delete=models.PROTECT, related_name="trades")
     provider = models.ForeignKey(Organisation, on_delete=models.PROTECT, related_name="sales")
@@ -139,6 +142,10 @@ class Trade(models.Model):
     licence = models.JSONField(default=dict, blank=True)
     status = models.CharField(max_length=20, choices=Status.choices, default=Status.CHECKING, db_index=True)
     status_changed_at = models.DateTimeField()
+    waiting_since = models.DateTimeField(
+        null=True, blank=True,
+        help_text="When the trade entered checking / needs_documents / in_review; kept across re-checks, cleared once it leaves them.",
+    )
     redrives = models.PositiveSmallIntegerField(default=0, help_text="Times the sweeper re-enqueued this trade in its current status.")
     decision = models.ForeignKey("compliance.ComplianceCheck", null=True, blank=True, on_delete=models.PROTECT, related_name="+")
     renews = models.ForeignKey(
@@ -152,8 +159,16 @@ class Trade(models.Model):
         ordering = ["-created_at"]
         indexes = [
             models.Index(fields=["status", "status_changed_at"], name="trade_status_age_idx"),
+            models.Index(fields=["status", "waiting_since", "id"], name="trade_status_waiting_idx"),
             models.Index(fields=["buyer", "-created_at"], name="trade_buyer_idx"),
             models.Index(fields=["provider", "-created_at"], name="trade_provider_idx"),
+        ]
+        constraints = [
+            # one live renewal per subscription period; a rejected, cancelled or refunded one leaves room for another
+            models.UniqueConstraint(
+                fields=["renews"], name="trade_one_live_renewal",
+                condition=models.Q(renews__isnull=False) & ~models.Q(status__in=["rejected", "cancelled", "refunded"]),
+            ),
         ]
 
     def __str__(self) -> str:

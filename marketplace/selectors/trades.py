@@ -27,14 +27,15 @@ EVIDENCE_OPEN = (Trade.Status.CHECKING, Trade.Status.NEEDS_DOCUMENTS, Trade.Stat
 
 
 def review_queue(*, user: AbstractBaseUser, include_waiting: bool = False) -> QuerySet[Trade]:
-    """What waits for an officer, oldest first, with its evidence: trades the engine sent to a
-    person, and open trades with evidence to accept or reject (`pending_evidence`). With
-    `include_waiting`, also every trade waiting for documents (which an officer may reject)."""
+    """What waits for an officer, longest waiting first (`waiting_since`, which a re-check does not
+    reset), with its evidence: trades the engine sent to a person, and open trades with evidence to
+    accept or reject (`pending_evidence`). With `include_waiting`, also every trade waiting for
+    documents (which an officer may reject)."""
     statuses = [Trade.Status.IN_REVIEW, *([Trade.Status.NEEDS_DOCUMENTS] if include_waiting else [])]
     pending = TradeDocument.objects.filter(trade_id=OuterRef("pk"), status=EvidenceStatus.PENDING)
     return (
         trade_list_for(user=user).annotate(pending_evidence=Exists(pending))
         .filter(Q(status__in=statuses) | Q(pending_evidence=True, status__in=EVIDENCE_OPEN))
         .prefetch_related(Prefetch("documents", queryset=TradeDocument.objects.order_by("created_at")))
-        .order_by("status_changed_at", "id")
+        .order_by("waiting_since", "id")
     )

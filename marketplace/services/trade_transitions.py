@@ -58,7 +58,13 @@ def trade_apply_transition(
     trade.status = to
     trade.status_changed_at = timezone.now()
     trade.redrives = 0
-    update_fields = ["status", "status_changed_at", "redrives", *also_save]
+    # waiting_since: set on entering a waiting status, kept while moving among them (a re-check, a
+    # document), cleared on leaving them, so the review queue orders by how long a trade has waited
+    if to not in Trade.WAITING:
+        trade.waiting_since = None
+    elif previous not in Trade.WAITING or trade.waiting_since is None:
+        trade.waiting_since = trade.status_changed_at
+    update_fields = ["status", "status_changed_at", "redrives", "waiting_since", *also_save]
     if to == Trade.Status.SETTLED:
         trade.settled_at = trade.status_changed_at
         update_fields.append("settled_at")

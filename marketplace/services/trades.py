@@ -3,11 +3,12 @@
 from typing import Any
 
 from django.contrib.auth.models import AbstractBaseUser
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from compliance.services.reviews import review_approvers, review_record
 from marketplace.errors import (
+    AlreadyRenewedError,
     DatasetNotAvailableError,
     OwnDatasetError,
     RequirementsOutstandingError,
@@ -50,7 +51,7 @@ def trade_create(
         dataset=dataset, provider=dataset.provider, buyer=buyer, buyer_user=membership.user,
         destination=destination, purpose=purpose, mechanisms=mechanisms or [],
         price=dataset.price, currency=dataset.currency, pricing=dataset.pricing, licence=licence,
-        status=Trade.Status.CHECKING, status_changed_at=now,
+        status=Trade.Status.CHECKING, status_changed_at=now, waiting_since=now,
     )
     TradeEvent.objects.create(
         trade=trade, from_status="", to_status=Trade.Status.CHECKING, actor=membership.user,
@@ -69,17 +70,26 @@ def trade_create(
 
 @transaction.atomic
 def trade_renew(*, trade_id: object, membership: Membership) -> Trade:
-    """A subscription's next period: a new trade at today's price, checked again from scratch."""
-    previous = Trade.objects.select_related("dataset").filter(pk=trade_id, buyer_id=membership.organisation_id).first()
-    if previous is None:
+    """A subscription's next period: a new trade at today's price, checked again from scratch.
+
+    At most one live renewal per period: the previous trade's row is locked before the check, so
+    concurrent renewals queue and the later ones see the first (409 `already_renewed`); the
+    `trade_one_live_renewal` constraint backs this up in the database. A rejected, cancelled or
+    refunded renewal does not count, so the period can be renewed again."""
+    previous = trade_lock(trade_id=trade_id)
+    if previous is None or previous.buyer_id != membership.organisation_id:
         raise Trade.DoesNotExist(f"no trade {trade_id}")
     if previous.pricing != "subscription" or previous.status != Trade.Status.SETTLED:
         raise TradeTransitionNotAllowedError("Only a settled subscription can be renewed.")
     if previous.renewals.exclude(status__in=(Trade.Status.REJECTED, Trade.Status.CANCELLED, Trade.Status.REFUNDED)).exists():
-        raise TradeTransitionNotAllowedError("This subscription period has already been renewed.")
+        raise AlreadyRenewedError()
     trade = trade_create(membership=membership, dataset_id=previous.dataset_id, destination=previous.destination,
                          purpose=previous.purpose, mechanisms=previous.mechanisms)
-    Trade.objects.filter(pk=trade.pk).update(renews=previous)
+    try:
+        with transaction.atomic():
+            Trade.objects.filter(pk=trade.pk).update(renews=previous)
+    except IntegrityError:  # a concurrent renewal of the same period committed first
+        raise AlreadyRenewedError() from None  # the outer transaction (trade, hold, events) rolls back
     trade.renews = previous
     return trade
 

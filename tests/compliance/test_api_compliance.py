@@ -59,7 +59,7 @@ def test_shipped_packs_load_once(rulepacks):
 
 
 def test_a_loaded_version_never_changes(rulepacks):
-    pack = RulePack.objects.get(regime="SANCTIONS")
+    pack = RulePack.objects.get(regime="SANCTIONS", version="2025.07.01")
     altered = {**pack.content, "title": "Quietly edited"}
 
     with pytest.raises(RulePackImmutableError):

@@ -122,7 +122,8 @@ def test_pack_version_in_force_on_the_trade_date_decides(shipped_packs, facts, t
 
 
 def test_a_regime_not_in_force_yet_is_not_applied(shipped_packs, facts):
-    decision = evaluate(facts(buyer__jurisdiction="US", trade_date="2023-07-09"), shipped_packs)
+    # the GDPR (the EU regime's first version) applies from 2018-05-25
+    decision = evaluate(facts(buyer__jurisdiction="US", trade_date="2018-05-24"), shipped_packs)
 
     assert not any(ref.startswith("eu@") for ref in decision.rulepacks)
     assert decision.outcome == "review"  # personal data no regime decides is never allowed

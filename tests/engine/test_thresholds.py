@@ -164,7 +164,8 @@ def test_us_dsp_applies_only_from_8_april_2025(shipped_packs, facts):
     early = evaluate(facts(**US, data__categories=["health"], data__subjects=20_000, buyer__jurisdiction="DE", trade_date="2025-04-07"),
                      shipped_packs)
 
-    assert not any(ref.startswith("us@") for ref in early.rulepacks)
+    assert "us@2025.04.08" not in early.rulepacks
+    assert [f.rule for f in early.findings if f.regime == "US"] == ["US-PADFA-CLEAR"]  # PADFA alone (us@2024.06.23)
 
 
 @pytest.mark.parametrize(("case", "overrides", "rules", "outcome"), [

@@ -109,7 +109,7 @@ def test_an_officer_who_is_not_staff_is_sent_to_the_login(officer, in_review):
 
 def test_queue_filters(desk, rulepacks, buyer_eu, buyer_us, eu_health, eu_personal, provider_eu):
     old = checked(buyer_eu, eu_health)
-    Trade.objects.filter(pk=old.pk).update(status_changed_at=timezone.now() - timedelta(days=3))
+    Trade.objects.filter(pk=old.pk).update(status_changed_at=timezone.now() - timedelta(days=3), waiting_since=timezone.now() - timedelta(days=3))
     pricey = checked(buyer_eu, DatasetFactory(provider=provider_eu.organisation, classification="sensitive_personal",
                                               categories=["health"], subjects=10, price="9000.00"))
     waiting = checked(buyer_us, eu_personal)

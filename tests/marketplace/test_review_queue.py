@@ -70,7 +70,7 @@ def test_pending_evidence_puts_a_trade_in_the_queue_as_an_evidence_item(client_f
 
 def test_queue_filters(client_for, rulepacks, officer, buyer_eu, eu_health, provider_eu):
     old = checked(buyer_eu, eu_health)
-    Trade.objects.filter(pk=old.pk).update(status_changed_at=timezone.now() - timedelta(hours=30))
+    Trade.objects.filter(pk=old.pk).update(status_changed_at=timezone.now() - timedelta(hours=30), waiting_since=timezone.now() - timedelta(hours=30))
     pricey = checked(buyer_eu, DatasetFactory(provider=provider_eu.organisation, classification="sensitive_personal",
                                               categories=["health"], subjects=10, price="9000.00"))
     officer_client = client_for(officer)
