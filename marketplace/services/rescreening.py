@@ -28,8 +28,8 @@ from compliance.services.backtests import rulepack_backtest
 from compliance.services.checks import compliance_evaluate
 from config.errors import ConflictError, InvalidInputError, NotFoundError
 from marketplace.models import AccessGrant, GrantFlag, Membership, Rescreening, Trade
-from marketplace.services.grant_revocations import grant_suspend
-from marketplace.services.grants import GrantAlreadyRevokedError, grant_revoke
+from marketplace.services.grant_revocations import grant_revoke_by_officer, grant_suspend
+from marketplace.services.grants import GrantAlreadyRevokedError
 from marketplace.services.trade_facts import trade_transfer_facts
 from marketplace.services.trade_transitions import trade_apply_transition, trade_lock
 from marketplace.trade_lifecycle import CLOSED
@@ -193,8 +193,14 @@ def rescreen_due() -> int:
 
 @transaction.atomic
 def grant_flag_resolve(*, flag_id: object, membership: Membership, note: str, revoke: bool) -> GrantFlag:
-    """Close a flag with a note; with `revoke`, revoke the grant too (same transaction). A grant
-    revoked meanwhile by someone else is not an error: the flag is closed and says so."""
+    """Close a flag with a note; with `revoke`, revoke the grant too, without a refund (same
+    transaction; for a refund use POST /grants/{id}/revoke/). A grant revoked meanwhile by someone
+    else is not an error: the flag is closed and says so. A suspended grant is resolved with
+    reinstate or revoke instead (409 `grant_suspended`)."""
+    # The trade first, as every grant decision locks (trade, grant, flags): no lock-order deadlock.
+    trade_id = GrantFlag.objects.filter(pk=flag_id).values_list("grant__trade_id", flat=True).first()
+    if trade_id is not None:
+        trade_lock(trade_id=trade_id)
     flag = GrantFlag.objects.select_for_update().filter(pk=flag_id).first()
     if flag is None:
         raise NotFoundError("No such flag.")
@@ -208,7 +214,9 @@ def grant_flag_resolve(*, flag_id: object, membership: Membership, note: str, re
     revoked = False
     if revoke:
         try:
-            grant_revoke(grant_id=flag.grant_id, actor_membership=membership, reason=f"re-screening under {flag.rulepack_ref}: {note}")
+            # Recorded like every officer revocation, with its refund decision (none: access ends, money stays).
+            grant_revoke_by_officer(grant_id=flag.grant_id, officer=membership, refund="none",
+                                    reason=f"re-screening under {flag.rulepack_ref}: {note}")
             revoked = True
         except GrantAlreadyRevokedError:
             note += " (the grant was already revoked)"
