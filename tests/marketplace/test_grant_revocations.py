@@ -105,6 +105,7 @@ def test_a_provider_request_leaves_access_open_and_an_officer_refunds_in_full(
     assert [r["id"] for r in buyer_api.get(REQUESTS).json()["results"]] == [request_id]
     assert buyer_api.get(f"{REQUESTS}{request_id}/").json()["reason"] == "licence breach: resold to a third party"
     assert buyer_api.get(f"/api/v1/grants/{grant.id}/").json()["revocation_requests"][0]["status"] == "pending"
+    assert [r["id"] for r in buyer_api.get(f"/api/v1/trades/{grant.trade_id}/").json()["revocation_requests"]] == [request_id]
     twice = provider.post(f"/api/v1/grants/{grant.id}/revoke/", {"reason": "again"}, format="json")
     assert twice.status_code == 409 and twice.json()["code"] == "revocation_request_pending"
     assert AuditEvent.objects.get(kind="grant.revocation_requested").actor_label == provider_eu.user.username
