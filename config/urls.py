@@ -12,6 +12,7 @@ from config.api import error_body
 from config.health import healthz
 from marketplace.apis.access import DatasetFileListApi, GrantViewSet
 from marketplace.apis.rescreening import GrantFlagViewSet, RulePackBacktestApi
+from marketplace.apis.revocations import RevocationRequestViewSet
 from marketplace.apis.views import DatasetViewSet, MeApi, MechanismViewSet, ReviewQueueApi, TokenApi, TradeDocumentViewSet, TradeViewSet
 from marketplace.apis.wallet import DepositViewSet, LedgerEntryApi, PayoutReportApi, PlatformWalletApi, WalletApi
 from marketplace.apis.webhooks import WebhookDeliveryViewSet, WebhookEndpointViewSet
@@ -27,6 +28,7 @@ router.register("audit", AuditEventViewSet, basename="audit")
 router.register("mechanisms", MechanismViewSet, basename="mechanism")
 router.register("documents", TradeDocumentViewSet, basename="document")
 router.register("grants", GrantViewSet, basename="grant")
+router.register("revocation-requests", RevocationRequestViewSet, basename="revocation-request")
 router.register("wallet/entries", LedgerEntryApi, basename="wallet-entry")
 router.register("wallet/deposits", DepositViewSet, basename="wallet-deposit")
 router.register("webhooks/deliveries", WebhookDeliveryViewSet, basename="webhook-delivery")

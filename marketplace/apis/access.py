@@ -1,9 +1,10 @@
-"""Dataset files and access grants over HTTP: upload versions, list grants, download, revoke."""
+"""Dataset files and access grants over HTTP: upload versions, list grants, download; revocation
+requests (providers), suspension and revocation decisions (officers)."""
 
 from typing import Any
 
 import django_filters
-from django.db.models import OuterRef, QuerySet, Subquery
+from django.db.models import OuterRef, Prefetch, QuerySet, Subquery
 from django.http import HttpResponse, HttpResponseBase, StreamingHttpResponse
 from django.shortcuts import get_object_or_404
 from django.utils.http import content_disposition_header
@@ -18,20 +19,23 @@ from rest_framework.response import Response
 
 from config.api import error_body
 from config.errors import PermissionDeniedError
-from config.permissions import IsProvider
+from config.permissions import IsOfficer, IsProvider
+from marketplace.apis.revocations import RevocationRequestSerializer, revocation_requests_of
 from marketplace.apis.serializers import ReasonSerializer
-from marketplace.models import AccessGrant, Dataset, DatasetFile, GrantDownload, Membership
+from marketplace.idempotency import idempotent
+from marketplace.models import AccessGrant, Dataset, DatasetFile, GrantDownload, GrantRevocationRequest, Membership
 from marketplace.selectors.datasets import dataset_list_visible
 from marketplace.selectors.grants import grant_highest_version_for, grant_list_visible
 from marketplace.selectors.members import is_officer, membership_of
 from marketplace.services.dataset_files import dataset_file_upload
+from marketplace.services.grant_revocations import grant_reinstate, grant_revocation_request, grant_revoke_by_officer
 from marketplace.services.grants import (
     DownloadPlan,
     DownloadStream,
+    GrantSuspendedError,
     RangeNotSatisfiableError,
     etag_of,
     grant_download_open,
-    grant_revoke,
 )
 
 
@@ -92,15 +96,22 @@ class GrantSerializer(serializers.ModelSerializer):
     status = serializers.SerializerMethodField()
     active = serializers.SerializerMethodField()
     revoked_by = serializers.CharField(source="revoked_by_label")
+    suspended_by = serializers.CharField(source="suspended_by_label", help_text="e.g. system:rescreening; empty unless suspended.")
+    revocation_requests = serializers.SerializerMethodField(help_text="Requests to revoke this grant and their decisions, newest first.")
 
     class Meta:
         model = AccessGrant
         fields = [
             "id", "trade", "dataset", "dataset_title", "provider", "buyer", "buyer_name", "pricing", "destination",
             "max_version", "download_version", "valid_from", "valid_until", "status", "active",
-            "revoked_at", "revoked_reason", "revoked_by", "created_at",
+            "revoked_at", "revoked_reason", "revoked_by", "suspended_at", "suspended_reason", "suspended_by",
+            "revocation_requests", "created_at",
         ]
         read_only_fields = fields
+
+    @extend_schema_field(RevocationRequestSerializer(many=True))
+    def get_revocation_requests(self, grant: AccessGrant) -> list[dict[str, Any]]:
+        return revocation_requests_of(grant)
 
     def get_download_version(self, grant: AccessGrant) -> int | None:
         latest = getattr(grant, "latest_version", None)
@@ -122,6 +133,7 @@ class GrantSerializer(serializers.ModelSerializer):
 class GrantFilter(django_filters.FilterSet):
     active = django_filters.BooleanFilter(method="by_active", help_text="true: grants that allow downloads now; false: the others.")
     dataset = django_filters.UUIDFilter(field_name="dataset_id")
+    suspended = django_filters.BooleanFilter(method="by_suspended", help_text="true: grants suspended and waiting for an officer.")
 
     class Meta:
         model = AccessGrant
@@ -129,6 +141,10 @@ class GrantFilter(django_filters.FilterSet):
 
     def by_active(self, qs: QuerySet[AccessGrant], name: str, value: bool) -> QuerySet[AccessGrant]:
         return qs.filter(AccessGrant.active_q()) if value else qs.exclude(AccessGrant.active_q())
+
+    def by_suspended(self, qs: QuerySet[AccessGrant], name: str, value: bool) -> QuerySet[AccessGrant]:
+        suspended = qs.filter(suspended_at__isnull=False, revoked_at__isnull=True)
+        return suspended if value else qs.exclude(pk__in=suspended.values("pk"))
 
 
 # --- views ------------------------------------------------------------------------------------
@@ -158,12 +174,16 @@ class DatasetFileListApi(mixins.ListModelMixin, generics.GenericAPIView):
             return files
         holds, highest = grant_highest_version_for(organisation_id=membership.organisation_id, dataset_id=dataset.id)
         if not holds:
+            if AccessGrant.objects.filter(buyer_id=membership.organisation_id, dataset=dataset, revoked_at__isnull=True,
+                                          suspended_at__isnull=False).exists():
+                raise GrantSuspendedError()
             raise GrantRequiredError()
         return files if highest is None else files.filter(version__lte=highest)
 
     @extend_schema(responses=DatasetFileSerializer(many=True))
     def get(self, request: Request, dataset_id: str) -> Response:
-        """Versions you may see: all for the provider and officers; for a buyer, those its active grants cover."""
+        """Versions you may see: all for the provider and officers; for a buyer, those its active grants
+        cover (403 `grant_suspended` while its only grant is suspended, `grant_required` without one)."""
         return self.list(request)
 
     @extend_schema(request={"multipart/form-data": DatasetFileUploadSerializer}, responses={201: DatasetFileSerializer})
@@ -177,6 +197,20 @@ class DatasetFileListApi(mixins.ListModelMixin, generics.GenericAPIView):
         serializer.is_valid(raise_exception=True)
         dataset_file = dataset_file_upload(dataset_id=dataset.id, membership=membership, upload=serializer.validated_data["file"])
         return Response(DatasetFileSerializer(dataset_file).data, status=status.HTTP_201_CREATED)
+
+
+class GrantRevokeSerializer(ReasonSerializer):
+    refund = serializers.ChoiceField(
+        choices=GrantRevocationRequest.Refund.choices, required=False,
+        help_text="Officers: required. full: the price back, the trade becomes refunded; pro_rata: the unused fraction of the "
+                  "term (rounded down to the cent), the trade stays settled; none. Ignored for a provider's request.",
+    )
+
+
+IDEMPOTENCY = OpenApiParameter(
+    "Idempotency-Key", str, OpenApiParameter.HEADER, required=False,
+    description="Retrying with the same key and body returns the first response instead of acting twice (kept ≥ 24 h).",
+)
 
 
 class DownloadQuerySerializer(serializers.Serializer):
@@ -195,8 +229,9 @@ class GrantViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Ge
     def get_queryset(self) -> QuerySet[AccessGrant]:
         if getattr(self, "swagger_fake_view", False):
             return AccessGrant.objects.none()
-        qs = grant_list_visible(user=self.request.user)
-        if self.action in ("list", "retrieve", "revoke"):
+        requests = GrantRevocationRequest.objects.select_related("grant__dataset", "grant__buyer").order_by("-created_at", "-id")
+        qs = grant_list_visible(user=self.request.user).prefetch_related(Prefetch("revocation_requests", queryset=requests))
+        if self.action in ("list", "retrieve", "reinstate"):
             latest = DatasetFile.objects.filter(dataset_id=OuterRef("dataset_id")).order_by("-version").values("version")[:1]
             qs = qs.annotate(latest_version=Subquery(latest))
         return qs
@@ -217,14 +252,35 @@ class GrantViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Ge
         page = self.paginate_queryset(GrantDownload.objects.filter(grant=grant).order_by("-at", "-id"))
         return self.get_paginated_response(GrantDownloadSerializer(page, many=True).data)
 
-    @extend_schema(request=ReasonSerializer, responses={200: GrantSerializer, 403: _ERROR, 409: _ERROR})
+    @extend_schema(request=GrantRevokeSerializer, responses={200: RevocationRequestSerializer, 202: RevocationRequestSerializer,
+                                                             400: _ERROR, 403: _ERROR, 409: _ERROR}, parameters=[IDEMPOTENCY])
     @action(detail=True, methods=["post"])
+    @idempotent
     def revoke(self, request: Request, pk: str | None = None) -> Response:
-        """Revoke the grant (the dataset's provider or an officer), with a reason; downloads stop at once."""
+        """The dataset's provider: files a revocation request (202, the request); access stays as it is
+        until an officer decides at /revocation-requests/{id}/decide/. An officer: revokes now with a
+        refund decision (`refund`: full, pro_rata or none; 200, the decided request; a pending provider
+        request is decided by it). The buyer: 403; another organisation: 404. 409 `grant_already_revoked`,
+        `revocation_request_pending`, `refund_not_covered`; 400 `pro_rata_unavailable` (no end date)."""
+        grant = self.get_object()
+        serializer = GrantRevokeSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data, membership = serializer.validated_data, _membership(request)
+        if is_officer(request.user):
+            decided = grant_revoke_by_officer(grant_id=grant.id, officer=membership, refund=data.get("refund"), reason=data["reason"])
+            return Response(RevocationRequestSerializer(GrantRevocationRequest.objects.get(pk=decided.pk)).data)
+        filed = grant_revocation_request(grant_id=grant.id, membership=membership, reason=data["reason"])
+        return Response(RevocationRequestSerializer(GrantRevocationRequest.objects.get(pk=filed.pk)).data, status=status.HTTP_202_ACCEPTED)
+
+    @extend_schema(request=ReasonSerializer, responses={200: GrantSerializer, 403: _ERROR, 409: _ERROR})
+    @action(detail=True, methods=["post"], permission_classes=[IsAuthenticated, IsOfficer])
+    def reinstate(self, request: Request, pk: str | None = None) -> Response:
+        """Officers only: lift a suspension (downloads work again at once) with a reason; the grant's
+        open re-screening flags are closed with it. 409 `grant_not_suspended` / `grant_already_revoked`."""
         grant = self.get_object()
         serializer = ReasonSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        grant_revoke(grant_id=grant.id, actor_membership=_membership(request), reason=serializer.validated_data["reason"])
+        grant_reinstate(grant_id=grant.id, officer=_membership(request), reason=serializer.validated_data["reason"])
         return Response(GrantSerializer(self.get_queryset().get(pk=grant.pk)).data)
 
     @extend_schema(
@@ -243,6 +299,8 @@ class GrantViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Ge
         """Stream a file version the grant covers, while it is active; each download is recorded.
 
         Supports one HTTP range (206 with Content-Range; 416 outside the file). The ETag is the SHA-256.
+        The buying organisation only. 403 codes: `grant_suspended` (re-screening found the trade would now
+        be denied; waiting for an officer), `grant_inactive` (revoked, expired, not started), `version_not_covered`.
         """
         grant = self.get_object()  # 404 if the caller cannot see it
         query = DownloadQuerySerializer(data=request.query_params)

@@ -73,7 +73,7 @@ class GrantFlagSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
     # A plain string here: the enum is documented once, on Grant.status.
-    @extend_schema_field(serializers.CharField(help_text="The grant's status now: pending, active, expired or revoked."))
+    @extend_schema_field(serializers.CharField(help_text="The grant's status now: pending, active, suspended, expired or revoked."))
     def get_grant_status(self, flag: GrantFlag) -> str:
         return flag.grant.status_at()
 

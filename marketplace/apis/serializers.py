@@ -9,7 +9,8 @@ from compliance.apis.serializers import DecisionSerializer
 from compliance.engine import vocabulary as vocab
 from compliance.engine.jurisdictions import is_jurisdiction
 from compliance.selectors.facts import facts_for_viewer
-from marketplace.models import Dataset, EvidenceStatus, Organisation, RefundRequest, Trade, TradeEvent
+from marketplace.apis.revocations import RevocationRequestSerializer
+from marketplace.models import Dataset, EvidenceStatus, GrantRevocationRequest, Organisation, RefundRequest, Trade, TradeEvent
 from marketplace.money import MoneyError, currency_check, money
 
 
@@ -257,10 +258,16 @@ class TradeSerializer(serializers.ModelSerializer):
 
 class TradeDetailSerializer(TradeSerializer):
     events = TradeEventSerializer(many=True, read_only=True)
+    revocation_requests = serializers.SerializerMethodField(help_text="Requests to revoke the trade's grant and their decisions, newest first.")
 
     class Meta(TradeSerializer.Meta):
-        fields = [*TradeSerializer.Meta.fields, "events"]
+        fields = [*TradeSerializer.Meta.fields, "events", "revocation_requests"]
         read_only_fields = fields
+
+    @extend_schema_field(RevocationRequestSerializer(many=True))
+    def get_revocation_requests(self, trade: Trade) -> list[dict[str, Any]]:
+        requests = GrantRevocationRequest.objects.filter(grant__trade_id=trade.id).select_related("grant__dataset", "grant__buyer")
+        return RevocationRequestSerializer(requests.order_by("-created_at", "-id"), many=True).data  # type: ignore[return-value]
 
 
 class ReviewResultSerializer(TradeDetailSerializer):

@@ -11,7 +11,7 @@ from django.utils import timezone
 
 from marketplace.models.core import Dataset, Organisation, Trade
 
-__all__ = ["AccessGrant", "DatasetFile", "GrantDownload"]
+__all__ = ["AccessGrant", "DatasetFile", "GrantDownload", "GrantRevocationRequest"]
 
 
 def _dataset_file_path(instance: "DatasetFile", filename: str) -> str:
@@ -57,7 +57,10 @@ class AccessGrant(models.Model):
     Versions covered: `max_version` None means every version (subscriptions: whatever the provider
     publishes, downloadable while the grant is valid); a number means versions 1…max_version (a
     one-time purchase: the latest version at settlement, or version 1 if nothing was uploaded yet).
-    Active = not revoked and valid_from <= now < valid_until (valid_until None: no expiry).
+    Active = not revoked, not suspended and valid_from <= now < valid_until (valid_until None: no expiry).
+    Suspended = re-screening found that the trade would now be denied: no download until an
+    officer reinstates or revokes the grant (suspended_at is cleared on reinstatement; the audit
+    trail keeps every suspension and its resolution).
     """
 
     class Status(models.TextChoices):
@@ -65,6 +68,7 @@ class AccessGrant(models.Model):
         ACTIVE = "active"
         EXPIRED = "expired"
         REVOKED = "revoked"
+        SUSPENDED = "suspended"  # re-screening would now deny the trade: waiting for an officer
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     trade = models.OneToOneField(Trade, on_delete=models.PROTECT, related_name="grant")
@@ -78,6 +82,9 @@ class AccessGrant(models.Model):
     revoked_reason = models.TextField(blank=True)
     revoked_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
     revoked_by_label = models.CharField(max_length=150, blank=True, help_text="Username or 'system:<process>', copied.")
+    suspended_at = models.DateTimeField(null=True, blank=True, help_text="Set while the grant is suspended; cleared on reinstatement.")
+    suspended_reason = models.TextField(blank=True)
+    suspended_by_label = models.CharField(max_length=150, blank=True, help_text="Who suspended it, e.g. 'system:rescreening'; copied.")
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -97,12 +104,14 @@ class AccessGrant(models.Model):
     def active_q(cls, now: datetime | None = None) -> Q:
         """The filter for grants that allow a download at `now`."""
         now = now or timezone.now()
-        return Q(revoked_at__isnull=True, valid_from__lte=now) & (Q(valid_until__isnull=True) | Q(valid_until__gt=now))
+        return Q(revoked_at__isnull=True, suspended_at__isnull=True, valid_from__lte=now) & (Q(valid_until__isnull=True) | Q(valid_until__gt=now))
 
     def status_at(self, now: datetime | None = None) -> str:
         now = now or timezone.now()
         if self.revoked_at is not None:
             return self.Status.REVOKED
+        if self.suspended_at is not None:
+            return self.Status.SUSPENDED
         if now < self.valid_from:
             return self.Status.PENDING
         if self.valid_until is not None and now >= self.valid_until:
@@ -138,3 +147,47 @@ class GrantDownload(models.Model):
 
     def __str__(self) -> str:
         return f"{self.username} v{self.version} of grant {self.grant_id}"
+
+
+class GrantRevocationRequest(models.Model):
+    """A request to revoke a grant, decided by an officer. A provider cannot take paid access away
+    alone: its revoke call files a request (access stays as it is meanwhile); an officer revokes,
+    with a refund decision, or declines. An officer's own revocation is recorded as a request
+    decided at once, so every revocation with its refund decision is in one place."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending"
+        REVOKED = "revoked"    # decided: the grant was revoked
+        DECLINED = "declined"  # decided: access stays
+
+    class Refund(models.TextChoices):
+        FULL = "full"          # the whole price back; the trade becomes `refunded`
+        PRO_RATA = "pro_rata"  # the unused fraction of the grant's term; the trade stays `settled`
+        NONE = "none"
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    grant = models.ForeignKey(AccessGrant, on_delete=models.PROTECT, related_name="revocation_requests")
+    reason = models.TextField(help_text="Why the requester wants access revoked.")
+    requested_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
+    requested_by_label = models.CharField(max_length=150, help_text="Username, copied.")
+    requested_by_organisation = models.ForeignKey(Organisation, on_delete=models.PROTECT, related_name="+")
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING)
+    decided_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    decided_by_label = models.CharField(max_length=150, blank=True)
+    decided_at = models.DateTimeField(null=True, blank=True)
+    decision_reason = models.TextField(blank=True)
+    refund = models.CharField(max_length=10, choices=Refund.choices, blank=True, help_text="Set when the grant was revoked.")
+    refund_amount = models.DecimalField(max_digits=16, decimal_places=2, null=True, blank=True, help_text="What the buyer got back.")
+    refund_currency = models.CharField(max_length=3, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [
+            # One open request per grant: a second one would only race the first.
+            models.UniqueConstraint(fields=["grant"], condition=Q(status="pending"), name="grant_revocation_one_pending"),
+        ]
+        indexes = [models.Index(fields=["status", "created_at"], name="grant_revocation_queue_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.status} revocation request on grant {self.grant_id}"

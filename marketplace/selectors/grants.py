@@ -3,7 +3,7 @@
 from django.contrib.auth.models import AbstractBaseUser
 from django.db.models import Q, QuerySet
 
-from marketplace.models import AccessGrant
+from marketplace.models import AccessGrant, GrantRevocationRequest
 from marketplace.selectors.members import is_officer, membership_of
 
 
@@ -28,3 +28,16 @@ def grant_highest_version_for(*, organisation_id: object, dataset_id: object) ->
     if any(v is None for v in grants):
         return True, None
     return True, max(v for v in grants if v is not None)
+
+
+def revocation_request_list_visible(*, user: AbstractBaseUser) -> QuerySet[GrantRevocationRequest]:
+    """Revocation requests the user may see: those on grants it may see (the grant's buyer and the
+    dataset's provider; officers see all)."""
+    qs = GrantRevocationRequest.objects.select_related("grant__dataset", "grant__buyer")
+    if is_officer(user):
+        return qs
+    membership = membership_of(user)
+    if membership is None:
+        return qs.none()
+    org = membership.organisation_id
+    return qs.filter(Q(grant__buyer_id=org) | Q(grant__dataset__provider_id=org))

@@ -35,6 +35,11 @@ class GrantInactiveError(PermissionDeniedError):
     default_message = "The grant does not allow downloads now."
 
 
+class GrantSuspendedError(PermissionDeniedError):
+    code = "grant_suspended"
+    default_message = "The grant is suspended while an officer reviews it: re-screening found the trade would now be denied."
+
+
 class GrantAlreadyRevokedError(ConflictError):
     code = "grant_already_revoked"
     default_message = "The grant is already revoked."
@@ -109,7 +114,8 @@ def grant_issue(*, trade: Trade) -> AccessGrant:
     return grant
 
 
-def _revoke(grant: AccessGrant, *, user: AbstractBaseUser | None, label: str, reason: str) -> AccessGrant:
+def grant_revoke_locked(*, grant: AccessGrant, user: AbstractBaseUser | None, label: str, reason: str) -> AccessGrant:
+    """Revoke a grant whose row the caller has locked in its transaction; both parties are told."""
     grant.revoked_at = timezone.now()
     grant.revoked_reason = reason
     grant.revoked_by = user
@@ -125,20 +131,21 @@ def _revoke(grant: AccessGrant, *, user: AbstractBaseUser | None, label: str, re
 
 @transaction.atomic
 def grant_revoke(*, grant_id: object, actor_membership: Membership, reason: str) -> AccessGrant:
-    """Revoke a grant: the dataset's provider or an officer, with a reason. Downloads stop at once;
-    downloads already streaming finish (the check is made when a download starts)."""
+    """Revoke a grant without a refund: an officer, with a reason (re-screening flags). Downloads stop
+    at once; downloads already streaming finish (the check is made when a download starts). A
+    provider does not revoke alone: see grant_revocations.grant_revocation_request."""
     grant = AccessGrant.objects.select_for_update(of=("self",)).select_related("dataset").filter(pk=grant_id).first()
     if grant is None:
         raise NotFoundError("No such grant.")
     user = actor_membership.user
-    if not (is_officer(user) or grant.dataset.provider_id == actor_membership.organisation_id):
-        raise PermissionDeniedError("Only the dataset's provider or an officer may revoke a grant.")
+    if not is_officer(user):
+        raise PermissionDeniedError("Only an officer may revoke a grant.")
     reason = (reason or "").strip()
     if not reason:
         raise InvalidInputError("A reason is required.", fields={"reason": ["this field is required"]})
     if grant.revoked_at is not None:
         raise GrantAlreadyRevokedError(f"The grant was already revoked on {_utc(grant.revoked_at)}.")
-    return _revoke(grant, user=user, label=user.get_username(), reason=reason)
+    return grant_revoke_locked(grant=grant, user=user, label=user.get_username(), reason=reason)
 
 
 @transaction.atomic
@@ -152,9 +159,9 @@ def grant_revoke_for_trade(*, trade: Trade, actor: AbstractBaseUser | Membership
     if isinstance(actor, Membership):
         actor = actor.user
     if isinstance(actor, str) or actor is None:
-        _revoke(grant, user=None, label=actor or "system", reason=reason or "refunded")
+        grant_revoke_locked(grant=grant, user=None, label=actor or "system", reason=reason or "refunded")
     else:
-        _revoke(grant, user=actor, label=actor.get_username(), reason=reason or "refunded")
+        grant_revoke_locked(grant=grant, user=actor, label=actor.get_username(), reason=reason or "refunded")
 
 
 # --- reads ------------------------------------------------------------------------------------
@@ -169,6 +176,8 @@ def grant_inactive_message(grant: AccessGrant, now: datetime | None = None) -> s
     status = grant.status_at(now)
     if status == AccessGrant.Status.REVOKED:
         return f"The grant was revoked on {_utc(grant.revoked_at)}: {grant.revoked_reason}"
+    if status == AccessGrant.Status.SUSPENDED:
+        return f"The grant was suspended on {_utc(grant.suspended_at)} until an officer reviews it: {grant.suspended_reason}"
     if status == AccessGrant.Status.EXPIRED:
         return f"The grant expired on {_utc(grant.valid_until)}."
     if status == AccessGrant.Status.PENDING:
@@ -231,7 +240,7 @@ def grant_download_open(
     """Check that the grant allows this download now and record it (unless `record` is False: a HEAD).
 
     The grant row is locked so a revocation and the start of a download are ordered. Errors: 404
-    (no grant, no such version), 403 `grant_inactive` / `version_not_covered` / not the buyer,
+    (no grant, no such version), 403 `grant_suspended` / `grant_inactive` / `version_not_covered` / not the buyer,
     416 `range_not_satisfiable` (nothing recorded).
     """
     grant = AccessGrant.objects.select_for_update().filter(pk=grant_id).first()
@@ -240,6 +249,8 @@ def grant_download_open(
     if grant.buyer_id != membership.organisation_id:
         raise PermissionDeniedError("Only the buying organisation downloads under a grant.")
     now = timezone.now()
+    if grant.status_at(now) == AccessGrant.Status.SUSPENDED:
+        raise GrantSuspendedError(grant_inactive_message(grant, now))
     if grant.status_at(now) != AccessGrant.Status.ACTIVE:
         raise GrantInactiveError(grant_inactive_message(grant, now))
     files = DatasetFile.objects.filter(dataset_id=grant.dataset_id)

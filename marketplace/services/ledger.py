@@ -7,7 +7,7 @@ updates (`... WHERE available >= x`) with a CHECK constraint behind them.
 """
 
 from dataclasses import dataclass
-from decimal import Decimal
+from decimal import ROUND_HALF_UP, Decimal
 
 from django.conf import settings
 from django.db import IntegrityError, connection, transaction
@@ -15,7 +15,7 @@ from django.db.models import F
 
 from config.errors import ConflictError
 from marketplace.models import Deposit, LedgerEntry, LedgerTransaction, Trade, Wallet
-from marketplace.money import fee_of
+from marketplace.money import fee_of, quantum
 
 A = LedgerEntry.Account
 K = LedgerTransaction.Kind
@@ -147,6 +147,41 @@ def ledger_refund(*, trade: Trade) -> LedgerTransaction | None:
         elif entry.account == A.REVENUE:
             legs.append(Leg(A.REVENUE, -entry.amount))
     return ledger_post(kind=K.REFUND, currency=trade.currency, trade=trade, memo=f"refund of trade {trade.id}", legs=legs,
+                       shortfall=RefundNotCoveredError)
+
+
+def ledger_refund_split(*, trade: Trade, amount: Decimal) -> tuple[Decimal, Decimal]:
+    """How a partial refund of `amount` is shared between the provider and the platform, in the
+    proportion settlement credited them: the platform gives back its fee × amount / price (rounded
+    half up to the minor unit, as the fee was), the provider the rest, and neither gives back more
+    than settlement gave it. Returns (provider's part, platform's part); they add up to `amount`."""
+    settle = LedgerTransaction.objects.filter(trade=trade, kind=K.SETTLE).prefetch_related("entries").first()
+    if settle is None or trade.price == 0:
+        return Decimal(0), Decimal(0)
+    entries = list(settle.entries.all())
+    fee = sum((e.amount for e in entries if e.account == A.REVENUE), Decimal(0))
+    share = sum((e.amount for e in entries if e.account == A.AVAILABLE), Decimal(0))
+    platform = (fee * amount / trade.price).quantize(quantum(trade.currency), rounding=ROUND_HALF_UP)
+    provider = min(amount - platform, share)
+    return provider, amount - provider
+
+
+def ledger_refund_partial(*, trade: Trade, amount: Decimal, memo: str = "") -> LedgerTransaction | None:
+    """Give the buyer `amount` (0 < amount <= price) of a settled trade back: the provider's wallet
+    and the platform's revenue are debited in the proportion settlement credited them
+    (ledger_refund_split). One refund per trade, partial or full (the ledger's one-kind-per-trade
+    constraint): None if the trade was never settled or was refunded already. A provider whose
+    available balance does not cover its part gets RefundNotCoveredError (409) and nothing moves."""
+    settle = LedgerTransaction.objects.filter(trade=trade, kind=K.SETTLE).prefetch_related("entries").first()
+    if settle is None or _has(trade, K.REFUND):
+        return None
+    if not (0 < amount <= trade.price):
+        raise ValueError(f"a partial refund must be above 0 and at most the price, not {amount}")
+    provider_part, platform_part = ledger_refund_split(trade=trade, amount=amount)
+    provider_wallet = next((e.wallet for e in settle.entries.all() if e.account == A.AVAILABLE), None)  # none: the fee took it all
+    buyer = Wallet.objects.get(organisation_id=trade.buyer_id, currency=trade.currency)
+    legs = [Leg(A.AVAILABLE, amount, buyer), Leg(A.AVAILABLE, -provider_part, provider_wallet), Leg(A.REVENUE, -platform_part)]
+    return ledger_post(kind=K.REFUND, currency=trade.currency, trade=trade, memo=memo or f"partial refund of trade {trade.id}", legs=legs,
                        shortfall=RefundNotCoveredError)
 
 

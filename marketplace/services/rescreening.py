@@ -1,6 +1,8 @@
 """Continuous re-screening: when a rule-pack version comes into force, open trades are re-checked
 and live grants re-evaluated; grants whose trade would now be denied, or need something its
-decision did not, are flagged to officers. Also the marketplace side of backtesting a version
+decision did not, are flagged to officers; a grant whose trade would now be DENIED is also
+suspended at once, in the transaction that records the flag (downloads answer 403
+`grant_suspended` until an officer reinstates or revokes it: see grant_revocations). Also the marketplace side of backtesting a version
 against open trades and live grants (compliance cannot tell which trades are open).
 
 Every step is idempotent, so a redelivered task or the due-sweep can run it again:
@@ -26,7 +28,8 @@ from compliance.services.backtests import rulepack_backtest
 from compliance.services.checks import compliance_evaluate
 from config.errors import ConflictError, InvalidInputError, NotFoundError
 from marketplace.models import AccessGrant, GrantFlag, Membership, Rescreening, Trade
-from marketplace.services.grants import GrantAlreadyRevokedError, grant_revoke
+from marketplace.services.grant_revocations import grant_revoke_by_officer, grant_suspend
+from marketplace.services.grants import GrantAlreadyRevokedError
 from marketplace.services.trade_facts import trade_transfer_facts
 from marketplace.services.trade_transitions import trade_apply_transition, trade_lock
 from marketplace.trade_lifecycle import CLOSED
@@ -35,6 +38,12 @@ logger = logging.getLogger(__name__)
 
 ACTOR = "system:rescreening"
 RECHECKED = (Trade.Status.NEEDS_DOCUMENTS, Trade.Status.IN_REVIEW)
+
+
+class GrantFlagSuspendedError(ConflictError):
+    code = "grant_suspended"
+    default_message = ("The grant is suspended: resolve it with POST /api/v1/grants/{id}/reinstate/ or /revoke/ "
+                       "(with a refund decision), which closes its flags too.")
 
 
 class GrantFlagResolvedError(ConflictError):
@@ -111,6 +120,9 @@ def grant_screen(*, grant: AccessGrant, pack: RulePack) -> GrantFlag | None:
             if created:
                 audit_record(kind="grant.flagged", subject_type="grant", subject_id=grant.id, actor_label=ACTOR,
                              data={"flag": str(flag.id), "rulepack": pack.ref, "outcome": str(now.outcome), "reason": reason})
+                if now.outcome == Outcome.DENY:  # the law now forbids the transfer: stop access before anyone looks
+                    grant_suspend(grant_id=grant.id, reason=f"re-screening under {pack.ref}: {reason}", actor_label=ACTOR,
+                                  data={"flag": str(flag.id), "rulepack": pack.ref, "outcome": str(now.outcome)})
     except IntegrityError:  # a concurrent run flagged it first
         flag = GrantFlag.objects.get(grant=grant, rulepack_ref=pack.ref)
     return flag
@@ -181,8 +193,14 @@ def rescreen_due() -> int:
 
 @transaction.atomic
 def grant_flag_resolve(*, flag_id: object, membership: Membership, note: str, revoke: bool) -> GrantFlag:
-    """Close a flag with a note; with `revoke`, revoke the grant too (same transaction). A grant
-    revoked meanwhile by someone else is not an error: the flag is closed and says so."""
+    """Close a flag with a note; with `revoke`, revoke the grant too, without a refund (same
+    transaction; for a refund use POST /grants/{id}/revoke/). A grant revoked meanwhile by someone
+    else is not an error: the flag is closed and says so. A suspended grant is resolved with
+    reinstate or revoke instead (409 `grant_suspended`)."""
+    # The trade first, as every grant decision locks (trade, grant, flags): no lock-order deadlock.
+    trade_id = GrantFlag.objects.filter(pk=flag_id).values_list("grant__trade_id", flat=True).first()
+    if trade_id is not None:
+        trade_lock(trade_id=trade_id)
     flag = GrantFlag.objects.select_for_update().filter(pk=flag_id).first()
     if flag is None:
         raise NotFoundError("No such flag.")
@@ -191,10 +209,14 @@ def grant_flag_resolve(*, flag_id: object, membership: Membership, note: str, re
     note = (note or "").strip()
     if not note:
         raise InvalidInputError("A note is required.", fields={"note": ["this field is required"]})
+    if AccessGrant.objects.filter(pk=flag.grant_id, suspended_at__isnull=False, revoked_at__isnull=True).exists():
+        raise GrantFlagSuspendedError()
     revoked = False
     if revoke:
         try:
-            grant_revoke(grant_id=flag.grant_id, actor_membership=membership, reason=f"re-screening under {flag.rulepack_ref}: {note}")
+            # Recorded like every officer revocation, with its refund decision (none: access ends, money stays).
+            grant_revoke_by_officer(grant_id=flag.grant_id, officer=membership, refund="none",
+                                    reason=f"re-screening under {flag.rulepack_ref}: {note}")
             revoked = True
         except GrantAlreadyRevokedError:
             note += " (the grant was already revoked)"

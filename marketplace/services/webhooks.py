@@ -5,7 +5,8 @@ What a receiver gets
 One HTTPS POST per event and endpoint, the event's JSON as the body, and these headers:
 
     Content-Type:        application/json
-    Elementa-Event:      trade.status_changed   (or trade.decided, grant.issued, grant.revoked, ping)
+    Elementa-Event:      trade.status_changed   (or trade.decided, grant.issued, grant.revoked, grant.suspended, grant.reinstated,
+                         grant.revocation_requested, grant.revocation_decided, ping)
     Elementa-Event-Id:   evt_…                  the same on every delivery of one event: deduplicate on it
     Elementa-Delivery:   <uuid>                 this delivery; a manual redelivery has a new one
     Elementa-Timestamp:  1764201600             Unix seconds when this attempt was signed
@@ -69,7 +70,11 @@ from marketplace.models import Membership, WebhookAttempt, WebhookDelivery, Webh
 
 logger = logging.getLogger(__name__)
 
-EVENT_KINDS = ("trade.status_changed", "trade.decided", "grant.issued", "grant.revoked", "evidence.accepted", "evidence.rejected")
+EVENT_KINDS = (
+    "trade.status_changed", "trade.decided", "grant.issued", "grant.revoked",
+    "grant.suspended", "grant.reinstated", "grant.revocation_requested", "grant.revocation_decided",
+    "evidence.accepted", "evidence.rejected",
+)
 PING = "ping"  # sent by the test button, whatever the endpoint chose
 
 SIGNATURE_TOLERANCE = 300  # seconds a receiver should accept between Elementa-Timestamp and its clock

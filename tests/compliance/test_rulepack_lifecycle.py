@@ -432,6 +432,8 @@ def test_officers_resolve_flags_and_may_revoke_the_grant(client_for, officer_api
     assert revoked.json()["grant_status"] == "revoked" and revoked.json()["resolved_by"] == officer.user.username
     grant = AccessGrant.objects.get(trade=first)
     assert grant.revoked_at is not None and pack.ref in grant.revoked_reason and grant.revoked_by == officer.user
+    [recorded] = client_for(officer).get(f"/api/v1/grants/{grant.id}/").json()["revocation_requests"]
+    assert (recorded["status"], recorded["refund"], recorded["decided_by"]) == ("revoked", "none", officer.user.username)
     assert kept.json()["revoked"] is False and AccessGrant.objects.get(trade=second).revoked_at is None
     assert twice.status_code == 409 and twice.json()["code"] == "grant_flag_resolved"
 

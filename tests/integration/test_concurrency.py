@@ -147,3 +147,69 @@ def test_x_buys_from_y_while_y_buys_from_x_without_deadlock():
     assert errors == []
     assert Trade.objects.filter(pk__in=[t.id for t in trades], status="settled").count() == 10
     assert LedgerTransaction.objects.filter(kind="settle").count() == 10
+
+
+def _paid_grant(buyer, dataset):  # type: ignore[no-untyped-def]
+    """A trade bought with escrow, approved and settled through the services; its grant."""
+    from marketplace.models import AccessGrant
+    from marketplace.services.trade_transitions import trade_transition
+    from marketplace.services.trades import trade_create
+
+    trade = trade_create(membership=buyer, dataset_id=dataset.id)
+    trade_transition(trade_id=trade.id, to=Trade.Status.APPROVED, actor_label="system:test")
+    trade_settle(trade_id=trade.id)
+    return AccessGrant.objects.get(trade=trade)
+
+
+def test_officers_deciding_one_revocation_request_at_once_refund_once(buyer_eu, provider_eu, officer, eu_personal):
+    from marketplace.models import GrantRevocationRequest, LedgerTransaction, Wallet
+    from marketplace.services.grant_revocations import RevocationRequestDecidedError, grant_revocation_decide, grant_revocation_request
+
+    grant = _paid_grant(buyer_eu, eu_personal)
+    request = grant_revocation_request(grant_id=grant.id, membership=provider_eu, reason="breach")
+    buyer_before = Wallet.objects.get(organisation=buyer_eu.organisation, currency="EUR").available
+
+    errors = race([lambda refund=refund: grant_revocation_decide(request_id=request.id, officer=officer, revoke=True, refund=refund, reason="r")
+                   for refund in ["full", "none", "full", "none", "full", "none"]])
+
+    assert len(errors) == 5 and all(isinstance(e, RevocationRequestDecidedError) for e in errors), errors
+    decided = GrantRevocationRequest.objects.get(pk=request.id)
+    refunds = LedgerTransaction.objects.filter(trade_id=grant.trade_id, kind="refund").count()
+    assert refunds == (1 if decided.refund == "full" else 0)
+    buyer_after = Wallet.objects.get(organisation=buyer_eu.organisation, currency="EUR").available
+    assert buyer_after - buyer_before == (eu_personal.price if decided.refund == "full" else 0)
+    assert not Wallet.objects.filter(available__lt=0).exists()
+
+
+def test_concurrent_provider_requests_leave_one_pending(buyer_eu, provider_eu, eu_personal):
+    from marketplace.models import GrantRevocationRequest
+    from marketplace.services.grant_revocations import RevocationRequestPendingError, grant_revocation_request
+
+    grant = _paid_grant(buyer_eu, eu_personal)
+
+    errors = race([lambda: grant_revocation_request(grant_id=grant.id, membership=provider_eu, reason="breach")] * 10)
+
+    assert len(errors) == 9 and all(isinstance(e, RevocationRequestPendingError) for e in errors), errors
+    assert GrantRevocationRequest.objects.filter(grant=grant, status="pending").count() == 1
+
+
+def test_a_suspension_racing_downloads_stops_every_download_that_starts_after_it(buyer_eu, provider_eu, eu_personal, settings, tmp_path):
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    from marketplace.models import AccessGrant, GrantDownload
+    from marketplace.services.dataset_files import dataset_file_upload
+    from marketplace.services.grant_revocations import grant_suspend
+    from marketplace.services.grants import GrantSuspendedError, grant_download_open
+
+    settings.MEDIA_ROOT = tmp_path / "media"
+    dataset_file_upload(dataset_id=eu_personal.id, membership=provider_eu, upload=SimpleUploadedFile("a.csv", b"id\n1\n"))
+    grant = _paid_grant(buyer_eu, eu_personal)
+
+    errors = race([lambda: grant_suspend(grant_id=grant.id, reason="would now be denied"),
+                   *[lambda: grant_download_open(grant_id=grant.id, membership=buyer_eu)] * 8])
+
+    assert all(isinstance(e, GrantSuspendedError) for e in errors), errors
+    suspended_at = AccessGrant.objects.get(pk=grant.id).suspended_at
+    assert suspended_at is not None
+    assert not GrantDownload.objects.filter(grant=grant, at__gt=suspended_at).exists()
+    assert GrantDownload.objects.filter(grant=grant).count() == 8 - len(errors)

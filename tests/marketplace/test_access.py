@@ -396,10 +396,10 @@ def test_a_pending_renewal_is_403_until_its_term_starts(client_for, provider_eu,
     assert client_for(buyer_us).get(f"/api/v1/grants/{first.grant.id}/download/").status_code == 200
 
 
-def test_a_revoked_grant_is_403_with_the_reason(client_for, provider_eu, buyer_us, eu_personal):
+def test_a_revoked_grant_is_403_with_the_reason(client_for, provider_eu, officer, buyer_us, eu_personal):
     add_version(provider_eu, eu_personal, CSV_V1)
     grant = settled(eu_personal, buyer_us).grant
-    client_for(provider_eu).post(f"/api/v1/grants/{grant.id}/revoke/", {"reason": "licence breach: resold"}, format="json")
+    client_for(officer).post(f"/api/v1/grants/{grant.id}/revoke/", {"reason": "licence breach: resold", "refund": "none"}, format="json")
 
     response = client_for(buyer_us).get(f"/api/v1/grants/{grant.id}/download/")
 
@@ -439,18 +439,43 @@ def test_the_provider_and_officers_see_a_grant_but_do_not_download_under_it(clie
 # --- revocation -------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("who", ["provider_eu", "officer"])
-def test_the_provider_or_an_officer_revokes_with_a_reason(client_for, buyer_us, eu_personal, request, who):
+def test_an_officer_revokes_with_a_reason_and_a_refund_decision(client_for, officer, buyer_us, eu_personal):
     grant = settled(eu_personal, buyer_us).grant
-    actor = request.getfixturevalue(who)
 
-    response = client_for(actor).post(f"/api/v1/grants/{grant.id}/revoke/", {"reason": " sanctions hit "}, format="json")
+    response = client_for(officer).post(f"/api/v1/grants/{grant.id}/revoke/", {"reason": " sanctions hit ", "refund": "none"}, format="json")
 
     assert response.status_code == 200, response.json()
     body = response.json()
-    assert (body["status"], body["active"], body["revoked_reason"], body["revoked_by"]) == ("revoked", False, "sanctions hit", actor.user.username)
+    assert (body["status"], body["grant_status"], body["refund"], body["decision_reason"], body["decided_by"]) == (
+        "revoked", "revoked", "none", "sanctions hit", officer.user.username)
     grant.refresh_from_db()
-    assert grant.revoked_by == actor.user and grant.revoked_at is not None
+    assert grant.revoked_by == officer.user and grant.revoked_at is not None and grant.revoked_reason == "sanctions hit"
+    shown = client_for(buyer_us).get(f"/api/v1/grants/{grant.id}/").json()
+    assert (shown["status"], shown["revoked_reason"], shown["revocation_requests"][0]["refund"]) == ("revoked", "sanctions hit", "none")
+
+
+def test_an_officer_must_say_what_happens_to_the_money(client_for, officer, buyer_us, eu_personal):
+    grant = settled(eu_personal, buyer_us).grant
+
+    response = client_for(officer).post(f"/api/v1/grants/{grant.id}/revoke/", {"reason": "sanctions hit"}, format="json")
+
+    assert response.status_code == 400 and "refund" in response.json()["fields"]
+    grant.refresh_from_db()
+    assert grant.revoked_at is None
+
+
+def test_the_provider_only_asks_and_access_stays_until_an_officer_decides(client_for, provider_eu, buyer_us, eu_personal):
+    add_version(provider_eu, eu_personal, CSV_V1)
+    grant = settled(eu_personal, buyer_us).grant
+
+    response = client_for(provider_eu).post(f"/api/v1/grants/{grant.id}/revoke/", {"reason": " licence breach "}, format="json")
+
+    assert response.status_code == 202, response.json()
+    body = response.json()
+    assert (body["status"], body["grant_status"], body["reason"], body["requested_by"]) == ("pending", "active", "licence breach", provider_eu.user.username)
+    grant.refresh_from_db()
+    assert grant.revoked_at is None
+    assert client_for(buyer_us).get(f"/api/v1/grants/{grant.id}/download/").status_code == 200
 
 
 def test_the_buyer_cannot_revoke(client_for, buyer_us, eu_personal):
@@ -472,14 +497,16 @@ def test_revoking_needs_a_reason(client_for, provider_eu, buyer_us, eu_personal,
     assert response.status_code == 400 and "reason" in response.json()["fields"]
 
 
-def test_a_revoked_grant_cannot_be_revoked_again(client_for, provider_eu, buyer_us, eu_personal):
+def test_a_revoked_grant_cannot_be_revoked_again(client_for, provider_eu, officer, buyer_us, eu_personal):
     grant = settled(eu_personal, buyer_us).grant
-    client = client_for(provider_eu)
-    client.post(f"/api/v1/grants/{grant.id}/revoke/", {"reason": "first"}, format="json")
+    client = client_for(officer)
+    client.post(f"/api/v1/grants/{grant.id}/revoke/", {"reason": "first", "refund": "none"}, format="json")
 
-    response = client.post(f"/api/v1/grants/{grant.id}/revoke/", {"reason": "second"}, format="json")
+    again = client.post(f"/api/v1/grants/{grant.id}/revoke/", {"reason": "second", "refund": "none"}, format="json")
+    asked = client_for(provider_eu).post(f"/api/v1/grants/{grant.id}/revoke/", {"reason": "third"}, format="json")
 
-    assert response.status_code == 409 and response.json()["code"] == "grant_already_revoked"
+    assert again.status_code == 409 and again.json()["code"] == "grant_already_revoked"
+    assert asked.status_code == 409 and asked.json()["code"] == "grant_already_revoked"
     grant.refresh_from_db()
     assert grant.revoked_reason == "first"
 

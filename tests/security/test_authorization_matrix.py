@@ -36,6 +36,7 @@ from marketplace.models import (
     Dataset,
     Deposit,
     GrantFlag,
+    GrantRevocationRequest,
     Membership,
     OrganisationMechanism,
     Trade,
@@ -45,6 +46,7 @@ from marketplace.models import (
 )
 from marketplace.services.dataset_files import dataset_file_upload
 from marketplace.services.deposits import deposit_request
+from marketplace.services.grant_revocations import grant_revocation_request
 from marketplace.services.mechanisms import mechanism_add
 from marketplace.services.settlement import trade_settle
 from marketplace.services.trade_facts import transfer_facts
@@ -117,7 +119,14 @@ EXPECTED: dict[tuple[str, str], Expectation] = {
     ("get", "grants/{id}/"): TRADE_PARTIES,
     ("get", "grants/{id}/downloads/"): TRADE_PARTIES,
     ("get", "grants/{id}/download/"): expect(403, buyer=OK, buyer_other=404, provider_other=404),  # the buying organisation only
+    # the provider files a request (202), an officer revokes with a refund decision (400 here: no refund)
     ("post", "grants/{id}/revoke/"): expect(403, provider=OK, officer=OK, buyer_other=404, provider_other=404),
+    ("post", "grants/{id}/reinstate/"): OFFICERS,
+    # revocation requests on trade A's grant: the two parties and officers see them, others get 404
+    ("get", "revocation-requests/"): MEMBERS,
+    ("post", "revocation-requests/"): PROVIDERS,  # provider_other: 400 for the minimal body (no grant); 404 for A's grant
+    ("get", "revocation-requests/{id}/"): TRADE_PARTIES,
+    ("post", "revocation-requests/{id}/decide/"): OFFICERS,
     ("get", "reviews/grants/"): OFFICERS,
     ("get", "reviews/grants/{id}/"): OFFICERS,
     ("post", "reviews/grants/{id}/resolve/"): OFFICERS,
@@ -274,6 +283,7 @@ def build_world() -> World:
         dataset=eu_personal, buyer=buyer_eu.organisation, destination="DE", purpose="resale", mechanisms=[], trade_date=today,
     )).as_dict()
     flag = GrantFlag.objects.create(grant=grant, rulepack=pack, rulepack_ref=f"{pack.regime}@matrix", decision=decision, reason="matrix")
+    revocation = grant_revocation_request(grant_id=grant.id, membership=provider_eu, reason="matrix")
     pdf = b"%PDF-1.7\n%%EOF\n"
     mechanism = mechanism_add(membership=buyer_eu, code="eu_scc", reference="SCC-1", approved_on=today,
                               upload=SimpleUploadedFile("scc.pdf", pdf, content_type="application/pdf"))
@@ -287,13 +297,13 @@ def build_world() -> World:
     ids = {
         "audit": event.id, "datasets": eu_personal.id, "trades": trade.id, "grants": grant.id, "reviews": flag.id,
         "mechanisms": mechanism.id, "documents": document.id, "rulepacks": pack.id, "backtest_id": backtest.id, "wallet": deposit.id,
-        "webhooks": endpoint.id, "webhooks/deliveries": delivery.id,
+        "webhooks": endpoint.id, "webhooks/deliveries": delivery.id, "revocation-requests": revocation.id,
     }
     members = {"anonymous": None, "buyer": buyer_eu, "buyer_other": buyer_us, "provider": provider_eu,
                "provider_other": provider_cn, "officer": officer}
     tracked: list[tuple[type, object]] = [
         (Dataset, eu_personal.id), (Trade, trade.id), (AccessGrant, grant.id), (GrantFlag, flag.id), (RulePack, pack.id),
-        (OrganisationMechanism, mechanism.id), (TradeDocument, document.id),
+        (GrantRevocationRequest, revocation.id), (OrganisationMechanism, mechanism.id), (TradeDocument, document.id),
         (Deposit, deposit.id), (WebhookEndpoint, endpoint.id), (WebhookDelivery, delivery.id),
     ]
     return World(members=members, ids=ids, tracked=tracked)
