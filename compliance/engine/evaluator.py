@@ -210,6 +210,11 @@ def evaluate(facts: TransferFacts, packs: Sequence[CompiledPack]) -> Decision:
         obligations.extend(pack_obligations)
         used.append(pack.ref)
 
+    return _decision(findings, obligations, used)
+
+
+def _decision(findings: Sequence[Finding], obligations: Sequence[str], rulepacks: Sequence[str]) -> Decision:
+    """The most restrictive finding decides; the requirements are every unmet group, once."""
     outcome = max((f.outcome for f in findings), key=lambda o: o.rank, default=Outcome.ALLOW)
     requirements: list[tuple[str, ...]] = []
     # A deny is final: no mechanism can cure it, so listing what is "missing" would mislead.
@@ -222,7 +227,7 @@ def evaluate(facts: TransferFacts, packs: Sequence[CompiledPack]) -> Decision:
         requirements=tuple(requirements),
         findings=tuple(findings),
         obligations=tuple(dict.fromkeys(obligations)),
-        rulepacks=tuple(used),
+        rulepacks=tuple(dict.fromkeys(rulepacks)),
     )
 
 
@@ -243,16 +248,4 @@ def _evaluate_declared(facts: TransferFacts, packs: Sequence[CompiledPack]) -> D
                 continue
             seen.add(key)
             findings.append(f if place is None else replace(f, explanation=f"to the declared destination {place}: {f.explanation}"))
-    outcome = max((d.outcome for _, d in decisions), key=lambda o: o.rank)
-    requirements: list[tuple[str, ...]] = []
-    for finding in findings if outcome != Outcome.DENY else ():
-        for group in finding.requirements:
-            if group not in requirements:
-                requirements.append(group)
-    return Decision(
-        outcome=outcome,
-        requirements=tuple(requirements),
-        findings=tuple(findings),
-        obligations=tuple(dict.fromkeys(o for _, d in decisions for o in d.obligations)),
-        rulepacks=tuple(dict.fromkeys(r for _, d in decisions for r in d.rulepacks)),
-    )
+    return _decision(findings, [o for _, d in decisions for o in d.obligations], [r for _, d in decisions for r in d.rulepacks])

@@ -96,18 +96,24 @@ def _lock_grant(grant_id: object) -> tuple[Trade, AccessGrant]:
     return trade, grant
 
 
+def grant_flag_close(*, flag: GrantFlag, user: AbstractBaseUser, note: str, revoked: bool) -> GrantFlag:
+    """Mark one locked, open re-screening flag resolved by `user`, and audit it."""
+    flag.status = GrantFlag.Status.RESOLVED
+    flag.resolved_by = user
+    flag.resolved_by_label = user.get_username()[:150]
+    flag.resolved_at = timezone.now()
+    flag.resolution_note = note
+    flag.revoked = revoked
+    flag.save(update_fields=["status", "resolved_by", "resolved_by_label", "resolved_at", "resolution_note", "revoked"])
+    audit_record(kind="grant.flag_resolved", subject_type="grant", subject_id=flag.grant_id, actor=user,
+                 data={"flag": str(flag.id), "rulepack": flag.rulepack_ref, "revoked": revoked, "note": note})
+    return flag
+
+
 def _resolve_flags(*, grant: AccessGrant, user: AbstractBaseUser, note: str, revoked: bool) -> None:
     """Close the grant's open re-screening flags: the officer's decision answers them."""
     for flag in GrantFlag.objects.select_for_update().filter(grant=grant, status=GrantFlag.Status.OPEN):
-        flag.status = GrantFlag.Status.RESOLVED
-        flag.resolved_by = user
-        flag.resolved_by_label = user.get_username()[:150]
-        flag.resolved_at = timezone.now()
-        flag.resolution_note = note
-        flag.revoked = revoked
-        flag.save(update_fields=["status", "resolved_by", "resolved_by_label", "resolved_at", "resolution_note", "revoked"])
-        audit_record(kind="grant.flag_resolved", subject_type="grant", subject_id=grant.id, actor=user,
-                     data={"flag": str(flag.id), "rulepack": flag.rulepack_ref, "revoked": revoked, "note": note})
+        grant_flag_close(flag=flag, user=user, note=note, revoked=revoked)
 
 
 # --- suspension -------------------------------------------------------------------------------

@@ -28,7 +28,7 @@ from compliance.services.backtests import rulepack_backtest
 from compliance.services.checks import compliance_evaluate
 from config.errors import ConflictError, InvalidInputError, NotFoundError
 from marketplace.models import AccessGrant, GrantFlag, Membership, Rescreening, Trade
-from marketplace.services.grant_revocations import grant_revoke_by_officer, grant_suspend
+from marketplace.services.grant_revocations import grant_flag_close, grant_revoke_by_officer, grant_suspend
 from marketplace.services.grants import GrantAlreadyRevokedError
 from marketplace.services.trade_facts import trade_transfer_facts
 from marketplace.services.trade_transitions import trade_apply_transition, trade_lock
@@ -220,14 +220,4 @@ def grant_flag_resolve(*, flag_id: object, membership: Membership, note: str, re
             revoked = True
         except GrantAlreadyRevokedError:
             note += " (the grant was already revoked)"
-    user = membership.user
-    flag.status = GrantFlag.Status.RESOLVED
-    flag.resolved_by = user
-    flag.resolved_by_label = user.get_username()[:150]
-    flag.resolved_at = timezone.now()
-    flag.resolution_note = note
-    flag.revoked = revoked
-    flag.save(update_fields=["status", "resolved_by", "resolved_by_label", "resolved_at", "resolution_note", "revoked"])
-    audit_record(kind="grant.flag_resolved", subject_type="grant", subject_id=flag.grant_id, actor=user,
-                 data={"flag": str(flag.id), "rulepack": flag.rulepack_ref, "revoked": revoked, "note": note})
-    return flag
+    return grant_flag_close(flag=flag, user=membership.user, note=note, revoked=revoked)

@@ -8,6 +8,7 @@ from django.utils import timezone
 
 from marketplace.models import Trade
 from tests.conftest import wait_for_status
+from tests.evidence import accept_document, upload_document
 from tests.factories import MembershipFactory, OrganisationFactory
 
 pytestmark = [pytest.mark.worker, pytest.mark.django_db(transaction=True)]
@@ -30,8 +31,9 @@ def test_a_recheck_keeps_a_trade_s_place_in_the_queue(celery_worker, rulepacks, 
     Trade.objects.filter(pk=recent).update(waiting_since=a_minute_ago, status_changed_at=a_minute_ago)
 
     # the morning trade's buyer files its SCCs: a re-check by the worker, still missing the TIA
-    filed = client_for(buyer_us).post(f"/api/v1/trades/{morning}/documents/", {"code": "eu_scc", "reference": "SCC-1"}, format="json")
-    assert filed.status_code == 201, filed.json()
+    # and an officer accepts them
+    filed = upload_document(client_for(buyer_us), morning, "eu_scc", reference="SCC-1")
+    accept_document(client_for(officer), filed["id"])
     rechecked = wait_for_status(morning, {"needs_documents"})  # the request moved it to checking; the worker back
     assert rechecked.waiting_since == six_hours_ago and rechecked.status_changed_at > a_minute_ago
 

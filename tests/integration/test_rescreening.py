@@ -13,7 +13,7 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 
 from compliance.models import AuditEvent
 from marketplace.models import GrantFlag, Membership, Rescreening, Trade
-from tests.compliance.test_rulepack_lifecycle import RULEPACKS, backtested, draft_without_switzerland, eu_current, today
+from tests.compliance.test_rulepack_lifecycle import RULEPACKS, activate, backtested, draft_without_switzerland, eu_current, today
 from tests.conftest import wait_for_status
 from tests.factories import MembershipFactory, OrganisationFactory
 
@@ -125,7 +125,7 @@ def settled_swiss_purchase(client_for, provider_eu, buyer_ch, eu_personal) -> tu
 @pytest.mark.worker
 @pytest.mark.django_db(transaction=True)
 def test_a_rule_change_that_denies_suspends_the_grant_and_tells_both_parties(
-    celery_worker, rulepacks, media, receiver, client_for, officer, provider_eu, buyer_ch, eu_personal,
+    celery_worker, rulepacks, media, receiver, client_for, officer, second_officer, provider_eu, buyer_ch, eu_personal,
 ):
     trade_id, grant_id = settled_swiss_purchase(client_for, provider_eu, buyer_ch, eu_personal)
     buyer, provider, api = client_for(buyer_ch), client_for(provider_eu), client_for(officer)
@@ -135,7 +135,7 @@ def test_a_rule_change_that_denies_suspends_the_grant_and_tells_both_parties(
     assert buyer.get(f"/api/v1/grants/{grant_id}/download/").status_code == 200
 
     draft = draft_with_rule(api, SWISS_DENIED)
-    assert api.post(f"{RULEPACKS}{draft['id']}/activate/", {"effective_from": today()}, format="json").status_code == 200
+    assert activate(api, client_for(second_officer), draft["id"], today()).status_code == 200
 
     wait_for(lambda: Rescreening.objects.filter(rulepack_id=draft["id"], finished_at__isnull=False).exists())
     download = buyer.get(f"/api/v1/grants/{grant_id}/download/")
@@ -176,13 +176,13 @@ def test_a_rule_change_that_denies_suspends_the_grant_and_tells_both_parties(
 @pytest.mark.worker
 @pytest.mark.django_db(transaction=True)
 def test_a_rule_change_that_only_needs_review_flags_without_suspending(
-    celery_worker, rulepacks, media, client_for, officer, provider_eu, buyer_ch, eu_personal,
+    celery_worker, rulepacks, media, client_for, officer, second_officer, provider_eu, buyer_ch, eu_personal,
 ):
     _trade_id, grant_id = settled_swiss_purchase(client_for, provider_eu, buyer_ch, eu_personal)
     api = client_for(officer)
 
     draft = draft_with_rule(api, SWISS_REVIEWED)
-    assert api.post(f"{RULEPACKS}{draft['id']}/activate/", {"effective_from": today()}, format="json").status_code == 200
+    assert activate(api, client_for(second_officer), draft["id"], today()).status_code == 200
 
     flag = wait_for(lambda: GrantFlag.objects.filter(grant_id=grant_id).first())
     assert flag.decision["outcome"] == "review"

@@ -13,6 +13,15 @@ BEFORE = [("marketplace", "0012_four_eyes"), ("compliance", "0007_rulepack_appro
 AFTER = [("marketplace", "0013_renewal_and_waiting"), ("compliance", "0008_flagged_regimes")]
 
 
+@pytest.fixture(autouse=True)
+def _back_to_the_latest_schema():
+    """These tests move the schema back and forth; every later test needs it fully migrated."""
+    yield
+    executor = MigrationExecutor(connection)
+    executor.loader.build_graph()
+    executor.migrate(executor.loader.graph.leaf_nodes())
+
+
 def migrate(targets):
     executor = MigrationExecutor(connection)
     executor.loader.build_graph()
