@@ -67,3 +67,8 @@ class SecondOfficerRequiredError(ConflictError):
 class RequirementsOutstandingError(ConflictError):
     code = "requirements_outstanding"
     default_message = "The trade cannot be approved while a requirement has no accepted evidence."
+
+
+class OwnOrganisationError(PermissionDeniedError):
+    code = "own_organisation"
+    default_message = "Officers do not review evidence or decide trades of their own organisation."

@@ -373,6 +373,9 @@ class MechanismViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.
         return Response(self.get_serializer(mechanism).data, status=status.HTTP_201_CREATED)
 
     def destroy(self, request: Request, pk: str | None = None) -> Response:
+        """Members of the organisation that keeps it on file (others: 403 or 404). Audited
+        (`mechanism.removed`). Removing an accepted mechanism re-checks the organisation's trades still
+        waiting for a decision, so none is approved on a decision that counted it."""
         mechanism = self.get_object()
         if mechanism.organisation_id != _membership(request).organisation_id:
             raise PermissionDeniedError("Only the organisation that keeps a mechanism on file may remove it.")
