@@ -9,7 +9,7 @@ from marketplace.models import Membership, OrganisationMechanism, Trade, TradeDo
 from marketplace.services.trade_facts import trade_transfer_facts
 from tests.conftest import wait_for_status
 from tests.evidence import accept_document, accept_mechanism, evidence_payload, upload_document, upload_mechanism
-from tests.factories import MembershipFactory, OrganisationFactory, TradeFactory
+from tests.factories import DatasetFactory, MembershipFactory, OrganisationFactory, TradeFactory
 
 OPEN = {"settled", "rejected", "cancelled", "needs_documents", "in_review"}
 
@@ -24,51 +24,50 @@ def second_officer(operator) -> Membership:
 
 
 @pytest.fixture
-def provider_admin(provider_eu) -> Membership:
-    """An admin of the selling organisation: a provider and, by role, an officer too."""
-    return MembershipFactory(organisation=provider_eu.organisation, role=Membership.Role.ADMIN)
+def operator_buyer(operator) -> Membership:
+    """The operator's own procurement desk buys data too: its officers are then a party."""
+    return MembershipFactory(organisation=operator, role=Membership.Role.BUYER)
 
 
 # --- holes that were open -------------------------------------------------------------------
 
 @pytest.mark.django_db
-def test_a_sellers_admin_cannot_accept_evidence_for_its_own_sale(client_for, buyer_us, provider_admin, officer, eu_personal):
-    """Attack: the provider's admin (an officer by role) accepts the buyer's SCC and TIA, and the sale settles."""
+@pytest.mark.parametrize("role", [Membership.Role.ADMIN, Membership.Role.OFFICER])
+def test_an_officer_or_admin_outside_the_operator_has_no_officer_powers(client_for, buyer_us, provider_eu, officer, eu_personal, role):
+    """Attack: the seller's admin (admin counted as an officer anywhere) accepts the buyer's SCC for its own
+    sale, approves it, and reads every other organisation's trades and evidence."""
+    insider = MembershipFactory(organisation=provider_eu.organisation, role=role)
+    other = TradeFactory(dataset=DatasetFactory(), buyer=MembershipFactory().organisation, status=Trade.Status.IN_REVIEW)
     trade = waiting_trade(buyer_us, eu_personal)
     scc = upload_document(client_for(buyer_us), trade.id, "eu_scc")
+    client = client_for(insider)
 
-    refused = client_for(provider_admin).post(f"/api/v1/documents/{scc['id']}/accept/", {"reason": "fine"}, format="json")
-
-    assert refused.status_code == 403 and refused.json()["code"] == "own_organisation"
+    assert client.post(f"/api/v1/documents/{scc['id']}/accept/", {"reason": "fine"}, format="json").status_code == 403
+    assert client.post(f"/api/v1/trades/{other.id}/approve/", {"reason": "fine"}, format="json").status_code in (403, 404)
+    assert client.get("/api/v1/reviews/").status_code == 403
+    assert client.get("/api/v1/documents/").status_code == 403
+    assert client.get(f"/api/v1/trades/{other.id}/").status_code == 404
     assert TradeDocument.objects.get().status == "pending"
-    trade.refresh_from_db()
-    assert trade.status == Trade.Status.NEEDS_DOCUMENTS
-    assert accept_document(client_for(officer), scc["id"])["status"] == "accepted"  # an independent officer may
+    assert accept_document(client_for(officer), scc["id"])["status"] == "accepted"  # an operator's officer may
 
 
 @pytest.mark.django_db
-def test_a_party_organisations_officer_cannot_accept_its_standing_mechanism(client_for, buyer_us, officer):
-    """Attack: the buyer organisation gets an officer membership and accepts its colleague's standing SCC."""
-    insider = MembershipFactory(organisation=buyer_us.organisation, role=Membership.Role.OFFICER)
-    scc = upload_mechanism(client_for(buyer_us), "eu_scc")
+def test_officers_decide_nothing_of_their_own_organisations_trade(client_for, operator_buyer, officer, second_officer, eu_personal):
+    """Attack: the operator buys; a colleague officer accepts its evidence and approves the trade."""
+    trade = waiting_trade(operator_buyer, eu_personal)
+    scc = upload_document(client_for(operator_buyer), trade.id, "eu_scc")
+    mechanism = upload_mechanism(client_for(operator_buyer), "eu_tia")
 
-    refused = client_for(insider).post(f"/api/v1/mechanisms/{scc['id']}/accept/", {"reason": "ok"}, format="json")
-
-    assert refused.status_code == 403 and refused.json()["code"] == "own_organisation"
-    assert OrganisationMechanism.objects.get().status == "pending"
-    assert accept_mechanism(client_for(officer), scc["id"])["status"] == "accepted"
-
-
-@pytest.mark.django_db
-def test_a_sellers_admin_cannot_approve_or_reject_its_own_trade(client_for, buyer_us, provider_admin, eu_personal):
-    """Attack: the provider's admin approves a sale of its own dataset that sits in review."""
-    trade = waiting_trade(buyer_us, eu_personal, status=Trade.Status.IN_REVIEW)
-
+    for url in (f"/api/v1/documents/{scc['id']}/accept/", f"/api/v1/mechanisms/{mechanism['id']}/accept/"):
+        refused = client_for(officer).post(url, {"reason": "fine"}, format="json")
+        assert refused.status_code == 403 and refused.json()["code"] == "own_organisation"
+    Trade.objects.filter(pk=trade.pk).update(status=Trade.Status.IN_REVIEW)
     for verdict in ("approve", "reject"):
-        refused = client_for(provider_admin).post(f"/api/v1/trades/{trade.id}/{verdict}/", {"reason": "mine"}, format="json")
+        refused = client_for(second_officer).post(f"/api/v1/trades/{trade.id}/{verdict}/", {"reason": "ours"}, format="json")
         assert refused.status_code == 403 and refused.json()["code"] == "own_organisation"
     trade.refresh_from_db()
     assert trade.status == Trade.Status.IN_REVIEW
+    assert set(TradeDocument.objects.values_list("status", flat=True)) | set(OrganisationMechanism.objects.values_list("status", flat=True)) == {"pending"}
 
 
 @pytest.mark.worker
