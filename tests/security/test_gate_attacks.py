@@ -3,9 +3,15 @@
 Each test names the attack. Those that once worked are fixed in the services; the rest pin down
 that the gate holds."""
 
-import pytest
+import datetime
+import threading
 
+import pytest
+from django.db import connection
+
+from marketplace.errors import EvidenceNotPendingError, SecondOfficerRequiredError
 from marketplace.models import Membership, OrganisationMechanism, Trade, TradeDocument
+from marketplace.services.evidence_review import trade_document_review
 from marketplace.services.trade_facts import trade_transfer_facts
 from tests.conftest import wait_for_status
 from tests.evidence import accept_document, accept_mechanism, evidence_payload, upload_document, upload_mechanism
@@ -208,3 +214,55 @@ def test_claims_sent_with_a_purchase_are_not_facts(client_for, rulepacks, buyer_
     assert (trade.status, trade.buyer_id, trade.destination) == (Trade.Status.CHECKING, buyer_us.organisation_id, "US")
     assert facts["buyer"]["jurisdiction"] == "US" and "declared_destinations" not in facts["buyer"]
     assert facts["mechanisms"] == []
+
+
+def _race(fns: list) -> list[BaseException]:
+    """Each fn in its own thread and connection, all released at once; what they raised."""
+    barrier, errors = threading.Barrier(len(fns)), []
+
+    def run(fn) -> None:
+        try:
+            barrier.wait()
+            fn()
+        except BaseException as exc:  # collected and asserted on by the test
+            errors.append(exc)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=run, args=(fn,)) for fn in fns]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+    return errors
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_one_officer_racing_itself_cannot_be_both_acceptors_of_a_regulators_approval(
+    monkeypatch, provider_cn, buyer_us, officer, second_officer, cn_personal,
+):
+    """Attack: the same officer fires many acceptances of a CAC assessment at once, hoping two land as
+    the first and the second; then two officers race and exactly one pair of acceptances decides it."""
+    from marketplace.services import trade_transitions
+
+    monkeypatch.setattr(trade_transitions, "trade_enqueue", lambda *args, **kwargs: None)
+    trade = waiting_trade(buyer_us, cn_personal)
+    document = TradeDocument.objects.create(
+        trade=trade, organisation=provider_cn.organisation, uploaded_by=provider_cn.user, code="cn_security_assessment",
+        reference="CAC-2026-1", approved_on=datetime.date(2026, 1, 5), sha256="0" * 64, size=1, content_type="application/pdf")
+
+    def accept(member: Membership):
+        return lambda: trade_document_review(document_id=document.id, officer=member.user, accept=True, reason="checked")
+
+    errors = _race([accept(officer)] * 10)
+    document.refresh_from_db()
+    assert (document.status, document.first_accepted_by_id) == ("pending", officer.user.pk)
+    assert len(errors) == 9 and {type(e) for e in errors} == {SecondOfficerRequiredError}
+
+    errors = _race([accept(second_officer)] * 5 + [accept(officer)] * 5)
+    document.refresh_from_db()
+    assert (document.status, document.reviewed_by_id) == ("accepted", second_officer.user.pk)
+    assert len(errors) == 9 and {type(e) for e in errors} <= {SecondOfficerRequiredError, EvidenceNotPendingError}
+    trade.refresh_from_db()
+    assert trade.status == Trade.Status.CHECKING
