@@ -13,9 +13,16 @@ PROVIDER, BUYER, OFFICER, ADMIN = "provider", "buyer", "officer", "admin"
 
 
 def role_of(user: Any) -> str | None:
+    """The user's role; None without a membership. The officer and admin roles hold only in the
+    platform operator's organisation: an "officer" of a buyer or provider would review evidence and
+    read facts of every other organisation's trades, so it is no role at all."""
     if not getattr(user, "is_authenticated", False):
         return None
-    return getattr(getattr(user, "membership", None), "role", None)
+    membership = getattr(user, "membership", None)
+    role = getattr(membership, "role", None)
+    if role in (OFFICER, ADMIN) and not getattr(getattr(membership, "organisation", None), "is_operator", False):
+        return None
+    return role
 
 
 class _HasRole(BasePermission):

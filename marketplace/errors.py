@@ -72,3 +72,8 @@ class RequirementsOutstandingError(ConflictError):
 class AlreadyRenewedError(ConflictError):
     code = "already_renewed"
     default_message = "This subscription period has already been renewed."
+
+
+class OwnOrganisationError(PermissionDeniedError):
+    code = "own_organisation"
+    default_message = "Officers do not review evidence or decide trades of their own organisation."

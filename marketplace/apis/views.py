@@ -316,7 +316,8 @@ class TradeViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Ge
     @extend_schema(request=s.ReviewDecisionSerializer, responses=s.ReviewResultSerializer)
     @action(detail=True, methods=["post"])
     def approve(self, request: Request, pk: str | None = None) -> Response:
-        """Officers only. Approve a trade in review, with a reason and optional conditions. Refused
+        """Officers only, never of the buyer's or provider's organisation (403 `own_organisation`).
+        Approve a trade in review, with a reason and optional conditions. Refused
         with 409 `requirements_outstanding` (naming them) while any requirement lacks accepted
         evidence, and for a trade waiting for documents. If any finding needs a regulator's approval
         or asks for four eyes, two different officers approve: the first answers with
@@ -327,7 +328,8 @@ class TradeViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Ge
     @extend_schema(request=s.ReviewDecisionSerializer, responses=s.ReviewResultSerializer)
     @action(detail=True, methods=["post"])
     def reject(self, request: Request, pk: str | None = None) -> Response:
-        """Officers only. Reject a trade in review or waiting for documents, with a reason both parties see."""
+        """Officers only, never of the buyer's or provider's organisation (403 `own_organisation`).
+        Reject a trade in review or waiting for documents, with a reason both parties see."""
         return self._review(request, approve=False)
 
     @extend_schema(responses=OpenApiTypes.OBJECT)
@@ -386,6 +388,9 @@ class MechanismViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.
         return Response(self.get_serializer(mechanism).data, status=status.HTTP_201_CREATED)
 
     def destroy(self, request: Request, pk: str | None = None) -> Response:
+        """Members of the organisation that keeps it on file (others: 403 or 404). Audited
+        (`mechanism.removed`). Removing an accepted mechanism re-checks the organisation's trades still
+        waiting for a decision, so none is approved on a decision that counted it."""
         mechanism = self.get_object()
         if mechanism.organisation_id != _membership(request).organisation_id:
             raise PermissionDeniedError("Only the organisation that keeps a mechanism on file may remove it.")
@@ -395,7 +400,8 @@ class MechanismViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.
     @extend_schema(request=s.EvidenceDecisionSerializer, responses=s.StandingMechanismSerializer)
     @action(detail=True, methods=["post"])
     def accept(self, request: Request, pk: str | None = None) -> Response:
-        """Officers only, never the submitter (403 `own_evidence`). A regulator's approval
+        """Officers only, never the submitter (403 `own_evidence`) nor an officer of the organisation
+        that keeps it on file (403 `own_organisation`). A regulator's approval
         (cn_security_assessment, cn_certification, eu_bcr) needs two officers: the first answers
         `"awaiting": "second_officer"`. Acceptance re-checks the organisation's waiting trades."""
         data = _reason(request)
@@ -439,7 +445,8 @@ class TradeDocumentViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, vie
     @extend_schema(request=s.EvidenceDecisionSerializer, responses=s.TradeDocumentSerializer)
     @action(detail=True, methods=["post"])
     def accept(self, request: Request, pk: str | None = None) -> Response:
-        """Accept a trade document (never your own: 403 `own_evidence`); the trade is re-checked.
+        """Accept a trade document (never your own: 403 `own_evidence`; never for a trade your
+        organisation is party to: 403 `own_organisation`); the trade is re-checked.
         A regulator's approval needs two officers: the first answers `"awaiting": "second_officer"`,
         the same officer again gets 409 `second_officer_required`. Decided evidence: 409 `evidence_not_pending`."""
         reason = _reason(request)

@@ -1,7 +1,9 @@
 """Officers' review of evidence: a trade document or a standing mechanism counts toward a
 requirement only once accepted.
 
-- The person who submitted a piece of evidence never reviews it.
+- The person who submitted a piece of evidence never reviews it, nor does an officer (or admin)
+  of an organisation that is party to it: the trade's buyer or provider, or the organisation
+  that keeps a standing mechanism on file.
 - A regulator's approval (vocabulary.REGULATOR_APPROVALS: a CAC security assessment, a
   certification, binding corporate rules) needs two different officers: the first acceptance is
   recorded and the evidence stays pending; the second accepts it.
@@ -18,8 +20,9 @@ from django.db.models import Q
 from django.utils import timezone
 
 from compliance.engine.vocabulary import REGULATOR_APPROVALS
-from marketplace.errors import EvidenceNotPendingError, OwnEvidenceError, SecondOfficerRequiredError
+from marketplace.errors import EvidenceNotPendingError, OwnEvidenceError, OwnOrganisationError, SecondOfficerRequiredError
 from marketplace.models import EvidenceStatus, OrganisationMechanism, Trade, TradeDocument
+from marketplace.selectors.members import membership_of
 from marketplace.services.events import event_emit, trade_event_emit
 from marketplace.services.trade_transitions import trade_apply_transition, trade_lock
 
@@ -39,11 +42,26 @@ def _submitter_id(evidence: TradeDocument | OrganisationMechanism) -> Any:
     return evidence.uploaded_by_id if isinstance(evidence, TradeDocument) else evidence.created_by_id
 
 
+def officer_require_independent(*, officer: AbstractBaseUser, party_ids: tuple[object, ...]) -> None:
+    """An officer whose organisation is a party (buyer, provider, the keeper of a mechanism) decides
+    nothing of it: 403 `own_organisation`."""
+    membership = membership_of(officer)
+    if membership is not None and membership.organisation_id in party_ids:
+        raise OwnOrganisationError()
+
+
+def _parties(evidence: TradeDocument | OrganisationMechanism) -> tuple[object, ...]:
+    if isinstance(evidence, TradeDocument):
+        return (evidence.trade.buyer_id, evidence.trade.provider_id, evidence.organisation_id)
+    return (evidence.organisation_id,)
+
+
 def _check_reviewer(evidence: TradeDocument | OrganisationMechanism, officer: AbstractBaseUser) -> None:
     if evidence.status != EvidenceStatus.PENDING:
         raise EvidenceNotPendingError(f"This evidence is already {evidence.status}.")
     if _submitter_id(evidence) == officer.pk:
         raise OwnEvidenceError()
+    officer_require_independent(officer=officer, party_ids=_parties(evidence))
 
 
 def _accept(evidence: TradeDocument | OrganisationMechanism, officer: AbstractBaseUser, reason: str) -> str | None:
@@ -75,9 +93,9 @@ def _data(evidence: TradeDocument | OrganisationMechanism, reason: str, **extra:
             "reason": reason, "status": evidence.status, **extra}
 
 
-def _recheck(trade: Trade, officer: AbstractBaseUser, why: str) -> None:
+def _recheck(trade: Trade, actor: AbstractBaseUser | None, why: str) -> None:
     if trade.status in RECHECKABLE:
-        trade_apply_transition(trade=trade, to=Trade.Status.CHECKING, actor=officer, reason=why)
+        trade_apply_transition(trade=trade, to=Trade.Status.CHECKING, actor=actor, reason=why)
 
 
 @transaction.atomic
@@ -89,6 +107,7 @@ def trade_document_review(*, document_id: object, officer: AbstractBaseUser, acc
     trade = trade_lock(trade_id=trade_id)
     assert trade is not None  # documents cascade with their trade
     document = TradeDocument.objects.select_for_update().get(pk=document_id)
+    document.trade = trade
     if not accept:
         _reject(document, officer, reason)
         trade_event_emit(kind="evidence.rejected", trade=trade, actor=officer, data=_data(document, reason))
@@ -120,12 +139,20 @@ def mechanism_review(*, mechanism_id: object, officer: AbstractBaseUser, accept:
                data=_data(mechanism, reason, **({"awaiting": awaiting} if awaiting else {})))
     if awaiting:
         return EvidenceDecision(mechanism, awaiting)
-    # Trades in `checking` too: a check in flight may have read the mechanism as pending. Locking
-    # the trade waits for that check to commit, and then it is re-checked like any waiting trade.
+    organisation_trades_recheck(organisation_id=org, actor=officer,
+                                why=f"standing evidence accepted: {mechanism.code} {mechanism.reference}".strip())
+    return EvidenceDecision(mechanism)
+
+
+def organisation_trades_recheck(*, organisation_id: object, actor: AbstractBaseUser | None, why: str) -> None:
+    """Re-check every trade of the organisation (as buyer or provider) that still waits for a
+    decision, after its standing evidence changed (accepted, or withdrawn). Call inside a transaction.
+
+    Trades in `checking` too: a check in flight may have read the old evidence. Locking the trade
+    waits for that check to commit, and then it is re-checked like any waiting trade."""
     open_ = (Trade.Status.CHECKING, *RECHECKABLE)
-    waiting = Trade.objects.filter(Q(buyer_id=org) | Q(provider_id=org), status__in=open_).order_by("id").values_list("id", flat=True)
-    for trade_id in waiting:  # in id order: two officers accepting at once lock trades in the same order
+    waiting = Trade.objects.filter(Q(buyer_id=organisation_id) | Q(provider_id=organisation_id), status__in=open_)
+    for trade_id in waiting.order_by("id").values_list("id", flat=True):  # in id order: concurrent callers lock alike
         trade = trade_lock(trade_id=trade_id)
         if trade is not None:
-            _recheck(trade, officer, f"standing evidence accepted: {mechanism.code} {mechanism.reference}".strip())
-    return EvidenceDecision(mechanism)
+            _recheck(trade, actor, why)

@@ -3,11 +3,13 @@
 
 from datetime import date
 
+from django.contrib.auth.models import AbstractBaseUser
 from django.core.files.uploadedfile import UploadedFile
 from django.db import transaction
 
-from marketplace.models import Membership, OrganisationMechanism
+from marketplace.models import EvidenceStatus, Membership, OrganisationMechanism
 from marketplace.services.events import event_emit
+from marketplace.services.evidence_review import organisation_trades_recheck
 from marketplace.services.trade_documents import evidence_require_complete, evidence_store_file
 
 
@@ -31,10 +33,16 @@ def mechanism_add(
 
 
 @transaction.atomic
-def mechanism_remove(*, mechanism_id: object, actor: object = None) -> None:
-    mechanism = OrganisationMechanism.objects.filter(pk=mechanism_id).first()
+def mechanism_remove(*, mechanism_id: object, actor: AbstractBaseUser | None = None) -> None:
+    """Take a mechanism off file. If it was accepted, the organisation's trades still waiting for a
+    decision are re-checked without it: none is approved on a decision that counted it."""
+    mechanism = OrganisationMechanism.objects.select_for_update().filter(pk=mechanism_id).first()
     if mechanism is None:
         return
     event_emit(kind="mechanism.removed", subject_type="organisation", subject_id=mechanism.organisation_id, actor=actor,
                data={"mechanism": str(mechanism.id), "code": mechanism.code, "reference": mechanism.reference, "status": mechanism.status})
+    was_accepted = mechanism.status == EvidenceStatus.ACCEPTED
     mechanism.delete()
+    if was_accepted:
+        organisation_trades_recheck(organisation_id=mechanism.organisation_id, actor=actor,
+                                    why=f"standing evidence withdrawn: {mechanism.code} {mechanism.reference}".strip())

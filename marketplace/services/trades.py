@@ -17,6 +17,7 @@ from marketplace.errors import (
 )
 from marketplace.models import Dataset, Membership, Trade, TradeEvent
 from marketplace.services.events import trade_event_emit
+from marketplace.services.evidence_review import officer_require_independent
 from marketplace.services.grants import grant_revoke_for_trade
 from marketplace.services.ledger import ledger_hold, ledger_refund
 from marketplace.services.trade_transitions import trade_apply_transition, trade_lock, trade_on_commit_side_effects, trade_transition
@@ -136,10 +137,12 @@ def trade_review(
       be rejected.
     - Four eyes: if any finding needs an approval or asks for four eyes, two different officers
       approve; the first approval is recorded and the trade waits.
+    - An officer (or admin) of the buyer or the provider decides nothing of the trade (403 `own_organisation`).
     - An engine `deny` is final: the trade is already rejected and cannot be reviewed."""
     trade = trade_lock(trade_id=trade_id)
     if trade is None:
         raise Trade.DoesNotExist(f"no trade {trade_id}")
+    officer_require_independent(officer=officer, party_ids=(trade.buyer_id, trade.provider_id))
     allowed = APPROVABLE if approve else REJECTABLE
     check = trade.decision
     if approve and trade.status == Trade.Status.NEEDS_DOCUMENTS and check is not None:

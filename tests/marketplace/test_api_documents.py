@@ -177,13 +177,16 @@ def test_a_regulators_approval_needs_two_officers(client_for, provider_cn, buyer
 
 
 def test_nobody_reviews_their_own_evidence(client_for, operator, officer, second_officer):
-    """An officer's own organisation keeps a mechanism on file: that officer cannot accept it."""
+    """An officer's own organisation keeps a mechanism on file: that officer cannot accept it, and
+    neither can a colleague (officers decide nothing of their own organisation)."""
     mine = upload_mechanism(client_for(officer), "eu_scc")
 
     refused = client_for(officer).post(f"/api/v1/mechanisms/{mine['id']}/accept/", {"reason": "looks fine"}, format="json")
+    colleague = client_for(second_officer).post(f"/api/v1/mechanisms/{mine['id']}/accept/", {"reason": "looks fine"}, format="json")
 
     assert refused.status_code == 403 and refused.json()["code"] == "own_evidence"
-    assert accept_mechanism(client_for(second_officer), mine["id"])["status"] == "accepted"
+    assert colleague.status_code == 403 and colleague.json()["code"] == "own_organisation"
+    assert OrganisationMechanism.objects.get().status == "pending"
 
 
 def test_standing_mechanisms_are_per_organisation(client_for, buyer_us, buyer_eu, officer):
