@@ -15,6 +15,7 @@ from config.errors import ConflictError
 from marketplace.models import Deposit, Membership, Organisation
 from marketplace.payments import payment_provider
 from marketplace.services.events import event_emit
+from marketplace.services.evidence_review import officer_require_independent
 from marketplace.services.ledger import ledger_deposit_credit
 
 
@@ -62,13 +63,16 @@ def deposit_credit_request(*, organisation: Organisation, amount: Decimal, curre
 @transaction.atomic
 def deposit_approve(*, deposit_id: object, operator: AbstractBaseUser | None, note: str = "") -> Deposit:
     """Credit a pending deposit. Approving twice is refused, never credited twice; the person who
-    requested it cannot approve it (409 same_person_not_allowed). `operator=None` is the system
+    requested it cannot approve it (409 same_person_not_allowed), nor can an officer of the
+    organisation being credited (403 own_organisation). `operator=None` is the system
     (a payment provider's confirmation)."""
     deposit = Deposit.objects.select_for_update().get(pk=deposit_id)
     if deposit.status != Deposit.Status.PENDING:
         raise DepositNotPendingError(f"The deposit is {deposit.status}.")
     if operator is not None and deposit.requested_by_id is not None and deposit.requested_by_id == operator.pk:
         raise SamePersonNotAllowedError()
+    if operator is not None:  # nor does a colleague of the organisation being credited (403 own_organisation)
+        officer_require_independent(officer=operator, party_ids=(deposit.organisation_id,))
     ledger_deposit_credit(deposit=deposit)
     note = note or deposit.note
     deposit.status, deposit.decided_by, deposit.decided_at, deposit.note = Deposit.Status.CREDITED, operator, timezone.now(), note

@@ -22,22 +22,31 @@ def balances(client) -> dict[str, tuple[str, str]]:
 # --- deposits -----------------------------------------------------------------------------------
 
 
-def test_an_officer_cannot_approve_the_deposit_they_requested(client_for, officer, second_officer):
+def test_an_officer_cannot_approve_the_deposit_they_requested(client_for, officer, second_officer, buyer_us):
     me = client_for(officer)
     requested = me.post(DEPOSITS, {"amount": "1000.00", "currency": "EUR"}, format="json").json()
 
     own = me.post(f"{DEPOSITS}{requested['id']}/approve/", {"note": "trust me"}, format="json")
+    colleague = client_for(second_officer).post(f"{DEPOSITS}{requested['id']}/approve/", {"note": "for the team"}, format="json")
 
     assert own.status_code == 409 and own.json()["code"] == "same_person_not_allowed"
+    # nor does a colleague credit their own organisation: only the payment provider's confirmation could
+    assert colleague.status_code == 403 and colleague.json()["code"] == "own_organisation"
     assert Deposit.objects.get(pk=requested["id"]).status == "pending"
     assert "EUR" not in balances(me) and not LedgerTransaction.objects.filter(deposit_id=requested["id"]).exists()
 
-    approved = client_for(second_officer).post(f"{DEPOSITS}{requested['id']}/approve/", {"note": "SEPA seen"}, format="json")
+
+def test_a_members_deposit_is_credited_by_an_officer_and_audited(client_for, officer, buyer_us):
+    buyer = client_for(buyer_us)
+    before = Decimal(balances(buyer)["EUR"][0])
+    requested = buyer.post(DEPOSITS, {"amount": "1000.00", "currency": "EUR"}, format="json").json()
+
+    approved = client_for(officer).post(f"{DEPOSITS}{requested['id']}/approve/", {"note": "SEPA seen"}, format="json")
 
     assert approved.status_code == 200 and approved.json()["status"] == "credited"
-    assert balances(me)["EUR"] == ("1000.00", "0.00")
-    event = client_for(second_officer).get("/api/v1/audit/?kind=deposit.credited").json()["results"][-1]
-    assert event["actor_label"] == second_officer.user.username and event["data"]["requested_by"] == officer.user.username
+    assert Decimal(balances(buyer)["EUR"][0]) == before + Decimal("1000.00")
+    event = client_for(officer).get("/api/v1/audit/?kind=deposit.credited").json()["results"][-1]
+    assert event["actor_label"] == officer.user.username and event["data"]["requested_by"] == buyer_us.user.username
 
 
 def test_a_direct_credit_needs_a_second_officer(client_for, officer, second_officer, buyer_us):
