@@ -1,4 +1,4 @@
-"""China's rules beyond the volume ladder (catalogue §1.3): exemptions, CIIOs, the GBA, FTZs,
+"""China's rules beyond the volume ladder : exemptions, CIIOs, the GBA, FTZs,
 important, core and genetic data, foreign authorities."""
 
 import pytest

@@ -1,4 +1,4 @@
-"""The UK and the other regimes of the catalogue (§3, §5): Russia, India, Japan, Korea, Brazil,
+"""The UK and the other regimes: Russia, India, Japan, Korea, Brazil,
 Singapore, Vietnam and Saudi Arabia. Each regime governs personal data leaving its country."""
 
 from pathlib import Path
