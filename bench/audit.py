@@ -6,7 +6,7 @@ throwaway chain it creates and removes afterwards unless --keep is given:
     .venv/bin/python bench/audit.py --events 5000
     DATABASE_URL=postgres://postgres@127.0.0.1:5432/elementa_bench .venv/bin/python bench/audit.py
 
-Goals from shared/research (§6): ≥ 1,000 appends/s; verify 1M events in ≤ 60 s.
+Goals: ≥ 1,000 appends/s; verify 1M events in ≤ 60 s.
 """
 
 import argparse

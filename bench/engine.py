@@ -2,8 +2,9 @@
 
 Three parts:
 
-1. In-process (no Django): every pack in compliance/rulepacks/*.yaml, the worked examples of
-   /work/shared/compliance/examples.md (XB-nn) and variants with long `prior_exports` ledgers.
+1. In-process (no Django): every pack in compliance/rulepacks/*.yaml, the worked cases of
+   compliance/rulepacks/cases/*.yaml (those given as a complete request body; named `<regime>: <case>`)
+   and variants with long `prior_exports` ledgers.
    Per example and for the interleaved mix: median/p95/p99 µs of `evaluate` alone and of
    `parse_facts` + `evaluate`, decisions/s single-threaded, and a PASS/FAIL line for the target
    (median full evaluation under 1 ms).
@@ -37,7 +38,6 @@ import gc
 import json
 import math
 import platform
-import re
 import sys
 import threading
 import time
@@ -60,7 +60,7 @@ import yaml  # noqa: E402
 from compliance.engine import CompiledPack, Decision, FactsError, RulePackError, TransferFacts, compile_pack, evaluate, parse_facts  # noqa: E402
 
 PACK_DIR = REPO_ROOT / "compliance" / "rulepacks"
-EXAMPLES_PATH = Path("/work/shared/compliance/examples.md")
+CASE_DIR = PACK_DIR / "cases"
 TARGET_US = 1000.0  # the issue's target: a full evaluation under 1 ms median, in-process
 LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
 LOGIN = {"username": "buyer-eu", "password": "elementa-demo"}
@@ -70,14 +70,13 @@ HTTP_TIMEOUT = 30.0
 CONNECT_TIMEOUT = 3.0
 
 PRIOR_SIZES = (200, 2_000)
-PRIOR_BASES = ("XB-01", "XB-43")  # China (calendar-year tallies) and US (12-month same-buyer tally)
+# China (calendar-year tallies) and US (12-month same-buyer tally)
+PRIOR_BASES = ("cn: this year's tally stays one below 100,000", "us: health data on 10,001 US persons to a China-headquartered company")
 GROWTH_SIZES = (10, 100, 1_000, 5_000)
-GROWTH_FACTS = "XB-29"
+GROWTH_FACTS = "eu: German customer data to an uncertified US buyer, nothing on file"
 MIN_SAMPLES = 30  # a time budget never cuts a case below this many timed calls
 MAX_WARMUP = 200
 
-_HEADING = re.compile(r"^## (XB-\d+)\b[^\n]*$", re.MULTILINE)
-_JSON_BLOCK = re.compile(r"```json\s*\n(.*?)```", re.DOTALL)
 
 
 # --- statistics ----------------------------------------------------------------------------------
@@ -166,21 +165,18 @@ def load_packs(warnings: list[str]) -> list[CompiledPack]:
     return packs
 
 
-def load_examples(warnings: list[str], path: Path = EXAMPLES_PATH) -> list[Example]:
-    """The request body of each `## XB-nn` section: the first ```json block before the next heading."""
-    text = path.read_text(encoding="utf-8")
-    headings = list(_HEADING.finditer(text))
+def load_examples(warnings: list[str], directory: Path = CASE_DIR) -> list[Example]:
+    """The worked cases of each case file: those given as a complete request body (`body`), on their trade date."""
     examples: list[Example] = []
-    for i, heading in enumerate(headings):
-        end = headings[i + 1].start() if i + 1 < len(headings) else len(text)
-        block = _JSON_BLOCK.search(text, heading.end(), end)
-        if block is None:
-            warnings.append(f"example {heading.group(1)} skipped: no ```json block")
-            continue
+    for path in sorted(directory.glob("*.yaml")):
         try:
-            examples.append(Example(heading.group(1), json.loads(block.group(1))))
-        except json.JSONDecodeError as exc:
-            warnings.append(f"example {heading.group(1)} skipped: {exc}")
+            cases = yaml.safe_load(path.read_text(encoding="utf-8"))["cases"]
+        except (OSError, yaml.YAMLError, KeyError, TypeError) as exc:
+            warnings.append(f"case file {path.name} skipped: {exc}")
+            continue
+        for case in cases:
+            if "body" in case and not case.get("parameters"):
+                examples.append(Example(f"{path.stem}: {case['name']}", {**case["body"], "trade_date": str(case["trade_date"])}))
     return examples
 
 

@@ -1,4 +1,4 @@
-"""Scripted fault injection against a real PostgreSQL + Redis stack (issue 6).
+"""Scripted fault injection against a real PostgreSQL + Redis stack.
 
 Scenarios (each starts its own gunicorn and Celery worker --beat, and kills only those):
   1. the worker is SIGKILLed (whole process group: main, pool children, beat) while checks are in

@@ -1,4 +1,4 @@
-"""`Authorization: Bearer <token>` (design §3), backed by DRF's token table.
+"""`Authorization: Bearer <token>` on every /api/v1/ call, backed by DRF's token table.
 
 Its own module: DRF imports authentication classes while rest_framework.views is still loading,
 so this must not import the views (config.api does).

@@ -104,7 +104,7 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     }
     # A file, not :memory:, so a worker process started by the tests sees the test database.
     DATABASES["default"]["TEST"] = {"NAME": str(VAR_DIR / "test-elementa.sqlite3")}
-ATOMIC_REQUESTS = False  # services draw their own transaction boundaries (design §6)
+ATOMIC_REQUESTS = False  # services draw their own transaction boundaries (`@transaction.atomic` on each service)
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTH_PASSWORD_VALIDATORS = [
@@ -215,7 +215,7 @@ if CELERY_BROKER_IS_FILESYSTEM:
     (VAR_DIR / "results").mkdir(parents=True, exist_ok=True)
 else:
     # Redis redelivers an unacked message after visibility_timeout: keep it above the longest
-    # task plus its longest retry delay (design §6), and short enough that a killed worker's
+    # task plus its longest retry delay (else a task still running is delivered twice), and short enough that a killed worker's
     # task comes back within minutes, not the 1 h default.
     CELERY_BROKER_TRANSPORT_OPTIONS = {
         "visibility_timeout": int(os.environ.get("CELERY_VISIBILITY_TIMEOUT", "300")),

@@ -1,5 +1,5 @@
 """Rate limits and login lock-out. DRF throttling is a brake on abuse, not a security boundary
-(research §3.2: rate-limit at the proxy too); lock-out slows password guessing."""
+(rate-limit at the reverse proxy too); lock-out slows password guessing."""
 
 import hashlib
 from typing import Any

@@ -1,4 +1,4 @@
-"""URL map: /api/v1/ (design §3), OpenAPI and Swagger UI, /healthz and the admin."""
+"""URL map: /api/v1/ (the versioned REST API), OpenAPI and Swagger UI, /healthz and the admin."""
 
 from django.contrib import admin
 from django.http import JsonResponse

@@ -1,4 +1,4 @@
-"""`Idempotency-Key` for POSTs that create something (payment-API semantics, research §2.1).
+"""`Idempotency-Key` for POSTs that create something (the semantics payment APIs use).
 
 - Same key, same method, path and body → the first response again (status and body), with
   `Idempotent-Replayed: true`; nothing is done twice.

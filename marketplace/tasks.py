@@ -1,4 +1,4 @@
-"""Celery tasks: thin, idempotent, an id in and one service call (style.md §4)."""
+"""Celery tasks: thin, idempotent, an id in and one service call; the logic lives in the services."""
 
 from celery import shared_task
 from django.db import InterfaceError, OperationalError

@@ -1,4 +1,4 @@
-"""The trade state machine as data: which status may follow which (design §1). Pure."""
+"""The trade state machine as data: which status may follow which. Pure."""
 
 from marketplace.errors import TradeTransitionNotAllowedError
 from marketplace.models import Trade
@@ -21,7 +21,8 @@ TERMINAL = frozenset(status for status, nexts in TRANSITIONS.items() if not next
 CLOSED = TERMINAL | {S.SETTLED}
 CANCELLABLE = frozenset(status for status, nexts in TRANSITIONS.items() if S.CANCELLED in nexts)
 
-# What the engine's outcome does to a trade in `checking` (contract.md, last section).
+# What the engine's outcome does to a trade in `checking`: allow and allow_flagged approve it, needs_* waits
+# in needs_documents for the missing filings, mechanisms or approvals, review goes to an officer, deny rejects it (the mapping below).
 STATUS_FOR_OUTCOME: dict[str, str] = {
     "allow": S.APPROVED,
     "allow_flagged": S.APPROVED,

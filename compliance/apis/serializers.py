@@ -1,4 +1,4 @@
-"""Response shapes of the compliance API (shared/compliance/contract.md, output)."""
+"""Response shapes of the compliance API: a decision with its findings, requirements, obligations and rule packs."""
 
 from rest_framework import serializers
 

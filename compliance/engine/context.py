@@ -51,7 +51,7 @@ class Context:
 
     def cn_tally(self, *, sensitive: bool) -> Tally:
         """Distinct people exported this calendar year. A sensitive record also counts in the
-        non-sensitive tally (catalogue §1.2, conservative reading); exempt transfers count too."""
+        non-sensitive tally (the conservative reading of Art. 5 of the CAC's 2024 Provisions); exempt transfers count too."""
 
         def compute() -> Tally:
             counted = ("sensitive_personal",) if sensitive else PERSONAL_CLASSIFICATIONS

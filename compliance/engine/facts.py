@@ -1,7 +1,8 @@
-"""Transfer facts: the engine's input, parsed and validated from the contract's JSON shape.
+"""Transfer facts: the engine's input, parsed and validated from the JSON body of POST /api/v1/compliance/evaluate/
+(and the facts the marketplace builds for a trade).
 
 Every problem is reported against the dotted path of the offending field; unknown fields, codes
-and jurisdictions are errors, never guesses (contract.md).
+and jurisdictions are errors, never guesses (the vocabularies are in compliance/engine/vocabulary.py).
 """
 
 from collections.abc import Mapping, Sequence

@@ -1,4 +1,5 @@
-"""The contract's closed vocabularies (shared/compliance/contract.md): anything else is rejected."""
+"""The closed vocabularies of transfer facts and decisions (outcomes, classifications, categories, purposes,
+mechanism codes...): anything else is rejected."""
 
 from enum import StrEnum
 

@@ -454,7 +454,7 @@ def rulepack_activate(*, pack_id: object, effective_from: date, actor: AbstractB
 
 
 def rulepack_export_yaml(*, pack: RulePack) -> str:
-    """The version as a pack file that `load_rulepacks` accepts with the same checksum (design §6:
+    """The version as a pack file that `load_rulepacks` accepts with the same checksum (so
     officers' versions can be exported back to files)."""
     header = f"# {pack.ref} ({pack.status}), exported from Elementa; sha256 of the canonical JSON: {pack.checksum}\n"
     return header + yaml.safe_dump(pack.content, sort_keys=False, allow_unicode=True, width=110)

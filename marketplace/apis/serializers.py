@@ -1,4 +1,4 @@
-"""Request and response shapes of the marketplace API (design §3)."""
+"""Request and response shapes of the marketplace API (/api/v1/)."""
 
 from typing import Any
 

@@ -165,7 +165,7 @@ def grant_revoke_for_trade(*, trade: Trade, actor: AbstractBaseUser | Membership
 
 
 # --- reads ------------------------------------------------------------------------------------
-# (Selectors; here rather than in marketplace/selectors/ only because of how issue 4 was split.)
+# (Selectors; kept here, next to the grant services they serve, rather than in marketplace/selectors/.)
 
 
 def _utc(moment: datetime | None) -> str:

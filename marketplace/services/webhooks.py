@@ -34,7 +34,7 @@ not guaranteed; payloads carry `at`.
 
 Reliability: fan-out writes pending deliveries in the transaction that caused the event and
 publishes a task per delivery after commit. Short retry delays ride on the task's countdown, kept
-below the Redis visibility timeout (a longer countdown is redelivered in a loop, anchors §1.3);
+below the Redis visibility timeout (a longer countdown is redelivered in a loop: Redis hands the message to another worker once the timeout passes);
 longer ones, lost messages and crashed workers are picked up by `webhooks_sweep` (Celery beat),
 which re-enqueues every pending delivery that is due. The row lock is held only to claim and to
 record, never during the HTTP call, so a slow receiver holds up nobody else.

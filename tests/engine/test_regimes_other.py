@@ -1,15 +1,14 @@
-"""The UK and the other regimes of the catalogue (§3, §5): Russia, India, Japan, Korea, Brazil,
+"""The UK and the other regimes: Russia, India, Japan, Korea, Brazil,
 Singapore, Vietnam and Saudi Arabia. Each regime governs personal data leaving its country."""
 
-import copy
-from datetime import date
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
 
-from compliance.engine import compile_pack, evaluate, parse_facts
+from compliance.engine import compile_pack, evaluate
+from tests.engine.cases import Case, decide, load_cases
 
 PACK_DIR = Path(__file__).resolve().parents[2] / "compliance" / "rulepacks"
 REGIMES = ("uk", "ru", "in", "jp", "kr", "br", "sg", "vn", "sa")
@@ -23,102 +22,6 @@ def origin(country: str, **more: Any) -> dict[str, Any]:
 
 GB, RU, IN, JP, KR, BR, SG, VN, SA = (origin(c) for c in ("GB", "RU", "IN", "JP", "KR", "BR", "SG", "VN", "SA"))
 UK_SAFEGUARDS = [["uk_idta"], ["uk_tra"]]
-
-
-# (case, overrides, outcome, requirements, a rule among the findings)
-CASES = [
-    # United Kingdom (§3, list §8.4)
-    ("UK to the EEA: restricted but approved", {**GB, "buyer__jurisdiction": "FR"}, "allow", [], "UK-ADQ-1"),
-    ("UK to Gibraltar", {**GB, "buyer__jurisdiction": "GI"}, "allow", [], "UK-ADQ-1"),
-    ("UK to Switzerland", {**GB, "buyer__jurisdiction": "CH"}, "allow", [], "UK-ADQ-1"),
-    ("UK to a Canadian buyer under PIPEDA", {**GB, "buyer__jurisdiction": "CA", "buyer__certifications": ["ca_pipeda"]}, "allow", [], "UK-ADQ-1"),
-    ("UK to a Canadian buyer outside PIPEDA", {**GB, "buyer__jurisdiction": "CA"}, "needs_mechanism", UK_SAFEGUARDS, "UK-SCC-1"),
-    ("UK to a Japanese company", {**GB, "buyer__jurisdiction": "JP"}, "allow", [], "UK-ADQ-1"),
-    ("UK to a Korean public body (INTERP)", {**GB, "buyer__jurisdiction": "KR", "buyer__kind": "public_body"},
-     "needs_mechanism", UK_SAFEGUARDS, "UK-SCC-1"),
-    ("UK to a US buyer in the UK Extension", {**GB, "buyer__jurisdiction": "US", "buyer__certifications": ["us_dpf", "us_dpf_uk_extension"]},
-     "allow_flagged", [], "UK-US-1"),
-    ("UK employee data to a US buyer in the UK Extension with HR coverage",
-     {**GB, "buyer__jurisdiction": "US", "buyer__certifications": ["us_dpf_hr", "us_dpf_uk_extension"], "data__categories": ["employee"]},
-     "allow_flagged", [], "UK-US-1"),
-    ("UK employee data to a US buyer in the UK Extension without HR coverage",
-     {**GB, "buyer__jurisdiction": "US", "buyer__certifications": ["us_dpf", "us_dpf_uk_extension"], "data__categories": ["employee"]},
-     "needs_mechanism", UK_SAFEGUARDS, "UK-US-0"),
-    ("UK to a DPF-certified US buyer outside the UK Extension", {**GB, "buyer__jurisdiction": "US", "buyer__certifications": ["us_dpf"]},
-     "needs_mechanism", UK_SAFEGUARDS, "UK-US-0"),
-    ("UK to an uncertified US buyer", {**GB, "buyer__jurisdiction": "US"}, "needs_mechanism", UK_SAFEGUARDS, "UK-US-0"),
-    ("UK to Brazil: adequate for the EU, not for the UK", {**GB, "buyer__jurisdiction": "BR"}, "needs_mechanism", UK_SAFEGUARDS, "UK-DIV-1"),
-    ("UK to India", {**GB, "buyer__jurisdiction": "IN"}, "needs_mechanism", UK_SAFEGUARDS, "UK-SCC-1"),
-    ("UK to India, IDTA only", {**GB, "buyer__jurisdiction": "IN", "mechanisms": [{"code": "uk_idta"}]}, "needs_mechanism", [["uk_tra"]], "UK-SCC-1"),
-    ("UK exporter of data held in the UK about people elsewhere", {**origin("AU"), "data__storage_jurisdiction": "GB", "exporter__jurisdiction": "GB",
-                                                                   "buyer__jurisdiction": "IN"}, "needs_mechanism", UK_SAFEGUARDS, "UK-SCC-1"),
-    ("UK exception offered for resale", {**GB, "buyer__jurisdiction": "IN", "mechanisms": [{"code": "eu_art49_derogation"}]}, "deny", [], "UK-49-1-RESALE"),
-    ("UK exception offered for a contract with the subject", {**GB, "buyer__jurisdiction": "IN", "purpose": "contract_with_subject",
-                                                              "mechanisms": [{"code": "eu_art49_derogation"}]}, "review", [], "UK-49-1"),
-    ("UK exception irrelevant where regulations approve", {**GB, "buyer__jurisdiction": "DE", "mechanisms": [{"code": "eu_art49_derogation"}]},
-     "allow", [], "UK-ADQ-1"),
-    # Russia (152-FZ)
-    ("Russia to a Convention 108 party", {**RU, "buyer__jurisdiction": "CH"}, "needs_filing", [["ru_rkn_notification"]], "RU-XB-ADQ"),
-    ("Russia to a Convention 108 party outside Europe", {**RU, "buyer__jurisdiction": "UY"}, "needs_filing", [["ru_rkn_notification"]], "RU-XB-ADQ"),
-    ("Russia to a non-adequate state", {**RU, "buyer__jurisdiction": "US"}, "needs_filing", [["ru_rkn_notification"]], "RU-XB-NONADQ"),
-    ("Russian citizens' data held abroad (localisation)", {**origin("RU"), "data__storage_jurisdiction": "AE", "exporter__jurisdiction": "AE",
-                                                          "buyer__jurisdiction": "US"}, "review", [], "RU-LOC-1"),
-    ("foreign people's data stored in Russia", {**origin("KZ"), "data__storage_jurisdiction": "RU", "exporter__jurisdiction": "RU",
-                                                "buyer__jurisdiction": "US"}, "needs_filing", [["ru_rkn_notification"]], "RU-XB-NONADQ"),
-    # India (DPDP Act s. 16, Rules 2025), in force from 14 May 2027
-    ("India to an unrestricted country", {**IN, "buyer__jurisdiction": "US", "trade_date": IN_FORCE_IN}, "allow", [], "IN-16-1"),
-    ("India financial records (sectoral localisation, INTERP)", {**IN, "buyer__jurisdiction": "US", "data__categories": ["financial"],
-                                                                 "trade_date": IN_FORCE_IN}, "review", [], "IN-16-3"),
-    ("India to a foreign public body (Rule 15, INTERP)", {**IN, "buyer__jurisdiction": "SG", "buyer__kind": "public_body", "trade_date": IN_FORCE_IN},
-     "review", [], "IN-R15"),
-    # Japan (APPI Art. 28)
-    ("Japan to the EEA", {**JP, "buyer__jurisdiction": "DE"}, "allow", [], "JP-28-1"),
-    ("Japan to the UK (designation VERIFY)", {**JP, "buyer__jurisdiction": "GB"}, "allow", [], "JP-28-1"),
-    ("Japan to a CBPR-certified buyer", {**JP, "buyer__jurisdiction": "US", "buyer__certifications": ["apec_cbpr"]}, "allow", [], "JP-28-2"),
-    ("Japan with equivalent measures by contract", {**JP, "buyer__jurisdiction": "US", "mechanisms": [{"code": "jp_equivalent_measures"}]},
-     "allow", [], "JP-28-2"),
-    ("Japan otherwise: consent or equivalent measures", {**JP, "buyer__jurisdiction": "US"}, "needs_mechanism",
-     [["jp_consent", "jp_equivalent_measures"]], "JP-28-3"),
-    # Korea (PIPA Art. 28-8)
-    ("Korea to the EEA (recognised)", {**KR, "buyer__jurisdiction": "NO"}, "allow", [], "KR-28-8-EEA"),
-    ("Korea financial records to the EEA (credit information, INTERP)", {**KR, "buyer__jurisdiction": "DE", "data__categories": ["financial"]},
-     "needs_mechanism", [["kr_consent"]], "KR-28-8"),
-    ("Korea identifiers to the EEA (RRNs, INTERP)", {**KR, "buyer__jurisdiction": "DE", "data__categories": ["identifiers"]},
-     "needs_mechanism", [["kr_consent"]], "KR-28-8"),
-    ("Korea to the US", {**KR, "buyer__jurisdiction": "US"}, "needs_mechanism", [["kr_consent"]], "KR-28-8"),
-    # Brazil (LGPD Art. 33)
-    ("Brazil to the EU (adequate)", {**BR, "buyer__jurisdiction": "FR"}, "allow", [], "BR-33-ADQ"),
-    ("Brazil to Norway (EEA coverage VERIFY)", {**BR, "buyer__jurisdiction": "NO"}, "needs_mechanism", [["br_anpd_scc"]], "BR-33"),
-    ("Brazil to the US", {**BR, "buyer__jurisdiction": "US"}, "needs_mechanism", [["br_anpd_scc"]], "BR-33"),
-    # Singapore (PDPA s. 26)
-    ("Singapore to a CBPR-certified buyer", {**SG, "buyer__jurisdiction": "US", "buyer__certifications": ["apec_cbpr"]}, "allow", [], "SG-26-CBPR"),
-    ("Singapore, contract with the subject (deemed, INTERP)", {**SG, "buyer__jurisdiction": "US", "purpose": "contract_with_subject"},
-     "allow_flagged", [], "SG-26-DEEMED"),
-    ("Singapore otherwise", {**SG, "buyer__jurisdiction": "US"}, "needs_mechanism", [["sg_enforceable_obligations"]], "SG-26"),
-    # Vietnam (PDP Law 2025)
-    ("Vietnam: selling personal data abroad", {**VN, "buyer__jurisdiction": "US"}, "deny", [], "VN-SALE-1"),
-    ("Vietnam: selling personal data at home", {**VN, "buyer__jurisdiction": "VN"}, "deny", [], "VN-SALE-1"),
-    ("Vietnam: Vietnamese data held abroad, sold", {**origin("VN"), "data__storage_jurisdiction": "SG", "exporter__jurisdiction": "SG",
-                                                   "buyer__jurisdiction": "US"}, "deny", [], "VN-SALE-1"),
-    ("Vietnam: a buyer in Vietnam buying foreign data (INTERP)", {**origin("AU"), "buyer__jurisdiction": "VN"}, "deny", [], "VN-SALE-1-BUYER"),
-    ("Vietnam: transfer for HR management", {**VN, "buyer__jurisdiction": "US", "purpose": "hr_management"},
-     "needs_filing", [["vn_tia_dossier"]], "VN-XB-1"),
-    ("Vietnam: intra-group transfer", {**VN, "buyer__jurisdiction": "SG", "purpose": "intra_group"}, "needs_filing", [["vn_tia_dossier"]], "VN-XB-1"),
-    # Saudi Arabia (PDPL Art. 29)
-    ("Saudi Arabia: no adequacy list published", {**SA, "buyer__jurisdiction": "GB"}, "needs_mechanism", [["sa_sdaia_scc"], ["sa_risk_assessment"]],
-     "SA-29-2"),
-    ("Saudi Arabia, SCC only", {**SA, "buyer__jurisdiction": "US", "mechanisms": [{"code": "sa_sdaia_scc"}]},
-     "needs_mechanism", [["sa_risk_assessment"]], "SA-29-2"),
-]
-
-
-@pytest.mark.parametrize(("case", "overrides", "outcome", "requirements", "rule"), CASES, ids=[c[0] for c in CASES])
-def test_decision(shipped_packs, facts, case, overrides, outcome, requirements, rule):
-    decision = evaluate(facts(**overrides), shipped_packs)
-
-    assert decision.outcome == outcome
-    assert [list(g) for g in decision.requirements] == requirements
-    assert rule in [f.rule for f in decision.findings]
 
 
 # Mechanisms on file (valid on the trade date) turn needs_* into allow, and the finding says so.
@@ -310,80 +213,26 @@ def test_before_a_regime_applies_its_personal_data_goes_to_review(shipped_packs,
     assert (decision.outcome, decision.findings[-1].rule) == ("review", "BASE-REVIEW")
 
 
-# Lists no country is on yet (India's blacklist, Rule 15 orders, SDAIA's adequacy list) are parameters;
-# the rules that read them are checked with a copy of the shipped pack that fills them in.
-def _pack_with(path: str, **parameters: Any):
-    raw = copy.deepcopy(yaml.safe_load((PACK_DIR / path).read_text()))
-    raw["parameters"].update(parameters)
-    return compile_pack(raw)
+# Two worked cases of compliance/rulepacks/cases/: each is decided by one rule of its own regime's pack
+# (the sanctions screen aside), in the version in force on the trade date.
+def _case(file: str, name: str) -> Case:
+    return next(c for c in load_cases() if c.file == file and c.name == name)
 
 
-@pytest.fixture
-def packs_with(shipped_packs):
-    def make(path: str, **parameters: Any) -> list:
-        changed = _pack_with(path, **parameters)
-        return [p for p in shipped_packs if p.ref != changed.ref] + [changed]
-
-    return make
+UK_DPF_EXTENSION = _case("uk", "UK data to a US buyer in the DPF with the UK Extension")
+RU_NO_NOTIFICATION = _case("ru", "Russian data stored in Russia to a German buyer, no notification filed")
 
 
-@pytest.mark.parametrize(("path", "parameters", "overrides", "outcome", "requirements", "rule"), [
-    ("in-2025.11.13.yaml", {"restricted_destinations": ["CN"]}, {**IN, "buyer__jurisdiction": "CN", "trade_date": IN_FORCE_IN}, "deny", [], "IN-16-2"),
-    ("in-2025.11.13.yaml", {"restricted_destinations": ["CN"]}, {**IN, "buyer__jurisdiction": "US", "trade_date": IN_FORCE_IN}, "allow", [], "IN-16-1"),
-    ("in-2025.11.13.yaml", {"rule15_order_destinations": ["US"]}, {**IN, "buyer__jurisdiction": "US", "trade_date": IN_FORCE_IN},
-     "review", [], "IN-R15"),
-    ("sa-2024.09.01.yaml", {"sdaia_adequate": ["GB"]}, {**SA, "buyer__jurisdiction": "GB"}, "allow", [], "SA-29-1"),
-    ("sa-2024.09.01.yaml", {"sdaia_adequate": ["GB"]}, {**SA, "buyer__jurisdiction": "GB", "data__classification": "sensitive_personal",
-                                                        "data__categories": ["health"]}, "needs_mechanism", [["sa_risk_assessment"]], "SA-29-1-SENSITIVE"),
-    ("sa-2024.09.01.yaml", {"sdaia_adequate": ["GB"]}, {**SA, "buyer__jurisdiction": "US"}, "needs_mechanism",
-     [["sa_sdaia_scc"], ["sa_risk_assessment"]], "SA-29-2"),
-    ("ru-2025.02.28.yaml", {"rkn_order_128": ["KZ"]}, {**RU, "buyer__jurisdiction": "KZ"}, "needs_filing", [["ru_rkn_notification"]], "RU-XB-ADQ"),
-])
-def test_rules_reading_lists_not_yet_filled(packs_with, facts, path, parameters, overrides, outcome, requirements, rule):
-    decision = evaluate(facts(**overrides), packs_with(path, **parameters))
+@pytest.mark.parametrize(("case", "pack"), [(UK_DPF_EXTENSION, "uk@2025.06.19"), (RU_NO_NOTIFICATION, "ru@2025.02.28")],
+                         ids=["uk-dpf-extension", "ru-no-notification"])
+def test_worked_case_is_decided_by_its_regime_alone(shipped_packs, case, pack):
+    decision = decide(case, shipped_packs)
 
-    assert decision.outcome == outcome
-    assert [list(g) for g in decision.requirements] == requirements
-    assert rule in [f.rule for f in decision.findings]
+    assert [(f.rule, f.rulepack) for f in decision.findings if f.regime not in ("SANCTIONS",)] == [(case.rules[0], pack)]
 
 
-# The worked examples of this rule set (shared/compliance/examples.md), facts copied verbatim.
-XB_39 = {
-    "trade_date": "2026-11-26",
-    "data": {"subject_jurisdictions": ["GB"], "storage_jurisdiction": "GB", "classification": "personal", "categories": ["contact"],
-             "subjects": 40000, "de_identified": False, "flags": []},
-    "exporter": {"jurisdiction": "GB", "flags": []},
-    "buyer": {"jurisdiction": "US", "headquarters": "US", "owner_jurisdictions": [], "kind": "company", "certifications": ["us_dpf", "us_dpf_uk_extension"]},
-    "purpose": "resale",
-    "mechanisms": [],
-    "prior_exports": [],
-}
-XB_54 = {
-    "trade_date": "2026-11-26",
-    "data": {"subject_jurisdictions": ["RU"], "storage_jurisdiction": "RU", "classification": "personal", "categories": ["contact"],
-             "subjects": 50000, "de_identified": False, "flags": []},
-    "exporter": {"jurisdiction": "RU", "flags": []},
-    "buyer": {"jurisdiction": "DE", "headquarters": "DE", "owner_jurisdictions": [], "kind": "company", "certifications": []},
-    "purpose": "resale",
-    "mechanisms": [],
-    "prior_exports": [],
-}
-
-
-@pytest.mark.parametrize(("body", "outcome", "requirements", "rule", "pack"), [
-    (XB_39, "allow_flagged", [], "UK-US-1", "uk@2025.06.19"),
-    (XB_54, "needs_filing", [["ru_rkn_notification"]], "RU-XB-ADQ", "ru@2025.02.28"),
-], ids=["XB-39", "XB-54"])
-def test_worked_examples(shipped_packs, body, outcome, requirements, rule, pack):
-    decision = evaluate(parse_facts(body, today=date(2026, 11, 26)), shipped_packs)
-
-    assert decision.outcome == outcome
-    assert [list(g) for g in decision.requirements] == requirements
-    assert [(f.rule, f.rulepack) for f in decision.findings if f.regime not in ("SANCTIONS",)] == [(rule, pack)]
-
-
-def test_xb_54_localisation_is_met_and_the_notification_comes_with_its_duties(shipped_packs):
-    decision = evaluate(parse_facts(XB_54, today=date(2026, 11, 26)), shipped_packs)
+def test_russian_localisation_is_met_and_the_notification_comes_with_its_duties(shipped_packs):
+    decision = decide(RU_NO_NOTIFICATION, shipped_packs)
 
     assert "RU-LOC-1" not in [f.rule for f in decision.findings]
     assert any("Art. 12(4)" in o for o in decision.obligations)
@@ -429,12 +278,6 @@ def test_duties_that_never_block_are_obligations(shipped_packs, facts, overrides
     assert all(phrase not in code for group in decision.requirements for code in group)
 
 
-def test_every_finding_is_fully_rendered(shipped_packs, facts):
-    for _, overrides, *_ in CASES:
-        for finding in evaluate(facts(**overrides), shipped_packs).findings:
-            assert "{" not in finding.explanation and "}" not in finding.explanation, finding.rule
-
-
 # The packs themselves: named <regime>-<version>.yaml, every country list a parameter.
 def _own_packs() -> list[Path]:
     return sorted(p for p in PACK_DIR.glob("*.yaml") if p.name.split("-", 1)[0] in REGIMES)
@@ -467,11 +310,3 @@ def test_pack_file_is_named_after_its_regime_and_version_and_keeps_countries_in_
     assert pack.kind == "regime" and raw["title"] and raw["changelog"] and raw["sources"] and raw["parameters"]
     conditions = [raw.get("engaged_when")] + [r.get("when") for r in raw["rules"]]
     assert _literal_countries(conditions) == []
-
-
-def test_every_rule_of_these_packs_is_reached_by_a_test():
-    packs = [compile_pack(yaml.safe_load(p.read_text())) for p in _own_packs()]
-    ids = {r.id for p in packs for r in (*p.rules, p.default) if r is not None}
-    reached = {c[4] for c in CASES} | {s[0] for s in SATISFIED} | {"IN-16-2", "SA-29-1", "SA-29-1-SENSITIVE"}
-
-    assert ids <= reached, sorted(ids - reached)

@@ -1,4 +1,4 @@
-"""Cumulative thresholds at their edges (catalogue §1.2 and §4.1), windows, validity and dates."""
+"""Cumulative thresholds at their edges (China's CAC 2024 bands, the US DOJ rule's bulk thresholds), windows, validity and dates."""
 
 import pytest
 

@@ -1,4 +1,5 @@
-"""The sweeper re-drives stuck trades, and stops looping on a poison message (research plan F9)."""
+"""The sweeper re-drives stuck trades, and stops looping on a poison message
+(failure F9 in docs/reliability.md)."""
 
 from datetime import timedelta
 

@@ -409,7 +409,7 @@ def test_a_broker_outage_never_fails_the_caller_and_the_sweeper_catches_up(recei
 @pytest.mark.postgres
 @pytest.mark.django_db(transaction=True)
 def test_two_workers_running_the_same_message_send_it_once(receiver, buyer_eu, published):
-    """acks_late redelivers a message while the first worker still runs it (anchors §1.1): the
+    """acks_late redelivers a message while the first worker still runs it (visibility timeout passed): the
     second finds the delivery leased and sends nothing; the row lock is not held during the call."""
     from django.db import connection
 

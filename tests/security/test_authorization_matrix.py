@@ -1,4 +1,4 @@
-"""Every /api/v1/ endpoint, called as every role, on objects of organisation A (issue 6).
+"""Every /api/v1/ endpoint, called as every role, on objects of organisation A.
 
 The endpoints are enumerated from the OpenAPI schema drf-spectacular generates from the URL
 configuration (and cross-checked against the URL resolver), so an endpoint added without an entry in

@@ -1,4 +1,4 @@
-"""Schemathesis against /api/schema/, in process (issue 6): every operation, bounded examples, the
+"""Schemathesis against /api/schema/, in process: every operation, bounded examples, the
 stateless checks. No 5xx, and every response matches what the schema says.
 
 Runs as a signed-in buyer and as an officer (the officers' endpoints answer 403 to a buyer, so only

@@ -1,4 +1,4 @@
-"""Create the demo marketplace (design §4). Idempotent: running it again changes nothing."""
+"""Create the demo marketplace (organisations, users, datasets and rule packs; see README.md). Idempotent: running it again changes nothing."""
 
 from decimal import Decimal
 from typing import Any
