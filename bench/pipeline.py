@@ -4,7 +4,7 @@ Run it against a running API and worker, with the worker's environment (same DAT
 CELERY_BROKER_URL, ELEMENTA_VAR_DIR, ELEMENTA_CELERY_QUEUE), so the no-op tasks go to the same queue.
 
 Embedded defaults (SQLite + kombu filesystem broker):
-    export ELEMENTA_VAR_DIR=/tmp/benchvar ELEMENTA_CELERY_QUEUE=bench
+    export ELEMENTA_VAR_DIR=/tmp/benchvar ELEMENTA_CELERY_QUEUE=bench ELEMENTA_THROTTLE_WRITE=100000/min
     .venv/bin/python manage.py migrate -v0 && .venv/bin/python manage.py seed_demo
     .venv/bin/gunicorn config.wsgi -b 127.0.0.1:8123 -w 2 &
     .venv/bin/celery -A config worker -l warning -c 2 --without-mingle --without-gossip &
@@ -12,7 +12,8 @@ Embedded defaults (SQLite + kombu filesystem broker):
 
 PostgreSQL + Redis:
     export DATABASE_URL=postgres://postgres@127.0.0.1:5432/elementa_bench \
-           CELERY_BROKER_URL=redis://127.0.0.1:6379/5 ELEMENTA_VAR_DIR=/tmp/benchvar-pg ELEMENTA_CELERY_QUEUE=bench
+           CELERY_BROKER_URL=redis://127.0.0.1:6379/5 ELEMENTA_VAR_DIR=/tmp/benchvar-pg ELEMENTA_CELERY_QUEUE=bench \
+           ELEMENTA_THROTTLE_WRITE=100000/min
     (then the same migrate, seed_demo, gunicorn on 127.0.0.1:8124, celery worker)
     .venv/bin/python bench/pipeline.py --url http://127.0.0.1:8124
 
