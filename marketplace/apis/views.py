@@ -20,7 +20,7 @@ from rest_framework.views import APIView
 from compliance.apis.serializers import DecisionSerializer
 from compliance.engine import vocabulary as vocab
 from compliance.services.checks import compliance_evaluate
-from config.errors import ApplicationError, PermissionDeniedError
+from config.errors import InvalidCredentialsError, PermissionDeniedError
 from config.logging import trade_id
 from config.permissions import IsBuyer, IsOfficer, IsProvider
 from config.throttling import LoginRateThrottle, login_check_locked, login_failed, login_succeeded
@@ -44,12 +44,6 @@ IDEMPOTENCY_PARAMETER = OpenApiParameter(
     "Idempotency-Key", str, OpenApiParameter.HEADER, required=False,
     description="Retrying with the same key and body returns the first response instead of acting twice (kept ≥ 24 h).",
 )
-
-
-class InvalidCredentialsError(ApplicationError):
-    code = "invalid_credentials"
-    status_code = 400
-    default_message = "Unable to log in with these credentials."
 
 
 class TokenApi(APIView):

@@ -20,7 +20,8 @@ from django.db.models import Q
 from django.utils import timezone
 
 from compliance.engine.vocabulary import REGULATOR_APPROVALS
-from marketplace.errors import EvidenceNotPendingError, OwnEvidenceError, OwnOrganisationError, SecondOfficerRequiredError
+from compliance.errors import SecondOfficerRequiredError
+from marketplace.errors import EvidenceNotPendingError, OwnEvidenceError, OwnOrganisationError
 from marketplace.models import EvidenceStatus, OrganisationMechanism, Trade, TradeDocument
 from marketplace.selectors.members import membership_of
 from marketplace.services.events import event_emit, trade_event_emit

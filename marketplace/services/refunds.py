@@ -10,17 +10,12 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
 from django.utils import timezone
 
-from config.errors import ConflictError
+from compliance.errors import SecondOfficerRequiredError
 from marketplace.models import RefundRequest, Trade
 from marketplace.services.events import trade_event_emit
 from marketplace.services.trade_transitions import trade_lock
 from marketplace.services.trades import trade_refund
 from marketplace.trade_lifecycle import ensure_transition_allowed
-
-
-class RefundSecondOfficerRequiredError(ConflictError):
-    code = "second_officer_required"
-    default_message = "You asked for this refund; a different officer must carry it out."
 
 
 @dataclass(frozen=True)
@@ -58,7 +53,7 @@ def trade_refund_request(*, trade_id: object, officer: AbstractBaseUser, reason:
             "four_eyes_over": settings.ELEMENTA_REFUND_FOUR_EYES_OVER})
         return RefundOutcome(trade=trade, executed=False, request=request)
     if pending.requested_by_id is not None and pending.requested_by_id == officer.pk:
-        raise RefundSecondOfficerRequiredError()
+        raise SecondOfficerRequiredError("You asked for this refund; a different officer must carry it out.")
     refunded = trade_refund(trade_id=trade.id, officer=officer, reason=pending.reason)
     pending.status, pending.confirmed_by, pending.confirmed_by_label, pending.confirmed_at = (
         RefundRequest.Status.EXECUTED, officer, _label(officer), timezone.now())

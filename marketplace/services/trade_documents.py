@@ -8,8 +8,7 @@ from django.conf import settings
 from django.core.files.uploadedfile import UploadedFile
 from django.db import transaction
 
-from config.errors import ApplicationError
-from marketplace.errors import EvidenceIncompleteError, TradeTransitionNotAllowedError
+from marketplace.errors import EvidenceIncompleteError, TradeTransitionNotAllowedError, UploadRejectedError
 from marketplace.models import Membership, OrganisationMechanism, Trade, TradeDocument
 from marketplace.services.events import trade_event_emit
 from marketplace.services.trade_transitions import trade_lock
@@ -17,12 +16,6 @@ from marketplace.trade_lifecycle import CLOSED
 
 # What a compliance document may be, recognised by its first bytes, not by what the client claims.
 _SIGNATURES = {"application/pdf": (b"%PDF-",), "image/png": (b"\x89PNG\r\n\x1a\n",), "image/jpeg": (b"\xff\xd8\xff",)}
-
-
-class UploadRejectedError(ApplicationError):
-    code = "upload_rejected"
-    status_code = 400
-    default_message = "The file is not an accepted document."
 
 
 def document_sniff(upload: UploadedFile) -> str:

@@ -6,15 +6,9 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from compliance.errors import SecondOfficerRequiredError
 from compliance.services.reviews import review_approvers, review_record
-from marketplace.errors import (
-    AlreadyRenewedError,
-    DatasetNotAvailableError,
-    OwnDatasetError,
-    RequirementsOutstandingError,
-    SecondOfficerRequiredError,
-    TradeTransitionNotAllowedError,
-)
+from marketplace.errors import AlreadyRenewedError, DatasetNotAvailableError, OwnDatasetError, RequirementsOutstandingError, TradeTransitionNotAllowedError
 from marketplace.models import Dataset, Membership, Trade, TradeEvent
 from marketplace.services.events import trade_event_emit
 from marketplace.services.evidence_review import officer_require_independent
