@@ -140,7 +140,8 @@ class DatasetViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.
     @action(detail=True, methods=["post"])
     def publish(self, request: Request, pk: str | None = None) -> Response:
         """Providers, own drafts only. Chinese personal information needs `pi_duties_attested`. Audited
-        (`dataset.published`, with the attestation and the facts buyers will trade on)."""
+        (`dataset.published`, with the attestation and the facts buyers will trade on). Publishing twice
+        is harmless; a withdrawn listing is 409 `dataset_transition_not_allowed`."""
         dataset = dataset_services.dataset_publish(dataset_id=self._own().id, actor=request.user)
         return Response(self.get_serializer(dataset).data)
 

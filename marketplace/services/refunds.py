@@ -11,6 +11,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from compliance.errors import SecondOfficerRequiredError
+from config.errors import NotFoundError
 from marketplace.models import RefundRequest, Trade
 from marketplace.services.events import trade_event_emit
 from marketplace.services.trade_transitions import trade_lock
@@ -40,7 +41,7 @@ def trade_refund_request(*, trade_id: object, officer: AbstractBaseUser, reason:
     the first officer's reason. The same officer calling again is 409 second_officer_required."""
     trade = trade_lock(trade_id=trade_id)
     if trade is None:
-        raise Trade.DoesNotExist(f"no trade {trade_id}")
+        raise NotFoundError("No such trade.")
     ensure_transition_allowed(current=trade.status, target=Trade.Status.REFUNDED)
     if not refund_needs_two(trade):
         return RefundOutcome(trade=trade_refund(trade_id=trade.id, officer=officer, reason=reason), executed=True)
