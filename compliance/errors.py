@@ -1,4 +1,4 @@
-"""Compliance errors a client may branch on."""
+"""Compliance errors a client may branch on: the one catalogue of this app's error classes (see docs/errors.md)."""
 
 from config.errors import ApplicationError, ConflictError, NotFoundError
 
@@ -41,8 +41,11 @@ class BacktestRequiredError(ConflictError):
 
 
 class SecondOfficerRequiredError(ConflictError):
+    """The four-eyes rule: a second, different officer must confirm (rule-pack activation, trade approval,
+    regulator-approval evidence, large refunds). Each raise says which."""
+
     code = "second_officer_required"
-    default_message = "Activation needs the approval of a second officer who neither created nor edited the draft."
+    default_message = "This needs a second, different officer to confirm."
 
 
 class AuthorCannotApproveError(ConflictError):

@@ -3,6 +3,7 @@
 import logging
 from typing import Any
 
+from django.core.exceptions import ObjectDoesNotExist
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import OperationalError as DatabaseOperationalError
@@ -62,7 +63,9 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
         response = Response(error_body("temporarily_unavailable", "The database is busy or unreachable; retry shortly."), status=503)
         response["Retry-After"] = "1"
         return response
-    if isinstance(exc, Http404):
+    if isinstance(exc, Http404 | ObjectDoesNotExist):
+        # Also a Model.DoesNotExist that escaped a service or view (a row deleted mid-request): the
+        # client is told 404 `not_found`, like any missing object, never 500 with the model's name.
         exc = exceptions.NotFound()
     elif isinstance(exc, DjangoPermissionDenied):
         exc = exceptions.PermissionDenied()

@@ -38,3 +38,18 @@ class ConflictError(ApplicationError):
     code = "conflict"
     status_code = 409
     default_message = "The object is not in a state that allows this."
+
+
+# --- Logging in ----------------------------------------------------------------------------------
+
+
+class InvalidCredentialsError(ApplicationError):
+    code = "invalid_credentials"
+    status_code = 400
+    default_message = "Unable to log in with these credentials."
+
+
+class LoginLockedError(ApplicationError):
+    code = "login_locked"
+    status_code = 429
+    default_message = "Too many failed logins for this account; try again later."

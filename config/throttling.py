@@ -9,7 +9,7 @@ from django.core.cache import cache
 from rest_framework.request import Request
 from rest_framework.throttling import AnonRateThrottle, UserRateThrottle
 
-from config.errors import ApplicationError
+from config.errors import LoginLockedError
 
 
 class WriteRateThrottle(UserRateThrottle):
@@ -25,12 +25,6 @@ class WriteRateThrottle(UserRateThrottle):
 
 class LoginRateThrottle(AnonRateThrottle):
     scope = "login"
-
-
-class LoginLockedError(ApplicationError):
-    code = "login_locked"
-    status_code = 429
-    default_message = "Too many failed logins for this account; try again later."
 
 
 def _key(username: str) -> str:

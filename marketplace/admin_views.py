@@ -16,7 +16,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from compliance.admin import error_text, is_workspace_officer
-from config.errors import ApplicationError
+from config.errors import ApplicationError, NotFoundError
 from marketplace.models import Trade, TradeDocument
 from marketplace.services.evidence import trade_evidence_pack
 from marketplace.services.evidence_review import trade_document_review
@@ -139,7 +139,7 @@ def trade_review_view(request: HttpRequest, trade_id: Any) -> HttpResponse:
     conditions = {"grant_valid_days": data["grant_valid_days"]} if approve and data.get("grant_valid_days") else None
     try:
         trade = trade_review(trade_id=trade_id, officer=request.user, approve=approve, reason=data["reason"], conditions=conditions)
-    except Trade.DoesNotExist:
+    except NotFoundError:
         raise Http404("No such trade.") from None
     except ApplicationError as exc:
         messages.error(request, f"Nothing was recorded: {error_text(exc)}")

@@ -1,11 +1,21 @@
-"""Marketplace errors a client may branch on, each with a stable code."""
+"""Marketplace errors a client may branch on: the one catalogue of this app's error classes.
 
-from config.errors import ApplicationError, ConflictError, PermissionDeniedError
+Each class has its own stable `code` (documented in docs/errors.md; tests/security/test_error_catalogue.py
+checks both). The four-eyes error, shared with rule-pack activation, lives in compliance.errors."""
+
+from config.errors import ApplicationError, ConflictError, InvalidInputError, NotFoundError, PermissionDeniedError
+
+# --- Trades, datasets and evidence -------------------------------------------------------------
 
 
 class TradeTransitionNotAllowedError(ConflictError):
     code = "trade_transition_not_allowed"
     default_message = "The trade's status does not allow this."
+
+
+class DatasetTransitionNotAllowedError(ConflictError):
+    code = "dataset_transition_not_allowed"
+    default_message = "The dataset's status does not allow this."
 
 
 class DatasetNotAvailableError(ApplicationError):
@@ -59,10 +69,6 @@ class OwnEvidenceError(PermissionDeniedError):
     default_message = "Evidence is reviewed by an officer other than the person who submitted it."
 
 
-class SecondOfficerRequiredError(ConflictError):
-    code = "second_officer_required"
-    default_message = "This needs a second, different officer to confirm."
-
 
 class RequirementsOutstandingError(ConflictError):
     code = "requirements_outstanding"
@@ -77,3 +83,161 @@ class AlreadyRenewedError(ConflictError):
 class OwnOrganisationError(PermissionDeniedError):
     code = "own_organisation"
     default_message = "Officers do not review evidence or decide trades of their own organisation."
+
+
+# --- Trade documents and dataset files -----------------------------------------------------------
+
+
+class UploadRejectedError(ApplicationError):
+    """A refused trade document or dataset file (empty, too large, not an accepted type)."""
+
+    code = "upload_rejected"
+    status_code = 400
+    default_message = "The file is not an accepted document."
+
+
+
+# --- Money ---------------------------------------------------------------------------------------
+
+
+class InsufficientFundsError(ConflictError):
+    code = "insufficient_funds"
+    default_message = "The wallet does not hold enough available funds."
+
+
+class RefundNotCoveredError(ConflictError):
+    code = "refund_not_covered"
+    default_message = "The provider's available balance does not cover the refund."
+
+
+class DepositNotPendingError(ConflictError):
+    code = "deposit_not_pending"
+    default_message = "The deposit has already been decided."
+
+
+class SamePersonNotAllowedError(ConflictError):
+    code = "same_person_not_allowed"
+    default_message = "The person who asked for this money cannot also approve it; a second officer must."
+
+
+
+# --- Access grants, downloads, revocation and re-screening ---------------------------------------
+
+
+class GrantInactiveError(PermissionDeniedError):
+    code = "grant_inactive"
+    default_message = "The grant does not allow downloads now."
+
+
+class GrantSuspendedError(PermissionDeniedError):
+    code = "grant_suspended"
+    default_message = "The grant is suspended while an officer reviews it: re-screening found the trade would now be denied."
+
+
+class GrantAlreadyRevokedError(ConflictError):
+    code = "grant_already_revoked"
+    default_message = "The grant is already revoked."
+
+
+class VersionNotCoveredError(PermissionDeniedError):
+    code = "version_not_covered"
+    default_message = "The grant does not cover this version."
+
+
+class DatasetFileNotFoundError(NotFoundError):
+    code = "dataset_file_not_found"
+    default_message = "No such file version."
+
+
+class RangeNotSatisfiableError(ApplicationError):
+    code = "range_not_satisfiable"
+    status_code = 416
+    default_message = "The requested range is outside the file."
+
+    def __init__(self, message: str | None = None, *, size: int) -> None:
+        super().__init__(message, fields={"size": size})
+        self.size = size
+
+
+class GrantRequiredError(PermissionDeniedError):
+    code = "grant_required"
+    default_message = "Only the provider, officers and buyers holding an active grant see a dataset's files."
+
+
+class GrantNotSuspendedError(ConflictError):
+    code = "grant_not_suspended"
+    default_message = "The grant is not suspended."
+
+
+class RevocationRequestPendingError(ConflictError):
+    code = "revocation_request_pending"
+    default_message = "A revocation request for this grant is already waiting for an officer."
+
+
+class RevocationRequestDecidedError(ConflictError):
+    code = "revocation_request_decided"
+    default_message = "The revocation request is already decided."
+
+
+class ProRataUnavailableError(InvalidInputError):
+    code = "pro_rata_unavailable"
+    default_message = "The grant has no end date, so there is no unused fraction to refund."
+
+
+class GrantFlagSuspendedError(ConflictError):
+    code = "grant_flag_suspended"
+    default_message = ("The grant is suspended: resolve it with POST /api/v1/grants/{id}/reinstate/ or /revoke/ "
+                       "(with a refund decision), which closes its flags too.")
+
+
+class GrantFlagResolvedError(ConflictError):
+    code = "grant_flag_resolved"
+    default_message = "The flag is already resolved."
+
+
+# --- Webhooks ------------------------------------------------------------------------------------
+
+
+class WebhookUrlInvalidError(InvalidInputError):
+    code = "webhook_url_invalid"
+    default_message = "The webhook URL is not allowed."
+
+
+class WebhookEventUnknownError(InvalidInputError):
+    code = "webhook_event_unknown"
+    default_message = "Unknown event kind."
+
+
+class WebhookEndpointLimitError(ConflictError):
+    code = "webhook_endpoint_limit"
+    default_message = "The organisation has registered as many webhook endpoints as it may."
+
+
+class WebhookEndpointInactiveError(ConflictError):
+    code = "webhook_endpoint_inactive"
+    default_message = "The endpoint is disabled; enable it first."
+
+
+class WebhookDeliveryPendingError(ConflictError):
+    code = "webhook_delivery_pending"
+    default_message = "The delivery is still being attempted."
+
+
+# --- Idempotency keys ----------------------------------------------------------------------------
+
+
+class IdempotencyKeyInvalidError(ApplicationError):
+    code = "idempotency_key_invalid"
+    status_code = 400
+    default_message = "The Idempotency-Key must be 1 to 255 visible characters."
+
+
+class IdempotencyKeyReusedError(ApplicationError):
+    code = "idempotency_key_reused"
+    status_code = 422
+    default_message = "This Idempotency-Key was used for a different request."
+
+
+class IdempotencyKeyInUseError(ConflictError):
+    code = "idempotency_key_in_use"
+    default_message = "A request with this Idempotency-Key is still being processed; retry shortly."

@@ -26,27 +26,11 @@ from django.utils import timezone
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from config.errors import ApplicationError, ConflictError
+from config.errors import ApplicationError
+from marketplace.errors import IdempotencyKeyInUseError, IdempotencyKeyInvalidError, IdempotencyKeyReusedError
 from marketplace.models import IdempotencyRecord
 
 HEADER = "Idempotency-Key"
-
-
-class IdempotencyKeyInvalidError(ApplicationError):
-    code = "idempotency_key_invalid"
-    status_code = 400
-    default_message = "The Idempotency-Key must be 1 to 255 visible characters."
-
-
-class IdempotencyKeyReusedError(ApplicationError):
-    code = "idempotency_key_reused"
-    status_code = 422
-    default_message = "This Idempotency-Key was used for a different request."
-
-
-class IdempotencyKeyInUseError(ConflictError):
-    code = "idempotency_key_in_use"
-    default_message = "A request with this Idempotency-Key is still being processed; retry shortly."
 
 
 def _file_digest(upload: UploadedFile) -> str:

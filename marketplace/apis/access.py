@@ -22,6 +22,7 @@ from config.errors import PermissionDeniedError
 from config.permissions import IsOfficer, IsProvider
 from marketplace.apis.revocations import RevocationRequestSerializer, revocation_requests_of
 from marketplace.apis.serializers import ReasonSerializer
+from marketplace.errors import GrantRequiredError, GrantSuspendedError, RangeNotSatisfiableError
 from marketplace.idempotency import idempotent
 from marketplace.models import AccessGrant, Dataset, DatasetFile, GrantDownload, GrantRevocationRequest, Membership
 from marketplace.selectors.datasets import dataset_list_visible
@@ -29,19 +30,7 @@ from marketplace.selectors.grants import grant_highest_version_for, grant_list_v
 from marketplace.selectors.members import is_officer, membership_of
 from marketplace.services.dataset_files import dataset_file_upload
 from marketplace.services.grant_revocations import grant_reinstate, grant_revocation_request, grant_revoke_by_officer
-from marketplace.services.grants import (
-    DownloadPlan,
-    DownloadStream,
-    GrantSuspendedError,
-    RangeNotSatisfiableError,
-    etag_of,
-    grant_download_open,
-)
-
-
-class GrantRequiredError(PermissionDeniedError):
-    code = "grant_required"
-    default_message = "Only the provider, officers and buyers holding an active grant see a dataset's files."
+from marketplace.services.grants import DownloadPlan, DownloadStream, etag_of, grant_download_open
 
 
 def _membership(request: Request) -> Membership:

@@ -107,6 +107,9 @@ class GrantFlagViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewset
     @extend_schema(request=GrantFlagResolveSerializer, responses=GrantFlagSerializer)
     @action(detail=True, methods=["post"])
     def resolve(self, request: Request, pk: str | None = None) -> Response:
+        """Officers only: close a flag with a `note` (and `revoke` to revoke the grant without a refund);
+        returns the flag. 409 `grant_flag_resolved` when already closed, `grant_flag_suspended` when its
+        grant is suspended (reinstate or revoke the grant instead, which closes its flags)."""
         membership: Membership | None = membership_of(request.user)
         if membership is None:
             raise PermissionDeniedError("Your account belongs to no organisation.")

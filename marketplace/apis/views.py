@@ -20,7 +20,7 @@ from rest_framework.views import APIView
 from compliance.apis.serializers import DecisionSerializer
 from compliance.engine import vocabulary as vocab
 from compliance.services.checks import compliance_evaluate
-from config.errors import ApplicationError, PermissionDeniedError
+from config.errors import InvalidCredentialsError, PermissionDeniedError
 from config.logging import trade_id
 from config.permissions import IsBuyer, IsOfficer, IsProvider
 from config.throttling import LoginRateThrottle, login_check_locked, login_failed, login_succeeded
@@ -44,12 +44,6 @@ IDEMPOTENCY_PARAMETER = OpenApiParameter(
     "Idempotency-Key", str, OpenApiParameter.HEADER, required=False,
     description="Retrying with the same key and body returns the first response instead of acting twice (kept ≥ 24 h).",
 )
-
-
-class InvalidCredentialsError(ApplicationError):
-    code = "invalid_credentials"
-    status_code = 400
-    default_message = "Unable to log in with these credentials."
 
 
 class TokenApi(APIView):
@@ -146,7 +140,8 @@ class DatasetViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.
     @action(detail=True, methods=["post"])
     def publish(self, request: Request, pk: str | None = None) -> Response:
         """Providers, own drafts only. Chinese personal information needs `pi_duties_attested`. Audited
-        (`dataset.published`, with the attestation and the facts buyers will trade on)."""
+        (`dataset.published`, with the attestation and the facts buyers will trade on). Publishing twice
+        is harmless; a withdrawn listing is 409 `dataset_transition_not_allowed`."""
         dataset = dataset_services.dataset_publish(dataset_id=self._own().id, actor=request.user)
         return Response(self.get_serializer(dataset).data)
 

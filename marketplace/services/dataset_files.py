@@ -10,7 +10,8 @@ from django.core.files.uploadedfile import UploadedFile
 from django.db import transaction
 from django.db.models import Max
 
-from config.errors import ApplicationError, NotFoundError, PermissionDeniedError
+from config.errors import NotFoundError, PermissionDeniedError
+from marketplace.errors import UploadRejectedError
 from marketplace.models import Dataset, DatasetFile, Membership
 from marketplace.services.events import event_emit
 
@@ -19,12 +20,6 @@ logger = logging.getLogger(__name__)
 DEFAULT_MAX_DATASET_FILE_BYTES = 512 * 1024 * 1024
 # A compressed file is served as what it is on the wire (data.csv.gz is gzip, not CSV).
 _ENCODING_TYPES = {"gzip": "application/gzip", "bzip2": "application/x-bzip2", "xz": "application/x-xz", "br": "application/x-brotli"}
-
-
-class DatasetFileRejectedError(ApplicationError):
-    code = "upload_rejected"  # the same code as a refused trade document: clients branch on one
-    status_code = 400
-    default_message = "The file cannot be accepted."
 
 
 def dataset_file_max_bytes() -> int:
@@ -58,9 +53,9 @@ def dataset_file_upload(*, dataset_id: object, membership: Membership, upload: U
         raise PermissionDeniedError("Only the dataset's provider may upload its files.")
     limit = dataset_file_max_bytes()
     if upload.size is None or upload.size == 0:
-        raise DatasetFileRejectedError("The file is empty.", fields={"file": ["the file is empty"]})
+        raise UploadRejectedError("The file is empty.", fields={"file": ["the file is empty"]})
     if upload.size > limit:
-        raise DatasetFileRejectedError("The file is too large.", fields={"file": [f"at most {limit:,} bytes"]})
+        raise UploadRejectedError("The file is too large.", fields={"file": [f"at most {limit:,} bytes"]})
 
     digest, size = hashlib.sha256(), 0
     for chunk in upload.chunks():

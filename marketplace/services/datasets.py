@@ -11,7 +11,7 @@ from marketplace.errors import (
     AttestationRequiredError,
     DatasetFactsLockedError,
     DatasetInconsistentError,
-    TradeTransitionNotAllowedError,
+    DatasetTransitionNotAllowedError,
 )
 from marketplace.models import Dataset, Membership
 from marketplace.services.events import event_emit
@@ -109,7 +109,7 @@ def dataset_publish(*, dataset_id: object, actor: Any) -> Dataset:
     if dataset.status == Dataset.Status.PUBLISHED:
         return dataset  # publishing twice is harmless
     if dataset.status != Dataset.Status.DRAFT:
-        raise TradeTransitionNotAllowedError("Only a draft can be published.")
+        raise DatasetTransitionNotAllowedError("Only a draft can be published.")
     holds_chinese_pi = dataset.classification in PERSONAL_CLASSIFICATIONS and (
         "CN" in {j.split("-")[0] for j in dataset.subject_jurisdictions} or dataset.storage_jurisdiction.split("-")[0] == "CN"
     )

@@ -11,22 +11,12 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
 from django.utils import timezone
 
-from config.errors import ConflictError
+from marketplace.errors import DepositNotPendingError, SamePersonNotAllowedError
 from marketplace.models import Deposit, Membership, Organisation
 from marketplace.payments import payment_provider
 from marketplace.services.events import event_emit
 from marketplace.services.evidence_review import officer_require_independent
 from marketplace.services.ledger import ledger_deposit_credit
-
-
-class DepositNotPendingError(ConflictError):
-    code = "deposit_not_pending"
-    default_message = "The deposit has already been decided."
-
-
-class SamePersonNotAllowedError(ConflictError):
-    code = "same_person_not_allowed"
-    default_message = "The person who asked for this money cannot also approve it; a second officer must."
 
 
 def _deposit_data(deposit: Deposit, **extra: object) -> dict[str, object]:

@@ -20,7 +20,9 @@ from django.db.models import Q
 from django.utils import timezone
 
 from compliance.engine.vocabulary import REGULATOR_APPROVALS
-from marketplace.errors import EvidenceNotPendingError, OwnEvidenceError, OwnOrganisationError, SecondOfficerRequiredError
+from compliance.errors import SecondOfficerRequiredError
+from config.errors import NotFoundError
+from marketplace.errors import EvidenceNotPendingError, OwnEvidenceError, OwnOrganisationError
 from marketplace.models import EvidenceStatus, OrganisationMechanism, Trade, TradeDocument
 from marketplace.selectors.members import membership_of
 from marketplace.services.events import event_emit, trade_event_emit
@@ -103,7 +105,7 @@ def trade_document_review(*, document_id: object, officer: AbstractBaseUser, acc
     """Accept or reject one trade document (the trade row is locked first, then the document)."""
     trade_id = TradeDocument.objects.filter(pk=document_id).values_list("trade_id", flat=True).first()
     if trade_id is None:
-        raise TradeDocument.DoesNotExist(f"no document {document_id}")
+        raise NotFoundError("No such document.")
     trade = trade_lock(trade_id=trade_id)
     assert trade is not None  # documents cascade with their trade
     document = TradeDocument.objects.select_for_update().get(pk=document_id)
@@ -126,7 +128,7 @@ def mechanism_review(*, mechanism_id: object, officer: AbstractBaseUser, accept:
     """Accept or reject a standing mechanism; acceptance re-checks the organisation's waiting trades."""
     mechanism = OrganisationMechanism.objects.select_for_update().filter(pk=mechanism_id).first()
     if mechanism is None:
-        raise OrganisationMechanism.DoesNotExist(f"no mechanism {mechanism_id}")
+        raise NotFoundError("No such mechanism.")
     org = mechanism.organisation_id
     if not accept:
         _reject(mechanism, officer, reason)

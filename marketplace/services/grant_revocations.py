@@ -32,12 +32,19 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from compliance.services.audit import audit_record
-from config.errors import ConflictError, InvalidInputError, NotFoundError, PermissionDeniedError
+from config.errors import InvalidInputError, NotFoundError, PermissionDeniedError
+from marketplace.errors import (
+    GrantAlreadyRevokedError,
+    GrantNotSuspendedError,
+    ProRataUnavailableError,
+    RevocationRequestDecidedError,
+    RevocationRequestPendingError,
+)
 from marketplace.models import AccessGrant, Dataset, GrantFlag, GrantRevocationRequest, Membership, Trade
 from marketplace.money import quantum
 from marketplace.selectors.members import is_officer
 from marketplace.services.events import event_emit
-from marketplace.services.grants import GrantAlreadyRevokedError, grant_revoke_locked
+from marketplace.services.grants import grant_revoke_locked
 from marketplace.services.ledger import ledger_refund, ledger_refund_partial
 from marketplace.services.trade_transitions import trade_apply_transition, trade_lock
 from marketplace.trade_lifecycle import ensure_transition_allowed
@@ -46,26 +53,6 @@ logger = logging.getLogger(__name__)
 
 RESCREENING = "system:rescreening"
 Refund = GrantRevocationRequest.Refund
-
-
-class GrantNotSuspendedError(ConflictError):
-    code = "grant_not_suspended"
-    default_message = "The grant is not suspended."
-
-
-class RevocationRequestPendingError(ConflictError):
-    code = "revocation_request_pending"
-    default_message = "A revocation request for this grant is already waiting for an officer."
-
-
-class RevocationRequestDecidedError(ConflictError):
-    code = "revocation_request_decided"
-    default_message = "The revocation request is already decided."
-
-
-class ProRataUnavailableError(InvalidInputError):
-    code = "pro_rata_unavailable"
-    default_message = "The grant has no end date, so there is no unused fraction to refund."
 
 
 def _parties(grant: AccessGrant) -> list[object]:

@@ -21,48 +21,21 @@ from django.db import transaction
 from django.utils import timezone
 
 from compliance.models import Review
-from config.errors import ApplicationError, ConflictError, InvalidInputError, NotFoundError, PermissionDeniedError
+from config.errors import InvalidInputError, NotFoundError, PermissionDeniedError
+from marketplace.errors import (
+    DatasetFileNotFoundError,
+    GrantAlreadyRevokedError,
+    GrantInactiveError,
+    GrantSuspendedError,
+    RangeNotSatisfiableError,
+    VersionNotCoveredError,
+)
 from marketplace.models import AccessGrant, Dataset, DatasetFile, GrantDownload, Membership, Trade
 from marketplace.selectors.members import is_officer
 from marketplace.services.dataset_files import dataset_file_latest_version
 from marketplace.services.events import event_emit
 
 logger = logging.getLogger(__name__)
-
-
-class GrantInactiveError(PermissionDeniedError):
-    code = "grant_inactive"
-    default_message = "The grant does not allow downloads now."
-
-
-class GrantSuspendedError(PermissionDeniedError):
-    code = "grant_suspended"
-    default_message = "The grant is suspended while an officer reviews it: re-screening found the trade would now be denied."
-
-
-class GrantAlreadyRevokedError(ConflictError):
-    code = "grant_already_revoked"
-    default_message = "The grant is already revoked."
-
-
-class VersionNotCoveredError(PermissionDeniedError):
-    code = "version_not_covered"
-    default_message = "The grant does not cover this version."
-
-
-class DatasetFileNotFoundError(NotFoundError):
-    code = "dataset_file_not_found"
-    default_message = "No such file version."
-
-
-class RangeNotSatisfiableError(ApplicationError):
-    code = "range_not_satisfiable"
-    status_code = 416
-    default_message = "The requested range is outside the file."
-
-    def __init__(self, message: str | None = None, *, size: int) -> None:
-        super().__init__(message, fields={"size": size})
-        self.size = size
 
 
 # --- issuing and revoking ---------------------------------------------------------------------

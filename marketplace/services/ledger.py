@@ -14,21 +14,12 @@ from django.db import IntegrityError, connection, transaction
 from django.db.models import F
 
 from config.errors import ConflictError
+from marketplace.errors import InsufficientFundsError, RefundNotCoveredError
 from marketplace.models import Deposit, LedgerEntry, LedgerTransaction, Trade, Wallet
 from marketplace.money import fee_of, quantum
 
 A = LedgerEntry.Account
 K = LedgerTransaction.Kind
-
-
-class InsufficientFundsError(ConflictError):
-    code = "insufficient_funds"
-    default_message = "The wallet does not hold enough available funds."
-
-
-class RefundNotCoveredError(ConflictError):
-    code = "refund_not_covered"
-    default_message = "The provider's available balance does not cover the refund."
 
 
 @dataclass(frozen=True)

@@ -10,17 +10,13 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
 from django.utils import timezone
 
-from config.errors import ConflictError
+from compliance.errors import SecondOfficerRequiredError
+from config.errors import NotFoundError
 from marketplace.models import RefundRequest, Trade
 from marketplace.services.events import trade_event_emit
 from marketplace.services.trade_transitions import trade_lock
 from marketplace.services.trades import trade_refund
 from marketplace.trade_lifecycle import ensure_transition_allowed
-
-
-class RefundSecondOfficerRequiredError(ConflictError):
-    code = "second_officer_required"
-    default_message = "You asked for this refund; a different officer must carry it out."
 
 
 @dataclass(frozen=True)
@@ -45,7 +41,7 @@ def trade_refund_request(*, trade_id: object, officer: AbstractBaseUser, reason:
     the first officer's reason. The same officer calling again is 409 second_officer_required."""
     trade = trade_lock(trade_id=trade_id)
     if trade is None:
-        raise Trade.DoesNotExist(f"no trade {trade_id}")
+        raise NotFoundError("No such trade.")
     ensure_transition_allowed(current=trade.status, target=Trade.Status.REFUNDED)
     if not refund_needs_two(trade):
         return RefundOutcome(trade=trade_refund(trade_id=trade.id, officer=officer, reason=reason), executed=True)
@@ -58,7 +54,7 @@ def trade_refund_request(*, trade_id: object, officer: AbstractBaseUser, reason:
             "four_eyes_over": settings.ELEMENTA_REFUND_FOUR_EYES_OVER})
         return RefundOutcome(trade=trade, executed=False, request=request)
     if pending.requested_by_id is not None and pending.requested_by_id == officer.pk:
-        raise RefundSecondOfficerRequiredError()
+        raise SecondOfficerRequiredError("You asked for this refund; a different officer must carry it out.")
     refunded = trade_refund(trade_id=trade.id, officer=officer, reason=pending.reason)
     pending.status, pending.confirmed_by, pending.confirmed_by_label, pending.confirmed_at = (
         RefundRequest.Status.EXECUTED, officer, _label(officer), timezone.now())

@@ -26,10 +26,10 @@ from compliance.selectors.rulepacks import rulepacks_due_for_rescreening
 from compliance.services.audit import audit_record
 from compliance.services.backtests import rulepack_backtest
 from compliance.services.checks import compliance_evaluate
-from config.errors import ConflictError, InvalidInputError, NotFoundError
+from config.errors import InvalidInputError, NotFoundError
+from marketplace.errors import GrantAlreadyRevokedError, GrantFlagResolvedError, GrantFlagSuspendedError
 from marketplace.models import AccessGrant, GrantFlag, Membership, Rescreening, Trade
 from marketplace.services.grant_revocations import grant_flag_close, grant_revoke_by_officer, grant_suspend
-from marketplace.services.grants import GrantAlreadyRevokedError
 from marketplace.services.trade_facts import trade_transfer_facts
 from marketplace.services.trade_transitions import trade_apply_transition, trade_lock
 from marketplace.trade_lifecycle import CLOSED
@@ -38,17 +38,6 @@ logger = logging.getLogger(__name__)
 
 ACTOR = "system:rescreening"
 RECHECKED = (Trade.Status.NEEDS_DOCUMENTS, Trade.Status.IN_REVIEW)
-
-
-class GrantFlagSuspendedError(ConflictError):
-    code = "grant_suspended"
-    default_message = ("The grant is suspended: resolve it with POST /api/v1/grants/{id}/reinstate/ or /revoke/ "
-                       "(with a refund decision), which closes its flags too.")
-
-
-class GrantFlagResolvedError(ConflictError):
-    code = "grant_flag_resolved"
-    default_message = "The flag is already resolved."
 
 
 # --- backtest against what is open now ---------------------------------------------------------
@@ -196,7 +185,7 @@ def grant_flag_resolve(*, flag_id: object, membership: Membership, note: str, re
     """Close a flag with a note; with `revoke`, revoke the grant too, without a refund (same
     transaction; for a refund use POST /grants/{id}/revoke/). A grant revoked meanwhile by someone
     else is not an error: the flag is closed and says so. A suspended grant is resolved with
-    reinstate or revoke instead (409 `grant_suspended`)."""
+    reinstate or revoke instead (409 `grant_flag_suspended`)."""
     # The trade first, as every grant decision locks (trade, grant, flags): no lock-order deadlock.
     trade_id = GrantFlag.objects.filter(pk=flag_id).values_list("grant__trade_id", flat=True).first()
     if trade_id is not None:

@@ -8,21 +8,15 @@ from django.conf import settings
 from django.core.files.uploadedfile import UploadedFile
 from django.db import transaction
 
-from config.errors import ApplicationError
-from marketplace.errors import EvidenceIncompleteError, TradeTransitionNotAllowedError
-from marketplace.models import Membership, OrganisationMechanism, Trade, TradeDocument
+from config.errors import NotFoundError
+from marketplace.errors import EvidenceIncompleteError, TradeTransitionNotAllowedError, UploadRejectedError
+from marketplace.models import Membership, OrganisationMechanism, TradeDocument
 from marketplace.services.events import trade_event_emit
 from marketplace.services.trade_transitions import trade_lock
 from marketplace.trade_lifecycle import CLOSED
 
 # What a compliance document may be, recognised by its first bytes, not by what the client claims.
 _SIGNATURES = {"application/pdf": (b"%PDF-",), "image/png": (b"\x89PNG\r\n\x1a\n",), "image/jpeg": (b"\xff\xd8\xff",)}
-
-
-class UploadRejectedError(ApplicationError):
-    code = "upload_rejected"
-    status_code = 400
-    default_message = "The file is not an accepted document."
 
 
 def document_sniff(upload: UploadedFile) -> str:
@@ -79,7 +73,7 @@ def trade_document_add(
     evidence_require_complete(reference=reference, approved_on=approved_on, upload=upload)
     trade = trade_lock(trade_id=trade_id)
     if trade is None:
-        raise Trade.DoesNotExist(f"no trade {trade_id}")
+        raise NotFoundError("No such trade.")
     if trade.status in CLOSED:
         raise TradeTransitionNotAllowedError(f"The trade is {trade.status}; it takes no more documents.")
     document = TradeDocument(

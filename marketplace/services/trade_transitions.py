@@ -8,6 +8,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from compliance.services.exports import export_commit, export_release
+from config.errors import NotFoundError
 from marketplace.models import Trade, TradeEvent
 from marketplace.services.events import trade_event_emit
 from marketplace.services.grants import grant_issue
@@ -87,8 +88,8 @@ def trade_apply_transition(
 def trade_transition(
     *, trade_id: object, to: str, actor: AbstractBaseUser | None = None, actor_label: str = "", reason: str = ""
 ) -> Trade:
-    """Lock the trade and move it to `to`, or raise TradeTransitionNotAllowedError (409) / Trade.DoesNotExist."""
+    """Lock the trade and move it to `to`, or raise TradeTransitionNotAllowedError (409) / NotFoundError (404)."""
     trade = trade_lock(trade_id=trade_id)
     if trade is None:
-        raise Trade.DoesNotExist(f"no trade {trade_id}")
+        raise NotFoundError("No such trade.")
     return trade_apply_transition(trade=trade, to=to, actor=actor, actor_label=actor_label, reason=reason)

@@ -6,15 +6,10 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from compliance.errors import SecondOfficerRequiredError
 from compliance.services.reviews import review_approvers, review_record
-from marketplace.errors import (
-    AlreadyRenewedError,
-    DatasetNotAvailableError,
-    OwnDatasetError,
-    RequirementsOutstandingError,
-    SecondOfficerRequiredError,
-    TradeTransitionNotAllowedError,
-)
+from config.errors import NotFoundError
+from marketplace.errors import AlreadyRenewedError, DatasetNotAvailableError, OwnDatasetError, RequirementsOutstandingError, TradeTransitionNotAllowedError
 from marketplace.models import Dataset, Membership, Trade, TradeEvent
 from marketplace.services.events import trade_event_emit
 from marketplace.services.evidence_review import officer_require_independent
@@ -79,7 +74,7 @@ def trade_renew(*, trade_id: object, membership: Membership) -> Trade:
     refunded renewal does not count, so the period can be renewed again."""
     previous = trade_lock(trade_id=trade_id)
     if previous is None or previous.buyer_id != membership.organisation_id:
-        raise Trade.DoesNotExist(f"no trade {trade_id}")
+        raise NotFoundError("No such trade.")
     if previous.pricing != "subscription" or previous.status != Trade.Status.SETTLED:
         raise TradeTransitionNotAllowedError("Only a settled subscription can be renewed.")
     if previous.renewals.exclude(status__in=(Trade.Status.REJECTED, Trade.Status.CANCELLED, Trade.Status.REFUNDED)).exists():
@@ -102,7 +97,7 @@ def trade_refund(*, trade_id: object, officer: AbstractBaseUser, reason: str) ->
     marketplace.services.refunds.trade_refund_request (two officers over the threshold)."""
     trade = trade_lock(trade_id=trade_id)
     if trade is None:
-        raise Trade.DoesNotExist(f"no trade {trade_id}")
+        raise NotFoundError("No such trade.")
     ensure_transition_allowed(current=trade.status, target=Trade.Status.REFUNDED)
     ledger_refund(trade=trade)
     grant_revoke_for_trade(trade=trade, actor=officer, reason=f"refunded: {reason}")
@@ -141,7 +136,7 @@ def trade_review(
     - An engine `deny` is final: the trade is already rejected and cannot be reviewed."""
     trade = trade_lock(trade_id=trade_id)
     if trade is None:
-        raise Trade.DoesNotExist(f"no trade {trade_id}")
+        raise NotFoundError("No such trade.")
     officer_require_independent(officer=officer, party_ids=(trade.buyer_id, trade.provider_id))
     allowed = APPROVABLE if approve else REJECTABLE
     check = trade.decision

@@ -65,7 +65,13 @@ from django.db import transaction
 from django.utils import timezone
 
 from compliance.services.audit import audit_record
-from config.errors import ConflictError, InvalidInputError
+from marketplace.errors import (
+    WebhookDeliveryPendingError,
+    WebhookEndpointInactiveError,
+    WebhookEndpointLimitError,
+    WebhookEventUnknownError,
+    WebhookUrlInvalidError,
+)
 from marketplace.models import Membership, WebhookAttempt, WebhookDelivery, WebhookEndpoint
 
 logger = logging.getLogger(__name__)
@@ -89,31 +95,6 @@ MAX_ENDPOINTS_PER_ORGANISATION = 20
 RESPONSE_EXCERPT = 500
 LOCAL_HOSTS = frozenset({"localhost", "127.0.0.1", "::1"})
 USER_AGENT = "Elementa-Webhooks/1"
-
-
-class WebhookUrlInvalidError(InvalidInputError):
-    code = "webhook_url_invalid"
-    default_message = "The webhook URL is not allowed."
-
-
-class WebhookEventUnknownError(InvalidInputError):
-    code = "webhook_event_unknown"
-    default_message = "Unknown event kind."
-
-
-class WebhookEndpointLimitError(ConflictError):
-    code = "webhook_endpoint_limit"
-    default_message = f"An organisation may register at most {MAX_ENDPOINTS_PER_ORGANISATION} webhook endpoints."
-
-
-class WebhookEndpointInactiveError(ConflictError):
-    code = "webhook_endpoint_inactive"
-    default_message = "The endpoint is disabled; enable it first."
-
-
-class WebhookDeliveryPendingError(ConflictError):
-    code = "webhook_delivery_pending"
-    default_message = "The delivery is still being attempted."
 
 
 # --- validation -------------------------------------------------------------------------------
@@ -259,7 +240,7 @@ def webhook_endpoint_create(
     chosen = webhook_events_validate(events=events)
     # Not locked: two concurrent creations may end one above the limit, which harms nobody.
     if WebhookEndpoint.objects.filter(organisation_id=membership.organisation_id).count() >= MAX_ENDPOINTS_PER_ORGANISATION:
-        raise WebhookEndpointLimitError()
+        raise WebhookEndpointLimitError(f"An organisation may register at most {MAX_ENDPOINTS_PER_ORGANISATION} webhook endpoints.")
     endpoint = WebhookEndpoint.objects.create(
         organisation_id=membership.organisation_id, url=url, events=chosen, description=description, secret=_new_secret(),
         active=active, created_by=membership.user,

@@ -162,8 +162,9 @@ def _paid_grant(buyer, dataset):  # type: ignore[no-untyped-def]
 
 
 def test_officers_deciding_one_revocation_request_at_once_refund_once(buyer_eu, provider_eu, officer, eu_personal):
+    from marketplace.errors import RevocationRequestDecidedError
     from marketplace.models import GrantRevocationRequest, LedgerTransaction, Wallet
-    from marketplace.services.grant_revocations import RevocationRequestDecidedError, grant_revocation_decide, grant_revocation_request
+    from marketplace.services.grant_revocations import grant_revocation_decide, grant_revocation_request
 
     grant = _paid_grant(buyer_eu, eu_personal)
     request = grant_revocation_request(grant_id=grant.id, membership=provider_eu, reason="breach")
@@ -182,8 +183,9 @@ def test_officers_deciding_one_revocation_request_at_once_refund_once(buyer_eu, 
 
 
 def test_concurrent_provider_requests_leave_one_pending(buyer_eu, provider_eu, eu_personal):
+    from marketplace.errors import RevocationRequestPendingError
     from marketplace.models import GrantRevocationRequest
-    from marketplace.services.grant_revocations import RevocationRequestPendingError, grant_revocation_request
+    from marketplace.services.grant_revocations import grant_revocation_request
 
     grant = _paid_grant(buyer_eu, eu_personal)
 
@@ -196,10 +198,11 @@ def test_concurrent_provider_requests_leave_one_pending(buyer_eu, provider_eu, e
 def test_a_suspension_racing_downloads_stops_every_download_that_starts_after_it(buyer_eu, provider_eu, eu_personal, settings, tmp_path):
     from django.core.files.uploadedfile import SimpleUploadedFile
 
+    from marketplace.errors import GrantSuspendedError
     from marketplace.models import AccessGrant, GrantDownload
     from marketplace.services.dataset_files import dataset_file_upload
     from marketplace.services.grant_revocations import grant_suspend
-    from marketplace.services.grants import GrantSuspendedError, grant_download_open
+    from marketplace.services.grants import grant_download_open
 
     settings.MEDIA_ROOT = tmp_path / "media"
     dataset_file_upload(dataset_id=eu_personal.id, membership=provider_eu, upload=SimpleUploadedFile("a.csv", b"id\n1\n"))

@@ -154,7 +154,7 @@ def test_a_rule_change_that_denies_suspends_the_grant_and_tells_both_parties(
     [flag] = api.get("/api/v1/reviews/grants/?status=open").json()["results"]
     assert flag["grant"] == grant_id and flag["grant_status"] == "suspended" and flag["decision"]["outcome"] == "deny"
     refused = api.post(f"/api/v1/reviews/grants/{flag['id']}/resolve/", {"note": "fine"}, format="json")
-    assert refused.status_code == 409 and refused.json()["code"] == "grant_suspended"
+    assert refused.status_code == 409 and refused.json()["code"] == "grant_flag_suspended"
 
     # Neither party may lift it; an officer reinstates with a reason and downloads work again.
     for party in (buyer, provider):

@@ -159,3 +159,13 @@ def test_dataset_shows_the_exporter_facts_the_check_uses(client_for, provider_cn
     body = client_for(provider_cn).post("/api/v1/datasets/", {**VALID, "exporter_flags": ["cn_ftz"]}, format="json").json()
 
     assert body["exporter"] == {"jurisdiction": "CN", "flags": ["cn_ciio", "cn_ftz"]}
+
+
+def test_publishing_a_withdrawn_listing_is_409_dataset_transition_not_allowed(client_for, provider_eu):
+    withdrawn = DatasetFactory(provider=provider_eu.organisation, status=Dataset.Status.WITHDRAWN)
+
+    response = client_for(provider_eu).post(f"/api/v1/datasets/{withdrawn.id}/publish/")
+
+    assert response.status_code == 409 and response.json()["code"] == "dataset_transition_not_allowed"
+    withdrawn.refresh_from_db()
+    assert withdrawn.status == Dataset.Status.WITHDRAWN

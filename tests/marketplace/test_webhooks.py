@@ -17,11 +17,10 @@ from django.db import transaction
 from django.test import override_settings
 from django.utils import timezone
 
+from marketplace.errors import WebhookEventUnknownError, WebhookUrlInvalidError
 from marketplace.models import Membership, WebhookDelivery, WebhookEndpoint
 from marketplace.services import webhooks as services
 from marketplace.services.webhooks import (
-    WebhookEventUnknownError,
-    WebhookUrlInvalidError,
     webhook_deliver,
     webhook_endpoint_create,
     webhook_fanout,

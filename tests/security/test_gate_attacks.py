@@ -9,7 +9,8 @@ import threading
 import pytest
 from django.db import connection
 
-from marketplace.errors import EvidenceNotPendingError, SecondOfficerRequiredError
+from compliance.errors import SecondOfficerRequiredError
+from marketplace.errors import EvidenceNotPendingError
 from marketplace.models import Membership, OrganisationMechanism, Trade, TradeDocument
 from marketplace.services.evidence_review import trade_document_review
 from marketplace.services.trade_facts import trade_transfer_facts
