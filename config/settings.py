@@ -155,6 +155,9 @@ REST_FRAMEWORK = {
     "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "DEFAULT_THROTTLE_CLASSES": ["config.throttling.WriteRateThrottle"],
+    # How many reverse proxies in front of the API append to X-Forwarded-For. 0 (the default): the
+    # header is ignored and throttles key on REMOTE_ADDR, so a client cannot rotate it to escape them.
+    "NUM_PROXIES": int(os.environ.get("ELEMENTA_TRUSTED_PROXIES", "0")),
     "DEFAULT_THROTTLE_RATES": {
         "write": os.environ.get("ELEMENTA_THROTTLE_WRITE", "120/min"),
         "login": os.environ.get("ELEMENTA_THROTTLE_LOGIN", "30/min"),

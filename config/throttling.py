@@ -27,18 +27,27 @@ class LoginRateThrottle(AnonRateThrottle):
     scope = "login"
 
 
-def _key(username: str) -> str:
-    # hashed: usernames are user input, and cache backends restrict key characters
-    return "login-failures:" + hashlib.sha256(username.strip().lower().encode("utf-8", "surrogatepass")).hexdigest()
+def client_address(request: Request) -> str:
+    """The caller's address as the throttles see it: REMOTE_ADDR, or with ELEMENTA_TRUSTED_PROXIES
+    (DRF's NUM_PROXIES) set, the address that many hops back in X-Forwarded-For. Without trusted
+    proxies the header is ignored, so rotating it changes nothing."""
+    return LoginRateThrottle().get_ident(request)
 
 
-def login_check_locked(*, username: str) -> None:
-    if cache.get(_key(username), 0) >= settings.ELEMENTA_LOGIN_MAX_FAILURES:
+def _key(username: str, client: str) -> str:
+    # per (account, address): a stranger elsewhere cannot lock the account's owner out. Hashed:
+    # usernames are user input, and cache backends restrict key characters.
+    raw = f"{username.strip().lower()}\n{client}"
+    return "login-failures:" + hashlib.sha256(raw.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def login_check_locked(*, username: str, client: str) -> None:
+    if cache.get(_key(username, client), 0) >= settings.ELEMENTA_LOGIN_MAX_FAILURES:
         raise LoginLockedError(f"Too many failed logins; try again in {settings.ELEMENTA_LOGIN_LOCKOUT_SECONDS // 60} minutes.")
 
 
-def login_failed(*, username: str) -> None:
-    key = _key(username)
+def login_failed(*, username: str, client: str) -> None:
+    key = _key(username, client)
     if cache.add(key, 1, timeout=settings.ELEMENTA_LOGIN_LOCKOUT_SECONDS):
         return
     try:
@@ -47,5 +56,5 @@ def login_failed(*, username: str) -> None:
         cache.add(key, 1, timeout=settings.ELEMENTA_LOGIN_LOCKOUT_SECONDS)
 
 
-def login_succeeded(*, username: str) -> None:
-    cache.delete(_key(username))
+def login_succeeded(*, username: str, client: str) -> None:
+    cache.delete(_key(username, client))

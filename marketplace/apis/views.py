@@ -23,7 +23,7 @@ from compliance.services.checks import compliance_evaluate
 from config.errors import InvalidCredentialsError, PermissionDeniedError
 from config.logging import trade_id
 from config.permissions import IsBuyer, IsOfficer, IsProvider
-from config.throttling import LoginRateThrottle, login_check_locked, login_failed, login_succeeded
+from config.throttling import LoginRateThrottle, client_address, login_check_locked, login_failed, login_succeeded
 from marketplace.apis import serializers as s
 from marketplace.apis.filters import DatasetFilter, ReviewQueueFilter, TradeFilter
 from marketplace.idempotency import idempotent
@@ -67,12 +67,13 @@ class TokenApi(APIView):
         if len(username) > 150 or len(password) > 4096 or "\x00" in username or "\x00" in password:
             # no such account can exist (and PostgreSQL refuses NUL in text): don't even look
             raise InvalidCredentialsError()
-        login_check_locked(username=username)
+        client = client_address(request)
+        login_check_locked(username=username, client=client)
         user = authenticate(request._request, username=username, password=password)
         if user is None or not user.is_active:
-            login_failed(username=username)
+            login_failed(username=username, client=client)
             raise InvalidCredentialsError()
-        login_succeeded(username=username)
+        login_succeeded(username=username, client=client)
         token, _ = Token.objects.get_or_create(user=user)
         return Response({"token": token.key})
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from django.core.cache import cache
 
-from config.throttling import WriteRateThrottle
+from config.throttling import LoginRateThrottle, WriteRateThrottle
 from marketplace.models import Trade
 from tests.factories import PASSWORD
 
@@ -43,6 +43,43 @@ def test_repeated_failed_logins_lock_the_account_for_a_while(client, buyer_us, s
     assert locked.status_code == 429 and locked.json()["code"] == "login_locked"
     assert other_user.status_code == 400
     assert after.status_code == 200
+
+
+def test_a_stranger_elsewhere_cannot_lock_the_officer_out(client, officer, settings):
+    """The lock-out is per (account, address): failures from one address leave the owner's alone."""
+    settings.ELEMENTA_LOGIN_MAX_FAILURES = 3
+    username = officer.user.username
+
+    attacker = [client.post("/api/v1/auth/token/", {"username": username, "password": "guess"}, content_type="application/json",
+                            REMOTE_ADDR="203.0.113.9").status_code for _ in range(4)]
+    owner = client.post("/api/v1/auth/token/", {"username": username, "password": PASSWORD}, content_type="application/json",
+                        REMOTE_ADDR="198.51.100.7")
+
+    assert attacker == [400, 400, 400, 429]
+    assert owner.status_code == 200 and owner.json()["token"]
+
+
+def test_rotating_x_forwarded_for_does_not_escape_the_login_throttle(client, monkeypatch):
+    """Without a trusted proxy the header is ignored: every guess counts against the real address."""
+    monkeypatch.setattr(LoginRateThrottle, "THROTTLE_RATES", {"login": "5/min"})
+    codes = [client.post("/api/v1/auth/token/", {"username": f"spray{i}", "password": "Winter2026!"}, content_type="application/json",
+                         REMOTE_ADDR="203.0.113.9", HTTP_X_FORWARDED_FOR=f"10.0.0.{i}").status_code for i in range(8)]
+
+    assert codes[:5] == [400] * 5 and set(codes[5:]) == {429}
+
+
+def test_a_trusted_proxy_count_reads_the_clients_address_from_the_header(client, monkeypatch, settings):
+    from rest_framework.settings import api_settings
+
+    monkeypatch.setattr(LoginRateThrottle, "THROTTLE_RATES", {"login": "2/min"})
+    monkeypatch.setattr(api_settings, "NUM_PROXIES", 1)
+
+    def attempt(real: str) -> int:
+        return client.post("/api/v1/auth/token/", {"username": "x", "password": "y"}, content_type="application/json",
+                           REMOTE_ADDR="10.0.0.2", HTTP_X_FORWARDED_FOR=f"{real}").status_code
+
+    assert [attempt("203.0.113.9") for _ in range(3)] == [400, 400, 429]
+    assert attempt("198.51.100.7") == 400  # another client behind the same proxy has its own budget
 
 
 def test_a_successful_login_resets_the_count(client, buyer_us, settings):
