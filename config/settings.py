@@ -182,14 +182,15 @@ SPECTACULAR_SETTINGS = {
     },
 }
 
-# Throttle counters and login lock-outs: per process by default; shared through Redis when
-# CELERY_BROKER_URL (or ELEMENTA_CACHE_URL) points at Redis, so every gunicorn worker sees them.
+# Throttle counters and login lock-outs, shared by every gunicorn worker: files under VAR_DIR on the
+# embedded default (a per-process cache would let each worker count on its own), Redis when
+# CELERY_BROKER_URL (or ELEMENTA_CACHE_URL) points at Redis.
 _cache_url = os.environ.get("ELEMENTA_CACHE_URL") or (
     os.environ.get("CELERY_BROKER_URL", "") if os.environ.get("CELERY_BROKER_URL", "").startswith("redis") else ""
 )
 CACHES = {
     "default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": _cache_url, "KEY_PREFIX": "elementa"}
-    if _cache_url else {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}
+    if _cache_url else {"BACKEND": "django.core.cache.backends.filebased.FileBasedCache", "LOCATION": str(VAR_DIR / "cache")}
 }
 # A dry run may look this many days past today (a planned trade); later dates are refused
 # (trade_date_out_of_range), as are dates before the earliest rule pack's effective_from.

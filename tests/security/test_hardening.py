@@ -173,3 +173,22 @@ def test_impossible_credentials_are_a_400_without_touching_the_database(client, 
     response = login(client, username, password)
 
     assert response.status_code == 400 and response.json()["code"] == "invalid_credentials"
+
+
+def test_lock_out_counters_are_shared_between_processes(tmp_path):
+    """Every gunicorn worker sees the same counters on the embedded default: another process's
+    failed logins lock this one out too (a per-process cache alternated 429 and 400)."""
+    env = {k: v for k, v in os.environ.items() if k not in ("CELERY_BROKER_URL", "ELEMENTA_CACHE_URL")} | {"ELEMENTA_VAR_DIR": str(tmp_path)}
+    code = ("import django; django.setup(); from django.core.cache import cache; from django.conf import settings; "
+            "from config.throttling import login_failed, login_check_locked\n"
+            "import sys\n"
+            "if sys.argv[1] == 'fail':\n"
+            "    [login_failed(username='officer', client='203.0.113.9') for _ in range(settings.ELEMENTA_LOGIN_MAX_FAILURES)]\n"
+            "else:\n"
+            "    try:\n        login_check_locked(username='officer', client='203.0.113.9')\n    except Exception as exc:\n        print(type(exc).__name__)\n")
+    run = [sys.executable, "-c", code]
+    subprocess.run([*run, "fail"], cwd=ROOT, env={**env, "DJANGO_SETTINGS_MODULE": "config.settings"}, check=True, timeout=60)
+    checked = subprocess.run([*run, "check"], cwd=ROOT, env={**env, "DJANGO_SETTINGS_MODULE": "config.settings"},
+                             capture_output=True, text=True, timeout=60)
+
+    assert checked.stdout.strip() == "LoginLockedError", checked.stderr
