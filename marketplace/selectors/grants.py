@@ -1,23 +1,17 @@
 """Which access grants a user may see, and what a buyer's active grants cover."""
 
 from django.contrib.auth.models import AbstractBaseUser
-from django.db.models import Q, QuerySet
+from django.db.models import QuerySet
 
 from marketplace.models import AccessGrant, GrantRevocationRequest
-from marketplace.selectors.members import is_officer, membership_of
+from marketplace.selectors.members import scoped_to_parties
 
 
 def grant_list_visible(*, user: AbstractBaseUser) -> QuerySet[AccessGrant]:
     """Grants the user may see: its organisation's as buyer, those on its organisation's datasets,
     or all for officers."""
     qs = AccessGrant.objects.select_related("dataset", "buyer", "trade")
-    if is_officer(user):
-        return qs
-    membership = membership_of(user)
-    if membership is None:
-        return qs.none()
-    org = membership.organisation_id
-    return qs.filter(Q(buyer_id=org) | Q(dataset__provider_id=org))
+    return scoped_to_parties(qs, user=user, parties=("buyer_id", "dataset__provider_id"))
 
 
 def grant_highest_version_for(*, organisation_id: object, dataset_id: object) -> tuple[bool, int | None]:
@@ -34,10 +28,4 @@ def revocation_request_list_visible(*, user: AbstractBaseUser) -> QuerySet[Grant
     """Revocation requests the user may see: those on grants it may see (the grant's buyer and the
     dataset's provider; officers see all)."""
     qs = GrantRevocationRequest.objects.select_related("grant__dataset", "grant__buyer")
-    if is_officer(user):
-        return qs
-    membership = membership_of(user)
-    if membership is None:
-        return qs.none()
-    org = membership.organisation_id
-    return qs.filter(Q(grant__buyer_id=org) | Q(grant__dataset__provider_id=org))
+    return scoped_to_parties(qs, user=user, parties=("grant__buyer_id", "grant__dataset__provider_id"))

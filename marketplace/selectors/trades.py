@@ -4,18 +4,12 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.db.models import Exists, OuterRef, Prefetch, Q, QuerySet
 
 from marketplace.models import EvidenceStatus, Trade, TradeDocument, TradeEvent
-from marketplace.selectors.members import is_officer, membership_of
+from marketplace.selectors.members import scoped_to_parties
 
 
 def trade_list_for(*, user: AbstractBaseUser) -> QuerySet[Trade]:
     qs = Trade.objects.select_related("dataset", "buyer", "provider", "decision")
-    if is_officer(user):
-        return qs
-    membership = membership_of(user)
-    if membership is None:
-        return qs.none()
-    org = membership.organisation_id
-    return qs.filter(Q(buyer_id=org) | Q(provider_id=org))
+    return scoped_to_parties(qs, user=user, parties=("buyer_id", "provider_id"))
 
 
 def trade_detail_queryset(*, user: AbstractBaseUser) -> QuerySet[Trade]:
