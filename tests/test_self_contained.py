@@ -43,7 +43,7 @@ def test_no_tracked_file_refers_outside_the_repository():
 
 
 def test_the_check_catches_what_it_is_for(tmp_path):
-    assert URL.sub("", "see https://example.org/../shared/x") == "see "
+    assert URL.sub("", "see https://example.org/../" + "shared/x") == "see "
     assert SIBLING.search('EXAMPLES = ROOT / "shared" / "x"') is None  # a path built from parts is caught by review, not here
     assert SIBLING.search("read ../" + "shared/compliance/examples.md")
     assert ABSOLUTE.search('Path("/' + 'work/shared/x")')
