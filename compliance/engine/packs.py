@@ -7,14 +7,15 @@ docs/rulepacks.md for the format.
 
 import re
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date
-from typing import Any
+from typing import Any, TypeVar
 
 from compliance.engine.conditions import FIELDS, Predicate, RulePackError, compile_condition, resolve_parameters
 from compliance.engine.vocabulary import MECHANISMS, Outcome
 
+_T = TypeVar("_T")
 PACK_KINDS = ("screen", "regime", "fallback")
 # {field}, {$parameter}, and {because}: the numbers the rule's conditions recorded.
 _PLACEHOLDER = re.compile(r"\{(\$?[a-z_.0-9]+)\}")
@@ -140,48 +141,101 @@ def _compile_rule(raw: Any, params: Mapping[str, Any], path: str, *, default: bo
     )
 
 
-def compile_pack(raw: Any) -> CompiledPack:
-    """Validate and compile one pack's data; raises RulePackError naming the bad part."""
+class _Collector:
+    """Runs each part of a pack's compilation on its own and keeps every error, so one pass names
+    all of them (an officer fixing a draft sees the whole list, not one error per save)."""
+
+    def __init__(self) -> None:
+        self.errors: list[RulePackError] = []
+
+    def add(self, path: str, message: str) -> None:
+        self.errors.append(RulePackError(path, message))
+
+    def run(self, path: str, fn: Callable[..., _T], *args: Any, **kwargs: Any) -> _T | None:
+        try:
+            return fn(*args, **kwargs)
+        except RulePackError as exc:
+            self.errors.append(exc)
+        except (TypeError, AttributeError, KeyError, ValueError) as exc:  # a shape nothing above guards against
+            self.errors.append(RulePackError(path, f"malformed ({exc})"))
+        return None
+
+
+def _compile(raw: Any) -> tuple[CompiledPack | None, list[RulePackError]]:
     if not isinstance(raw, Mapping):
-        raise RulePackError("pack", "must be a mapping")
+        return None, [RulePackError("pack", "must be a mapping")]
+    c = _Collector()
     unknown = set(raw) - _PACK_KEYS
     if unknown:
-        raise RulePackError("pack", f"unknown keys: {', '.join(sorted(unknown))}")
-    regime = _str(raw, "regime", "pack")
-    if not re.fullmatch(r"[A-Z][A-Z0-9_]*", regime):
-        raise RulePackError("pack.regime", "must be upper-case letters, digits or _")
-    version = _str(raw, "version", "pack")
+        c.add("pack", f"unknown keys: {', '.join(sorted(unknown))}")
+    regime = c.run("pack.regime", _str, raw, "regime", "pack")
+    if regime is not None and not re.fullmatch(r"[A-Z][A-Z0-9_]*", regime):
+        c.add("pack.regime", "must be upper-case letters, digits or _")
+    version = c.run("pack.version", _str, raw, "version", "pack")
+    title = c.run("pack.title", _str, raw, "title", "pack")
     kind = raw.get("kind", "regime")
     if kind not in PACK_KINDS:
-        raise RulePackError("pack.kind", f"must be one of: {', '.join(PACK_KINDS)}")
-    params = resolve_parameters(raw.get("parameters"), "pack.parameters")
+        c.add("pack.kind", f"must be one of: {', '.join(PACK_KINDS)}")
+    params = c.run("pack.parameters", resolve_parameters, raw.get("parameters"), "pack.parameters")
+    params_ok = params is not None
+    params = params or {}
+    effective_from = c.run("pack.effective_from", _date, raw.get("effective_from"), "pack.effective_from")
+    effective_to = c.run("pack.effective_to", _date, raw["effective_to"], "pack.effective_to") if raw.get("effective_to") else None
+    engaged_when = c.run("pack.engaged_when", compile_condition, raw.get("engaged_when", True), params, "pack.engaged_when")
+    rules: list[CompiledRule] = []
     rules_raw = raw.get("rules")
     if not isinstance(rules_raw, list):
-        raise RulePackError("pack.rules", "must be a list")
-    rules = tuple(_compile_rule(r, params, f"rules[{i}]") for i, r in enumerate(rules_raw))
+        c.add("pack.rules", "must be a list")
+        rules_raw = []
+    for i, rule_raw in enumerate(rules_raw):
+        rule = c.run(f"rules[{i}]", _compile_rule, rule_raw, params, f"rules[{i}]")
+        if rule is not None:
+            rules.append(rule)
     duplicates = {i for i, n in Counter(r.id for r in rules).items() if n > 1}
     if duplicates:
-        raise RulePackError("pack.rules", f"duplicate rule ids: {', '.join(sorted(duplicates))}")
-    default = _compile_rule(raw["default"], params, "default", default=True) if raw.get("default") else None
-    effective_to = _date(raw["effective_to"], "pack.effective_to") if raw.get("effective_to") else None
+        c.add("pack.rules", f"duplicate rule ids: {', '.join(sorted(duplicates))}")
+    default = c.run("default", _compile_rule, raw["default"], params, "default", default=True) if raw.get("default") else None
     validity = raw.get("mechanism_validity") or {}
     if not isinstance(validity, Mapping):
-        raise RulePackError("pack.mechanism_validity", "maps a mechanism code to {years: N}")
+        c.add("pack.mechanism_validity", "maps a mechanism code to {years: N}")
+        validity = {}
     for code, spec in validity.items():
-        if code not in MECHANISMS or not isinstance(spec, Mapping) or set(spec) != {"years"} or not isinstance(spec["years"], int) or spec["years"] < 1:
-            raise RulePackError(f"pack.mechanism_validity.{code}", "a known mechanism code mapped to {years: N}, N ≥ 1")
+        if (code not in MECHANISMS or not isinstance(spec, Mapping) or set(spec) != {"years"}
+                or not isinstance(spec["years"], int) or spec["years"] < 1):
+            c.add(f"pack.mechanism_validity.{code}", "a known mechanism code mapped to {years: N}, N ≥ 1")
+    errors = c.errors
+    if not params_ok:  # rules naming a parameter the broken block did not define: the cause is already listed
+        errors = [e for e in errors if e.path.startswith("pack.parameters") or "unknown parameter" not in str(e)]
+    if errors:
+        return None, errors
+    assert regime is not None and version is not None and title is not None and effective_from is not None
+    assert engaged_when is not None
     return CompiledPack(
         regime=regime,
         version=version,
         kind=kind,
-        title=_str(raw, "title", "pack"),
-        effective_from=_date(raw.get("effective_from"), "pack.effective_from"),
+        title=title,
+        effective_from=effective_from,
         effective_to=effective_to,
-        engaged_when=compile_condition(raw.get("engaged_when", True), params, "pack.engaged_when"),
-        rules=rules,
+        engaged_when=engaged_when,
+        rules=tuple(rules),
         default=default,
         mechanism_validity=tuple((code, spec["years"]) for code, spec in validity.items()),
-    )
+    ), []
+
+
+def pack_problems(raw: Any) -> list[RulePackError]:
+    """Every error in a pack's data, each naming its path; empty when the pack compiles."""
+    return _compile(raw)[1]
+
+
+def compile_pack(raw: Any) -> CompiledPack:
+    """Validate and compile one pack's data; raises the first RulePackError (`pack_problems` lists all)."""
+    pack, errors = _compile(raw)
+    if errors:
+        raise errors[0]
+    assert pack is not None
+    return pack
 
 
 def select_in_force(packs: Sequence[CompiledPack], day: date) -> list[CompiledPack]:

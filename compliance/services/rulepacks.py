@@ -23,7 +23,7 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from compliance.engine import RulePackError, compile_pack
+from compliance.engine import RulePackError, compile_pack, pack_problems
 from compliance.errors import (
     AuthorCannotApproveError,
     BacktestRequiredError,
@@ -175,47 +175,15 @@ def _lock(pack_id: object) -> RulePack:
 
 
 def rulepack_content_problems(content: Mapping[str, Any]) -> list[RulePackProblem]:
-    """Everything compile_pack refuses, as completely as it can be found.
-
-    compile_pack stops at its first error; to list more, the pack's header (everything but the
-    rules) and then each rule and the default are compiled on their own, under the pack's own
-    parameters, and their errors are reported at their real path."""
+    """Everything the compiler refuses, each at its real path (the compiler collects them all)."""
     problems: list[RulePackProblem] = []
-
-    def attempt(raw: Mapping[str, Any], *, rule_index: int | None = None) -> RulePackProblem | None:
-        try:
-            compile_pack(raw)
-        except RulePackError as exc:
-            path = exc.path
-            if rule_index is not None and path.startswith("rules[0]"):
-                path = f"rules[{rule_index}]" + path[len("rules[0]"):]
-            return RulePackProblem(path, str(exc)[len(exc.path) + 2:])
-        except (TypeError, ValueError, AttributeError, KeyError) as exc:  # a shape the compiler does not guard against
-            return RulePackProblem(f"rules[{rule_index}]" if rule_index is not None else "pack", f"malformed ({exc})")
-        return None
-
-    def add(problem: RulePackProblem | None) -> None:
-        if problem is not None and problem not in problems:
-            problems.append(problem)
-
     if not content.get("effective_from"):
         problems.append(RulePackProblem("pack.effective_from", "required: the date this version takes effect"))
         content = {**content, "effective_from": PROBE_DATE}
-    whole = attempt(content)
-    if whole is None:
-        return problems
-    found = len(problems)
-    if whole.path != "pack":  # a located error; a bare "pack" one is located by the parts below
-        add(whole)
-    add(attempt({k: v for k, v in content.items() if k not in ("rules", "default")} | {"rules": []}))
-    stub = {"regime": "X", "version": "x", "title": "x", "effective_from": PROBE_DATE, "parameters": content.get("parameters")}
-    rules = content.get("rules")
-    for i, rule in enumerate(rules if isinstance(rules, list) else []):
-        add(attempt({**stub, "rules": [rule]}, rule_index=i))
-    if content.get("default"):
-        add(attempt({**stub, "rules": [], "default": content["default"]}))
-    if len(problems) == found:  # the parts compile on their own: the error is in how they combine
-        add(whole)
+    for exc in pack_problems(content):
+        problem = RulePackProblem(exc.path, str(exc)[len(exc.path) + 2:])
+        if problem not in problems:
+            problems.append(problem)
     return problems
 
 

@@ -93,3 +93,24 @@ def test_engine_imports_no_django():
                 assert not name.startswith(("django", "marketplace", "rest_framework")), f"{path.name} imports {name}"
             if isinstance(node, ast.Call) and getattr(node.func, "id", "") in {"eval", "exec", "compile"}:
                 raise AssertionError(f"{path.name} calls {node.func.id}")
+
+
+def test_the_compiler_names_every_error_in_one_pass():
+    """An officer fixing a draft sees the whole list: the compiler does not stop at the first."""
+    from compliance.engine import pack_problems
+
+    pack = {
+        "regime": "lower-case", "version": "1", "title": "t", "effective_from": "2026-01-01", "kind": "odd",
+        "rules": [
+            {"id": "A", "title": "a", "when": {"eq": ["data.colour", "x"]}, "outcome": "allow", "citation": "c",
+             "explanation": "e"},
+            {"id": "B", "title": "b", "when": True, "outcome": "maybe", "citation": "c", "explanation": "e"},
+        ],
+        "default": {"id": "D", "outcome": "allow", "citation": "c", "explanation": "e", "when": True},
+    }
+
+    paths = {e.path for e in pack_problems(pack)}
+
+    assert {"pack.regime", "pack.kind", "rules[0].when.eq", "rules[1].outcome", "default.when"} <= paths
+    with pytest.raises(RulePackError):
+        compile_pack(pack)
