@@ -74,12 +74,22 @@ class DatasetFactory(factory.django.DjangoModelFactory):
     price = Decimal("100.00")
     currency = "EUR"
     status = Dataset.Status.PUBLISHED
-    jurisdiction_index = factory.LazyAttribute(lambda o: "|" + "|".join(dict.fromkeys([*o.subject_jurisdictions, o.storage_jurisdiction])) + "|")
-    category_index = factory.LazyAttribute(lambda o: "|" + "|".join(o.categories) + "|")
+
+    @classmethod
+    def _create(cls, model_class, *args, **kwargs):  # type: ignore[no-untyped-def]
+        from marketplace.services.datasets import dataset_reindex
+
+        dataset = model_class(*args, **kwargs)
+        dataset_reindex(dataset)  # the catalogue's search columns, derived as the service derives them
+        dataset.save()
+        return dataset
 
 
 class TradeFactory(factory.django.DjangoModelFactory):
-    """A trade row as the API would have made it, without enqueueing anything."""
+    """A trade as the pipeline would have left it in `status`, through the real money services:
+    the buyer is funded with the price and it is held in escrow (as at purchase); a rejected or
+    cancelled trade has its hold released; a settled one went through `trade_settle` (ledger,
+    Settlement, export volume, grant). Nothing is enqueued (tests' transactions never commit)."""
 
     class Meta:
         model = Trade
@@ -94,3 +104,23 @@ class TradeFactory(factory.django.DjangoModelFactory):
     status = Trade.Status.CHECKING
     status_changed_at = factory.LazyFunction(timezone.now)
     waiting_since = factory.LazyAttribute(lambda t: t.status_changed_at if t.status in Trade.WAITING else None)
+
+    @classmethod
+    def _create(cls, model_class, *args, **kwargs):  # type: ignore[no-untyped-def]
+        from marketplace.services.ledger import ledger_hold, ledger_release
+        from marketplace.services.settlement import trade_settle
+
+        status = kwargs.pop("status", Trade.Status.CHECKING)
+        if status == Trade.Status.REFUNDED:
+            raise NotImplementedError("make a settled trade and refund it through marketplace.services.refunds")
+        settled = status == Trade.Status.SETTLED
+        trade = super()._create(model_class, *args, status=Trade.Status.APPROVED if settled else status, **kwargs)
+        if trade.price > 0:
+            fund(trade.buyer, str(trade.price), (trade.currency,))
+            ledger_hold(trade=trade)
+            if status in (Trade.Status.REJECTED, Trade.Status.CANCELLED):
+                ledger_release(trade=trade)
+        if settled:
+            trade_settle(trade_id=trade.pk)
+            trade.refresh_from_db()
+        return trade

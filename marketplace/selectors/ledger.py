@@ -47,3 +47,48 @@ def payouts_for(*, provider_id: object) -> QuerySet[Settlement]:
         .select_related("trade", "trade__dataset", "trade__buyer")
         .order_by("created_at")
     )
+
+
+def ledger_verify() -> list[str]:
+    """The money invariants, stated once (tests, the fault runs and `manage.py verify_ledger` use this).
+
+    Every transaction balances; every wallet's `available` and `held` equal the sums of their entries
+    and are never negative; a trade has at most one transaction of each kind; a settled priced trade
+    has exactly one hold, one settlement transaction and one `Settlement`, and a trade never both
+    settles and releases. Returns the problems found, empty when the ledger is sound."""
+    from marketplace.models import LedgerTransaction, Trade
+
+    problems: list[str] = []
+    for row in (LedgerEntry.objects.values("transaction_id", "transaction__kind")
+                .annotate(total=Sum("amount")).exclude(total=0)):
+        if Decimal(str(row["total"])).quantize(Decimal("0.01")) != 0:  # SQLite sums decimals as floats
+            problems.append(f"transaction {row['transaction_id']} ({row['transaction__kind']}) sums to {row['total']}")
+    sums: dict[tuple[object, str], Decimal] = {}
+    for row in LedgerEntry.objects.filter(wallet__isnull=False).values("wallet_id", "account").annotate(total=Sum("amount")):
+        sums[(row["wallet_id"], row["account"])] = Decimal(str(row["total"])).quantize(Decimal("0.01"))
+    for wallet in Wallet.objects.all():
+        for account, balance in (("available", wallet.available), ("held", wallet.held)):
+            expected = sums.get((wallet.pk, account), Decimal("0.00"))
+            if balance != expected:
+                problems.append(f"wallet {wallet.pk} {wallet.currency} {account} is {balance}, its entries sum to {expected}")
+            if balance < 0:
+                problems.append(f"wallet {wallet.pk} {wallet.currency} {account} is negative: {balance}")
+    kinds: dict[object, list[str]] = {}
+    for trade_id, kind in LedgerTransaction.objects.filter(trade__isnull=False).values_list("trade_id", "kind"):
+        kinds.setdefault(trade_id, []).append(kind)
+    settlements = set(Settlement.objects.values_list("trade_id", flat=True))
+    for trade_id, trade_kinds in kinds.items():
+        if len(trade_kinds) != len(set(trade_kinds)):
+            problems.append(f"trade {trade_id} has repeated ledger transactions: {sorted(trade_kinds)}")
+        if "settle" in trade_kinds and "release" in trade_kinds:
+            problems.append(f"trade {trade_id} was both settled and released")
+        if "settle" in trade_kinds and "hold" not in trade_kinds:
+            problems.append(f"trade {trade_id} settled without a hold")
+    for trade in Trade.objects.filter(status__in=[Trade.Status.SETTLED, Trade.Status.REFUNDED], price__gt=0).only("id", "status"):
+        trade_kinds = kinds.get(trade.pk, [])
+        if trade_kinds.count("hold") != 1 or trade_kinds.count("settle") != 1:
+            problems.append(f"{trade.status} trade {trade.pk} has ledger transactions {sorted(trade_kinds)}, "
+                            "not one hold and one settle")
+        if trade.pk not in settlements:
+            problems.append(f"{trade.status} trade {trade.pk} has no Settlement")
+    return problems

@@ -52,8 +52,8 @@ def _index(codes: list[str]) -> str:
     return "|" + "|".join(dict.fromkeys(codes)) + "|"
 
 
-def _reindex(dataset: Dataset) -> None:
-    """Keep the catalogue's search columns in step with the facts."""
+def dataset_reindex(dataset: Dataset) -> None:
+    """Keep the catalogue's search columns in step with the facts (not saved: the caller saves)."""
     dataset.jurisdiction_index = _index([*dataset.subject_jurisdictions, dataset.storage_jurisdiction])
     dataset.category_index = _index(list(dataset.categories))
 
@@ -74,7 +74,7 @@ def dataset_create(*, membership: Membership, values: dict[str, Any], actor: Any
     values.setdefault("storage_jurisdiction", (values.get("subject_jurisdictions") or [""])[0])
     dataset_validate_facts(values)
     dataset = Dataset(provider=membership.organisation, status=Dataset.Status.DRAFT, **values)
-    _reindex(dataset)
+    dataset_reindex(dataset)
     dataset.save()
     _audit(kind="dataset.created", dataset=dataset, actor=actor,
            data={"facts": _snapshot(dataset, LEGAL_FACTS), "terms": _snapshot(dataset, COMMERCIAL)})
@@ -94,7 +94,7 @@ def dataset_update(*, dataset_id: object, values: dict[str, Any], actor: Any) ->
     changes = {k: {"from": getattr(dataset, k), "to": v} for k, v in values.items() if v != getattr(dataset, k)}
     for key, value in values.items():
         setattr(dataset, key, value)
-    _reindex(dataset)
+    dataset_reindex(dataset)
     dataset.save()
     if changes:
         _audit(kind="dataset.updated", dataset=dataset, actor=actor, data={"changes": changes})

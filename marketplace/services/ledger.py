@@ -89,6 +89,10 @@ def _has(trade: Trade, *kinds: str) -> bool:
     return LedgerTransaction.objects.filter(trade=trade, kind__in=kinds).exists()
 
 
+class EscrowMissingError(RuntimeError):
+    """A priced trade reached settlement without its hold: a bug, never a client's error."""
+
+
 def ledger_hold(*, trade: Trade) -> LedgerTransaction | None:
     """Move the trade's price from the buyer's available funds into escrow (at purchase)."""
     if trade.price == 0:
@@ -114,8 +118,10 @@ def ledger_release(*, trade: Trade) -> LedgerTransaction | None:
 def ledger_settle(*, trade: Trade) -> tuple[Decimal, Decimal]:
     """Pay the provider from escrow, less the platform fee. Returns (fee, provider's share)."""
     fee = fee_of(trade.price, settings.ELEMENTA_PLATFORM_FEE, trade.currency)
-    if not _has(trade, K.HOLD) or _has(trade, K.RELEASE, K.SETTLE):
+    if trade.price == 0 or _has(trade, K.RELEASE, K.SETTLE):  # free, or already settled (a duplicate) or released
         return fee, trade.price - fee
+    if not _has(trade, K.HOLD):
+        raise EscrowMissingError(f"trade {trade.id} has no escrow hold: refusing to pay the provider from nothing")
     buyer = Wallet.objects.get(organisation_id=trade.buyer_id, currency=trade.currency)
     provider = wallet_get_or_create(organisation_id=trade.provider_id, currency=trade.currency)
     ledger_post(

@@ -3,10 +3,13 @@
 from decimal import Decimal
 
 import pytest
+from django.db.models import F
 
 from compliance.models import ComplianceCheck, Review
 from marketplace.errors import TradeTransitionNotAllowedError
-from marketplace.models import Settlement, Trade
+from marketplace.models import Settlement, Trade, Wallet
+from marketplace.selectors.ledger import ledger_verify
+from marketplace.services.ledger import EscrowMissingError
 from marketplace.services.settlement import trade_settle
 from marketplace.services.trade_compliance import trade_check_compliance
 from marketplace.services.trade_transitions import trade_transition
@@ -90,6 +93,31 @@ def test_settlement_happens_once_with_the_platform_fee(settings, buyer_eu, eu_pe
     trade.refresh_from_db()
     assert trade.status == Trade.Status.SETTLED and trade.settled_at is not None
     assert [e.to_status for e in trade.events.all()] == ["settled"]
+    kinds = sorted(trade.ledger_transactions.values_list("kind", flat=True))
+    assert kinds == ["hold", "settle"]  # money moved, once: escrow in at purchase, out at settlement
+    provider_wallet = Wallet.objects.get(organisation=eu_personal.provider, currency="EUR")
+    assert provider_wallet.available == Decimal("95.00")
+    assert ledger_verify() == []
+
+
+def test_settlement_refuses_a_priced_trade_with_no_escrow(buyer_eu, eu_personal):
+    trade = TradeFactory.build(dataset=eu_personal, buyer=buyer_eu.organisation, status=Trade.Status.APPROVED)
+    trade.save()  # a row saved past the services: a state only a bug could make, approved with nothing held
+
+    with pytest.raises(EscrowMissingError):
+        trade_settle(trade_id=trade.id)
+
+    assert not Settlement.objects.filter(trade=trade).exists()
+
+
+def test_ledger_verify_names_a_wallet_that_drifted_from_its_entries(buyer_eu, eu_personal):
+    TradeFactory(dataset=eu_personal, buyer=buyer_eu.organisation, status=Trade.Status.SETTLED)
+    assert ledger_verify() == []
+
+    Wallet.objects.filter(organisation=buyer_eu.organisation, currency="EUR").update(available=F("available") + 1)
+
+    problems = ledger_verify()
+    assert len(problems) == 1 and "available" in problems[0] and "entries sum to" in problems[0]
 
 
 def test_settle_ignores_a_trade_that_is_not_approved(buyer_eu, eu_personal):
@@ -102,12 +130,13 @@ def test_settle_ignores_a_trade_that_is_not_approved(buyer_eu, eu_personal):
 
 def test_transition_outside_the_table_is_refused_and_changes_nothing(buyer_eu, eu_personal):
     trade = TradeFactory(dataset=eu_personal, buyer=buyer_eu.organisation, status=Trade.Status.SETTLED)
+    events = trade.events.count()
 
     with pytest.raises(TradeTransitionNotAllowedError):
         trade_cancel(trade_id=trade.id, actor=buyer_eu.user)
 
     trade.refresh_from_db()
-    assert trade.status == Trade.Status.SETTLED and not trade.events.exists()
+    assert trade.status == Trade.Status.SETTLED and trade.events.count() == events
 
 
 def test_review_records_who_and_why_with_the_status_change(rulepacks, officer, buyer_eu, eu_health):

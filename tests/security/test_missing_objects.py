@@ -45,7 +45,7 @@ def test_a_dataset_deleted_before_its_publication_is_404_not_found(client_for, p
 
 
 def test_a_trade_deleted_before_its_cancellation_is_404_not_found(client_for, buyer_eu, eu_personal, monkeypatch):
-    trade = TradeFactory(dataset=eu_personal, buyer=buyer_eu.organisation)
+    trade = TradeFactory(dataset=eu_personal, buyer=buyer_eu.organisation, price=0)  # nothing held: deletable
     # trade_cancel locks the trade and finds nothing: the service raises the catalogue's NotFoundError.
     monkeypatch.setattr(trade_services, "trade_cancel", _deleted_first(Trade, trade_services.trade_cancel, "trade_id"))
 
