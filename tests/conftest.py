@@ -3,7 +3,6 @@
 import os
 import subprocess
 import sys
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -16,6 +15,7 @@ from rest_framework.test import APIClient
 from compliance.services.rulepacks import rulepack_load_shipped
 from marketplace.models import Dataset, Membership, Organisation, Trade
 from tests.factories import DatasetFactory, MembershipFactory, OrganisationFactory
+from tests.waiting import eventually
 
 ROOT = Path(__file__).resolve().parent.parent
 ON_POSTGRES = settings.DATABASES["default"]["ENGINE"].endswith("postgresql")
@@ -156,11 +156,11 @@ def celery_worker(django_db_setup: None, django_db_blocker: object) -> Iterator[
 
 def wait_for_status(trade_id: object, statuses: set[str], timeout: float = 30.0) -> Trade:
     """Poll the database until the worker has moved the trade into one of `statuses`."""
-    deadline = time.monotonic() + timeout
-    while True:
-        trade = Trade.objects.get(pk=trade_id)
-        if trade.status in statuses:
-            return trade
-        if time.monotonic() > deadline:
-            raise AssertionError(f"trade {trade_id} still {trade.status} after {timeout}s; expected {statuses}")
-        time.sleep(0.05)
+    seen: list[Trade] = []
+
+    def arrived() -> Trade | None:
+        seen[:] = [Trade.objects.get(pk=trade_id)]
+        return seen[0] if seen[0].status in statuses else None
+
+    return eventually(arrived, timeout=timeout,
+                      message=lambda: f"trade {trade_id} still {seen[0].status}; expected {statuses}")

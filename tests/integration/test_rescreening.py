@@ -6,7 +6,6 @@ Here rather than in tests/compliance because the worker is session-wide: once st
 every task enqueued after it, which the direct-call concurrency tests must not see.
 """
 
-import time
 
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
@@ -16,6 +15,7 @@ from marketplace.models import GrantFlag, Membership, Rescreening, Trade
 from tests.compliance.test_rulepack_lifecycle import RULEPACKS, activate, backtested, draft_without_switzerland, eu_current, today
 from tests.conftest import wait_for_status
 from tests.factories import MembershipFactory, OrganisationFactory
+from tests.waiting import eventually
 
 
 @pytest.fixture
@@ -24,12 +24,7 @@ def buyer_ch(db: None) -> Membership:
 
 
 def wait_for(predicate, timeout: float = 30.0):  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
-    while not (result := predicate()):
-        if time.monotonic() > deadline:
-            raise AssertionError("timed out waiting for the worker")
-        time.sleep(0.05)
-    return result
+    return eventually(predicate, timeout=timeout, message="timed out waiting for the worker")
 
 
 @pytest.mark.worker

@@ -28,6 +28,7 @@ from marketplace.services.webhooks import (
     webhook_signature_verify,
     webhooks_sweep,
 )
+from tests.waiting import eventually
 
 # --- a real receiver ----------------------------------------------------------------------------
 
@@ -54,6 +55,8 @@ class Receiver:
     def __init__(self) -> None:
         self.requests: list[Received] = []
         self.failures, self.fail_status, self.fail_body, self.delay = 0, 500, b"receiver says no", 0.0
+        self.gate = threading.Event()  # cleared: each request waits inside the receiver until it is set
+        self.gate.set()
         self._changed = threading.Condition()
         receiver = self
 
@@ -66,6 +69,7 @@ class Receiver:
                     receiver.failures -= failing
                     receiver._changed.notify_all()
                 time.sleep(receiver.delay)
+                receiver.gate.wait(timeout=30)
                 code, reply = (receiver.fail_status, receiver.fail_body) if failing else (200, b'{"ok": true}')
                 try:
                     self.send_response(code)
@@ -415,28 +419,26 @@ def test_two_workers_running_the_same_message_send_it_once(receiver, buyer_eu, p
     endpoint = endpoint_for(buyer_eu, receiver.url)
     fan_out([buyer_eu], status_changed())
     delivery_id = only_delivery(endpoint).id
-    receiver.delay = 1.0
+    receiver.gate.clear()  # the first worker's call stays open until the gate opens
     results: list[str | None] = []
-    elapsed: dict[str | None, float] = {}
 
     def worker() -> None:
-        started = time.monotonic()
         try:
-            result = webhook_deliver(delivery_id=delivery_id)
-            results.append(result)
-            elapsed[result] = time.monotonic() - started
+            results.append(webhook_deliver(delivery_id=delivery_id))
         finally:
             connection.close()
 
-    threads = [threading.Thread(target=worker) for _ in range(2)]
-    for thread in threads:
-        thread.start()
-        time.sleep(0.2)
-    for thread in threads:
-        thread.join(timeout=30)
+    first, second = threading.Thread(target=worker), threading.Thread(target=worker)
+    first.start()
+    receiver.wait_for(1)  # the first worker holds the lease and is inside its HTTP call
+    second.start()
+    second.join(timeout=30)
 
+    assert results == [None]  # the second found the delivery leased and sent nothing...
+    assert first.is_alive()  # ...without waiting for the first worker's open call
+    receiver.gate.set()
+    first.join(timeout=30)
     assert sorted(results, key=str) == [None, "delivered"]
-    assert elapsed[None] < 0.5  # it did not wait for the first worker's slow receiver
     assert len(receiver.requests) == 1
     assert only_delivery(endpoint).attempt_log.count() == 1
 
@@ -679,11 +681,7 @@ def test_another_organisations_endpoints_and_deliveries_are_404(client_for, buye
 
 
 def wait_for_delivery(predicate: Callable[[], bool], timeout: float = 40.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"not delivered within {timeout}s")
-        time.sleep(0.1)
+    eventually(predicate, timeout=timeout, interval=0.1, message="not delivered")
 
 
 @pytest.mark.worker
