@@ -56,6 +56,7 @@ if str(REPO_ROOT) not in sys.path:
 
 import requests  # noqa: E402
 import yaml  # noqa: E402
+from common import percentile  # noqa: E402
 
 from compliance.engine import CompiledPack, Decision, FactsError, RulePackError, TransferFacts, compile_pack, evaluate, parse_facts  # noqa: E402
 
@@ -80,14 +81,6 @@ MAX_WARMUP = 200
 
 
 # --- statistics ----------------------------------------------------------------------------------
-
-def percentile(values: Sequence[float], q: float) -> float:
-    """Linear-interpolated percentile of a non-empty sequence, q in [0, 100]."""
-    ordered = sorted(values)
-    rank = (len(ordered) - 1) * q / 100.0
-    low, high = math.floor(rank), math.ceil(rank)
-    return ordered[low] + (ordered[high] - ordered[low]) * (rank - low)
-
 
 @dataclass(frozen=True)
 class Stats:

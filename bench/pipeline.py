@@ -39,6 +39,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import requests
+from common import percentile, sign_in
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 FINAL_STATUSES = frozenset({"settled", "rejected", "cancelled"})
@@ -54,16 +55,6 @@ PAGE_SIZE = 100
 
 def parse_ts(value: str) -> datetime:
     return datetime.fromisoformat(value.replace("Z", "+00:00"))
-
-
-def percentile(values: list[float], q: float) -> float | None:
-    """Linear-interpolated percentile, q in [0, 100]; None for an empty list."""
-    if not values:
-        return None
-    ordered = sorted(values)
-    rank = (len(ordered) - 1) * q / 100.0
-    low, high = math.floor(rank), math.ceil(rank)
-    return ordered[low] + (ordered[high] - ordered[low]) * (rank - low)
 
 
 def rate(count: int, seconds: float | None) -> float | None:
@@ -107,11 +98,7 @@ class Api:
 
 
 def login(base_url: str, username: str, password: str) -> Api:
-    url = f"{base_url.rstrip('/')}/api/v1/auth/token/"
-    response = requests.post(url, json={"username": username, "password": password}, timeout=HTTP_TIMEOUT)
-    if response.status_code != 200:
-        raise SystemExit(f"login as {username} failed: HTTP {response.status_code} {response.text[:300]}")
-    return Api(base_url, response.json()["token"])
+    return Api(base_url, sign_in(base_url, username, password, timeout=HTTP_TIMEOUT))
 
 
 def find_dataset(api: Api) -> str:

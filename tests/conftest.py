@@ -154,7 +154,7 @@ def celery_worker(django_db_setup: None, django_db_blocker: object) -> Iterator[
     log.close()
 
 
-def wait_for_status(trade_id: object, statuses: set[str], timeout: float = 30.0) -> Trade:
+def wait_for_status(trade_id: object, statuses: set[str], timeout: float = 60.0) -> Trade:
     """Poll the database until the worker has moved the trade into one of `statuses`."""
     seen: list[Trade] = []
 
