@@ -26,6 +26,7 @@ from compliance.selectors.rulepacks import rulepacks_due_for_rescreening
 from compliance.services.audit import audit_record
 from compliance.services.backtests import rulepack_backtest
 from compliance.services.checks import compliance_evaluate
+from config.enqueue import enqueue
 from config.errors import InvalidInputError, NotFoundError
 from marketplace.errors import GrantAlreadyRevokedError, GrantFlagResolvedError, GrantFlagSuspendedError
 from marketplace.models import AccessGrant, GrantFlag, Membership, Rescreening, Trade
@@ -158,12 +159,7 @@ def rescreen_after_activation(*, pack_id: object) -> Rescreening | None:
 
 def rescreen_enqueue(pack_id: str) -> None:
     """Publish the re-screening task; if the broker is down, the due-sweep re-drives it."""
-    from marketplace import tasks
-
-    try:
-        tasks.rescreen_after_activation_task.delay(str(pack_id))
-    except Exception:  # the broker is unreachable: rescreen_due is the backstop
-        logger.warning("could not enqueue re-screening for rule pack %s; the due-sweep will retry", pack_id, exc_info=True)
+    enqueue("marketplace.rescreen_after_activation", str(pack_id))  # if the broker is down, rescreen_due re-drives it
 
 
 def rescreen_due() -> int:

@@ -8,6 +8,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from compliance.services.exports import export_commit, export_release
+from config.enqueue import enqueue
 from config.errors import NotFoundError
 from marketplace.models import Trade, TradeEvent
 from marketplace.services.events import trade_event_emit
@@ -18,16 +19,13 @@ from marketplace.trade_lifecycle import ensure_transition_allowed
 logger = logging.getLogger(__name__)
 
 
-def trade_enqueue(task_name: str, trade_id: str) -> None:
-    """Publish after commit. If the broker is down the trade stays in its status and the sweeper
-    re-drives it (on_commit alone loses a task when publishing fails)."""
-    from marketplace import tasks
+TRADE_TASKS = {"check": "marketplace.trade_check_compliance", "settle": "marketplace.trade_settle"}
 
-    task = {"check": tasks.trade_check_compliance_task, "settle": tasks.trade_settle_task}[task_name]
-    try:
-        task.delay(str(trade_id))
-    except Exception:  # the broker is unreachable: the sweeper is the backstop
-        logger.warning("could not enqueue %s for trade %s; the sweeper will retry", task_name, trade_id, exc_info=True)
+
+def trade_enqueue(task_name: str, trade_id: str) -> None:
+    """Publish a trade's next step. If the broker is down the trade stays in its status and the
+    sweeper re-drives it (on_commit alone loses a task when publishing fails)."""
+    enqueue(TRADE_TASKS[task_name], str(trade_id))
 
 
 def trade_on_commit_side_effects(trade: Trade) -> None:

@@ -65,6 +65,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from compliance.services.audit import audit_record
+from config.enqueue import enqueue
 from marketplace.errors import (
     WebhookDeliveryPendingError,
     WebhookEndpointInactiveError,
@@ -325,12 +326,7 @@ def webhook_endpoint_ping(*, endpoint_id: object) -> WebhookDelivery:
 def webhook_enqueue(*, delivery_id: str, countdown: int = 0) -> None:
     """Publish one delivery task. If the broker is down the delivery stays pending and due, and the
     sweeper publishes it later: a request that caused an event never fails for a webhook."""
-    from marketplace import tasks
-
-    try:
-        tasks.webhook_deliver_task.apply_async(args=[delivery_id], countdown=countdown or None)
-    except Exception:  # the broker is unreachable: the sweeper is the backstop
-        logger.warning("could not enqueue webhook delivery %s; the sweeper will retry", delivery_id, exc_info=True)
+    enqueue("marketplace.webhook_deliver", delivery_id, countdown=countdown)  # broker down: the sweeper re-drives it
 
 
 @transaction.atomic

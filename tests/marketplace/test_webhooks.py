@@ -392,19 +392,17 @@ def test_recording_an_attempt_twice_records_it_once(receiver, buyer_eu, publishe
 
 @pytest.mark.django_db
 def test_a_broker_outage_never_fails_the_caller_and_the_sweeper_catches_up(receiver, buyer_eu, monkeypatch, django_capture_on_commit_callbacks):
-    from marketplace import tasks
-
     endpoint = endpoint_for(buyer_eu, receiver.url)
 
     def broker_down(*args: Any, **kwargs: Any) -> None:
         raise ConnectionRefusedError("redis is down")
 
-    monkeypatch.setattr(tasks.webhook_deliver_task, "apply_async", broker_down)
+    monkeypatch.setattr("config.enqueue.send", broker_down)
     with django_capture_on_commit_callbacks(execute=True):
         fan_out([buyer_eu], status_changed())  # publishing fails after commit: logged, not raised
 
     sent: list[str] = []
-    monkeypatch.setattr(tasks.webhook_deliver_task, "apply_async", lambda args, countdown=None: sent.append(args[0]))
+    monkeypatch.setattr("config.enqueue.send", lambda name, args, countdown, queue: sent.append(args[0]))
     assert webhooks_sweep(now=timezone.now() + timedelta(minutes=1)) == 1
     assert sent == [str(only_delivery(endpoint).id)]
 

@@ -1,0 +1,37 @@
+"""The one seam between the services and Celery: publish a task by its stable name.
+
+Services never import task modules (no services ↔ tasks import cycle): they name the task
+(`marketplace.trade_settle`), and Celery routes it like any other. Publishing is best effort by
+design: if the broker is unreachable the failure is logged and the caller carries on, because
+each kind of work has a sweeper that re-drives what was committed but never published (stuck
+trades, due webhook deliveries, due re-screenings). Tests replace `send` to observe or break it.
+"""
+
+import logging
+from functools import partial
+from typing import Any
+
+from django.db import transaction
+
+logger = logging.getLogger(__name__)
+
+
+def send(name: str, args: list[Any], countdown: float | None, queue: str | None) -> None:
+    from config.celery_app import app
+
+    app.send_task(name, args=args, countdown=countdown, queue=queue)
+
+
+def enqueue(name: str, *args: Any, countdown: float | None = None, queue: str | None = None) -> bool:
+    """Publish `name(*args)` now; False (logged) if the broker could not take it."""
+    try:
+        send(name, list(args), countdown or None, queue)
+    except Exception:  # the broker is unreachable: the sweeper for this kind of work is the backstop
+        logger.warning("could not enqueue %s%s; its sweeper will retry", name, tuple(args), exc_info=True)
+        return False
+    return True
+
+
+def enqueue_on_commit(name: str, *args: Any, countdown: float | None = None, queue: str | None = None) -> None:
+    """Publish once the current transaction commits (never for a rolled-back one)."""
+    transaction.on_commit(partial(enqueue, name, *args, countdown=countdown, queue=queue), robust=True)
