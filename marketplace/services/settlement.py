@@ -1,12 +1,12 @@
-"""Settlement: escrow to the provider less the platform fee, the settlement record, then the
-transition (which commits the export volume and issues the access grant)."""
+"""Settlement: an approved trade enters `settled` exactly once; what that moves (escrow to the
+provider less the platform fee, the Settlement record, export volume, the access grant) is the
+transition table's entry effect for `settled`."""
 
 import logging
 
 from django.db import transaction
 
-from marketplace.models import Settlement, Trade
-from marketplace.services.ledger import ledger_settle
+from marketplace.models import Trade
 from marketplace.services.trade_transitions import trade_apply_transition, trade_lock
 
 logger = logging.getLogger(__name__)
@@ -23,6 +23,6 @@ def trade_settle(*, trade_id: object) -> Trade | None:
     if trade.status != Trade.Status.APPROVED:
         logger.info("trade %s is %s, not approved: nothing to settle", trade.id, trade.status)
         return trade
-    fee, share = ledger_settle(trade=trade)  # escrow → provider, fee → platform revenue
-    Settlement.objects.create(trade=trade, amount=trade.price, currency=trade.currency, platform_fee=fee, provider_amount=share)
+    # Entering `settled` pays the provider from escrow, records the Settlement, commits the export
+    # volume and issues the grant (trade_transitions.ON_ENTER), all in this transaction.
     return trade_apply_transition(trade=trade, to=Trade.Status.SETTLED, actor_label="system:settlement", reason="settled")

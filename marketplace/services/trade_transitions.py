@@ -1,7 +1,9 @@
 """The single door for Trade.status: lock, check the table, write the event, defer side effects."""
 
 import logging
+from collections.abc import Callable
 from functools import partial
+from typing import Any
 
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
@@ -10,10 +12,10 @@ from django.utils import timezone
 from compliance.services.exports import export_commit, export_release
 from config.enqueue import enqueue
 from config.errors import NotFoundError
-from marketplace.models import Trade, TradeEvent
+from marketplace.models import Settlement, Trade, TradeEvent
 from marketplace.services.events import trade_event_emit
 from marketplace.services.grants import grant_issue
-from marketplace.services.ledger import ledger_release
+from marketplace.services.ledger import ledger_hold, ledger_release, ledger_settle
 from marketplace.trade_lifecycle import ensure_transition_allowed
 
 logger = logging.getLogger(__name__)
@@ -28,12 +30,61 @@ def trade_enqueue(task_name: str, trade_id: str) -> None:
     enqueue(TRADE_TASKS[task_name], str(trade_id))
 
 
+def _pay_provider(trade: Trade) -> None:
+    fee, share = ledger_settle(trade=trade)  # escrow → provider, fee → platform revenue
+    Settlement.objects.create(trade=trade, amount=trade.price, currency=trade.currency, platform_fee=fee, provider_amount=share)
+
+
+def _commit_export_volume(trade: Trade) -> None:
+    assert trade.settled_at is not None
+    export_commit(subject_type="trade", subject_id=trade.id, day=trade.settled_at.date())
+
+
+def _issue_grant(trade: Trade) -> None:
+    grant_issue(trade=trade)
+
+
+def _release_export_volume(trade: Trade) -> None:
+    export_release(subject_type="trade", subject_id=trade.id)
+
+
+def _release_escrow(trade: Trade) -> None:
+    ledger_release(trade=trade)
+
+
+def _hold_escrow(trade: Trade) -> None:
+    ledger_hold(trade=trade)  # not enough funds → 409, and the whole purchase rolls back
+
+
+# What entering a status does, in the transition's own transaction (all or nothing with it), in
+# order. A trade's money and access move here and nowhere else but refunds (services/refunds.py).
+ON_OPEN: tuple[Callable[[Trade], None], ...] = (_hold_escrow,)
+ON_ENTER: dict[str, tuple[Callable[[Trade], None], ...]] = {
+    Trade.Status.SETTLED: (_pay_provider, _commit_export_volume, _issue_grant),
+    Trade.Status.REJECTED: (_release_export_volume, _release_escrow),
+    Trade.Status.CANCELLED: (_release_export_volume, _release_escrow),
+}
+# The work a status asks of a worker, published only once the transaction commits.
+AFTER_COMMIT: dict[str, str] = {Trade.Status.CHECKING: "check", Trade.Status.APPROVED: "settle"}
+
+
 def trade_on_commit_side_effects(trade: Trade) -> None:
     """Queue the work a status implies, to run only once the transaction commits."""
-    if trade.status == Trade.Status.CHECKING:
-        transaction.on_commit(partial(trade_enqueue, "check", str(trade.id)))
-    elif trade.status == Trade.Status.APPROVED:
-        transaction.on_commit(partial(trade_enqueue, "settle", str(trade.id)))
+    task = AFTER_COMMIT.get(trade.status)
+    if task is not None:
+        transaction.on_commit(partial(trade_enqueue, task, str(trade.id)))
+
+
+def trade_open(*, trade: Trade, actor: AbstractBaseUser, reason: str, data: dict[str, Any]) -> Trade:
+    """The door's entrance: a trade just created in `checking` gets its first event, its escrow
+    hold and its compliance check (after commit). Call inside the transaction that created it."""
+    label = actor.get_username()
+    TradeEvent.objects.create(trade=trade, from_status="", to_status=trade.status, actor=actor, actor_label=label, reason=reason)
+    trade_event_emit(kind="trade.status_changed", trade=trade, actor=actor, data={"from": "", "to": trade.status, "reason": reason, **data})
+    for effect in ON_OPEN:
+        effect(trade)
+    trade_on_commit_side_effects(trade)
+    return trade
 
 
 def trade_lock(*, trade_id: object, related: bool = False) -> Trade | None:
@@ -68,12 +119,8 @@ def trade_apply_transition(
         trade.settled_at = trade.status_changed_at
         update_fields.append("settled_at")
     trade.save(update_fields=update_fields)
-    if to == Trade.Status.SETTLED:
-        export_commit(subject_type="trade", subject_id=trade.id, day=trade.settled_at.date())
-        grant_issue(trade=trade)
-    elif to in (Trade.Status.REJECTED, Trade.Status.CANCELLED):
-        export_release(subject_type="trade", subject_id=trade.id)
-        ledger_release(trade=trade)
+    for effect in ON_ENTER.get(to, ()):
+        effect(trade)
     label = actor_label or (actor.get_username() if actor else "system")
     TradeEvent.objects.create(trade=trade, from_status=previous, to_status=to, actor=actor, actor_label=label, reason=reason)
     trade_event_emit(kind="trade.status_changed", trade=trade, actor=actor, actor_label=label,

@@ -10,12 +10,12 @@ from compliance.errors import SecondOfficerRequiredError
 from compliance.services.reviews import review_approvers, review_record
 from config.errors import NotFoundError
 from marketplace.errors import AlreadyRenewedError, DatasetNotAvailableError, OwnDatasetError, RequirementsOutstandingError, TradeTransitionNotAllowedError
-from marketplace.models import Dataset, Membership, Trade, TradeEvent
+from marketplace.models import Dataset, Membership, Trade
 from marketplace.services.events import trade_event_emit
 from marketplace.services.evidence_review import officer_require_independent
 from marketplace.services.grants import grant_revoke_for_trade
-from marketplace.services.ledger import ledger_hold, ledger_refund
-from marketplace.services.trade_transitions import trade_apply_transition, trade_lock, trade_on_commit_side_effects, trade_transition
+from marketplace.services.ledger import ledger_refund
+from marketplace.services.trade_transitions import trade_apply_transition, trade_lock, trade_open, trade_transition
 from marketplace.trade_lifecycle import ensure_transition_allowed
 
 
@@ -49,18 +49,11 @@ def trade_create(
         price=dataset.price, currency=dataset.currency, pricing=dataset.pricing, licence=licence,
         status=Trade.Status.CHECKING, status_changed_at=now, waiting_since=now,
     )
-    TradeEvent.objects.create(
-        trade=trade, from_status="", to_status=Trade.Status.CHECKING, actor=membership.user,
-        actor_label=membership.user.get_username(), reason="purchase requested",
-    )
-    trade_event_emit(kind="trade.status_changed", trade=trade, actor=membership.user, data={
-        "from": "", "to": Trade.Status.CHECKING, "reason": "purchase requested", "price": str(trade.price), "currency": trade.currency,
-        "destination": trade.destination, "purpose": trade.purpose})
+    trade_open(trade=trade, actor=membership.user, reason="purchase requested", data={
+        "price": str(trade.price), "currency": trade.currency, "destination": trade.destination, "purpose": trade.purpose})
     trade_event_emit(kind="trade.buyer_attestation", trade=trade, actor=membership.user, data={
         "established_in": buyer.jurisdiction, "destination": trade.destination, "purpose": trade.purpose,
         "intended_mechanisms": [m.get("code") for m in trade.mechanisms]})
-    ledger_hold(trade=trade)  # same transaction: not enough funds → 409 and no trade at all
-    trade_on_commit_side_effects(trade)
     return trade
 
 
