@@ -99,9 +99,10 @@ def media(settings, tmp_path):
 
 
 @pytest.fixture
-def receiver():
+def receiver(settings):
     from tests.marketplace.test_webhooks import Receiver
 
+    settings.ELEMENTA_WEBHOOK_ALLOWED_HOSTS = ("127.0.0.1",)  # a local receiver, as in development (the worker has it too)
     r = Receiver()
     r.thread.start()
     yield r
