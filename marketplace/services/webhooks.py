@@ -1,4 +1,4 @@
-"""Webhooks: organisations' endpoints receive signed notifications of events. (Issue 5.)
+"""Webhooks: organisations' endpoints receive signed notifications of events.
 
 What a receiver gets
 --------------------
@@ -27,10 +27,15 @@ Delivery
 --------
 At least once. A 2xx answer within 3 s (connect) + 10 s (read) delivers; anything else — another
 status, a timeout, a refused connection, a redirect (never followed) — is an attempt that failed,
-recorded with its status, error, duration and the first 500 characters of the response. Retries
+recorded with its status, error and duration; the response body is never read nor kept. Retries
 follow ELEMENTA_WEBHOOK_BACKOFF (10 s, 30 s, 2 min, 10 min, 1 h, 6 h, 6 h: 8 attempts over about
 13 h), then the delivery is `failed` and the organisation may redeliver it. Order across events is
 not guaranteed; payloads carry `at`.
+
+Where requests may go (SSRF): https to public addresses only, checked at registration and again at
+every attempt, which resolves the host once, refuses if ANY address is not public, and connects to
+the first address with TLS verified for the URL's host name; see "validation" below and
+docs/webhooks.md. ELEMENTA_WEBHOOK_ALLOWED_HOSTS exempts local receivers (development).
 
 Reliability: fan-out writes pending deliveries in the transaction that caused the event and
 publishes a task per delivery after commit. Short retry delays ride on the task's countdown, kept
