@@ -131,7 +131,8 @@ def celery_worker(django_db_setup: None, django_db_blocker: object) -> Iterator[
     with django_db_blocker.unblock():  # type: ignore[attr-defined]
         database_url = _database_url_for_worker()
     # Test receivers listen on 127.0.0.1, which webhooks may reach only when explicitly allowed.
-    env = {**os.environ, "DATABASE_URL": database_url, "ELEMENTA_SWEEP_INTERVAL": "3600", "ELEMENTA_WEBHOOK_ALLOWED_HOSTS": "127.0.0.1"}
+    env = {**os.environ, "DATABASE_URL": database_url, "ELEMENTA_SWEEP_INTERVAL": "3600",
+           "ELEMENTA_WEBHOOK_ALLOWED_HOSTS": "127.0.0.1"}
     log = open(Path(settings.VAR_DIR) / "worker.log", "wb")
     proc = subprocess.Popen(
         [sys.executable, "-m", "celery", "-A", "config", "worker", "-c", "2", "-l", "info",

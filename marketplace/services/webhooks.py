@@ -152,7 +152,9 @@ _DENIED: tuple[tuple[IPNetwork, str], ...] = tuple((ipaddress.ip_network(net), w
 ))
 
 
-_CARRY_IPV4 = frozenset(ipaddress.ip_network(n) for n in ("::ffff:0:0/96", "::/96", "64:ff9b::/96", "2001::/32", "2002::/16"))
+_CARRY_IPV4 = frozenset(
+    ipaddress.ip_network(n) for n in ("::ffff:0:0/96", "::/96", "64:ff9b::/96", "2001::/32", "2002::/16")
+)
 
 
 def _embedded_ipv4(ip: ipaddress.IPv6Address) -> ipaddress.IPv4Address | None:
@@ -172,12 +174,15 @@ def webhook_address_denial(address: IPAddress) -> str | None:
     """Why a webhook must not be sent to `address` ("a loopback address", …), or None if it is public."""
     for network, what in _DENIED:
         if address.version == network.version and address in network:
-            if network in _CARRY_IPV4 and isinstance(address, ipaddress.IPv6Address) and (inner := _embedded_ipv4(address)):
-                inner_why = webhook_address_denial(inner)
-                return f"{what} (carrying {inner}{', ' + inner_why if inner_why else ''})"
+            if network in _CARRY_IPV4 and isinstance(address, ipaddress.IPv6Address):
+                inner = _embedded_ipv4(address)
+                if inner is not None:
+                    inner_why = webhook_address_denial(inner)
+                    return f"{what} (carrying {inner}{', ' + inner_why if inner_why else ''})"
             return what
-    if (not address.is_global or address.is_private or address.is_loopback or address.is_link_local or address.is_multicast
-            or address.is_reserved or address.is_unspecified or getattr(address, "is_site_local", False)):
+    flags = (address.is_private, address.is_loopback, address.is_link_local, address.is_multicast, address.is_reserved,
+             address.is_unspecified, getattr(address, "is_site_local", False))
+    if not address.is_global or any(flags):
         return "not a public address"
     return None
 
@@ -265,7 +270,7 @@ def webhook_target_parse(*, url: str) -> WebhookTarget:
     try:
         URLValidator(schemes=["http", "https"])(url)
         parts = urlsplit(url)
-        port = parts.port or (443 if parts.scheme == "https" else 80)
+        port = parts.port if parts.port is not None else (443 if parts.scheme == "https" else 80)
         host = (parts.hostname or "").lower().encode("idna").decode("ascii")
     except (ValidationError, ValueError, UnicodeError):
         raise invalid("not a valid http(s) URL") from None
@@ -606,8 +611,8 @@ def webhook_http_post(
         pool = urllib3.HTTPConnectionPool(str(address), target.port, timeout=timeout, maxsize=1, retries=False)
     try:
         response = pool.urlopen(
-            "POST", target.path, body=body, headers={**headers, "Host": target.host_header}, retries=False, redirect=False,
-            assert_same_host=False, preload_content=False, release_conn=False,
+            "POST", target.path, body=body, headers={**headers, "Host": target.host_header},
+            retries=False, redirect=False, assert_same_host=False, preload_content=False, release_conn=False,
         )
         try:
             return int(response.status)

@@ -102,7 +102,8 @@ def media(settings, tmp_path):
 def receiver(settings):
     from tests.marketplace.test_webhooks import Receiver
 
-    settings.ELEMENTA_WEBHOOK_ALLOWED_HOSTS = ("127.0.0.1",)  # a local receiver, as in development (the worker has it too)
+    # A local receiver, allowed as in development (the worker has the same setting).
+    settings.ELEMENTA_WEBHOOK_ALLOWED_HOSTS = ("127.0.0.1",)
     r = Receiver()
     r.thread.start()
     yield r
