@@ -302,10 +302,13 @@ if PRODUCTION:
     SECURE_HSTS_PRELOAD = True
 
 # --- Webhooks (marketplace/services/webhooks.py) ------------------------------------------------
-# Plain http to this machine (localhost, 127.0.0.1, ::1) for development and tests; https otherwise.
-ELEMENTA_WEBHOOK_ALLOW_INSECURE_LOCALHOST = env_bool("ELEMENTA_WEBHOOK_ALLOW_INSECURE_LOCALHOST", not PRODUCTION)
-# SSRF: refuse endpoints whose host resolves to a private, loopback or link-local address.
-ELEMENTA_WEBHOOK_BLOCK_PRIVATE_ADDRESSES = env_bool("ELEMENTA_WEBHOOK_BLOCK_PRIVATE_ADDRESSES", PRODUCTION)
+# Webhooks go over https to public addresses only, in development too (docs/webhooks.md). A local
+# receiver needs its host listed here, comma-separated: names ("localhost"), addresses or networks
+# ("127.0.0.1", "10.1.0.0/16"); those may also use plain http. Empty by default: listing 127.0.0.1
+# lets every member reach every port of this machine.
+ELEMENTA_WEBHOOK_ALLOWED_HOSTS = tuple(
+    h.strip() for h in os.environ.get("ELEMENTA_WEBHOOK_ALLOWED_HOSTS", "").split(",") if h.strip()
+)
 # Seconds to wait after each failed attempt; one attempt more than delays (8), then `failed`.
 ELEMENTA_WEBHOOK_BACKOFF = tuple(int(s) for s in os.environ.get("ELEMENTA_WEBHOOK_BACKOFF", "10,30,120,600,3600,21600,21600").split(",") if s.strip())
 # Publishes due deliveries: retries longer than a countdown may carry, lost messages, dead workers.

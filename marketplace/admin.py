@@ -331,7 +331,7 @@ class WebhookAttemptInline(admin.TabularInline):
     model = WebhookAttempt
     extra = 0
     can_delete = False
-    fields = readonly_fields = ["number", "at", "url", "status_code", "error", "duration_ms", "response_body"]
+    fields = readonly_fields = ["number", "at", "url", "status_code", "error", "duration_ms"]
 
     def has_add_permission(self, request, obj=None) -> bool:  # type: ignore[no-untyped-def]
         return False

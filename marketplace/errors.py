@@ -200,7 +200,12 @@ class GrantFlagResolvedError(ConflictError):
 
 class WebhookUrlInvalidError(InvalidInputError):
     code = "webhook_url_invalid"
-    default_message = "The webhook URL is not allowed."
+    default_message = "The webhook URL is not valid (an https URL without credentials or fragment)."
+
+
+class WebhookUrlNotAllowedError(InvalidInputError):
+    code = "webhook_url_not_allowed"
+    default_message = "The webhook URL points at an address webhooks may not be sent to."
 
 
 class WebhookEventUnknownError(InvalidInputError):

@@ -130,7 +130,9 @@ def celery_worker(django_db_setup: None, django_db_blocker: object) -> Iterator[
     tasks run exactly as in production, after the API's transaction commits."""
     with django_db_blocker.unblock():  # type: ignore[attr-defined]
         database_url = _database_url_for_worker()
-    env = {**os.environ, "DATABASE_URL": database_url, "ELEMENTA_SWEEP_INTERVAL": "3600"}
+    # Test receivers listen on 127.0.0.1, which webhooks may reach only when explicitly allowed.
+    env = {**os.environ, "DATABASE_URL": database_url, "ELEMENTA_SWEEP_INTERVAL": "3600",
+           "ELEMENTA_WEBHOOK_ALLOWED_HOSTS": "127.0.0.1"}
     log = open(Path(settings.VAR_DIR) / "worker.log", "wb")
     proc = subprocess.Popen(
         [sys.executable, "-m", "celery", "-A", "config", "worker", "-c", "2", "-l", "info",

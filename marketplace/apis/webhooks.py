@@ -30,7 +30,9 @@ def _membership(request: Request) -> Membership:
 
 
 class WebhookEndpointSerializer(serializers.ModelSerializer):
-    url = serializers.CharField(max_length=500, help_text="https://…; plain http only to localhost in development.")
+    url = serializers.CharField(
+        max_length=500, help_text="https://… to a public address (plain http only to ELEMENTA_WEBHOOK_ALLOWED_HOSTS).",
+    )
     events = serializers.ListField(
         child=serializers.ChoiceField(choices=webhook_services.EVENT_KINDS), allow_empty=False,
         help_text="The event kinds this endpoint receives.",
@@ -61,7 +63,7 @@ class WebhookRotateSerializer(serializers.Serializer):
 class WebhookAttemptSerializer(serializers.ModelSerializer):
     class Meta:
         model = WebhookAttempt
-        fields = ["number", "at", "url", "status_code", "error", "duration_ms", "response_body"]
+        fields = ["number", "at", "url", "status_code", "error", "duration_ms"]
         read_only_fields = fields
 
 

@@ -95,7 +95,6 @@ class WebhookAttempt(models.Model):
     status_code = models.PositiveIntegerField(null=True, blank=True, help_text="Empty when no HTTP response came back.")
     error = models.TextField(blank=True)
     duration_ms = models.PositiveIntegerField(default=0)
-    response_body = models.CharField(max_length=500, blank=True, help_text="The start of the response body.")
 
     class Meta:
         ordering = ["delivery", "number"]

@@ -1,4 +1,4 @@
-"""Webhooks: organisations' endpoints receive signed notifications of events. (Issue 5.)
+"""Webhooks: organisations' endpoints receive signed notifications of events.
 
 What a receiver gets
 --------------------
@@ -27,10 +27,15 @@ Delivery
 --------
 At least once. A 2xx answer within 3 s (connect) + 10 s (read) delivers; anything else — another
 status, a timeout, a refused connection, a redirect (never followed) — is an attempt that failed,
-recorded with its status, error, duration and the first 500 characters of the response. Retries
+recorded with its status, error and duration; the response body is never read nor kept. Retries
 follow ELEMENTA_WEBHOOK_BACKOFF (10 s, 30 s, 2 min, 10 min, 1 h, 6 h, 6 h: 8 attempts over about
 13 h), then the delivery is `failed` and the organisation may redeliver it. Order across events is
 not guaranteed; payloads carry `at`.
+
+Where requests may go (SSRF): https to public addresses only, checked at registration and again at
+every attempt, which resolves the host once, refuses if ANY address is not public, and connects to
+the first address with TLS verified for the URL's host name; see "validation" below and
+docs/webhooks.md. ELEMENTA_WEBHOOK_ALLOWED_HOSTS exempts local receivers (development).
 
 Reliability: fan-out writes pending deliveries in the transaction that caused the event and
 publishes a task per delivery after commit. Short retry delays ride on the task's countdown, kept
@@ -57,7 +62,8 @@ from functools import partial
 from typing import Any
 from urllib.parse import urlsplit
 
-import requests
+import certifi
+import urllib3
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.validators import URLValidator
@@ -72,6 +78,7 @@ from marketplace.errors import (
     WebhookEndpointLimitError,
     WebhookEventUnknownError,
     WebhookUrlInvalidError,
+    WebhookUrlNotAllowedError,
 )
 from marketplace.models import Membership, WebhookAttempt, WebhookDelivery, WebhookEndpoint
 
@@ -93,43 +100,170 @@ LEASE = timedelta(seconds=90)
 EARLY_SLACK = timedelta(seconds=1)  # a countdown task may arrive a moment before next_attempt_at
 SWEEP_GRACE = timedelta(seconds=15)  # the sweeper leaves a just-due delivery to its countdown task
 MAX_ENDPOINTS_PER_ORGANISATION = 20
-RESPONSE_EXCERPT = 500
-LOCAL_HOSTS = frozenset({"localhost", "127.0.0.1", "::1"})
+HTTPS_ONLY = "it must use https"
 USER_AGENT = "Elementa-Webhooks/1"
 
 
-# --- validation -------------------------------------------------------------------------------
+# --- validation: where a webhook may be sent (SSRF) ---------------------------------------------
+#
+# A member chooses the URL, and our server makes the request: without care that is a way into our
+# own network (the database, Redis, cloud metadata at 169.254.169.254, the admin of a router). So
+# the host is resolved and EVERY address must be public; the same check runs at registration and
+# again at each attempt, where the one resolution that was checked is also the address connected
+# to (a name that resolves elsewhere a moment later, "DNS rebinding", changes nothing). The
+# networks below are refused by name; anything else the standard library does not call global is
+# refused too. IPv6 forms that carry an IPv4 address (mapped, compatible, NAT64, 6to4, Teredo)
+# are refused whole: a public receiver has a plain address of either family.
+
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+_DENIED: tuple[tuple[IPNetwork, str], ...] = tuple((ipaddress.ip_network(net), what) for net, what in (
+    ("0.0.0.0/8", "an unspecified (this-network) address"),
+    ("10.0.0.0/8", "a private address"),
+    ("100.64.0.0/10", "a shared (carrier-grade NAT) address"),
+    ("127.0.0.0/8", "a loopback address"),
+    ("169.254.0.0/16", "a link-local address (cloud metadata services live there)"),
+    ("172.16.0.0/12", "a private address"),
+    ("192.0.0.0/24", "an IETF protocol assignment"),
+    ("192.0.2.0/24", "a documentation address"),
+    ("192.88.99.0/24", "a 6to4 relay address"),
+    ("192.168.0.0/16", "a private address"),
+    ("198.18.0.0/15", "a benchmarking address"),
+    ("198.51.100.0/24", "a documentation address"),
+    ("203.0.113.0/24", "a documentation address"),
+    ("224.0.0.0/4", "a multicast address"),
+    ("255.255.255.255/32", "the broadcast address"),
+    ("240.0.0.0/4", "a reserved address"),
+    ("::/128", "the unspecified address"),
+    ("::1/128", "a loopback address"),
+    ("::ffff:0:0/96", "an IPv4-mapped address"),
+    ("::/96", "an IPv4-compatible address"),
+    ("64:ff9b::/96", "a NAT64 address"),
+    ("64:ff9b:1::/48", "a local-use NAT64 address"),
+    ("100::/64", "a discard-only address"),
+    ("2001::/32", "a Teredo address"),
+    ("2001:db8::/32", "a documentation address"),
+    ("2002::/16", "a 6to4 address"),
+    ("3fff::/20", "a documentation address"),
+    ("fc00::/7", "a unique local (private) address"),
+    ("fe80::/10", "a link-local address"),
+    ("fec0::/10", "a site-local address"),
+    ("ff00::/8", "a multicast address"),
+))
 
 
-def webhook_address_problem(*, host: str) -> str | None:
-    """Why `host` must not be called from inside our network (SSRF), or None. Resolves the name and
-    refuses it if any address is private (RFC 1918, RFC 4193), loopback, link-local (cloud metadata
-    at 169.254.169.254), shared, multicast, reserved or unspecified."""
-    try:
-        infos = socket.getaddrinfo(host, None, proto=socket.IPPROTO_TCP)
-    except (OSError, UnicodeError):
-        return f"{host} does not resolve"
-    for info in infos:
-        ip = ipaddress.ip_address(str(info[4][0]).split("%", 1)[0])
-        if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-            ip = ip.ipv4_mapped
-        if not ip.is_global or ip.is_multicast:
-            return f"{host} resolves to {ip}, a private, loopback or link-local address"
+_CARRY_IPV4 = frozenset(
+    ipaddress.ip_network(n) for n in ("::ffff:0:0/96", "::/96", "64:ff9b::/96", "2001::/32", "2002::/16")
+)
+
+
+def _embedded_ipv4(ip: ipaddress.IPv6Address) -> ipaddress.IPv4Address | None:
+    """The IPv4 address an IPv6 address carries, for the forms that carry one."""
+    if ip.ipv4_mapped is not None:
+        return ip.ipv4_mapped
+    if ip.sixtofour is not None:
+        return ip.sixtofour
+    if ip.teredo is not None:
+        return ip.teredo[1]  # the client's address
+    if ip in ipaddress.IPv6Network("64:ff9b::/96") or ip in ipaddress.IPv6Network("::/96"):
+        return ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF)
     return None
 
 
-def _local_allowance(host: str) -> bool:
-    return bool(settings.ELEMENTA_WEBHOOK_ALLOW_INSECURE_LOCALHOST) and host in LOCAL_HOSTS
+def webhook_address_denial(address: IPAddress) -> str | None:
+    """Why a webhook must not be sent to `address` ("a loopback address", …), or None if it is public."""
+    for network, what in _DENIED:
+        if address.version == network.version and address in network:
+            if network in _CARRY_IPV4 and isinstance(address, ipaddress.IPv6Address):
+                inner = _embedded_ipv4(address)
+                if inner is not None:
+                    inner_why = webhook_address_denial(inner)
+                    return f"{what} (carrying {inner}{', ' + inner_why if inner_why else ''})"
+            return what
+    flags = (address.is_private, address.is_loopback, address.is_link_local, address.is_multicast, address.is_reserved,
+             address.is_unspecified, getattr(address, "is_site_local", False))
+    if not address.is_global or any(flags):
+        return "not a public address"
+    return None
 
 
-def webhook_url_validate(*, url: str) -> str:
-    """The URL, stripped, or WebhookUrlInvalidError (400). HTTPS only; plain http to this machine
-    only with ELEMENTA_WEBHOOK_ALLOW_INSECURE_LOCALHOST (development and tests); with
-    ELEMENTA_WEBHOOK_BLOCK_PRIVATE_ADDRESSES (on in production) the host must resolve to public
-    addresses only, unless the localhost allowance applies."""
+@dataclass(frozen=True)
+class WebhookTarget:
+    """A webhook URL taken apart: where to connect and what to say. `host` is the ASCII (IDNA) name
+    or the bare IP literal; `path` includes the query."""
+
+    scheme: str
+    host: str
+    port: int
+    path: str
+
+    @property
+    def literal(self) -> IPAddress | None:
+        try:
+            return ipaddress.ip_address(self.host)
+        except ValueError:
+            return None
+
+    @property
+    def host_header(self) -> str:
+        shown = f"[{self.host}]" if ":" in self.host else self.host
+        return shown if self.port == {"https": 443, "http": 80}[self.scheme] else f"{shown}:{self.port}"
+
+
+def _allow_list() -> tuple[frozenset[str], tuple[IPNetwork, ...]]:
+    """ELEMENTA_WEBHOOK_ALLOWED_HOSTS: host names, and IP addresses or networks, exempt from the
+    address check and allowed plain http (local development receivers). Empty by default."""
+    names: set[str] = set()
+    networks: list[IPNetwork] = []
+    for entry in getattr(settings, "ELEMENTA_WEBHOOK_ALLOWED_HOSTS", ()) or ():
+        entry = str(entry).strip().lower().strip("[]")
+        if not entry:
+            continue
+        try:
+            networks.append(ipaddress.ip_network(entry, strict=False))
+        except ValueError:
+            names.add(entry.rstrip("."))
+    return frozenset(names), tuple(networks)
+
+
+def webhook_resolve(host: str, port: int) -> list[IPAddress]:
+    """Every address `host` resolves to for a TCP connection, in the resolver's order, once each.
+    OSError if it does not resolve."""
+    found: list[IPAddress] = []
+    for info in socket.getaddrinfo(host, port, type=socket.SOCK_STREAM):
+        address = ipaddress.ip_address(str(info[4][0]).split("%", 1)[0])
+        if address not in found:
+            found.append(address)
+    if not found:
+        raise OSError(f"{host} has no address")
+    return found
+
+
+def webhook_target_refusal(target: WebhookTarget, addresses: list[IPAddress]) -> str | None:
+    """Why a request to `target` at these resolved addresses must not be made, or None. Refused if
+    ANY address is denied (unless the allow-list covers the host or that address), and plain http
+    unless the allow-list covers the host or every address."""
+    names, networks = _allow_list()
+    named = target.host.rstrip(".") in names
+    allowed = [named or any(a.version == n.version and a in n for n in networks) for a in addresses]
+    for address, exempt in zip(addresses, allowed, strict=True):
+        why = None if exempt else webhook_address_denial(address)
+        if why:
+            if target.literal is not None:
+                return f"{address} is {why}"
+            return f"{target.host} resolves to {address}, {why}"
+    if target.scheme != "https" and not (named or (addresses and all(allowed))):
+        return HTTPS_ONLY
+    return None
+
+
+def webhook_target_parse(*, url: str) -> WebhookTarget:
+    """The URL taken apart, or WebhookUrlInvalidError (400): http(s), no credentials, no fragment,
+    at most 500 characters. Says nothing yet about where it points."""
 
     def invalid(reason: str) -> WebhookUrlInvalidError:
-        return WebhookUrlInvalidError(f"The webhook URL is not allowed: {reason}.", fields={"url": [reason]})
+        return WebhookUrlInvalidError(f"The webhook URL is not valid: {reason}.", fields={"url": [reason]})
 
     url = (url or "").strip()
     if len(url) > 500:
@@ -137,22 +271,37 @@ def webhook_url_validate(*, url: str) -> str:
     try:
         URLValidator(schemes=["http", "https"])(url)
         parts = urlsplit(url)
-        parts.port  # noqa: B018  (raises ValueError on a bad port)
-    except (ValidationError, ValueError):
+        port = parts.port if parts.port is not None else (443 if parts.scheme == "https" else 80)
+        host = (parts.hostname or "").lower().encode("idna").decode("ascii")
+    except (ValidationError, ValueError, UnicodeError):
         raise invalid("not a valid http(s) URL") from None
-    host = (parts.hostname or "").lower()
+    if not host:
+        raise invalid("not a valid http(s) URL")
     if parts.username is not None or parts.password is not None:
         raise invalid("credentials in the URL are not accepted")
     if parts.fragment:
         raise invalid("a fragment (#…) is not sent to servers")
-    local = _local_allowance(host)
-    if parts.scheme != "https" and not local:
-        raise invalid("it must use https")
-    if settings.ELEMENTA_WEBHOOK_BLOCK_PRIVATE_ADDRESSES and not local:
-        problem = webhook_address_problem(host=host)
-        if problem:
-            raise invalid(problem)
-    return url
+    path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+    return WebhookTarget(scheme=parts.scheme, host=host, port=port, path=path)
+
+
+def webhook_url_validate(*, url: str) -> str:
+    """The URL, stripped, if a webhook may be registered for it. WebhookUrlInvalidError (400) for a
+    malformed URL or plain http; WebhookUrlNotAllowedError (400) if the host is, or resolves to, an
+    address that is not public (see webhook_address_denial) and not in ELEMENTA_WEBHOOK_ALLOWED_HOSTS.
+    A name that does not resolve (yet) is accepted: every attempt resolves and checks it again,
+    and that check is the one that protects."""
+    target = webhook_target_parse(url=url)
+    try:
+        addresses = webhook_resolve(target.host, target.port)
+    except (OSError, UnicodeError):
+        addresses = []
+    refusal = webhook_target_refusal(target, addresses)
+    if refusal == HTTPS_ONLY:
+        raise WebhookUrlInvalidError(f"The webhook URL is not valid: {refusal}.", fields={"url": [refusal]})
+    if refusal:
+        raise WebhookUrlNotAllowedError(f"The webhook URL is not allowed: {refusal}.", fields={"url": [refusal]})
+    return url.strip()
 
 
 def webhook_events_validate(*, events: Iterable[str]) -> list[str]:
@@ -395,10 +544,12 @@ class _Claim:
 
 @dataclass(frozen=True)
 class _Outcome:
+    """What an attempt came to. Never the response body: a receiver's answer is not ours to keep,
+    and echoing it back would make webhooks a way to read whatever answers at an address."""
+
     status_code: int | None
     error: str
     duration_ms: int
-    response_body: str
 
     @property
     def ok(self) -> bool:
@@ -435,35 +586,66 @@ def webhook_request_headers(*, kind: str, event_id: str, delivery_id: object, ti
     }
 
 
+def webhook_http_post(
+    *, target: WebhookTarget, address: IPAddress, body: bytes, headers: dict[str, str], ca_certs: str | None = None,
+) -> int:
+    """POST `body` to `target`, connecting to `address` and nowhere else; the HTTP status. The TLS
+    handshake sends the URL's host name (SNI) and the certificate must be valid for it, and the
+    Host header is that name: the address was chosen by whoever checked it, the name by the
+    receiver. No redirect is followed, nothing is retried, no proxy is used, and the response body
+    is never read. Raises whatever urllib3 raises (timeouts, refused connections, TLS errors)."""
+    timeout = urllib3.Timeout(connect=CONNECT_TIMEOUT, read=READ_TIMEOUT)
+    pool: urllib3.HTTPConnectionPool
+    if target.scheme == "https":
+        by_name = target.literal is None
+        pool = urllib3.HTTPSConnectionPool(
+            str(address), target.port, timeout=timeout, maxsize=1, retries=False, cert_reqs="CERT_REQUIRED",
+            ca_certs=ca_certs or certifi.where(), server_hostname=target.host if by_name else None,
+            assert_hostname=target.host if by_name else None,
+        )
+    else:
+        pool = urllib3.HTTPConnectionPool(str(address), target.port, timeout=timeout, maxsize=1, retries=False)
+    try:
+        response = pool.urlopen(
+            "POST", target.path, body=body, headers={**headers, "Host": target.host_header},
+            retries=False, redirect=False, assert_same_host=False, preload_content=False, release_conn=False,
+        )
+        try:
+            return int(response.status)
+        finally:
+            response.close()  # without reading: a receiver cannot make us download anything
+    finally:
+        pool.close()
+
+
 def _post(claim: _Claim, now: datetime) -> _Outcome:
-    """The HTTP request, outside any transaction. Never raises: whatever goes wrong is the attempt's error."""
+    """The HTTP request, outside any transaction. Never raises: whatever goes wrong is the attempt's
+    error. The host is resolved once, every address checked, and the request goes to the first."""
     started = time.monotonic()
-    status_code, error, excerpt = None, "", ""
-    host = (urlsplit(claim.url).hostname or "").lower()
-    problem = (
-        webhook_address_problem(host=host)  # again at send time: the name may resolve elsewhere now
-        if settings.ELEMENTA_WEBHOOK_BLOCK_PRIVATE_ADDRESSES and not _local_allowance(host) else None
-    )
-    if problem:
-        error = f"refused: {problem}"
+    status_code, error = None, ""
+    try:
+        target = webhook_target_parse(url=claim.url)
+        addresses = webhook_resolve(target.host, target.port)
+        refusal = webhook_target_refusal(target, addresses)
+    except WebhookUrlInvalidError as exc:
+        refusal = exc.fields["url"][0]
+    except (OSError, UnicodeError):
+        refusal = f"{urlsplit(claim.url).hostname} does not resolve"
+    if refusal:
+        error = f"refused: {refusal}"
     else:
         headers = webhook_request_headers(
             kind=claim.kind, event_id=claim.event_id, delivery_id=claim.delivery_id, timestamp=int(now.timestamp()), body=claim.body, keys=claim.keys,
         )
         try:
-            with requests.post(
-                claim.url, data=claim.body, headers=headers, timeout=(CONNECT_TIMEOUT, READ_TIMEOUT), allow_redirects=False, stream=True,
-            ) as response:
-                status_code = response.status_code
-                # Read only the start: a receiver cannot make us download a large body.
-                excerpt = response.raw.read(RESPONSE_EXCERPT * 4, decode_content=True).decode("utf-8", "replace")[:RESPONSE_EXCERPT]
-        # Every failure of the outside call, including urllib3's own while reading the body and
-        # Celery's soft time limit, is this attempt's failure, recorded and retried on schedule.
+            status_code = webhook_http_post(target=target, address=addresses[0], body=claim.body, headers=headers)
+        # Every failure of the outside call, including Celery's soft time limit, is this attempt's
+        # failure, recorded and retried on schedule.
         except Exception as exc:
             error = f"{type(exc).__name__}: {exc}"[:1000]
         if status_code is not None and not 200 <= status_code < 300:
-            error = f"HTTP {status_code}" + (" (redirects are not followed)" if 300 <= status_code < 400 else "") + (f"; {error}" if error else "")
-    return _Outcome(status_code=status_code, error=error, duration_ms=int((time.monotonic() - started) * 1000), response_body=excerpt)
+            error = f"HTTP {status_code}" + (" (redirects are not followed)" if 300 <= status_code < 400 else "")
+    return _Outcome(status_code=status_code, error=error, duration_ms=int((time.monotonic() - started) * 1000))
 
 
 def _record(*, claim: _Claim, outcome: _Outcome, started: datetime) -> str | None:
@@ -478,7 +660,7 @@ def _record(*, claim: _Claim, outcome: _Outcome, started: datetime) -> str | Non
             return delivery.status
         WebhookAttempt.objects.create(
             delivery=delivery, number=claim.number, at=started, url=claim.url, status_code=outcome.status_code, error=outcome.error,
-            duration_ms=outcome.duration_ms, response_body=outcome.response_body,
+            duration_ms=outcome.duration_ms,
         )
         delivery.attempts = claim.number
         backoff = webhook_backoff()

@@ -94,9 +94,11 @@ def media(settings, tmp_path):
 
 
 @pytest.fixture
-def receiver():
+def receiver(settings):
     from tests.marketplace.test_webhooks import Receiver
 
+    # A local receiver, allowed as in development (the worker has the same setting).
+    settings.ELEMENTA_WEBHOOK_ALLOWED_HOSTS = ("127.0.0.1",)
     r = Receiver()
     r.thread.start()
     yield r

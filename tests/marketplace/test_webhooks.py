@@ -1,5 +1,8 @@
 """Webhooks, against a real HTTP receiver on 127.0.0.1: signed, retried on a schedule, every attempt
-recorded, each event delivered once per endpoint, and invisible to other organisations."""
+recorded, each event delivered once per endpoint, and invisible to other organisations.
+
+127.0.0.1 is refused by default (tests/security/test_webhook_ssrf.py); these tests allow it the way a
+developer running a local receiver does, with ELEMENTA_WEBHOOK_ALLOWED_HOSTS."""
 
 import json
 import threading
@@ -17,7 +20,7 @@ from django.db import transaction
 from django.test import override_settings
 from django.utils import timezone
 
-from marketplace.errors import WebhookEventUnknownError, WebhookUrlInvalidError
+from marketplace.errors import WebhookEventUnknownError, WebhookUrlInvalidError, WebhookUrlNotAllowedError
 from marketplace.models import Membership, WebhookDelivery, WebhookEndpoint
 from marketplace.services import webhooks as services
 from marketplace.services.webhooks import (
@@ -98,6 +101,12 @@ class Receiver:
             if not self._changed.wait_for(lambda: len(self.requests) >= count, timeout=timeout):
                 raise AssertionError(f"the receiver got {len(self.requests)} requests in {timeout}s, expected {count}")
             return list(self.requests)
+
+
+@pytest.fixture(autouse=True)
+def local_receivers_allowed(settings: Any) -> None:
+    """The explicit development setting for a receiver on this machine."""
+    settings.ELEMENTA_WEBHOOK_ALLOWED_HOSTS = ("127.0.0.1",)
 
 
 @pytest.fixture
@@ -183,7 +192,7 @@ def test_a_delivery_is_signed_over_timestamp_and_body_and_carries_the_payload(re
     assert (delivery.status, delivery.attempts, delivery.next_attempt_at) == ("delivered", 1, None)
     (attempt,) = delivery.attempt_log.all()
     assert (attempt.number, attempt.status_code, attempt.error, attempt.url) == (1, 200, "", receiver.url)
-    assert attempt.response_body == '{"ok": true}'
+    assert attempt.duration_ms >= 0 and not hasattr(attempt, "response_body")  # the status and timing, never the answer
 
 
 @pytest.mark.django_db
@@ -290,8 +299,8 @@ def test_a_failing_receiver_is_retried_on_the_schedule_and_every_attempt_is_reco
     requests = receiver.wait_for(3)
     assert len({r.headers["Elementa-Delivery"] for r in requests}) == 1  # the same delivery, attempted thrice
     assert all(r.verifies_with(endpoint.secret) and r.body == requests[0].body for r in requests)
-    attempts = list(only_delivery(endpoint).attempt_log.values_list("number", "status_code", "response_body"))
-    assert attempts == [(1, 503, "receiver says no"), (2, 503, "receiver says no"), (3, 200, '{"ok": true}')]
+    attempts = list(only_delivery(endpoint).attempt_log.values_list("number", "status_code", "error"))
+    assert attempts == [(1, 503, "HTTP 503"), (2, 503, "HTTP 503"), (3, 200, "")]
 
 
 @pytest.mark.django_db
@@ -309,7 +318,7 @@ def test_an_unreachable_receiver_is_an_attempt_with_an_error_not_a_crash(buyer_e
 
 
 @pytest.mark.django_db
-def test_a_slow_receiver_times_out_and_only_the_start_of_a_long_answer_is_kept(receiver, buyer_eu, published, monkeypatch):
+def test_a_slow_receiver_times_out_and_nothing_of_a_long_answer_is_kept(receiver, buyer_eu, published, monkeypatch):
     monkeypatch.setattr(services, "READ_TIMEOUT", 0.3)
     endpoint = endpoint_for(buyer_eu, receiver.url)
     fan_out([buyer_eu], status_changed())
@@ -324,7 +333,7 @@ def test_a_slow_receiver_times_out_and_only_the_start_of_a_long_answer_is_kept(r
 
     timed_out, refused = only_delivery(endpoint).attempt_log.all()
     assert timed_out.status_code is None and "ReadTimeout" in timed_out.error and timed_out.duration_ms >= 300
-    assert refused.status_code == 400 and refused.error == "HTTP 400" and refused.response_body == "é" * 500
+    assert refused.status_code == 400 and refused.error == "HTTP 400" and "é" not in str(vars(refused))
 
 
 @pytest.mark.django_db
@@ -492,42 +501,34 @@ def test_only_https_urls_are_accepted(buyer_eu, url):
 
 
 @pytest.mark.django_db
-def test_plain_http_only_to_this_machine_and_only_when_allowed(buyer_eu):
+def test_plain_http_only_to_allowed_hosts(buyer_eu):
     assert endpoint_for(buyer_eu, "https://hooks.example.com/elementa").url == "https://hooks.example.com/elementa"
-    assert endpoint_for(buyer_eu, "http://localhost:8080/hooks").url == "http://localhost:8080/hooks"
-    with override_settings(ELEMENTA_WEBHOOK_ALLOW_INSECURE_LOCALHOST=False), pytest.raises(WebhookUrlInvalidError):
+    assert endpoint_for(buyer_eu, "http://127.0.0.1:8080/hooks").url == "http://127.0.0.1:8080/hooks"
+    with override_settings(ELEMENTA_WEBHOOK_ALLOWED_HOSTS=("localhost",)):
+        assert endpoint_for(buyer_eu, "http://localhost:8080/hooks").url == "http://localhost:8080/hooks"
+        with pytest.raises(WebhookUrlNotAllowedError, match="127.0.0.1 is a loopback address"):
+            endpoint_for(buyer_eu, "http://127.0.0.1:8080/hooks")  # the name is allowed, not the address
+    with override_settings(ELEMENTA_WEBHOOK_ALLOWED_HOSTS=()), pytest.raises(WebhookUrlNotAllowedError):
         endpoint_for(buyer_eu, "http://127.0.0.1:8080/hooks")
 
 
 @pytest.mark.django_db
-@override_settings(ELEMENTA_WEBHOOK_BLOCK_PRIVATE_ADDRESSES=True, ELEMENTA_WEBHOOK_ALLOW_INSECURE_LOCALHOST=False)
-@pytest.mark.parametrize("url", [
-    "https://10.1.2.3/hooks", "https://172.16.0.1/", "https://192.168.1.10/", "https://127.0.0.1/", "https://localhost/",
-    "https://169.254.169.254/latest/meta-data", "https://[::1]/", "https://[fe80::1]/", "https://[::ffff:10.0.0.1]/",
-    "https://100.64.0.1/", "https://0.0.0.0/",
-])
-def test_in_production_private_loopback_and_link_local_addresses_are_refused(buyer_eu, url):
-    with pytest.raises(WebhookUrlInvalidError, match="private, loopback or link-local"):
-        endpoint_for(buyer_eu, url)
-
-
-@pytest.mark.django_db
-@override_settings(ELEMENTA_WEBHOOK_BLOCK_PRIVATE_ADDRESSES=True, ELEMENTA_WEBHOOK_ALLOW_INSECURE_LOCALHOST=False)
-def test_in_production_a_public_address_is_accepted(buyer_eu):
+@override_settings(ELEMENTA_WEBHOOK_ALLOWED_HOSTS=())
+def test_a_public_address_is_accepted(buyer_eu):
     assert endpoint_for(buyer_eu, "https://8.8.8.8/hooks").url == "https://8.8.8.8/hooks"
 
 
 @pytest.mark.django_db
 def test_the_address_is_checked_again_when_sending(receiver, buyer_eu, published):
-    endpoint = endpoint_for(buyer_eu, receiver.url)  # allowed in development
+    endpoint = endpoint_for(buyer_eu, receiver.url)  # allowed when registered
     fan_out([buyer_eu], status_changed())
 
-    with override_settings(ELEMENTA_WEBHOOK_BLOCK_PRIVATE_ADDRESSES=True, ELEMENTA_WEBHOOK_ALLOW_INSECURE_LOCALHOST=False):
+    with override_settings(ELEMENTA_WEBHOOK_ALLOWED_HOSTS=()):  # and no longer when sent
         assert webhook_deliver(delivery_id=only_delivery(endpoint).id) == "pending"
 
     assert receiver.requests == []
     (attempt,) = only_delivery(endpoint).attempt_log.all()
-    assert attempt.status_code is None and attempt.error.startswith("refused: 127.0.0.1 resolves to 127.0.0.1")
+    assert attempt.status_code is None and attempt.error == "refused: 127.0.0.1 is a loopback address"
 
 
 @pytest.mark.django_db
@@ -620,7 +621,7 @@ def test_ping_then_deliveries_with_their_attempts(client_for, buyer_eu, receiver
     assert [d["id"] for d in pings] == [delivery_id]
     assert pings[0]["status"] == "delivered" and pings[0]["attempt_count"] == 2
     assert [(a["number"], a["status_code"]) for a in pings[0]["attempts"]] == [(1, 500), (2, 200)]
-    assert pings[0]["attempts"][0]["response_body"] == "receiver says no"
+    assert pings[0]["attempts"][0]["error"] == "HTTP 500" and "response_body" not in pings[0]["attempts"][0]
     assert client.get(f"/api/v1/webhooks/{endpoint_id}/deliveries/?status=pending").json()["count"] == 3
     assert client.get(f"/api/v1/webhooks/deliveries/{delivery_id}/").json()["attempt_count"] == 2
 
