@@ -301,7 +301,7 @@ if PRODUCTION:
     SECURE_HSTS_INCLUDE_SUBDOMAINS = True
     SECURE_HSTS_PRELOAD = True
 
-# --- Webhooks (marketplace/services/webhooks.py) ------------------------------------------------
+# --- Webhooks (marketplace/services/webhooks/) --------------------------------------------------
 # Webhooks go over https to public addresses only, in development too (docs/webhooks.md). A local
 # receiver needs its host listed here, comma-separated: names ("localhost"), addresses or networks
 # ("127.0.0.1", "10.1.0.0/16"); those may also use plain http. Empty by default: listing 127.0.0.1

@@ -6,8 +6,8 @@ from typing import Any
 from compliance.models import AuditEvent
 from compliance.services.audit import audit_record
 from marketplace.models import Trade
-from marketplace.services.webhooks import EVENT_KINDS as WEBHOOK_KINDS
-from marketplace.services.webhooks import webhook_fanout
+from marketplace.services.webhooks.constants import EVENT_KINDS as WEBHOOK_KINDS
+from marketplace.services.webhooks.fanout import webhook_fanout
 
 
 def event_emit(

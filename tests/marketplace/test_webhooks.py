@@ -23,6 +23,7 @@ from django.utils import timezone
 from marketplace.errors import WebhookEventUnknownError, WebhookUrlInvalidError, WebhookUrlNotAllowedError
 from marketplace.models import Membership, WebhookDelivery, WebhookEndpoint
 from marketplace.services import webhooks as services
+from marketplace.services.webhooks import delivery as delivery_services
 from marketplace.services.webhooks import (
     webhook_deliver,
     webhook_endpoint_create,
@@ -122,7 +123,7 @@ def receiver() -> Iterator[Receiver]:
 def published(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, int]]:
     """Deliveries published to the broker (delivery id, countdown) instead of publishing them."""
     sent: list[tuple[str, int]] = []
-    monkeypatch.setattr(services, "webhook_enqueue", lambda *, delivery_id, countdown=0: sent.append((delivery_id, countdown)))
+    monkeypatch.setattr("config.enqueue.send", lambda name, args, countdown, queue: sent.append((args[0], countdown or 0)))
     return sent
 
 
@@ -319,7 +320,7 @@ def test_an_unreachable_receiver_is_an_attempt_with_an_error_not_a_crash(buyer_e
 
 @pytest.mark.django_db
 def test_a_slow_receiver_times_out_and_nothing_of_a_long_answer_is_kept(receiver, buyer_eu, published, monkeypatch):
-    monkeypatch.setattr(services, "READ_TIMEOUT", 0.3)
+    monkeypatch.setattr(delivery_services, "READ_TIMEOUT", 0.3)
     endpoint = endpoint_for(buyer_eu, receiver.url)
     fan_out([buyer_eu], status_changed())
     delivery = only_delivery(endpoint)
@@ -373,11 +374,11 @@ def test_the_sweeper_picks_up_an_attempt_whose_worker_died(receiver, buyer_eu, p
     def die(claim, at):  # the worker is killed mid-request
         raise SystemExit
 
-    monkeypatch.setattr(services, "_post", die)
+    monkeypatch.setattr(delivery_services, "_post", die)
     with pytest.raises(SystemExit):
         webhook_deliver(delivery_id=delivery.id, now=now)
     monkeypatch.undo()
-    monkeypatch.setattr(services, "webhook_enqueue", lambda *, delivery_id, countdown=0: published.append((delivery_id, countdown)))
+    monkeypatch.setattr("config.enqueue.send", lambda name, args, countdown, queue: published.append((args[0], countdown or 0)))
 
     assert webhooks_sweep(now=now + timedelta(seconds=30)) == 0  # still leased to the dead attempt
     assert webhooks_sweep(now=now + services.LEASE + services.SWEEP_GRACE) == 1
@@ -390,11 +391,11 @@ def test_recording_an_attempt_twice_records_it_once(receiver, buyer_eu, publishe
     endpoint = endpoint_for(buyer_eu, receiver.url)
     fan_out([buyer_eu], status_changed())
     now = timezone.now()
-    claim = services._claim(delivery_id=only_delivery(endpoint).id, now=now)
-    outcome = services._post(claim, now)
+    claim = delivery_services._claim(delivery_id=only_delivery(endpoint).id, now=now)
+    outcome = delivery_services._post(claim, now)
 
-    assert services._record(claim=claim, outcome=outcome, started=now) == "delivered"
-    assert services._record(claim=claim, outcome=outcome, started=now) == "delivered"
+    assert delivery_services._record(claim=claim, outcome=outcome, started=now) == "delivered"
+    assert delivery_services._record(claim=claim, outcome=outcome, started=now) == "delivered"
 
     assert only_delivery(endpoint).attempt_log.count() == 1
 

@@ -214,7 +214,7 @@ def endpoint_with(buyer_eu: Any, url: str) -> WebhookEndpoint:
 
 
 def ping(endpoint: WebhookEndpoint, monkeypatch: pytest.MonkeyPatch) -> WebhookDelivery:
-    monkeypatch.setattr(services, "webhook_enqueue", lambda **kwargs: None)
+    monkeypatch.setattr("config.enqueue.send", lambda *args: None)
     delivery = services.webhook_endpoint_ping(endpoint_id=endpoint.id)
     webhook_deliver(delivery_id=delivery.id)
     delivery.refresh_from_db()

@@ -1,0 +1,62 @@
+"""Turning an event into pending deliveries (in the event's transaction) and publishing them after commit."""
+
+import logging
+from functools import partial
+from typing import Any
+
+from django.db import transaction
+from django.utils import timezone
+
+from config.enqueue import enqueue
+from marketplace.errors import (
+    WebhookDeliveryPendingError,
+    WebhookEndpointInactiveError,
+)
+from marketplace.models import WebhookDelivery, WebhookEndpoint
+from marketplace.services.webhooks.signing import _plain_json
+
+logger = logging.getLogger(__name__)
+
+
+def webhook_enqueue(*, delivery_id: str, countdown: int = 0) -> None:
+    """Publish one delivery task. If the broker is down the delivery stays pending and due, and the
+    sweeper publishes it later: a request that caused an event never fails for a webhook."""
+    enqueue("marketplace.webhook_deliver", delivery_id, countdown=countdown)  # broker down: the sweeper re-drives it
+
+
+@transaction.atomic
+def webhook_fanout(*, event_id: object, kind: str, organisation_ids: list[object], payload: dict[str, Any]) -> None:
+    """Queue deliveries of one event to the endpoints of the given organisations that chose its
+    kind. Called inside the transaction that caused the event."""
+    if not organisation_ids:
+        return
+    candidates = WebhookEndpoint.objects.filter(organisation_id__in=organisation_ids, active=True).only("id", "events")
+    # The kinds are filtered here, not in SQL: JSON `contains` is not available on SQLite, and an
+    # organisation has a handful of endpoints.
+    endpoint_ids = [endpoint.id for endpoint in candidates if kind in endpoint.events]
+    if not endpoint_ids:
+        return
+    now, body = timezone.now(), _plain_json(payload)
+    rows = [WebhookDelivery(endpoint_id=eid, event_id=str(event_id), kind=kind, payload=body, next_attempt_at=now) for eid in endpoint_ids]
+    # A second fan-out of the same event inserts nothing: (endpoint, event_id) is unique.
+    WebhookDelivery.objects.bulk_create(rows, ignore_conflicts=True)
+    created = WebhookDelivery.objects.filter(id__in=[row.id for row in rows]).values_list("id", flat=True)
+    for delivery_id in created:
+        transaction.on_commit(partial(webhook_enqueue, delivery_id=str(delivery_id)), robust=True)
+
+
+@transaction.atomic
+def webhook_delivery_redeliver(*, delivery_id: object) -> WebhookDelivery:
+    """Send a delivered or failed event again, as a new delivery (same event id, new delivery id,
+    a fresh retry schedule). 409 while the original is still pending or the endpoint is disabled."""
+    original = WebhookDelivery.objects.select_for_update(of=("self",)).select_related("endpoint").get(pk=delivery_id)
+    if original.status == WebhookDelivery.Status.PENDING:
+        raise WebhookDeliveryPendingError()
+    if not original.endpoint.active:
+        raise WebhookEndpointInactiveError()
+    delivery = WebhookDelivery.objects.create(
+        endpoint=original.endpoint, event_id=original.event_id, kind=original.kind, payload=original.payload,
+        redelivery_of=original, next_attempt_at=timezone.now(),
+    )
+    transaction.on_commit(partial(webhook_enqueue, delivery_id=str(delivery.id)), robust=True)
+    return delivery
