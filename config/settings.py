@@ -233,6 +233,11 @@ else:
     _is_amqp = CELERY_BROKER_URL.startswith(("amqp", "pyamqp"))
     CELERY_RESULT_BACKEND = os.environ.get("CELERY_RESULT_BACKEND", "rpc://" if _is_amqp else CELERY_BROKER_URL)
 CELERY_TASK_DEFAULT_QUEUE = os.environ.get("ELEMENTA_CELERY_QUEUE", "elementa")
+# Celery's Django fix-up closes the database connection before and after every task unless this is
+# set, so CONN_MAX_AGE did nothing in the worker: a new PostgreSQL session per task. Keep it for
+# this many tasks (the fix-up counts prerun and postrun); a connection that failed is still dropped
+# at once (config/celery_app.py closes unusable ones around each task, as Django does per request).
+CELERY_DB_REUSE_MAX = int(os.environ.get("ELEMENTA_WORKER_DB_REUSE_MAX", "500"))
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False  # workers log through LOGGING below (JSON in production)
 CELERY_TASK_IGNORE_RESULT = True  # tasks record their effect in the database; only the bench no-op keeps a result
 CELERY_RESULT_EXPIRES = 3600
