@@ -34,7 +34,7 @@ def _check_database() -> None:
 
 def _check_broker() -> None:
     with app.connection_for_write() as conn:
-        conn.ensure_connection(max_retries=1, timeout=settings.ELEMENTA_HEALTH_TIMEOUT)
+        conn.ensure_connection(max_retries=0, timeout=settings.ELEMENTA_HEALTH_TIMEOUT)
         conn.default_channel  # noqa: B018  (Redis: opening a channel is the first round trip)
 
 

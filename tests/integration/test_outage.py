@@ -16,6 +16,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -106,32 +107,55 @@ def _reset_publisher() -> None:
     app.amqp._producer_pool = None
 
 
+@contextmanager
+def publishing_to(broker_url: str, transport_options: dict[str, Any]) -> Iterator[None]:
+    """The Celery publisher in this process on another broker, with the outage settings that
+    config/settings.py derives for that URL (the same helper builds them); restored afterwards."""
+    outage = settings_module.broker_outage_settings(broker_url, settings.ELEMENTA_BROKER_TIMEOUT)
+    keys = ("broker_url", "broker_transport_options", "broker_connection_timeout", "task_publish_retry_policy")
+    saved = {key: app.conf[key] for key in keys}
+    app.conf.update(broker_url=broker_url, broker_transport_options={**transport_options, **outage.get("broker_transport_options", {})},
+                    broker_connection_timeout=outage["broker_connection_timeout"],
+                    task_publish_retry_policy=outage["task_publish_retry_policy"])
+    _reset_publisher()
+    broker_breaker.reset()
+    try:
+        yield
+    finally:
+        app.conf.update(saved)
+        _reset_publisher()
+        broker_breaker.reset()
+
+
 @pytest.fixture
 def on_redis(settings: Any, redis_server: PrivateRedis) -> Iterator[PrivateRedis]:
     """The API process's cache and broker on the private Redis, configured as config/settings.py
-    configures them for a redis:// broker URL (the same helpers build the options)."""
+    configures them for a redis:// broker URL."""
     settings.CACHES = {"default": {
         "BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": URL, "KEY_PREFIX": "elementa-outage",
         "OPTIONS": settings_module.redis_cache_options(settings.ELEMENTA_CACHE_TIMEOUT),
     }}
     settings.ELEMENTA_OUTAGE_RETRY_AFTER = 1.0
-    outage = settings_module.broker_outage_settings(URL, settings.ELEMENTA_BROKER_TIMEOUT)
-    keys = ("broker_url", "broker_transport_options", "broker_connection_timeout", "task_publish_retry_policy")
-    saved = {key: app.conf[key] for key in keys}
-    app.conf.update(broker_url=URL, broker_transport_options={"visibility_timeout": 300, **outage["broker_transport_options"]},
-                    broker_connection_timeout=outage["broker_connection_timeout"],
-                    task_publish_retry_policy=outage["task_publish_retry_policy"])
-    _reset_publisher()
     cache_breaker.reset()
-    broker_breaker.reset()
     try:
-        yield redis_server
+        with publishing_to(URL, {"visibility_timeout": 300}):
+            yield redis_server
     finally:
         redis_server.stop()
-        app.conf.update(saved)
-        _reset_publisher()
         cache_breaker.reset()
-        broker_breaker.reset()
+
+
+@pytest.fixture
+def frozen_amqp_broker() -> Iterator[str]:
+    """An AMQP URL whose server accepts TCP connections and never says a word (a hung RabbitMQ,
+    or a firewall that drops packets after the handshake): no RabbitMQ needed."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(100)
+    try:
+        yield f"amqp://guest:guest@127.0.0.1:{listener.getsockname()[1]}//"
+    finally:
+        listener.close()
 
 
 def answered(call: Callable[[], Any], *, unavailable_ok: bool = False) -> Any:
@@ -247,3 +271,16 @@ def _worker_on_private_redis(log: Any) -> subprocess.Popen[bytes]:
          "--without-gossip", "--without-heartbeat", "-Q", settings.CELERY_TASK_DEFAULT_QUEUE, "-n", f"outage-{os.getpid()}@%h"],
         cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
     )
+
+
+def test_a_frozen_amqp_broker_neither_fails_nor_hangs_writes(frozen_amqp_broker, client_for, client, buyer_eu, eu_public, caplog):
+    caplog.set_level(logging.WARNING)
+    buyer = client_for(buyer_eu)
+    with publishing_to(frozen_amqp_broker, {}):
+        trades = [buy(buyer, eu_public) for _ in range(3)]
+        health = answered(lambda: client.get("/healthz"), unavailable_ok=True)
+
+    assert [r.status_code for r in trades] == [201] * 3
+    assert Trade.objects.filter(pk__in=[r.json()["id"] for r in trades], status="checking").count() == 3
+    assert health.status_code == 503 and health.json()["broker"] == "down" and health.json()["database"] == "ok"
+    assert "broker_unavailable" in events(caplog)
