@@ -114,6 +114,8 @@ def publishing_to(broker_url: str, transport_options: dict[str, Any]) -> Iterato
     outage = settings_module.broker_outage_settings(broker_url, settings.ELEMENTA_BROKER_TIMEOUT)
     keys = ("broker_url", "broker_transport_options", "broker_connection_timeout", "task_publish_retry_policy")
     saved = {key: app.conf[key] for key in keys}
+    saved_env = os.environ.get("CELERY_BROKER_URL")
+    os.environ["CELERY_BROKER_URL"] = broker_url  # Celery reads this variable before app.conf.broker_url
     app.conf.update(broker_url=broker_url, broker_transport_options={**transport_options, **outage.get("broker_transport_options", {})},
                     broker_connection_timeout=outage["broker_connection_timeout"],
                     task_publish_retry_policy=outage["task_publish_retry_policy"])
@@ -122,6 +124,10 @@ def publishing_to(broker_url: str, transport_options: dict[str, Any]) -> Iterato
     try:
         yield
     finally:
+        if saved_env is None:
+            os.environ.pop("CELERY_BROKER_URL", None)
+        else:
+            os.environ["CELERY_BROKER_URL"] = saved_env
         app.conf.update(saved)
         _reset_publisher()
         broker_breaker.reset()
