@@ -13,7 +13,7 @@ import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date, timedelta
-from functools import partial
+from functools import lru_cache, partial
 from pathlib import Path
 from typing import Any
 
@@ -81,9 +81,16 @@ def rulepack_load_shipped(*, directory: Path | None = None) -> list[tuple[RulePa
     """Load every reviewed pack file shipped in compliance/rulepacks/ (idempotent)."""
     results = []
     for path in rulepack_files(directory):
-        content = yaml.safe_load(path.read_text())
-        results.append(rulepack_load(content=content, source=f"compliance/rulepacks/{path.name}"))
+        content = _read_pack_file(str(path), path.stat().st_mtime_ns)
+        results.append(rulepack_load(content=copy.deepcopy(content), source=f"compliance/rulepacks/{path.name}"))
     return results
+
+
+@lru_cache(maxsize=256)
+def _read_pack_file(path: str, mtime_ns: int) -> Any:
+    """A pack file's parsed YAML, parsed once per process and content (parsing is most of the cost
+    of loading the shipped packs; the test suite loads them for every test that needs them)."""
+    return yaml.safe_load(Path(path).read_text())
 
 
 # --- the officers' lifecycle: draft → validate → backtest → activate ---------------------------
