@@ -2,6 +2,8 @@
 
 - A NUL character in the path or in any query parameter (name or value): 400 `invalid_characters`
   (PostgreSQL refuses NUL in text, so a filter with one would otherwise fail as a 500).
+- A JSON body nested too deeply, with too long a list or a NUL in a string: 400 `request_too_deep`,
+  `list_too_long`, `invalid_characters` (config/parsers.py), whatever the endpoint does with its body.
 - A body over its limit: 413 `request_too_large`, judged on Content-Length before a byte is read,
   and enforced again while reading (a body without Content-Length, or a server that passes more):
   the stream raises RequestTooLargeError one byte past the limit.
@@ -15,11 +17,13 @@ from collections.abc import Callable
 from typing import Any
 
 from django.conf import settings
+from django.core.exceptions import RequestDataTooBig
 from django.http import HttpRequest, HttpResponse, JsonResponse
+from rest_framework.exceptions import ParseError
 
 from config.api import error_body
 from config.errors import ApplicationError, InvalidCharactersError, RequestTooLargeError
-from config.parsers import max_body_bytes
+from config.parsers import json_loads_bounded, max_body_bytes
 
 DATASET_FILES_PATH = re.compile(r"^/api/v1/datasets/[^/]+/files/$")
 DEFAULT_MULTIPART_OVERHEAD = 1024 * 1024
@@ -67,6 +71,11 @@ def _error(exc: ApplicationError) -> JsonResponse:
     return JsonResponse(error_body(exc.code, exc.message, exc.fields), status=exc.status_code)
 
 
+def _is_json(request: HttpRequest) -> bool:
+    content_type = (request.content_type or "").lower()
+    return content_type == "application/json" or content_type.endswith("+json")
+
+
 def _nul_field(request: HttpRequest) -> str | None:
     """Where a NUL character is: `path`, a query parameter's name, `query` (in a name), or None."""
     if "\x00" in request.path_info:
@@ -97,6 +106,17 @@ class RequestLimitsMiddleware:
         stream = getattr(request, "_stream", None)
         if stream is not None:
             request._stream = BoundedStream(stream, limit)  # type: ignore[attr-defined]
+        if declared and _is_json(request):
+            # Checked here, not only by the API's parser: a hostile body is refused on every endpoint,
+            # including those whose view never reads its body. Malformed JSON is left to the parser.
+            try:
+                json_loads_bounded(request.body, request.encoding or "utf-8")
+            except ApplicationError as exc:
+                return _error(exc)
+            except RequestDataTooBig:
+                return _error(RequestTooLargeError())
+            except (ParseError, LookupError):
+                pass
         return self.get_response(request)
 
     def process_exception(self, request: HttpRequest, exception: Exception) -> HttpResponse | None:
