@@ -170,6 +170,14 @@ def test_nul_in_a_filter_is_a_400_in_the_api_and_the_admin(client_for, buyer_us,
     assert admin_response.status_code == 400 and admin_response.json()["code"] == "invalid_characters"
 
 
+def test_huge_numbers_in_filters_and_pages_are_never_500s(client_for, buyer_us, officer):
+    huge = "9" * 5000
+    for url in (f"/api/v1/datasets/?price_min={huge}", f"/api/v1/datasets/?price_max=-{huge}", f"/api/v1/datasets/?page={huge}",
+                f"/api/v1/datasets/?page_size={huge}", "/api/v1/trades/?price_min=1e999999"):
+        assert client_for(buyer_us).get(url).status_code < 500, url
+    assert client_for(officer).get(f"/api/v1/reviews/?older_than_hours={huge}").status_code == 400
+
+
 # --- production-shaped defaults ------------------------------------------------------------------
 
 
