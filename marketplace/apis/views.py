@@ -11,7 +11,7 @@ from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serial
 from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.authtoken.models import Token
 from rest_framework.decorators import action
-from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
+from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.permissions import AllowAny, IsAuthenticated
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -22,6 +22,7 @@ from compliance.engine import vocabulary as vocab
 from compliance.services.checks import compliance_evaluate
 from config.errors import InvalidCredentialsError, PermissionDeniedError
 from config.logging import trade_id
+from config.parsers import BoundedJSONParser
 from config.permissions import IsBuyer, IsOfficer, IsProvider
 from config.throttling import LoginRateThrottle, client_address, login_check_locked, login_failed, login_succeeded
 from marketplace.apis import serializers as s
@@ -233,7 +234,7 @@ class TradeViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Ge
     @extend_schema(methods=["GET"], responses=s.TradeDocumentSerializer(many=True))
     @extend_schema(methods=["POST"], request={"multipart/form-data": s.TradeDocumentSerializer},
                    responses={201: s.TradeDocumentSerializer})
-    @action(detail=True, methods=["get", "post"], parser_classes=[JSONParser, MultiPartParser, FormParser])
+    @action(detail=True, methods=["get", "post"], parser_classes=[BoundedJSONParser, MultiPartParser, FormParser])
     @idempotent
     def documents(self, request: Request, pk: str | None = None) -> Response:
         """Evidence for the trade's requirements, uploaded by the buyer or the provider (multipart:
@@ -353,7 +354,7 @@ class MechanismViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.
     accepts it. Officers see every organisation's (filter `?status=pending`) and accept or reject them."""
 
     serializer_class = s.StandingMechanismSerializer
-    parser_classes = [JSONParser, MultiPartParser, FormParser]
+    parser_classes = [BoundedJSONParser, MultiPartParser, FormParser]
 
     def get_permissions(self) -> list[Any]:
         if self.action in ("accept", "reject"):

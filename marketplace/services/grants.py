@@ -161,6 +161,14 @@ def grant_inactive_message(grant: AccessGrant, now: datetime | None = None) -> s
 # --- downloads --------------------------------------------------------------------------------
 
 _RANGE = re.compile(r"^\s*(\d*)\s*-\s*(\d*)\s*$")
+# A byte position longer than this is beyond any file: compared as a string length, so a header with
+# thousands of digits never reaches int() (Python refuses to convert more than 4,300 digits).
+_MAX_POSITION_DIGITS = 18
+_BEYOND_ANY_FILE = 10**_MAX_POSITION_DIGITS
+
+
+def _position(digits: str) -> int:
+    return _BEYOND_ANY_FILE if len(digits.lstrip("0")) > _MAX_POSITION_DIGITS else int(digits)
 
 
 def byte_range_parse(header: str, *, size: int) -> tuple[int, int] | None:
@@ -174,16 +182,17 @@ def byte_range_parse(header: str, *, size: int) -> tuple[int, int] | None:
     if match is None or (not match[1] and not match[2]):
         return None
     if not match[1]:  # suffix: the last n bytes
-        n = int(match[2])
+        n = _position(match[2])
         if n == 0:
             raise RangeNotSatisfiableError(size=size)
         return max(size - n, 0), size - 1
-    first = int(match[1])
-    if match[2] and int(match[2]) < first:
+    first = _position(match[1])
+    last = _position(match[2]) if match[2] else None
+    if last is not None and last < first:
         return None
     if first >= size:
         raise RangeNotSatisfiableError(size=size)
-    return first, min(int(match[2]) if match[2] else size - 1, size - 1)
+    return first, size - 1 if last is None else min(last, size - 1)
 
 
 def etag_of(dataset_file: DatasetFile) -> str:
@@ -251,7 +260,7 @@ def grant_download_open(
             range_header=(range_header or "")[:200], first_byte=first, last_byte=last, length=last - first + 1,
         )
         event_emit(kind="grant.downloaded", subject_type="grant", subject_id=grant.id, actor=membership.user, data={
-            "download": str(download.id), "version": dataset_file.version, "sha256": dataset_file.sha256, "range": range_header})
+            "download": str(download.id), "version": dataset_file.version, "sha256": dataset_file.sha256, "range": (range_header or "")[:200]})
     return DownloadPlan(file=dataset_file, download=download, first_byte=first, last_byte=last, partial=wanted is not None)
 
 
