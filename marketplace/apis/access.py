@@ -29,8 +29,8 @@ from marketplace.selectors.datasets import dataset_list_visible
 from marketplace.selectors.grants import grant_highest_version_for, grant_list_visible
 from marketplace.selectors.members import is_officer, membership_of
 from marketplace.services.dataset_files import dataset_file_upload
+from marketplace.services.downloads import DownloadPlan, DownloadStream, etag_of, grant_download_open
 from marketplace.services.grant_revocations import grant_reinstate, grant_revocation_request, grant_revoke_by_officer
-from marketplace.services.grants import DownloadPlan, DownloadStream, etag_of, grant_download_open
 
 
 def _membership(request: Request) -> Membership:
