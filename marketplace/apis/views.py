@@ -26,9 +26,10 @@ from config.parsers import BoundedJSONParser
 from config.permissions import IsBuyer, IsOfficer, IsProvider
 from config.throttling import LoginRateThrottle, client_address, login_check_locked, login_failed, login_succeeded
 from marketplace.apis import serializers as s
+from marketplace.apis.common import request_membership as _membership
 from marketplace.apis.filters import DatasetFilter, ReviewQueueFilter, TradeFilter
 from marketplace.idempotency import idempotent
-from marketplace.models import Dataset, EvidenceStatus, Membership, OrganisationMechanism, Trade, TradeDocument
+from marketplace.models import Dataset, EvidenceStatus, OrganisationMechanism, Trade, TradeDocument
 from marketplace.selectors.datasets import dataset_list_visible
 from marketplace.selectors.members import is_officer, membership_of
 from marketplace.selectors.trades import review_queue, trade_detail_queryset, trade_list_for
@@ -93,13 +94,6 @@ class MeApi(APIView):
             "role": membership.role if membership else None,
             "organisation": s.OrganisationSerializer(membership.organisation).data if membership else None,
         })
-
-
-def _membership(request: Request) -> Membership:
-    membership = membership_of(request.user)
-    if membership is None:
-        raise PermissionDeniedError("Your account belongs to no organisation.")
-    return membership
 
 
 class DatasetViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
