@@ -52,7 +52,10 @@ def error_body(code: str, message: str, fields: dict[str, Any] | None = None) ->
 def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
     """Render every error as {"code", "message", "fields"}; unknown errors are logged, not leaked."""
     if isinstance(exc, ApplicationError):
-        return Response(error_body(exc.code, exc.message, _flatten(exc.fields)), status=exc.status_code)
+        response = Response(error_body(exc.code, exc.message, _flatten(exc.fields)), status=exc.status_code)
+        if getattr(exc, "auth_header", None):  # a 401 from config.authentication: say which scheme to use
+            response["WWW-Authenticate"] = exc.auth_header
+        return response
     if isinstance(exc, DjangoValidationError):
         fields = exc.message_dict if hasattr(exc, "error_dict") else {"non_field_errors": exc.messages}
         return Response(error_body("invalid", "The request has invalid fields.", fields), status=400)
