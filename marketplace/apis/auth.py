@@ -15,7 +15,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from config.errors import InvalidCredentialsError, PermissionDeniedError
-from config.scopes import SCOPES
+from config.scopes import SCOPES, scopes_for_role
 from config.throttling import LoginRateThrottle, client_address, login_check_locked, login_failed, login_succeeded
 from marketplace.models import ApiKey, Membership
 from marketplace.selectors.members import membership_of
@@ -186,10 +186,13 @@ class ApiKeyViewSet(mixins.ListModelMixin, mixins.CreateModelMixin, mixins.Destr
         """Providers (catalogue:read, catalogue:write, files:upload) and buyers (catalogue:read, trades:read,
         trades:write). The key acts as a machine account of your organisation with your role, limited to its scopes.
         The secret is in this response only. Audited (`api_key.created`)."""
+        membership = _membership(request)
+        if not scopes_for_role(membership.role):  # before validation: an officer is told 403, not how to fill the form
+            raise PermissionDeniedError("Only providers and buyers create API keys; officers' powers are not given to machines.")
         serializer = self.get_serializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         key, secret = api_key_services.api_key_create(
-            membership=_membership(request), name=serializer.validated_data["name"],
+            membership=membership, name=serializer.validated_data["name"],
             scopes=serializer.validated_data["scopes"], expires=serializer.validated_data.get("expiry_date"),
         )
         body = ApiKeyWithSecretSerializer(key).data
