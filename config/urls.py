@@ -8,6 +8,7 @@ from rest_framework.routers import DefaultRouter
 
 from compliance.apis.audit import AuditEventViewSet, AuditVerifyApi
 from compliance.apis.views import EvaluateApi, RulePackViewSet
+from config import openapi  # noqa: F401  (registers the Bearer scheme with drf-spectacular)
 from config.api import error_body
 from config.health import healthz
 from marketplace.apis.access import DatasetFileListApi, GrantViewSet
