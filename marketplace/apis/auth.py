@@ -152,6 +152,7 @@ def _membership(request: Request) -> Membership:
 
 class ApiKeySerializer(serializers.ModelSerializer):
     id = serializers.CharField(source="prefix", read_only=True, help_text="The key's public prefix (the part before the dot).")
+    name = serializers.CharField(max_length=50, help_text="What the key is for (\"nightly upload\").")  # required: the model's default is None
     scopes = serializers.ListField(child=serializers.ChoiceField(choices=sorted(SCOPES)), allow_empty=False)
     expires = serializers.DateTimeField(source="expiry_date", required=False, allow_null=True)
     created_by = serializers.CharField(source="created_by.username", read_only=True, allow_null=True)
@@ -162,7 +163,6 @@ class ApiKeySerializer(serializers.ModelSerializer):
         model = ApiKey
         fields = ["id", "name", "scopes", "expires", "created", "created_by", "revoked", "revoked_at", "revoked_by", "acts_as"]
         read_only_fields = ["created", "revoked", "revoked_at"]
-        extra_kwargs = {"name": {"max_length": 50}}
 
 
 class ApiKeyWithSecretSerializer(ApiKeySerializer):

@@ -272,12 +272,14 @@ def test_an_expired_key_is_a_401_token_expired(provider_eu):
     ("provider", ["trades:write"], 400, "api_key_scope_invalid"),
     ("provider", [], 400, "invalid"),
     ("provider", ["everything"], 400, "invalid"),
+    ("provider", None, 400, "invalid"),  # no name
 ])
-def test_a_key_carries_only_scopes_the_members_role_may_hand_out(role, scopes, status, code):
+def test_a_key_carries_only_scopes_the_members_role_may_hand_out(role, scopes, status, code):  # and needs a name
     member = MembershipFactory(role=role)
     client = bearer(login(member.user.username)["token"])
 
-    response = client.post("/api/v1/api-keys/", {"name": "x", "scopes": scopes}, format="json")
+    body = {"name": "x", "scopes": scopes} if scopes is not None else {"scopes": ["catalogue:read"]}
+    response = client.post("/api/v1/api-keys/", body, format="json")
 
     assert response.status_code == status and response.json()["code"] == code
     assert not ApiKey.objects.exists()
@@ -307,3 +309,22 @@ def test_authenticating_costs_one_query(buyer_us, provider_eu, django_assert_num
     for client in (session, machine):
         with django_assert_num_queries(1):
             assert client.get("/api/v1/me/").status_code == 200
+
+
+def test_logins_beyond_the_cap_end_the_oldest_sessions(buyer_us, settings):
+    settings.ELEMENTA_MAX_SESSIONS_PER_USER = 2
+    first, second, third = (login(buyer_us.user.username)["token"] for _ in range(3))
+
+    assert refused(bearer(first).get("/api/v1/me/"), "token_invalid")
+    assert bearer(second).get("/api/v1/me/").status_code == 200 and bearer(third).get("/api/v1/me/").status_code == 200
+
+
+def test_a_buyers_trades_key_buys_as_its_organisation(buyer_eu, eu_public):
+    created, machine = create_key(buyer_eu, ["trades:write", "trades:read"])
+
+    response = machine.post("/api/v1/trades/", {"dataset": str(eu_public.id)}, format="json")
+
+    assert response.status_code == 201, response.content
+    assert machine.get(f"/api/v1/trades/{response.json()['id']}/").status_code == 200
+    colleague_view = bearer(login(buyer_eu.user.username)["token"]).get(f"/api/v1/trades/{response.json()['id']}/")
+    assert colleague_view.status_code == 200  # the organisation's trade, not the machine's own
