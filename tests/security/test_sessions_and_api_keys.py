@@ -328,3 +328,14 @@ def test_a_buyers_trades_key_buys_as_its_organisation(buyer_eu, eu_public):
     assert machine.get(f"/api/v1/trades/{response.json()['id']}/").status_code == 200
     colleague_view = bearer(login(buyer_eu.user.username)["token"]).get(f"/api/v1/trades/{response.json()['id']}/")
     assert colleague_view.status_code == 200  # the organisation's trade, not the machine's own
+
+
+def test_with_auto_refresh_each_use_pushes_the_expiry_out(buyer_us, settings):
+    settings.REST_KNOX = {**settings.REST_KNOX, "AUTO_REFRESH": True}
+    body = login(buyer_us.user.username)
+    soon = timezone.now() + timedelta(hours=1)
+    AuthToken.objects.filter(token_key=body["session"]).update(expiry=soon)
+
+    assert bearer(body["token"]).get("/api/v1/me/").status_code == 200
+
+    assert AuthToken.objects.get(token_key=body["session"]).expiry > soon + timedelta(hours=8)
