@@ -82,5 +82,7 @@ class BearerTokenAuthentication(TokenAuthentication):
             raise TokenExpiredError("This API key has expired.")
         match = request._request.resolver_match
         if not scope_allows(api_key.scopes, method=request.method or "GET", url_name=match.url_name if match else None):
-            raise ApiKeyScopeError(f"This API key's scopes ({', '.join(api_key.scopes) or 'none'}) do not allow this request.")
+            raise ApiKeyScopeError(
+                f"This API key's scopes ({', '.join(api_key.scopes) or 'none'}) do not allow this request."
+            )
         return (api_key.user, api_key)

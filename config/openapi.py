@@ -12,6 +12,8 @@ class BearerTokenScheme(OpenApiAuthenticationExtension):
 
     def get_security_definition(self, auto_schema: Any) -> dict[str, Any]:
         scheme = build_bearer_security_scheme_object(header_name="Authorization", token_prefix="Bearer")
-        scheme["description"] = ("A session token from POST /api/v1/auth/token/ (expires; see `expires`) or an organisation's "
-                                 "API key from POST /api/v1/api-keys/ (limited to its scopes).")
+        scheme["description"] = (
+            "A session token from POST /api/v1/auth/token/ (expires; see `expires`) or an organisation's "
+            "API key from POST /api/v1/api-keys/ (limited to its scopes)."
+        )
         return scheme

@@ -14,22 +14,61 @@ PROVIDER, BUYER = "provider", "buyer"
 
 # scope → (roles that may create a key with it, the (method, URL name) pairs it opens)
 SCOPES: Final[dict[str, tuple[frozenset[str], frozenset[tuple[str, str]]]]] = {
-    "catalogue:read": (frozenset({PROVIDER, BUYER}), frozenset({
-        ("GET", "dataset-list"), ("GET", "dataset-detail"), ("GET", "dataset-files"),
-    })),
-    "catalogue:write": (frozenset({PROVIDER}), frozenset({
-        ("POST", "dataset-list"), ("PATCH", "dataset-detail"), ("POST", "dataset-publish"), ("POST", "dataset-withdraw"),
-    })),
-    "files:upload": (frozenset({PROVIDER}), frozenset({
-        ("POST", "dataset-files"), ("GET", "dataset-files"),
-    })),
-    "trades:read": (frozenset({PROVIDER, BUYER}), frozenset({
-        ("GET", "trade-list"), ("GET", "trade-detail"), ("GET", "trade-documents"),
-        ("GET", "grant-list"), ("GET", "grant-detail"), ("GET", "grant-downloads"), ("GET", "grant-download"),
-    })),
-    "trades:write": (frozenset({BUYER}), frozenset({
-        ("POST", "trade-list"), ("POST", "trade-cancel"), ("POST", "trade-renew"), ("POST", "trade-documents"),
-    })),
+    "catalogue:read": (
+        frozenset({PROVIDER, BUYER}),
+        frozenset(
+            {
+                ("GET", "dataset-list"),
+                ("GET", "dataset-detail"),
+                ("GET", "dataset-files"),
+            }
+        ),
+    ),
+    "catalogue:write": (
+        frozenset({PROVIDER}),
+        frozenset(
+            {
+                ("POST", "dataset-list"),
+                ("PATCH", "dataset-detail"),
+                ("POST", "dataset-publish"),
+                ("POST", "dataset-withdraw"),
+            }
+        ),
+    ),
+    "files:upload": (
+        frozenset({PROVIDER}),
+        frozenset(
+            {
+                ("POST", "dataset-files"),
+                ("GET", "dataset-files"),
+            }
+        ),
+    ),
+    "trades:read": (
+        frozenset({PROVIDER, BUYER}),
+        frozenset(
+            {
+                ("GET", "trade-list"),
+                ("GET", "trade-detail"),
+                ("GET", "trade-documents"),
+                ("GET", "grant-list"),
+                ("GET", "grant-detail"),
+                ("GET", "grant-downloads"),
+                ("GET", "grant-download"),
+            }
+        ),
+    ),
+    "trades:write": (
+        frozenset({BUYER}),
+        frozenset(
+            {
+                ("POST", "trade-list"),
+                ("POST", "trade-cancel"),
+                ("POST", "trade-renew"),
+                ("POST", "trade-documents"),
+            }
+        ),
+    ),
 }
 # Open to every key: who am I (the machine account, its organisation and role).
 ANY_KEY: Final[frozenset[tuple[str, str]]] = frozenset({("GET", "me")})

@@ -22,16 +22,24 @@ from marketplace.selectors.members import membership_of
 from marketplace.services import api_keys as api_key_services
 from marketplace.services import sessions as session_services
 
-TOKEN_RESPONSE = inline_serializer("TokenResponse", {
-    "token": serializers.CharField(help_text="Send as `Authorization: Bearer <token>`."),
-    "expires": serializers.DateTimeField(allow_null=True, help_text="When the token stops working (ELEMENTA_TOKEN_TTL_HOURS after login)."),
-    "session": serializers.CharField(help_text="This session's id in GET /auth/sessions/."),
-})
+TOKEN_RESPONSE = inline_serializer(
+    "TokenResponse",
+    {
+        "token": serializers.CharField(help_text="Send as `Authorization: Bearer <token>`."),
+        "expires": serializers.DateTimeField(
+            allow_null=True, help_text="When the token stops working (ELEMENTA_TOKEN_TTL_HOURS after login)."
+        ),
+        "session": serializers.CharField(help_text="This session's id in GET /auth/sessions/."),
+    },
+)
 
 
 def _token_response(row: AuthToken, token: str) -> dict[str, Any]:
-    return {"token": token, "expires": serializers.DateTimeField().to_representation(row.expiry) if row.expiry else None,
-            "session": row.token_key}
+    return {
+        "token": token,
+        "expires": serializers.DateTimeField().to_representation(row.expiry) if row.expiry else None,
+        "session": row.token_key,
+    }
 
 
 class TokenApi(APIView):
@@ -42,7 +50,9 @@ class TokenApi(APIView):
     throttle_classes = [LoginRateThrottle]
 
     @extend_schema(
-        request=inline_serializer("TokenRequest", {"username": serializers.CharField(), "password": serializers.CharField()}),
+        request=inline_serializer(
+            "TokenRequest", {"username": serializers.CharField(), "password": serializers.CharField()}
+        ),
         responses={200: TOKEN_RESPONSE},
         auth=[],
     )
@@ -51,7 +61,11 @@ class TokenApi(APIView):
         until they expire or are logged out. 400 `invalid_credentials`; 429 `login_locked` after repeated failures."""
         data = request.data if isinstance(request.data, dict) else {}
         username, password = data.get("username"), data.get("password")
-        fields = {k: ["this field is required"] for k, v in (("username", username), ("password", password)) if not isinstance(v, str) or not v}
+        fields = {
+            k: ["this field is required"]
+            for k, v in (("username", username), ("password", password))
+            if not isinstance(v, str) or not v
+        }
         if fields:
             raise InvalidCredentialsError("Username and password are required.", fields=fields)
         if len(username) > 150 or len(password) > 4096 or "\x00" in username or "\x00" in password:
@@ -92,7 +106,9 @@ class LogoutAllApi(APIView):
 
 
 class SessionSerializer(serializers.Serializer):
-    id = serializers.CharField(source="token_key", help_text="The first characters of the token; DELETE /auth/sessions/{id}/ ends it.")
+    id = serializers.CharField(
+        source="token_key", help_text="The first characters of the token; DELETE /auth/sessions/{id}/ ends it."
+    )
     created = serializers.DateTimeField()
     expires = serializers.DateTimeField(source="expiry", allow_null=True)
     current = serializers.SerializerMethodField(help_text="Whether this request came with this session's token.")
@@ -135,7 +151,9 @@ class PasswordChangeApi(APIView):
         serializer = PasswordChangeSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         row, token = session_services.password_change(
-            user=request.user, current=serializer.validated_data["current_password"], new=serializer.validated_data["new_password"],
+            user=request.user,
+            current=serializer.validated_data["current_password"],
+            new=serializer.validated_data["new_password"],
         )
         return Response(_token_response(row, token))
 
@@ -151,22 +169,41 @@ def _membership(request: Request) -> Membership:
 
 
 class ApiKeySerializer(serializers.ModelSerializer):
-    id = serializers.CharField(source="prefix", read_only=True, help_text="The key's public prefix (the part before the dot).")
-    name = serializers.CharField(max_length=50, help_text="What the key is for (\"nightly upload\").")  # required: the model's default is None
+    id = serializers.CharField(
+        source="prefix", read_only=True, help_text="The key's public prefix (the part before the dot)."
+    )
+    name = serializers.CharField(
+        max_length=50, help_text='What the key is for ("nightly upload").'
+    )  # required: the model's default is None
     scopes = serializers.ListField(child=serializers.ChoiceField(choices=sorted(SCOPES)), allow_empty=False)
     expires = serializers.DateTimeField(source="expiry_date", required=False, allow_null=True)
     created_by = serializers.CharField(source="created_by.username", read_only=True, allow_null=True)
     revoked_by = serializers.CharField(source="revoked_by.username", read_only=True, allow_null=True)
-    acts_as = serializers.CharField(source="user.username", read_only=True, help_text="The machine account the audit trail names.")
+    acts_as = serializers.CharField(
+        source="user.username", read_only=True, help_text="The machine account the audit trail names."
+    )
 
     class Meta:
         model = ApiKey
-        fields = ["id", "name", "scopes", "expires", "created", "created_by", "revoked", "revoked_at", "revoked_by", "acts_as"]
+        fields = [
+            "id",
+            "name",
+            "scopes",
+            "expires",
+            "created",
+            "created_by",
+            "revoked",
+            "revoked_at",
+            "revoked_by",
+            "acts_as",
+        ]
         read_only_fields = ["created", "revoked", "revoked_at"]
 
 
 class ApiKeyWithSecretSerializer(ApiKeySerializer):
-    key = serializers.CharField(read_only=True, help_text="Send as `Authorization: Bearer <key>`. Shown only now: store it.")
+    key = serializers.CharField(
+        read_only=True, help_text="Send as `Authorization: Bearer <key>`. Shown only now: store it."
+    )
 
     class Meta(ApiKeySerializer.Meta):
         fields = [*ApiKeySerializer.Meta.fields, "key"]
@@ -192,18 +229,23 @@ class ApiKeyViewSet(mixins.ListModelMixin, mixins.CreateModelMixin, mixins.Destr
         The secret is in this response only. Audited (`api_key.created`)."""
         membership = _membership(request)
         if not scopes_for_role(membership.role):  # before validation: an officer is told 403, not how to fill the form
-            raise PermissionDeniedError("Only providers and buyers create API keys; officers' powers are not given to machines.")
+            raise PermissionDeniedError(
+                "Only providers and buyers create API keys; officers' powers are not given to machines."
+            )
         serializer = self.get_serializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         key, secret = api_key_services.api_key_create(
-            membership=membership, name=serializer.validated_data["name"],
-            scopes=serializer.validated_data["scopes"], expires=serializer.validated_data.get("expiry_date"),
+            membership=membership,
+            name=serializer.validated_data["name"],
+            scopes=serializer.validated_data["scopes"],
+            expires=serializer.validated_data.get("expiry_date"),
         )
         body = ApiKeyWithSecretSerializer(key).data
         body["key"] = secret
         return Response(body, status=status.HTTP_201_CREATED)
 
     def destroy(self, request: Request, pk: str | None = None) -> Response:
-        """Revoke the key: its next request is a 401 `token_invalid`. Any member of the organisation. Audited (`api_key.revoked`)."""
+        """Revoke the key: its next request is a 401 `token_invalid`. Any member of the organisation.
+        Audited (`api_key.revoked`)."""
         api_key_services.api_key_revoke(membership=_membership(request), prefix=str(pk))
         return Response(status=status.HTTP_204_NO_CONTENT)

@@ -15,12 +15,18 @@ __all__ = ["ApiKey"]
 
 class ApiKey(AbstractAPIKey):
     organisation = models.ForeignKey("marketplace.Organisation", on_delete=models.PROTECT, related_name="api_keys")
-    user = models.OneToOneField(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="api_key",
-                                help_text="The machine account the key acts as (inactive once the key is revoked).")
+    user = models.OneToOneField(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.PROTECT,
+        related_name="api_key",
+        help_text="The machine account the key acts as (inactive once the key is revoked).",
+    )
     scopes = models.JSONField(default=list)
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
     revoked_at = models.DateTimeField(null=True, blank=True)
-    revoked_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    revoked_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
 
     class Meta(AbstractAPIKey.Meta):
         abstract = False

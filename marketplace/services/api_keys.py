@@ -24,10 +24,18 @@ MAX_KEYS_PER_ORGANISATION = 50
 
 
 def _audit(*, kind: str, key: ApiKey, actor: Any) -> None:
-    audit_record(kind=kind, subject_type="api_key", subject_id=key.prefix, actor=actor, data={
-        "organisation": str(key.organisation_id), "name": key.name, "scopes": list(key.scopes),
-        "expires": key.expiry_date.isoformat() if key.expiry_date else None,
-    })
+    audit_record(
+        kind=kind,
+        subject_type="api_key",
+        subject_id=key.prefix,
+        actor=actor,
+        data={
+            "organisation": str(key.organisation_id),
+            "name": key.name,
+            "scopes": list(key.scopes),
+            "expires": key.expiry_date.isoformat() if key.expiry_date else None,
+        },
+    )
 
 
 def api_key_list(*, membership: Membership) -> QuerySet[ApiKey]:
@@ -37,26 +45,47 @@ def api_key_list(*, membership: Membership) -> QuerySet[ApiKey]:
 
 @transaction.atomic
 def api_key_create(
-    *, membership: Membership, name: str, scopes: Iterable[str], expires: datetime | None = None,
+    *,
+    membership: Membership,
+    name: str,
+    scopes: Iterable[str],
+    expires: datetime | None = None,
 ) -> tuple[ApiKey, str]:
     """A new key of the member's organisation: (row, secret). Audited as `api_key.created` (never the secret).
     Providers may hand out catalogue and upload scopes, buyers catalogue reads and trades; officers none."""
     allowed = scopes_for_role(membership.role)
     if not allowed:
-        raise PermissionDeniedError("Only providers and buyers create API keys; officers' powers are not given to machines.")
+        raise PermissionDeniedError(
+            "Only providers and buyers create API keys; officers' powers are not given to machines."
+        )
     chosen = sorted(set(scopes))
     bad = [s for s in chosen if s not in allowed]
     if not chosen or bad:
         known = ", ".join(sorted(SCOPES))
-        raise ApiKeyScopeInvalidError(fields={"scopes": [
-            f"choose one or more of {', '.join(allowed)} (your role: {membership.role}; all scopes: {known})"
-            + (f"; not allowed: {', '.join(bad)}" if bad else ""),
-        ]})
+        raise ApiKeyScopeInvalidError(
+            fields={
+                "scopes": [
+                    f"choose one or more of {', '.join(allowed)} (your role: {membership.role}; all scopes: {known})"
+                    + (f"; not allowed: {', '.join(bad)}" if bad else ""),
+                ]
+            }
+        )
     if expires is not None and expires <= timezone.now():
         raise InvalidInputError(fields={"expires": ["must be in the future"]})
-    if ApiKey.objects.filter(organisation_id=membership.organisation_id, revoked=False).count() >= MAX_KEYS_PER_ORGANISATION:
-        raise InvalidInputError(f"An organisation may hold at most {MAX_KEYS_PER_ORGANISATION} active API keys; revoke one first.")
-    key = ApiKey(organisation_id=membership.organisation_id, name=name, scopes=chosen, expiry_date=expires, created_by=membership.user)
+    if (
+        ApiKey.objects.filter(organisation_id=membership.organisation_id, revoked=False).count()
+        >= MAX_KEYS_PER_ORGANISATION
+    ):
+        raise InvalidInputError(
+            f"An organisation may hold at most {MAX_KEYS_PER_ORGANISATION} active API keys; revoke one first."
+        )
+    key = ApiKey(
+        organisation_id=membership.organisation_id,
+        name=name,
+        scopes=chosen,
+        expiry_date=expires,
+        created_by=membership.user,
+    )
     secret = ApiKey.objects.assign_key(key)
     user = get_user_model().objects.create_user(username=f"apikey-{key.prefix}", password=None)  # unusable password
     Membership.objects.create(user=user, organisation_id=membership.organisation_id, role=membership.role)

@@ -27,7 +27,9 @@ def session_create(*, user: Any) -> tuple[AuthToken, str]:
     AuthToken.objects.filter(user=user, expiry__lte=now).delete()
     row, token = AuthToken.objects.create(user=user)
     keep = settings.ELEMENTA_MAX_SESSIONS_PER_USER
-    stale = list(AuthToken.objects.filter(user=user).order_by("-created", "-expiry").values_list("digest", flat=True)[keep:])
+    stale = list(
+        AuthToken.objects.filter(user=user).order_by("-created", "-expiry").values_list("digest", flat=True)[keep:]
+    )
     if stale:
         AuthToken.objects.filter(digest__in=stale).delete()
     return row, token
@@ -45,7 +47,9 @@ def session_revoke(*, user: Any, session_id: str) -> None:
     deleted, _ = AuthToken.objects.filter(user=user, token_key=session_id).delete()
     if not deleted:
         raise NotFoundError("No such session.")
-    audit_record(kind="user.session_revoked", subject_type="user", subject_id=user.pk, actor=user, data={"session": session_id})
+    audit_record(
+        kind="user.session_revoked", subject_type="user", subject_id=user.pk, actor=user, data={"session": session_id}
+    )
 
 
 def session_revoke_token(*, token: AuthToken) -> None:
@@ -59,8 +63,13 @@ def sessions_revoke_all(*, user: Any, actor: Any, reason: str) -> int:
     ended. Audited as `user.sessions_revoked` when there were any."""
     deleted, _ = AuthToken.objects.filter(user=user).delete()
     if deleted:
-        audit_record(kind="user.sessions_revoked", subject_type="user", subject_id=user.pk, actor=actor,
-                     data={"username": user.get_username(), "sessions": deleted, "reason": reason})
+        audit_record(
+            kind="user.sessions_revoked",
+            subject_type="user",
+            subject_id=user.pk,
+            actor=actor,
+            data={"username": user.get_username(), "sessions": deleted, "reason": reason},
+        )
     return deleted
 
 
@@ -77,6 +86,11 @@ def password_change(*, user: Any, current: str, new: str) -> tuple[AuthToken, st
         raise PasswordInvalidError(fields={"new_password": list(exc.messages)}) from None
     user.set_password(new)
     user.save(update_fields=["password"])
-    audit_record(kind="user.password_changed", subject_type="user", subject_id=user.pk, actor=user,
-                 data={"username": user.get_username()})
+    audit_record(
+        kind="user.password_changed",
+        subject_type="user",
+        subject_id=user.pk,
+        actor=user,
+        data={"username": user.get_username()},
+    )
     return session_create(user=user)

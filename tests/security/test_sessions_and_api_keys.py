@@ -127,8 +127,9 @@ def test_a_password_change_ends_every_session_and_returns_a_new_one(buyer_us):
     username = buyer_us.user.username
     here, elsewhere = login(username), login(username)
 
-    response = bearer(here["token"]).post("/api/v1/auth/password/", {"current_password": PASSWORD, "new_password": "a-much-newer-secret-9"},
-                                          format="json")
+    response = bearer(here["token"]).post(
+        "/api/v1/auth/password/", {"current_password": PASSWORD, "new_password": "a-much-newer-secret-9"}, format="json"
+    )
 
     assert response.status_code == 200 and set(response.json()) == {"token", "expires", "session"}
     assert refused(bearer(here["token"]).get("/api/v1/me/"), "token_invalid")
@@ -139,11 +140,18 @@ def test_a_password_change_ends_every_session_and_returns_a_new_one(buyer_us):
     assert AuditEvent.objects.filter(kind="user.password_changed", subject_id=str(buyer_us.user.pk)).count() == 1
 
 
-@pytest.mark.parametrize(("body", "code", "field"), [
-    ({"current_password": "wrong", "new_password": "a-much-newer-secret-9"}, "password_incorrect", "current_password"),
-    ({"current_password": PASSWORD, "new_password": "short"}, "password_invalid", "new_password"),
-    ({"current_password": PASSWORD}, "invalid", "new_password"),
-])
+@pytest.mark.parametrize(
+    ("body", "code", "field"),
+    [
+        (
+            {"current_password": "wrong", "new_password": "a-much-newer-secret-9"},
+            "password_incorrect",
+            "current_password",
+        ),
+        ({"current_password": PASSWORD, "new_password": "short"}, "password_invalid", "new_password"),
+        ({"current_password": PASSWORD}, "invalid", "new_password"),
+    ],
+)
 def test_a_refused_password_change_changes_nothing(buyer_us, body, code, field):
     token = login(buyer_us.user.username)["token"]
 
@@ -173,8 +181,18 @@ def test_saving_a_user_without_a_new_password_ends_nothing(buyer_us):
     assert bearer(token).get("/api/v1/me/").status_code == 200
 
 
-@pytest.mark.parametrize("header", ["Bearer", "Bearer a b", "Bearer " + "f" * 63, "Bearer " + "0" * 64, "Bearer abc\x00def",
-                                    "Bearer " + "x" * 5000, "Bearer abcdefgh." + "A" * 32])
+@pytest.mark.parametrize(
+    "header",
+    [
+        "Bearer",
+        "Bearer a b",
+        "Bearer " + "f" * 63,
+        "Bearer " + "0" * 64,
+        "Bearer abc\x00def",
+        "Bearer " + "x" * 5000,
+        "Bearer abcdefgh." + "A" * 32,
+    ],
+)
 def test_malformed_or_unknown_tokens_are_a_401_never_a_500(client, header):
     response = client.get("/api/v1/me/", HTTP_AUTHORIZATION=header)
 
@@ -192,7 +210,9 @@ def test_an_inactive_users_token_is_refused(buyer_us):
 
 
 def create_key(member, scopes: list[str], name: str = "pipeline") -> tuple[dict, APIClient]:
-    response = bearer(login(member.user.username)["token"]).post("/api/v1/api-keys/", {"name": name, "scopes": scopes}, format="json")
+    response = bearer(login(member.user.username)["token"]).post(
+        "/api/v1/api-keys/", {"name": name, "scopes": scopes}, format="json"
+    )
     assert response.status_code == 201, response.content
     return response.json(), bearer(response.json()["key"])
 
@@ -205,27 +225,48 @@ def media(settings, tmp_path):
 def test_an_upload_only_key_uploads_and_does_nothing_else(provider_eu, eu_personal, buyer_eu, media):
     created, machine = create_key(provider_eu, ["files:upload"])
 
-    upload = machine.post(f"/api/v1/datasets/{eu_personal.id}/files/", {"file": SimpleUploadedFile("a.csv", b"id\n1\n")}, format="multipart")
+    upload = machine.post(
+        f"/api/v1/datasets/{eu_personal.id}/files/",
+        {"file": SimpleUploadedFile("a.csv", b"id\n1\n")},
+        format="multipart",
+    )
     assert upload.status_code == 201, upload.content
     assert upload.json()["uploaded_by"] == created["acts_as"] == f"apikey-{created['id']}"
     me = machine.get("/api/v1/me/").json()
     assert me["role"] == "provider" and me["organisation"]["id"] == str(provider_eu.organisation_id)
 
-    for method, path in [("post", "/api/v1/trades/"), ("get", "/api/v1/trades/"), ("get", "/api/v1/wallet/"), ("post", "/api/v1/api-keys/"),
-                         ("get", "/api/v1/auth/sessions/"), ("post", "/api/v1/auth/logout-all/"), ("patch", f"/api/v1/datasets/{eu_personal.id}/")]:
+    for method, path in [
+        ("post", "/api/v1/trades/"),
+        ("get", "/api/v1/trades/"),
+        ("get", "/api/v1/wallet/"),
+        ("post", "/api/v1/api-keys/"),
+        ("get", "/api/v1/auth/sessions/"),
+        ("post", "/api/v1/auth/logout-all/"),
+        ("patch", f"/api/v1/datasets/{eu_personal.id}/"),
+    ]:
         response = getattr(machine, method)(path, {}, format="json")
-        assert response.status_code == 403 and response.json()["code"] == "api_key_scope", (method, path, response.status_code)
+        assert response.status_code == 403 and response.json()["code"] == "api_key_scope", (
+            method,
+            path,
+            response.status_code,
+        )
 
 
 def test_a_buyers_trades_key_cannot_upload_or_change_listings(buyer_eu, eu_personal, media):
     _, machine = create_key(buyer_eu, ["trades:write", "catalogue:read"])
 
     assert machine.get(f"/api/v1/datasets/{eu_personal.id}/").status_code == 200
-    upload = machine.post(f"/api/v1/datasets/{eu_personal.id}/files/", {"file": SimpleUploadedFile("a.csv", b"id\n1\n")}, format="multipart")
+    upload = machine.post(
+        f"/api/v1/datasets/{eu_personal.id}/files/",
+        {"file": SimpleUploadedFile("a.csv", b"id\n1\n")},
+        format="multipart",
+    )
     assert upload.status_code == 403 and upload.json()["code"] == "api_key_scope"
 
 
-def test_a_revoked_key_is_a_401_and_any_member_of_the_organisation_may_revoke_it(provider_eu, provider_cn, eu_personal, media):
+def test_a_revoked_key_is_a_401_and_any_member_of_the_organisation_may_revoke_it(
+    provider_eu, provider_cn, eu_personal, media
+):
     colleague = MembershipFactory(organisation=provider_eu.organisation, role="provider")
     created, machine = create_key(provider_eu, ["catalogue:read"])
     assert machine.get("/api/v1/datasets/").status_code == 200
@@ -242,7 +283,9 @@ def test_a_revoked_key_is_a_401_and_any_member_of_the_organisation_may_revoke_it
     assert refused(machine.get("/api/v1/datasets/"), "token_invalid")
     listed = {k["id"]: k for k in member.get("/api/v1/api-keys/").json()["results"]}
     assert listed[created["id"]]["revoked"] is True and listed[created["id"]]["revoked_by"] == colleague.user.username
-    kinds = list(AuditEvent.objects.filter(subject_type="api_key", subject_id=created["id"]).values_list("kind", flat=True))
+    kinds = list(
+        AuditEvent.objects.filter(subject_type="api_key", subject_id=created["id"]).values_list("kind", flat=True)
+    )
     assert kinds == ["api_key.created", "api_key.revoked"]
 
 
@@ -267,13 +310,16 @@ def test_an_expired_key_is_a_401_token_expired(provider_eu):
     assert refused(machine.get("/api/v1/datasets/"), "token_expired")
 
 
-@pytest.mark.parametrize(("role", "scopes", "status", "code"), [
-    ("buyer", ["files:upload"], 400, "api_key_scope_invalid"),
-    ("provider", ["trades:write"], 400, "api_key_scope_invalid"),
-    ("provider", [], 400, "invalid"),
-    ("provider", ["everything"], 400, "invalid"),
-    ("provider", None, 400, "invalid"),  # no name
-])
+@pytest.mark.parametrize(
+    ("role", "scopes", "status", "code"),
+    [
+        ("buyer", ["files:upload"], 400, "api_key_scope_invalid"),
+        ("provider", ["trades:write"], 400, "api_key_scope_invalid"),
+        ("provider", [], 400, "invalid"),
+        ("provider", ["everything"], 400, "invalid"),
+        ("provider", None, 400, "invalid"),  # no name
+    ],
+)
 def test_a_key_carries_only_scopes_the_members_role_may_hand_out(role, scopes, status, code):  # and needs a name
     member = MembershipFactory(role=role)
     client = bearer(login(member.user.username)["token"])
