@@ -47,7 +47,8 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "rest_framework",
-    "rest_framework.authtoken",
+    "knox",
+    "rest_framework_api_key",
     "django_filters",
     "drf_spectacular",
     "drf_spectacular_sidecar",
@@ -205,6 +206,20 @@ CACHES = {
 ELEMENTA_TRADE_DATE_MAX_DAYS_AHEAD = int(os.environ.get("ELEMENTA_TRADE_DATE_MAX_DAYS_AHEAD", "366"))
 ELEMENTA_LOGIN_MAX_FAILURES = int(os.environ.get("ELEMENTA_LOGIN_MAX_FAILURES", "5"))
 ELEMENTA_LOGIN_LOCKOUT_SECONDS = int(os.environ.get("ELEMENTA_LOGIN_LOCKOUT_SECONDS", "900"))
+
+# --- Sessions and API keys (docs/authentication.md) ---------------------------------------------
+# Each login is a session: a django-rest-knox token (only its SHA-512 digest is stored) that expires
+# after ELEMENTA_TOKEN_TTL_HOURS. With ELEMENTA_TOKEN_AUTO_REFRESH on, each use pushes the expiry out
+# again (at most once a minute, never past ELEMENTA_TOKEN_MAX_TTL_HOURS after the login).
+ELEMENTA_TOKEN_TTL_HOURS = float(os.environ.get("ELEMENTA_TOKEN_TTL_HOURS", "10"))
+ELEMENTA_MAX_SESSIONS_PER_USER = int(os.environ.get("ELEMENTA_MAX_SESSIONS_PER_USER", "50"))
+REST_KNOX = {
+    "TOKEN_TTL": timedelta(hours=ELEMENTA_TOKEN_TTL_HOURS),
+    "AUTO_REFRESH": env_bool("ELEMENTA_TOKEN_AUTO_REFRESH", False),
+    "AUTO_REFRESH_MAX_TTL": timedelta(hours=float(os.environ.get("ELEMENTA_TOKEN_MAX_TTL_HOURS", "24"))),
+    "AUTH_HEADER_PREFIX": "Bearer",  # clients send `Authorization: Bearer <token>`, as before knox
+    "TOKEN_LIMIT_PER_USER": None,  # the login service revokes the oldest beyond ELEMENTA_MAX_SESSIONS_PER_USER instead
+}
 
 # --- Celery -----------------------------------------------------------------------------------
 BROKER_DIR = VAR_DIR / "broker"
