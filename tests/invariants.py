@@ -1,0 +1,51 @@
+"""Money and trade invariants after any fault: one function for the tests and bench/faults.py
+(which calls it through `manage.py shell`), so both check the same thing."""
+
+from collections import Counter
+from collections.abc import Iterable
+from decimal import Decimal
+
+from django.db.models import Count, Q, Sum
+
+from marketplace.models import LedgerEntry, LedgerTransaction, Settlement, Trade, TradeEvent, Wallet
+
+
+def invariant_violations(trade_ids: Iterable[object] | None = None) -> list[str]:
+    """Every violation found, as a sentence; empty when all hold.
+
+    Ledger-wide: every transaction sums to zero, all entries sum to zero, every wallet equals the
+    sum of its entries per account and is never negative. Per trade (those given, or all): at most
+    one posting of each kind (a settled trade has exactly one `settle` and one Settlement), and its
+    status events form one chain with no transition recorded twice."""
+    problems: list[str] = []
+    unbalanced = (LedgerTransaction.objects.annotate(total=Sum("entries__amount")).exclude(total=0)
+                  .exclude(total__isnull=True).values_list("id", "kind", "total")[:5])
+    problems += [f"ledger transaction {t} ({kind}) sums to {total}" for t, kind, total in unbalanced]
+    grand = LedgerEntry.objects.aggregate(s=Sum("amount"))["s"] or Decimal("0")
+    if grand != 0:
+        problems.append(f"all ledger entries sum to {grand}, not 0")
+    for wallet in Wallet.objects.annotate(
+        e_available=Sum("entries__amount", filter=Q(entries__account="available")),
+        e_held=Sum("entries__amount", filter=Q(entries__account="held")),
+    ):
+        available, held = wallet.e_available or Decimal("0"), wallet.e_held or Decimal("0")
+        if wallet.available != available or wallet.held != held or wallet.available < 0 or wallet.held < 0:
+            problems.append(f"wallet {wallet.id}: available {wallet.available} / held {wallet.held}, "
+                            f"entries say {available} / {held}")
+    trades = Trade.objects.all() if trade_ids is None else Trade.objects.filter(pk__in=list(trade_ids))
+    postings = Counter(LedgerTransaction.objects.filter(trade__in=trades).values_list("trade_id", "kind"))
+    problems += [f"trade {t}: {n} `{kind}` ledger transactions" for (t, kind), n in postings.items() if n > 1]
+    settlements = dict(Settlement.objects.filter(trade__in=trades).values("trade_id").annotate(n=Count("id"))
+                       .values_list("trade_id", "n"))
+    events: dict[object, list[tuple[str, str]]] = {}
+    for trade_id, from_s, to_s in TradeEvent.objects.filter(trade__in=trades).order_by("at", "id").values_list(
+            "trade_id", "from_status", "to_status"):
+        events.setdefault(trade_id, []).append((from_s, to_s))
+    for trade_id, status in trades.values_list("id", "status"):
+        if status == Trade.Status.SETTLED and (postings.get((trade_id, "settle"), 0) != 1 or settlements.get(trade_id, 0) != 1):
+            problems.append(f"trade {trade_id} is settled with {postings.get((trade_id, 'settle'), 0)} settle transactions "
+                            f"and {settlements.get(trade_id, 0)} Settlements")
+        chain = events.get(trade_id, [])
+        if any(n > 1 for n in Counter(chain).values()) or any(chain[i][0] != chain[i - 1][1] for i in range(1, len(chain))):
+            problems.append(f"trade {trade_id}: status events {chain} repeat a transition or break the chain")
+    return problems
