@@ -202,6 +202,7 @@ ELEMENTA_LOGIN_LOCKOUT_SECONDS = int(os.environ.get("ELEMENTA_LOGIN_LOCKOUT_SECO
 BROKER_DIR = VAR_DIR / "broker"
 CELERY_BROKER_URL = os.environ.get("CELERY_BROKER_URL", "filesystem://")
 CELERY_BROKER_IS_FILESYSTEM = CELERY_BROKER_URL.startswith("filesystem")
+_is_amqp = CELERY_BROKER_URL.startswith(("amqp", "pyamqp"))
 if CELERY_BROKER_IS_FILESYSTEM:
     for sub in ("queue", "processed", "control"):
         (BROKER_DIR / sub).mkdir(parents=True, exist_ok=True)
@@ -218,7 +219,6 @@ if CELERY_BROKER_IS_FILESYSTEM:
     CELERY_RESULT_BACKEND = os.environ.get("CELERY_RESULT_BACKEND", f"file://{VAR_DIR / 'results'}")
     (VAR_DIR / "results").mkdir(parents=True, exist_ok=True)
 else:
-    _is_amqp = CELERY_BROKER_URL.startswith(("amqp", "pyamqp"))
     if _is_amqp:
         # RabbitMQ (the production default, docs/operations.md): the broker confirms every publish
         # (py-amqp waits for the ack, so a message the API reported as sent is on disk on a quorum
@@ -247,17 +247,11 @@ else:
     # bench no-op and the test suite's readiness probe read a result).
     CELERY_RESULT_BACKEND = os.environ.get("CELERY_RESULT_BACKEND", "rpc://" if _is_amqp else CELERY_BROKER_URL)
 CELERY_TASK_DEFAULT_QUEUE = os.environ.get("ELEMENTA_CELERY_QUEUE", "elementa")
-if not CELERY_BROKER_IS_FILESYSTEM and CELERY_BROKER_URL.startswith(("amqp", "pyamqp")):
-    # A quorum queue is replicated and fsynced by RabbitMQ, so a broker restart loses nothing that
-    # was confirmed. Quorum queues refuse a global QoS: Celery detects them (worker_detect_quorum_queues)
-    # and then uses a per-consumer prefetch. A classic queue of the same name cannot be redeclared as
-    # quorum: on an existing broker delete it first or pick a new ELEMENTA_CELERY_QUEUE.
-    from kombu import Exchange, Queue
+if _is_amqp:
+    # RabbitMQ: the task queue is a quorum queue (config/queues.py says why and what that implies).
+    from config.queues import task_queue
 
-    CELERY_TASK_QUEUES = (
-        Queue(CELERY_TASK_DEFAULT_QUEUE, Exchange(CELERY_TASK_DEFAULT_QUEUE), routing_key=CELERY_TASK_DEFAULT_QUEUE,
-              queue_arguments={"x-queue-type": "quorum"}),
-    )
+    CELERY_TASK_QUEUES = (task_queue(CELERY_TASK_DEFAULT_QUEUE, CELERY_BROKER_URL),)
     CELERY_WORKER_DETECT_QUORUM_QUEUES = True
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False  # workers log through LOGGING below (JSON in production)
 CELERY_TASK_IGNORE_RESULT = True  # tasks record their effect in the database; only the bench no-op keeps a result

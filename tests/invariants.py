@@ -15,7 +15,7 @@ def invariant_violations(trade_ids: Iterable[object] | None = None) -> list[str]
 
     Ledger-wide: every transaction sums to zero, all entries sum to zero, every wallet equals the
     sum of its entries per account and is never negative. Per trade (those given, or all): at most
-    one posting of each kind (a settled trade has exactly one `settle` and one Settlement), and its
+    one posting of each kind (a settled trade has one Settlement, and one `settle` if it had a `hold`), and its
     status events form one chain with no transition recorded twice."""
     problems: list[str] = []
     unbalanced = (LedgerTransaction.objects.annotate(total=Sum("entries__amount")).exclude(total=0)
@@ -42,7 +42,9 @@ def invariant_violations(trade_ids: Iterable[object] | None = None) -> list[str]
             "trade_id", "from_status", "to_status"):
         events.setdefault(trade_id, []).append((from_s, to_s))
     for trade_id, status in trades.values_list("id", "status"):
-        if status == Trade.Status.SETTLED and (postings.get((trade_id, "settle"), 0) != 1 or settlements.get(trade_id, 0) != 1):
+        expected_settle = postings.get((trade_id, "hold"), 0)  # a free trade (or one made without escrow) posts none
+        if status == Trade.Status.SETTLED and (postings.get((trade_id, "settle"), 0) != expected_settle
+                                               or settlements.get(trade_id, 0) != 1):
             problems.append(f"trade {trade_id} is settled with {postings.get((trade_id, 'settle'), 0)} settle transactions "
                             f"and {settlements.get(trade_id, 0)} Settlements")
         chain = events.get(trade_id, [])
