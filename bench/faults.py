@@ -27,7 +27,7 @@ DB 9 on 127.0.0.1:6379 (flushed; --redis-db) for scenarios 1 and 3 and as the AP
 
     .venv/bin/python bench/faults.py                      # all scenarios, 40 trades each
     .venv/bin/python bench/faults.py --scenario 2 --trades 20
-    .venv/bin/python bench/faults.py --scenario 4 --database proc --redis-db 2
+    .venv/bin/python bench/faults.py --database proc --redis-db 2 --api-port 8133 --var-dir /tmp/proc-faults --queue proc-faults
 
 Exit code 0 only if every check passed. Needs psql, redis-server and a PostgreSQL on 127.0.0.1:5432
 with trust auth for `postgres`.
@@ -41,6 +41,7 @@ import json
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -122,6 +123,8 @@ class Stack:
             "DJANGO_SETTINGS_MODULE": "config.settings", "PYTHONUNBUFFERED": "1",
             # the API's cache and throttles stay on the shared Redis: the broker outages are the subject
             "ELEMENTA_CACHE_URL": shared_broker(),
+            # one buyer posts hundreds of trades a minute here; throttling has its own tests
+            "ELEMENTA_THROTTLE_WRITE": "100000/min",
         })
         return env
 
@@ -139,6 +142,8 @@ class Stack:
         self.start("gunicorn", [str(VENV_BIN / "gunicorn"), "config.wsgi", "-b", f"127.0.0.1:{API_PORT}", "-w", "4",
                                 "--timeout", "60"], self.env(broker, WEB_APP))
         wait_for(lambda: http_ok(f"{API}/healthz"), 30, "gunicorn to answer /healthz")
+        if self.procs["gunicorn"].poll() is not None:  # someone else's server answered on our port
+            raise RuntimeError(f"our gunicorn exited (port {API_PORT} taken?); see {self.logs['gunicorn']}")
 
     def start_worker(self, broker: str) -> subprocess.Popen:
         """The worker as config/supervisord.conf runs it; beat is a separate process (start_beat)."""
@@ -233,6 +238,12 @@ def http_ok(url: str) -> bool:
         return requests.get(url, timeout=2).status_code == 200
     except requests.RequestException:
         return False
+
+
+def port_taken(port: int) -> bool:
+    with socket.socket() as s:
+        s.settimeout(0.5)
+        return s.connect_ex(("127.0.0.1", port)) == 0
 
 
 def redis_ping(host: str, port: int) -> bool:
@@ -613,12 +624,12 @@ def scenario_redis_kills(report: Report, stack: Stack, trades: int, timeout: flo
     stop = threading.Event()
     results: list[tuple[int, str | None, float, str]] = []
 
-    def load() -> None:  # a steady stream of purchases, four at a time, until told to stop
-        with ThreadPoolExecutor(4) as pool:
+    def load() -> None:  # a steady stream of purchases (about 3 a second), across every fault, until told to stop
+        with ThreadPoolExecutor(8) as pool:
             futures = []
-            while not stop.is_set() and len(futures) < trades * 4:
+            while not stop.is_set() and len(futures) < 1000:
                 futures.append(pool.submit(client.post_trade))
-                time.sleep(0.15)
+                time.sleep(0.3)
             results.extend(f.result() for f in futures)
 
     poster = threading.Thread(target=load, daemon=True)
@@ -674,7 +685,7 @@ SCENARIOS = {"1": scenario_worker_kill, "2": scenario_redis_down, "3": scenario_
 
 
 def main() -> int:
-    global DB_NAME, PG_URL, SHARED_REDIS, OWN_REDIS
+    global DB_NAME, PG_URL, SHARED_REDIS, OWN_REDIS, API_PORT, API, VAR_DIR, QUEUE
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--scenario", choices=[*SCENARIOS, "all"], default="all")
     parser.add_argument("--trades", type=int, default=40, help="trades per scenario (default 40)")
@@ -683,7 +694,12 @@ def main() -> int:
     parser.add_argument("--database", default=DB_NAME, help=f"PostgreSQL database to drop, re-create and use (default {DB_NAME})")
     parser.add_argument("--redis-db", type=int, default=SHARED_REDIS[2], help="DB number on the shared Redis (default 9)")
     parser.add_argument("--redis-port", type=int, default=OWN_REDIS[1], help="port of the private redis-server (default 6390)")
+    parser.add_argument("--api-port", type=int, default=API_PORT, help=f"port for the bench's gunicorn (default {API_PORT})")
+    parser.add_argument("--var-dir", type=Path, default=VAR_DIR, help=f"scratch folder, wiped at the start (default {VAR_DIR})")
+    parser.add_argument("--queue", default=QUEUE, help=f"Celery queue (default {QUEUE})")
     args = parser.parse_args()
+    VAR_DIR, QUEUE = args.var_dir, args.queue
+    API_PORT, API = args.api_port, f"http://127.0.0.1:{args.api_port}"
     DB_NAME, SHARED_REDIS, OWN_REDIS = args.database, (*SHARED_REDIS[:2], args.redis_db), (OWN_REDIS[0], args.redis_port, 0)
     PG_URL = f"postgres://postgres@127.0.0.1:5432/{DB_NAME}"
     for tool in ("psql", "redis-server", "pgrep"):
@@ -696,6 +712,9 @@ def main() -> int:
     VAR_DIR.mkdir(parents=True)
     if redis_ping(OWN_REDIS[0], OWN_REDIS[1]):
         say(f"something already listens on {OWN_REDIS[0]}:{OWN_REDIS[1]}; refusing to use it")
+        return 2
+    if http_ok(f"{API}/healthz") or port_taken(API_PORT):
+        say(f"something already listens on 127.0.0.1:{API_PORT} (another bench run?); pass --api-port")
         return 2
     say(f"Elementa fault injection — {time.strftime('%Y-%m-%d %H:%M:%S')}; database {DB_NAME}, queue {QUEUE}, "
         f"private Redis on port {OWN_REDIS[1]}, shared Redis DB {SHARED_REDIS[2]}, "

@@ -237,7 +237,7 @@ else:
             # A frozen (SIGSTOPped) or unreachable Redis must not hang an ack or a publish forever:
             # every socket operation gives up after these many seconds and counts as a connection
             # error, which the worker answers by reconnecting (kombu's BRPOP waits 1 s, far below).
-            "socket_timeout": float(os.environ.get("ELEMENTA_REDIS_SOCKET_TIMEOUT", "10")),
+            "socket_timeout": float(os.environ.get("ELEMENTA_REDIS_SOCKET_TIMEOUT", "5")),
             "socket_connect_timeout": float(os.environ.get("ELEMENTA_REDIS_CONNECT_TIMEOUT", "5")),
             "socket_keepalive": True,
             "retry_on_timeout": True,
