@@ -157,8 +157,9 @@ class Stack:
         return proc
 
     def start_beat(self, broker: str) -> subprocess.Popen:
-        return self.start("beat", [str(VENV_BIN / "celery"), "-A", "config", "beat", "-l", "info",
-                                   "-s", str(VAR_DIR / "celerybeat-schedule"), "--pidfile="], self.env(broker, WORKER_APP))
+        argv = [str(VENV_BIN / "celery"), "-A", "config", "beat", "-l", "info", "-s", str(VAR_DIR / "celerybeat-schedule"),
+                "--pidfile="]
+        return self.start("beat", argv, self.env(broker, WORKER_APP))
 
     def start_redis(self) -> subprocess.Popen:
         host, port, _ = OWN_REDIS
@@ -348,8 +349,9 @@ def check_trades(report: Report, conn: psycopg.Connection, ids: list[str], stack
         "GROUP BY trade_id", (ids,)).fetchall())
     report.check("exactly one hold per trade", all(holds.get(t, 0) == 1 for t in ids))
     problems = invariant_violations(ids)
-    report.check("tests/invariants.py: one settle and one Settlement per settled trade, no repeated transition, every ledger "
-                 "transaction balanced, every wallet = its entries, none negative", not problems, "; ".join(problems[:5]))
+    report.check("tests/invariants.py: one settle and one Settlement per settled trade, no repeated transition, "
+                 "every ledger transaction balanced, every wallet = its entries, none negative",
+                 not problems, "; ".join(problems[:5]))
     for line in problems[:3]:
         trade_id = line.split()[1] if line.startswith("trade ") else ""
         if trade_id:
@@ -367,10 +369,11 @@ def invariant_violations(ids: list[str]) -> list[str]:
 
 def check_audit(report: Report) -> None:
     env = Stack().env(shared_broker(), CHECKER_APP)
-    result = subprocess.run([str(VENV_BIN / "python"), "manage.py", "verify_audit"], cwd=REPO, env=env, capture_output=True,
-                            text=True, timeout=300)
+    result = subprocess.run([str(VENV_BIN / "python"), "manage.py", "verify_audit"], cwd=REPO, env=env,
+                            capture_output=True, text=True, timeout=300)
+    output = (result.stdout + result.stderr).strip()
     report.check("audit chain verifies (manage.py verify_audit)", result.returncode == 0,
-                 (result.stdout + result.stderr).strip().splitlines()[-1] if (result.stdout + result.stderr).strip() else "")
+                 output.splitlines()[-1] if output else "")
 
 
 def check_buyer(report: Report, conn: psycopg.Connection) -> None:
@@ -638,7 +641,8 @@ def scenario_redis_kills(report: Report, stack: Stack, trades: int, timeout: flo
     for round_ in range(1, 6):
         pid = stack.procs["redis"].pid
         stack.kill("redis", signal.SIGKILL)
-        report.injected(f"round {round_}: SIGKILL to redis-server PID {pid} at {now()} (in flight: whatever the worker held)")
+        report.injected(f"round {round_}: SIGKILL to redis-server PID {pid} at {now()} "
+                        "(in flight: whatever the worker held)")
         time.sleep(2.5)
         stack.start_redis()
         time.sleep(4)
@@ -663,7 +667,8 @@ def scenario_redis_kills(report: Report, stack: Stack, trades: int, timeout: flo
     report.check("the same worker process is alive (no crash, nobody restarted it)",
                  worker.poll() is None and stack.procs.get("worker") is worker and worker.pid == worker_pid,
                  f"PID {worker_pid}")
-    report.check("beat is alive", stack.procs["beat"].poll() is None and stack.procs["beat"].pid == beat_pid, f"PID {beat_pid}")
+    beat = stack.procs["beat"]
+    report.check("beat is alive", beat.poll() is None and beat.pid == beat_pid, f"PID {beat_pid}")
     crashes = count_in_log(stack, "Unrecoverable error", since)
     report.check("no 'Unrecoverable error' in the worker log", crashes == 0, f"{crashes} found")
     report.note(f"worker log: {count_in_log(stack, 'Connection to broker lost', since)} connection losses, "
@@ -691,16 +696,17 @@ def main() -> int:
     parser.add_argument("--trades", type=int, default=40, help="trades per scenario (default 40)")
     parser.add_argument("--timeout", type=float, default=120, help="seconds to wait for trades to become final (default 120)")
     parser.add_argument("--keep-db", action="store_true", help="leave the database for inspection")
-    parser.add_argument("--database", default=DB_NAME, help=f"PostgreSQL database to drop, re-create and use (default {DB_NAME})")
-    parser.add_argument("--redis-db", type=int, default=SHARED_REDIS[2], help="DB number on the shared Redis (default 9)")
-    parser.add_argument("--redis-port", type=int, default=OWN_REDIS[1], help="port of the private redis-server (default 6390)")
-    parser.add_argument("--api-port", type=int, default=API_PORT, help=f"port for the bench's gunicorn (default {API_PORT})")
-    parser.add_argument("--var-dir", type=Path, default=VAR_DIR, help=f"scratch folder, wiped at the start (default {VAR_DIR})")
-    parser.add_argument("--queue", default=QUEUE, help=f"Celery queue (default {QUEUE})")
+    parser.add_argument("--database", default=DB_NAME, help="PostgreSQL database to drop, re-create and use")
+    parser.add_argument("--redis-db", type=int, default=SHARED_REDIS[2], help="DB number on the shared Redis")
+    parser.add_argument("--redis-port", type=int, default=OWN_REDIS[1], help="port of the private redis-server")
+    parser.add_argument("--api-port", type=int, default=API_PORT, help="port for the bench's gunicorn")
+    parser.add_argument("--var-dir", type=Path, default=VAR_DIR, help="scratch folder, wiped at the start")
+    parser.add_argument("--queue", default=QUEUE, help="Celery queue")
     args = parser.parse_args()
     VAR_DIR, QUEUE = args.var_dir, args.queue
     API_PORT, API = args.api_port, f"http://127.0.0.1:{args.api_port}"
-    DB_NAME, SHARED_REDIS, OWN_REDIS = args.database, (*SHARED_REDIS[:2], args.redis_db), (OWN_REDIS[0], args.redis_port, 0)
+    DB_NAME, SHARED_REDIS = args.database, (*SHARED_REDIS[:2], args.redis_db)
+    OWN_REDIS = (OWN_REDIS[0], args.redis_port, 0)
     PG_URL = f"postgres://postgres@127.0.0.1:5432/{DB_NAME}"
     for tool in ("psql", "redis-server", "pgrep"):
         if not shutil.which(tool):

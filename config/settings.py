@@ -226,8 +226,9 @@ else:
         CELERY_BROKER_TRANSPORT_OPTIONS = {"confirm_publish": True, "connect_timeout": 5}
     else:
         # Redis redelivers an unacked message after visibility_timeout: keep it above the longest
-        # task plus its longest retry delay (else a task still running is delivered twice), and short enough that a killed
-        # worker's task comes back within minutes, not the 1 h default (the sweeper is faster still).
+        # task plus its longest retry delay (else a task still running is delivered twice), and
+        # short enough that a killed worker's task comes back within minutes, not the 1 h default
+        # (the sweeper is faster still).
         CELERY_BROKER_TRANSPORT_OPTIONS = {
             "visibility_timeout": int(os.environ.get("CELERY_VISIBILITY_TIMEOUT", "300")),
             # kombu scans for expired unacked messages only every interval × throttle (10 × 10 s by

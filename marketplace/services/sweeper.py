@@ -31,7 +31,8 @@ def trades_sweep_stuck(*, now: datetime | None = None) -> dict[str, int]:
     cutoff = now - settings.ELEMENTA_STUCK_AFTER
     counts = {"check": 0, "settle": 0, "to_review": 0, "settlement_stuck": 0}
     for status, task in ((Trade.Status.CHECKING, "check"), (Trade.Status.APPROVED, "settle")):
-        stuck = Trade.objects.filter(status=status, status_changed_at__lt=cutoff).values_list("id", "redrives", "status_changed_at")[:1000]
+        stuck = (Trade.objects.filter(status=status, status_changed_at__lt=cutoff).order_by("status_changed_at")
+                 .values_list("id", "redrives", "status_changed_at")[:1000])
         for trade_id, redrives, changed_at in stuck:
             if changed_at >= now - settings.ELEMENTA_STUCK_AFTER * (2 ** min(redrives, settings.ELEMENTA_MAX_REDRIVES)):
                 continue  # re-driven recently: give the last re-drive its time

@@ -30,7 +30,7 @@ def running(env: dict[str, str]) -> dict[str, int]:
     for line in ctl(env, "status").splitlines():
         parts = line.split()
         if len(parts) >= 4 and parts[1] == "RUNNING" and parts[2] == "pid":
-            pids[parts[0]] = int(parts[3].rstrip(","))
+            pids[parts[0].split(":")[-1]] = int(parts[3].rstrip(","))  # "elementa:worker" → "worker"
     return pids
 
 
