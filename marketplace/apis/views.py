@@ -225,7 +225,7 @@ class TradeViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Ge
         data = serializer.validated_data
         trade = trade_services.trade_create(
             membership=_membership(request), dataset_id=data["dataset"], destination=data.get("destination"),
-            purpose=data["purpose"], mechanisms=data.get("mechanisms", []),
+            purpose=data["purpose"], mechanisms=data.get("mechanisms", []), delivery=data["delivery"], queries=data.get("queries"),
         )
         # Rendered from the objects the service already holds: no second read of the new trade.
         return Response(s.TradeSerializer(trade).data, status=status.HTTP_201_CREATED)

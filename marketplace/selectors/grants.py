@@ -15,8 +15,10 @@ def grant_list_visible(*, user: AbstractBaseUser) -> QuerySet[AccessGrant]:
 
 
 def grant_highest_version_for(*, organisation_id: object, dataset_id: object) -> tuple[bool, int | None]:
-    """(holds an active grant, highest version its active grants cover: None = every version)."""
-    grants = list(AccessGrant.objects.filter(AccessGrant.active_q(), buyer_id=organisation_id, dataset_id=dataset_id).values_list("max_version", flat=True))
+    """(holds an active download grant, highest version its active grants cover: None = every version).
+    Compute grants never show the files: their buyers query them where they are stored."""
+    grants = list(AccessGrant.objects.filter(
+        AccessGrant.active_q(), buyer_id=organisation_id, dataset_id=dataset_id, trade__delivery="download").values_list("max_version", flat=True))
     if not grants:
         return False, None
     if any(v is None for v in grants):

@@ -25,6 +25,7 @@ from config.errors import InvalidInputError, NotFoundError, PermissionDeniedErro
 from marketplace.errors import (
     DatasetFileNotFoundError,
     GrantAlreadyRevokedError,
+    GrantComputeOnlyError,
     GrantInactiveError,
     GrantSuspendedError,
     RangeNotSatisfiableError,
@@ -78,12 +79,18 @@ def grant_issue(*, trade: Trade) -> AccessGrant:
         destination=trade.destination, valid_from=valid_from,
         valid_until=valid_from + timedelta(days=term) if term else None,
     )
+    if trade.delivery == "compute":
+        from marketplace.services.compute import compute_grant_setup
+
+        compute_grant_setup(grant=grant, trade=trade)
+        max_version = None
     logger.info("trade %s: grant %s issued, valid %s to %s, versions ≤ %s", trade.id, grant.id, grant.valid_from, grant.valid_until,
                 grant.max_version or "all")
     event_emit(kind="grant.issued", subject_type="grant", subject_id=grant.id, actor_label="system:settlement",
                organisation_ids=[trade.buyer_id, trade.provider_id],
                data={"trade": str(trade.id), "dataset": str(trade.dataset_id), "buyer": str(trade.buyer_id), "max_version": max_version,
-                     "valid_from": grant.valid_from, "valid_until": grant.valid_until, "destination": grant.destination})
+                     "valid_from": grant.valid_from, "valid_until": grant.valid_until, "destination": grant.destination,
+                     "delivery": trade.delivery, "queries": grant.queries_left})
     return grant
 
 
@@ -221,6 +228,8 @@ def grant_download_open(
         raise NotFoundError("No such grant.")
     if grant.buyer_id != membership.organisation_id:
         raise PermissionDeniedError("Only the buying organisation downloads under a grant.")
+    if Trade.objects.filter(pk=grant.trade_id, delivery="compute").exists():
+        raise GrantComputeOnlyError()  # the data never leaves its storage jurisdiction
     now = timezone.now()
     if grant.status_at(now) == AccessGrant.Status.SUSPENDED:
         raise GrantSuspendedError(grant_inactive_message(grant, now))
