@@ -106,10 +106,12 @@ def run_query(sql: str, *, database: Path, table: str, limits: Limits) -> RawRes
     if not database.exists():
         raise EngineError("table_unavailable", "the prepared table is missing")
     started = time.perf_counter()
-    con = _guarded_connection(database, limits)
-    timer = threading.Timer(limits.timeout_seconds + 2.0, con.interrupt)  # backstop for the setting
-    timer.daemon = True
+    con: duckdb.DuckDBPyConnection | None = None
+    timer: threading.Timer | None = None
     try:
+        con = _guarded_connection(database, limits)
+        timer = threading.Timer(limits.timeout_seconds + 2.0, con.interrupt)  # backstop for the setting
+        timer.daemon = True
         rows_read = int(con.execute(f"SELECT count(*) FROM {_quote(table)}").fetchone()[0])  # type: ignore[index]
         timer.start()
         cursor = con.execute(sql)
@@ -123,6 +125,8 @@ def run_query(sql: str, *, database: Path, table: str, limits: Limits) -> RawRes
         # Never DuckDB's own text: it can quote cell values ("Could not convert string '…'").
         raise EngineError("query_failed", f"the query failed in the engine ({type(exc).__name__})") from None
     finally:
-        timer.cancel()
-        con.close()
+        if timer is not None:
+            timer.cancel()
+        if con is not None:
+            con.close()
     return RawResult(columns=columns, rows=rows, rows_read=rows_read, elapsed_ms=(time.perf_counter() - started) * 1000)

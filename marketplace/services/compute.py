@@ -19,7 +19,7 @@ from typing import Any
 
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
-from django.db import transaction
+from django.db import InterfaceError, OperationalError, transaction
 from django.db.models import F
 from django.utils import timezone
 
@@ -364,6 +364,11 @@ def compute_query_run(*, query_id: object) -> ComputeQuery | None:
         outcome = {"ok": False, "code": refusal.code, "reason": refusal.message}
     except EngineError as failure:
         outcome = {"ok": False, "code": failure.code, "reason": failure.message}
+    except (OperationalError, InterfaceError):
+        raise  # transient: the task retries; the query is still running and is picked up again
+    except Exception:
+        logger.exception("compute query %s failed unexpectedly", query.id)
+        outcome = {"ok": False, "code": "internal_error", "reason": "the run failed; it has been logged"}
     return _record(query_id=query.id, outcome=outcome)
 
 

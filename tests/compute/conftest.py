@@ -38,3 +38,27 @@ def offer_compute(client_for: Callable[[Membership | None], APIClient], provider
         return response.json()
 
     return put
+
+
+@pytest.fixture
+def in_process(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Drive the services in this process: nothing is published for a worker (the tests call the
+    compliance check, settlement and query runs themselves)."""
+    from marketplace.services import compute, trade_transitions
+
+    monkeypatch.setattr(trade_transitions, "trade_enqueue", lambda *args, **kwargs: None)
+    monkeypatch.setattr(compute, "compute_query_enqueue", lambda *args, **kwargs: None)
+
+
+def settled_compute_grant(buyer: Membership, dataset: Dataset, **trade: Any) -> Any:
+    """Buy compute access and take it through the real compliance check and settlement services."""
+    from marketplace.models import AccessGrant
+    from marketplace.services.settlement import trade_settle
+    from marketplace.services.trade_compliance import trade_check_compliance
+    from marketplace.services.trades import trade_create
+
+    bought = trade_create(membership=buyer, dataset_id=dataset.id, delivery="compute", **trade)
+    checked = trade_check_compliance(trade_id=bought.id)
+    assert checked is not None and checked.status == "approved", checked.decision.decision if checked else None
+    trade_settle(trade_id=bought.id)
+    return AccessGrant.objects.get(trade=bought)
