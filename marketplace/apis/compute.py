@@ -207,6 +207,8 @@ def grant_queries(view: Any, request: Request, grant: Any) -> Response:
         qs = query_visible(user=request.user).filter(grant=grant)
         page = view.paginate_queryset(qs)
         return view.get_paginated_response(ComputeQuerySerializer(page, many=True).data)
+    if grant.buyer_id != _membership(request).organisation_id:
+        raise PermissionDeniedError("Only the buying organisation runs queries under a grant.")
     serializer = QuerySubmitSerializer(data=request.data)
     serializer.is_valid(raise_exception=True)
     query = compute_services.compute_query_submit(grant_id=grant.id, membership=_membership(request), sql=serializer.validated_data["sql"])

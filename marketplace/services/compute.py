@@ -369,11 +369,11 @@ def compute_query_run(*, query_id: object) -> ComputeQuery | None:
     except Exception:
         logger.exception("compute query %s failed unexpectedly", query.id)
         outcome = {"ok": False, "code": "internal_error", "reason": "the run failed; it has been logged"}
-    return _record(query_id=query.id, outcome=outcome)
+    return _query_record(query_id=query.id, outcome=outcome)
 
 
 @transaction.atomic
-def _record(*, query_id: object, outcome: dict[str, Any]) -> ComputeQuery | None:
+def _query_record(*, query_id: object, outcome: dict[str, Any]) -> ComputeQuery | None:
     query = ComputeQuery.objects.select_for_update().filter(pk=query_id).first()
     if query is None or query.status != ComputeQuery.Status.RUNNING:
         return query  # another delivery finished it first

@@ -28,6 +28,7 @@ EXEMPT = {
     "export_reserve": "counts a transfer inside an audited compliance check",
     "export_commit": "counts a transfer as settled inside audited settlement",
     "export_release": "stops counting a transfer inside an audited rejection, cancellation or re-check",
+    "compute_grant_setup": "completes a compute grant inside grant_issue, whose grant.issued event records the delivery and queries",
     "evidence_store_file": "attaches an upload to an unsaved document or mechanism; the caller saves it and audits evidence.added / mechanism.added",
 }
 
