@@ -189,6 +189,35 @@ def compute_tables(*, grant: AccessGrant) -> list[dict[str, Any]]:
     }]
 
 
+# --- the law's view: compute as the alternative to a download ---------------------------------------
+
+# Download outcomes that send the buyer to a regulator or stop the trade: where compute is offered
+# and the law treats it more leniently, the decision says so.
+BLOCKING = ("deny", "needs_approval")
+
+
+def compute_decision(*, dataset: Dataset, facts: dict[str, Any]) -> dict[str, Any] | None:
+    """The decision the same purchase would get as compute, or None when compute is not offered."""
+    from compliance.services.checks import compliance_evaluate
+
+    if not ComputeOffer.objects.filter(dataset=dataset, enabled=True).exists():
+        return None
+    return compliance_evaluate(raw_facts={**facts, "delivery": "compute"}).as_dict()
+
+
+def compute_alternatives(decision: dict[str, Any], *, dataset: Dataset, facts: dict[str, Any]) -> list[str]:
+    """["compute"] when a download would be denied or need a regulator's approval, the dataset is
+    offered for compute, and compute's own decision is less restrictive; [] otherwise."""
+    from compliance.engine import Outcome
+
+    if decision["outcome"] not in BLOCKING or facts.get("delivery", "download") != "download":
+        return []
+    other = compute_decision(dataset=dataset, facts=facts)
+    if other is None or Outcome(other["outcome"]).rank >= Outcome(decision["outcome"]).rank:
+        return []
+    return ["compute"]
+
+
 # --- budgets (ε kept like money) ---------------------------------------------------------------------
 
 
