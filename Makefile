@@ -8,6 +8,10 @@ BIN := $(VENV)/bin
 PORT ?= 8000
 WEB_WORKERS ?= 2
 CELERY_CONCURRENCY ?= 2
+# Queues the demo worker serves: the default queue and one compute queue per storage jurisdiction
+# (ELEMENTA_COMPUTE_JURISDICTIONS; docs/compute.md). A regional deployment runs its compute worker
+# where the data is stored, with only its own queue: `celery -A config worker -Q compute.cn`.
+CELERY_QUEUES ?= $${ELEMENTA_CELERY_QUEUE:-elementa},compute.cn,compute.de,compute.us,compute.gb,compute.sg,compute.in,compute.jp,compute.kr,compute.br,compute.ru,compute.sa,compute.vn
 
 .PHONY: install run test lint bench clean
 
@@ -36,7 +40,7 @@ run: install
 	@echo ""
 	@DJANGO_DEBUG=$${DJANGO_DEBUG:-1} bash -c 'trap "trap - INT TERM EXIT; kill 0" INT TERM EXIT; \
 		$(BIN)/gunicorn config.wsgi --bind 127.0.0.1:$(PORT) --workers $(WEB_WORKERS) --access-logfile - & \
-		$(BIN)/celery -A config worker --beat --loglevel info --concurrency $(CELERY_CONCURRENCY) --without-mingle --without-gossip & \
+		$(BIN)/celery -A config worker --beat --loglevel info --concurrency $(CELERY_CONCURRENCY) --without-mingle --without-gossip -Q $(CELERY_QUEUES) & \
 		wait'
 
 test: install

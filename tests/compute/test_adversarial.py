@@ -175,3 +175,17 @@ def test_dp_refuses_aggregates_it_cannot_calibrate():
         with pytest.raises(QueryRefused) as caught:
             dp_check(check_query(sql, CATALOGUE), policy)
         assert caught.value.code == "query_not_supported_with_dp"
+
+
+def test_make_run_serves_every_compute_queue():
+    """The Makefile's worker listens on the default queue and on each compute queue the settings name."""
+    import re
+
+    from django.conf import settings
+
+    from marketplace.services.compute import compute_queues
+
+    makefile = (Path(settings.BASE_DIR) / "Makefile").read_text()
+    listed = re.search(r"^CELERY_QUEUES \?= (.+)$", makefile, re.M)
+    assert listed is not None and "-Q $(CELERY_QUEUES)" in makefile
+    assert listed.group(1).split(",")[1:] == compute_queues()
