@@ -29,7 +29,7 @@ def demo_orders_rows(rows: int = 5000, *, seed: int = 2026) -> list[tuple[str, s
         basket = max(1, min(400, int(rng.gauss(60 + 5 * names.index(province), 25))))
         out.append((province, city, basket, 100000 + customer))
     for extra in range(TINY_ROWS):
-        out.append((TINY[0], TINY[1], 40 + extra, 900000 + extra))
+        out.append((TINY[0], TINY[1], 40 + extra, 90_000_000 + extra))
     return out
 
 

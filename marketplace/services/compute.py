@@ -25,7 +25,7 @@ from django.utils import timezone
 
 from compliance.engine.jurisdictions import country_of
 from config.errors import NotFoundError, PermissionDeniedError
-from marketplace.compute.engine import EngineError, Limits, prepare_table, prepared_path, run_query
+from marketplace.compute.engine import EngineError, Limits, prepare_table, prepared_meta, prepared_path, run_query
 from marketplace.compute.release import ReleasePolicy, dp_check, dp_helpers, release
 from marketplace.compute.sqlcheck import ROLES, CheckedQuery, QueryRefused, check_query, runnable_sql, sql_hash
 from marketplace.errors import (
@@ -383,8 +383,10 @@ def compute_query_run(*, query_id: object) -> ComputeQuery | None:
         columns = list(offer.columns)
         database = prepare_table(_local_csv(dataset_file, cache_dir),
                                  prepared_path(cache_dir, file_sha256=dataset_file.sha256, table=offer.table_name, columns=columns),
-                                 table=offer.table_name, columns=columns)
-        sql = runnable_sql(checked, unit_column=offer.identifier(), fetch_limit=compute_limits().fetch_rows,
+                                 table=offer.table_name, columns=columns, identifier=offer.identifier())
+        # One row per person (verified when the table was prepared): COUNT(*) per group is the same count.
+        unit = None if prepared_meta(database).get("identifier_unique") else offer.identifier()
+        sql = runnable_sql(checked, unit_column=unit, fetch_limit=compute_limits().fetch_rows,
                            clamp=policy.bounds if policy.epsilon else None, extra=dp_helpers(checked) if policy.epsilon else None)
         raw = run_query(sql, database=database, table=offer.table_name, limits=compute_limits())
         released = release(raw, checked, policy)
