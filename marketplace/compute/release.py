@@ -8,7 +8,9 @@ With differential privacy (the offer sets ε per query): each released number ge
 from OpenDP, calibrated to the column's declared bounds (values are clamped to them before the
 query sees them) and to `contributions` rows per person; ε per query is split evenly over the noisy
 measurements (each aggregate, a second one for each AVG, and the contributor count used for the k
-threshold, which is applied to the *noisy* count).
+threshold). A group is released only if both its exact and its noisy contributor count reach k: the
+exact floor keeps the policy's promise (no group of fewer than k people), the noisy one blurs which
+groups appear; the exact floor itself is outside the DP accounting (docs/compute.md).
 """
 
 from __future__ import annotations
@@ -123,7 +125,9 @@ def _release_dp(raw: RawResult, checked: CheckedQuery, policy: ReleasePolicy, in
     suppressed = 0
     for row in raw.rows:
         noisy_units = count_noise(float(row[units_at] or 0))
-        if noisy_units < policy.k:  # threshold on the noisy count: the exact count never decides alone
+        # Both: the policy's floor on the exact count (a group of fewer than k people never leaves),
+        # and the noisy count, so that which groups appear is itself noised near the threshold.
+        if int(row[units_at] or 0) < policy.k or noisy_units < policy.k:
             suppressed += 1
             continue
         values = list(row)
@@ -145,6 +149,6 @@ def _release_dp(raw: RawResult, checked: CheckedQuery, policy: ReleasePolicy, in
     capped = max(len(out_rows) - policy.max_rows, 0)
     mechanism = {"library": "opendp", "mechanism": "laplace", "epsilon": epsilon, "measurements": measurements,
                  "epsilon_each": share, "contributions_per_person": c, "scales": scales,
-                 "threshold": f"noisy contributor count ≥ {policy.k}"}
+                 "threshold": f"exact and noisy contributor counts ≥ {policy.k}"}
     return Release(columns=[raw.columns[i] for i in visible], rows=out_rows[:policy.max_rows], groups_total=len(raw.rows),
                    groups_suppressed=suppressed, rows_capped=capped, epsilon_spent=epsilon, mechanism=mechanism)
