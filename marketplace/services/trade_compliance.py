@@ -37,7 +37,9 @@ def trade_check_compliance(*, trade_id: object) -> Trade | None:
         subject_type="trade", subject_id=trade.id, raw_facts=facts,
         alternatives=partial(compute_alternatives, dataset=trade.dataset, facts=facts) if trade.delivery == "download" else None,
     )
-    if check.outcome == "deny":
+    if check.outcome == "deny" or trade.delivery == "compute":
+        # a compute trade exports no personal information (only released aggregates): it never
+        # counts toward the exporter's cross-border tallies
         export_release(subject_type="trade", subject_id=trade.id)
     else:  # it may still settle (now, after documents, or after review): count it until it cannot
         dataset = trade.dataset
