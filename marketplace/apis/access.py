@@ -114,8 +114,9 @@ class GrantSerializer(serializers.ModelSerializer):
 
     @extend_schema_field(serializers.DictField(allow_null=True))
     def get_privacy_budget(self, grant: AccessGrant) -> dict[str, float] | None:
-        budget = PrivacyBudget.objects.filter(grant=grant).first()
-        if budget is None:
+        try:
+            budget = grant.privacy_budget
+        except PrivacyBudget.DoesNotExist:
             return None
         return {"total": float(budget.total), "reserved": float(budget.reserved), "spent": float(budget.spent),
                 "left": float(budget.total - budget.reserved - budget.spent)}
@@ -238,6 +239,7 @@ class GrantViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Ge
             return AccessGrant.objects.none()
         requests = GrantRevocationRequest.objects.select_related("grant__dataset", "grant__buyer").order_by("-created_at", "-id")
         qs = grant_list_visible(user=self.request.user).prefetch_related(Prefetch("revocation_requests", queryset=requests))
+        qs = qs.select_related("privacy_budget", "dataset__compute_offer")  # compute grants: no query per grant
         if self.action in ("list", "retrieve", "reinstate"):
             latest = DatasetFile.objects.filter(dataset_id=OuterRef("dataset_id")).order_by("-version").values("version")[:1]
             qs = qs.annotate(latest_version=Subquery(latest))

@@ -170,16 +170,22 @@ def compute_grant_setup(*, grant: AccessGrant, trade: Trade) -> None:
 
 
 def compute_tables(*, grant: AccessGrant) -> list[dict[str, Any]]:
-    """What a compute grant may query: each table with its columns, roles and release policy."""
-    offer = ComputeOffer.objects.filter(dataset_id=grant.dataset_id).first()
+    """What a compute grant may query: each table with its columns, roles, current file version and
+    release policy. Uses `grant.dataset.compute_offer` and `grant.latest_version` when the caller
+    loaded them (the grant list does, in its one query)."""
+    try:
+        offer: ComputeOffer | None = grant.dataset.compute_offer
+    except ComputeOffer.DoesNotExist:
+        offer = None
     if offer is None:
         return []
-    latest = DatasetFile.objects.filter(dataset_id=grant.dataset_id).order_by("-version").values("version", "sha256").first()
+    version = getattr(grant, "latest_version", None)
+    if version is None:
+        version = DatasetFile.objects.filter(dataset_id=grant.dataset_id).order_by("-version").values_list("version", flat=True).first()
     return [{
         "name": offer.table_name,
         "columns": [{"name": name, "role": role} for name, role in offer.columns.items()],
-        "version": latest["version"] if latest else None,
-        "sha256": latest["sha256"] if latest else None,
+        "version": version,
         "min_group_size": offer.min_group_size,
         "max_result_rows": offer.max_result_rows,
         "differential_privacy": ({"epsilon_per_query": float(offer.dp_epsilon_per_query or 0),
