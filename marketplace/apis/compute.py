@@ -8,7 +8,7 @@ from typing import Any
 from django.db.models import QuerySet
 from django.http import HttpResponse
 from django.shortcuts import get_object_or_404
-from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
+from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_field, inline_serializer
 from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.permissions import IsAuthenticated
@@ -19,9 +19,10 @@ from rest_framework.views import APIView
 
 from config.errors import PermissionDeniedError
 from config.permissions import IsOfficer
-from marketplace.apis.serializers import ReasonSerializer
+from marketplace.apis.serializers import ReasonSerializer, _currency
 from marketplace.models import ComputeOffer, ComputeQuery, Dataset, Membership
 from marketplace.models.compute import MIN_K
+from marketplace.money import MoneyError, money
 from marketplace.selectors.datasets import dataset_list_visible
 from marketplace.selectors.members import membership_of, scoped_to_parties
 from marketplace.services import compute as compute_services
@@ -40,7 +41,8 @@ class ComputeOfferSerializer(serializers.ModelSerializer):
                                     help_text="{column: role}; roles: identifier, quasi_identifier, sensitive, plain.")
     min_group_size = serializers.IntegerField(min_value=MIN_K, max_value=100_000, default=10)
     max_result_rows = serializers.IntegerField(min_value=1, max_value=100_000, default=1000)
-    price = serializers.DecimalField(max_digits=14, decimal_places=2, min_value=0)
+    price = serializers.DecimalField(max_digits=14, decimal_places=2, min_value=0, help_text="Per period, or per query.")
+    currency = serializers.CharField(max_length=3, validators=[_currency], default="USD")
     term_days = serializers.IntegerField(min_value=1, max_value=3650, default=30)
     bounds = serializers.DictField(child=serializers.ListField(child=serializers.FloatField(), min_length=2, max_length=2),
                                    required=False, default=dict)
@@ -53,6 +55,13 @@ class ComputeOfferSerializer(serializers.ModelSerializer):
                   "term_days", "dp_epsilon_per_period", "dp_epsilon_per_query", "bounds", "contributions_per_person",
                   "review_sensitive_queries", "updated_at"]
         read_only_fields = ["dataset", "review_sensitive_queries", "updated_at"]
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        try:
+            attrs["price"] = money(attrs["price"], (attrs.get("currency") or "USD").upper())
+        except MoneyError as exc:
+            raise serializers.ValidationError({"price": [str(exc)]}) from None
+        return attrs
 
 
 class DatasetComputeOfferApi(APIView):
@@ -118,13 +127,14 @@ class ComputeQuerySerializer(serializers.ModelSerializer):
                   "created_at", "started_at", "finished_at"]
         read_only_fields = fields
 
-    @extend_schema(responses=None)
+    @extend_schema_field(serializers.DictField())
     def get_report(self, query: ComputeQuery) -> dict[str, Any]:
         return {"k": query.k, "rows_read": query.rows_read, "groups_total": query.groups_total,
                 "groups_suppressed": query.groups_suppressed, "rows_capped": query.rows_capped,
                 "epsilon_reserved": float(query.epsilon), "epsilon_spent": float(query.epsilon_spent),
                 "differential_privacy": query.mechanism, "columns_read": query.columns_read}
 
+    @extend_schema_field(serializers.DictField(allow_null=True))
     def get_result(self, query: ComputeQuery) -> dict[str, Any] | None:
         return query.result if query.status == ComputeQuery.Status.RELEASED else None
 
@@ -161,8 +171,8 @@ class ComputeQueryViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, view
     @extend_schema(parameters=[OpenApiParameter("format", str, enum=["json", "csv"], description="csv: the released result as CSV.")])
     def retrieve(self, request: Request, pk: str | None = None) -> Any:
         """The buying organisation and officers (others: 404). With `Accept: text/csv` or `?format=csv`,
-        a released result as CSV (409 `query_not_released`-style JSON error otherwise is not used: a
-        query without a released result answers 404 in CSV)."""
+        the released result as CSV (header row, then the rows); a query with no released result
+        answers 404 in that format."""
         query = self.get_object()
         if getattr(request.accepted_renderer, "format", "") == "csv":
             if query.status != ComputeQuery.Status.RELEASED or not query.result:

@@ -29,6 +29,7 @@ from marketplace.compute.engine import EngineError, Limits, prepare_table, prepa
 from marketplace.compute.release import ReleasePolicy, dp_check, dp_helpers, release
 from marketplace.compute.sqlcheck import ROLES, CheckedQuery, QueryRefused, check_query, runnable_sql, sql_hash
 from marketplace.errors import (
+    ComputeNotOfferedError,
     ComputeOfferInvalidError,
     ComputeQuotaExhaustedError,
     DatasetFileNotFoundError,
@@ -143,8 +144,6 @@ def compute_trade_terms(*, dataset: Dataset, queries: int | None) -> dict[str, A
     """Price, pricing and licence a compute trade pins at purchase."""
     offer = ComputeOffer.objects.filter(dataset=dataset, enabled=True).first()
     if offer is None:
-        from marketplace.errors import ComputeNotOfferedError
-
         raise ComputeNotOfferedError(fields={"delivery": ["this dataset is not offered for computation"]})
     if offer.pricing == ComputeOffer.Pricing.PER_QUERY:
         if not queries:
