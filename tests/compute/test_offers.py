@@ -47,8 +47,8 @@ def test_buying_compute_of_a_dataset_without_an_offer_is_refused(client_for, buy
 def test_queries_under_a_download_grant_are_refused(in_process, rulepacks, client_for, buyer_sg, guangdong):
     from marketplace.models import AccessGrant
     from marketplace.services.settlement import trade_settle
-    from marketplace.services.trades import trade_create
     from marketplace.services.trade_transitions import trade_transition
+    from marketplace.services.trades import trade_create
 
     trade = trade_create(membership=buyer_sg, dataset_id=guangdong.id)
     trade_transition(trade_id=trade.id, to="approved", actor_label="system:test")
