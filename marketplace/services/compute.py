@@ -381,6 +381,9 @@ def compute_query_run(*, query_id: object) -> ComputeQuery | None:
     offer = ComputeOffer.objects.get(dataset_id=query.dataset_id)
     outcome: dict[str, Any]
     try:
+        grant = AccessGrant.objects.get(pk=query.grant_id)
+        if grant.status_at() != AccessGrant.Status.ACTIVE:  # revoked or suspended while it waited
+            raise QueryRefused("grant_inactive", "the grant stopped being active before the query ran")
         checked = _check(query.sql, offer)  # again: the offer may have changed since submission
         policy = _policy(offer)
         dataset_file = DatasetFile.objects.get(pk=query.tables[0]["dataset_file"])

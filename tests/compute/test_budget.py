@@ -93,3 +93,18 @@ def test_concurrent_queries_cannot_overspend_the_budget(in_process, rulepacks, b
     budget = PrivacyBudget.objects.get(grant=grant)
     assert budget.reserved == Decimal("3") and budget.spent == Decimal("0")
     assert ComputeQuery.objects.filter(grant=grant).count() == 3
+
+
+@pytest.mark.django_db
+def test_a_query_waiting_when_its_grant_is_revoked_does_not_run(in_process, rulepacks, buyer_sg, officer, guangdong, offer_compute):
+    from marketplace.services.grants import grant_revoke
+
+    offer_compute(guangdong, **DP)
+    grant = settled_compute_grant(buyer_sg, guangdong)
+    query = compute_query_submit(grant_id=grant.id, membership=buyer_sg, sql=SQL)
+    grant_revoke(grant_id=grant.id, actor_membership=officer, reason="re-screening")
+
+    ran = compute_query_run(query_id=query.id)
+
+    assert ran.status == "failed" and ran.reason_code == "grant_inactive" and ran.result is None
+    assert PrivacyBudget.objects.get(grant=grant).reserved == Decimal("0")
