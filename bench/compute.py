@@ -106,7 +106,7 @@ def over_http(url: str, csv_bytes: bytes, runs: int) -> dict[str, Any]:
         return session
 
     provider, buyer = login("provider"), login("buyer-sg")
-    datasets = buyer.get(f"{url}/api/v1/datasets/", params={"search": "Guangdong"}, timeout=30).json()
+    datasets = buyer.get(f"{url}/api/v1/datasets/", params={"q": "Guangdong"}, timeout=30).json()
     dataset = next(d for d in datasets.get("results", datasets) if d["title"].startswith("Guangdong"))
     upload = provider.post(f"{url}/api/v1/datasets/{dataset['id']}/files/", files={"file": ("orders-1m.csv", csv_bytes)}, timeout=300)
     assert upload.status_code == 201, upload.text
