@@ -32,6 +32,7 @@ from marketplace.selectors.members import is_officer, membership_of
 from marketplace.selectors.trades import review_queue, trade_detail_queryset, trade_list_for
 from marketplace.services import datasets as dataset_services
 from marketplace.services import trades as trade_services
+from marketplace.services.compute import compute_alternatives, compute_decision
 from marketplace.services.evidence import trade_evidence_pack
 from marketplace.services.evidence_review import EvidenceDecision, mechanism_review, trade_document_review
 from marketplace.services.mechanisms import mechanism_add, mechanism_remove
@@ -121,17 +122,30 @@ class DatasetViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.
         Buyers only. Returns the decision (outcome, requirements, findings with explanations), never the
         facts: where a cumulative threshold applies, an explanation states the total the rule compared
         (e.g. "150,000 before + 1,000 in this trade = 151,000"), never the provider's individual
-        earlier transfers, their dates or categories."""
+        earlier transfers, their dates or categories.
+
+        Where the dataset is also offered for computation and no `delivery` is asked for, `by_delivery`
+        holds the download and the compute decisions side by side, and `alternatives` is ["compute"]
+        when a download would be denied or need a regulator's approval and compute would not."""
         dataset = self.get_object()
         params = s.PreviewQuerySerializer(data=request.query_params)
         params.is_valid(raise_exception=True)
         buyer = _membership(request).organisation
+        delivery = params.validated_data.get("delivery") or "download"
         facts = transfer_facts(
             dataset=dataset, buyer=buyer, destination=params.validated_data.get("destination") or buyer.jurisdiction,
             purpose=params.validated_data["purpose"], mechanisms=params.validated_data.get("mechanism_list", []),
-            trade_date=timezone.localdate(),
+            trade_date=timezone.localdate(), delivery=delivery,
         )
-        return Response(compliance_evaluate(raw_facts=facts).as_dict())
+        decision = compliance_evaluate(raw_facts=facts).as_dict()
+        if params.validated_data.get("delivery"):
+            return Response(decision)
+        # Both ways to buy, side by side, where the dataset is also offered for computation.
+        other = compute_decision(dataset=dataset, facts=facts)
+        if other is not None:
+            decision["alternatives"] = compute_alternatives(decision, dataset=dataset, facts=facts)
+            decision["by_delivery"] = {"download": {k: v for k, v in decision.items() if k != "alternatives"}, "compute": other}
+        return Response(decision)
 
     @extend_schema(request=None)
     @action(detail=True, methods=["post"])
@@ -185,7 +199,7 @@ class TradeViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Ge
         data = serializer.validated_data
         trade = trade_services.trade_create(
             membership=_membership(request), dataset_id=data["dataset"], destination=data.get("destination"),
-            purpose=data["purpose"], mechanisms=data.get("mechanisms", []),
+            purpose=data["purpose"], mechanisms=data.get("mechanisms", []), delivery=data["delivery"], queries=data.get("queries"),
         )
         # Rendered from the objects the service already holds: no second read of the new trade.
         return Response(s.TradeSerializer(trade).data, status=status.HTTP_201_CREATED)
