@@ -12,11 +12,15 @@ from config import openapi  # noqa: F401  (registers the Bearer scheme with drf-
 from config.api import error_body
 from config.health import healthz
 from marketplace.apis.access import DatasetFileListApi, GrantViewSet
+from marketplace.apis.account import MeApi
 from marketplace.apis.auth import ApiKeyViewSet, LogoutAllApi, LogoutApi, PasswordChangeApi, SessionViewSet, TokenApi
+from marketplace.apis.catalogue import DatasetViewSet
 from marketplace.apis.compute import ComputeQueryViewSet, ComputeReviewPolicyApi, DatasetComputeOfferApi
+from marketplace.apis.evidence import MechanismViewSet, TradeDocumentViewSet
 from marketplace.apis.rescreening import GrantFlagViewSet, RulePackBacktestApi
+from marketplace.apis.reviews import ReviewQueueApi
 from marketplace.apis.revocations import RevocationRequestViewSet
-from marketplace.apis.views import DatasetViewSet, MeApi, MechanismViewSet, ReviewQueueApi, TradeDocumentViewSet, TradeViewSet
+from marketplace.apis.trades import TradeViewSet
 from marketplace.apis.wallet import DepositViewSet, LedgerEntryApi, PayoutReportApi, PlatformWalletApi, WalletApi
 from marketplace.apis.webhooks import WebhookDeliveryViewSet, WebhookEndpointViewSet
 
