@@ -241,12 +241,12 @@ class SanctionsList(models.Model):
         constraints = [models.UniqueConstraint(fields=["source", "checksum"], name="sanctions_list_once_per_content")]
         indexes = [models.Index(fields=["source", "-imported_at"], name="sanctions_list_current_idx")]
 
+    def __str__(self) -> str:
+        return self.ref
+
     @property
     def ref(self) -> str:
         return f"{self.source}@{self.published_on.isoformat()}#{self.checksum[:8]}"
-
-    def __str__(self) -> str:
-        return self.ref
 
 
 class SanctionsEntry(models.Model):

@@ -11,6 +11,16 @@ from compliance.apis.views import EvaluateApi, RulePackViewSet
 from config.api import error_body
 from config.health import healthz
 from marketplace.apis.access import DatasetFileListApi, GrantViewSet
+from marketplace.apis.organisations import (
+    ApplyApi,
+    FalsePositiveViewSet,
+    InvitationAcceptApi,
+    MemberRoleApi,
+    NotificationPreferencesApi,
+    OrganisationFactsViewSet,
+    OrganisationViewSet,
+    SanctionsListViewSet,
+)
 from marketplace.apis.rescreening import GrantFlagViewSet, RulePackBacktestApi
 from marketplace.apis.revocations import RevocationRequestViewSet
 from marketplace.apis.views import DatasetViewSet, MeApi, MechanismViewSet, ReviewQueueApi, TokenApi, TradeDocumentViewSet, TradeViewSet
@@ -33,10 +43,18 @@ router.register("wallet/entries", LedgerEntryApi, basename="wallet-entry")
 router.register("wallet/deposits", DepositViewSet, basename="wallet-deposit")
 router.register("webhooks/deliveries", WebhookDeliveryViewSet, basename="webhook-delivery")
 router.register("webhooks", WebhookEndpointViewSet, basename="webhook")
+router.register("organisations", OrganisationViewSet, basename="organisation")
+router.register("organisation-facts", OrganisationFactsViewSet, basename="organisation-facts")
+router.register("sanctions-lists", SanctionsListViewSet, basename="sanctions-list")
+router.register("screening/false-positives", FalsePositiveViewSet, basename="screening-false-positive")
 
 api_v1 = [
     path("auth/token/", TokenApi.as_view(), name="auth-token"),
     path("me/", MeApi.as_view(), name="me"),
+    path("me/notifications/", NotificationPreferencesApi.as_view(), name="me-notifications"),
+    path("organisations/apply/", ApplyApi.as_view(), name="organisation-apply"),
+    path("organisations/<uuid:pk>/members/<int:user_id>/", MemberRoleApi.as_view(), name="organisation-member"),
+    path("invitations/accept/", InvitationAcceptApi.as_view(), name="invitation-accept"),
     path("compliance/evaluate/", EvaluateApi.as_view(), name="compliance-evaluate"),
     path("rulepacks/<uuid:pk>/backtest/", RulePackBacktestApi.as_view(), name="rulepack-backtest"),
     path("audit/verify/", AuditVerifyApi.as_view(), name="audit-verify"),

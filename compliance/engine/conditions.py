@@ -2,7 +2,8 @@
 
 A condition is a one-key mapping: {"all": [...]}, {"any": [...]}, {"not": c}, or an operator over a
 named fact field and a literal or a pack parameter ("$name"): in, any_in, all_in, eq, gte, gt, lte,
-lt, is; or {"list_match": {min_score: N, owned_share: N}} over the parties' sanctions-list matches. Unknown fields, operators or parameters fail at load time; nothing is ever eval'ed.
+lt, is; or {"list_match": {min_score: N, owned_share: N}} over the parties' sanctions-list matches.
+Unknown fields, operators or parameters fail at load time; nothing is ever eval'ed.
 """
 
 from collections.abc import Callable, Mapping

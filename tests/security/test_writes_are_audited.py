@@ -28,6 +28,10 @@ EXEMPT = {
     "export_reserve": "counts a transfer inside an audited compliance check",
     "export_commit": "counts a transfer as settled inside audited settlement",
     "export_release": "stops counting a transfer inside an audited rejection, cancellation or re-check",
+    "notify": "writes e-mails to the outbox inside the audited action that causes them (the audit record is the event)",
+    "notifications_grants_expiring": "a reminder that an already-audited grant ends on its recorded date; no rights change",
+    "notifications_digest": "a summary e-mail of waiting items; nothing else changes",
+    "notification_send": "marks an outbox e-mail sent; the action it tells of is audited",
     "evidence_store_file": "attaches an upload to an unsaved document or mechanism; the caller saves it and audits evidence.added / mechanism.added",
 }
 
