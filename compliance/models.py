@@ -246,7 +246,7 @@ class SanctionsList(models.Model):
 
     @property
     def ref(self) -> str:
-        return f"{self.source}@{self.published_on.isoformat()}#{self.checksum[:8]}"
+        return f"{self.source}@{str(self.published_on)[:10]}#{self.checksum[:8]}"
 
 
 class SanctionsEntry(models.Model):

@@ -4,8 +4,10 @@ A name is normalised before it is compared: company-form words are dropped (Ltd,
 有限公司…), other scripts are transliterated to ASCII (anyascii: Cyrillic, Greek, Han, Arabic…),
 case and punctuation are folded. Two scorers are combined, both on normalised names: token-sort
 ratio (word order does not matter: "VOLKOV, Pavel" = "Pavel Volkov") and the plain ratio with the
-spaces removed (transliterated Han comes out as glued syllables). Token-set ratio is not used: it
-scores a name that merely contains a listed one ("Ivan Petrov Consulting Group") as 100.
+spaces removed (transliterated Han comes out as glued syllables). One name containing every word
+of the other (at least two words: "Pavel Volkov" in "Pavel Andreevich VOLKOV", a listed name inside
+"Northwind Trading Hamburg") scores SUBSET_SCORE: probable, never certain, because token-set ratio
+would score any name that merely contains a listed one as 100.
 """
 
 import re
@@ -32,6 +34,7 @@ COMPANY_FORMS = frozenset({
     "tov", "pat", "pjs", "fze", "fzco", "fzc", "fzllc", "pte", "pty", "bhd", "sdn", "tbk", "pt", "kk", "yk", "est",
     "group", "holding", "holdings", "trust",
 })
+SUBSET_SCORE = 90
 _DOTTED = re.compile(r"(?<=\b\w)\.(?=\w\b)|\.(?=\s|$)")
 _NON_WORD = re.compile(r"[^0-9a-z]+")
 
@@ -94,6 +97,10 @@ class NameIndex:
                                    (self._compact, fuzz.ratio, query.replace(" ", ""))):
             for _, value, index in process.extract(q, choices, scorer=scorer, score_cutoff=min_score, limit=limit * 3):
                 best[index] = max(best.get(index, 0), round(value))
+        if len(query.split()) >= 2 and min_score <= SUBSET_SCORE:
+            for _, _, index in process.extract(query, self._choices, scorer=fuzz.token_set_ratio, score_cutoff=100, limit=limit * 3):
+                if len(self._choices[index].split()) >= 2:
+                    best[index] = max(best.get(index, 0), SUBSET_SCORE)
         per_entry: dict[object, Hit] = {}
         for index, value in best.items():
             candidate = self.candidates[index]

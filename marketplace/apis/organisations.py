@@ -317,7 +317,9 @@ class FalsePositiveViewSet(mixins.ListModelMixin, mixins.CreateModelMixin, views
         raised again until the entry or the organisation's names change."""
         serializer = FalsePositiveCreateSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        record = screening_false_positive_record(officer=_membership(request), **serializer.validated_data)
+        data = serializer.validated_data
+        record = screening_false_positive_record(officer=_membership(request), organisation_id=data["organisation"],
+                                                 source=data["source"], entry_id=data["entry_id"], reason=data["reason"])
         return Response(FalsePositiveSerializer(record).data, status=status.HTTP_201_CREATED)
 
 
