@@ -220,6 +220,7 @@ class OrganisationViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, view
         membership = _membership(request)
         if membership.organisation_id != organisation.id:
             raise PermissionDeniedError("Only the organisation's administrator may invite members.")
+        require_admin(membership)  # who may, before what is asked
         serializer = InvitationCreateSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         invitation, _ = invitation_create(membership=membership, **serializer.validated_data)
@@ -237,6 +238,7 @@ class MemberRoleApi(APIView):
         membership = _membership(request)
         if str(membership.organisation_id) != str(pk):
             raise PermissionDeniedError("Only the organisation's administrator may change roles.")
+        require_admin(membership)
         serializer = RoleSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         changed = member_role_change(membership=membership, user_id=user_id, role=serializer.validated_data["role"])

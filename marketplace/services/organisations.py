@@ -276,7 +276,7 @@ def organisation_apply(*, facts_raw: Any, admin_raw: Any) -> tuple[Organisation,
     audit_record(kind="organisation.applied", subject_type="organisation", subject_id=organisation.id, actor=user, data={
         "facts": str(version.id), "legal_name": facts["legal_name"], "jurisdiction": facts["jurisdiction"],
         "list_matches": len(version.screening), "second_officer_reasons": version.second_officer_reasons})
-    transaction.on_commit(partial(_notify_officers_waiting, version))
+    _notify_officers_waiting(version)  # into the outbox, in this transaction
     return organisation, version, membership
 
 
@@ -294,7 +294,7 @@ def organisation_facts_change(*, membership: Membership, facts_raw: Any) -> Orga
     version = _version_create(organisation=organisation, kind=OrganisationFacts.Kind.CHANGE, facts=facts, user=membership.user)
     audit_record(kind="organisation.facts_requested", subject_type="organisation", subject_id=organisation.id, actor=membership.user,
                  data={"facts": str(version.id), "number": version.number, "second_officer_reasons": version.second_officer_reasons})
-    transaction.on_commit(partial(_notify_officers_waiting, version))
+    _notify_officers_waiting(version)  # into the outbox, in this transaction
     return version
 
 
