@@ -32,7 +32,7 @@ COMPANY_FORMS = frozenset({
     "gmbh", "mbh", "ag", "kg", "ug", "ohg", "ev", "sa", "sas", "sarl", "srl", "spa", "sl", "bv", "nv", "oy", "oyj", "ab", "as",
     "asa", "aps", "kft", "zrt", "sro", "doo", "dd", "ad", "ead", "jsc", "pjsc", "cjsc", "ojsc", "ooo", "zao", "oao", "pao", "ao",
     "tov", "pat", "pjs", "fze", "fzco", "fzc", "fzllc", "pte", "pty", "bhd", "sdn", "tbk", "pt", "kk", "yk", "est",
-    "lda", "ltda", "sgps", "ou", "uab", "sia", "sp", "oo", "zoo", "sro", "spol",
+    "lda", "ltda", "sgps", "ou", "uab", "sia", "sp", "oo", "zoo", "spol",
     "group", "holding", "holdings", "trust",
 })
 SUBSET_SCORE = 90

@@ -2,15 +2,15 @@
 officers when screening finds something), then trades; its administrator invites members; changes
 of legal facts are versions with history; officers are e-mailed about every item waiting for them."""
 
-from datetime import timedelta
 from collections.abc import Iterator
+from datetime import timedelta
 from typing import Any
 
 import pytest
 from django.contrib.auth import get_user_model
 from django.core import signing
-from rest_framework.test import APIClient
 from django.utils import timezone
+from rest_framework.test import APIClient
 
 from marketplace.models import Dataset, Membership, Notification, Organisation, OrganisationFacts, Trade
 from marketplace.services.notifications import notifications_digest, notifications_sweep

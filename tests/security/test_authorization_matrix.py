@@ -11,11 +11,11 @@ Expectations: OK = the call got past authorization (anything but 401/403/404 and
 
 import json
 import re
-from pathlib import Path
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from decimal import Decimal
 from functools import cache
+from pathlib import Path
 from typing import Any
 
 import pytest
