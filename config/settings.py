@@ -179,6 +179,8 @@ SPECTACULAR_SETTINGS = {
         "TradeStatusEnum": "marketplace.models.Trade.Status",
         "DatasetStatusEnum": "marketplace.models.Dataset.Status",
         "EvidenceStatusEnum": "marketplace.models.EvidenceStatus",
+        "OrganisationKindEnum": "marketplace.models.Organisation.Kind",
+        "OrganisationFactsKindEnum": "marketplace.models.OrganisationFacts.Kind",
     },
 }
 

@@ -46,6 +46,8 @@ def organisations_visible(user: Any) -> QuerySet[Organisation]:
 
 
 class OrganisationDetailSerializer(serializers.ModelSerializer):
+    contact_email = serializers.CharField(read_only=True, help_text="Empty for organisations that never applied.")
+
     class Meta:
         model = Organisation
         fields = ["id", "name", "status", "registration_number", "register", "jurisdiction", "headquarters", "owners",
