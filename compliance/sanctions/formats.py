@@ -61,7 +61,9 @@ def _ofac_rows(raw: bytes, width: int, name: str) -> Iterable[list[str]]:
         if not row or all(not cell.strip() for cell in row):
             continue
         if not row[0].strip().isdigit():
-            raise ListFormatError(f"{name} line {number}: the first field must be the entry number, not {row[0][:40]!r}")
+            raise ListFormatError(
+                f"{name} line {number}: the first field must be the entry number, not {row[0][:40]!r}"
+            )
         if len(row) < width:
             raise ListFormatError(f"{name} line {number}: {len(row)} fields, expected {width}")
         yield [_ofac_value(cell) for cell in row]
@@ -73,7 +75,11 @@ def parse_ofac_sdn(*, sdn: bytes, alt: bytes | None = None, add: bytes | None = 
         ent_num = row[0].strip()
         programmes = [p.strip() for p in re.split(r"\]\s*\[|;", row[3].strip("[] ")) if p.strip()]
         entries[ent_num] = ParsedEntry(
-            entry_id=ent_num, name=row[1], party_type=(row[2] or "entity").lower(), programmes=programmes, remarks=row[11],
+            entry_id=ent_num,
+            name=row[1],
+            party_type=(row[2] or "entity").lower(),
+            programmes=programmes,
+            remarks=row[11],
         )
     for row in _ofac_rows(alt or b"", 5, "alt.csv"):
         entry = entries.get(row[0].strip())
@@ -115,10 +121,17 @@ def parse_eu_fsf_csv(raw: bytes) -> ParsedList:
         published = published or _eu_date(row.get("fileGenerationDate") or "")
         entry = entries.get(logical_id)
         if entry is None:
-            subject = (row.get("Entity_SubjectType") or row.get("Entity_SubjectType_ClassificationCode") or "").strip().upper()
+            subject = (
+                (row.get("Entity_SubjectType") or row.get("Entity_SubjectType_ClassificationCode") or "")
+                .strip()
+                .upper()
+            )
             entry = entries[logical_id] = ParsedEntry(
-                entry_id=logical_id, name="", party_type=EU_PARTY_TYPES.get(subject, subject.lower() or "entity"),
-                reference=(row.get("Entity_EU_ReferenceNumber") or "").strip(), remarks=(row.get("Entity_Remark") or "").strip(),
+                entry_id=logical_id,
+                name="",
+                party_type=EU_PARTY_TYPES.get(subject, subject.lower() or "entity"),
+                reference=(row.get("Entity_EU_ReferenceNumber") or "").strip(),
+                remarks=(row.get("Entity_Remark") or "").strip(),
             )
         name = (row.get("NameAlias_WholeName") or "").strip()
         if name:

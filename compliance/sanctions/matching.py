@@ -19,22 +19,119 @@ from rapidfuzz import fuzz, process
 
 # Legal forms in scripts that are written without spaces, or as several words, removed before
 # transliteration (longest first).
-_SCRIPT_FORMS = sorted((
-    "股份有限公司", "有限责任公司", "有限責任公司", "有限公司", "集团公司", "公司", "株式会社", "有限会社", "合同会社",
-    "주식회사", "유한회사", "общество с ограниченной ответственностью", "закрытое акционерное общество",
-    "открытое акционерное общество", "публичное акционерное общество", "акционерное общество",
-    "товариство з обмеженою відповідальністю", "gesellschaft mit beschränkter haftung", "société à responsabilité limitée",
-    "limited liability company", "public limited company", "joint stock company",
-), key=len, reverse=True)
+_SCRIPT_FORMS = sorted(
+    (
+        "股份有限公司",
+        "有限责任公司",
+        "有限責任公司",
+        "有限公司",
+        "集团公司",
+        "公司",
+        "株式会社",
+        "有限会社",
+        "合同会社",
+        "주식회사",
+        "유한회사",
+        "общество с ограниченной ответственностью",
+        "закрытое акционерное общество",
+        "открытое акционерное общество",
+        "публичное акционерное общество",
+        "акционерное общество",
+        "товариство з обмеженою відповідальністю",
+        "gesellschaft mit beschränkter haftung",
+        "société à responsabilité limitée",
+        "limited liability company",
+        "public limited company",
+        "joint stock company",
+    ),
+    key=len,
+    reverse=True,
+)
 # Company-form words dropped after transliteration (word tokens, case-folded, dots removed).
-COMPANY_FORMS = frozenset({
-    "ltd", "limited", "llc", "llp", "lp", "plc", "inc", "incorporated", "corp", "corporation", "co", "company", "cos",
-    "gmbh", "mbh", "ag", "kg", "ug", "ohg", "ev", "sa", "sas", "sarl", "srl", "spa", "sl", "bv", "nv", "oy", "oyj", "ab", "as",
-    "asa", "aps", "kft", "zrt", "sro", "doo", "dd", "ad", "ead", "jsc", "pjsc", "cjsc", "ojsc", "ooo", "zao", "oao", "pao", "ao",
-    "tov", "pat", "pjs", "fze", "fzco", "fzc", "fzllc", "pte", "pty", "bhd", "sdn", "tbk", "pt", "kk", "yk", "est",
-    "lda", "ltda", "sgps", "ou", "uab", "sia", "sp", "oo", "zoo", "spol",
-    "group", "holding", "holdings", "trust",
-})
+COMPANY_FORMS = frozenset(
+    {
+        "ltd",
+        "limited",
+        "llc",
+        "llp",
+        "lp",
+        "plc",
+        "inc",
+        "incorporated",
+        "corp",
+        "corporation",
+        "co",
+        "company",
+        "cos",
+        "gmbh",
+        "mbh",
+        "ag",
+        "kg",
+        "ug",
+        "ohg",
+        "ev",
+        "sa",
+        "sas",
+        "sarl",
+        "srl",
+        "spa",
+        "sl",
+        "bv",
+        "nv",
+        "oy",
+        "oyj",
+        "ab",
+        "as",
+        "asa",
+        "aps",
+        "kft",
+        "zrt",
+        "sro",
+        "doo",
+        "dd",
+        "ad",
+        "ead",
+        "jsc",
+        "pjsc",
+        "cjsc",
+        "ojsc",
+        "ooo",
+        "zao",
+        "oao",
+        "pao",
+        "ao",
+        "tov",
+        "pat",
+        "pjs",
+        "fze",
+        "fzco",
+        "fzc",
+        "fzllc",
+        "pte",
+        "pty",
+        "bhd",
+        "sdn",
+        "tbk",
+        "pt",
+        "kk",
+        "yk",
+        "est",
+        "lda",
+        "ltda",
+        "sgps",
+        "ou",
+        "uab",
+        "sia",
+        "sp",
+        "oo",
+        "zoo",
+        "spol",
+        "group",
+        "holding",
+        "holdings",
+        "trust",
+    }
+)
 SUBSET_SCORE = 90
 _DOTTED = re.compile(r"(?<=\b\w)\.(?=\w\b)|\.(?=\s|$)")
 _NON_WORD = re.compile(r"[^0-9a-z]+")
@@ -94,12 +191,16 @@ class NameIndex:
         if not query or not self.candidates:
             return []
         best: dict[int, int] = {}
-        for choices, scorer, q in ((self._choices, fuzz.token_sort_ratio, query),
-                                   (self._compact, fuzz.ratio, query.replace(" ", ""))):
+        for choices, scorer, q in (
+            (self._choices, fuzz.token_sort_ratio, query),
+            (self._compact, fuzz.ratio, query.replace(" ", "")),
+        ):
             for _, value, index in process.extract(q, choices, scorer=scorer, score_cutoff=min_score, limit=limit * 3):
                 best[index] = max(best.get(index, 0), round(value))
         if len(query.split()) >= 2 and min_score <= SUBSET_SCORE:
-            for _, _, index in process.extract(query, self._choices, scorer=fuzz.token_set_ratio, score_cutoff=100, limit=limit * 3):
+            for _, _, index in process.extract(
+                query, self._choices, scorer=fuzz.token_set_ratio, score_cutoff=100, limit=limit * 3
+            ):
                 if len(self._choices[index].split()) >= 2:
                     best[index] = max(best.get(index, 0), SUBSET_SCORE)
         per_entry: dict[object, Hit] = {}

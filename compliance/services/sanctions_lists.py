@@ -49,7 +49,11 @@ def _fingerprint(name: str, aliases: Sequence[str], programmes: Sequence[str], p
 
 @transaction.atomic
 def sanctions_list_import(
-    *, source: str, files: dict[str, bytes], origin: str = "", published_on: date | None = None,
+    *,
+    source: str,
+    files: dict[str, bytes],
+    origin: str = "",
+    published_on: date | None = None,
     actor_label: str = "system:import_sanctions_list",
 ) -> tuple[SanctionsList, bool]:
     """Store the files as a snapshot of `source` (created=False if exactly these files are the
@@ -62,7 +66,9 @@ def sanctions_list_import(
         raise SanctionsListInvalidError(fields={names[0]: ["this file is required"]})
     unknown = set(files) - set(names)
     if unknown:
-        raise SanctionsListInvalidError(fields={n: [f"not a file of {source}; expected {', '.join(names)}"] for n in sorted(unknown)})
+        raise SanctionsListInvalidError(
+            fields={n: [f"not a file of {source}; expected {', '.join(names)}"] for n in sorted(unknown)}
+        )
     digest = hashlib.sha256()
     described = []
     for name in names:
@@ -83,19 +89,46 @@ def sanctions_list_import(
     if not parsed.entries:
         raise SanctionsListInvalidError("The list names nobody; refusing to replace the current snapshot with it.")
     snapshot = SanctionsList.objects.create(
-        source=source, published_on=published_on or parsed.published_on or timezone.localdate(), checksum=checksum,
-        files=described, origin=origin[:500], entries_count=len(parsed.entries), imported_by_label=actor_label,
+        source=source,
+        published_on=published_on or parsed.published_on or timezone.localdate(),
+        checksum=checksum,
+        files=described,
+        origin=origin[:500],
+        entries_count=len(parsed.entries),
+        imported_by_label=actor_label,
     )
-    SanctionsEntry.objects.bulk_create([
-        SanctionsEntry(
-            sanctions_list=snapshot, entry_id=e.entry_id[:40], reference=e.reference[:60], party_type=e.party_type[:16],
-            name=e.name[:400], aliases=e.aliases, programmes=e.programmes, countries=e.countries, remarks=e.remarks,
-            fingerprint=_fingerprint(e.name, e.aliases, e.programmes, e.party_type),
-        ) for e in parsed.entries
-    ], batch_size=1000)
-    audit_record(kind="sanctions_list.imported", subject_type="sanctions_list", subject_id=snapshot.id, actor_label=actor_label,
-                 data={"ref": snapshot.ref, "source": source, "checksum": checksum, "entries": len(parsed.entries),
-                       "origin": origin[:500], "files": described})
+    SanctionsEntry.objects.bulk_create(
+        [
+            SanctionsEntry(
+                sanctions_list=snapshot,
+                entry_id=e.entry_id[:40],
+                reference=e.reference[:60],
+                party_type=e.party_type[:16],
+                name=e.name[:400],
+                aliases=e.aliases,
+                programmes=e.programmes,
+                countries=e.countries,
+                remarks=e.remarks,
+                fingerprint=_fingerprint(e.name, e.aliases, e.programmes, e.party_type),
+            )
+            for e in parsed.entries
+        ],
+        batch_size=1000,
+    )
+    audit_record(
+        kind="sanctions_list.imported",
+        subject_type="sanctions_list",
+        subject_id=snapshot.id,
+        actor_label=actor_label,
+        data={
+            "ref": snapshot.ref,
+            "source": source,
+            "checksum": checksum,
+            "entries": len(parsed.entries),
+            "origin": origin[:500],
+            "files": described,
+        },
+    )
     transaction.on_commit(partial(sanctions_list_imported.send, sender=SanctionsList, list_id=str(snapshot.id)))
     return snapshot, True
 
@@ -137,9 +170,14 @@ class ListMatch:
 
     def as_fact(self) -> dict[str, Any]:
         fact: dict[str, Any] = {
-            "party": self.screened.party, "subject": self.screened.subject, "name": self.screened.name[:400],
-            "list": self.list_ref, "entry": self.entry_id, "entry_name": self.entry_name[:400],
-            "programme": self.programme[:400], "score": self.score,
+            "party": self.screened.party,
+            "subject": self.screened.subject,
+            "name": self.screened.name[:400],
+            "list": self.list_ref,
+            "entry": self.entry_id,
+            "entry_name": self.entry_name[:400],
+            "programme": self.programme[:400],
+            "score": self.score,
         }
         if self.screened.subject == "owner":
             fact["share"] = self.screened.share
@@ -163,7 +201,8 @@ def _index(snapshots: Sequence[SanctionsList]) -> tuple[NameIndex, dict[int, tup
     entries: dict[int, tuple[SanctionsList, SanctionsEntry]] = {}
     candidates: list[Candidate] = []
     rows = SanctionsEntry.objects.filter(sanctions_list_id__in=list(by_id)).only(
-        "id", "sanctions_list_id", "entry_id", "name", "aliases", "programmes", "party_type", "fingerprint")
+        "id", "sanctions_list_id", "entry_id", "name", "aliases", "programmes", "party_type", "fingerprint"
+    )
     for entry in rows.iterator(chunk_size=2000):
         entries[entry.id] = (by_id[entry.sanctions_list_id], entry)
         candidates.extend(candidates_for(entry.id, [entry.name, *entry.aliases]))
@@ -174,7 +213,9 @@ def _index(snapshots: Sequence[SanctionsList]) -> tuple[NameIndex, dict[int, tup
     return built
 
 
-def sanctions_screen(*, names: Sequence[ScreenedName], min_score: int | None = None) -> tuple[list[ListMatch], list[str]]:
+def sanctions_screen(
+    *, names: Sequence[ScreenedName], min_score: int | None = None
+) -> tuple[list[ListMatch], list[str]]:
     """Every list entry resembling one of `names` with a score of at least `min_score`
     (ELEMENTA_SCREENING_MIN_SCORE), best first, and the refs of the snapshots screened against."""
     snapshots = sanctions_lists_current()
@@ -186,11 +227,20 @@ def sanctions_screen(*, names: Sequence[ScreenedName], min_score: int | None = N
     for screened in names:
         for hit in index.search(screened.name, min_score=floor):
             snapshot, entry = entries[int(hit.candidate.key)]  # type: ignore[call-overload]
-            matches.append(ListMatch(
-                screened=screened, list_ref=snapshot.ref, source=snapshot.source, entry_pk=entry.id, entry_id=entry.entry_id,
-                entry_name=entry.name, matched_name=hit.candidate.name, programme=", ".join(entry.programmes),
-                score=hit.score, entry_fingerprint=entry.fingerprint,
-            ))
+            matches.append(
+                ListMatch(
+                    screened=screened,
+                    list_ref=snapshot.ref,
+                    source=snapshot.source,
+                    entry_pk=entry.id,
+                    entry_id=entry.entry_id,
+                    entry_name=entry.name,
+                    matched_name=hit.candidate.name,
+                    programme=", ".join(entry.programmes),
+                    score=hit.score,
+                    entry_fingerprint=entry.fingerprint,
+                )
+            )
     matches.sort(key=lambda m: -m.score)
     return matches, sorted(s.ref for s in snapshots)
 
@@ -214,14 +264,20 @@ def sanctions_lists_refresh() -> list[str]:
     sources: list[tuple[str, dict[str, str]]] = []
     if settings.ELEMENTA_OFAC_SDN_BASE_URL:
         base = settings.ELEMENTA_OFAC_SDN_BASE_URL.rstrip("/")
-        sources.append((SanctionsList.Source.OFAC_SDN, {n: f"{base}/{n.upper()}" for n in SOURCE_FILES[SanctionsList.Source.OFAC_SDN]}))
+        sources.append(
+            (
+                SanctionsList.Source.OFAC_SDN,
+                {n: f"{base}/{n.upper()}" for n in SOURCE_FILES[SanctionsList.Source.OFAC_SDN]},
+            )
+        )
     if settings.ELEMENTA_EU_FSF_CSV_URL:
         sources.append((SanctionsList.Source.EU_FSF, {"eu_fsf.csv": settings.ELEMENTA_EU_FSF_CSV_URL}))
     for source, urls in sources:
         try:
             files = {name: _download(url) for name, url in urls.items()}
-            snapshot, created = sanctions_list_import(source=source, files=files, origin=" ".join(urls.values()),
-                                                      actor_label="system:sanctions_refresh")
+            snapshot, created = sanctions_list_import(
+                source=source, files=files, origin=" ".join(urls.values()), actor_label="system:sanctions_refresh"
+            )
         except Exception:
             logger.exception("sanctions list %s could not be refreshed; the current snapshot stays", source)
             continue

@@ -50,9 +50,25 @@ class OrganisationDetailSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = Organisation
-        fields = ["id", "name", "status", "registration_number", "register", "jurisdiction", "headquarters", "owners",
-                  "owner_jurisdictions", "kind", "certifications", "aliases", "contact_name", "contact_email", "facts_version",
-                  "is_operator", "created_at"]
+        fields = [
+            "id",
+            "name",
+            "status",
+            "registration_number",
+            "register",
+            "jurisdiction",
+            "headquarters",
+            "owners",
+            "owner_jurisdictions",
+            "kind",
+            "certifications",
+            "aliases",
+            "contact_name",
+            "contact_email",
+            "facts_version",
+            "is_operator",
+            "created_at",
+        ]
         read_only_fields = fields
 
 
@@ -64,10 +80,35 @@ class OrganisationFactsSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = OrganisationFacts
-        fields = ["id", "organisation", "organisation_name", "number", "kind", "status", "facts", "screening", "second_officer_reasons",
-                  "requested_by", "requested_at", "first_accepted_by", "first_accepted_at", "decided_by", "decided_at", "reason",
-                  "valid_from", "valid_to"]
+        fields = [
+            "id",
+            "organisation",
+            "organisation_name",
+            "number",
+            "kind",
+            "status",
+            "facts",
+            "screening",
+            "second_officer_reasons",
+            "requested_by",
+            "requested_at",
+            "first_accepted_by",
+            "first_accepted_at",
+            "decided_by",
+            "decided_at",
+            "reason",
+            "valid_from",
+            "valid_to",
+        ]
         read_only_fields = fields
+
+    def to_representation(self, instance: OrganisationFacts) -> dict[str, Any]:
+        data = super().to_representation(instance)
+        request = self.context.get("request")
+        if request is not None and not is_officer(request.user):
+            # what screening found is for officers: the organisation sees only that a decision waits
+            data["screening"], data["second_officer_reasons"] = [], []
+        return data
 
     def get_requested_by(self, obj: OrganisationFacts) -> str:
         return obj.requested_by.get_username() if obj.requested_by else ""
@@ -77,10 +118,12 @@ class OrganisationFactsSerializer(serializers.ModelSerializer):
 
 
 class ApplySerializer(serializers.Serializer):
-    organisation = serializers.JSONField(help_text="legal_name, registration_number, register, jurisdiction, headquarters, "
-                                                   "owners [{name, jurisdiction, share, kind}], kind, certifications "
-                                                   "[{code, evidence, valid_until}], aliases, contact {name, email, phone}, "
-                                                   "documents [{title, reference, sha256}]")
+    organisation = serializers.JSONField(
+        help_text="legal_name, registration_number, register, jurisdiction, headquarters, "
+        "owners [{name, jurisdiction, share, kind}], kind, certifications "
+        "[{code, evidence, valid_until}], aliases, contact {name, email, phone}, "
+        "documents [{title, reference, sha256}]"
+    )
     admin = serializers.JSONField(help_text="The administrator's account: username, email, password.")
 
 
@@ -102,7 +145,9 @@ class MemberSerializer(serializers.ModelSerializer):
 
 class InvitationCreateSerializer(serializers.Serializer):
     email = serializers.CharField(max_length=254)
-    role = serializers.CharField(max_length=16, help_text="provider, buyer or admin; officer or admin in the operator's organisation")
+    role = serializers.CharField(
+        max_length=16, help_text="provider, buyer or admin; officer or admin in the operator's organisation"
+    )
 
 
 class InvitationAcceptSerializer(serializers.Serializer):
@@ -120,7 +165,18 @@ class SanctionsListSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = SanctionsList
-        fields = ["id", "ref", "source", "published_on", "imported_at", "checksum", "files", "origin", "entries_count", "rescreened_at"]
+        fields = [
+            "id",
+            "ref",
+            "source",
+            "published_on",
+            "imported_at",
+            "checksum",
+            "files",
+            "origin",
+            "entries_count",
+            "rescreened_at",
+        ]
         read_only_fields = fields
 
 
@@ -148,13 +204,25 @@ class ApplyApi(APIView):
     permission_classes = [AllowAny]
     throttle_classes = [LoginRateThrottle]
 
-    @extend_schema(request=ApplySerializer, auth=[], responses={201: inline_serializer("Application", {
-        "organisation": OrganisationDetailSerializer(), "facts": OrganisationFactsSerializer()})})
+    @extend_schema(
+        request=ApplySerializer,
+        auth=[],
+        responses={
+            201: inline_serializer(
+                "Application", {"organisation": OrganisationDetailSerializer(), "facts": OrganisationFactsSerializer()}
+            )
+        },
+    )
     def post(self, request: Request) -> Response:
         data = request.data if isinstance(request.data, dict) else {}
         organisation, version, _ = organisation_apply(facts_raw=data.get("organisation"), admin_raw=data.get("admin"))
-        return Response({"organisation": OrganisationDetailSerializer(organisation).data,
-                         "facts": OrganisationFactsSerializer(version).data}, status=status.HTTP_201_CREATED)
+        return Response(
+            {
+                "organisation": OrganisationDetailSerializer(organisation).data,
+                "facts": OrganisationFactsSerializer(version, context={"request": request}).data,
+            },
+            status=status.HTTP_201_CREATED,
+        )
 
 
 class OrganisationViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
@@ -176,8 +244,11 @@ class OrganisationViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, view
         return super().get_permissions()
 
     @extend_schema(methods=["get"], responses=OrganisationFactsSerializer(many=True))
-    @extend_schema(methods=["post"], request=inline_serializer("FactsChange", {"organisation": serializers.JSONField()}),
-                   responses={201: OrganisationFactsSerializer})
+    @extend_schema(
+        methods=["post"],
+        request=inline_serializer("FactsChange", {"organisation": serializers.JSONField()}),
+        responses={201: OrganisationFactsSerializer},
+    )
     @action(detail=True, methods=["get", "post"])
     def facts(self, request: Request, pk: str | None = None) -> Response:
         """GET: every version of its legal facts (valid from/to). POST (its administrator): ask to
@@ -190,12 +261,23 @@ class OrganisationViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, view
             require_admin(membership)
             data = request.data if isinstance(request.data, dict) else {}
             version = organisation_facts_change(membership=membership, facts_raw=data.get("organisation"))
-            return Response(OrganisationFactsSerializer(version).data, status=status.HTTP_201_CREATED)
-        versions = OrganisationFacts.objects.filter(organisation=organisation).select_related("requested_by", "first_accepted_by")
-        return Response(OrganisationFactsSerializer(versions, many=True).data)
+            return Response(
+                OrganisationFactsSerializer(version, context={"request": request}).data, status=status.HTTP_201_CREATED
+            )
+        versions = OrganisationFacts.objects.filter(organisation=organisation).select_related(
+            "requested_by", "first_accepted_by"
+        )
+        return Response(OrganisationFactsSerializer(versions, many=True, context={"request": request}).data)
 
-    @extend_schema(responses=inline_serializer("Screening", {"lists": serializers.ListField(child=serializers.CharField()),
-                                                             "matches": serializers.ListField(child=serializers.DictField())}))
+    @extend_schema(
+        responses=inline_serializer(
+            "Screening",
+            {
+                "lists": serializers.ListField(child=serializers.CharField()),
+                "matches": serializers.ListField(child=serializers.DictField()),
+            },
+        )
+    )
     @action(detail=True, methods=["get"])
     def screening(self, request: Request, pk: str | None = None) -> Response:
         """Officers: the organisation screened now against the current lists (reviewed false positives left out)."""
@@ -211,9 +293,20 @@ class OrganisationViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, view
         rows = Membership.objects.filter(organisation=organisation).select_related("user").order_by("user__username")
         return Response(MemberSerializer(rows, many=True).data)
 
-    @extend_schema(request=InvitationCreateSerializer, responses={201: inline_serializer("Invitation", {
-        "id": serializers.UUIDField(), "email": serializers.CharField(), "role": serializers.CharField(),
-        "expires_at": serializers.DateTimeField()})})
+    @extend_schema(
+        request=InvitationCreateSerializer,
+        responses={
+            201: inline_serializer(
+                "Invitation",
+                {
+                    "id": serializers.UUIDField(),
+                    "email": serializers.CharField(),
+                    "role": serializers.CharField(),
+                    "expires_at": serializers.DateTimeField(),
+                },
+            )
+        },
+    )
     @action(detail=True, methods=["post"])
     @idempotent
     def invitations(self, request: Request, pk: str | None = None) -> Response:
@@ -226,8 +319,15 @@ class OrganisationViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, view
         serializer = InvitationCreateSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         invitation, _ = invitation_create(membership=membership, **serializer.validated_data)
-        return Response({"id": invitation.id, "email": invitation.email, "role": invitation.role, "expires_at": invitation.expires_at},
-                        status=status.HTTP_201_CREATED)
+        return Response(
+            {
+                "id": invitation.id,
+                "email": invitation.email,
+                "role": invitation.role,
+                "expires_at": invitation.expires_at,
+            },
+            status=status.HTTP_201_CREATED,
+        )
 
 
 class MemberRoleApi(APIView):
@@ -283,7 +383,9 @@ class OrganisationFactsViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin,
             return [IsAuthenticated(), IsOfficer()]
         return super().get_permissions()
 
-    @extend_schema(request=DecideSerializer, responses={200: OrganisationFactsSerializer, 202: OrganisationFactsSerializer})
+    @extend_schema(
+        request=DecideSerializer, responses={200: OrganisationFactsSerializer, 202: OrganisationFactsSerializer}
+    )
     @action(detail=True, methods=["post"])
     @idempotent
     def verify(self, request: Request, pk: str | None = None) -> Response:
@@ -293,11 +395,17 @@ class OrganisationFactsViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin,
         version = self.get_object()
         serializer = DecideSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        decided = organisation_facts_decide(facts_id=version.id, officer=_membership(request),
-                                            accept=serializer.validated_data["decision"] == "accept",
-                                            reason=serializer.validated_data.get("reason", ""))
+        decided = organisation_facts_decide(
+            facts_id=version.id,
+            officer=_membership(request),
+            accept=serializer.validated_data["decision"] == "accept",
+            reason=serializer.validated_data.get("reason", ""),
+        )
         waiting = decided.status == OrganisationFacts.Status.PENDING
-        return Response(OrganisationFactsSerializer(decided).data, status=status.HTTP_202_ACCEPTED if waiting else status.HTTP_200_OK)
+        return Response(
+            OrganisationFactsSerializer(decided, context={"request": request}).data,
+            status=status.HTTP_202_ACCEPTED if waiting else status.HTTP_200_OK,
+        )
 
 
 class SanctionsListViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
@@ -322,20 +430,35 @@ class FalsePositiveViewSet(mixins.ListModelMixin, mixins.CreateModelMixin, views
         serializer = FalsePositiveCreateSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data
-        record = screening_false_positive_record(officer=_membership(request), organisation_id=data["organisation"],
-                                                 source=data["source"], entry_id=data["entry_id"], reason=data["reason"])
+        record = screening_false_positive_record(
+            officer=_membership(request),
+            organisation_id=data["organisation"],
+            source=data["source"],
+            entry_id=data["entry_id"],
+            reason=data["reason"],
+        )
         return Response(FalsePositiveSerializer(record).data, status=status.HTTP_201_CREATED)
 
 
 class NotificationPreferencesApi(APIView):
     """Which e-mail notifications the caller gets (every kind is on until turned off)."""
 
-    @extend_schema(responses=inline_serializer("NotificationPreferences", {"kinds": serializers.ListField(child=serializers.DictField())}))
+    @extend_schema(
+        responses=inline_serializer(
+            "NotificationPreferences", {"kinds": serializers.ListField(child=serializers.DictField())}
+        )
+    )
     def get(self, request: Request) -> Response:
         return Response(notification_preferences_get(user=request.user))
 
-    @extend_schema(request=inline_serializer("NotificationPreferencesUpdate", {"enabled": serializers.DictField(child=serializers.BooleanField())}),
-                   responses=inline_serializer("NotificationPreferencesUpdated", {"kinds": serializers.ListField(child=serializers.DictField())}))
+    @extend_schema(
+        request=inline_serializer(
+            "NotificationPreferencesUpdate", {"enabled": serializers.DictField(child=serializers.BooleanField())}
+        ),
+        responses=inline_serializer(
+            "NotificationPreferencesUpdated", {"kinds": serializers.ListField(child=serializers.DictField())}
+        ),
+    )
     def patch(self, request: Request) -> Response:
         data = request.data if isinstance(request.data, dict) else {}
         return Response(notification_preferences_set(user=request.user, enabled=data.get("enabled")))

@@ -30,16 +30,28 @@ class OrganisationFacts(models.Model):
     organisation = models.ForeignKey(Organisation, on_delete=models.CASCADE, related_name="fact_versions")
     number = models.PositiveIntegerField()
     kind = models.CharField(max_length=12, choices=Kind.choices)
-    facts = models.JSONField(help_text="Legal name, registration, jurisdiction, headquarters, owners, kind, certifications…")
+    facts = models.JSONField(
+        help_text="Legal name, registration, jurisdiction, headquarters, owners, kind, certifications…"
+    )
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING, db_index=True)
     requested_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
     requested_at = models.DateTimeField(auto_now_add=True)
-    screening = models.JSONField(default=list, help_text="List matches found when it was requested (and re-checked at verification).")
-    second_officer_reasons = models.JSONField(default=list, help_text="Why verifying it needs two officers; empty if one suffices.")
-    first_accepted_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    screening = models.JSONField(
+        default=list, help_text="List matches found when it was requested (and re-checked at verification)."
+    )
+    second_officer_reasons = models.JSONField(
+        default=list, help_text="Why verifying it needs two officers; empty if one suffices."
+    )
+    first_accepted_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
     first_accepted_at = models.DateTimeField(null=True, blank=True)
-    decided_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
-    decided_by_label = models.CharField(max_length=150, blank=True, help_text="Copied: the record outlives the account.")
+    decided_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    decided_by_label = models.CharField(
+        max_length=150, blank=True, help_text="Copied: the record outlives the account."
+    )
     decided_at = models.DateTimeField(null=True, blank=True)
     reason = models.TextField(blank=True)
     valid_from = models.DateTimeField(null=True, blank=True)
@@ -49,7 +61,9 @@ class OrganisationFacts(models.Model):
         ordering = ["organisation", "number"]
         constraints = [
             models.UniqueConstraint(fields=["organisation", "number"], name="organisation_facts_number_unique"),
-            models.UniqueConstraint(fields=["organisation"], condition=models.Q(status="pending"), name="organisation_facts_one_pending"),
+            models.UniqueConstraint(
+                fields=["organisation"], condition=models.Q(status="pending"), name="organisation_facts_one_pending"
+            ),
         ]
         indexes = [models.Index(fields=["status", "requested_at"], name="organisation_facts_queue_idx")]
 
@@ -71,7 +85,9 @@ class ScreeningFalsePositive(models.Model):
     entry_id = models.CharField(max_length=40)
     entry_name = models.CharField(max_length=400)
     entry_fingerprint = models.CharField(max_length=64)
-    organisation_fingerprint = models.CharField(max_length=64, help_text="SHA-256 of the organisation's screened names.")
+    organisation_fingerprint = models.CharField(
+        max_length=64, help_text="SHA-256 of the organisation's screened names."
+    )
     reason = models.TextField()
     recorded_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
     recorded_by_label = models.CharField(max_length=150)
@@ -97,7 +113,9 @@ class Invitation(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     expires_at = models.DateTimeField()
     accepted_at = models.DateTimeField(null=True, blank=True)
-    accepted_user = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    accepted_user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
     revoked_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
@@ -110,7 +128,9 @@ class Invitation(models.Model):
 class NotificationPreference(models.Model):
     """Which e-mail notifications a user does not want (every kind is on by default)."""
 
-    user = models.OneToOneField(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="notification_preference")
+    user = models.OneToOneField(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="notification_preference"
+    )
     muted = models.JSONField(default=list, help_text="Notification kinds the user turned off.")
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -123,7 +143,9 @@ class Notification(models.Model):
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     kind = models.CharField(max_length=32)
-    user = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.CASCADE, related_name="+")
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.CASCADE, related_name="+"
+    )
     email = models.EmailField(blank=True, help_text="For someone without an account yet (an invitation).")
     subject = models.CharField(max_length=200)
     body = models.TextField()

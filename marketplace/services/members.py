@@ -61,16 +61,30 @@ def invitation_create(*, membership: Membership, email: str, role: str) -> tuple
     except ValidationError:
         raise InvalidInputError(fields={"email": ["a valid e-mail address is required"]}) from None
     invitation = Invitation.objects.create(
-        organisation=organisation, email=email, role=role, invited_by=membership.user,
+        organisation=organisation,
+        email=email,
+        role=role,
+        invited_by=membership.user,
         expires_at=timezone.now() + timedelta(hours=settings.ELEMENTA_INVITATION_MAX_AGE_HOURS),
     )
     token = invitation_token(invitation)
-    audit_record(kind="invitation.created", subject_type="organisation", subject_id=organisation.id, actor=membership.user,
-                 data={"invitation": str(invitation.id), "email": email, "role": role})
-    notify(kind="invitation", user_ids=[], email=email, subject=f"You are invited to join {organisation.name} on Elementa",
-           body=f"{membership.user.get_username()} invites you to join {organisation.name} as {role}.\n"
-                f"Accept within {settings.ELEMENTA_INVITATION_MAX_AGE_HOURS:g} hours: {settings.ELEMENTA_INVITATION_URL}{token}\n"
-                "(POST the token with a username and password to /api/v1/invitations/accept/.)")
+    audit_record(
+        kind="invitation.created",
+        subject_type="organisation",
+        subject_id=organisation.id,
+        actor=membership.user,
+        data={"invitation": str(invitation.id), "email": email, "role": role},
+    )
+    notify(
+        kind="invitation",
+        user_ids=[],
+        email=email,
+        subject=f"You are invited to join {organisation.name} on Elementa",
+        body=f"{membership.user.get_username()} invites you to join {organisation.name} as {role}.\n"
+        f"Accept within {settings.ELEMENTA_INVITATION_MAX_AGE_HOURS:g} hours: "
+        f"{settings.ELEMENTA_INVITATION_URL}{token}\n"
+        "(POST the token with a username and password to /api/v1/invitations/accept/.)",
+    )
     return invitation, token
 
 
@@ -93,7 +107,9 @@ def invitation_accept(*, token: str, username: str, password: str) -> Membership
     elif user_model.objects.filter(username__iexact=username).exists():
         errors["username"] = ["this username is taken"]
     try:
-        validate_password(password if isinstance(password, str) else "", user=user_model(username=username, email=invitation.email))
+        validate_password(
+            password if isinstance(password, str) else "", user=user_model(username=username, email=invitation.email)
+        )
     except ValidationError as exc:
         errors["password"] = list(exc.messages)
     if errors:
@@ -102,8 +118,13 @@ def invitation_accept(*, token: str, username: str, password: str) -> Membership
     membership = Membership.objects.create(user=user, organisation=invitation.organisation, role=invitation.role)
     invitation.accepted_at, invitation.accepted_user = timezone.now(), user
     invitation.save(update_fields=["accepted_at", "accepted_user"])
-    audit_record(kind="invitation.accepted", subject_type="organisation", subject_id=invitation.organisation_id, actor=user,
-                 data={"invitation": str(invitation.id), "role": invitation.role})
+    audit_record(
+        kind="invitation.accepted",
+        subject_type="organisation",
+        subject_id=invitation.organisation_id,
+        actor=user,
+        data={"invitation": str(invitation.id), "role": invitation.role},
+    )
     return membership
 
 
@@ -111,18 +132,29 @@ def invitation_accept(*, token: str, username: str, password: str) -> Membership
 def member_role_change(*, membership: Membership, user_id: object, role: str) -> Membership:
     """The administrator changes a member's role (or removes the member's access with role "none")."""
     require_admin(membership)
-    target = Membership.objects.select_for_update().select_related("user").filter(
-        organisation_id=membership.organisation_id, user_id=user_id).first()
+    target = (
+        Membership.objects.select_for_update()
+        .select_related("user")
+        .filter(organisation_id=membership.organisation_id, user_id=user_id)
+        .first()
+    )
     if target is None:
         raise NotFoundError("No such member.")
     new_role = _check_role(role, is_operator=membership.organisation.is_operator)
     if target.role == Membership.Role.ADMIN and new_role != Membership.Role.ADMIN:
-        admins = Membership.objects.filter(organisation_id=membership.organisation_id, role=Membership.Role.ADMIN, user__is_active=True)
+        admins = Membership.objects.filter(
+            organisation_id=membership.organisation_id, role=Membership.Role.ADMIN, user__is_active=True
+        )
         if admins.count() <= 1:
             raise LastAdministratorError()
     old = target.role
     target.role = new_role
     target.save(update_fields=["role"])
-    audit_record(kind="member.role_changed", subject_type="organisation", subject_id=membership.organisation_id, actor=membership.user,
-                 data={"user": target.user.get_username(), "from": old, "to": new_role})
+    audit_record(
+        kind="member.role_changed",
+        subject_type="organisation",
+        subject_id=membership.organisation_id,
+        actor=membership.user,
+        data={"user": target.user.get_username(), "from": old, "to": new_role},
+    )
     return target

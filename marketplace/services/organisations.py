@@ -44,8 +44,19 @@ MAX_ALIASES = 20
 MAX_CERTIFICATIONS = 20
 MAX_DOCUMENTS = 20
 CONTROL_SHARE = 50  # an owner holding this share or more: its jurisdiction is an owner jurisdiction of the organisation
-FACT_FIELDS = ("legal_name", "registration_number", "register", "jurisdiction", "headquarters", "owners", "kind",
-               "certifications", "aliases", "contact", "documents")
+FACT_FIELDS = (
+    "legal_name",
+    "registration_number",
+    "register",
+    "jurisdiction",
+    "headquarters",
+    "owners",
+    "kind",
+    "certifications",
+    "aliases",
+    "contact",
+    "documents",
+)
 
 
 # --- validation -------------------------------------------------------------------------------
@@ -81,7 +92,9 @@ def facts_validate(raw: Any) -> dict[str, Any]:
             errors.setdefault(key, []).append("unknown field")
     facts: dict[str, Any] = {
         "legal_name": _text(raw.get("legal_name"), "legal_name", errors, required=True),
-        "registration_number": _text(raw.get("registration_number"), "registration_number", errors, required=True, limit=80),
+        "registration_number": _text(
+            raw.get("registration_number"), "registration_number", errors, required=True, limit=80
+        ),
         "register": _text(raw.get("register"), "register", errors, required=True),
     }
     for key in ("jurisdiction", "headquarters"):
@@ -106,8 +119,14 @@ def facts_validate(raw: Any) -> dict[str, Any]:
             share = 0
         if not is_jurisdiction(item.get("jurisdiction")):
             errors.setdefault(f"{path}.jurisdiction", []).append("an ISO 3166 code is required")
-        owners.append({"name": _text(item.get("name"), f"{path}.name", errors, required=True), "jurisdiction": item.get("jurisdiction"),
-                       "share": float(share), "kind": kind})
+        owners.append(
+            {
+                "name": _text(item.get("name"), f"{path}.name", errors, required=True),
+                "jurisdiction": item.get("jurisdiction"),
+                "share": float(share),
+                "kind": kind,
+            }
+        )
     if sum(o["share"] for o in owners if o["kind"] == "owner") > 100:
         errors.setdefault("owners", []).append("the owners' shares add up to more than 100 %")
     facts["owners"] = owners
@@ -128,10 +147,18 @@ def facts_validate(raw: Any) -> dict[str, Any]:
         except ValueError:
             errors.setdefault(f"{path}.valid_until", []).append("the date it lapses (YYYY-MM-DD) is required")
             until = None
-        certifications.append({"code": item.get("code"), "evidence": _text(item.get("evidence"), f"{path}.evidence", errors, required=True, limit=500),
-                               "valid_until": until.isoformat() if until else None})
+        certifications.append(
+            {
+                "code": item.get("code"),
+                "evidence": _text(item.get("evidence"), f"{path}.evidence", errors, required=True, limit=500),
+                "valid_until": until.isoformat() if until else None,
+            }
+        )
     facts["certifications"] = certifications
-    facts["aliases"] = [_text(a, f"aliases[{i}]", errors, required=True) for i, a in enumerate(_list(raw.get("aliases"), "aliases", errors, MAX_ALIASES))]
+    facts["aliases"] = [
+        _text(a, f"aliases[{i}]", errors, required=True)
+        for i, a in enumerate(_list(raw.get("aliases"), "aliases", errors, MAX_ALIASES))
+    ]
     contact = raw.get("contact") or {}
     if not isinstance(contact, dict) or set(contact) - {"name", "email", "phone"}:
         errors.setdefault("contact", []).append("an object with name, email, phone")
@@ -142,19 +169,30 @@ def facts_validate(raw: Any) -> dict[str, Any]:
             validate_email(email)
         except ValidationError:
             errors.setdefault("contact.email", []).append("a valid e-mail address is required")
-    facts["contact"] = {"name": _text(contact.get("name"), "contact.name", errors), "email": email,
-                        "phone": _text(contact.get("phone"), "contact.phone", errors, limit=40)}
+    facts["contact"] = {
+        "name": _text(contact.get("name"), "contact.name", errors),
+        "email": email,
+        "phone": _text(contact.get("phone"), "contact.phone", errors, limit=40),
+    }
     documents = []
     for i, item in enumerate(_list(raw.get("documents"), "documents", errors, MAX_DOCUMENTS)):
         if not isinstance(item, dict) or set(item) - {"title", "reference", "sha256"}:
-            errors.setdefault(f"documents[{i}]", []).append("an object with title, reference (where it is kept) and sha256")
+            errors.setdefault(f"documents[{i}]", []).append(
+                "an object with title, reference (where it is kept) and sha256"
+            )
             continue
         sha = _text(item.get("sha256"), f"documents[{i}].sha256", errors, limit=64)
         if sha and not re.fullmatch(r"[0-9a-f]{64}", sha):
             errors.setdefault(f"documents[{i}].sha256", []).append("64 lower-case hex digits")
-        documents.append({"title": _text(item.get("title"), f"documents[{i}].title", errors, required=True),
-                          "reference": _text(item.get("reference"), f"documents[{i}].reference", errors, required=True, limit=500),
-                          "sha256": sha})
+        documents.append(
+            {
+                "title": _text(item.get("title"), f"documents[{i}].title", errors, required=True),
+                "reference": _text(
+                    item.get("reference"), f"documents[{i}].reference", errors, required=True, limit=500
+                ),
+                "sha256": sha,
+            }
+        )
     facts["documents"] = documents
     if errors:
         raise InvalidInputError(fields=errors)
@@ -164,9 +202,15 @@ def facts_validate(raw: Any) -> dict[str, Any]:
 # --- screening --------------------------------------------------------------------------------
 
 
-def screened_names(*, name: str, aliases: list[str], owners: list[dict[str, Any]], party: str = "buyer") -> list[ScreenedName]:
+def screened_names(
+    *, name: str, aliases: list[str], owners: list[dict[str, Any]], party: str = "buyer"
+) -> list[ScreenedName]:
     names = [ScreenedName(party, "name", name), *(ScreenedName(party, "alias", a) for a in aliases)]
-    names += [ScreenedName(party, o.get("kind") or "owner", o["name"], float(o.get("share") or 0)) for o in owners if o.get("name")]
+    names += [
+        ScreenedName(party, o.get("kind") or "owner", o["name"], float(o.get("share") or 0))
+        for o in owners
+        if o.get("name")
+    ]
     return names
 
 
@@ -175,24 +219,36 @@ def names_fingerprint(names: list[ScreenedName]) -> str:
     return hashlib.sha256(json.dumps(sorted([n.subject, n.name] for n in names)).encode()).hexdigest()
 
 
-def _without_false_positives(matches: list[ListMatch], *, organisation_id: object | None, fingerprint: str) -> list[ListMatch]:
+def _without_false_positives(
+    matches: list[ListMatch], *, organisation_id: object | None, fingerprint: str
+) -> list[ListMatch]:
     if organisation_id is None or not matches:
         return matches
-    cleared = {(fp.source, fp.entry_id, fp.entry_fingerprint) for fp in ScreeningFalsePositive.objects.filter(
-        organisation_id=organisation_id, organisation_fingerprint=fingerprint)}
+    cleared = {
+        (fp.source, fp.entry_id, fp.entry_fingerprint)
+        for fp in ScreeningFalsePositive.objects.filter(
+            organisation_id=organisation_id, organisation_fingerprint=fingerprint
+        )
+    }
     return [m for m in matches if (m.source, m.entry_id, m.entry_fingerprint) not in cleared]
 
 
 def organisation_screen(*, organisation: Organisation, party: str = "buyer") -> tuple[list[ListMatch], list[str]]:
     """The organisation's name, aliases, owners and controlling parties against the current lists,
     less the matches an officer found to be false positives (while neither side changed)."""
-    names = screened_names(name=organisation.name, aliases=list(organisation.aliases), owners=list(organisation.owners), party=party)
+    names = screened_names(
+        name=organisation.name, aliases=list(organisation.aliases), owners=list(organisation.owners), party=party
+    )
     matches, lists = sanctions_screen(names=names)
-    return _without_false_positives(matches, organisation_id=organisation.id, fingerprint=names_fingerprint(names)), lists
+    return _without_false_positives(
+        matches, organisation_id=organisation.id, fingerprint=names_fingerprint(names)
+    ), lists
 
 
 def facts_screen(*, facts: dict[str, Any], organisation_id: object | None) -> list[ListMatch]:
-    names = screened_names(name=facts["legal_name"], aliases=facts.get("aliases") or [], owners=facts.get("owners") or [])
+    names = screened_names(
+        name=facts["legal_name"], aliases=facts.get("aliases") or [], owners=facts.get("owners") or []
+    )
     matches, _ = sanctions_screen(names=names)
     return _without_false_positives(matches, organisation_id=organisation_id, fingerprint=names_fingerprint(names))
 
@@ -200,8 +256,11 @@ def facts_screen(*, facts: dict[str, Any], organisation_id: object | None) -> li
 def second_officer_reasons(*, facts: dict[str, Any], matches: list[ListMatch], day: date) -> list[str]:
     """Why verifying these facts needs a second officer: any list match, or an owner or controlling
     party (or the organisation itself) linked to a jurisdiction the sanctions screen names."""
-    reasons = [f"possible list match: {m.screened.subject} '{m.screened.name}' ~ {m.list_ref} entry {m.entry_id} "
-               f"'{m.entry_name}' (score {m.score})" for m in matches]
+    reasons = [
+        f"possible list match: {m.screened.subject} '{m.screened.name}' ~ {m.list_ref} entry {m.entry_id} "
+        f"'{m.entry_name}' (score {m.score})"
+        for m in matches
+    ]
     sanctioned = sanctioned_jurisdictions(day=day)
     places = [("jurisdiction", facts["jurisdiction"]), ("headquarters", facts["headquarters"])]
     places += [(f"{o['kind']} '{o['name']}'", o["jurisdiction"]) for o in facts.get("owners") or []]
@@ -214,13 +273,19 @@ def second_officer_reasons(*, facts: dict[str, Any], matches: list[ListMatch], d
 # --- applying and changing --------------------------------------------------------------------
 
 
-def _version_create(*, organisation: Organisation, kind: str, facts: dict[str, Any], user: AbstractBaseUser | None) -> OrganisationFacts:
+def _version_create(
+    *, organisation: Organisation, kind: str, facts: dict[str, Any], user: AbstractBaseUser | None
+) -> OrganisationFacts:
     matches = facts_screen(facts=facts, organisation_id=organisation.id)
     number = (OrganisationFacts.objects.filter(organisation=organisation).aggregate(n=Max("number"))["n"] or 0) + 1
     try:
         with transaction.atomic():
             version = OrganisationFacts.objects.create(
-                organisation=organisation, number=number, kind=kind, facts=facts, requested_by=user,
+                organisation=organisation,
+                number=number,
+                kind=kind,
+                facts=facts,
+                requested_by=user,
                 screening=[m.as_dict() for m in matches],
                 second_officer_reasons=second_officer_reasons(facts=facts, matches=matches, day=timezone.localdate()),
             )
@@ -232,11 +297,20 @@ def _version_create(*, organisation: Organisation, kind: str, facts: dict[str, A
 def _notify_officers_waiting(version: OrganisationFacts) -> None:
     from marketplace.services.notifications import notify_officers
 
-    what = "applied to join" if version.kind == OrganisationFacts.Kind.APPLICATION else "asked to change its legal facts"
-    notify_officers(kind="onboarding_waiting", subject=f"{version.facts['legal_name']} {what}",
-                    body=f"{version.facts['legal_name']} {what} (version {version.number}); it waits for an officer's "
-                         f"verification at /api/v1/organisation-facts/{version.id}/."
-                         + (f"\nTwo officers must verify it: {'; '.join(version.second_officer_reasons)}." if version.second_officer_reasons else ""))
+    what = (
+        "applied to join" if version.kind == OrganisationFacts.Kind.APPLICATION else "asked to change its legal facts"
+    )
+    notify_officers(
+        kind="onboarding_waiting",
+        subject=f"{version.facts['legal_name']} {what}",
+        body=f"{version.facts['legal_name']} {what} (version {version.number}); it waits for an officer's "
+        f"verification at /api/v1/organisation-facts/{version.id}/."
+        + (
+            f"\nTwo officers must verify it: {'; '.join(version.second_officer_reasons)}."
+            if version.second_officer_reasons
+            else ""
+        ),
+    )
 
 
 @transaction.atomic
@@ -265,17 +339,41 @@ def organisation_apply(*, facts_raw: Any, admin_raw: Any) -> tuple[Organisation,
         raise InvalidInputError(fields=errors)
     if Organisation.objects.filter(name__iexact=facts["legal_name"]).exists():
         raise OrganisationNameTakenError(fields={"legal_name": ["already registered"]})
-    organisation = Organisation.objects.create(
-        name=facts["legal_name"], status="applied", jurisdiction=facts["jurisdiction"], headquarters=facts["headquarters"],
-        registration_number=facts["registration_number"], register=facts["register"], aliases=facts["aliases"], owners=facts["owners"],
-        kind=facts["kind"], contact_name=facts["contact"]["name"], contact_email=facts["contact"]["email"],
-    )
-    user = user_model.objects.create_user(username=username, email=email, password=password)
+    try:
+        with transaction.atomic():
+            organisation = Organisation.objects.create(
+                name=facts["legal_name"],
+                status="applied",
+                jurisdiction=facts["jurisdiction"],
+                headquarters=facts["headquarters"],
+                registration_number=facts["registration_number"],
+                register=facts["register"],
+                aliases=facts["aliases"],
+                owners=facts["owners"],
+                kind=facts["kind"],
+                contact_name=facts["contact"]["name"],
+                contact_email=facts["contact"]["email"],
+            )
+            user = user_model.objects.create_user(username=username, email=email, password=password)
+    except IntegrityError:  # a concurrent application took the name or the username first
+        raise OrganisationNameTakenError("The legal name or the username was taken a moment ago.") from None
     membership = Membership.objects.create(user=user, organisation=organisation, role=Membership.Role.ADMIN)
-    version = _version_create(organisation=organisation, kind=OrganisationFacts.Kind.APPLICATION, facts=facts, user=user)
-    audit_record(kind="organisation.applied", subject_type="organisation", subject_id=organisation.id, actor=user, data={
-        "facts": str(version.id), "legal_name": facts["legal_name"], "jurisdiction": facts["jurisdiction"],
-        "list_matches": len(version.screening), "second_officer_reasons": version.second_officer_reasons})
+    version = _version_create(
+        organisation=organisation, kind=OrganisationFacts.Kind.APPLICATION, facts=facts, user=user
+    )
+    audit_record(
+        kind="organisation.applied",
+        subject_type="organisation",
+        subject_id=organisation.id,
+        actor=user,
+        data={
+            "facts": str(version.id),
+            "legal_name": facts["legal_name"],
+            "jurisdiction": facts["jurisdiction"],
+            "list_matches": len(version.screening),
+            "second_officer_reasons": version.second_officer_reasons,
+        },
+    )
     _notify_officers_waiting(version)  # into the outbox, in this transaction
     return organisation, version, membership
 
@@ -286,22 +384,40 @@ def organisation_facts_change(*, membership: Membership, facts_raw: Any) -> Orga
     officer; until then the organisation trades on the verified one."""
     organisation = Organisation.objects.select_for_update().get(pk=membership.organisation_id)
     if not organisation.is_verified:
-        raise OrganisationNotVerifiedError("The application has not been decided yet; wait for it before asking for a change.")
+        raise OrganisationNotVerifiedError(
+            "The application has not been decided yet; wait for it before asking for a change."
+        )
     facts = facts_validate(facts_raw)
     clash = Organisation.objects.filter(name__iexact=facts["legal_name"]).exclude(pk=organisation.pk).exists()
     if clash:
         raise OrganisationNameTakenError(fields={"legal_name": ["already registered"]})
-    version = _version_create(organisation=organisation, kind=OrganisationFacts.Kind.CHANGE, facts=facts, user=membership.user)
-    audit_record(kind="organisation.facts_requested", subject_type="organisation", subject_id=organisation.id, actor=membership.user,
-                 data={"facts": str(version.id), "number": version.number, "second_officer_reasons": version.second_officer_reasons})
+    version = _version_create(
+        organisation=organisation, kind=OrganisationFacts.Kind.CHANGE, facts=facts, user=membership.user
+    )
+    audit_record(
+        kind="organisation.facts_requested",
+        subject_type="organisation",
+        subject_id=organisation.id,
+        actor=membership.user,
+        data={
+            "facts": str(version.id),
+            "number": version.number,
+            "second_officer_reasons": version.second_officer_reasons,
+        },
+    )
     _notify_officers_waiting(version)  # into the outbox, in this transaction
     return version
 
 
 def current_certifications(facts: dict[str, Any], *, day: date) -> list[str]:
     """Certification codes whose evidence is valid on `day` (they lapse after valid_until)."""
-    return list(dict.fromkeys(c["code"] for c in facts.get("certifications") or []
-                              if c.get("valid_until") and date.fromisoformat(c["valid_until"]) >= day))
+    return list(
+        dict.fromkeys(
+            c["code"]
+            for c in facts.get("certifications") or []
+            if c.get("valid_until") and date.fromisoformat(c["valid_until"]) >= day
+        )
+    )
 
 
 def _apply(organisation: Organisation, facts: dict[str, Any], number: int) -> None:
@@ -311,8 +427,11 @@ def _apply(organisation: Organisation, facts: dict[str, Any], number: int) -> No
     organisation.jurisdiction = facts["jurisdiction"]
     organisation.headquarters = facts["headquarters"]
     organisation.owners = facts["owners"]
-    organisation.owner_jurisdictions = list(dict.fromkeys(
-        o["jurisdiction"] for o in facts["owners"] if o["kind"] == "owner" and o["share"] >= CONTROL_SHARE))
+    organisation.owner_jurisdictions = list(
+        dict.fromkeys(
+            o["jurisdiction"] for o in facts["owners"] if o["kind"] == "owner" and o["share"] >= CONTROL_SHARE
+        )
+    )
     organisation.kind = facts["kind"]
     organisation.certifications = current_certifications(facts, day=timezone.localdate())
     organisation.aliases = facts["aliases"]
@@ -330,7 +449,9 @@ def _rescreen_organisation(organisation_id: str, ref: str, since: datetime) -> N
     except Exception:  # pragma: no cover - the broker is down; logged by Celery's caller
         import logging
 
-        logging.getLogger(__name__).warning("could not enqueue re-screening of organisation %s", organisation_id, exc_info=True)
+        logging.getLogger(__name__).warning(
+            "could not enqueue re-screening of organisation %s", organisation_id, exc_info=True
+        )
 
 
 @transaction.atomic
@@ -342,7 +463,9 @@ def organisation_facts_decide(*, facts_id: object, officer: Membership, accept: 
     if version is None:
         raise NotFoundError("No such legal facts.")
     if version.status != OrganisationFacts.Status.PENDING:
-        raise OrganisationFactsDecidedError(f"Version {version.number} was {version.status} by {version.decided_by_label}.")
+        raise OrganisationFactsDecidedError(
+            f"Version {version.number} was {version.status} by {version.decided_by_label}."
+        )
     reason = (reason or "").strip()
     user, now = officer.user, timezone.now()
     organisation = Organisation.objects.select_for_update().get(pk=version.organisation_id)
@@ -350,39 +473,75 @@ def organisation_facts_decide(*, facts_id: object, officer: Membership, accept: 
         if not reason:
             raise InvalidInputError("A reason is required to reject.", fields={"reason": ["this field is required"]})
         version.status, version.decided_by, version.decided_by_label, version.decided_at, version.reason = (
-            OrganisationFacts.Status.REJECTED, user, user.get_username(), now, reason)
+            OrganisationFacts.Status.REJECTED,
+            user,
+            user.get_username(),
+            now,
+            reason,
+        )
         version.save()
         if version.kind == OrganisationFacts.Kind.APPLICATION:
             organisation.status = "rejected"
             organisation.save(update_fields=["status"])
-        audit_record(kind="organisation.facts_rejected", subject_type="organisation", subject_id=organisation.id, actor=user,
-                     data={"facts": str(version.id), "number": version.number, "reason": reason})
+        audit_record(
+            kind="organisation.facts_rejected",
+            subject_type="organisation",
+            subject_id=organisation.id,
+            actor=user,
+            data={"facts": str(version.id), "number": version.number, "reason": reason},
+        )
         return version
     matches = facts_screen(facts=version.facts, organisation_id=organisation.id)
     version.screening = [m.as_dict() for m in matches]
-    version.second_officer_reasons = second_officer_reasons(facts=version.facts, matches=matches, day=timezone.localdate())
-    if version.second_officer_reasons and (version.first_accepted_by_id is None or version.first_accepted_by_id == user.pk):
+    version.second_officer_reasons = second_officer_reasons(
+        facts=version.facts, matches=matches, day=timezone.localdate()
+    )
+    if version.second_officer_reasons and (
+        version.first_accepted_by_id is None or version.first_accepted_by_id == user.pk
+    ):
         if version.first_accepted_by_id == user.pk:
             raise SecondOfficerRequiredError("You accepted these facts already; a different officer must verify them.")
         version.first_accepted_by, version.first_accepted_at = user, now
         version.save()
-        audit_record(kind="organisation.first_acceptance", subject_type="organisation", subject_id=organisation.id, actor=user,
-                     data={"facts": str(version.id), "number": version.number, "reasons": version.second_officer_reasons})
+        audit_record(
+            kind="organisation.first_acceptance",
+            subject_type="organisation",
+            subject_id=organisation.id,
+            actor=user,
+            data={"facts": str(version.id), "number": version.number, "reasons": version.second_officer_reasons},
+        )
         return version
     clash = Organisation.objects.filter(name__iexact=version.facts["legal_name"]).exclude(pk=organisation.pk).exists()
     if clash:
         raise OrganisationNameTakenError(fields={"legal_name": ["already registered by another organisation"]})
-    OrganisationFacts.objects.filter(organisation=organisation, status=OrganisationFacts.Status.VERIFIED, valid_to__isnull=True).update(valid_to=now)
+    OrganisationFacts.objects.filter(
+        organisation=organisation, status=OrganisationFacts.Status.VERIFIED, valid_to__isnull=True
+    ).update(valid_to=now)
     version.status, version.decided_by, version.decided_by_label, version.decided_at, version.reason = (
-        OrganisationFacts.Status.VERIFIED, user, user.get_username(), now, reason)
+        OrganisationFacts.Status.VERIFIED,
+        user,
+        user.get_username(),
+        now,
+        reason,
+    )
     version.valid_from = now
     version.save()
     was_verified = organisation.is_verified
     _apply(organisation, version.facts, version.number)
     organisation.save()
-    audit_record(kind="organisation.facts_verified", subject_type="organisation", subject_id=organisation.id, actor=user, data={
-        "facts": str(version.id), "number": version.number, "kind": version.kind, "reason": reason,
-        "first_accepted_by": version.first_accepted_by.get_username() if version.first_accepted_by else ""})
+    audit_record(
+        kind="organisation.facts_verified",
+        subject_type="organisation",
+        subject_id=organisation.id,
+        actor=user,
+        data={
+            "facts": str(version.id),
+            "number": version.number,
+            "kind": version.kind,
+            "reason": reason,
+            "first_accepted_by": version.first_accepted_by.get_username() if version.first_accepted_by else "",
+        },
+    )
     if was_verified:  # a change: what it trades on now differs
         transaction.on_commit(partial(_rescreen_organisation, str(organisation.id), version.ref, now))
     return version
@@ -401,7 +560,9 @@ def organisation_certifications_lapse(*, day: date | None = None) -> int:
     versioned, and screen its trades and grants again (for beat, daily; idempotent)."""
     day = day or timezone.localdate()
     lapsed = 0
-    versions = OrganisationFacts.objects.filter(status=OrganisationFacts.Status.VERIFIED, valid_to__isnull=True).select_related("organisation")
+    versions = OrganisationFacts.objects.filter(
+        status=OrganisationFacts.Status.VERIFIED, valid_to__isnull=True
+    ).select_related("organisation")
     for version in versions.iterator():
         current = current_certifications(version.facts, day=day)
         if sorted(current) == sorted(version.organisation.certifications):
@@ -411,9 +572,21 @@ def organisation_certifications_lapse(*, day: date | None = None) -> int:
             gone = sorted(set(organisation.certifications) - set(current))
             organisation.certifications = current
             organisation.save(update_fields=["certifications"])
-            audit_record(kind="organisation.certifications_lapsed", subject_type="organisation", subject_id=organisation.id,
-                         actor_label="system:certifications", data={"lapsed": gone, "on": day.isoformat()})
-            transaction.on_commit(partial(_rescreen_organisation, str(organisation.id), f"{version.ref}:lapsed@{day.isoformat()}", timezone.now()))
+            audit_record(
+                kind="organisation.certifications_lapsed",
+                subject_type="organisation",
+                subject_id=organisation.id,
+                actor_label="system:certifications",
+                data={"lapsed": gone, "on": day.isoformat()},
+            )
+            transaction.on_commit(
+                partial(
+                    _rescreen_organisation,
+                    str(organisation.id),
+                    f"{version.ref}:lapsed@{day.isoformat()}",
+                    timezone.now(),
+                )
+            )
         lapsed += 1
     return lapsed
 
@@ -422,7 +595,9 @@ def organisation_certifications_lapse(*, day: date | None = None) -> int:
 
 
 @transaction.atomic
-def screening_false_positive_record(*, officer: Membership, organisation_id: object, source: str, entry_id: str, reason: str) -> ScreeningFalsePositive:
+def screening_false_positive_record(
+    *, officer: Membership, organisation_id: object, source: str, entry_id: str, reason: str
+) -> ScreeningFalsePositive:
     """An officer records that a current list entry is not this organisation (nor an owner): the
     match is left out of its screening while neither the entry nor the organisation's names change."""
     from compliance.models import SanctionsEntry
@@ -441,11 +616,27 @@ def screening_false_positive_record(*, officer: Membership, organisation_id: obj
         raise SanctionsEntryUnknownError(fields={"entry_id": [f"not in the current {source} list"]})
     names = screened_names(name=organisation.name, aliases=list(organisation.aliases), owners=list(organisation.owners))
     record = ScreeningFalsePositive.objects.create(
-        organisation=organisation, source=source, entry_id=entry.entry_id, entry_name=entry.name, entry_fingerprint=entry.fingerprint,
-        organisation_fingerprint=names_fingerprint(names), reason=reason, recorded_by=officer.user,
+        organisation=organisation,
+        source=source,
+        entry_id=entry.entry_id,
+        entry_name=entry.name,
+        entry_fingerprint=entry.fingerprint,
+        organisation_fingerprint=names_fingerprint(names),
+        reason=reason,
+        recorded_by=officer.user,
         recorded_by_label=officer.user.get_username(),
     )
-    audit_record(kind="screening.false_positive", subject_type="organisation", subject_id=organisation.id, actor=officer.user,
-                 data={"source": source, "entry": entry.entry_id, "entry_name": entry.name, "list": snapshot.ref if snapshot else "",
-                       "reason": reason})
+    audit_record(
+        kind="screening.false_positive",
+        subject_type="organisation",
+        subject_id=organisation.id,
+        actor=officer.user,
+        data={
+            "source": source,
+            "entry": entry.entry_id,
+            "entry_name": entry.name,
+            "list": snapshot.ref if snapshot else "",
+            "reason": reason,
+        },
+    )
     return record

@@ -29,12 +29,17 @@ pytestmark = pytest.mark.django_db
 
 def test_ofac_files_parse_with_aliases_addresses_and_nulls():
     folder = FIXTURES / "ofac-v2"
-    parsed = parse_ofac_sdn(sdn=(folder / "sdn.csv").read_bytes(), alt=(folder / "alt.csv").read_bytes(),
-                            add=(folder / "add.csv").read_bytes())
+    parsed = parse_ofac_sdn(
+        sdn=(folder / "sdn.csv").read_bytes(),
+        alt=(folder / "alt.csv").read_bytes(),
+        add=(folder / "add.csv").read_bytes(),
+    )
 
     by_id = {e.entry_id: e for e in parsed.entries}
     assert by_id["90001"].name == "NORTHWIND TRADING LLC" and by_id["90001"].aliases == ["SEVERNY VETER OOO"]
-    assert by_id["90001"].party_type == "entity" and by_id["90001"].programmes == ["RUSSIA-EO14024"]  # "-0-" type: an entity
+    assert by_id["90001"].party_type == "entity" and by_id["90001"].programmes == [
+        "RUSSIA-EO14024"
+    ]  # "-0-" type: an entity
     assert by_id["90002"].party_type == "individual" and by_id["90002"].countries == ["Russia"]
     assert by_id["36"].remarks == "Havana, Cuba."
 
@@ -87,16 +92,21 @@ def test_a_broken_or_empty_file_is_refused_and_the_current_snapshot_stays(tmp_pa
 
 
 def _decide(buyer_org, dataset) -> dict:
-    facts = transfer_facts(dataset=dataset, buyer=buyer_org, purpose="resale", mechanisms=[], trade_date=timezone.localdate())
+    facts = transfer_facts(
+        dataset=dataset, buyer=buyer_org, purpose="resale", mechanisms=[], trade_date=timezone.localdate()
+    )
     return compliance_evaluate(raw_facts=facts).as_dict()
 
 
-@pytest.mark.parametrize(("name", "aliases", "outcome", "rule"), [
-    ("Northwind Trading LLC", [], "deny", "SAN-LIST-1"),  # listed name, exactly
-    ("Northwind Trading GmbH", [], "deny", "SAN-LIST-1"),  # another company form
-    ("Baltic Data OÜ", ["ООО Северный Ветер"], "deny", "SAN-LIST-1"),  # a Cyrillic alias of the listed alias
-    ("Northwinds Trade GmbH", [], "review", "SAN-LIST-2"),  # probable
-])
+@pytest.mark.parametrize(
+    ("name", "aliases", "outcome", "rule"),
+    [
+        ("Northwind Trading LLC", [], "deny", "SAN-LIST-1"),  # listed name, exactly
+        ("Northwind Trading GmbH", [], "deny", "SAN-LIST-1"),  # another company form
+        ("Baltic Data OÜ", ["ООО Северный Ветер"], "deny", "SAN-LIST-1"),  # a Cyrillic alias of the listed alias
+        ("Northwinds Trade GmbH", [], "review", "SAN-LIST-2"),  # probable
+    ],
+)
 def test_a_listed_buyer_is_denied_or_reviewed_naming_the_entry(rulepacks, eu_public, name, aliases, outcome, rule):
     import_ofac("ofac-v2")
     buyer = OrganisationFactory(name=name, aliases=aliases, jurisdiction="DE")
@@ -105,14 +115,18 @@ def test_a_listed_buyer_is_denied_or_reviewed_naming_the_entry(rulepacks, eu_pub
 
     assert decision["outcome"] == outcome
     finding = next(f for f in decision["findings"] if f["rule"] == rule)
-    assert "entry 90001 'NORTHWIND TRADING LLC'" in finding["explanation"] and "RUSSIA-EO14024" in finding["explanation"]
+    assert (
+        "entry 90001 'NORTHWIND TRADING LLC'" in finding["explanation"] and "RUSSIA-EO14024" in finding["explanation"]
+    )
     assert finding["rulepack"] == "sanctions@2026.11.27"
 
 
 def test_owners_on_the_eu_list_holding_half_block_the_buyer(rulepacks, eu_public):
     import_eu()
-    owners = [{"name": "Pavel Andreevich Volkov", "jurisdiction": "CY", "share": 30, "kind": "owner"},
-              {"name": "Orlov, Ivan Sergeyevich", "jurisdiction": "CY", "share": 20, "kind": "owner"}]
+    owners = [
+        {"name": "Pavel Andreevich Volkov", "jurisdiction": "CY", "share": 30, "kind": "owner"},
+        {"name": "Orlov, Ivan Sergeyevich", "jurisdiction": "CY", "share": 20, "kind": "owner"},
+    ]
     buyer = OrganisationFactory(name="Limassol Analytics Ltd", jurisdiction="CY", owners=owners)
 
     decision = _decide(buyer, eu_public)
@@ -131,7 +145,9 @@ def test_owners_on_the_eu_list_holding_half_block_the_buyer(rulepacks, eu_public
 
 def test_an_unlisted_buyer_is_clear_and_the_facts_name_the_lists_and_versions(rulepacks, eu_public, buyer_eu):
     import_ofac("ofac-v2")
-    facts = transfer_facts(dataset=eu_public, buyer=buyer_eu.organisation, purpose="resale", mechanisms=[], trade_date=timezone.localdate())
+    facts = transfer_facts(
+        dataset=eu_public, buyer=buyer_eu.organisation, purpose="resale", mechanisms=[], trade_date=timezone.localdate()
+    )
 
     assert facts["parties"]["list_matches"] == []
     assert facts["parties"]["lists"] == [SanctionsList.objects.get().ref]
@@ -147,20 +163,32 @@ def test_a_listed_provider_cannot_sell(rulepacks, buyer_eu):
     trade = trade_check_compliance(trade_id=trade_create(membership=buyer_eu, dataset_id=dataset.id).id)
 
     assert trade.status == Trade.Status.REJECTED
-    assert "exporter 'Beijing Xingchen Keji Co., Ltd.' matches ofac_sdn@" in trade.decision.decision["findings"][0]["explanation"]
+    assert (
+        "exporter 'Beijing Xingchen Keji Co., Ltd.' matches ofac_sdn@"
+        in trade.decision.decision["findings"][0]["explanation"]
+    )
 
 
 # --- reviewed false positives -----------------------------------------------------------------
 
 
-def test_an_officers_false_positive_is_not_raised_again_until_either_side_changes(rulepacks, client_for, officer, eu_public):
+def test_an_officers_false_positive_is_not_raised_again_until_either_side_changes(
+    rulepacks, client_for, officer, eu_public
+):
     import_ofac("ofac-v2")
     buyer = OrganisationFactory(name="Northwinds Trade GmbH", jurisdiction="DE")
     assert _decide(buyer, eu_public)["outcome"] == "review"
 
-    response = client_for(officer).post("/api/v1/screening/false-positives/", {
-        "organisation": str(buyer.id), "source": "ofac_sdn", "entry_id": "90001", "reason": "a Hamburg shipping broker since 1990"},
-        format="json")
+    response = client_for(officer).post(
+        "/api/v1/screening/false-positives/",
+        {
+            "organisation": str(buyer.id),
+            "source": "ofac_sdn",
+            "entry_id": "90001",
+            "reason": "a Hamburg shipping broker since 1990",
+        },
+        format="json",
+    )
 
     assert response.status_code == 201, response.json()
     assert response.json()["entry_name"] == "NORTHWIND TRADING LLC"
@@ -174,10 +202,16 @@ def test_an_officers_false_positive_is_not_raised_again_until_either_side_change
 def test_a_false_positive_needs_a_current_entry_and_a_reason(client_for, officer, buyer_eu):
     import_ofac("ofac-v1")
     client = client_for(officer)
-    unknown = client.post("/api/v1/screening/false-positives/", {
-        "organisation": str(buyer_eu.organisation.id), "source": "ofac_sdn", "entry_id": "99999", "reason": "x"}, format="json")
-    blank = client.post("/api/v1/screening/false-positives/", {
-        "organisation": str(buyer_eu.organisation.id), "source": "ofac_sdn", "entry_id": "36", "reason": ""}, format="json")
+    unknown = client.post(
+        "/api/v1/screening/false-positives/",
+        {"organisation": str(buyer_eu.organisation.id), "source": "ofac_sdn", "entry_id": "99999", "reason": "x"},
+        format="json",
+    )
+    blank = client.post(
+        "/api/v1/screening/false-positives/",
+        {"organisation": str(buyer_eu.organisation.id), "source": "ofac_sdn", "entry_id": "36", "reason": ""},
+        format="json",
+    )
 
     assert unknown.status_code == 400 and unknown.json()["code"] == "sanctions_entry_unknown"
     assert blank.status_code == 400
@@ -192,8 +226,14 @@ def test_importing_a_new_list_version_flags_and_suspends_an_existing_live_grant(
     trade = TradeFactory(dataset=eu_public, buyer=buyer.organisation, status=Trade.Status.APPROVED)
     trade_settle(trade_id=trade.id)
     grant = AccessGrant.objects.get(trade=trade)
-    open_trade = trade_check_compliance(trade_id=trade_create(membership=buyer, dataset_id=DatasetFactory(
-        provider=eu_public.provider, classification="sensitive_personal", categories=["health"], subjects=10).id).id)
+    open_trade = trade_check_compliance(
+        trade_id=trade_create(
+            membership=buyer,
+            dataset_id=DatasetFactory(
+                provider=eu_public.provider, classification="sensitive_personal", categories=["health"], subjects=10
+            ).id,
+        ).id
+    )
     assert open_trade.status == Trade.Status.IN_REVIEW  # for another reason (health data)
     Trade.objects.filter(pk=open_trade.pk).update(status_changed_at=timezone.now() - timezone.timedelta(minutes=5))
 
@@ -215,5 +255,7 @@ def test_importing_a_new_list_version_flags_and_suspends_an_existing_live_grant(
 def test_officers_list_the_snapshots(client_for, officer, buyer_eu):
     import_eu()
     body = client_for(officer).get("/api/v1/sanctions-lists/").json()
-    assert [(r["source"], r["entries_count"], r["published_on"]) for r in body["results"]] == [("eu_fsf", 3, "2026-11-27")]
+    assert [(r["source"], r["entries_count"], r["published_on"]) for r in body["results"]] == [
+        ("eu_fsf", 3, "2026-11-27")
+    ]
     assert client_for(buyer_eu).get("/api/v1/sanctions-lists/").status_code == 403

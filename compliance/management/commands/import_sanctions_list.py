@@ -11,14 +11,20 @@ from compliance.services.sanctions_lists import SOURCE_FILES, sanctions_list_imp
 
 
 class Command(BaseCommand):
-    help = ("Import a sanctions-list snapshot. OFAC SDN: --source ofac_sdn PATH, a folder holding sdn.csv (and alt.csv, "
-            "add.csv). EU: --source eu_fsf PATH, the consolidated list's CSV file. The same files twice import nothing.")
+    help = (
+        "Import a sanctions-list snapshot. OFAC SDN: --source ofac_sdn PATH, a folder holding sdn.csv (and alt.csv, "
+        "add.csv). EU: --source eu_fsf PATH, the consolidated list's CSV file. The same files twice import nothing."
+    )
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--source", required=True, choices=list(SOURCE_FILES))
         parser.add_argument("path", help="a folder (OFAC) or a CSV file (EU)")
-        parser.add_argument("--published-on", type=date.fromisoformat, default=None,
-                            help="the list's publication date (default: the file's own, else today)")
+        parser.add_argument(
+            "--published-on",
+            type=date.fromisoformat,
+            default=None,
+            help="the list's publication date (default: the file's own, else today)",
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
         source, path = options["source"], Path(options["path"])
@@ -32,7 +38,9 @@ class Command(BaseCommand):
         else:
             raise CommandError(f"{path} does not exist")
         try:
-            snapshot, created = sanctions_list_import(source=source, files=files, origin=str(path), published_on=options["published_on"])
+            snapshot, created = sanctions_list_import(
+                source=source, files=files, origin=str(path), published_on=options["published_on"]
+            )
         except SanctionsListInvalidError as exc:
             raise CommandError(f"{exc.message} {exc.fields or ''}".strip()) from exc
         verb = "imported" if created else "unchanged"
