@@ -94,7 +94,7 @@ def notification_send(*, notification_id: object) -> bool:
     """Send one notification if it has not been (idempotent: a duplicate message finds it sent)."""
     with transaction.atomic():
         notification = (
-            Notification.objects.select_for_update()
+            Notification.objects.select_for_update(of=("self",))
             .select_related("user")
             .filter(pk=notification_id, sent_at__isnull=True)
             .first()

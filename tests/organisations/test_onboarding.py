@@ -360,3 +360,19 @@ def test_seeded_and_factory_organisations_trade_as_verified(buyer_eu, eu_public)
     assert buyer_eu.organisation.status == "verified" and eu_public.provider.status == "verified"
     assert Dataset.objects.filter(pk=eu_public.pk, status="published").exists()
     assert OrganisationFacts.objects.count() == 0
+
+
+def test_parties_hear_once_that_a_grant_expires_soon(buyer_eu, eu_public, mailoutbox):
+    from marketplace.models import AccessGrant
+    from marketplace.services.notifications import notifications_grants_expiring
+    from marketplace.services.settlement import trade_settle
+    from tests.factories import TradeFactory
+
+    trade = TradeFactory(dataset=eu_public, buyer=buyer_eu.organisation, status=Trade.Status.APPROVED)
+    trade_settle(trade_id=trade.id)
+    AccessGrant.objects.filter(trade=trade).update(valid_until=timezone.now() + timedelta(days=3))
+
+    assert notifications_grants_expiring() == 1
+    assert notifications_grants_expiring() == 0  # once
+    send_outbox()
+    assert any(m.to == [buyer_eu.user.email] and "expires on" in m.subject for m in mailoutbox)
