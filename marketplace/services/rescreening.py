@@ -92,7 +92,9 @@ def _why_flag(original: dict[str, Any], now: Decision) -> str:
     return ""
 
 
-def grant_screen(*, grant: AccessGrant, pack: RulePack | None = None, ref: str = "") -> GrantFlag | None:
+def grant_screen(
+    *, grant: AccessGrant, pack: RulePack | None = None, ref: str = "", list_ref: str = "",
+) -> GrantFlag | None:
     """Re-evaluate a live grant's trade with the active versions, on today's facts; flag it if it
     would now be denied or need something its decision did not. Returns the (possibly existing) flag.
 
@@ -102,6 +104,8 @@ def grant_screen(*, grant: AccessGrant, pack: RulePack | None = None, ref: str =
     assert ref, "a re-screening needs a reason"
     trade = grant.trade
     facts = trade_transfer_facts(trade=trade, trade_date=timezone.localdate())
+    if list_ref and list_ref not in facts["parties"]["lists"]:
+        return None  # a newer snapshot replaced it meanwhile: that snapshot's own run flags under its name
     now = compliance_evaluate(raw_facts=facts)
     original = trade.decision.decision if trade.decision is not None else {"outcome": "allow", "requirements": []}
     reason = _why_flag(original, now)
@@ -186,7 +190,9 @@ def rescreen_due() -> int:
 # --- re-screening after a new sanctions list or a verified change of legal facts ----------------
 
 
-def rescreen_parties(*, ref: str, since: datetime, organisation_ids: list[object] | None = None) -> dict[str, int]:
+def rescreen_parties(
+    *, ref: str, since: datetime, organisation_ids: list[object] | None = None, list_ref: str = "",
+) -> dict[str, int]:
     """Screen again, on today's facts, the open trades and live grants of the given organisations
     (as buyer or provider; everyone when None): trades waiting for documents or review whose status
     was set before `since` go back to `checking`, live grants are re-evaluated and flagged under
@@ -201,7 +207,7 @@ def rescreen_parties(*, ref: str, since: datetime, organisation_ids: list[object
         rechecked += _recheck_trade(trade_id=trade_id, before=since, reason=f"re-screening: {ref}")
     screened = 0
     for grant in grants.select_related("trade__dataset__provider", "trade__buyer", "trade__decision").order_by("created_at").iterator(chunk_size=200):
-        grant_screen(grant=grant, ref=ref)
+        grant_screen(grant=grant, ref=ref, list_ref=list_ref)
         screened += 1
     flagged = GrantFlag.objects.filter(rulepack_ref=ref).count()
     logger.info("re-screening %s: %s trades re-checked, %s grants screened, %s flagged", ref, rechecked, screened, flagged)
@@ -213,7 +219,12 @@ def rescreen_after_list_import(*, list_id: object) -> dict[str, int] | None:
     snapshot = SanctionsList.objects.filter(pk=list_id).first()
     if snapshot is None or snapshot.rescreened_at is not None:
         return None
-    counts = rescreen_parties(ref=f"list:{snapshot.ref}", since=snapshot.imported_at)
+    newest = SanctionsList.objects.filter(source=snapshot.source).order_by("-imported_at", "-id").values_list("id", flat=True).first()
+    if newest != snapshot.id:  # a newer snapshot came in before this run: screening uses it, and its own run covers everyone
+        SanctionsList.objects.filter(pk=snapshot.pk).update(rescreened_at=timezone.now())
+        logger.info("re-screening for %s skipped: superseded by a newer snapshot", snapshot.ref)
+        return None
+    counts = rescreen_parties(ref=f"list:{snapshot.ref}", since=snapshot.imported_at, list_ref=snapshot.ref)
     SanctionsList.objects.filter(pk=snapshot.pk).update(rescreened_at=timezone.now())
     return counts
 

@@ -259,3 +259,16 @@ def test_officers_list_the_snapshots(client_for, officer, buyer_eu):
         ("eu_fsf", 3, "2026-11-27")
     ]
     assert client_for(buyer_eu).get("/api/v1/sanctions-lists/").status_code == 403
+
+
+def test_a_superseded_snapshots_late_run_flags_nothing_under_its_name(rulepacks, eu_public):
+    older = import_ofac("ofac-v1")
+    buyer = MembershipFactory(organisation=OrganisationFactory(name="Northwind Trading Ltd", jurisdiction="DE"))
+    trade = TradeFactory(dataset=eu_public, buyer=buyer.organisation, status=Trade.Status.APPROVED)
+    trade_settle(trade_id=trade.id)
+    newer = import_ofac("ofac-v2")
+
+    assert rescreen_after_list_import(list_id=older.id) is None  # its message arrived late: the newer run decides
+    assert not GrantFlag.objects.exists()
+    rescreen_after_list_import(list_id=newer.id)
+    assert GrantFlag.objects.get().rulepack_ref == f"list:{newer.ref}"
