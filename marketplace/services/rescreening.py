@@ -206,11 +206,13 @@ def rescreen_parties(
     for trade_id in trades.values_list("id", flat=True):
         rechecked += _recheck_trade(trade_id=trade_id, before=since, reason=f"re-screening: {ref}")
     screened = 0
-    for grant in grants.select_related("trade__dataset__provider", "trade__buyer", "trade__decision").order_by("created_at").iterator(chunk_size=200):
+    grants = grants.select_related("trade__dataset__provider", "trade__buyer", "trade__decision").order_by("created_at")
+    for grant in grants.iterator(chunk_size=200):
         grant_screen(grant=grant, ref=ref, list_ref=list_ref)
         screened += 1
     flagged = GrantFlag.objects.filter(rulepack_ref=ref).count()
-    logger.info("re-screening %s: %s trades re-checked, %s grants screened, %s flagged", ref, rechecked, screened, flagged)
+    logger.info("re-screening %s: %s trades re-checked, %s grants screened, %s flagged",
+                ref, rechecked, screened, flagged)
     return {"trades_rechecked": rechecked, "grants_screened": screened, "grants_flagged": flagged}
 
 
@@ -219,8 +221,9 @@ def rescreen_after_list_import(*, list_id: object) -> dict[str, int] | None:
     snapshot = SanctionsList.objects.filter(pk=list_id).first()
     if snapshot is None or snapshot.rescreened_at is not None:
         return None
-    newest = SanctionsList.objects.filter(source=snapshot.source).order_by("-imported_at", "-id").values_list("id", flat=True).first()
-    if newest != snapshot.id:  # a newer snapshot came in before this run: screening uses it, and its own run covers everyone
+    newest = (SanctionsList.objects.filter(source=snapshot.source).order_by("-imported_at", "-id")
+              .values_list("id", flat=True).first())
+    if newest != snapshot.id:  # superseded before this run: screening uses the newer one, whose own run covers everyone
         SanctionsList.objects.filter(pk=snapshot.pk).update(rescreened_at=timezone.now())
         logger.info("re-screening for %s skipped: superseded by a newer snapshot", snapshot.ref)
         return None
