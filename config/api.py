@@ -67,6 +67,8 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
         response = Response(error_body(exc.code, exc.message, _flatten(exc.fields)), status=exc.status_code)
         if getattr(exc, "auth_header", None):  # a 401 from config.authentication: say which scheme to use
             response["WWW-Authenticate"] = exc.auth_header
+        if getattr(exc, "wait", None):  # a 429 that knows how long (the login back-off)
+            response["Retry-After"] = str(exc.wait)
         return response
     if isinstance(exc, DjangoValidationError):
         fields = exc.message_dict if hasattr(exc, "error_dict") else {"non_field_errors": exc.messages}

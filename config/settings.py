@@ -208,6 +208,9 @@ CACHES = {
 ELEMENTA_TRADE_DATE_MAX_DAYS_AHEAD = int(os.environ.get("ELEMENTA_TRADE_DATE_MAX_DAYS_AHEAD", "366"))
 ELEMENTA_LOGIN_MAX_FAILURES = int(os.environ.get("ELEMENTA_LOGIN_MAX_FAILURES", "5"))
 ELEMENTA_LOGIN_LOCKOUT_SECONDS = int(os.environ.get("ELEMENTA_LOGIN_LOCKOUT_SECONDS", "900"))
+# Back-off per (account, address) from the MAX_FAILURES-th failure in a row: this many seconds,
+# doubling with each further failure, capped at LOCKOUT_SECONDS (which is also how long failures count).
+ELEMENTA_LOGIN_BACKOFF_SECONDS = int(os.environ.get("ELEMENTA_LOGIN_BACKOFF_SECONDS", "30"))
 
 # --- Sessions and API keys (docs/authentication.md) ---------------------------------------------
 # Each login is a session: a django-rest-knox token (only its SHA-512 digest is stored) that expires

@@ -2,6 +2,7 @@
 (rate-limit at the reverse proxy too); lock-out slows password guessing."""
 
 import hashlib
+import time
 from typing import Any
 
 from django.conf import settings
@@ -47,20 +48,43 @@ def _key(username: str, client: str) -> str:
     return "login-failures:" + hashlib.sha256(raw.encode("utf-8", "surrogatepass")).hexdigest()
 
 
+def _backoff_seconds(failures: int) -> int:
+    """How long an (account, address) must wait after its `failures`-th failure in a row: nothing
+    until ELEMENTA_LOGIN_MAX_FAILURES, then ELEMENTA_LOGIN_BACKOFF_SECONDS, doubling with each further
+    failure, never more than ELEMENTA_LOGIN_LOCKOUT_SECONDS."""
+    over = failures - settings.ELEMENTA_LOGIN_MAX_FAILURES
+    if over < 0:
+        return 0
+    return int(min(settings.ELEMENTA_LOGIN_BACKOFF_SECONDS * 2 ** min(over, 30), settings.ELEMENTA_LOGIN_LOCKOUT_SECONDS))
+
+
 def login_check_locked(*, username: str, client: str) -> None:
-    if guarded_cache.get(_key(username, client), 0) >= settings.ELEMENTA_LOGIN_MAX_FAILURES:
-        raise LoginLockedError(f"Too many failed logins; try again in {settings.ELEMENTA_LOGIN_LOCKOUT_SECONDS // 60} minutes.")
+    """Refuse (429 login_locked) while this (account, address) is backing off; nothing is counted."""
+    until = guarded_cache.get(_key(username, client) + ":until")
+    wait = int(until - time.time()) + 1 if until else 0
+    if wait > 0:
+        error = LoginLockedError(f"Too many failed logins from here; try again in {wait} seconds.")
+        error.wait = wait  # rendered as Retry-After (config/api.py)
+        raise error
 
 
 def login_failed(*, username: str, client: str) -> None:
+    """Count a failure (kept ELEMENTA_LOGIN_LOCKOUT_SECONDS) and start the back-off it earns."""
     key = _key(username, client)
     if guarded_cache.add(key, 1, timeout=settings.ELEMENTA_LOGIN_LOCKOUT_SECONDS):
-        return
-    try:
-        guarded_cache.incr(key)
-    except ValueError:  # expired in between
-        guarded_cache.add(key, 1, timeout=settings.ELEMENTA_LOGIN_LOCKOUT_SECONDS)
+        failures = 1
+    else:
+        try:
+            failures = guarded_cache.incr(key)
+        except ValueError:  # expired in between
+            guarded_cache.add(key, 1, timeout=settings.ELEMENTA_LOGIN_LOCKOUT_SECONDS)
+            failures = 1
+    wait = _backoff_seconds(failures)
+    if wait:
+        guarded_cache.set(key + ":until", time.time() + wait, timeout=wait)
 
 
 def login_succeeded(*, username: str, client: str) -> None:
-    guarded_cache.delete(_key(username, client))
+    key = _key(username, client)
+    guarded_cache.delete(key)
+    guarded_cache.delete(key + ":until")

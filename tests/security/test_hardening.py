@@ -194,3 +194,29 @@ def test_lock_out_counters_are_shared_between_processes(tmp_path):
                              capture_output=True, text=True, timeout=60)
 
     assert checked.stdout.strip() == "LoginLockedError", checked.stderr
+
+
+def test_failed_logins_back_off_doubling_per_account_and_address(client, buyer_us, settings, monkeypatch):
+    """From the MAX_FAILURES-th failure the (account, address) waits BACKOFF_SECONDS, doubling with
+    each further failure, capped at LOCKOUT_SECONDS; a success clears it."""
+    import config.throttling as throttling
+
+    settings.ELEMENTA_LOGIN_MAX_FAILURES, settings.ELEMENTA_LOGIN_BACKOFF_SECONDS = 3, 30
+    settings.ELEMENTA_LOGIN_LOCKOUT_SECONDS = 100
+    now = [1_000_000.0]
+    monkeypatch.setattr(throttling.time, "time", lambda: now[0])
+    username = buyer_us.user.username
+    waits = []
+
+    for _ in range(6):
+        response = login(client, username, "wrong")
+        if response.status_code == 429:  # still backing off: nothing counted; wait it out and fail again
+            waits.append(int(response["Retry-After"]))
+            now[0] += waits[-1]
+            response = login(client, username, "wrong")
+        assert response.status_code == 400
+
+    assert waits == [31, 61, 101]  # 30 s, then 60 s, then 120 s capped at 100 s (+1 s rounding up)
+    now[0] += 101
+    assert login(client, username, PASSWORD).status_code == 200
+    assert login(client, username, "wrong").status_code == 400  # the success cleared the count
