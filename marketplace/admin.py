@@ -21,6 +21,7 @@ from compliance.admin import OfficerViewMixin, ReadOnlyAdmin, RulePackAdmin
 from compliance.engine import vocabulary as vocab
 from compliance.models import RulePack, RulePackBacktest
 from compliance.selectors.rulepacks import rulepack_list
+from config.users import request_user
 from marketplace import admin_views
 from marketplace.models import (
     AccessGrant,
@@ -369,7 +370,7 @@ class RulePackWorkspaceAdmin(RulePackAdmin):
 
     def run_backtest(self, request: HttpRequest, pack: RulePack, scope: str) -> RulePackBacktest:
         if scope == RulePackBacktest.Scope.OPEN:
-            return rulepack_backtest_open(pack_id=pack.pk, actor=request.user)
+            return rulepack_backtest_open(pack_id=pack.pk, actor=request_user(request))
         return super().run_backtest(request, pack, scope)
 
     @admin.action(description="Backtest selected rule packs on open trades and live grants", permissions=["officer"])

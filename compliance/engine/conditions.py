@@ -76,7 +76,7 @@ def _domestic(ctx: Context) -> bool:
     countries = {country_of(j) for j in (*f.data.subject_jurisdictions, f.data.storage_jurisdiction, f.exporter.jurisdiction)}
     return countries == {country_of(f.buyer.jurisdiction)}
 
-_COMPARE: dict[str, Callable[[int, int], bool]] = {
+_COMPARE: dict[str, Callable[[int | float, int | float], bool]] = {
     "gte": lambda a, b: a >= b,
     "gt": lambda a, b: a > b,
     "lte": lambda a, b: a <= b,
@@ -236,6 +236,11 @@ def _any(parts: tuple[Predicate, ...]) -> Predicate:
     return check
 
 
+def _over_witness(cat: str, fld: Field, tally: Tally, limit: Any) -> Callable[[], str]:
+    """The witness line of one category over its threshold, formatted only when rendered."""
+    return lambda: f"{cat} {fld.label}: {tally.describe()} > {limit:,}"
+
+
 def _any_gt(arg: Any, params: Mapping[str, Any], where: str) -> Predicate:
     """{"any_gt": [tallies field, $mapping]}: some category's total is strictly above its threshold
     (the US bulk test: "more than N"). Records each category that is."""
@@ -249,7 +254,7 @@ def _any_gt(arg: Any, params: Mapping[str, Any], where: str) -> Predicate:
     def check(ctx: Context) -> bool:
         over = [(cat, tally, thresholds[cat]) for cat, tally in fld.get(ctx).items() if cat in thresholds and tally.after > thresholds[cat]]
         for cat, tally, limit in over:
-            ctx.witness.append(lambda cat=cat, tally=tally, limit=limit: f"{cat} {fld.label}: {tally.describe()} > {limit:,}")
+            ctx.witness.append(_over_witness(cat, fld, tally, limit))
         return bool(over)
 
     return check

@@ -24,6 +24,7 @@ from config.errors import InvalidCredentialsError, PermissionDeniedError
 from config.logging import trade_id
 from config.permissions import IsBuyer, IsOfficer, IsProvider
 from config.throttling import LoginRateThrottle, client_address, login_check_locked, login_failed, login_succeeded
+from config.users import request_user
 from marketplace.apis import serializers as s
 from marketplace.apis.filters import DatasetFilter, ReviewQueueFilter, TradeFilter
 from marketplace.idempotency import idempotent
@@ -264,7 +265,7 @@ class TradeViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Ge
             raise PermissionDeniedError("Only the buyer may cancel a trade.")
         serializer = s.CancelSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        trade = trade_services.trade_cancel(trade_id=trade.id, actor=request.user, reason=serializer.validated_data.get("reason", ""))
+        trade = trade_services.trade_cancel(trade_id=trade.id, actor=request_user(request), reason=serializer.validated_data.get("reason", ""))
         return self._detail(trade)
 
     @extend_schema(request=s.ReasonSerializer, responses={200: s.TradeDetailSerializer, 202: s.RefundAwaitingSerializer},
@@ -279,7 +280,7 @@ class TradeViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Ge
         trade = self.get_object()
         serializer = s.ReasonSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        outcome = trade_refund_request(trade_id=trade.id, officer=request.user, reason=serializer.validated_data["reason"])
+        outcome = trade_refund_request(trade_id=trade.id, officer=request_user(request), reason=serializer.validated_data["reason"])
         if not outcome.executed:
             assert outcome.request is not None
             return Response({"awaiting": "second_officer", "refund_request": s.RefundRequestSerializer(outcome.request).data,
@@ -304,7 +305,7 @@ class TradeViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Ge
         trade = self.get_object()
         serializer = s.ReviewDecisionSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        trade = trade_services.trade_review(trade_id=trade.id, officer=request.user, approve=approve,
+        trade = trade_services.trade_review(trade_id=trade.id, officer=request_user(request), approve=approve,
                                             reason=serializer.validated_data["reason"], conditions=serializer.validated_data.get("conditions"))
         body = s.TradeDetailSerializer(trade_detail_queryset(user=request.user).get(pk=trade.pk)).data
         return Response({**body, "awaiting": trade_services.trade_review_awaiting(trade=trade)})
@@ -390,7 +391,7 @@ class MechanismViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.
         mechanism = self.get_object()
         if mechanism.organisation_id != _membership(request).organisation_id:
             raise PermissionDeniedError("Only the organisation that keeps a mechanism on file may remove it.")
-        mechanism_remove(mechanism_id=mechanism.id, actor=request.user)
+        mechanism_remove(mechanism_id=mechanism.id, actor=request_user(request))
         return Response(status=status.HTTP_204_NO_CONTENT)
 
     @extend_schema(request=s.EvidenceDecisionSerializer, responses=s.StandingMechanismSerializer)
@@ -401,7 +402,7 @@ class MechanismViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.
         (cn_security_assessment, cn_certification, eu_bcr) needs two officers: the first answers
         `"awaiting": "second_officer"`. Acceptance re-checks the organisation's waiting trades."""
         data = _reason(request)
-        return _evidence_response(mechanism_review(mechanism_id=self.get_object().id, officer=request.user, accept=True, reason=data),
+        return _evidence_response(mechanism_review(mechanism_id=self.get_object().id, officer=request_user(request), accept=True, reason=data),
                                   s.StandingMechanismSerializer)
 
     @extend_schema(request=s.EvidenceDecisionSerializer, responses=s.StandingMechanismSerializer)
@@ -409,7 +410,7 @@ class MechanismViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.
     def reject(self, request: Request, pk: str | None = None) -> Response:
         """Officers only, never the submitter. The reason is shown to the organisation."""
         data = _reason(request)
-        return _evidence_response(mechanism_review(mechanism_id=self.get_object().id, officer=request.user, accept=False, reason=data),
+        return _evidence_response(mechanism_review(mechanism_id=self.get_object().id, officer=request_user(request), accept=False, reason=data),
                                   s.StandingMechanismSerializer)
 
 
@@ -446,7 +447,7 @@ class TradeDocumentViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, vie
         A regulator's approval needs two officers: the first answers `"awaiting": "second_officer"`,
         the same officer again gets 409 `second_officer_required`. Decided evidence: 409 `evidence_not_pending`."""
         reason = _reason(request)
-        return _evidence_response(trade_document_review(document_id=self.get_object().id, officer=request.user, accept=True, reason=reason),
+        return _evidence_response(trade_document_review(document_id=self.get_object().id, officer=request_user(request), accept=True, reason=reason),
                                   s.TradeDocumentSerializer)
 
     @extend_schema(request=s.EvidenceDecisionSerializer, responses=s.TradeDocumentSerializer)
@@ -454,7 +455,7 @@ class TradeDocumentViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, vie
     def reject(self, request: Request, pk: str | None = None) -> Response:
         """Reject a trade document; the parties see the reason on the trade's documents and in its events."""
         reason = _reason(request)
-        return _evidence_response(trade_document_review(document_id=self.get_object().id, officer=request.user, accept=False, reason=reason),
+        return _evidence_response(trade_document_review(document_id=self.get_object().id, officer=request_user(request), accept=False, reason=reason),
                                   s.TradeDocumentSerializer)
 
 

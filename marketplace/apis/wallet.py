@@ -17,6 +17,7 @@ from rest_framework.views import APIView
 
 from config.errors import PermissionDeniedError
 from config.permissions import IsOfficer
+from config.users import request_user
 from marketplace.idempotency import idempotent
 from marketplace.models import Deposit, LedgerEntry, Organisation
 from marketplace.money import MoneyError, currency_check, money
@@ -151,7 +152,7 @@ class DepositViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.Cr
             if not is_officer(request.user):
                 raise PermissionDeniedError("Only an operator may credit another organisation's wallet.")
             deposit = deposit_credit_request(organisation=data["organisation"], amount=data["amount"], currency=data["currency"],
-                                             operator=request.user, note=data.get("note", ""))
+                                             operator=request_user(request), note=data.get("note", ""))
         else:
             membership = membership_of(request.user)
             if membership is None:
@@ -167,7 +168,7 @@ class DepositViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.Cr
         409 `deposit_not_pending` once decided."""
         note = DecisionNoteSerializer(data=request.data)
         note.is_valid(raise_exception=True)
-        deposit = deposit_approve(deposit_id=self.get_object().id, operator=request.user, note=note.validated_data["note"])
+        deposit = deposit_approve(deposit_id=self.get_object().id, operator=request_user(request), note=note.validated_data["note"])
         return Response(self.get_serializer(deposit).data)
 
     @extend_schema(request=DecisionNoteSerializer, responses=DepositSerializer)
@@ -176,7 +177,7 @@ class DepositViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.Cr
         """Officers: refuse a pending deposit (recorded in the audit trail with who refused); nothing is credited."""
         note = DecisionNoteSerializer(data=request.data)
         note.is_valid(raise_exception=True)
-        deposit = deposit_reject(deposit_id=self.get_object().id, operator=request.user, note=note.validated_data["note"])
+        deposit = deposit_reject(deposit_id=self.get_object().id, operator=request_user(request), note=note.validated_data["note"])
         return Response(self.get_serializer(deposit).data)
 
 

@@ -1,20 +1,22 @@
 """Which access grants a user may see, and what a buyer's active grants cover."""
 
-from django.contrib.auth.models import AbstractBaseUser
+from uuid import UUID
+
+from django.contrib.auth.models import AnonymousUser, User
 from django.db.models import QuerySet
 
 from marketplace.models import AccessGrant, GrantRevocationRequest
 from marketplace.selectors.members import scoped_to_parties
 
 
-def grant_list_visible(*, user: AbstractBaseUser) -> QuerySet[AccessGrant]:
+def grant_list_visible(*, user: User | AnonymousUser) -> QuerySet[AccessGrant]:
     """Grants the user may see: its organisation's as buyer, those on its organisation's datasets,
     or all for officers."""
     qs = AccessGrant.objects.select_related("dataset", "buyer", "trade")
     return scoped_to_parties(qs, user=user, parties=("buyer_id", "dataset__provider_id"))
 
 
-def grant_highest_version_for(*, organisation_id: object, dataset_id: object) -> tuple[bool, int | None]:
+def grant_highest_version_for(*, organisation_id: UUID, dataset_id: UUID) -> tuple[bool, int | None]:
     """(holds an active grant, highest version its active grants cover: None = every version)."""
     grants = list(AccessGrant.objects.filter(AccessGrant.active_q(), buyer_id=organisation_id, dataset_id=dataset_id).values_list("max_version", flat=True))
     if not grants:
@@ -24,7 +26,7 @@ def grant_highest_version_for(*, organisation_id: object, dataset_id: object) ->
     return True, max(v for v in grants if v is not None)
 
 
-def revocation_request_list_visible(*, user: AbstractBaseUser) -> QuerySet[GrantRevocationRequest]:
+def revocation_request_list_visible(*, user: User | AnonymousUser) -> QuerySet[GrantRevocationRequest]:
     """Revocation requests the user may see: those on grants it may see (the grant's buyer and the
     dataset's provider; officers see all)."""
     qs = GrantRevocationRequest.objects.select_related("grant__dataset", "grant__buyer")

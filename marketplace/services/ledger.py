@@ -8,6 +8,7 @@ updates (`... WHERE available >= x`) with a CHECK constraint behind them.
 
 from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal
+from uuid import UUID
 
 from django.conf import settings
 from django.db import IntegrityError, connection, transaction
@@ -29,7 +30,7 @@ class Leg:
     wallet: Wallet | None = None
 
 
-def wallet_get_or_create(*, organisation_id: object, currency: str) -> Wallet:
+def wallet_get_or_create(*, organisation_id: UUID, currency: str) -> Wallet:
     try:
         with transaction.atomic():
             wallet, _ = Wallet.objects.get_or_create(organisation_id=organisation_id, currency=currency)

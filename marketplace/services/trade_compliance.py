@@ -1,6 +1,7 @@
 """The bridge from a trade to the compliance engine: check it, record the decision, move it on."""
 
 import logging
+from uuid import UUID
 
 from django.db import transaction
 from django.utils import timezone
@@ -17,7 +18,7 @@ logger = logging.getLogger(__name__)
 
 
 @transaction.atomic
-def trade_check_compliance(*, trade_id: object) -> Trade | None:
+def trade_check_compliance(*, trade_id: UUID | str) -> Trade | None:
     """Decide a trade in `checking`. Idempotent: a duplicate delivery finds it no longer in
     `checking` (the row lock serialises two workers) and does nothing. Returns None if gone."""
     trade = trade_lock(trade_id=trade_id, related=True)
