@@ -12,14 +12,25 @@ from functools import partial
 from typing import Any
 
 from django.db import transaction
+from kombu.exceptions import OperationalError as KombuOperationalError
 
 logger = logging.getLogger(__name__)
 
 
 def send(name: str, args: list[Any], countdown: float | None, queue: str | None) -> None:
-    from config.celery_app import app
+    """Publish through the broker circuit breaker (config/outage.py): a broker that is down or
+    frozen costs one publish one bounded timeout, then publishes fail at once for a few seconds."""
+    from config.celery_app import BrokerUnavailableError, app
+    from config.outage import broker_breaker
 
-    app.send_task(name, args=args, countdown=countdown, queue=queue)
+    if not broker_breaker.allow():
+        raise BrokerUnavailableError("the broker failed a moment ago; not publishing until it is retried")
+    try:
+        app.send_task(name, args=args, countdown=countdown, queue=queue)
+    except (KombuOperationalError, OSError) as exc:
+        broker_breaker.failed(exc)
+        raise
+    broker_breaker.succeeded()
 
 
 def enqueue(name: str, *args: Any, countdown: float | None = None, queue: str | None = None) -> bool:

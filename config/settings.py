@@ -234,6 +234,11 @@ else:
     _is_amqp = CELERY_BROKER_URL.startswith(("amqp", "pyamqp"))
     CELERY_RESULT_BACKEND = os.environ.get("CELERY_RESULT_BACKEND", "rpc://" if _is_amqp else CELERY_BROKER_URL)
 CELERY_TASK_DEFAULT_QUEUE = os.environ.get("ELEMENTA_CELERY_QUEUE", "elementa")
+# Celery's Django fix-up closes the database connection before and after every task unless this is
+# set, so CONN_MAX_AGE did nothing in the worker: a new PostgreSQL session per task. Keep it for
+# this many tasks (the fix-up counts prerun and postrun); a connection that failed is still dropped
+# at once (config/celery_app.py closes unusable ones around each task, as Django does per request).
+CELERY_DB_REUSE_MAX = int(os.environ.get("ELEMENTA_WORKER_DB_REUSE_MAX", "500"))
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False  # workers log through LOGGING below (JSON in production)
 CELERY_TASK_IGNORE_RESULT = True  # tasks record their effect in the database; only the bench no-op keeps a result
 CELERY_RESULT_EXPIRES = 3600
@@ -247,6 +252,55 @@ CELERY_TASK_SOFT_TIME_LIMIT = 50
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 # Publishing must not hang a request when the broker is down: fail fast; the sweeper re-drives.
 CELERY_TASK_PUBLISH_RETRY_POLICY = {"max_retries": 2, "interval_start": 0, "interval_step": 0.2, "interval_max": 0.5}
+# --- Outages of Redis or the broker (docs/operations.md; config/outage.py) --------------------------
+# A cache or broker that is down (refused) or frozen (accepts, never answers) must not hang a request
+# or turn a write into a 500: every socket to them gets a short timeout, and after a failure a circuit
+# breaker skips that dependency for ELEMENTA_OUTAGE_RETRY_AFTER seconds (throttles count per process
+# meanwhile; publishes are left to the sweepers). /healthz checks each dependency in its own thread
+# and answers within ELEMENTA_HEALTH_TIMEOUT whatever hangs.
+ELEMENTA_CACHE_TIMEOUT = float(os.environ.get("ELEMENTA_CACHE_TIMEOUT", "0.5"))
+ELEMENTA_BROKER_TIMEOUT = float(os.environ.get("ELEMENTA_BROKER_TIMEOUT", "0.5"))
+ELEMENTA_OUTAGE_RETRY_AFTER = float(os.environ.get("ELEMENTA_OUTAGE_RETRY_AFTER", "5"))
+ELEMENTA_HEALTH_TIMEOUT = float(os.environ.get("ELEMENTA_HEALTH_TIMEOUT", "1.5"))
+# Dependencies whose failure makes /healthz answer 503; the others are reported but answer 200.
+ELEMENTA_HEALTH_REQUIRED = tuple(
+    s.strip() for s in os.environ.get("ELEMENTA_HEALTH_REQUIRED", "database,broker").split(",") if s.strip()
+)
+
+
+def redis_cache_options(timeout: float) -> dict[str, float]:
+    """redis-py connection pool options for django.core.cache.backends.redis.RedisCache."""
+    return {"socket_connect_timeout": timeout, "socket_timeout": timeout}
+
+
+def broker_outage_settings(broker_url: str, timeout: float) -> dict[str, Any]:
+    """Celery settings (without the CELERY_ prefix, lower case) that bound one publish to about
+    `timeout` seconds on a broker that is down or frozen. Redis: connect and read timeouts on the
+    publisher's sockets (the worker's BRPOP runs in the event loop, which these do not affect), and
+    no publish retry: redis-py already reconnects a stale pooled connection by itself, and a retry
+    would double the wait. AMQP: connect (and handshake) timeout, one retry after a reconnect."""
+    if broker_url.startswith("filesystem"):
+        return {}
+    if broker_url.startswith(("redis", "rediss", "sentinel")):
+        return {
+            "broker_transport_options": {"socket_connect_timeout": timeout, "socket_timeout": timeout},
+            "broker_connection_timeout": timeout,
+            "task_publish_retry_policy": {"max_retries": 0},
+        }
+    return {
+        "broker_connection_timeout": timeout,
+        "task_publish_retry_policy": {"max_retries": 1, "interval_start": 0, "interval_step": 0, "interval_max": 0},
+    }
+
+
+if CACHES["default"]["BACKEND"].endswith("RedisCache"):
+    CACHES["default"]["OPTIONS"] = redis_cache_options(ELEMENTA_CACHE_TIMEOUT)
+_outage = broker_outage_settings(CELERY_BROKER_URL, ELEMENTA_BROKER_TIMEOUT)
+CELERY_BROKER_TRANSPORT_OPTIONS.update(_outage.get("broker_transport_options", {}))
+if "broker_connection_timeout" in _outage:
+    CELERY_BROKER_CONNECTION_TIMEOUT = _outage["broker_connection_timeout"]
+CELERY_TASK_PUBLISH_RETRY_POLICY = _outage.get("task_publish_retry_policy", CELERY_TASK_PUBLISH_RETRY_POLICY)
+# --- end of outage settings ---------------------------------------------------------------------
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 CELERY_BEAT_SCHEDULE = {
     # A rule-pack version activated for a future date re-screens open trades and live grants on

@@ -5,17 +5,22 @@ import hashlib
 from typing import Any
 
 from django.conf import settings
-from django.core.cache import cache
 from rest_framework.request import Request
 from rest_framework.throttling import AnonRateThrottle, UserRateThrottle
 
 from config.errors import LoginLockedError
+from config.outage import guarded_cache
+
+# Counters live in the shared cache (Redis in production). While it is down or frozen they fall back
+# to a per-process memory cache for a few seconds at a time (config/outage.py): every request still
+# gets an answer, and guessing passwords stays slowed, per process, instead of a 500 for everyone.
 
 
 class WriteRateThrottle(UserRateThrottle):
     """Unsafe methods (POST, PATCH, DELETE) per user; reads are not limited here."""
 
     scope = "write"
+    cache = guarded_cache
 
     def allow_request(self, request: Request, view: Any) -> bool:
         if request.method in ("GET", "HEAD", "OPTIONS"):
@@ -25,6 +30,7 @@ class WriteRateThrottle(UserRateThrottle):
 
 class LoginRateThrottle(AnonRateThrottle):
     scope = "login"
+    cache = guarded_cache
 
 
 def client_address(request: Request) -> str:
@@ -42,19 +48,19 @@ def _key(username: str, client: str) -> str:
 
 
 def login_check_locked(*, username: str, client: str) -> None:
-    if cache.get(_key(username, client), 0) >= settings.ELEMENTA_LOGIN_MAX_FAILURES:
+    if guarded_cache.get(_key(username, client), 0) >= settings.ELEMENTA_LOGIN_MAX_FAILURES:
         raise LoginLockedError(f"Too many failed logins; try again in {settings.ELEMENTA_LOGIN_LOCKOUT_SECONDS // 60} minutes.")
 
 
 def login_failed(*, username: str, client: str) -> None:
     key = _key(username, client)
-    if cache.add(key, 1, timeout=settings.ELEMENTA_LOGIN_LOCKOUT_SECONDS):
+    if guarded_cache.add(key, 1, timeout=settings.ELEMENTA_LOGIN_LOCKOUT_SECONDS):
         return
     try:
-        cache.incr(key)
+        guarded_cache.incr(key)
     except ValueError:  # expired in between
-        cache.add(key, 1, timeout=settings.ELEMENTA_LOGIN_LOCKOUT_SECONDS)
+        guarded_cache.add(key, 1, timeout=settings.ELEMENTA_LOGIN_LOCKOUT_SECONDS)
 
 
 def login_succeeded(*, username: str, client: str) -> None:
-    cache.delete(_key(username, client))
+    guarded_cache.delete(_key(username, client))

@@ -166,3 +166,14 @@ def wait_for_status(trade_id: object, statuses: set[str], timeout: float = 60.0)
 
     return eventually(arrived, timeout=timeout,
                       message=lambda: f"trade {trade_id} still {seen[0].status}; expected {statuses}")
+
+
+@pytest.fixture(autouse=True)
+def _outage_breakers_closed() -> Iterator[None]:
+    """A test that makes the cache or the broker fail must not leave the next test's publishes
+    skipped by an open circuit breaker (config/outage.py)."""
+    from config.outage import broker_breaker, cache_breaker
+
+    yield
+    cache_breaker.reset()
+    broker_breaker.reset()

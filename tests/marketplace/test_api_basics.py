@@ -51,11 +51,11 @@ def test_unknown_object_is_a_404_in_the_error_shape(client_for, buyer_us):
     assert response.status_code == 404 and response.json()["code"] == "not_found"
 
 
-def test_healthz_checks_database_and_broker(client):
+def test_healthz_checks_database_broker_and_cache(client):
     response = client.get("/healthz")
 
     assert response.status_code == 200
-    assert response.json() == {"status": "ok", "database": "ok", "broker": "ok"}
+    assert response.json() == {"status": "ok", "database": "ok", "broker": "ok", "cache": "ok", "down": []}
 
 
 def test_openapi_schema_and_swagger_ui_are_served(client):
