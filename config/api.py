@@ -60,9 +60,9 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
         # A deadlock victim, a lock timeout or a dropped connection: nothing was committed, and
         # the same request is safe to retry (with its Idempotency-Key).
         logger.warning("database unavailable in %s: %s", context.get("view").__class__.__name__, exc)
-        response = Response(error_body("temporarily_unavailable", "The database is busy or unreachable; retry shortly."), status=503)
-        response["Retry-After"] = "1"
-        return response
+        busy = Response(error_body("temporarily_unavailable", "The database is busy or unreachable; retry shortly."), status=503)
+        busy["Retry-After"] = "1"
+        return busy
     if isinstance(exc, Http404 | ObjectDoesNotExist):
         # Also a Model.DoesNotExist that escaped a service or view (a row deleted mid-request): the
         # client is told 404 `not_found`, like any missing object, never 500 with the model's name.
@@ -80,6 +80,5 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
         detail = exc.detail if isinstance(exc.detail, dict) else {"non_field_errors": exc.detail}
         response.data = error_body(code, "The request has invalid fields.", _flatten(detail))
     else:
-        detail = getattr(exc, "detail", str(exc))
-        response.data = error_body(code, str(detail))
+        response.data = error_body(code, str(getattr(exc, "detail", str(exc))))
     return response

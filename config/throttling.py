@@ -2,9 +2,10 @@
 (rate-limit at the reverse proxy too); lock-out slows password guessing."""
 
 import hashlib
-from typing import Any
+from typing import Any, cast
 
 from django.conf import settings
+from django.core.cache.backends.base import BaseCache
 from rest_framework.request import Request
 from rest_framework.throttling import AnonRateThrottle, UserRateThrottle
 
@@ -14,13 +15,15 @@ from config.outage import guarded_cache
 # Counters live in the shared cache (Redis in production). While it is down or frozen they fall back
 # to a per-process memory cache for a few seconds at a time (config/outage.py): every request still
 # gets an answer, and guessing passwords stays slowed, per process, instead of a 500 for everyone.
+# GuardedCache has the part of the cache API the throttles use, not the whole BaseCache: a cast.
+throttle_cache = cast(BaseCache, guarded_cache)
 
 
 class WriteRateThrottle(UserRateThrottle):
     """Unsafe methods (POST, PATCH, DELETE) per user; reads are not limited here."""
 
     scope = "write"
-    cache = guarded_cache
+    cache = throttle_cache
 
     def allow_request(self, request: Request, view: Any) -> bool:
         if request.method in ("GET", "HEAD", "OPTIONS"):
@@ -30,7 +33,7 @@ class WriteRateThrottle(UserRateThrottle):
 
 class LoginRateThrottle(AnonRateThrottle):
     scope = "login"
-    cache = guarded_cache
+    cache = throttle_cache
 
 
 def client_address(request: Request) -> str:

@@ -133,7 +133,7 @@ def trade_review_view(request: HttpRequest, trade_id: Any) -> HttpResponse:
     if not form.is_valid():
         for field, errors in form.errors.items():
             label = field.replace("_", " ").capitalize()
-            messages.error(request, f"{label}: {' '.join(errors)} Nothing was recorded.")
+            messages.error(request, f"{label}: {' '.join(str(e) for e in errors)} Nothing was recorded.")
         return redirect(page)
     data = form.cleaned_data
     approve = data["verdict"] == "approve"
@@ -169,7 +169,7 @@ def trade_evidence_view(request: HttpRequest, trade_id: Any) -> HttpResponse:
     return response
 
 
-def trade_document_file_view(request: HttpRequest, trade_id: Any, document_id: Any) -> HttpResponse:
+def trade_document_file_view(request: HttpRequest, trade_id: Any, document_id: Any) -> FileResponse:
     """A document's file, as uploaded (its type was checked then: PDF, PNG, JPEG or text)."""
     if not is_workspace_officer(request):
         raise PermissionDenied

@@ -130,7 +130,8 @@ class RulePackViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets
     def export(self, request: Request, pk: str | None = None) -> HttpResponse:
         pack = self.get_object()
         response = HttpResponse(rulepack_export_yaml(pack=pack), content_type="application/yaml; charset=utf-8")
-        response["Content-Disposition"] = content_disposition_header(False, f"{pack.regime.lower() or 'rulepack'}-{pack.version or pack.id}.yaml")
+        name = f"{pack.regime.lower() or 'rulepack'}-{pack.version or pack.id}.yaml"
+        response["Content-Disposition"] = content_disposition_header(False, name) or "inline"  # never None with a file name
         return response
 
     @extend_schema(responses=BacktestSummarySerializer(many=True))

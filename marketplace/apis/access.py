@@ -1,6 +1,7 @@
 """Dataset files and access grants over HTTP: upload versions, list grants, download; revocation
 requests (providers), suspension and revocation decisions (officers)."""
 
+from collections.abc import Sequence
 from typing import Any
 
 import django_filters
@@ -46,7 +47,7 @@ def _membership(request: Request) -> Membership:
 class AccessErrorSerializer(serializers.Serializer):
     code = serializers.CharField()
     message = serializers.CharField()
-    fields = serializers.DictField()
+    fields = serializers.DictField()  # type: ignore[assignment]  # a declared field: the metaclass pops it, no .fields clash
 
 
 class DatasetFileSerializer(serializers.ModelSerializer):
@@ -145,7 +146,7 @@ class DatasetFileListApi(mixins.ListModelMixin, generics.GenericAPIView):
     serializer_class = DatasetFileSerializer
     parser_classes = [MultiPartParser, FormParser]
 
-    def get_permissions(self) -> list[Any]:
+    def get_permissions(self) -> Sequence[Any]:
         if self.request.method == "POST":
             return [IsAuthenticated(), IsProvider()]
         return super().get_permissions()
@@ -317,6 +318,6 @@ def _download_headers(response: HttpResponseBase, plan: DownloadPlan) -> None:
     response["Content-Length"] = str(plan.length)
     response["Accept-Ranges"] = "bytes"
     response["ETag"] = etag_of(dataset_file)
-    response["Content-Disposition"] = content_disposition_header(True, dataset_file.original_name)
+    response["Content-Disposition"] = content_disposition_header(True, dataset_file.original_name) or "attachment"  # never None as an attachment
     response["Cache-Control"] = "private, no-store"  # paid data: no shared cache keeps a copy
     response["X-Dataset-Version"] = str(dataset_file.version)

@@ -1,6 +1,7 @@
 """Marketplace HTTP API: thin views over services and selectors."""
 
 import uuid
+from collections.abc import Sequence
 from typing import Any
 
 from django.contrib.auth import authenticate
@@ -63,7 +64,7 @@ class TokenApi(APIView):
         data = request.data if isinstance(request.data, dict) else {}
         username, password = data.get("username"), data.get("password")
         fields = {k: ["this field is required"] for k, v in (("username", username), ("password", password)) if not isinstance(v, str) or not v}
-        if fields:
+        if fields or not isinstance(username, str) or not isinstance(password, str):  # the isinstance narrows the type
             raise InvalidCredentialsError("Username and password are required.", fields=fields)
         if len(username) > 150 or len(password) > 4096 or "\x00" in username or "\x00" in password:
             # no such account can exist (and PostgreSQL refuses NUL in text): don't even look
@@ -111,7 +112,7 @@ class DatasetViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.
     def get_queryset(self) -> QuerySet[Dataset]:
         return dataset_list_visible(user=self.request.user)
 
-    def get_permissions(self) -> list[Any]:
+    def get_permissions(self) -> Sequence[Any]:
         if self.action in ("create", "partial_update", "publish", "withdraw"):
             return [IsAuthenticated(), IsProvider()]
         return super().get_permissions()
@@ -200,7 +201,7 @@ class TradeViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Ge
     def get_serializer_class(self) -> type[serializers.BaseSerializer]:
         return s.TradeSerializer if self.action == "list" else s.TradeDetailSerializer
 
-    def get_permissions(self) -> list[Any]:
+    def get_permissions(self) -> Sequence[Any]:
         if self.action == "create":
             return [IsAuthenticated(), IsBuyer()]
         if self.action in ("approve", "reject"):
@@ -356,7 +357,7 @@ class MechanismViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.
     serializer_class = s.StandingMechanismSerializer
     parser_classes = [JSONParser, MultiPartParser, FormParser]
 
-    def get_permissions(self) -> list[Any]:
+    def get_permissions(self) -> Sequence[Any]:
         if self.action in ("accept", "reject"):
             return [IsAuthenticated(), IsOfficer()]
         return super().get_permissions()

@@ -1,7 +1,8 @@
 """Money over HTTP: balances, ledger lines, deposits, the providers' payout report."""
 
 import csv
-from collections.abc import Iterator
+import uuid
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 from django.db.models import QuerySet
@@ -26,7 +27,7 @@ from marketplace.selectors.members import is_officer, membership_of
 from marketplace.services.deposits import deposit_approve, deposit_credit_request, deposit_reject, deposit_request
 
 
-def _org_id(request: Request) -> object:
+def _org_id(request: Request) -> uuid.UUID:
     membership = membership_of(request.user)
     if membership is None:
         raise PermissionDeniedError("Your account belongs to no organisation.")
@@ -134,7 +135,7 @@ class DepositViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.Cr
             return Deposit.objects.none()
         return deposits_for(organisation_id=None if is_officer(self.request.user) else _org_id(self.request))
 
-    def get_permissions(self) -> list[Any]:
+    def get_permissions(self) -> Sequence[Any]:
         if self.action in ("approve", "reject"):
             return [IsAuthenticated(), IsOfficer()]
         return super().get_permissions()
