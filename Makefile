@@ -8,8 +8,11 @@ BIN := $(VENV)/bin
 PORT ?= 8000
 WEB_WORKERS ?= 2
 CELERY_CONCURRENCY ?= 2
+# Production-shaped by default: no DEBUG pages, no browsable API. `make run DJANGO_DEBUG=1` (or
+# `make dev`) turns Django's debug pages on for local work; API errors stay JSON either way.
+DJANGO_DEBUG ?= 0
 
-.PHONY: install run test lint bench clean
+.PHONY: install run dev test lint bench clean
 
 $(BIN)/python:
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info[:2] >= (3, 11) else "Elementa needs Python 3.11 or newer: set PYTHON=/path/to/python3.11")'
@@ -34,10 +37,13 @@ run: install
 	@echo "  Logins       provider, provider-eu, buyer, buyer-eu, buyer-sg, buyer-ru, officer, officer-2; password elementa-demo"
 	@echo "  Ctrl-C stops the API and the worker."
 	@echo ""
-	@DJANGO_DEBUG=$${DJANGO_DEBUG:-1} bash -c 'trap "trap - INT TERM EXIT; kill 0" INT TERM EXIT; \
+	@DJANGO_DEBUG=$(DJANGO_DEBUG) bash -c 'trap "trap - INT TERM EXIT; kill 0" INT TERM EXIT; \
 		$(BIN)/gunicorn config.wsgi --bind 127.0.0.1:$(PORT) --workers $(WEB_WORKERS) --access-logfile - & \
 		$(BIN)/celery -A config worker --beat --loglevel info --concurrency $(CELERY_CONCURRENCY) --without-mingle --without-gossip & \
 		wait'
+
+dev:
+	$(MAKE) run DJANGO_DEBUG=1
 
 test: install
 	$(BIN)/python -m pytest $(PYTEST_ARGS)

@@ -3,16 +3,17 @@
 import logging
 from typing import Any
 
-from django.core.exceptions import ObjectDoesNotExist
+from django.core.exceptions import ObjectDoesNotExist, RequestDataTooBig, TooManyFieldsSent
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import ValidationError as DjangoValidationError
+from django.db import DataError as DatabaseDataError
 from django.db import OperationalError as DatabaseOperationalError
 from django.http import Http404
 from rest_framework import exceptions, pagination, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
-from config.errors import ApplicationError
+from config.errors import ApplicationError, InvalidInputError, RequestTooDeepError, RequestTooLargeError
 
 logger = logging.getLogger(__name__)
 
@@ -51,6 +52,17 @@ def error_body(code: str, message: str, fields: dict[str, Any] | None = None) ->
 
 def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
     """Render every error as {"code", "message", "fields"}; unknown errors are logged, not leaked."""
+    if isinstance(exc, RequestDataTooBig):  # Django's cap on form fields inside a multipart body
+        exc = RequestTooLargeError()
+    elif isinstance(exc, TooManyFieldsSent):
+        exc = InvalidInputError("The form has too many fields.")
+    elif isinstance(exc, RecursionError):  # belt and braces: the parsers refuse deep bodies before this
+        exc = RequestTooDeepError()
+    elif isinstance(exc, DatabaseDataError):
+        # The last line of defence for input the validators let through (a NUL, a number the column
+        # cannot hold): nothing was stored, and it is the request that is wrong.
+        logger.warning("database refused a value in %s: %s", context.get("view").__class__.__name__, exc)
+        exc = InvalidInputError("A value is out of range or contains characters that cannot be stored.")
     if isinstance(exc, ApplicationError):
         return Response(error_body(exc.code, exc.message, _flatten(exc.fields)), status=exc.status_code)
     if isinstance(exc, DjangoValidationError):

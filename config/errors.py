@@ -53,3 +53,31 @@ class LoginLockedError(ApplicationError):
     code = "login_locked"
     status_code = 429
     default_message = "Too many failed logins for this account; try again later."
+
+
+# --- Hostile or oversized input (config/limits.py, config/parsers.py) ----------------------------
+
+
+class RequestTooLargeError(ApplicationError):
+    code = "request_too_large"
+    status_code = 413
+    default_message = "The request body is larger than this endpoint accepts."
+
+
+class RequestTooDeepError(ApplicationError):
+    code = "request_too_deep"
+    status_code = 400
+    default_message = "The JSON body is nested too deeply."
+
+
+class ListTooLongError(ApplicationError):
+    code = "list_too_long"
+    status_code = 400
+    default_message = "A list in the JSON body has too many items."
+
+
+class InvalidCharactersError(ApplicationError):
+    code = "invalid_characters"
+    status_code = 400
+    default_message = "The request contains a NUL character, which no field accepts."
+

@@ -57,6 +57,8 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "config.logging.RequestIdMiddleware",
+    "config.security.ResponseHeadersMiddleware",  # outside the rest: it sees every response, error pages too
+    "config.limits.RequestLimitsMiddleware",  # before anything reads the query string or the body
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -164,7 +166,12 @@ REST_FRAMEWORK = {
         "login": os.environ.get("ELEMENTA_THROTTLE_LOGIN", "30/min"),
     },
     "EXCEPTION_HANDLER": "config.api.exception_handler",
-    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer", "rest_framework.renderers.BrowsableAPIRenderer"],
+    # The HTML browsable API only when asked for (ELEMENTA_BROWSABLE_API=1): errors are always JSON otherwise.
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"]
+    + (["rest_framework.renderers.BrowsableAPIRenderer"] if env_bool("ELEMENTA_BROWSABLE_API", False) else []),
+    # JSON with size, depth, list-length and NUL limits (config/parsers.py, docs/limits.md).
+    "DEFAULT_PARSER_CLASSES": ["config.parsers.BoundedJSONParser", "rest_framework.parsers.FormParser",
+                               "rest_framework.parsers.MultiPartParser"],
     "COERCE_DECIMAL_TO_STRING": True,
 }
 SPECTACULAR_SETTINGS = {
@@ -328,6 +335,14 @@ ELEMENTA_MAX_REDRIVES = int(os.environ.get("ELEMENTA_MAX_REDRIVES", "5"))
 ELEMENTA_RULEPACK_DIR = BASE_DIR / "compliance" / "rulepacks"
 ELEMENTA_MAX_UPLOAD_BYTES = int(os.environ.get("ELEMENTA_MAX_UPLOAD_BYTES", str(10 * 1024 * 1024)))
 FILE_UPLOAD_MAX_MEMORY_SIZE = 2_621_440  # larger uploads spool to a temporary file
+# Request limits (config/limits.py, config/parsers.py, docs/limits.md). A JSON or form body over
+# ELEMENTA_MAX_BODY_BYTES is a 413 before it is read; multipart uploads have the file limits above
+# plus this overhead for their envelope and form fields.
+ELEMENTA_MAX_BODY_BYTES = int(os.environ.get("ELEMENTA_MAX_BODY_BYTES", str(1024 * 1024)))
+ELEMENTA_MAX_MULTIPART_OVERHEAD_BYTES = int(os.environ.get("ELEMENTA_MAX_MULTIPART_OVERHEAD_BYTES", str(1024 * 1024)))
+ELEMENTA_MAX_JSON_DEPTH = int(os.environ.get("ELEMENTA_MAX_JSON_DEPTH", "32"))
+ELEMENTA_MAX_JSON_LIST_ITEMS = int(os.environ.get("ELEMENTA_MAX_JSON_LIST_ITEMS", "1000"))
+DATA_UPLOAD_MAX_MEMORY_SIZE = ELEMENTA_MAX_BODY_BYTES  # Django's own cap on non-file form data
 
 LOG_FORMAT = os.environ.get("ELEMENTA_LOG_FORMAT", "json" if PRODUCTION else "plain")
 LOGGING = {

@@ -105,6 +105,13 @@ class InsufficientFundsError(ConflictError):
     default_message = "The wallet does not hold enough available funds."
 
 
+class AmountOutOfRangeError(InvalidInputError):
+    """An amount over NUMERIC(16,2), or a movement that would take a balance past it."""
+
+    code = "amount_out_of_range"
+    default_message = "The amount, or the balance it would make, is larger than Elementa can hold."
+
+
 class RefundNotCoveredError(ConflictError):
     code = "refund_not_covered"
     default_message = "The provider's available balance does not cover the refund."

@@ -13,7 +13,7 @@ import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date, timedelta
-from functools import partial
+from functools import lru_cache, partial
 from pathlib import Path
 from typing import Any
 from uuid import UUID
@@ -39,6 +39,7 @@ from compliance.models import RulePack, RulePackBacktest
 from compliance.services.audit import audit_record
 from compliance.signals import rulepack_activated
 from config.errors import InvalidInputError
+from config.parsers import check_structure
 
 logger = logging.getLogger(__name__)
 
@@ -82,9 +83,16 @@ def rulepack_load_shipped(*, directory: Path | None = None) -> list[tuple[RulePa
     """Load every reviewed pack file shipped in compliance/rulepacks/ (idempotent)."""
     results = []
     for path in rulepack_files(directory):
-        content = yaml.safe_load(path.read_text())
-        results.append(rulepack_load(content=content, source=f"compliance/rulepacks/{path.name}"))
+        content = _read_pack_file(str(path), path.stat().st_mtime_ns)
+        results.append(rulepack_load(content=copy.deepcopy(content), source=f"compliance/rulepacks/{path.name}"))
     return results
+
+
+@lru_cache(maxsize=256)
+def _read_pack_file(path: str, mtime_ns: int) -> Any:
+    """A pack file's parsed YAML, parsed once per process and content (parsing is most of the cost
+    of loading the shipped packs; the test suite loads them for every test that needs them)."""
+    return yaml.safe_load(Path(path).read_text())
 
 
 # --- the officers' lifecycle: draft → validate → backtest → activate ---------------------------
@@ -117,16 +125,29 @@ def _stored(content: Any) -> dict[str, Any]:
     return stored
 
 
+class _PackLoader(yaml.SafeLoader):
+    """Safe YAML without aliases: `*name` would let a few KiB of text expand into gigabytes of JSON."""
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        if self.check_event(yaml.AliasEvent):
+            raise yaml.composer.ComposerError(None, None, "aliases (*name) are not allowed in a rule pack", self.peek_event().start_mark)
+        return super().compose_node(parent, index)
+
+
 def rulepack_parse_yaml(*, text: str) -> dict[str, Any]:
-    """YAML text → pack content; a syntax error is a 400 naming the line."""
+    """YAML text → pack content; a syntax error is a 400 naming the line. Aliases and nesting deeper
+    than request bodies may have (config/parsers.py) are refused too."""
     if len(text.encode()) > MAX_CONTENT_BYTES:
         raise RulePackInvalidError(fields={"yaml": [f"at most {MAX_CONTENT_BYTES // 1024} KiB"]})
     try:
-        content = yaml.safe_load(text)
+        content = yaml.load(text, Loader=_PackLoader)
+    except RecursionError:
+        raise RulePackInvalidError("The YAML is nested too deeply.", fields={"yaml": ["nested too deeply"]}) from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark is not None else ""
         raise RulePackInvalidError("The YAML does not parse.", fields={"yaml": [f"{where}{getattr(exc, 'problem', None) or exc}"]}) from exc
+    check_structure(content)
     return _stored(content)
 
 

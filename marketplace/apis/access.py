@@ -21,25 +21,18 @@ from rest_framework.response import Response
 from config.api import error_body
 from config.errors import PermissionDeniedError
 from config.permissions import IsOfficer, IsProvider
+from marketplace.apis.common import request_membership as _membership
 from marketplace.apis.revocations import RevocationRequestSerializer, revocation_requests_of
 from marketplace.apis.serializers import ReasonSerializer
 from marketplace.errors import GrantRequiredError, GrantSuspendedError, RangeNotSatisfiableError
 from marketplace.idempotency import idempotent
-from marketplace.models import AccessGrant, Dataset, DatasetFile, GrantDownload, GrantRevocationRequest, Membership
+from marketplace.models import AccessGrant, Dataset, DatasetFile, GrantDownload, GrantRevocationRequest
 from marketplace.selectors.datasets import dataset_list_visible
 from marketplace.selectors.grants import grant_highest_version_for, grant_list_visible
-from marketplace.selectors.members import is_officer, membership_of
+from marketplace.selectors.members import is_officer
 from marketplace.services.dataset_files import dataset_file_upload
+from marketplace.services.downloads import DownloadPlan, DownloadStream, etag_of, grant_download_open
 from marketplace.services.grant_revocations import grant_reinstate, grant_revocation_request, grant_revoke_by_officer
-from marketplace.services.grants import DownloadPlan, DownloadStream, etag_of, grant_download_open
-
-
-def _membership(request: Request) -> Membership:
-    membership = membership_of(request.user)
-    if membership is None:
-        raise PermissionDeniedError("Your account belongs to no organisation.")
-    return membership
-
 
 # --- serializers ------------------------------------------------------------------------------
 

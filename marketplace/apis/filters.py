@@ -1,10 +1,36 @@
 """Catalogue and trade-list filters."""
 
+from typing import Any
+
 import django_filters
+from django import forms
 from django.db.models import Q, QuerySet
 
 from compliance.engine import vocabulary as vocab
 from marketplace.models import Dataset, Trade
+from marketplace.money import MoneyError, currency_check
+
+
+class CurrencyFormField(forms.CharField):
+    def clean(self, value: Any) -> str | None:
+        value = super().clean(value)
+        if not value:
+            return None
+        try:
+            return currency_check(value)
+        except MoneyError as exc:
+            raise forms.ValidationError(str(exc)) from None
+
+
+class CurrencyFilter(django_filters.CharFilter):
+    """`?currency=usd` is USD; a code that is not a currency Elementa accepts is a 400, not an empty page."""
+
+    field_class = CurrencyFormField
+
+    def __init__(self, **kwargs: Any) -> None:
+        kwargs.setdefault("field_name", "currency")
+        kwargs.setdefault("help_text", "An ISO 4217 currency code, any case.")
+        super().__init__(**kwargs)
 
 
 class DatasetFilter(django_filters.FilterSet):
@@ -14,7 +40,7 @@ class DatasetFilter(django_filters.FilterSet):
     category = django_filters.ChoiceFilter(choices=[(c, c) for c in vocab.CATEGORIES], method="by_category")
     price_min = django_filters.NumberFilter(field_name="price", lookup_expr="gte")
     price_max = django_filters.NumberFilter(field_name="price", lookup_expr="lte")
-    currency = django_filters.CharFilter(field_name="currency", lookup_expr="iexact")
+    currency = CurrencyFilter()
     provider = django_filters.UUIDFilter(field_name="provider_id")
     status = django_filters.ChoiceFilter(choices=Dataset.Status.choices)
 
@@ -66,7 +92,7 @@ class ReviewQueueFilter(TradeFilter):
                                                            help_text="Waiting since this instant or later (ISO 8601).")
     price_min = django_filters.NumberFilter(field_name="price", lookup_expr="gte")
     price_max = django_filters.NumberFilter(field_name="price", lookup_expr="lte")
-    currency = django_filters.CharFilter(field_name="currency", lookup_expr="iexact")
+    currency = CurrencyFilter()
     item = django_filters.ChoiceFilter(
         choices=[("evidence", "evidence"), ("review", "review")], method="by_item",
         help_text="`evidence`: trades with evidence pending an officer's review; `review`: trades the engine sent to review.",

@@ -1,6 +1,6 @@
 """Request and response shapes of the marketplace API (/api/v1/)."""
 
-from typing import Any
+from typing import Any, cast
 
 from drf_spectacular.utils import extend_schema_field, inline_serializer
 from rest_framework import serializers
@@ -28,12 +28,24 @@ class JurisdictionField(serializers.CharField):
         return value
 
 
-def _currency(value: str) -> None:
-    """A field validator: DRF ignores its return value, so it only raises."""
-    try:
-        currency_check(value)
-    except MoneyError as exc:
-        raise serializers.ValidationError(str(exc)) from None
+class CurrencyField(serializers.CharField):
+    """An active ISO 4217 currency code, in any case; stored and returned upper case (marketplace/money.py)."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        kwargs.setdefault("max_length", 3)
+        kwargs.setdefault("help_text", "An ISO 4217 currency code (EUR, USD, JPY); funds, metals and testing codes are refused.")
+        super().__init__(**kwargs)
+
+    def to_internal_value(self, data: Any) -> str:
+        value = super().to_internal_value(data)
+        try:
+            return currency_check(value)
+        except MoneyError as exc:
+            raise serializers.ValidationError(str(exc)) from None
+
+
+# Text limits: a listing's description is prose, not a file (docs/limits.md).
+DESCRIPTION_MAX_LENGTH = cast(int, Dataset._meta.get_field("description").max_length)  # declared on the model
 
 
 class LicenceSerializer(serializers.Serializer):
@@ -69,8 +81,10 @@ class DatasetSerializer(serializers.ModelSerializer):
     )
     exporter = serializers.SerializerMethodField()
     subjects = serializers.IntegerField(min_value=0, max_value=10**10, required=False)
-    price = serializers.DecimalField(max_digits=14, decimal_places=2, min_value=0)
-    currency = serializers.CharField(max_length=3, validators=[_currency], required=False)
+    price = serializers.DecimalField(max_digits=14, decimal_places=2, min_value=0,
+                                     help_text="In the currency's minor units at most (whole yen for JPY).")
+    currency = CurrencyField(required=False)
+    description = serializers.CharField(required=False, allow_blank=True, max_length=DESCRIPTION_MAX_LENGTH)
     licence = LicenceSerializer(required=False)
 
     class Meta:
@@ -93,12 +107,17 @@ class DatasetSerializer(serializers.ModelSerializer):
         return list(dict.fromkeys(value))
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
-        currency = (attrs.get("currency") or getattr(self.instance, "currency", None) or "USD").upper()
-        if "price" in attrs:
-            try:
-                attrs["price"] = money(attrs["price"], currency)
-            except MoneyError as exc:
-                raise serializers.ValidationError({"price": [str(exc)]}) from None
+        currency = attrs.get("currency") or getattr(self.instance, "currency", None) or "USD"
+        if "price" in attrs or "currency" in attrs:
+            # Switching a listing's currency re-checks the price it keeps: 10.50 EUR cannot become 10.50 JPY.
+            price = attrs["price"] if "price" in attrs else getattr(self.instance, "price", None)
+            if price is not None:
+                try:
+                    money(price, currency)
+                except MoneyError as exc:
+                    raise serializers.ValidationError({"price": [str(exc)]}) from None
+                if "price" in attrs:
+                    attrs["price"] = money(price, currency)
         if attrs.get("pricing") == "subscription" or (attrs.get("pricing") is None and getattr(self.instance, "pricing", "") == "subscription"):
             licence = attrs.get("licence", getattr(self.instance, "licence", None)) or {}
             if not licence.get("term_days"):

@@ -12,7 +12,7 @@ from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serial
 from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.authtoken.models import Token
 from rest_framework.decorators import action
-from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
+from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.permissions import AllowAny, IsAuthenticated
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -23,13 +23,15 @@ from compliance.engine import vocabulary as vocab
 from compliance.services.checks import compliance_evaluate
 from config.errors import InvalidCredentialsError, PermissionDeniedError
 from config.logging import trade_id
+from config.parsers import BoundedJSONParser
 from config.permissions import IsBuyer, IsOfficer, IsProvider
 from config.throttling import LoginRateThrottle, client_address, login_check_locked, login_failed, login_succeeded
 from config.users import request_user
 from marketplace.apis import serializers as s
+from marketplace.apis.common import request_membership as _membership
 from marketplace.apis.filters import DatasetFilter, ReviewQueueFilter, TradeFilter
 from marketplace.idempotency import idempotent
-from marketplace.models import Dataset, EvidenceStatus, Membership, OrganisationMechanism, Trade, TradeDocument
+from marketplace.models import Dataset, EvidenceStatus, OrganisationMechanism, Trade, TradeDocument
 from marketplace.selectors.datasets import dataset_list_visible
 from marketplace.selectors.members import is_officer, membership_of
 from marketplace.selectors.trades import review_queue, trade_detail_queryset, trade_list_for
@@ -94,13 +96,6 @@ class MeApi(APIView):
             "role": membership.role if membership else None,
             "organisation": s.OrganisationSerializer(membership.organisation).data if membership else None,
         })
-
-
-def _membership(request: Request) -> Membership:
-    membership = membership_of(request.user)
-    if membership is None:
-        raise PermissionDeniedError("Your account belongs to no organisation.")
-    return membership
 
 
 class DatasetViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
@@ -235,7 +230,7 @@ class TradeViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Ge
     @extend_schema(methods=["GET"], responses=s.TradeDocumentSerializer(many=True))
     @extend_schema(methods=["POST"], request={"multipart/form-data": s.TradeDocumentSerializer},
                    responses={201: s.TradeDocumentSerializer})
-    @action(detail=True, methods=["get", "post"], parser_classes=[JSONParser, MultiPartParser, FormParser])
+    @action(detail=True, methods=["get", "post"], parser_classes=[BoundedJSONParser, MultiPartParser, FormParser])
     @idempotent
     def documents(self, request: Request, pk: str | None = None) -> Response:
         """Evidence for the trade's requirements, uploaded by the buyer or the provider (multipart:
@@ -355,7 +350,7 @@ class MechanismViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.
     accepts it. Officers see every organisation's (filter `?status=pending`) and accept or reject them."""
 
     serializer_class = s.StandingMechanismSerializer
-    parser_classes = [JSONParser, MultiPartParser, FormParser]
+    parser_classes = [BoundedJSONParser, MultiPartParser, FormParser]
 
     def get_permissions(self) -> Sequence[Any]:
         if self.action in ("accept", "reject"):

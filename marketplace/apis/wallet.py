@@ -5,6 +5,7 @@ import uuid
 from collections.abc import Iterator, Sequence
 from typing import Any
 
+import django_filters
 from django.db.models import QuerySet
 from django.http import StreamingHttpResponse
 from drf_spectacular.types import OpenApiTypes
@@ -19,9 +20,11 @@ from rest_framework.views import APIView
 from config.errors import PermissionDeniedError
 from config.permissions import IsOfficer
 from config.users import request_user
+from marketplace.apis.filters import CurrencyFilter
+from marketplace.apis.serializers import CurrencyField
 from marketplace.idempotency import idempotent
 from marketplace.models import Deposit, LedgerEntry, Organisation
-from marketplace.money import MoneyError, currency_check, money
+from marketplace.money import AMOUNT_MAX, MoneyError, money
 from marketplace.selectors.ledger import deposits_for, ledger_entries_for, payouts_for, platform_balances, wallet_balances
 from marketplace.selectors.members import is_officer, membership_of
 from marketplace.services.deposits import deposit_approve, deposit_credit_request, deposit_reject, deposit_request
@@ -62,6 +65,22 @@ class PlatformWalletApi(APIView):
         return Response([{**r, "revenue": f"{r['revenue']:.2f}", "deposits": f"{r['deposits']:.2f}"} for r in rows])
 
 
+class LedgerEntryFilter(django_filters.FilterSet):
+    currency = CurrencyFilter()
+
+    class Meta:
+        model = LedgerEntry
+        fields = {"account": ["exact"], "transaction__kind": ["exact"], "transaction__trade": ["exact"]}
+
+
+class DepositFilter(django_filters.FilterSet):
+    currency = CurrencyFilter()
+
+    class Meta:
+        model = Deposit
+        fields = ["status"]
+
+
 class LedgerEntrySerializer(serializers.ModelSerializer):
     kind = serializers.CharField(source="transaction.kind")
     trade = serializers.UUIDField(source="transaction.trade_id", allow_null=True)
@@ -78,7 +97,7 @@ class LedgerEntryApi(mixins.ListModelMixin, viewsets.GenericViewSet):
     """Your organisation's ledger lines, newest first, each with the trade or deposit it belongs to."""
 
     serializer_class = LedgerEntrySerializer
-    filterset_fields = {"currency": ["exact"], "account": ["exact"], "transaction__kind": ["exact"], "transaction__trade": ["exact"]}
+    filterset_class = LedgerEntryFilter
 
     def get_queryset(self) -> QuerySet[LedgerEntry]:
         if getattr(self, "swagger_fake_view", False):  # schema generation has no organisation
@@ -87,7 +106,9 @@ class LedgerEntryApi(mixins.ListModelMixin, viewsets.GenericViewSet):
 
 
 class DepositSerializer(serializers.ModelSerializer):
-    amount = serializers.DecimalField(max_digits=16, decimal_places=2)
+    amount = serializers.DecimalField(max_digits=16, decimal_places=2, max_value=AMOUNT_MAX,
+                                      help_text="In the currency's minor units at most (whole yen for JPY).")
+    currency = CurrencyField()
     organisation = serializers.PrimaryKeyRelatedField(queryset=Organisation.objects.all(), required=False,
                                                       help_text="Officers only: credit this organisation directly "
                                                                 "(pending until a second officer approves it).")
@@ -108,7 +129,6 @@ class DepositSerializer(serializers.ModelSerializer):
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
         try:
-            attrs["currency"] = currency_check(attrs["currency"])
             attrs["amount"] = money(attrs["amount"], attrs["currency"])
         except MoneyError as exc:
             raise serializers.ValidationError({"amount": [str(exc)]}) from None
@@ -128,7 +148,7 @@ class DepositViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.Cr
     (409 `same_person_not_allowed`)."""
 
     serializer_class = DepositSerializer
-    filterset_fields = ["status", "currency"]
+    filterset_class = DepositFilter
 
     def get_queryset(self) -> QuerySet[Deposit]:
         if getattr(self, "swagger_fake_view", False):

@@ -11,19 +11,12 @@ from rest_framework.decorators import action
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from config.errors import PermissionDeniedError
-from marketplace.models import Membership, WebhookAttempt, WebhookDelivery, WebhookEndpoint
+from marketplace.apis.common import request_membership as _membership
+from marketplace.models import WebhookAttempt, WebhookDelivery, WebhookEndpoint
 from marketplace.selectors.members import membership_of
 from marketplace.services import webhooks as webhook_services
 
 UUID_PATH = "[0-9a-fA-F-]{36}"
-
-
-def _membership(request: Request) -> Membership:
-    membership = membership_of(request.user)
-    if membership is None:
-        raise PermissionDeniedError("Your account belongs to no organisation.")
-    return membership
 
 
 # --- serializers ------------------------------------------------------------------------------

@@ -70,7 +70,7 @@ class Dataset(models.Model):
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     provider = models.ForeignKey(Organisation, on_delete=models.PROTECT, related_name="datasets")
     title = models.CharField(max_length=200)
-    description = models.TextField(blank=True)
+    description = models.TextField(blank=True, max_length=20_000, help_text="At most 20,000 characters.")
     subject_jurisdictions = models.JSONField(default=list)
     storage_jurisdiction = models.CharField(max_length=8)
     classification = models.CharField(max_length=24)

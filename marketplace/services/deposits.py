@@ -17,7 +17,7 @@ from marketplace.models import Deposit, Membership, Organisation
 from marketplace.payments import payment_provider
 from marketplace.services.events import event_emit
 from marketplace.services.evidence_review import officer_require_independent
-from marketplace.services.ledger import ledger_deposit_credit
+from marketplace.services.ledger import ledger_check_credit, ledger_deposit_credit
 
 
 def _deposit_data(deposit: Deposit, **extra: object) -> dict[str, object]:
@@ -26,6 +26,7 @@ def _deposit_data(deposit: Deposit, **extra: object) -> dict[str, object]:
 
 @transaction.atomic
 def deposit_request(*, membership: Membership, amount: Decimal, currency: str) -> Deposit:
+    ledger_check_credit(organisation_id=membership.organisation_id, currency=currency, amount=amount)
     provider = payment_provider()
     deposit = Deposit.objects.create(
         organisation=membership.organisation, amount=amount, currency=currency, provider=provider.name, requested_by=membership.user,
@@ -42,6 +43,7 @@ def deposit_credit_request(*, organisation: Organisation, amount: Decimal, curre
                            note: str = "") -> Deposit:
     """An officer's direct credit to an organisation (money that arrived outside the provider):
     recorded as a pending deposit that a second, different officer must approve."""
+    ledger_check_credit(organisation_id=organisation.id, currency=currency, amount=amount)
     deposit = Deposit.objects.create(
         organisation=organisation, amount=amount, currency=currency, provider=payment_provider().name, requested_by=operator,
         direct=True, note=note,

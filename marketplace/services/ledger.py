@@ -15,9 +15,9 @@ from django.db import IntegrityError, connection, transaction
 from django.db.models import F
 
 from config.errors import ConflictError
-from marketplace.errors import InsufficientFundsError, RefundNotCoveredError
+from marketplace.errors import AmountOutOfRangeError, InsufficientFundsError, RefundNotCoveredError
 from marketplace.models import Deposit, LedgerEntry, LedgerTransaction, Trade, Wallet
-from marketplace.money import fee_of, quantum
+from marketplace.money import AMOUNT_MAX, fee_of, quantum
 
 A = LedgerEntry.Account
 K = LedgerTransaction.Kind
@@ -39,8 +39,14 @@ def wallet_get_or_create(*, organisation_id: UUID, currency: str) -> Wallet:
     return wallet
 
 
+def _overflow(wallet: Wallet) -> AmountOutOfRangeError:
+    return AmountOutOfRangeError(f"The {wallet.currency} wallet would hold more than {AMOUNT_MAX:,}.",
+                                 fields={"amount": [f"the balance would exceed {AMOUNT_MAX:,}"]})
+
+
 def _apply(wallet: Wallet, available: Decimal, held: Decimal, error: type[ConflictError]) -> None:
-    """Change one wallet row by deltas; a decrease that would go below zero changes nothing and raises."""
+    """Change one wallet row by deltas; a decrease that would go below zero changes nothing and raises
+    `error`, an increase past NUMERIC(16,2) changes nothing and raises AmountOutOfRangeError (400)."""
     if connection.vendor == "sqlite":
         # SQLite does decimal arithmetic in binary floating point (0.1 + 0.2 - 0.3 = 5.5e-17, which
         # a CHECK (available >= 0) can trip over). Its IMMEDIATE transactions already serialise
@@ -49,15 +55,32 @@ def _apply(wallet: Wallet, available: Decimal, held: Decimal, error: type[Confli
         new_available, new_held = row["available"] + available, row["held"] + held
         if new_available < 0 or new_held < 0:
             raise error()
+        if new_available > AMOUNT_MAX or new_held > AMOUNT_MAX:
+            raise _overflow(wallet)
         Wallet.objects.filter(pk=wallet.pk).update(available=new_available, held=new_held)
         return
     qs = Wallet.objects.filter(pk=wallet.pk)
     if available < 0:
         qs = qs.filter(available__gte=-available)
+    elif available > 0:
+        qs = qs.filter(available__lte=AMOUNT_MAX - available)
     if held < 0:
         qs = qs.filter(held__gte=-held)
+    elif held > 0:
+        qs = qs.filter(held__lte=AMOUNT_MAX - held)
     if qs.update(available=F("available") + available, held=F("held") + held) != 1:
+        row = Wallet.objects.filter(pk=wallet.pk).values("available", "held").get()
+        if row["available"] + available > AMOUNT_MAX or row["held"] + held > AMOUNT_MAX:
+            raise _overflow(wallet)
         raise error()
+
+
+def ledger_check_credit(*, organisation_id: UUID, currency: str, amount: Decimal) -> None:
+    """Refuse (400 amount_out_of_range) a credit the organisation's wallet could not hold today."""
+    balance = Wallet.objects.filter(organisation_id=organisation_id, currency=currency).values_list("available", flat=True).first()
+    if amount > AMOUNT_MAX or (balance or 0) + amount > AMOUNT_MAX:
+        raise AmountOutOfRangeError(f"The {currency} wallet would hold more than {AMOUNT_MAX:,}.",
+                                    fields={"amount": [f"the balance would exceed {AMOUNT_MAX:,}"]})
 
 
 @transaction.atomic

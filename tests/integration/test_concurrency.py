@@ -201,8 +201,8 @@ def test_a_suspension_racing_downloads_stops_every_download_that_starts_after_it
     from marketplace.errors import GrantSuspendedError
     from marketplace.models import AccessGrant, GrantDownload
     from marketplace.services.dataset_files import dataset_file_upload
+    from marketplace.services.downloads import grant_download_open
     from marketplace.services.grant_revocations import grant_suspend
-    from marketplace.services.grants import grant_download_open
 
     settings.MEDIA_ROOT = tmp_path / "media"
     dataset_file_upload(dataset_id=eu_personal.id, membership=provider_eu, upload=SimpleUploadedFile("a.csv", b"id\n1\n"))

@@ -14,7 +14,8 @@ from django.utils import timezone
 from marketplace.errors import RangeNotSatisfiableError
 from marketplace.models import AccessGrant, Dataset, DatasetFile, GrantDownload, Membership, Trade
 from marketplace.services.dataset_files import dataset_file_content_type, dataset_file_upload
-from marketplace.services.grants import DownloadStream, byte_range_parse, grant_download_open, grant_issue, grant_revoke_for_trade
+from marketplace.services.downloads import DownloadStream, byte_range_parse, grant_download_open
+from marketplace.services.grants import grant_issue, grant_revoke_for_trade
 from marketplace.services.settlement import trade_settle
 from tests.factories import DatasetFactory, MembershipFactory, OrganisationFactory, TradeFactory
 

@@ -21,6 +21,7 @@ from marketplace.models import Membership
 from tests.factories import MembershipFactory, OrganisationFactory
 
 schema = schemathesis.openapi.from_wsgi("/api/schema/", application)
+pytestmark = pytest.mark.schemathesis  # CI runs it once, in the first pass (.ci/run)
 
 
 @pytest.fixture(autouse=True)

@@ -44,7 +44,7 @@ def _called(node: ast.AST) -> set[str]:
 def _services() -> dict[str, tuple[bool, set[str], str]]:
     found: dict[str, tuple[bool, set[str], str]] = {}
     for folder in SERVICE_DIRS:
-        for path in sorted((ROOT / folder).glob("*.py")):
+        for path in sorted((ROOT / folder).rglob("*.py")):
             for node in ast.walk(ast.parse(path.read_text())):
                 if isinstance(node, ast.FunctionDef):
                     atomic = any("atomic" in ast.unparse(d) for d in node.decorator_list)
