@@ -11,8 +11,10 @@ CELERY_CONCURRENCY ?= 2
 # Production-shaped by default: no DEBUG pages, no browsable API. `make run DJANGO_DEBUG=1` (or
 # `make dev`) turns Django's debug pages on for local work; API errors stay JSON either way.
 DJANGO_DEBUG ?= 0
+ELEMENTA_VAR_DIR ?= $(CURDIR)/var
+ELEMENTA_CELERY_QUEUE ?= elementa
 
-.PHONY: install run dev test lint bench clean
+.PHONY: install run serve dev test lint bench clean
 
 $(BIN)/python:
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info[:2] >= (3, 11) else "Elementa needs Python 3.11 or newer: set PYTHON=/path/to/python3.11")'
@@ -35,12 +37,19 @@ run: install
 	@echo "  Admin        http://127.0.0.1:$(PORT)/admin/  (officer / elementa-demo)"
 	@echo "  Health       http://127.0.0.1:$(PORT)/healthz"
 	@echo "  Logins       provider, provider-eu, buyer, buyer-eu, buyer-sg, buyer-ru, officer, officer-2; password elementa-demo"
-	@echo "  Ctrl-C stops the API and the worker."
+	@echo "  Ctrl-C stops the API, the worker and beat (supervisord restarts any of them that dies)."
 	@echo ""
-	@DJANGO_DEBUG=$(DJANGO_DEBUG) bash -c 'trap "trap - INT TERM EXIT; kill 0" INT TERM EXIT; \
-		$(BIN)/gunicorn config.wsgi --bind 127.0.0.1:$(PORT) --workers $(WEB_WORKERS) --access-logfile - & \
-		$(BIN)/celery -A config worker --beat --loglevel info --concurrency $(CELERY_CONCURRENCY) --without-mingle --without-gossip & \
-		wait'
+	@$(SUPERVISE)
+
+# The API, the Celery worker and Celery beat as three supervised processes (config/supervisord.conf),
+# without the set-up steps of `run`. exec: the shell is replaced, so make's SIGTERM reaches supervisord.
+SUPERVISE = mkdir -p "$(ELEMENTA_VAR_DIR)" && DJANGO_DEBUG=$(DJANGO_DEBUG) ELEMENTA_VAR_DIR="$(ELEMENTA_VAR_DIR)" \
+	ELEMENTA_BIN="$(abspath $(BIN))" ELEMENTA_BIND="127.0.0.1:$(PORT)" WEB_WORKERS="$(WEB_WORKERS)" \
+	CELERY_CONCURRENCY="$(CELERY_CONCURRENCY)" ELEMENTA_CELERY_QUEUE="$(ELEMENTA_CELERY_QUEUE)" \
+	exec $(BIN)/supervisord --configuration config/supervisord.conf
+
+serve:
+	@$(SUPERVISE)
 
 dev:
 	$(MAKE) run DJANGO_DEBUG=1

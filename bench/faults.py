@@ -1,25 +1,33 @@
 """Scripted fault injection against a real PostgreSQL + Redis stack.
 
-Scenarios (each starts its own gunicorn and Celery worker --beat, and kills only those):
-  1. the worker is SIGKILLed (whole process group: main, pool children, beat) while checks are in
+Scenarios (each starts its own gunicorn, Celery worker and Celery beat, as three processes like
+config/supervisord.conf does, and kills only those):
+  1. the worker is SIGKILLed (whole process group: main and pool children) while checks are in
      flight, then restarted: every trade reaches a final state and settles at most once;
   2. the broker (a private redis-server on its own port; the shared 6379 is never touched) is
      stopped while trades are posted and restarted: the API still answers 201, and every trade
      accepted during the outage is settled afterwards by the sweeper, none lost, none doubled;
   3. the worker's PostgreSQL connections are terminated (pg_terminate_backend) at intervals during
-     a burst: the tasks retry (OperationalError/InterfaceError) and every trade settles once.
+     a burst: the tasks retry (OperationalError/InterfaceError) and every trade settles once;
+  4. the broker (the private redis-server) is killed with SIGKILL five times while trades are being
+     posted, then frozen with SIGSTOP for 12 s: every POST answers 201, the same worker process is
+     alive afterwards (nobody restarted it), every trade is final, the ledger balances and the audit
+     chain verifies.
 
-After each scenario: every trade final and settled, exactly one `settle` ledger transaction and one
-Settlement per trade, no duplicate status transition, every ledger transaction balanced, every wallet
-equal to the sum of its entries, no negative balance, and the buyer's arithmetic
+After each scenario: every trade final and settled, exactly one hold per trade, and the invariants
+of tests/invariants.py (the function the tests use, run through `manage.py shell`): one `settle`
+and one Settlement per settled trade, no duplicate status transition, every ledger transaction
+balanced, every wallet equal to the sum of its entries, none negative; plus the buyer's arithmetic
 (available + held + spent == deposits).
 
-Everything it uses is its own: database elementa_faults (dropped and re-created), Redis DB 9 on
-127.0.0.1:6379 (flushed) for scenarios 1 and 3, a redis-server on 127.0.0.1:6390 for scenario 2,
-/tmp/elementa-faults, queue `faults`, gunicorn on 127.0.0.1:8131.
+Everything it uses is its own: database elementa_faults (dropped and re-created; --database), Redis
+DB 9 on 127.0.0.1:6379 (flushed; --redis-db) for scenarios 1 and 3 and as the API's cache in 2 and 4
+(so the request path does not depend on the Redis being killed), a redis-server on 127.0.0.1:6390
+(--redis-port) for scenarios 2 and 4, /tmp/elementa-faults, queue `faults`, gunicorn on 127.0.0.1:8131.
 
     .venv/bin/python bench/faults.py                      # all scenarios, 40 trades each
     .venv/bin/python bench/faults.py --scenario 2 --trades 20
+    .venv/bin/python bench/faults.py --database proc --redis-db 2 --api-port 8133 --var-dir /tmp/proc-faults --queue proc-faults
 
 Exit code 0 only if every check passed. Needs psql, redis-server and a PostgreSQL on 127.0.0.1:5432
 with trust auth for `postgres`.
@@ -33,6 +41,7 @@ import json
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -112,6 +121,10 @@ class Stack:
             "ELEMENTA_VAR_DIR": str(VAR_DIR), "ELEMENTA_CELERY_QUEUE": QUEUE, "CELERY_VISIBILITY_TIMEOUT": "15",
             "ELEMENTA_STUCK_AFTER": "5", "ELEMENTA_SWEEP_INTERVAL": "3", "PGAPPNAME": app_name,
             "DJANGO_SETTINGS_MODULE": "config.settings", "PYTHONUNBUFFERED": "1",
+            # the API's cache and throttles stay on the shared Redis: the broker outages are the subject
+            "ELEMENTA_CACHE_URL": shared_broker(),
+            # one buyer posts hundreds of trades a minute here; throttling has its own tests
+            "ELEMENTA_THROTTLE_WRITE": "100000/min",
         })
         return env
 
@@ -129,14 +142,24 @@ class Stack:
         self.start("gunicorn", [str(VENV_BIN / "gunicorn"), "config.wsgi", "-b", f"127.0.0.1:{API_PORT}", "-w", "4",
                                 "--timeout", "60"], self.env(broker, WEB_APP))
         wait_for(lambda: http_ok(f"{API}/healthz"), 30, "gunicorn to answer /healthz")
+        if self.procs["gunicorn"].poll() is not None:  # someone else's server answered on our port
+            raise RuntimeError(f"our gunicorn exited (port {API_PORT} taken?); see {self.logs['gunicorn']}")
 
     def start_worker(self, broker: str) -> subprocess.Popen:
-        proc = self.start("worker", [str(VENV_BIN / "celery"), "-A", "config", "worker", "--beat", "-c", "2", "-l", "info",
-                                     "-Q", QUEUE, "--without-mingle", "--without-gossip",
-                                     "-s", str(VAR_DIR / "celerybeat-schedule")], self.env(broker, WORKER_APP))
+        """The worker as config/supervisord.conf runs it; beat is a separate process (start_beat)."""
+        proc = self.start("worker", [str(VENV_BIN / "celery"), "-A", "config", "worker", "-c", "2", "-l", "info",
+                                     "-Q", QUEUE, "--without-mingle", "--without-gossip", "--without-heartbeat"],
+                          self.env(broker, WORKER_APP))
         wait_for(lambda: "ready." in self.logs["worker"].read_text(errors="replace").rsplit("===== ", 1)[-1], 60,
                  "the Celery worker to be ready")
+        if "beat" not in self.procs:
+            self.start_beat(broker)
         return proc
+
+    def start_beat(self, broker: str) -> subprocess.Popen:
+        argv = [str(VENV_BIN / "celery"), "-A", "config", "beat", "-l", "info", "-s", str(VAR_DIR / "celerybeat-schedule"),
+                "--pidfile="]
+        return self.start("beat", argv, self.env(broker, WORKER_APP))
 
     def start_redis(self) -> subprocess.Popen:
         host, port, _ = OWN_REDIS
@@ -216,6 +239,12 @@ def http_ok(url: str) -> bool:
         return requests.get(url, timeout=2).status_code == 200
     except requests.RequestException:
         return False
+
+
+def port_taken(port: int) -> bool:
+    with socket.socket() as s:
+        s.settimeout(0.5)
+        return s.connect_ex(("127.0.0.1", port)) == 0
 
 
 def redis_ping(host: str, port: int) -> bool:
@@ -311,63 +340,43 @@ def wait_final(conn: psycopg.Connection, ids: list[str], timeout: float) -> tupl
 
 
 def check_trades(report: Report, conn: psycopg.Connection, ids: list[str], stack: Stack) -> None:
-    """The per-trade and ledger invariants, scoped to `ids` where per trade, global for the ledger."""
+    """Every trade settled with one hold, then tests/invariants.py (per trade for `ids`, ledger-wide)."""
     counts = statuses(conn, ids)
     report.check(f"all {len(ids)} trades exist", sum(counts.values()) == len(ids), f"found {sum(counts.values())}")
     report.check("all trades settled", counts.get("settled", 0) == len(ids), f"statuses {dict(counts)}")
-    settle = dict(conn.execute(
-        "SELECT trade_id::text, count(*) FROM marketplace_ledgertransaction WHERE kind = 'settle' AND trade_id = ANY(%s::uuid[]) "
-        "GROUP BY trade_id", (ids,)).fetchall())
-    settlements = dict(conn.execute(
-        "SELECT trade_id::text, count(*) FROM marketplace_settlement WHERE trade_id = ANY(%s::uuid[]) GROUP BY trade_id",
-        (ids,)).fetchall())
     holds = dict(conn.execute(
         "SELECT trade_id::text, count(*) FROM marketplace_ledgertransaction WHERE kind = 'hold' AND trade_id = ANY(%s::uuid[]) "
         "GROUP BY trade_id", (ids,)).fetchall())
-    bad_settle = [t for t in ids if settle.get(t, 0) != 1]
-    bad_settlement = [t for t in ids if settlements.get(t, 0) != 1]
-    report.check("exactly one settle ledger transaction per trade", not bad_settle,
-                 f"{len(ids) - len(bad_settle)}/{len(ids)}" + (f"; wrong: {bad_settle[:5]}" if bad_settle else ""))
-    report.check("exactly one Settlement per trade", not bad_settlement,
-                 f"{len(ids) - len(bad_settlement)}/{len(ids)}" + (f"; wrong: {bad_settlement[:5]}" if bad_settlement else ""))
     report.check("exactly one hold per trade", all(holds.get(t, 0) == 1 for t in ids))
-    events: dict[str, list[tuple[str, str]]] = {}
-    for trade_id, from_s, to_s in conn.execute(
-            "SELECT trade_id::text, from_status, to_status FROM marketplace_tradeevent WHERE trade_id = ANY(%s::uuid[]) "
-            "ORDER BY at, id", (ids,)).fetchall():
-        events.setdefault(trade_id, []).append((from_s, to_s))
-    bad_events = {}
-    for trade_id in ids:
-        chain = events.get(trade_id, [])
-        pairs = Counter(chain)
-        chained = all(chain[i][0] == chain[i - 1][1] for i in range(1, len(chain)))
-        if any(n > 1 for n in pairs.values()) or not chained or sum(1 for _, to in chain if to == "settled") != 1:
-            bad_events[trade_id] = chain
-    shapes = Counter(" → ".join([chain[0][0] or "∅"] + [to for _, to in chain]) for chain in events.values() if chain)
-    report.check("trade events: no duplicate transition, one chain, settled once", not bad_events,
-                 f"shapes {dict(shapes)}" + (f"; bad: {dict(list(bad_events.items())[:3])}" if bad_events else ""))
-    if bad_events or bad_settle or bad_settlement:
-        for trade_id in (list(bad_events) + bad_settle + bad_settlement)[:3]:
-            say(f"    evidence {trade_id}: events {events.get(trade_id)}")
+    problems = invariant_violations(ids)
+    report.check("tests/invariants.py: one settle and one Settlement per settled trade, no repeated transition, "
+                 "every ledger transaction balanced, every wallet = its entries, none negative",
+                 not problems, "; ".join(problems[:5]))
+    for line in problems[:3]:
+        trade_id = line.split()[1] if line.startswith("trade ") else ""
+        if trade_id:
             say("    worker log:\n" + stack.log_tail("worker", trade_id, 20))
-    check_ledger(report, conn)
+    check_buyer(report, conn)
 
 
-def check_ledger(report: Report, conn: psycopg.Connection) -> None:
-    unbalanced = conn.execute(
-        "SELECT t.id::text, t.kind, sum(e.amount) FROM marketplace_ledgertransaction t JOIN marketplace_ledgerentry e "
-        "ON e.transaction_id = t.id GROUP BY t.id, t.kind HAVING sum(e.amount) <> 0").fetchall()
-    total, = conn.execute("SELECT coalesce(sum(amount), 0) FROM marketplace_ledgerentry").fetchone()
-    report.check("ledger balanced (every transaction sums to 0, all entries sum to 0)", not unbalanced and total == 0,
-                 f"total {total}" + (f"; unbalanced {unbalanced[:3]}" if unbalanced else ""))
-    drift = conn.execute(
-        "SELECT w.id::text, w.available, w.held, "
-        "  coalesce(sum(e.amount) FILTER (WHERE e.account = 'available'), 0), coalesce(sum(e.amount) FILTER (WHERE e.account = 'held'), 0) "
-        "FROM marketplace_wallet w LEFT JOIN marketplace_ledgerentry e ON e.wallet_id = w.id GROUP BY w.id "
-        "HAVING w.available <> coalesce(sum(e.amount) FILTER (WHERE e.account = 'available'), 0) "
-        "    OR w.held <> coalesce(sum(e.amount) FILTER (WHERE e.account = 'held'), 0) "
-        "    OR w.available < 0 OR w.held < 0").fetchall()
-    report.check("every wallet equals the sum of its entries, none negative", not drift, f"drift {drift[:3]}" if drift else "")
+def invariant_violations(ids: list[str]) -> list[str]:
+    """tests/invariants.py's invariant_violations, run in Django against the bench database."""
+    out = manage("shell", "-c", "import json, sys; from tests.invariants import invariant_violations; "
+                 "print(json.dumps(invariant_violations(json.loads(sys.stdin.read()))))",
+                 broker=shared_broker(), input_text=json.dumps(ids))
+    return json.loads(out.strip().splitlines()[-1])
+
+
+def check_audit(report: Report) -> None:
+    env = Stack().env(shared_broker(), CHECKER_APP)
+    result = subprocess.run([str(VENV_BIN / "python"), "manage.py", "verify_audit"], cwd=REPO, env=env,
+                            capture_output=True, text=True, timeout=300)
+    output = (result.stdout + result.stderr).strip()
+    report.check("audit chain verifies (manage.py verify_audit)", result.returncode == 0,
+                 output.splitlines()[-1] if output else "")
+
+
+def check_buyer(report: Report, conn: psycopg.Connection) -> None:
     row = conn.execute(
         "SELECT w.available, w.held, "
         "  (SELECT coalesce(sum(e.amount), 0) FROM marketplace_ledgerentry e JOIN marketplace_ledgertransaction t ON t.id = e.transaction_id "
@@ -461,7 +470,7 @@ def scenario_worker_kill(report: Report, stack: Stack, trades: int, timeout: flo
     poster.join(timeout=120)
     ids = posted_ids(report, results)
     at_kill = statuses(conn, ids)
-    report.injected(f"SIGKILL to worker process group {worker.pid} (PIDs {members}: main, 2 pool children, beat) at {kill_at}, "
+    report.injected(f"SIGKILL to worker process group {worker.pid} (PIDs {members}: main and 2 pool children) at {kill_at}, "
                     f"{killed_after:.2f} s after the burst of {trades} POSTs began")
     report.note(f"messages held unacknowledged by the worker at the kill: {len(in_flight)} {in_flight[:4]}; "
                 f"trades already past `checking` then: {dict(progressed)}")
@@ -539,6 +548,7 @@ def scenario_redis_down(report: Report, stack: Stack, trades: int, timeout: floa
                 f"{count_in_log(stack, 'sweeper re-enqueued', since)} sweeps re-enqueued stuck trades, "
                 f"{count_in_log(stack, 'duplicate delivery ignored', since)} duplicate check deliveries ignored")
     check_trades(report, conn, warm + ids, stack)
+    check_audit(report)
     conn.close()
     stack.kill("worker")
     stack.kill("gunicorn")
@@ -603,16 +613,101 @@ def scenario_db_drop(report: Report, stack: Stack, trades: int, timeout: float) 
     stack.kill("gunicorn")
 
 
-SCENARIOS = {"1": scenario_worker_kill, "2": scenario_redis_down, "3": scenario_db_drop}
+def scenario_redis_kills(report: Report, stack: Stack, trades: int, timeout: float) -> None:
+    say("\n=== Scenario 4: Redis (the broker) killed five times under load, then frozen with SIGSTOP ===")
+    host, port, number = OWN_REDIS
+    broker = f"redis://{host}:{port}/{number}"
+    stack.start_redis()
+    stack.start_api(broker)
+    worker = stack.start_worker(broker)
+    worker_pid, beat_pid = worker.pid, stack.procs["beat"].pid
+    client = Client()
+    conn = db()
+    since = log_size(stack)
+    stop = threading.Event()
+    results: list[tuple[int, str | None, float, str]] = []
+
+    def load() -> None:  # a steady stream of purchases (about 3 a second), across every fault, until told to stop
+        with ThreadPoolExecutor(8) as pool:
+            futures = []
+            while not stop.is_set() and len(futures) < 1000:
+                futures.append(pool.submit(client.post_trade))
+                time.sleep(0.3)
+            results.extend(f.result() for f in futures)
+
+    poster = threading.Thread(target=load, daemon=True)
+    poster.start()
+    time.sleep(2)
+    for round_ in range(1, 6):
+        pid = stack.procs["redis"].pid
+        stack.kill("redis", signal.SIGKILL)
+        report.injected(f"round {round_}: SIGKILL to redis-server PID {pid} at {now()} "
+                        "(in flight: whatever the worker held)")
+        time.sleep(2.5)
+        stack.start_redis()
+        time.sleep(4)
+    pid = stack.procs["redis"].pid
+    os.kill(pid, signal.SIGSTOP)
+    report.injected(f"SIGSTOP to redis-server PID {pid} at {now()}: connections stay open, nothing answers")
+    time.sleep(12)
+    os.kill(pid, signal.SIGCONT)
+    report.injected(f"SIGCONT at {now()}")
+    time.sleep(3)
+    stop.set()
+    poster.join(timeout=300)
+    say(f"  POST statuses, in order ({len(results)} requests):")
+    for i in range(0, len(results), 20):
+        say(f"    {i + 1:3d}-{min(i + 20, len(results)):3d}: " + " ".join(str(code) for code, *_ in results[i:i + 20]))
+    rtts = sorted(r[2] for r in results)
+    report.note(f"POST round trip median {rtts[len(rtts) // 2]:.2f} s, max {rtts[-1]:.2f} s")
+    ids = posted_ids(report, results)
+    up = time.monotonic()
+    done, waited, counts = wait_final(conn, ids, timeout)
+    report.check(f"every trade final within {timeout:.0f} s of the last fault", done, f"{waited:.1f} s; {dict(counts)}")
+    report.check("the same worker process is alive (no crash, nobody restarted it)",
+                 worker.poll() is None and stack.procs.get("worker") is worker and worker.pid == worker_pid,
+                 f"PID {worker_pid}")
+    beat = stack.procs["beat"]
+    report.check("beat is alive", beat.poll() is None and beat.pid == beat_pid, f"PID {beat_pid}")
+    crashes = count_in_log(stack, "Unrecoverable error", since)
+    report.check("no 'Unrecoverable error' in the worker log", crashes == 0, f"{crashes} found")
+    report.note(f"worker log: {count_in_log(stack, 'Connection to broker lost', since)} connection losses, "
+                f"{count_in_log(stack, 'Restoring', since)} 'Restoring … unacknowledged message(s)', "
+                f"{count_in_log(stack, 'Connected to redis', since)} reconnects, "
+                f"{count_in_log(stack, 'sweeper re-enqueued', since)} sweeps that re-enqueued, "
+                f"{count_in_log(stack, 'duplicate delivery ignored', since)} duplicate check deliveries ignored; "
+                f"last trade final {time.monotonic() - up:.1f} s after the last fault")
+    check_trades(report, conn, ids, stack)
+    check_audit(report)
+    conn.close()
+    stack.kill("worker")
+    stack.kill("beat")
+    stack.kill("gunicorn")
+    stack.kill("redis")
+
+
+SCENARIOS = {"1": scenario_worker_kill, "2": scenario_redis_down, "3": scenario_db_drop, "4": scenario_redis_kills}
 
 
 def main() -> int:
+    global DB_NAME, PG_URL, SHARED_REDIS, OWN_REDIS, API_PORT, API, VAR_DIR, QUEUE
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--scenario", choices=["1", "2", "3", "all"], default="all")
+    parser.add_argument("--scenario", choices=[*SCENARIOS, "all"], default="all")
     parser.add_argument("--trades", type=int, default=40, help="trades per scenario (default 40)")
     parser.add_argument("--timeout", type=float, default=120, help="seconds to wait for trades to become final (default 120)")
-    parser.add_argument("--keep-db", action="store_true", help="leave the elementa_faults database for inspection")
+    parser.add_argument("--keep-db", action="store_true", help="leave the database for inspection")
+    parser.add_argument("--database", default=DB_NAME, help="PostgreSQL database to drop, re-create and use")
+    parser.add_argument("--redis-db", type=int, default=SHARED_REDIS[2], help="DB number on the shared Redis")
+    parser.add_argument("--redis-port", type=int, default=OWN_REDIS[1], help="port of the private redis-server")
+    parser.add_argument("--api-port", type=int, default=API_PORT, help="port for the bench's gunicorn")
+    parser.add_argument("--var-dir", type=Path, default=VAR_DIR, help="scratch folder, wiped at the start")
+    parser.add_argument("--queue", default=QUEUE, help="Celery queue")
     args = parser.parse_args()
+    VAR_DIR, QUEUE = args.var_dir, args.queue
+    API_PORT, API = args.api_port, f"http://127.0.0.1:{args.api_port}"
+    DB_NAME, SHARED_REDIS = args.database, (*SHARED_REDIS[:2], args.redis_db)
+    OWN_REDIS = (OWN_REDIS[0], args.redis_port, 0)
+    PG_URL = f"postgres://postgres@127.0.0.1:5432/{DB_NAME}"
     for tool in ("psql", "redis-server", "pgrep"):
         if not shutil.which(tool):
             say(f"{tool} not found")
@@ -624,7 +719,11 @@ def main() -> int:
     if redis_ping(OWN_REDIS[0], OWN_REDIS[1]):
         say(f"something already listens on {OWN_REDIS[0]}:{OWN_REDIS[1]}; refusing to use it")
         return 2
+    if http_ok(f"{API}/healthz") or port_taken(API_PORT):
+        say(f"something already listens on 127.0.0.1:{API_PORT} (another bench run?); pass --api-port")
+        return 2
     say(f"Elementa fault injection — {time.strftime('%Y-%m-%d %H:%M:%S')}; database {DB_NAME}, queue {QUEUE}, "
+        f"private Redis on port {OWN_REDIS[1]}, shared Redis DB {SHARED_REDIS[2]}, "
         f"visibility_timeout 15 s, stuck after 5 s, sweep every 3 s; logs in {VAR_DIR}")
     started = time.monotonic()
     try:
@@ -632,7 +731,7 @@ def main() -> int:
         redis.Redis(host=host, port=port, db=number, socket_timeout=2).flushdb()  # our own DB number only
         prepare_database(shared_broker())
         say(f"prepared: database re-created, migrated, seeded, buyer {BUYER} topped up by {TOPUP} EUR; Redis DB {number} flushed")
-        for key in (["1", "2", "3"] if args.scenario == "all" else [args.scenario]):
+        for key in (list(SCENARIOS) if args.scenario == "all" else [args.scenario]):
             try:
                 SCENARIOS[key](report, stack, args.trades, args.timeout)
             except Exception as exc:  # a scenario that cannot run is a failure, the others still run

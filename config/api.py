@@ -64,7 +64,11 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
         logger.warning("database refused a value in %s: %s", context.get("view").__class__.__name__, exc)
         exc = InvalidInputError("A value is out of range or contains characters that cannot be stored.")
     if isinstance(exc, ApplicationError):
-        return Response(error_body(exc.code, exc.message, _flatten(exc.fields)), status=exc.status_code)
+        rendered = Response(error_body(exc.code, exc.message, _flatten(exc.fields)), status=exc.status_code)
+        auth_header = getattr(exc, "auth_header", None)
+        if auth_header:  # a 401 from config.authentication: say which scheme to use
+            rendered["WWW-Authenticate"] = auth_header
+        return rendered
     if isinstance(exc, DjangoValidationError):
         fields = exc.message_dict if hasattr(exc, "error_dict") else {"non_field_errors": exc.messages}
         return Response(error_body("invalid", "The request has invalid fields.", fields), status=400)

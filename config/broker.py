@@ -7,6 +7,15 @@ in this project's test suite). Here a message is written under a name the consum
 (`….msg.part`) and renamed into place with os.replace, which is atomic on POSIX.
 
 Registered as the `filesystem://` transport, so broker URLs and settings are unchanged.
+
+The Redis transport (`redis://`) gets one guard too. When the worker loses Redis it closes the old
+connection: kombu detaches the transport (`transport.client = None`) even if a channel could not be
+closed because Redis was down at that moment. Whatever later touches such a channel (restoring its
+unacknowledged messages at close, an ack of a task that was still running) asks for connection
+parameters and fails with `AttributeError: 'NoneType' object has no attribute 'hostname'` in
+`_connparams`. An AttributeError is not a connection error to Celery, so the worker logged
+"Unrecoverable error" and exited. Here a detached channel raises redis' ConnectionError instead: a
+connection error Celery already handles (it reconnects, and the broker redelivers the message).
 """
 
 import os
@@ -15,6 +24,7 @@ from time import monotonic
 from typing import Any
 
 from kombu.transport import TRANSPORT_ALIASES, filesystem
+from kombu.transport import redis as kombu_redis
 from kombu.utils.encoding import str_to_bytes
 from kombu.utils.json import dumps
 
@@ -39,3 +49,20 @@ class Transport(filesystem.Transport):
 
 
 TRANSPORT_ALIASES["filesystem"] = "config.broker:Transport"
+
+
+class RedisChannel(kombu_redis.Channel):
+    def _connparams(self, asynchronous: bool = False) -> dict[str, Any]:
+        transport = self.connection
+        if transport is None or transport.client is None:
+            from redis.exceptions import ConnectionError as RedisConnectionError
+
+            raise RedisConnectionError("the broker connection of this channel was closed (kombu transport detached)")
+        return super()._connparams(asynchronous=asynchronous)
+
+
+class RedisTransport(kombu_redis.Transport):
+    Channel = RedisChannel
+
+
+TRANSPORT_ALIASES["redis"] = TRANSPORT_ALIASES["rediss"] = "config.broker:RedisTransport"

@@ -2,6 +2,9 @@
 
 from typing import Any
 
+from rest_framework.exceptions import AuthenticationFailed
+from rest_framework.exceptions import PermissionDenied as DRFPermissionDenied
+
 
 class ApplicationError(Exception):
     """An expected failure of a service. Rendered as {"code", "message", "fields"} by config.api."""
@@ -81,3 +84,47 @@ class InvalidCharactersError(ApplicationError):
     status_code = 400
     default_message = "The request contains a NUL character, which no field accepts."
 
+# --- Sessions and API keys -------------------------------------------------------------------------
+# The 401 and 403 classes here are also DRF's own exceptions, so DRF treats them as authentication
+# failures (a `WWW-Authenticate: Bearer` header, the request left anonymous); config.api renders
+# them in the error shape with their own code.
+
+
+class TokenInvalidError(ApplicationError, AuthenticationFailed):
+    code = "token_invalid"
+    status_code = 401
+    default_message = "The token is unknown, revoked (logged out, password changed) or malformed."
+
+    def __init__(self, message: str | None = None) -> None:
+        ApplicationError.__init__(self, message)
+        AuthenticationFailed.__init__(self, self.message)
+
+
+class TokenExpiredError(TokenInvalidError):
+    code = "token_expired"
+    default_message = "The token has expired; log in again."
+
+
+class ApiKeyScopeError(ApplicationError, DRFPermissionDenied):
+    code = "api_key_scope"
+    status_code = 403
+    default_message = "This API key's scopes do not allow this request."
+
+    def __init__(self, message: str | None = None) -> None:
+        ApplicationError.__init__(self, message)
+        DRFPermissionDenied.__init__(self, self.message)
+
+
+class PasswordIncorrectError(InvalidInputError):
+    code = "password_incorrect"
+    default_message = "The current password is wrong."
+
+
+class PasswordInvalidError(InvalidInputError):
+    code = "password_invalid"
+    default_message = "The new password is not acceptable."
+
+
+class ApiKeyScopeInvalidError(InvalidInputError):
+    code = "api_key_scope_invalid"
+    default_message = "Unknown scope, or a scope your role cannot hand to a key."

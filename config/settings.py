@@ -47,7 +47,8 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "rest_framework",
-    "rest_framework.authtoken",
+    "knox",
+    "rest_framework_api_key",
     "django_filters",
     "drf_spectacular",
     "drf_spectacular_sidecar",
@@ -206,10 +207,25 @@ ELEMENTA_TRADE_DATE_MAX_DAYS_AHEAD = int(os.environ.get("ELEMENTA_TRADE_DATE_MAX
 ELEMENTA_LOGIN_MAX_FAILURES = int(os.environ.get("ELEMENTA_LOGIN_MAX_FAILURES", "5"))
 ELEMENTA_LOGIN_LOCKOUT_SECONDS = int(os.environ.get("ELEMENTA_LOGIN_LOCKOUT_SECONDS", "900"))
 
+# --- Sessions and API keys (docs/authentication.md) ---------------------------------------------
+# Each login is a session: a django-rest-knox token (only its SHA-512 digest is stored) that expires
+# after ELEMENTA_TOKEN_TTL_HOURS. With ELEMENTA_TOKEN_AUTO_REFRESH on, each use pushes the expiry out
+# again (at most once a minute, never past ELEMENTA_TOKEN_MAX_TTL_HOURS after the login).
+ELEMENTA_TOKEN_TTL_HOURS = float(os.environ.get("ELEMENTA_TOKEN_TTL_HOURS", "10"))
+ELEMENTA_MAX_SESSIONS_PER_USER = int(os.environ.get("ELEMENTA_MAX_SESSIONS_PER_USER", "50"))
+REST_KNOX = {
+    "TOKEN_TTL": timedelta(hours=ELEMENTA_TOKEN_TTL_HOURS),
+    "AUTO_REFRESH": env_bool("ELEMENTA_TOKEN_AUTO_REFRESH", False),
+    "AUTO_REFRESH_MAX_TTL": timedelta(hours=float(os.environ.get("ELEMENTA_TOKEN_MAX_TTL_HOURS", "24"))),
+    "AUTH_HEADER_PREFIX": "Bearer",  # clients send `Authorization: Bearer <token>`, as before knox
+    "TOKEN_LIMIT_PER_USER": None,  # the login service revokes the oldest beyond ELEMENTA_MAX_SESSIONS_PER_USER instead
+}
+
 # --- Celery -----------------------------------------------------------------------------------
 BROKER_DIR = VAR_DIR / "broker"
 CELERY_BROKER_URL = os.environ.get("CELERY_BROKER_URL", "filesystem://")
 CELERY_BROKER_IS_FILESYSTEM = CELERY_BROKER_URL.startswith("filesystem")
+_is_amqp = CELERY_BROKER_URL.startswith(("amqp", "pyamqp"))
 if CELERY_BROKER_IS_FILESYSTEM:
     for sub in ("queue", "processed", "control"):
         (BROKER_DIR / sub).mkdir(parents=True, exist_ok=True)
@@ -226,19 +242,33 @@ if CELERY_BROKER_IS_FILESYSTEM:
     CELERY_RESULT_BACKEND = os.environ.get("CELERY_RESULT_BACKEND", f"file://{VAR_DIR / 'results'}")
     (VAR_DIR / "results").mkdir(parents=True, exist_ok=True)
 else:
-    # Redis redelivers an unacked message after visibility_timeout: keep it above the longest
-    # task plus its longest retry delay (else a task still running is delivered twice), and short enough that a killed worker's
-    # task comes back within minutes, not the 1 h default.
-    CELERY_BROKER_TRANSPORT_OPTIONS = {
-        "visibility_timeout": int(os.environ.get("CELERY_VISIBILITY_TIMEOUT", "300")),
-        # kombu scans for expired unacked messages only every interval × throttle (10 × 10 s by
-        # default): bench/faults.py saw a killed worker's messages return 97 s late. Scan every 10 s.
-        "unacked_restore_interval": 10,
-        "unacked_restore_throttle": 1,
-    }
+    if _is_amqp:
+        # RabbitMQ (the production default, docs/operations.md): the broker confirms every publish
+        # (py-amqp waits for the ack, so a message the API reported as sent is on disk on a quorum
+        # queue), and a dead TCP peer is noticed within seconds instead of the OS default.
+        CELERY_BROKER_TRANSPORT_OPTIONS = {"confirm_publish": True, "connect_timeout": 5}
+    else:
+        # Redis redelivers an unacked message after visibility_timeout: keep it above the longest
+        # task plus its longest retry delay (else a task still running is delivered twice), and
+        # short enough that a killed worker's task comes back within minutes, not the 1 h default
+        # (the sweeper is faster still).
+        CELERY_BROKER_TRANSPORT_OPTIONS = {
+            "visibility_timeout": int(os.environ.get("CELERY_VISIBILITY_TIMEOUT", "300")),
+            # kombu scans for expired unacked messages only every interval × throttle (10 × 10 s by
+            # default): bench/faults.py saw a killed worker's messages return 97 s late. Scan every 10 s.
+            "unacked_restore_interval": 10,
+            "unacked_restore_throttle": 1,
+            # A frozen (SIGSTOPped) or unreachable Redis must not hang an ack or a publish forever:
+            # every socket operation gives up after these many seconds and counts as a connection
+            # error, which the worker answers by reconnecting (kombu's BRPOP waits 1 s, far below).
+            "socket_timeout": float(os.environ.get("ELEMENTA_REDIS_SOCKET_TIMEOUT", "5")),
+            "socket_connect_timeout": float(os.environ.get("ELEMENTA_REDIS_CONNECT_TIMEOUT", "5")),
+            "socket_keepalive": True,
+            "retry_on_timeout": True,
+            "health_check_interval": 25,
+        }
     # RabbitMQ keeps no results: its replies travel back to the caller over `rpc://` (only the
     # bench no-op and the test suite's readiness probe read a result).
-    _is_amqp = CELERY_BROKER_URL.startswith(("amqp", "pyamqp"))
     CELERY_RESULT_BACKEND = os.environ.get("CELERY_RESULT_BACKEND", "rpc://" if _is_amqp else CELERY_BROKER_URL)
 CELERY_TASK_DEFAULT_QUEUE = os.environ.get("ELEMENTA_CELERY_QUEUE", "elementa")
 # Celery's Django fix-up closes the database connection before and after every task unless this is
@@ -246,6 +276,12 @@ CELERY_TASK_DEFAULT_QUEUE = os.environ.get("ELEMENTA_CELERY_QUEUE", "elementa")
 # this many tasks (the fix-up counts prerun and postrun); a connection that failed is still dropped
 # at once (config/celery_app.py closes unusable ones around each task, as Django does per request).
 CELERY_DB_REUSE_MAX = int(os.environ.get("ELEMENTA_WORKER_DB_REUSE_MAX", "500"))
+if _is_amqp:
+    # RabbitMQ: the task queue is a quorum queue (config/queues.py says why and what that implies).
+    from config.queues import task_queue
+
+    CELERY_TASK_QUEUES = (task_queue(CELERY_TASK_DEFAULT_QUEUE, CELERY_BROKER_URL),)
+    CELERY_WORKER_DETECT_QUORUM_QUEUES = True
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False  # workers log through LOGGING below (JSON in production)
 CELERY_TASK_IGNORE_RESULT = True  # tasks record their effect in the database; only the bench no-op keeps a result
 CELERY_RESULT_EXPIRES = 3600
@@ -257,6 +293,13 @@ CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_TASK_TIME_LIMIT = 60
 CELERY_TASK_SOFT_TIME_LIMIT = 50
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# A worker never gives up on the broker (the default stops it after 100 attempts, about 50 minutes):
+# it keeps retrying, and the supervisor (config/supervisord.conf) restarts it if it exits anyway.
+CELERY_BROKER_CONNECTION_RETRY = True
+CELERY_BROKER_CONNECTION_MAX_RETRIES = None
+# On a lost broker connection, stop the tasks that can no longer be acknowledged: the broker
+# redelivers them (acks_late) and the tasks are idempotent, so nothing runs twice at once.
+CELERY_WORKER_CANCEL_LONG_RUNNING_TASKS_ON_CONNECTION_LOSS = True
 # Publishing must not hang a request when the broker is down: fail fast; the sweeper re-drives.
 CELERY_TASK_PUBLISH_RETRY_POLICY = {"max_retries": 2, "interval_start": 0, "interval_step": 0.2, "interval_max": 0.5}
 # --- Outages of Redis or the broker (docs/operations.md; config/outage.py) --------------------------
@@ -318,7 +361,7 @@ CELERY_BEAT_SCHEDULE = {
     "purge-idempotency-keys": {"task": "marketplace.idempotency_purge", "schedule": timedelta(hours=6)},
     "sweep-stuck-trades": {
         "task": "marketplace.trades_sweep_stuck",
-        "schedule": timedelta(seconds=int(os.environ.get("ELEMENTA_SWEEP_INTERVAL", "30"))),
+        "schedule": timedelta(seconds=int(os.environ.get("ELEMENTA_SWEEP_INTERVAL", "10"))),
     }
 }
 
@@ -328,8 +371,11 @@ ELEMENTA_IDEMPOTENCY_TTL = int(os.environ.get("ELEMENTA_IDEMPOTENCY_TTL", str(48
 ELEMENTA_IDEMPOTENCY_LEASE = int(os.environ.get("ELEMENTA_IDEMPOTENCY_LEASE", "120"))
 ELEMENTA_PAYMENT_PROVIDER = os.environ.get("ELEMENTA_PAYMENT_PROVIDER", "marketplace.payments.ManualApproval")
 ELEMENTA_MAX_DATASET_FILE_BYTES = int(os.environ.get("ELEMENTA_MAX_DATASET_FILE_BYTES", str(512 * 1024 * 1024)))
-# A trade sitting in `checking` or `approved` longer than this is re-enqueued by the sweeper.
-ELEMENTA_STUCK_AFTER = timedelta(seconds=int(os.environ.get("ELEMENTA_STUCK_AFTER", "120")))
+# A trade sitting in `checking` or `approved` longer than this is re-enqueued by the sweeper (every
+# ELEMENTA_SWEEP_INTERVAL): a killed worker's trade is picked up within stuck-after + one interval
+# (≤ 40 s by default). Re-drives back off (stuck-after × 2^n since the last status change), so a long
+# worker or broker outage does not use up ELEMENTA_MAX_REDRIVES (about 16 minutes by default).
+ELEMENTA_STUCK_AFTER = timedelta(seconds=int(os.environ.get("ELEMENTA_STUCK_AFTER", "30")))
 # After this many re-drives without progress a trade is treated as a poison message (see sweeper).
 ELEMENTA_MAX_REDRIVES = int(os.environ.get("ELEMENTA_MAX_REDRIVES", "5"))
 ELEMENTA_RULEPACK_DIR = BASE_DIR / "compliance" / "rulepacks"

@@ -10,12 +10,14 @@ from rest_framework.routers import DefaultRouter
 
 from compliance.apis.audit import AuditEventViewSet, AuditVerifyApi
 from compliance.apis.views import EvaluateApi, RulePackViewSet
+from config import openapi  # noqa: F401  (registers the Bearer scheme with drf-spectacular)
 from config.api import error_body
 from config.health import healthz
 from marketplace.apis.access import DatasetFileListApi, GrantViewSet
+from marketplace.apis.auth import ApiKeyViewSet, LogoutAllApi, LogoutApi, PasswordChangeApi, SessionViewSet, TokenApi
 from marketplace.apis.rescreening import GrantFlagViewSet, RulePackBacktestApi
 from marketplace.apis.revocations import RevocationRequestViewSet
-from marketplace.apis.views import DatasetViewSet, MeApi, MechanismViewSet, ReviewQueueApi, TokenApi, TradeDocumentViewSet, TradeViewSet
+from marketplace.apis.views import DatasetViewSet, MeApi, MechanismViewSet, ReviewQueueApi, TradeDocumentViewSet, TradeViewSet
 from marketplace.apis.wallet import DepositViewSet, LedgerEntryApi, PayoutReportApi, PlatformWalletApi, WalletApi
 from marketplace.apis.webhooks import WebhookDeliveryViewSet, WebhookEndpointViewSet
 
@@ -35,9 +37,14 @@ router.register("wallet/entries", LedgerEntryApi, basename="wallet-entry")
 router.register("wallet/deposits", DepositViewSet, basename="wallet-deposit")
 router.register("webhooks/deliveries", WebhookDeliveryViewSet, basename="webhook-delivery")
 router.register("webhooks", WebhookEndpointViewSet, basename="webhook")
+router.register("auth/sessions", SessionViewSet, basename="session")
+router.register("api-keys", ApiKeyViewSet, basename="api-key")
 
 api_v1 = [
     path("auth/token/", TokenApi.as_view(), name="auth-token"),
+    path("auth/logout/", LogoutApi.as_view(), name="auth-logout"),
+    path("auth/logout-all/", LogoutAllApi.as_view(), name="auth-logout-all"),
+    path("auth/password/", PasswordChangeApi.as_view(), name="auth-password"),
     path("me/", MeApi.as_view(), name="me"),
     path("compliance/evaluate/", EvaluateApi.as_view(), name="compliance-evaluate"),
     path("rulepacks/<uuid:pk>/backtest/", RulePackBacktestApi.as_view(), name="rulepack-backtest"),

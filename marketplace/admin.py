@@ -16,6 +16,7 @@ from django.urls import URLPattern, path, reverse
 from django.utils import timezone
 from django.utils.html import format_html
 from django.utils.timesince import timesince
+from rest_framework_api_key.models import APIKey as LibraryApiKey
 
 from compliance.admin import OfficerViewMixin, ReadOnlyAdmin, RulePackAdmin
 from compliance.engine import vocabulary as vocab
@@ -25,6 +26,7 @@ from config.users import request_user
 from marketplace import admin_views
 from marketplace.models import (
     AccessGrant,
+    ApiKey,
     Dataset,
     DatasetFile,
     GrantDownload,
@@ -46,6 +48,22 @@ from marketplace.services.rescreening import rulepack_backtest_open
 admin.site.site_header = "Elementa"
 admin.site.site_title = "Elementa admin"
 admin.site.index_title = "Officer's workspace and records"
+
+
+# The API-key library's own model is unused (ours belongs to an organisation and carries scopes).
+if admin.site.is_registered(LibraryApiKey):
+    admin.site.unregister(LibraryApiKey)
+
+
+@admin.register(ApiKey)
+class ApiKeyAdmin(ReadOnlyAdmin):
+    """Organisations' machine keys, to look at: members create and revoke them through /api/v1/api-keys/ (audited)."""
+
+    list_display = ["prefix", "name", "organisation", "scopes", "created", "expiry_date", "revoked"]
+    list_filter = ["revoked"]
+    list_select_related = ["organisation"]
+    search_fields = ["prefix", "name", "organisation__name"]
+    exclude = ["hashed_key", "id"]
 
 
 @admin.register(Organisation)

@@ -8,7 +8,11 @@ class MarketplaceConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
+        from django.conf import settings
+        from django.db.models.signals import post_save
+
         from compliance.signals import rulepack_activated
-        from marketplace.receivers import on_rulepack_activated
+        from marketplace.receivers import on_rulepack_activated, on_user_saved
 
         rulepack_activated.connect(on_rulepack_activated, dispatch_uid="marketplace.rescreen_after_activation")
+        post_save.connect(on_user_saved, sender=settings.AUTH_USER_MODEL, dispatch_uid="marketplace.sessions_end_on_password_change")

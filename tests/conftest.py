@@ -10,11 +10,11 @@ from pathlib import Path
 import pytest
 from django.conf import settings
 from django.db import connection
-from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
 from compliance.services.rulepacks import rulepack_load_shipped
 from marketplace.models import Dataset, Membership, Organisation, Trade
+from marketplace.services.sessions import session_create
 from tests.factories import DatasetFactory, MembershipFactory, OrganisationFactory
 from tests.waiting import eventually
 
@@ -38,13 +38,13 @@ def rulepacks(db: None) -> None:
 
 @pytest.fixture
 def client_for() -> Callable[[Membership | None], APIClient]:
-    """An API client that sends `Authorization: Bearer <token>` for the member's user."""
+    """An API client that sends `Authorization: Bearer <token>` for the member's user (a new session each call)."""
 
     def make(membership: Membership | None) -> APIClient:
         client = APIClient()
         if membership is not None:
-            token, _ = Token.objects.get_or_create(user=membership.user)
-            client.credentials(HTTP_AUTHORIZATION=f"Bearer {token.key}")
+            _, token = session_create(user=membership.user)
+            client.credentials(HTTP_AUTHORIZATION=f"Bearer {token}")
         return client
 
     return make

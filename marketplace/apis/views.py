@@ -4,16 +4,14 @@ import uuid
 from collections.abc import Sequence
 from typing import Any
 
-from django.contrib.auth import authenticate
 from django.db.models import QuerySet
 from django.utils import timezone
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
 from rest_framework import mixins, serializers, status, viewsets
-from rest_framework.authtoken.models import Token
 from rest_framework.decorators import action
 from rest_framework.parsers import FormParser, MultiPartParser
-from rest_framework.permissions import AllowAny, IsAuthenticated
+from rest_framework.permissions import IsAuthenticated
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -21,11 +19,10 @@ from rest_framework.views import APIView
 from compliance.apis.serializers import DecisionSerializer
 from compliance.engine import vocabulary as vocab
 from compliance.services.checks import compliance_evaluate
-from config.errors import InvalidCredentialsError, PermissionDeniedError
+from config.errors import PermissionDeniedError
 from config.logging import trade_id
 from config.parsers import BoundedJSONParser
 from config.permissions import IsBuyer, IsOfficer, IsProvider
-from config.throttling import LoginRateThrottle, client_address, login_check_locked, login_failed, login_succeeded
 from config.users import request_user
 from marketplace.apis import serializers as s
 from marketplace.apis.common import request_membership as _membership
@@ -48,38 +45,6 @@ IDEMPOTENCY_PARAMETER = OpenApiParameter(
     "Idempotency-Key", str, OpenApiParameter.HEADER, required=False,
     description="Retrying with the same key and body returns the first response instead of acting twice (kept ≥ 24 h).",
 )
-
-
-class TokenApi(APIView):
-    """Exchange a username and password for a bearer token."""
-
-    authentication_classes: list[Any] = []
-    permission_classes = [AllowAny]
-    throttle_classes = [LoginRateThrottle]
-
-    @extend_schema(
-        request=inline_serializer("TokenRequest", {"username": serializers.CharField(), "password": serializers.CharField()}),
-        responses={200: inline_serializer("TokenResponse", {"token": serializers.CharField()})},
-        auth=[],
-    )
-    def post(self, request: Request) -> Response:
-        data = request.data if isinstance(request.data, dict) else {}
-        username, password = data.get("username"), data.get("password")
-        fields = {k: ["this field is required"] for k, v in (("username", username), ("password", password)) if not isinstance(v, str) or not v}
-        if fields or not isinstance(username, str) or not isinstance(password, str):  # the isinstance narrows the type
-            raise InvalidCredentialsError("Username and password are required.", fields=fields)
-        if len(username) > 150 or len(password) > 4096 or "\x00" in username or "\x00" in password:
-            # no such account can exist (and PostgreSQL refuses NUL in text): don't even look
-            raise InvalidCredentialsError()
-        client = client_address(request)
-        login_check_locked(username=username, client=client)
-        user = authenticate(request._request, username=username, password=password)
-        if user is None or not user.is_active:
-            login_failed(username=username, client=client)
-            raise InvalidCredentialsError()
-        login_succeeded(username=username, client=client)
-        token, _ = Token.objects.get_or_create(user=user)
-        return Response({"token": token.key})
 
 
 class MeApi(APIView):

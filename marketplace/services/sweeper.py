@@ -23,12 +23,20 @@ def trades_sweep_stuck(*, now: datetime | None = None) -> dict[str, int]:
     A trade re-driven ELEMENTA_MAX_REDRIVES times without moving is a poison message (its task
     fails every time): a check goes to an officer's queue with the reason instead of looping
     forever; a settlement that keeps failing is recorded once for attention (money must not be
-    moved by hand here) and no longer re-driven."""
-    cutoff = (now or timezone.now()) - settings.ELEMENTA_STUCK_AFTER
+    moved by hand here) and no longer re-driven.
+
+    Re-drives back off: the n-th waits until the trade has sat ELEMENTA_STUCK_AFTER × 2^n since its
+    last status change, so a frequent sweep recovers a killed worker's trade quickly while a worker
+    or broker outage of several minutes does not exhaust the re-drives."""
+    now = now or timezone.now()
+    cutoff = now - settings.ELEMENTA_STUCK_AFTER
     counts = {"check": 0, "settle": 0, "to_review": 0, "settlement_stuck": 0}
     for status, task in ((Trade.Status.CHECKING, "check"), (Trade.Status.APPROVED, "settle")):
-        stuck = Trade.objects.filter(status=status, status_changed_at__lt=cutoff).values_list("id", "redrives")[:1000]
-        for trade_id, redrives in stuck:
+        stuck = (Trade.objects.filter(status=status, status_changed_at__lt=cutoff).order_by("status_changed_at")
+                 .values_list("id", "redrives", "status_changed_at")[:1000])
+        for trade_id, redrives, changed_at in stuck:
+            if changed_at >= now - settings.ELEMENTA_STUCK_AFTER * (2 ** min(redrives, settings.ELEMENTA_MAX_REDRIVES)):
+                continue  # re-driven recently: give the last re-drive its time
             if redrives >= settings.ELEMENTA_MAX_REDRIVES:
                 counts["to_review" if task == "check" else "settlement_stuck"] += _give_up(trade_id=trade_id, task=task, redrives=redrives)
                 continue

@@ -4,10 +4,10 @@ exactly one renewal trade, held and charged once; the others are told 409 `alrea
 from decimal import Decimal
 
 import pytest
-from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
 from marketplace.models import LedgerEntry, Trade, Wallet
+from marketplace.services.sessions import session_create
 from marketplace.services.settlement import trade_settle
 from marketplace.services.trade_transitions import trade_transition
 from tests.factories import DatasetFactory, MembershipFactory, OrganisationFactory, fund
@@ -31,12 +31,12 @@ def test_ten_concurrent_renewals_make_one_renewal_charged_once(client_for, provi
     first = client_for(buyer).post("/api/v1/trades/", {"dataset": str(dataset.id)}, format="json").json()["id"]
     trade_transition(trade_id=first, to=Trade.Status.APPROVED, actor_label="system:test")
     trade_settle(trade_id=first)
-    token, _ = Token.objects.get_or_create(user=buyer.user)
+    _, token = session_create(user=buyer.user)
     responses = []
 
     def renew() -> None:
         api = APIClient()
-        api.credentials(HTTP_AUTHORIZATION=f"Bearer {token.key}")
+        api.credentials(HTTP_AUTHORIZATION=f"Bearer {token}")
         responses.append(api.post(f"/api/v1/trades/{first}/renew/"))
 
     errors = race([renew] * 10)

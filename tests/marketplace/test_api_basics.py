@@ -42,7 +42,8 @@ def test_every_api_endpoint_needs_authentication(client, path):
 def test_an_invalid_token_is_refused(client):
     response = client.get("/api/v1/me/", HTTP_AUTHORIZATION="Bearer not-a-token")
 
-    assert response.status_code == 401 and response.json()["code"] == "authentication_failed"
+    assert response.status_code == 401 and response.json()["code"] == "token_invalid"
+    assert response["WWW-Authenticate"] == "Bearer"
 
 
 def test_unknown_object_is_a_404_in_the_error_shape(client_for, buyer_us):

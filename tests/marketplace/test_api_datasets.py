@@ -142,11 +142,12 @@ def test_catalogue_list_costs_the_same_queries_for_1_or_30_datasets(client_for, 
 def test_user_without_an_organisation_sees_only_the_published_catalogue(client_for, eu_personal):
     loner = MembershipFactory.build()
     loner.user.save()
-    from rest_framework.authtoken.models import Token
     from rest_framework.test import APIClient
 
+    from marketplace.services.sessions import session_create
+
     client = APIClient()
-    client.credentials(HTTP_AUTHORIZATION=f"Bearer {Token.objects.create(user=loner.user).key}")
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {session_create(user=loner.user)[1]}")
 
     assert client.get("/api/v1/datasets/").json()["count"] == 1
     assert client.post("/api/v1/datasets/", VALID, format="json").status_code == 403

@@ -143,10 +143,11 @@ def test_deposits_documents_and_refunds_honour_keys_too(client_for, buyer_us, of
 def test_ten_concurrent_duplicates_create_one_trade(buyer_eu, eu_personal, monkeypatch):
     # The race is on the idempotency claim; the session's worker must not act on the trade meanwhile.
     monkeypatch.setattr("marketplace.services.trade_transitions.trade_enqueue", lambda *args, **kwargs: None)
-    from rest_framework.authtoken.models import Token
     from rest_framework.test import APIClient
 
-    token = Token.objects.create(user=buyer_eu.user).key
+    from marketplace.services.sessions import session_create
+
+    _, token = session_create(user=buyer_eu.user)
     barrier = threading.Barrier(10)
     statuses: list[int] = []
 

@@ -67,3 +67,18 @@ def test_fresh_trades_are_not_swept(enqueued, buyer_eu, eu_personal):
     TradeFactory(dataset=eu_personal, buyer=buyer_eu.organisation)
 
     assert trades_sweep_stuck()["check"] == 0 and enqueued == []
+
+
+def test_re_drives_back_off_so_an_outage_does_not_use_them_up(settings, enqueued, buyer_eu, eu_personal):
+    """A frequent sweep picks a stuck trade up after ELEMENTA_STUCK_AFTER, then waits twice as long
+    for each further re-drive: a worker that is down for a few minutes does not send it to review."""
+    settings.ELEMENTA_STUCK_AFTER = timedelta(seconds=30)
+    trade = TradeFactory(dataset=eu_personal, buyer=buyer_eu.organisation, status=Trade.Status.CHECKING,
+                         status_changed_at=timezone.now() - timedelta(seconds=31))
+    start = timezone.now()
+
+    sweeps = [trades_sweep_stuck(now=start + timedelta(seconds=s))["check"] for s in range(0, 180, 10)]
+
+    # re-driven at 31 s (×1), then after 60 s and 120 s since the change (×2, ×4): three in three minutes
+    assert sum(sweeps) == 3 and enqueued == [("check", str(trade.id))] * 3
+    assert Trade.objects.get(pk=trade.pk).status == Trade.Status.CHECKING

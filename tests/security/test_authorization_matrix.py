@@ -34,6 +34,7 @@ from compliance.services.checks import compliance_evaluate
 from compliance.services.rulepacks import rulepack_load_shipped
 from marketplace.models import (
     AccessGrant,
+    ApiKey,
     Dataset,
     Deposit,
     GrantFlag,
@@ -45,10 +46,12 @@ from marketplace.models import (
     WebhookDelivery,
     WebhookEndpoint,
 )
+from marketplace.services.api_keys import api_key_create
 from marketplace.services.dataset_files import dataset_file_upload
 from marketplace.services.deposits import deposit_request
 from marketplace.services.grant_revocations import grant_revocation_request
 from marketplace.services.mechanisms import mechanism_add
+from marketplace.services.sessions import session_create
 from marketplace.services.settlement import trade_settle
 from marketplace.services.trade_facts import transfer_facts
 from marketplace.services.webhooks import webhook_endpoint_create, webhook_endpoint_ping
@@ -87,6 +90,15 @@ EXPECTED: dict[tuple[str, str], Expectation] = {
     ("post", "auth/token/"): expect(OK, anonymous=OK),  # the login: no authentication at all (400 for a bad body)
     ("get", "me/"): MEMBERS,
     ("post", "compliance/evaluate/"): MEMBERS,  # a dry run that changes nothing; open to every member
+    # --- sessions and API keys (docs/authentication.md) -----------------------------------------
+    ("post", "auth/logout/"): MEMBERS,  # ends the caller's own session
+    ("post", "auth/logout-all/"): MEMBERS,  # ends the caller's own sessions
+    ("post", "auth/password/"): MEMBERS,  # the caller's own password (400 for the minimal body)
+    ("get", "auth/sessions/"): MEMBERS,  # the caller's own sessions only
+    ("delete", "auth/sessions/{id}/"): expect(404, buyer=OK),  # buyer A's session: anyone else's is a 404, officers' too
+    ("get", "api-keys/"): MEMBERS,  # each organisation lists its own
+    ("post", "api-keys/"): expect(OK, officer=403),  # providers and buyers (400 for the minimal body); officers give machines nothing
+    ("delete", "api-keys/{id}/"): BUYER_ORG_ONLY,  # buyer A's organisation's key
     # --- audit (officers) -----------------------------------------------------------------------
     ("get", "audit/"): OFFICERS,
     ("get", "audit/{id}/"): OFFICERS,
@@ -293,19 +305,22 @@ def build_world() -> World:
     deposit = deposit_request(membership=buyer_eu, amount=Decimal("10.00"), currency="EUR")
     endpoint = webhook_endpoint_create(membership=buyer_eu, url="https://hooks.example.com/elementa", events=["trade.status_changed"])
     delivery = webhook_endpoint_ping(endpoint_id=endpoint.id)
+    session, _ = session_create(user=buyer_eu.user)
+    api_key, _ = api_key_create(membership=buyer_eu, name="matrix", scopes=["trades:read"])
     event = AuditEvent.objects.order_by("id").first()
     assert event is not None
     ids = {
         "audit": event.id, "datasets": eu_personal.id, "trades": trade.id, "grants": grant.id, "reviews": flag.id,
         "mechanisms": mechanism.id, "documents": document.id, "rulepacks": pack.id, "backtest_id": backtest.id, "wallet": deposit.id,
         "webhooks": endpoint.id, "webhooks/deliveries": delivery.id, "revocation-requests": revocation.id,
+        "auth": session.token_key, "api-keys": api_key.prefix,
     }
     members = {"anonymous": None, "buyer": buyer_eu, "buyer_other": buyer_us, "provider": provider_eu,
                "provider_other": provider_cn, "officer": officer}
     tracked: list[tuple[type[Model], Any]] = [
         (Dataset, eu_personal.id), (Trade, trade.id), (AccessGrant, grant.id), (GrantFlag, flag.id), (RulePack, pack.id),
         (GrantRevocationRequest, revocation.id), (OrganisationMechanism, mechanism.id), (TradeDocument, document.id),
-        (Deposit, deposit.id), (WebhookEndpoint, endpoint.id), (WebhookDelivery, delivery.id),
+        (Deposit, deposit.id), (WebhookEndpoint, endpoint.id), (WebhookDelivery, delivery.id), (ApiKey, api_key.id),
     ]
     return World(members=members, ids=ids, tracked=tracked)
 

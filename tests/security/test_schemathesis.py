@@ -13,11 +13,11 @@ import schemathesis
 from django.core.signals import request_finished, request_started
 from django.db import close_old_connections
 from hypothesis import HealthCheck, settings
-from rest_framework.authtoken.models import Token
 from schemathesis.specs.openapi.checks import negative_data_rejection, positive_data_acceptance, status_code_conformance
 
 from config.wsgi import application
 from marketplace.models import Membership
+from marketplace.services.sessions import session_create
 from tests.factories import MembershipFactory, OrganisationFactory
 
 schema = schemathesis.openapi.from_wsgi("/api/schema/", application)
@@ -41,8 +41,8 @@ def auth_headers(request: pytest.FixtureRequest, db: None) -> dict[str, str]:
         member = MembershipFactory.create(organisation=OrganisationFactory.create(name="Platform", is_operator=True), role=Membership.Role.OFFICER)
     else:
         member = MembershipFactory.create(organisation=OrganisationFactory.create(name="Berlin Insights", jurisdiction="DE"), role=Membership.Role.BUYER)
-    token, _ = Token.objects.get_or_create(user=member.user)
-    return {"Authorization": f"Bearer {token.key}"}
+    _, token = session_create(user=member.user)
+    return {"Authorization": f"Bearer {token}"}
 
 
 # status_code_conformance: drf-spectacular documents only the success status of an operation; every

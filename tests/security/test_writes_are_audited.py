@@ -28,6 +28,8 @@ EXEMPT = {
     "export_reserve": "counts a transfer inside an audited compliance check",
     "export_commit": "counts a transfer as settled inside audited settlement",
     "export_release": "stops counting a transfer inside an audited rejection, cancellation or re-check",
+    "session_create": "a login: the session row itself records who and when; not audited, or every pipeline login would flood the chain",
+    "session_revoke_token": "logging out the session the request came with: no rights change (ending other sessions is audited)",
     "evidence_store_file": "attaches an upload to an unsaved document or mechanism; the caller saves it and audits evidence.added / mechanism.added",
 }
 
@@ -69,7 +71,8 @@ def test_every_writing_service_is_audited_or_exempt_with_a_reason():
 
     assert unaudited == [], "these services write without an audit record; audit them or add them to EXEMPT with a reason"
     assert {"dataset_create", "dataset_update", "dataset_publish", "dataset_withdraw", "dataset_file_upload", "deposit_reject",
-            "webhook_endpoint_create", "webhook_endpoint_update", "webhook_endpoint_delete", "webhook_secret_rotate"} <= audited
+            "webhook_endpoint_create", "webhook_endpoint_update", "webhook_endpoint_delete", "webhook_secret_rotate",
+            "api_key_create", "api_key_revoke", "password_change", "sessions_revoke_all", "session_revoke"} <= audited
 
 
 def test_every_exemption_still_names_a_writing_service():
