@@ -13,6 +13,10 @@ CELERY_CONCURRENCY ?= 2
 DJANGO_DEBUG ?= 0
 ELEMENTA_VAR_DIR ?= $(CURDIR)/var
 ELEMENTA_CELERY_QUEUE ?= elementa
+# Queues the demo worker serves: the default queue and one compute queue per storage jurisdiction
+# (ELEMENTA_COMPUTE_JURISDICTIONS; docs/compute.md). A regional deployment runs its compute worker
+# where the data is stored, with only its own queue: `celery -A config worker -Q compute.cn`.
+CELERY_QUEUES ?= $(ELEMENTA_CELERY_QUEUE),compute.cn,compute.de,compute.us,compute.gb,compute.sg,compute.in,compute.jp,compute.kr,compute.br,compute.ru,compute.sa,compute.vn
 
 .PHONY: install run serve dev test lint bench clean
 
@@ -45,7 +49,7 @@ run: install
 # without the set-up steps of `run`. exec: the shell is replaced, so make's SIGTERM reaches supervisord.
 SUPERVISE = mkdir -p "$(ELEMENTA_VAR_DIR)" && DJANGO_DEBUG=$(DJANGO_DEBUG) ELEMENTA_VAR_DIR="$(ELEMENTA_VAR_DIR)" \
 	ELEMENTA_BIN="$(abspath $(BIN))" ELEMENTA_BIND="127.0.0.1:$(PORT)" WEB_WORKERS="$(WEB_WORKERS)" \
-	CELERY_CONCURRENCY="$(CELERY_CONCURRENCY)" ELEMENTA_CELERY_QUEUE="$(ELEMENTA_CELERY_QUEUE)" \
+	CELERY_CONCURRENCY="$(CELERY_CONCURRENCY)" ELEMENTA_CELERY_QUEUE="$(ELEMENTA_CELERY_QUEUE)" CELERY_QUEUES="$(CELERY_QUEUES)" \
 	exec $(BIN)/supervisord --configuration config/supervisord.conf
 
 serve:

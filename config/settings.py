@@ -438,3 +438,16 @@ CELERY_BEAT_SCHEDULE["sweep-webhooks"] = {
 ELEMENTA_REFUND_FOUR_EYES_OVER = Decimal(os.environ.get("ELEMENTA_REFUND_FOUR_EYES_OVER", "1000"))
 # Activating a rule pack needs a backtest of exactly its content, no older than this.
 ELEMENTA_BACKTEST_MAX_AGE_HOURS = float(os.environ.get("ELEMENTA_BACKTEST_MAX_AGE_HOURS", "24"))
+
+# Compute-to-data (marketplace/services/compute.py, docs/compute.md). Each query runs on the Celery
+# queue of the data's storage jurisdiction, `<prefix><country>` (compute.cn, compute.de, …); a worker
+# serves the queues of the jurisdictions listed here (a regional deployment lists only its own).
+ELEMENTA_COMPUTE_QUEUE_PREFIX = os.environ.get("ELEMENTA_COMPUTE_QUEUE_PREFIX", "compute.")
+ELEMENTA_COMPUTE_JURISDICTIONS = [
+    j.strip().upper() for j in os.environ.get("ELEMENTA_COMPUTE_JURISDICTIONS", "CN,DE,US,GB,SG,IN,JP,KR,BR,RU,SA,VN").split(",") if j.strip()
+]
+ELEMENTA_COMPUTE_MEMORY_MB = int(os.environ.get("ELEMENTA_COMPUTE_MEMORY_MB", "512"))  # DuckDB memory_limit per query
+ELEMENTA_COMPUTE_THREADS = int(os.environ.get("ELEMENTA_COMPUTE_THREADS", "2"))
+ELEMENTA_COMPUTE_TIMEOUT = float(os.environ.get("ELEMENTA_COMPUTE_TIMEOUT", "20"))  # seconds per query (max_execution_time)
+# Prepared tables (one DuckDB file per dataset file version) and object-storage copies, on the worker.
+ELEMENTA_COMPUTE_CACHE_DIR = Path(os.environ.get("ELEMENTA_COMPUTE_CACHE_DIR", VAR_DIR / "compute"))

@@ -14,10 +14,15 @@ from config import openapi  # noqa: F401  (registers the Bearer scheme with drf-
 from config.api import error_body
 from config.health import healthz
 from marketplace.apis.access import DatasetFileListApi, GrantViewSet
+from marketplace.apis.account import MeApi
 from marketplace.apis.auth import ApiKeyViewSet, LogoutAllApi, LogoutApi, PasswordChangeApi, SessionViewSet, TokenApi
+from marketplace.apis.catalogue import DatasetViewSet
+from marketplace.apis.compute import ComputeQueryViewSet, ComputeReviewPolicyApi, DatasetComputeOfferApi
+from marketplace.apis.evidence import MechanismViewSet, TradeDocumentViewSet
 from marketplace.apis.rescreening import GrantFlagViewSet, RulePackBacktestApi
+from marketplace.apis.reviews import ReviewQueueApi
 from marketplace.apis.revocations import RevocationRequestViewSet
-from marketplace.apis.views import DatasetViewSet, MeApi, MechanismViewSet, ReviewQueueApi, TradeDocumentViewSet, TradeViewSet
+from marketplace.apis.trades import TradeViewSet
 from marketplace.apis.wallet import DepositViewSet, LedgerEntryApi, PayoutReportApi, PlatformWalletApi, WalletApi
 from marketplace.apis.webhooks import WebhookDeliveryViewSet, WebhookEndpointViewSet
 
@@ -32,6 +37,7 @@ router.register("audit", AuditEventViewSet, basename="audit")
 router.register("mechanisms", MechanismViewSet, basename="mechanism")
 router.register("documents", TradeDocumentViewSet, basename="document")
 router.register("grants", GrantViewSet, basename="grant")
+router.register("queries", ComputeQueryViewSet, basename="compute-query")
 router.register("revocation-requests", RevocationRequestViewSet, basename="revocation-request")
 router.register("wallet/entries", LedgerEntryApi, basename="wallet-entry")
 router.register("wallet/deposits", DepositViewSet, basename="wallet-deposit")
@@ -50,6 +56,8 @@ api_v1 = [
     path("rulepacks/<uuid:pk>/backtest/", RulePackBacktestApi.as_view(), name="rulepack-backtest"),
     path("audit/verify/", AuditVerifyApi.as_view(), name="audit-verify"),
     path("datasets/<uuid:dataset_id>/files/", DatasetFileListApi.as_view(), name="dataset-files"),
+    path("datasets/<uuid:dataset_id>/compute-offer/", DatasetComputeOfferApi.as_view(), name="dataset-compute-offer"),
+    path("datasets/<uuid:dataset_id>/compute-offer/review-policy/", ComputeReviewPolicyApi.as_view(), name="dataset-compute-review-policy"),
     path("wallet/", WalletApi.as_view(), name="wallet"),
     path("wallet/platform/", PlatformWalletApi.as_view(), name="wallet-platform"),
     path("wallet/payouts.csv", PayoutReportApi.as_view(), name="wallet-payouts"),

@@ -253,3 +253,46 @@ class IdempotencyKeyReusedError(ApplicationError):
 class IdempotencyKeyInUseError(ConflictError):
     code = "idempotency_key_in_use"
     default_message = "A request with this Idempotency-Key is still being processed; retry shortly."
+
+
+# --- Compute-to-data -----------------------------------------------------------------------------
+
+
+class QueryRefusedError(InvalidInputError):
+    code = "query_refused"
+    default_message = "The query may not run."
+
+
+class ComputeNotOfferedError(InvalidInputError):
+    code = "compute_not_offered"
+    default_message = "The dataset is not offered for computation."
+
+
+class ComputeOfferInvalidError(InvalidInputError):
+    code = "compute_offer_invalid"
+    default_message = "The compute offer is not valid."
+
+
+class GrantComputeOnlyError(PermissionDeniedError):
+    code = "grant_compute_only"
+    default_message = "This grant is for computation where the data is stored: the file itself is never delivered."
+
+
+class NotComputeGrantError(ConflictError):
+    code = "not_a_compute_grant"
+    default_message = "This grant is for downloads; queries run only under a compute grant."
+
+
+class PrivacyBudgetExhaustedError(ConflictError):
+    code = "privacy_budget_exhausted"
+    default_message = "Not enough privacy budget (ε) is left in this period for the query."
+
+
+class ComputeQuotaExhaustedError(ConflictError):
+    code = "compute_quota_exhausted"
+    default_message = "Every query this grant paid for has been used."
+
+
+class QueryNotHeldError(ConflictError):
+    code = "query_not_held"
+    default_message = "Only a query held for review can be released or refused."

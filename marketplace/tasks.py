@@ -72,3 +72,13 @@ def idempotency_purge_task() -> None:
     from marketplace.idempotency import idempotency_purge
 
     idempotency_purge()
+
+
+# Compute-to-data: routed at publish time to the queue of the data's storage jurisdiction
+# (compute.cn, …), so only a worker deployed there runs it. The hard limit stays above the engine's
+# own time limit (ELEMENTA_COMPUTE_TIMEOUT) so DuckDB stops the query first and the run is recorded.
+@shared_task(name="marketplace.compute_query_run", acks_late=True, time_limit=120, soft_time_limit=110, **RETRY)
+def compute_query_run_task(query_id: str) -> None:
+    from marketplace.services.compute import compute_query_run
+
+    compute_query_run(query_id=query_id)

@@ -14,6 +14,7 @@ from rest_framework.test import APIClient
 
 from compliance.services.rulepacks import rulepack_load_shipped
 from marketplace.models import Dataset, Membership, Organisation, Trade
+from marketplace.services.compute import compute_queues
 from marketplace.services.sessions import session_create
 from tests.factories import DatasetFactory, MembershipFactory, OrganisationFactory
 from tests.waiting import eventually
@@ -128,7 +129,8 @@ def _database_url_for_worker() -> str:
 @pytest.fixture(scope="session")
 def celery_worker(django_db_setup: None, django_db_blocker: object) -> Iterator[subprocess.Popen[bytes]]:
     """`celery worker` as a separate process on the configured broker and the test database:
-    tasks run exactly as in production, after the API's transaction commits."""
+    tasks run exactly as in production, after the API's transaction commits. It serves the default
+    queue and every compute queue (compute.cn, compute.de, …), as `make run`'s worker does."""
     with django_db_blocker.unblock():  # type: ignore[attr-defined]
         database_url = _database_url_for_worker()
     # Test receivers listen on 127.0.0.1, which webhooks may reach only when explicitly allowed.
@@ -137,7 +139,7 @@ def celery_worker(django_db_setup: None, django_db_blocker: object) -> Iterator[
     log = open(Path(settings.VAR_DIR) / "worker.log", "wb")
     proc = subprocess.Popen(
         [sys.executable, "-m", "celery", "-A", "config", "worker", "-c", "2", "-l", "info",
-         "--without-mingle", "--without-gossip", "-Q", settings.CELERY_TASK_DEFAULT_QUEUE,
+         "--without-mingle", "--without-gossip", "-Q", ",".join([settings.CELERY_TASK_DEFAULT_QUEUE, *compute_queues()]),
          "-n", f"test-{os.getpid()}@%h"],
         cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
     )

@@ -56,6 +56,7 @@ FIELDS: dict[str, Field] = {
     "buyer.kind": Field("code", lambda c: c.facts.buyer.kind),
     "buyer.certifications": Field("codes", lambda c: c.facts.buyer.certifications),
     "purpose": Field("code", lambda c: c.facts.purpose),
+    "delivery": Field("code", lambda c: c.facts.delivery),
     "transfer.domestic": Field("bool", lambda c: _domestic(c)),
     "mechanisms": Field("codes", lambda c: tuple(sorted(c.held))),
     "cn.nonsensitive": Field(

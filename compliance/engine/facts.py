@@ -82,6 +82,9 @@ class TransferFacts:
     purpose: str = "resale"
     mechanisms: tuple[Mechanism, ...] = ()
     prior_exports: tuple[PriorExport, ...] = field(default=())
+    # "compute": the data stays in its storage jurisdiction; only aggregates released under a
+    # release policy (minimum group size, row cap, optional differential privacy) cross the border.
+    delivery: str = "download"
 
 
 class _Reader:
@@ -172,7 +175,7 @@ class _Reader:
 def parse_facts(raw: Any, *, today: date) -> TransferFacts:
     """Validate contract-shaped input into TransferFacts, or raise FactsError naming every bad field."""
     r = _Reader()
-    top = r.obj(raw, "", ("trade_date", "data", "exporter", "buyer", "purpose", "mechanisms", "prior_exports"))
+    top = r.obj(raw, "", ("trade_date", "data", "exporter", "buyer", "purpose", "mechanisms", "prior_exports", "delivery"))
     if raw is not None and not isinstance(raw, Mapping):
         raise FactsError(r.errors)
 
@@ -216,6 +219,7 @@ def parse_facts(raw: Any, *, today: date) -> TransferFacts:
     )
 
     purpose = r.code(top.get("purpose"), "purpose", v.PURPOSES, default="resale") or "resale"
+    delivery = r.code(top.get("delivery"), "delivery", v.DELIVERIES, default="download") or "download"
 
     mechanisms: list[Mechanism] = []
     raw_mechanisms = top.get("mechanisms")
@@ -252,4 +256,4 @@ def parse_facts(raw: Any, *, today: date) -> TransferFacts:
     if r.errors:
         raise FactsError(r.errors)
     return TransferFacts(trade_date=trade_date, data=data, exporter=exporter, buyer=buyer, purpose=purpose,
-                         mechanisms=tuple(mechanisms), prior_exports=tuple(prior))
+                         mechanisms=tuple(mechanisms), prior_exports=tuple(prior), delivery=delivery)

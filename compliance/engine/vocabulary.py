@@ -40,6 +40,8 @@ DATA_FLAGS = ("foreign_origin_only", "ftz_negative_list", "gov_geofence")
 EXPORTER_FLAGS = ("cn_ciio", "cn_ftz", "cn_gba", "data_broker")
 BUYER_KINDS = ("company", "public_body", "court_or_law_enforcement")
 CERTIFICATIONS = ("us_dpf", "us_dpf_hr", "us_dpf_uk_extension", "ca_pipeda", "apec_cbpr", "cn_gba_registered")
+# How the buyer gets the data: the file itself, or aggregate results of queries run where it is stored.
+DELIVERIES = ("download", "compute")
 PURPOSES = ("resale", "contract_with_subject", "hr_management", "emergency", "intra_group", "return_to_origin")
 MECHANISMS = (
     "cn_security_assessment", "cn_standard_contract", "cn_certification", "cn_gba_standard_contract",

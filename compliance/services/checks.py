@@ -69,11 +69,21 @@ def flagged_regimes(decision: Decision) -> str:
     return f"|{'|'.join(regimes)}|" if regimes else ""
 
 
-def compliance_check_perform(*, subject_type: str, subject_id: UUID, raw_facts: dict[str, Any]) -> ComplianceCheck:
-    """Evaluate and record a decision about a subject. Runs inside the caller's transaction."""
+def compliance_check_perform(
+    *, subject_type: str, subject_id: UUID, raw_facts: dict[str, Any], alternatives: Any = None,
+) -> ComplianceCheck:
+    """Evaluate and record a decision about a subject. Runs inside the caller's transaction.
+
+    `alternatives`, if given, is called with the decision's dict and returns other ways to buy the
+    same data that the law treats more leniently (e.g. ["compute"]); they are recorded with it."""
     decision = evaluate(facts_parse(raw=raw_facts), rulepacks_compiled())
+    recorded = decision.as_dict()
+    if alternatives is not None:
+        others = alternatives(recorded)
+        if others:
+            recorded["alternatives"] = others
     return ComplianceCheck.objects.create(
         subject_type=subject_type, subject_id=subject_id, facts=raw_facts,
-        outcome=str(decision.outcome), decision=decision.as_dict(), rulepacks=list(decision.rulepacks),
+        outcome=str(decision.outcome), decision=recorded, rulepacks=list(decision.rulepacks),
         flagged_regimes=flagged_regimes(decision), engine_version=ENGINE_VERSION,
     )

@@ -1,6 +1,7 @@
 """Dataset files and access grants over HTTP: upload versions, list grants, download; revocation
 requests (providers), suspension and revocation decisions (officers)."""
 
+import uuid
 from collections.abc import Sequence
 from typing import Any
 
@@ -22,14 +23,16 @@ from config.api import error_body
 from config.errors import PermissionDeniedError
 from config.permissions import IsOfficer, IsProvider
 from marketplace.apis.common import request_membership as _membership
+from marketplace.apis.compute import QUERY_ACCEPTED, ComputeQuerySerializer, QuerySubmitSerializer, grant_queries
 from marketplace.apis.revocations import RevocationRequestSerializer, revocation_requests_of
 from marketplace.apis.serializers import ReasonSerializer
 from marketplace.errors import GrantRequiredError, GrantSuspendedError, RangeNotSatisfiableError
 from marketplace.idempotency import idempotent
-from marketplace.models import AccessGrant, Dataset, DatasetFile, GrantDownload, GrantRevocationRequest
+from marketplace.models import AccessGrant, Dataset, DatasetFile, GrantDownload, GrantRevocationRequest, PrivacyBudget
 from marketplace.selectors.datasets import dataset_list_visible
 from marketplace.selectors.grants import grant_highest_version_for, grant_list_visible
 from marketplace.selectors.members import is_officer
+from marketplace.services.compute import compute_tables
 from marketplace.services.dataset_files import dataset_file_upload
 from marketplace.services.downloads import DownloadPlan, DownloadStream, etag_of, grant_download_open
 from marketplace.services.grant_revocations import grant_reinstate, grant_revocation_request, grant_revoke_by_officer
@@ -81,6 +84,10 @@ class GrantSerializer(serializers.ModelSerializer):
     revoked_by = serializers.CharField(source="revoked_by_label")
     suspended_by = serializers.CharField(source="suspended_by_label", help_text="e.g. system:rescreening; empty unless suspended.")
     revocation_requests = serializers.SerializerMethodField(help_text="Requests to revoke this grant and their decisions, newest first.")
+    delivery = serializers.CharField(source="trade.delivery", help_text="download: the file; compute: queries where the data is stored.")
+    queries_left = serializers.IntegerField(allow_null=True, help_text="Per-query compute grants: queries still to run.")
+    tables = serializers.SerializerMethodField(help_text="Compute grants: the queryable tables, their columns and roles, and the release policy.")
+    privacy_budget = serializers.SerializerMethodField(help_text="Compute grants with differential privacy: ε total, reserved, spent, left.")
 
     class Meta:
         model = AccessGrant
@@ -88,13 +95,26 @@ class GrantSerializer(serializers.ModelSerializer):
             "id", "trade", "dataset", "dataset_title", "provider", "buyer", "buyer_name", "pricing", "destination",
             "max_version", "download_version", "valid_from", "valid_until", "status", "active",
             "revoked_at", "revoked_reason", "revoked_by", "suspended_at", "suspended_reason", "suspended_by",
-            "revocation_requests", "created_at",
+            "revocation_requests", "delivery", "queries_left", "tables", "privacy_budget", "created_at",
         ]
         read_only_fields = fields
 
     @extend_schema_field(RevocationRequestSerializer(many=True))
     def get_revocation_requests(self, grant: AccessGrant) -> list[dict[str, Any]]:
         return revocation_requests_of(grant)
+
+    @extend_schema_field(serializers.ListField(child=serializers.DictField()))
+    def get_tables(self, grant: AccessGrant) -> list[dict[str, Any]]:
+        return compute_tables(grant=grant) if grant.trade.delivery == "compute" else []
+
+    @extend_schema_field(serializers.DictField(allow_null=True))
+    def get_privacy_budget(self, grant: AccessGrant) -> dict[str, float] | None:
+        try:
+            budget = grant.privacy_budget
+        except PrivacyBudget.DoesNotExist:
+            return None
+        return {"total": float(budget.total), "reserved": float(budget.reserved), "spent": float(budget.spent),
+                "left": float(budget.total - budget.reserved - budget.spent)}
 
     def get_download_version(self, grant: AccessGrant) -> int | None:
         latest = getattr(grant, "latest_version", None)
@@ -164,13 +184,13 @@ class DatasetFileListApi(mixins.ListModelMixin, generics.GenericAPIView):
         return files if highest is None else files.filter(version__lte=highest)
 
     @extend_schema(responses=DatasetFileSerializer(many=True))
-    def get(self, request: Request, dataset_id: str) -> Response:
+    def get(self, request: Request, dataset_id: uuid.UUID) -> Response:
         """Versions you may see: all for the provider and officers; for a buyer, those its active grants
         cover (403 `grant_suspended` while its only grant is suspended, `grant_required` without one)."""
         return self.list(request)
 
     @extend_schema(request={"multipart/form-data": DatasetFileUploadSerializer}, responses={201: DatasetFileSerializer})
-    def post(self, request: Request, dataset_id: str) -> Response:
+    def post(self, request: Request, dataset_id: uuid.UUID) -> Response:
         """Upload the dataset's next version (the provider only)."""
         dataset = self._dataset()
         membership = _membership(request)
@@ -214,6 +234,7 @@ class GrantViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Ge
             return AccessGrant.objects.none()
         requests = GrantRevocationRequest.objects.select_related("grant__dataset", "grant__buyer").order_by("-created_at", "-id")
         qs = grant_list_visible(user=self.request.user).prefetch_related(Prefetch("revocation_requests", queryset=requests))
+        qs = qs.select_related("privacy_budget", "dataset__compute_offer")  # compute grants: no query per grant
         if self.action in ("list", "retrieve", "reinstate"):
             latest = DatasetFile.objects.filter(dataset_id=OuterRef("dataset_id")).order_by("-version").values("version")[:1]
             qs = qs.annotate(latest_version=Subquery(latest))
@@ -254,6 +275,22 @@ class GrantViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Ge
             return Response(RevocationRequestSerializer(GrantRevocationRequest.objects.get(pk=decided.pk)).data)
         filed = grant_revocation_request(grant_id=grant.id, membership=membership, reason=data["reason"])
         return Response(RevocationRequestSerializer(GrantRevocationRequest.objects.get(pk=filed.pk)).data, status=status.HTTP_202_ACCEPTED)
+
+    @extend_schema(methods=["GET"], responses=ComputeQuerySerializer(many=True))
+    @extend_schema(methods=["POST"], request=QuerySubmitSerializer, responses={202: QUERY_ACCEPTED, 400: _ERROR, 403: _ERROR, 409: _ERROR},
+                   parameters=[IDEMPOTENCY])
+    @action(detail=True, methods=["get", "post"], filterset_class=None)
+    @idempotent
+    def queries(self, request: Request, pk: str | None = None) -> Response:
+        """Compute grants. GET: the grant's queries (the buying organisation and officers; the provider
+        sees none). POST (the buying organisation): `{"sql": "..."}`, one aggregate SELECT over the
+        grant's `tables`; 202 with the query's id once accepted (poll GET /queries/{id}/), 400
+        `query_refused` naming the reason (`fields.reason`), 409 `not_a_compute_grant`,
+        `privacy_budget_exhausted`, `compute_quota_exhausted`; 403 `grant_inactive` / `grant_suspended`."""
+        grant = self.get_object()
+        if request.method == "GET" and grant.buyer_id != _membership(request).organisation_id and not is_officer(request.user):
+            raise PermissionDeniedError("Only the buying organisation and officers see a grant's queries.")
+        return grant_queries(self, request, grant)
 
     @extend_schema(request=ReasonSerializer, responses={200: GrantSerializer, 403: _ERROR, 409: _ERROR})
     @action(detail=True, methods=["post"], permission_classes=[IsAuthenticated, IsOfficer])

@@ -1,5 +1,6 @@
 """What every API module needs about the caller."""
 
+from drf_spectacular.utils import OpenApiParameter
 from rest_framework.request import Request
 
 from config.errors import PermissionDeniedError
@@ -13,3 +14,9 @@ def request_membership(request: Request) -> Membership:
     if membership is None:
         raise PermissionDeniedError("Your account belongs to no organisation.")
     return membership
+
+
+IDEMPOTENCY_PARAMETER = OpenApiParameter(
+    "Idempotency-Key", str, OpenApiParameter.HEADER, required=False,
+    description="Retrying with the same key and body returns the first response instead of acting twice (kept ≥ 24 h).",
+)

@@ -189,10 +189,16 @@ class TradeCreateSerializer(serializers.Serializer):
     purpose = serializers.ChoiceField(choices=vocab.PURPOSES, default="resale")
     # many=True passes max_length on to the ListSerializer; the stubs type only the child's arguments
     mechanisms = MechanismSerializer(many=True, required=False, max_length=len(vocab.MECHANISMS))  # type: ignore[call-arg]
+    delivery = serializers.ChoiceField(choices=vocab.DELIVERIES, default="download",
+                                       help_text="compute: buy query access under the dataset's compute offer; the file is never delivered.")
+    queries = serializers.IntegerField(min_value=1, max_value=1_000_000, required=False,
+                                       help_text="For a compute offer priced per query: how many queries to buy.")
 
 
 class PreviewQuerySerializer(serializers.Serializer):
     destination = JurisdictionField(required=False)
+    delivery = serializers.ChoiceField(choices=vocab.DELIVERIES, required=False,
+                                       help_text="Omit to see download and, where offered, compute side by side.")
     purpose = serializers.ChoiceField(choices=vocab.PURPOSES, default="resale")
     mechanisms = serializers.CharField(required=False, allow_blank=True, help_text="comma-separated mechanism codes")
 
@@ -265,8 +271,8 @@ class TradeSerializer(serializers.ModelSerializer):
         model = Trade
         fields = [
             "id", "status", "dataset", "dataset_title", "buyer", "buyer_name", "provider", "provider_name",
-            "destination", "purpose", "mechanisms", "price", "currency", "pricing", "licence", "decision",
-            "renews", "created_at", "status_changed_at", "settled_at",
+            "destination", "purpose", "mechanisms", "price", "currency", "pricing", "licence", "delivery", "compute_queries",
+            "decision", "renews", "created_at", "status_changed_at", "settled_at",
         ]
         read_only_fields = fields
 

@@ -3,6 +3,7 @@ models in __all__."""
 
 from marketplace.models.access import *  # noqa: F403
 from marketplace.models.api_keys import *  # noqa: F403
+from marketplace.models.compute import *  # noqa: F403
 from marketplace.models.core import *  # noqa: F403
 from marketplace.models.idempotency import *  # noqa: F403
 from marketplace.models.ledger import *  # noqa: F403

@@ -83,6 +83,8 @@ class AccessGrant(models.Model):
     revoked_reason = models.TextField(blank=True)
     revoked_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
     revoked_by_label = models.CharField(max_length=150, blank=True, help_text="Username or 'system:<process>', copied.")
+    queries_left = models.PositiveIntegerField(
+        null=True, blank=True, help_text="Compute grants priced per query: queries still to run; empty: unlimited in the term.")
     suspended_at = models.DateTimeField(null=True, blank=True, help_text="Set while the grant is suspended; cleared on reinstatement.")
     suspended_reason = models.TextField(blank=True)
     suspended_by_label = models.CharField(max_length=150, blank=True, help_text="Who suspended it, e.g. 'system:rescreening'; copied.")

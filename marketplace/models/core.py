@@ -140,6 +140,11 @@ class Trade(models.Model):
     currency = models.CharField(max_length=3)
     pricing = models.CharField(max_length=16)
     licence = models.JSONField(default=dict, blank=True)
+    delivery = models.CharField(
+        max_length=8, choices=[("download", "download"), ("compute", "compute")], default="download",
+        help_text="download: the file is transferred; compute: queries run where the data is stored, only released results leave.",
+    )
+    compute_queries = models.PositiveIntegerField(null=True, blank=True, help_text="Queries bought (compute offers priced per query).")
     status = models.CharField(max_length=20, choices=Status.choices, default=Status.CHECKING, db_index=True)
     status_changed_at = models.DateTimeField()
     waiting_since = models.DateTimeField(

@@ -14,14 +14,15 @@ from django.utils import timezone
 from config.errors import NotFoundError, PermissionDeniedError
 from marketplace.errors import (
     DatasetFileNotFoundError,
+    GrantComputeOnlyError,
     GrantInactiveError,
     GrantSuspendedError,
     RangeNotSatisfiableError,
     VersionNotCoveredError,
 )
-from marketplace.models import AccessGrant, DatasetFile, GrantDownload, Membership
+from marketplace.models import AccessGrant, DatasetFile, GrantDownload, Membership, Trade
+from marketplace.selectors.grants import grant_inactive_message
 from marketplace.services.events import event_emit
-from marketplace.services.grants import grant_inactive_message
 
 logger = logging.getLogger(__name__)
 
@@ -95,6 +96,8 @@ def grant_download_open(
         raise NotFoundError("No such grant.")
     if grant.buyer_id != membership.organisation_id:
         raise PermissionDeniedError("Only the buying organisation downloads under a grant.")
+    if Trade.objects.filter(pk=grant.trade_id, delivery="compute").exists():
+        raise GrantComputeOnlyError()  # the data never leaves its storage jurisdiction
     now = timezone.now()
     if grant.status_at(now) == AccessGrant.Status.SUSPENDED:
         raise GrantSuspendedError(grant_inactive_message(grant, now))

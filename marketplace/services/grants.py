@@ -10,7 +10,7 @@ The rules:
 """
 
 import logging
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Any
 from uuid import UUID
 
@@ -24,6 +24,7 @@ from marketplace.errors import (
     GrantAlreadyRevokedError,
 )
 from marketplace.models import AccessGrant, Dataset, Membership, Trade
+from marketplace.selectors.grants import _utc
 from marketplace.selectors.members import is_officer
 from marketplace.services.dataset_files import dataset_file_latest_version
 from marketplace.services.events import event_emit
@@ -71,12 +72,18 @@ def grant_issue(*, trade: Trade) -> AccessGrant:
         destination=trade.destination, valid_from=valid_from,
         valid_until=valid_from + timedelta(days=term) if term else None,
     )
+    if trade.delivery == "compute":
+        from marketplace.services.compute import compute_grant_setup
+
+        compute_grant_setup(grant=grant, trade=trade)
+        max_version = None
     logger.info("trade %s: grant %s issued, valid %s to %s, versions ≤ %s", trade.id, grant.id, grant.valid_from, grant.valid_until,
                 grant.max_version or "all")
     event_emit(kind="grant.issued", subject_type="grant", subject_id=grant.id, actor_label="system:settlement",
                organisation_ids=[trade.buyer_id, trade.provider_id],
                data={"trade": str(trade.id), "dataset": str(trade.dataset_id), "buyer": str(trade.buyer_id), "max_version": max_version,
-                     "valid_from": grant.valid_from, "valid_until": grant.valid_until, "destination": grant.destination})
+                     "valid_from": grant.valid_from, "valid_until": grant.valid_until, "destination": grant.destination,
+                     "delivery": trade.delivery, "queries": grant.queries_left})
     return grant
 
 
@@ -134,18 +141,3 @@ def grant_revoke_for_trade(*, trade: Trade, actor: User | Membership | str | Non
 # (Selectors; kept here, next to the grant services they serve, rather than in marketplace/selectors/.)
 
 
-def _utc(moment: datetime | None) -> str:
-    return f"{moment.astimezone(UTC):%Y-%m-%d %H:%M} UTC" if moment else "?"
-
-
-def grant_inactive_message(grant: AccessGrant, now: datetime | None = None) -> str:
-    status = grant.status_at(now)
-    if status == AccessGrant.Status.REVOKED:
-        return f"The grant was revoked on {_utc(grant.revoked_at)}: {grant.revoked_reason}"
-    if status == AccessGrant.Status.SUSPENDED:
-        return f"The grant was suspended on {_utc(grant.suspended_at)} until an officer reviews it: {grant.suspended_reason}"
-    if status == AccessGrant.Status.EXPIRED:
-        return f"The grant expired on {_utc(grant.valid_until)}."
-    if status == AccessGrant.Status.PENDING:
-        return f"The grant starts on {_utc(grant.valid_from)}."
-    return "The grant is active."

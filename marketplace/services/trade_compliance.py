@@ -1,6 +1,7 @@
 """The bridge from a trade to the compliance engine: check it, record the decision, move it on."""
 
 import logging
+from functools import partial
 from uuid import UUID
 
 from django.db import transaction
@@ -9,6 +10,7 @@ from django.utils import timezone
 from compliance.services.checks import compliance_check_perform
 from compliance.services.exports import export_lock, export_release, export_reserve
 from marketplace.models import Trade
+from marketplace.services.compute import compute_alternatives
 from marketplace.services.events import trade_event_emit
 from marketplace.services.trade_facts import trade_transfer_facts
 from marketplace.services.trade_transitions import trade_apply_transition, trade_lock
@@ -32,8 +34,13 @@ def trade_check_compliance(*, trade_id: UUID | str) -> Trade | None:
     export_lock(exporter_id=trade.provider_id)
     today = timezone.localdate()
     facts = trade_transfer_facts(trade=trade, trade_date=today)
-    check = compliance_check_perform(subject_type="trade", subject_id=trade.id, raw_facts=facts)
-    if check.outcome == "deny":
+    check = compliance_check_perform(
+        subject_type="trade", subject_id=trade.id, raw_facts=facts,
+        alternatives=partial(compute_alternatives, dataset=trade.dataset, facts=facts) if trade.delivery == "download" else None,
+    )
+    if check.outcome == "deny" or trade.delivery == "compute":
+        # a compute trade exports no personal information (only released aggregates): it never
+        # counts toward the exporter's cross-border tallies
         export_release(subject_type="trade", subject_id=trade.id)
     else:  # it may still settle (now, after documents, or after review): count it until it cannot
         dataset = trade.dataset

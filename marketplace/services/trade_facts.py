@@ -41,12 +41,14 @@ def trade_document_mechanisms(*, trade_id: UUID) -> list[dict[str, Any]]:
 
 def transfer_facts(
     *, dataset: Dataset, buyer: Organisation, purpose: str, mechanisms: list[dict[str, Any]], trade_date: date,
-    destination: str | None = None, exclude_trade: UUID | None = None,
+    destination: str | None = None, exclude_trade: UUID | None = None, delivery: str = "download",
 ) -> dict[str, Any]:
     """Engine facts for a purchase of `dataset` by `buyer`. The buyer's jurisdiction is where the
     organisation is established; a `destination` elsewhere is evaluated as a further transfer
     (the stricter decision wins). `mechanisms` are evidence already accepted for this trade (or,
-    in a preview, what the buyer asks "what if"); the parties' accepted standing ones are added."""
+    in a preview, what the buyer asks "what if"); the parties' accepted standing ones are added.
+    `delivery` "compute": the data stays in its storage jurisdiction and only aggregates released
+    under the offer's release policy cross the border (the rule packs read it as `delivery`)."""
     provider = dataset.provider
     on_file = [*mechanisms, *standing_mechanisms(organisation_ids=(buyer.id, provider.id))]
     buyer_facts: dict[str, Any] = {
@@ -58,7 +60,7 @@ def transfer_facts(
     }
     if destination and destination != buyer.jurisdiction:
         buyer_facts["declared_destinations"] = [destination]
-    return {
+    facts: dict[str, Any] = {
         "trade_date": trade_date.isoformat(),
         "data": {
             "subject_jurisdictions": list(dataset.subject_jurisdictions),
@@ -75,6 +77,9 @@ def transfer_facts(
         "mechanisms": on_file,
         "prior_exports": export_prior(exporter_id=provider.id, buyer_id=buyer.id, trade_date=trade_date, exclude_subject_id=exclude_trade),
     }
+    if delivery != "download":
+        facts["delivery"] = delivery
+    return facts
 
 
 def trade_transfer_facts(*, trade: Trade, trade_date: date) -> dict[str, Any]:
@@ -83,4 +88,5 @@ def trade_transfer_facts(*, trade: Trade, trade_date: date) -> dict[str, Any]:
     return transfer_facts(
         dataset=trade.dataset, buyer=trade.buyer, destination=trade.destination, purpose=trade.purpose,
         mechanisms=trade_document_mechanisms(trade_id=trade.id), trade_date=trade_date, exclude_trade=trade.id,
+        delivery=trade.delivery,
     )

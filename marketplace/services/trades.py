@@ -23,7 +23,7 @@ from marketplace.trade_lifecycle import ensure_transition_allowed
 @transaction.atomic
 def trade_create(
     *, membership: Membership, dataset_id: UUID, destination: str | None = None, purpose: str = "resale",
-    mechanisms: list[dict[str, Any]] | None = None,
+    mechanisms: list[dict[str, Any]] | None = None, delivery: str = "download", queries: int | None = None,
 ) -> Trade:
     """Open a trade in `checking` with the price and licence pinned; the compliance check is
     enqueued only after commit.
@@ -32,7 +32,11 @@ def trade_create(
     (where the data will also go) is checked as a transfer of its own beside the one to where the
     buyer is established, and becomes a licence term; `mechanisms` are safeguards it intends to
     put on file, which satisfy nothing until their evidence is accepted; `purpose` decides some
-    exemptions, which are then flagged for officers to sample."""
+    exemptions, which are then flagged for officers to sample.
+
+    `delivery` "compute" buys query access under the dataset's compute offer instead of the file
+    (its price, pricing and term; `queries` for a per-query offer): the data stays where it is stored
+    and only released aggregates leave (marketplace/services/compute.py)."""
     dataset = Dataset.objects.select_related("provider").filter(pk=dataset_id).first()
     if dataset is None or dataset.status != Dataset.Status.PUBLISHED:
         raise DatasetNotAvailableError(fields={"dataset": ["no published dataset with this id"]})
@@ -41,17 +45,24 @@ def trade_create(
         raise OwnDatasetError(fields={"dataset": ["this dataset belongs to your organisation"]})
     now = timezone.now()
     destination = destination or buyer.jurisdiction
-    licence = dict(dataset.licence)
+    terms: dict[str, Any] = {"price": dataset.price, "currency": dataset.currency, "pricing": dataset.pricing, "licence": dict(dataset.licence),
+             "compute_queries": None}
+    if delivery == "compute":
+        from marketplace.services.compute import compute_trade_terms
+
+        terms = compute_trade_terms(dataset=dataset, queries=queries)
+    licence = dict(terms["licence"])
     if destination != buyer.jurisdiction:
         licence["permitted_destinations"] = [buyer.jurisdiction, destination]
     trade = Trade.objects.create(
         dataset=dataset, provider=dataset.provider, buyer=buyer, buyer_user=membership.user,
         destination=destination, purpose=purpose, mechanisms=mechanisms or [],
-        price=dataset.price, currency=dataset.currency, pricing=dataset.pricing, licence=licence,
-        status=Trade.Status.CHECKING, status_changed_at=now, waiting_since=now,
+        price=terms["price"], currency=terms["currency"], pricing=terms["pricing"], licence=licence,
+        delivery=delivery, compute_queries=terms["compute_queries"], status=Trade.Status.CHECKING, status_changed_at=now, waiting_since=now,
     )
     trade_open(trade=trade, actor=membership.user, reason="purchase requested", data={
-        "price": str(trade.price), "currency": trade.currency, "destination": trade.destination, "purpose": trade.purpose})
+        "price": str(trade.price), "currency": trade.currency, "destination": trade.destination, "purpose": trade.purpose,
+        "delivery": trade.delivery})
     trade_event_emit(kind="trade.buyer_attestation", trade=trade, actor=membership.user, data={
         "established_in": buyer.jurisdiction, "destination": trade.destination, "purpose": trade.purpose,
         "intended_mechanisms": [m.get("code") for m in trade.mechanisms]})
@@ -74,7 +85,8 @@ def trade_renew(*, trade_id: UUID, membership: Membership) -> Trade:
     if previous.renewals.exclude(status__in=(Trade.Status.REJECTED, Trade.Status.CANCELLED, Trade.Status.REFUNDED)).exists():
         raise AlreadyRenewedError()
     trade = trade_create(membership=membership, dataset_id=previous.dataset_id, destination=previous.destination,
-                         purpose=previous.purpose, mechanisms=previous.mechanisms)
+                         purpose=previous.purpose, mechanisms=previous.mechanisms, delivery=previous.delivery,
+                         queries=previous.compute_queries)
     try:
         with transaction.atomic():
             Trade.objects.filter(pk=trade.pk).update(renews=previous)

@@ -46,7 +46,7 @@ def editor_officer(operator) -> Membership:
 
 
 def eu_draft(api) -> dict[str, Any]:
-    base = RulePack.objects.get(regime="EU", version="2026.01.26")
+    base = RulePack.objects.get(regime="EU", version="2026.11.27")
     draft = api.post(RULEPACKS, {"based_on": str(base.id), "version": "2026.12.01"}, format="json").json()
     content = {**draft["content"], "effective_from": today()}
     content["parameters"] = {**content["parameters"], "full_adequacy": [c for c in content["parameters"]["full_adequacy"] if c != "CH"]}
@@ -156,7 +156,7 @@ def test_editing_after_approval_voids_it(author, second, rulepacks):
 
 
 def test_the_system_cannot_activate_a_draft_alone(rulepacks, officer):
-    draft = rulepack_draft_create(actor=None, content=RulePack.objects.get(regime="EU", version="2026.01.26").content
+    draft = rulepack_draft_create(actor=None, content=RulePack.objects.get(regime="EU", version="2026.11.27").content
                                   | {"version": "2026.12.01", "effective_from": today()})
     rulepack_backtest(pack_id=draft.id, actor=officer.user)
 

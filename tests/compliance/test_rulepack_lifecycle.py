@@ -75,7 +75,7 @@ def activate_as_service(draft_id: str, *, author, second, effective_from) -> Rul
 
 
 def eu_current() -> RulePack:
-    return RulePack.objects.get(regime="EU", version="2026.01.26")
+    return RulePack.objects.get(regime="EU", version="2026.11.27")
 
 
 def without_switzerland(content: dict[str, Any], *, effective_from: str | None = None) -> dict[str, Any]:
@@ -164,10 +164,10 @@ def test_an_edited_draft_validates_and_a_taken_version_is_a_problem(officer_api,
     assert edited.status_code == 200 and edited.json()["effective_from"] == days_from_today(3)
     assert report == {"ok": True, "problems": [], "warnings": []}
 
-    officer_api.patch(f"{RULEPACKS}{draft['id']}/", {"content": fixed | {"version": "2026.01.26"}}, format="json")
+    officer_api.patch(f"{RULEPACKS}{draft['id']}/", {"content": fixed | {"version": "2026.11.27"}}, format="json")
     report = officer_api.post(f"{RULEPACKS}{draft['id']}/validate/").json()
     assert report["ok"] is False
-    assert {"path": "pack.version", "message": "eu@2026.01.26 already exists (active); give this draft a new version"} in report["problems"]
+    assert {"path": "pack.version", "message": "eu@2026.11.27 already exists (active); give this draft a new version"} in report["problems"]
 
 
 def test_a_copy_takes_a_new_version_and_needs_its_own_effective_date(officer_api, rulepacks):
@@ -190,7 +190,7 @@ def test_the_list_filters_by_status_and_regime(officer_api, rulepacks):
     eu = officer_api.get(f"{RULEPACKS}?regime=eu").json()["results"]
 
     assert [p["ref"] for p in drafts] == ["eu@2026.12.01"]
-    assert {p["ref"] for p in eu} == {"eu@2026.12.01", "eu@2026.01.26", "eu@2023.07.10", "eu@2021.12.17", "eu@2020.07.16",
+    assert {p["ref"] for p in eu} == {"eu@2026.12.01", "eu@2026.11.27", "eu@2026.01.26", "eu@2023.07.10", "eu@2021.12.17", "eu@2020.07.16",
                                       "eu@2019.01.23", "eu@2018.05.25"}
     assert {p["status"] for p in officer_api.get(f"{RULEPACKS}?status=active").json()["results"]} == {"active"}
 
@@ -201,7 +201,7 @@ def test_a_draft_is_invisible_to_the_engine(officer_api, rulepacks, buyer_ch):
     dry_run = officer_api.post("/api/v1/compliance/evaluate/", base_facts(buyer__jurisdiction="CH", trade_date=today()), format="json").json()
 
     assert draft["ref"] not in {p.ref for p in rulepacks_compiled()}
-    assert dry_run["outcome"] == "allow" and dry_run["rulepacks"] == ["sanctions@2025.07.01", "eu@2026.01.26"]
+    assert dry_run["outcome"] == "allow" and dry_run["rulepacks"] == ["sanctions@2025.07.01", "eu@2026.11.27"]
 
 
 # --- backtest ----------------------------------------------------------------------------------
@@ -300,10 +300,10 @@ def test_activation_makes_the_version_decide_trades_dated_from_its_effective_dat
         return officer_api.post("/api/v1/compliance/evaluate/", base_facts(buyer__jurisdiction="CH", trade_date=day), format="json").json()
 
     before, on, after = decide(days_from_today(-1)), decide(today()), decide(days_from_today(30))
-    assert before["outcome"] == "allow" and "eu@2026.01.26" in before["rulepacks"]
+    assert before["outcome"] == "allow" and "eu@2026.11.27" in before["rulepacks"]
     assert on["outcome"] == "needs_mechanism" and "eu@2026.12.01" in on["rulepacks"]
     assert after["outcome"] == "needs_mechanism"
-    assert RulePack.objects.get(regime="EU", version="2026.01.26").status == "active"  # kept: it decides earlier dates
+    assert RulePack.objects.get(regime="EU", version="2026.11.27").status == "active"  # kept: it decides earlier dates
 
 
 def test_an_active_version_never_changes(officer_api, second_api, rulepacks):

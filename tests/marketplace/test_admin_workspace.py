@@ -274,7 +274,7 @@ def test_a_trade_waiting_for_documents_cannot_be_approved_from_the_desk(desk, ru
 
 
 def test_rule_pack_page_validates_backtests_and_shows_the_report(desk, officer, in_review):
-    eu = RulePack.objects.get(regime="EU", version="2026.01.26")
+    eu = RulePack.objects.get(regime="EU", version="2026.11.27")
     content = {**eu.content, "version": "2099.01.01", "effective_from": "2099-01-01",
                "rules": [r for r in eu.content["rules"] if r["id"] != "EU-ART9-1"]}
     draft = rulepack_draft_create(actor=officer.user, content=content)
@@ -294,17 +294,17 @@ def test_rule_pack_page_validates_backtests_and_shows_the_report(desk, officer, 
     report = desk.get(f"{url}change/").content.decode()
     assert "EU-ART9-1" in report and str(in_review.pk)[:8] in report
     # Dropping a review rule moves outcomes toward allow: the report says so above the table.
-    assert "This version widens outcomes toward allow" in report and "compared with eu@2026.01.26" in report
+    assert "This version widens outcomes toward allow" in report and "compared with eu@2026.11.27" in report
     assert officer.user.username in detail  # among those who wrote it (and so may not approve it)
 
 
 def test_rule_pack_actions_from_the_list(desk, rulepacks):
-    eu = RulePack.objects.get(regime="EU", version="2026.01.26")
+    eu = RulePack.objects.get(regime="EU", version="2026.11.27")
 
     response = desk.post("/admin/compliance/rulepack/", {"action": "validate_packs", "_selected_action": [str(eu.pk)]})
 
     assert response.status_code == 302
-    assert any("eu@2026.01.26" in m for m in texts(response))
+    assert any("eu@2026.11.27" in m for m in texts(response))
 
 
 def test_officers_accept_or_reject_evidence_from_the_trade_page(desk, officer, rulepacks, buyer_us, eu_personal):

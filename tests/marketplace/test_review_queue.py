@@ -159,7 +159,7 @@ def test_evidence_pack_has_everything_a_regulator_asks_for(client_for, rulepacks
 
     assert pack["trade"]["status"] == "settled"
     assert pack["facts"]["buyer"]["jurisdiction"] == "US"
-    assert pack["decision"]["outcome"] == "allow" and "eu@2026.01.26" in pack["decision"]["rulepacks"]
+    assert pack["decision"]["outcome"] == "allow" and "eu@2026.11.27" in pack["decision"]["rulepacks"]
     assert {p["ref"] for p in pack["rulepacks"]} == set(pack["decision"]["rulepacks"]) and all(p["checksum"] for p in pack["rulepacks"])
     assert [(e["code"], e["status"], e["reviewed_by"]) for e in pack["evidence"]] == [
         ("eu_scc", "accepted", officer.user.username), ("eu_tia", "accepted", officer.user.username)]

@@ -35,6 +35,8 @@ from compliance.services.rulepacks import rulepack_load_shipped
 from marketplace.models import (
     AccessGrant,
     ApiKey,
+    ComputeOffer,
+    ComputeQuery,
     Dataset,
     Deposit,
     GrantFlag,
@@ -114,6 +116,9 @@ EXPECTED: dict[tuple[str, str], Expectation] = {
     # files: the provider, officers, and a buyer holding an active grant (buyer A does)
     ("get", "datasets/{dataset_id}/files/"): expect(OK, buyer_other=403, provider_other=403),
     ("post", "datasets/{dataset_id}/files/"): OWN_DATASET_WRITE,
+    ("get", "datasets/{dataset_id}/compute-offer/"): MEMBERS,  # the offer of a published listing: the catalogue
+    ("put", "datasets/{dataset_id}/compute-offer/"): OWN_DATASET_WRITE,
+    ("post", "datasets/{dataset_id}/compute-offer/review-policy/"): OFFICERS,
     # --- trades ---------------------------------------------------------------------------------
     ("get", "trades/"): MEMBERS,
     ("post", "trades/"): BUYERS,
@@ -140,6 +145,13 @@ EXPECTED: dict[tuple[str, str], Expectation] = {
     ("post", "revocation-requests/"): PROVIDERS,  # provider_other: 400 for the minimal body (no grant); 404 for A's grant
     ("get", "revocation-requests/{id}/"): TRADE_PARTIES,
     ("post", "revocation-requests/{id}/decide/"): OFFICERS,
+    # compute-to-data: queries under trade A's grant (a download grant: buyer A's POST is a 409), their results
+    ("get", "grants/{id}/queries/"): expect(OK, provider=403, buyer_other=404, provider_other=404),  # not the provider
+    ("post", "grants/{id}/queries/"): expect(403, buyer=OK, buyer_other=404, provider_other=404),  # the buying organisation only
+    ("get", "queries/"): MEMBERS,  # each sees its own organisation's queries (officers all)
+    ("get", "queries/{id}/"): expect(404, buyer=OK, officer=OK),  # buyer A's query: the provider never sees the SQL
+    ("post", "queries/{id}/release/"): OFFICERS,  # 409 query_not_held for the minimal world's released query
+    ("post", "queries/{id}/refuse/"): OFFICERS,
     ("get", "reviews/grants/"): OFFICERS,
     ("get", "reviews/grants/{id}/"): OFFICERS,
     ("post", "reviews/grants/{id}/resolve/"): OFFICERS,
@@ -307,12 +319,17 @@ def build_world() -> World:
     delivery = webhook_endpoint_ping(endpoint_id=endpoint.id)
     session, _ = session_create(user=buyer_eu.user)
     api_key, _ = api_key_create(membership=buyer_eu, name="matrix", scopes=["trades:read"])
+    offer = ComputeOffer.objects.create(dataset=eu_personal, table_name="customers", columns={"id": "identifier", "city": "quasi_identifier"},
+                                        price=Decimal("10.00"), currency="EUR")
+    query = ComputeQuery.objects.create(grant=grant, buyer=buyer_eu.organisation, dataset=eu_personal, user=buyer_eu.user, username="b",
+                                        sql="SELECT COUNT(*) FROM customers", sql_sha256="0" * 64, status=ComputeQuery.Status.RELEASED,
+                                        queue="compute.de", k=10, result={"columns": ["count_star()"], "rows": [[1]]})
     event = AuditEvent.objects.order_by("id").first()
     assert event is not None
     ids = {
         "audit": event.id, "datasets": eu_personal.id, "trades": trade.id, "grants": grant.id, "reviews": flag.id,
         "mechanisms": mechanism.id, "documents": document.id, "rulepacks": pack.id, "backtest_id": backtest.id, "wallet": deposit.id,
-        "webhooks": endpoint.id, "webhooks/deliveries": delivery.id, "revocation-requests": revocation.id,
+        "webhooks": endpoint.id, "webhooks/deliveries": delivery.id, "revocation-requests": revocation.id, "queries": query.id,
         "auth": session.token_key, "api-keys": api_key.prefix,
     }
     members = {"anonymous": None, "buyer": buyer_eu, "buyer_other": buyer_us, "provider": provider_eu,
@@ -321,6 +338,7 @@ def build_world() -> World:
         (Dataset, eu_personal.id), (Trade, trade.id), (AccessGrant, grant.id), (GrantFlag, flag.id), (RulePack, pack.id),
         (GrantRevocationRequest, revocation.id), (OrganisationMechanism, mechanism.id), (TradeDocument, document.id),
         (Deposit, deposit.id), (WebhookEndpoint, endpoint.id), (WebhookDelivery, delivery.id), (ApiKey, api_key.id),
+        (ComputeOffer, offer.id), (ComputeQuery, query.id),
     ]
     return World(members=members, ids=ids, tracked=tracked)
 

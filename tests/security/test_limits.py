@@ -184,10 +184,11 @@ def test_huge_numbers_in_filters_and_pages_are_never_500s(client_for, buyer_us, 
 def test_make_run_is_not_debug():
     makefile = (ROOT / "Makefile").read_text()
 
-    run = makefile.split("\nrun:")[1].split("\n\n")[0]
+    supervise = makefile.split("\nSUPERVISE = ")[1].split("\n\n")[0]  # how `make run` starts the processes
 
     assert re.search(r"^DJANGO_DEBUG \?= 0$", makefile, re.M)
-    assert "DJANGO_DEBUG=$(DJANGO_DEBUG) " in run and "DJANGO_DEBUG:-" not in run
+    assert "$(SUPERVISE)" in makefile.split("\nrun:")[1].split("\n\n")[0]
+    assert "DJANGO_DEBUG=$(DJANGO_DEBUG) " in supervise and "DJANGO_DEBUG:-" not in makefile
 
 
 def test_settings_default_to_no_debug_and_no_browsable_api():

@@ -30,6 +30,7 @@ EXEMPT = {
     "export_release": "stops counting a transfer inside an audited rejection, cancellation or re-check",
     "session_create": "a login: the session row itself records who and when; not audited, or every pipeline login would flood the chain",
     "session_revoke_token": "logging out the session the request came with: no rights change (ending other sessions is audited)",
+    "compute_grant_setup": "completes a compute grant inside grant_issue, whose grant.issued event records the delivery and queries",
     "evidence_store_file": "attaches an upload to an unsaved document or mechanism; the caller saves it and audits evidence.added / mechanism.added",
 }
 

@@ -9,7 +9,9 @@ from django.core.management import call_command
 from django.core.management.base import BaseCommand
 from django.db import transaction
 
-from marketplace.models import Dataset, Membership, Organisation
+from marketplace.compute.demo import COLUMNS, demo_orders_csv
+from marketplace.models import ComputeOffer, Dataset, Membership, Organisation
+from marketplace.services.compute import compute_offer_put
 from marketplace.services.dataset_files import dataset_file_upload
 from marketplace.services.datasets import dataset_create, dataset_publish
 from marketplace.services.deposits import deposit_record
@@ -91,8 +93,20 @@ DATASETS = [
 ]
 
 
+# Offered for computation as well as download: a deterministic synthetic orders table (5,000
+# customers) that a buyer can aggregate where it is stored (docs/compute.md).
+COMPUTE_OFFERS = {
+    "Guangdong mobile subscribers 2026": {
+        "table_name": "orders", "columns": COLUMNS, "min_group_size": 10, "max_result_rows": 1000,
+        "price": Decimal("800.00"), "currency": "USD", "pricing": "per_period", "term_days": 30,
+    },
+}
+
+
 def _sample_file(title: str) -> SimpleUploadedFile:
     """A small synthetic CSV (no real person in it) so the demo has something to download."""
+    if title in COMPUTE_OFFERS:
+        return SimpleUploadedFile("guangdong-orders.csv", demo_orders_csv(5000), content_type="text/csv")
     rows = ["record_id,region,value"] + [f"{i},{['north', 'south', 'east', 'west'][i % 4]},{(i * 37) % 1000}" for i in range(1, 201)]
     name = "".join(c if c.isalnum() else "-" for c in title.lower()).strip("-") + ".csv"
     return SimpleUploadedFile(name, ("\n".join(rows) + "\n").encode(), content_type="text/csv")
@@ -130,6 +144,12 @@ class Command(BaseCommand):
             dataset = dataset_create(membership=membership, values=values, actor=membership.user)
             dataset_publish(dataset_id=dataset.id, actor=membership.user)
             dataset_file_upload(dataset_id=dataset.id, membership=membership, upload=_sample_file(dataset.title))
+        for title, offer in COMPUTE_OFFERS.items():
+            offered = Dataset.objects.filter(title=title).first()
+            if offered is not None and not ComputeOffer.objects.filter(dataset=offered).exists():
+                membership = Membership.objects.filter(organisation_id=offered.provider_id).first()
+                assert membership is not None
+                compute_offer_put(dataset_id=offered.id, membership=membership, values=offer)
         self.stdout.write(self.style.SUCCESS("Demo data ready. Logins (password elementa-demo):"))
         for username, org_name, role in USERS:
             self.stdout.write(f"  {username:<12} {role:<9} {org_name}")

@@ -1,0 +1,120 @@
+"""The catalogue: listing, searching, and providers' own datasets (create, edit, publish, withdraw)."""
+
+from collections.abc import Sequence
+from typing import Any
+
+from django.db.models import QuerySet
+from django.utils import timezone
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import mixins, status, viewsets
+from rest_framework.decorators import action
+from rest_framework.permissions import IsAuthenticated
+from rest_framework.request import Request
+from rest_framework.response import Response
+
+from compliance.apis.serializers import DecisionSerializer
+from compliance.engine import vocabulary as vocab
+from compliance.services.checks import compliance_evaluate
+from config.errors import PermissionDeniedError
+from config.permissions import IsBuyer, IsProvider
+from marketplace.apis import serializers as s
+from marketplace.apis.common import request_membership as _membership
+from marketplace.apis.filters import DatasetFilter
+from marketplace.models import Dataset
+from marketplace.selectors.datasets import dataset_list_visible
+from marketplace.services import datasets as dataset_services
+from marketplace.services.compute import compute_alternatives, compute_decision
+from marketplace.services.trade_facts import transfer_facts
+
+
+class DatasetViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
+    """The catalogue; providers create, edit, publish and withdraw their own listings."""
+
+    serializer_class = s.DatasetSerializer
+    filterset_class = DatasetFilter
+
+    def get_queryset(self) -> QuerySet[Dataset]:
+        return dataset_list_visible(user=self.request.user)
+
+    def get_permissions(self) -> Sequence[Any]:
+        if self.action in ("create", "partial_update", "publish", "withdraw"):
+            return [IsAuthenticated(), IsProvider()]
+        return super().get_permissions()
+
+    def _own(self) -> Dataset:
+        dataset = self.get_object()  # 404 when the caller cannot see it
+        if dataset.provider_id != _membership(self.request).organisation_id:
+            raise PermissionDeniedError("This dataset belongs to another organisation.")
+        return dataset
+
+    def create(self, request: Request) -> Response:
+        """Providers: a draft listing of your organisation. Audited (`dataset.created`, with its facts and terms)."""
+        serializer = self.get_serializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        dataset = dataset_services.dataset_create(membership=_membership(request), values=serializer.validated_data, actor=request.user)
+        return Response(self.get_serializer(dataset).data, status=status.HTTP_201_CREATED)
+
+    def partial_update(self, request: Request, pk: str | None = None) -> Response:
+        """Providers, own listings only (another organisation's: 403). Legal facts change only while a draft
+        (409 `dataset_facts_locked`). Audited (`dataset.updated`, each changed field old → new)."""
+        dataset = self._own()
+        serializer = self.get_serializer(dataset, data=request.data, partial=True)
+        serializer.is_valid(raise_exception=True)
+        dataset = dataset_services.dataset_update(dataset_id=dataset.id, values=serializer.validated_data, actor=request.user)
+        return Response(self.get_serializer(dataset).data)
+
+    @extend_schema(request=None)
+    @action(detail=True, methods=["post"])
+    def publish(self, request: Request, pk: str | None = None) -> Response:
+        """Providers, own drafts only. Chinese personal information needs `pi_duties_attested`. Audited
+        (`dataset.published`, with the attestation and the facts buyers will trade on). Publishing twice
+        is harmless; a withdrawn listing is 409 `dataset_transition_not_allowed`."""
+        dataset = dataset_services.dataset_publish(dataset_id=self._own().id, actor=request.user)
+        return Response(self.get_serializer(dataset).data)
+
+    @extend_schema(
+        parameters=[
+            OpenApiParameter("destination", str, description="ISO code; defaults to your organisation's jurisdiction"),
+            OpenApiParameter("purpose", str, enum=list(vocab.PURPOSES)),
+            OpenApiParameter("mechanisms", str, description="comma-separated mechanism codes you would put on file, e.g. eu_scc,eu_tia"),
+        ],
+        responses=DecisionSerializer,
+    )
+    @action(detail=True, methods=["get"], url_path="compliance-preview", permission_classes=[IsAuthenticated, IsBuyer])
+    def compliance_preview(self, request: Request, pk: str | None = None) -> Response:
+        """What buying this dataset would need, decided now from the same facts a trade uses. No side effects.
+
+        Buyers only. Returns the decision (outcome, requirements, findings with explanations), never the
+        facts: where a cumulative threshold applies, an explanation states the total the rule compared
+        (e.g. "150,000 before + 1,000 in this trade = 151,000"), never the provider's individual
+        earlier transfers, their dates or categories.
+
+        Where the dataset is also offered for computation and no `delivery` is asked for, `by_delivery`
+        holds the download and the compute decisions side by side, and `alternatives` is ["compute"]
+        when a download would be denied or need a regulator's approval and compute would not."""
+        dataset = self.get_object()
+        params = s.PreviewQuerySerializer(data=request.query_params)
+        params.is_valid(raise_exception=True)
+        buyer = _membership(request).organisation
+        delivery = params.validated_data.get("delivery") or "download"
+        facts = transfer_facts(
+            dataset=dataset, buyer=buyer, destination=params.validated_data.get("destination") or buyer.jurisdiction,
+            purpose=params.validated_data["purpose"], mechanisms=params.validated_data.get("mechanism_list", []),
+            trade_date=timezone.localdate(), delivery=delivery,
+        )
+        decision = compliance_evaluate(raw_facts=facts).as_dict()
+        if params.validated_data.get("delivery"):
+            return Response(decision)
+        # Both ways to buy, side by side, where the dataset is also offered for computation.
+        other = compute_decision(dataset=dataset, facts=facts)
+        if other is not None:
+            decision["alternatives"] = compute_alternatives(decision, dataset=dataset, facts=facts)
+            decision["by_delivery"] = {"download": {k: v for k, v in decision.items() if k != "alternatives"}, "compute": other}
+        return Response(decision)
+
+    @extend_schema(request=None)
+    @action(detail=True, methods=["post"])
+    def withdraw(self, request: Request, pk: str | None = None) -> Response:
+        """Providers, own listings only; open trades go on. Audited (`dataset.withdrawn`)."""
+        dataset = dataset_services.dataset_withdraw(dataset_id=self._own().id, actor=request.user)
+        return Response(self.get_serializer(dataset).data)
