@@ -14,7 +14,7 @@ from django.urls import URLPattern, path, reverse
 from django.utils import timezone
 from django.utils.html import format_html
 
-from compliance.models import ComplianceCheck, ExportRecord, Review, RulePack, RulePackBacktest
+from compliance.models import ComplianceCheck, ExportRecord, Review, RulePack, RulePackBacktest, SanctionsList
 from compliance.selectors.rulepacks import rulepack_backtest_list
 from compliance.services.backtests import rulepack_backtest
 from compliance.services.rulepacks import rulepack_export_yaml, rulepack_validate, rulepack_warnings
@@ -213,3 +213,20 @@ class ReviewAdmin(OfficerViewMixin, ReadOnlyAdmin):
 class ExportRecordAdmin(ReadOnlyAdmin):
     list_display = ["exporter_id", "subject_id", "state", "date", "classification", "subjects"]
     list_filter = ["state", "classification"]
+
+
+@admin.register(SanctionsList)
+class SanctionsListAdmin(admin.ModelAdmin):
+    """Imported sanctions-list snapshots: records, never edited (import with manage.py import_sanctions_list)."""
+
+    list_display = ["source", "published_on", "imported_at", "entries_count", "checksum", "rescreened_at"]
+    list_filter = ["source"]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False

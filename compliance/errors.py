@@ -57,3 +57,9 @@ class TradeDateOutOfRangeError(ApplicationError):
     code = "trade_date_out_of_range"
     status_code = 400
     default_message = "No rule pack can speak to this trade date."
+
+
+class SanctionsListInvalidError(ApplicationError):
+    code = "sanctions_list_invalid"
+    status_code = 400
+    default_message = "The file is not a sanctions list in the format named, or it lists nobody."

@@ -214,3 +214,59 @@ class AuditChainHead(models.Model):
 
     def __str__(self) -> str:
         return f"audit head #{self.last_id}"
+
+
+class SanctionsList(models.Model):
+    """One imported snapshot of a published sanctions list (OFAC SDN, EU consolidated financial
+    sanctions). Snapshots are never edited: a new file is a new version, and the newest version of
+    each source is the one parties are screened against."""
+
+    class Source(models.TextChoices):
+        OFAC_SDN = "ofac_sdn", "OFAC Specially Designated Nationals"
+        EU_FSF = "eu_fsf", "EU consolidated financial sanctions"
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    source = models.CharField(max_length=16, choices=Source.choices)
+    published_on = models.DateField(help_text="The file's own generation date, else the day it was imported.")
+    imported_at = models.DateTimeField(auto_now_add=True)
+    checksum = models.CharField(max_length=64, help_text="SHA-256 over the imported files, in a fixed order.")
+    files = models.JSONField(default=list, help_text="Each file imported: name, bytes, sha256.")
+    origin = models.CharField(max_length=500, blank=True, help_text="Where the files came from (path or URL).")
+    entries_count = models.PositiveIntegerField(default=0)
+    imported_by_label = models.CharField(max_length=150, blank=True)
+    rescreened_at = models.DateTimeField(null=True, blank=True, help_text="When everyone was screened again against it.")
+
+    class Meta:
+        ordering = ["-imported_at"]
+        constraints = [models.UniqueConstraint(fields=["source", "checksum"], name="sanctions_list_once_per_content")]
+        indexes = [models.Index(fields=["source", "-imported_at"], name="sanctions_list_current_idx")]
+
+    def __str__(self) -> str:
+        return self.ref
+
+    @property
+    def ref(self) -> str:
+        return f"{self.source}@{str(self.published_on)[:10]}#{self.checksum[:8]}"
+
+
+class SanctionsEntry(models.Model):
+    """One listed party of a snapshot: its names (primary and aliases), programmes and countries."""
+
+    id = models.BigAutoField(primary_key=True)
+    sanctions_list = models.ForeignKey(SanctionsList, on_delete=models.CASCADE, related_name="entries")
+    entry_id = models.CharField(max_length=40, help_text="The list's own key: OFAC ent_num, EU logical id.")
+    reference = models.CharField(max_length=60, blank=True, help_text="EU reference number, UN id…")
+    party_type = models.CharField(max_length=16, blank=True, help_text="entity, individual, vessel, aircraft")
+    name = models.CharField(max_length=400)
+    aliases = models.JSONField(default=list)
+    programmes = models.JSONField(default=list)
+    countries = models.JSONField(default=list)
+    remarks = models.TextField(blank=True)
+    fingerprint = models.CharField(max_length=64, help_text="SHA-256 of what screening reads; a change reopens false positives.")
+
+    class Meta:
+        ordering = ["sanctions_list", "entry_id"]
+        constraints = [models.UniqueConstraint(fields=["sanctions_list", "entry_id"], name="sanctions_entry_unique")]
+
+    def __str__(self) -> str:
+        return f"{self.entry_id} {self.name}"

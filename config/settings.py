@@ -188,6 +188,8 @@ SPECTACULAR_SETTINGS = {
         "TradeStatusEnum": "marketplace.models.Trade.Status",
         "DatasetStatusEnum": "marketplace.models.Dataset.Status",
         "EvidenceStatusEnum": "marketplace.models.EvidenceStatus",
+        "OrganisationKindEnum": "marketplace.models.Organisation.Kind",
+        "OrganisationFactsKindEnum": "marketplace.models.OrganisationFacts.Kind",
     },
 }
 
@@ -451,3 +453,39 @@ ELEMENTA_COMPUTE_THREADS = int(os.environ.get("ELEMENTA_COMPUTE_THREADS", "2"))
 ELEMENTA_COMPUTE_TIMEOUT = float(os.environ.get("ELEMENTA_COMPUTE_TIMEOUT", "20"))  # seconds per query (max_execution_time)
 # Prepared tables (one DuckDB file per dataset file version) and object-storage copies, on the worker.
 ELEMENTA_COMPUTE_CACHE_DIR = Path(os.environ.get("ELEMENTA_COMPUTE_CACHE_DIR", VAR_DIR / "compute"))
+# Party screening against sanctions lists (docs/sanctions.md). Matches scoring at least
+# ELEMENTA_SCREENING_MIN_SCORE become facts; the sanctions rule pack decides what a score means.
+ELEMENTA_SCREENING_MIN_SCORE = int(os.environ.get("ELEMENTA_SCREENING_MIN_SCORE", "80"))
+# Where the scheduled refresh downloads the lists; empty (the default) means lists are imported
+# by hand with `manage.py import_sanctions_list` and the refresh does nothing.
+ELEMENTA_OFAC_SDN_BASE_URL = os.environ.get("ELEMENTA_OFAC_SDN_BASE_URL", "")
+ELEMENTA_EU_FSF_CSV_URL = os.environ.get("ELEMENTA_EU_FSF_CSV_URL", "")
+CELERY_BEAT_SCHEDULE["refresh-sanctions-lists"] = {
+    "task": "compliance.sanctions_lists_refresh",
+    "schedule": timedelta(hours=float(os.environ.get("ELEMENTA_SANCTIONS_REFRESH_HOURS", "24"))),
+}
+
+# E-mail (notifications, invitations). The console backend prints mail on `make run`; production
+# sets ELEMENTA_EMAIL_BACKEND=django.core.mail.backends.smtp.EmailBackend and the EMAIL_* variables.
+EMAIL_BACKEND = os.environ.get(
+    "ELEMENTA_EMAIL_BACKEND",
+    "django.core.mail.backends.smtp.EmailBackend" if PRODUCTION else "django.core.mail.backends.console.EmailBackend",
+)
+EMAIL_FILE_PATH = os.environ.get("ELEMENTA_EMAIL_FILE_PATH", str(VAR_DIR / "mail"))
+EMAIL_HOST = os.environ.get("EMAIL_HOST", "localhost")
+EMAIL_PORT = int(os.environ.get("EMAIL_PORT", "25"))
+EMAIL_HOST_USER = os.environ.get("EMAIL_HOST_USER", "")
+EMAIL_HOST_PASSWORD = os.environ.get("EMAIL_HOST_PASSWORD", "")
+EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", False)
+EMAIL_TIMEOUT = int(os.environ.get("EMAIL_TIMEOUT", "20"))
+DEFAULT_FROM_EMAIL = os.environ.get("DEFAULT_FROM_EMAIL", "Elementa <no-reply@elementa.invalid>")
+ELEMENTA_NOTIFY_DIGEST_AFTER_HOURS = float(os.environ.get("ELEMENTA_NOTIFY_DIGEST_AFTER_HOURS", "24"))
+ELEMENTA_INVITATION_MAX_AGE_HOURS = float(os.environ.get("ELEMENTA_INVITATION_MAX_AGE_HOURS", "72"))
+# Where an invitation e-mail sends people; the token is appended.
+ELEMENTA_INVITATION_URL = os.environ.get("ELEMENTA_INVITATION_URL", "http://127.0.0.1:8000/api/v1/invitations/accept/?token=")
+CELERY_BEAT_SCHEDULE.update({
+    "send-notifications": {"task": "marketplace.notifications_sweep", "schedule": timedelta(minutes=5)},
+    "officers-digest": {"task": "marketplace.notifications_digest", "schedule": timedelta(days=1)},
+    "grants-expiring": {"task": "marketplace.notifications_grants_expiring", "schedule": timedelta(days=1)},
+    "certifications-lapse": {"task": "marketplace.organisation_certifications_lapse", "schedule": timedelta(hours=6)},
+})

@@ -19,6 +19,16 @@ from marketplace.apis.auth import ApiKeyViewSet, LogoutAllApi, LogoutApi, Passwo
 from marketplace.apis.catalogue import DatasetViewSet
 from marketplace.apis.compute import ComputeQueryViewSet, ComputeReviewPolicyApi, DatasetComputeOfferApi
 from marketplace.apis.evidence import MechanismViewSet, TradeDocumentViewSet
+from marketplace.apis.organisations import (
+    ApplyApi,
+    FalsePositiveViewSet,
+    InvitationAcceptApi,
+    MemberRoleApi,
+    NotificationPreferencesApi,
+    OrganisationFactsViewSet,
+    OrganisationViewSet,
+    SanctionsListViewSet,
+)
 from marketplace.apis.rescreening import GrantFlagViewSet, RulePackBacktestApi
 from marketplace.apis.reviews import ReviewQueueApi
 from marketplace.apis.revocations import RevocationRequestViewSet
@@ -45,6 +55,10 @@ router.register("webhooks/deliveries", WebhookDeliveryViewSet, basename="webhook
 router.register("webhooks", WebhookEndpointViewSet, basename="webhook")
 router.register("auth/sessions", SessionViewSet, basename="session")
 router.register("api-keys", ApiKeyViewSet, basename="api-key")
+router.register("organisations", OrganisationViewSet, basename="organisation")
+router.register("organisation-facts", OrganisationFactsViewSet, basename="organisation-facts")
+router.register("sanctions-lists", SanctionsListViewSet, basename="sanctions-list")
+router.register("screening/false-positives", FalsePositiveViewSet, basename="screening-false-positive")
 
 api_v1 = [
     path("auth/token/", TokenApi.as_view(), name="auth-token"),
@@ -52,6 +66,10 @@ api_v1 = [
     path("auth/logout-all/", LogoutAllApi.as_view(), name="auth-logout-all"),
     path("auth/password/", PasswordChangeApi.as_view(), name="auth-password"),
     path("me/", MeApi.as_view(), name="me"),
+    path("me/notifications/", NotificationPreferencesApi.as_view(), name="me-notifications"),
+    path("organisations/apply/", ApplyApi.as_view(), name="organisation-apply"),
+    path("organisations/<uuid:pk>/members/<int:user_id>/", MemberRoleApi.as_view(), name="organisation-member"),
+    path("invitations/accept/", InvitationAcceptApi.as_view(), name="invitation-accept"),
     path("compliance/evaluate/", EvaluateApi.as_view(), name="compliance-evaluate"),
     path("rulepacks/<uuid:pk>/backtest/", RulePackBacktestApi.as_view(), name="rulepack-backtest"),
     path("audit/verify/", AuditVerifyApi.as_view(), name="audit-verify"),

@@ -68,8 +68,19 @@ class ApiKeyAdmin(ReadOnlyAdmin):
 
 @admin.register(Organisation)
 class OrganisationAdmin(admin.ModelAdmin):
-    list_display = ["name", "jurisdiction", "kind", "is_operator"]
+    """Once an organisation's legal facts are versioned (it applied), they change only through a
+    request an officer verifies (POST /api/v1/organisations/{id}/facts/), never by editing here."""
+
+    list_display = ["name", "status", "jurisdiction", "kind", "facts_version", "is_operator"]
+    list_filter = ["status"]
     search_fields = ["name"]
+    LEGAL_FACTS = ("name", "status", "registration_number", "register", "jurisdiction", "headquarters", "owners",
+                   "owner_jurisdictions", "kind", "certifications", "aliases", "facts_version")
+
+    def get_readonly_fields(self, request: Any, obj: Any = None) -> Any:
+        if obj is not None and obj.facts_version > 0:
+            return self.LEGAL_FACTS
+        return ("status", "facts_version")
 
 
 @admin.register(Membership)

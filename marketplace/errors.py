@@ -296,3 +296,47 @@ class ComputeQuotaExhaustedError(ConflictError):
 class QueryNotHeldError(ConflictError):
     code = "query_not_held"
     default_message = "Only a query held for review can be released or refused."
+# --- Organisations: onboarding, legal facts, members --------------------------------------------
+
+
+class OrganisationNotVerifiedError(ConflictError):
+    code = "organisation_not_verified"
+    default_message = "The organisation's legal facts have not been verified by an officer yet; it cannot trade until they are."
+
+
+class OrganisationNameTakenError(ConflictError):
+    code = "organisation_name_taken"
+    default_message = "An organisation with this legal name is already registered."
+
+
+class OrganisationFactsPendingError(ConflictError):
+    code = "organisation_facts_pending"
+    default_message = "A change of the organisation's legal facts is already waiting for an officer."
+
+
+class OrganisationFactsDecidedError(ConflictError):
+    code = "organisation_facts_decided"
+    default_message = "These legal facts have already been decided."
+
+
+class InvitationInvalidError(ApplicationError):
+    code = "invitation_invalid"
+    status_code = 400
+    default_message = "The invitation link is invalid, has expired or has been used."
+
+
+class RoleNotAllowedError(ApplicationError):
+    code = "role_not_allowed"
+    status_code = 400
+    default_message = "This role cannot be given in this organisation."
+
+
+class LastAdministratorError(ConflictError):
+    code = "last_administrator"
+    default_message = "The organisation would have no administrator left."
+
+
+class SanctionsEntryUnknownError(ApplicationError):
+    code = "sanctions_entry_unknown"
+    status_code = 400
+    default_message = "No such entry in the current sanctions lists."

@@ -2,6 +2,7 @@
 
 from typing import Any
 
+from config.enqueue import enqueue
 from marketplace.services.rescreening import rescreen_enqueue
 from marketplace.services.sessions import sessions_revoke_all
 
@@ -20,3 +21,22 @@ def on_user_saved(sender: Any, *, instance: Any, created: bool, **kwargs: Any) -
     if created or getattr(instance, "_password", None) is None:
         return
     sessions_revoke_all(user=instance, actor=None, reason="password_changed")
+def on_sanctions_list_imported(sender: Any, *, list_id: str, **kwargs: Any) -> None:
+    """A new sanctions-list snapshot was imported (sent after commit): screen everyone again in the worker."""
+    enqueue("marketplace.rescreen_after_list_import", list_id)  # broker down: the hourly due-sweep picks it up
+
+
+# Audited events that someone must hear about (marketplace/services/notifications.py).
+NOTIFYING = frozenset({
+    "trade.status_changed", "grant.flagged", "evidence.added", "mechanism.added", "evidence.accepted", "evidence.rejected",
+    "grant.suspended", "grant.revoked", "evidence.first_acceptance", "review.first_approval", "organisation.first_acceptance",
+    "trade.refund_requested", "deposit.credit_requested",
+})
+
+
+def on_audit_recorded(sender: Any, *, kind: str, subject_type: str, subject_id: str, data: dict[str, Any], **kwargs: Any) -> None:
+    """Sent inside the action's transaction: the notifications go to the outbox in it."""
+    if kind in NOTIFYING:
+        from marketplace.services.notifications import notify_for_event
+
+        notify_for_event(kind=kind, subject_type=subject_type, subject_id=subject_id, data=data)

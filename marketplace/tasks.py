@@ -62,9 +62,26 @@ def rescreen_after_activation_task(pack_id: str) -> None:
 
 @shared_task(name="marketplace.rescreen_due", acks_late=True, **RETRY)
 def rescreen_due_task() -> None:
-    from marketplace.services.rescreening import rescreen_due
+    from marketplace.services.rescreening import rescreen_due, rescreen_lists_due
 
     rescreen_due()
+    rescreen_lists_due()
+
+
+@shared_task(name="marketplace.rescreen_after_list_import", acks_late=True, time_limit=280, soft_time_limit=270, **RETRY)
+def rescreen_after_list_import_task(list_id: str) -> None:
+    from marketplace.services.rescreening import rescreen_after_list_import
+
+    rescreen_after_list_import(list_id=list_id)
+
+
+@shared_task(name="marketplace.rescreen_organisation", acks_late=True, time_limit=280, soft_time_limit=270, **RETRY)
+def rescreen_organisation_task(organisation_id: str, ref: str, since: str) -> None:
+    from datetime import datetime
+
+    from marketplace.services.rescreening import rescreen_parties
+
+    rescreen_parties(ref=ref, since=datetime.fromisoformat(since), organisation_ids=[organisation_id])
 
 
 @shared_task(name="marketplace.idempotency_purge", acks_late=True, **RETRY)
@@ -82,3 +99,39 @@ def compute_query_run_task(query_id: str) -> None:
     from marketplace.services.compute import compute_query_run
 
     compute_query_run(query_id=query_id)
+# --- notifications and organisations (marketplace/services/notifications.py, organisations.py) ---
+
+
+@shared_task(name="marketplace.notification_send", acks_late=True, **RETRY)
+def notification_send_task(notification_id: str) -> None:
+    from marketplace.services.notifications import notification_send
+
+    notification_send(notification_id=notification_id)
+
+
+@shared_task(name="marketplace.notifications_sweep", acks_late=True, **RETRY)
+def notifications_sweep_task() -> None:
+    from marketplace.services.notifications import notifications_sweep
+
+    notifications_sweep()
+
+
+@shared_task(name="marketplace.notifications_digest", acks_late=True, **RETRY)
+def notifications_digest_task() -> None:
+    from marketplace.services.notifications import notifications_digest
+
+    notifications_digest()
+
+
+@shared_task(name="marketplace.notifications_grants_expiring", acks_late=True, **RETRY)
+def notifications_grants_expiring_task() -> None:
+    from marketplace.services.notifications import notifications_grants_expiring
+
+    notifications_grants_expiring()
+
+
+@shared_task(name="marketplace.organisation_certifications_lapse", acks_late=True, **RETRY)
+def organisation_certifications_lapse_task() -> None:
+    from marketplace.services.organisations import organisation_certifications_lapse
+
+    organisation_certifications_lapse()

@@ -2,7 +2,8 @@
 
 A condition is a one-key mapping: {"all": [...]}, {"any": [...]}, {"not": c}, or an operator over a
 named fact field and a literal or a pack parameter ("$name"): in, any_in, all_in, eq, gte, gt, lte,
-lt, is. Unknown fields, operators or parameters fail at load time; nothing is ever eval'ed.
+lt, is; or {"list_match": {min_score: N, owned_share: N}} over the parties' sanctions-list matches.
+Unknown fields, operators or parameters fail at load time; nothing is ever eval'ed.
 """
 
 from collections.abc import Callable, Mapping
@@ -181,6 +182,8 @@ def compile_condition(raw: Any, params: Mapping[str, Any], path: str) -> Predica
         return lambda c: bool(fld.get(c))
     if op == "any_gt":
         return _any_gt(arg, params, where)
+    if op == "list_match":
+        return _list_match(arg, params, where)
 
     if not isinstance(arg, list) or len(arg) != 2:
         raise RulePackError(where, "takes [field, value]")
@@ -237,6 +240,11 @@ def _any(parts: tuple[Predicate, ...]) -> Predicate:
     return check
 
 
+def _owners_witness(party: str, total: float) -> Callable[[], str]:
+    """The witness line of listed owners holding a share together, formatted only when rendered."""
+    return lambda: f"listed owners hold {total:g} % of the {party} together"
+
+
 def _over_witness(cat: str, fld: Field, tally: Tally, limit: Any) -> Callable[[], str]:
     """The witness line of one category over its threshold, formatted only when rendered."""
     return lambda: f"{cat} {fld.label}: {tally.describe()} > {limit:,}"
@@ -257,5 +265,43 @@ def _any_gt(arg: Any, params: Mapping[str, Any], where: str) -> Predicate:
         for cat, tally, limit in over:
             ctx.witness.append(_over_witness(cat, fld, tally, limit))
         return bool(over)
+
+    return check
+
+
+def _number_operand(raw: Any, params: Mapping[str, Any], path: str) -> float:
+    value = _operand(raw, params, path)
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value <= 100:
+        raise RulePackError(path, "must be a number from 0 to 100 (or a parameter holding one)")
+    return float(value)
+
+
+def _list_match(arg: Any, params: Mapping[str, Any], where: str) -> Predicate:
+    """{"list_match": {"min_score": N, "owned_share": S}}: a party (buyer or exporter) resembles a
+    sanctions-list entry with a score of at least N, by its name or an alias; or, with
+    `owned_share`, owners matching at least N together hold S % or more of it (the OFAC 50 % rule
+    and the EU "owned" test aggregate the holdings of listed owners; control alone does not count).
+    Without `owned_share` any owner or controller matching at least N counts. Records each match."""
+    if not isinstance(arg, Mapping) or not set(arg) <= {"min_score", "owned_share"} or "min_score" not in arg:
+        raise RulePackError(where, "takes {min_score: N, owned_share: S} (owned_share optional)")
+    min_score = _number_operand(arg["min_score"], params, f"{where}.min_score")
+    owned = _number_operand(arg["owned_share"], params, f"{where}.owned_share") if "owned_share" in arg else None
+
+    def check(ctx: Context) -> bool:
+        hits = [m for m in ctx.facts.parties.list_matches if m.score >= min_score]
+        counted = [m for m in hits if m.subject in ("name", "alias")]
+        if owned is None:
+            counted += [m for m in hits if m.subject in ("owner", "controller")]
+        else:
+            for party in dict.fromkeys(m.party for m in hits):
+                owners = [m for m in hits if m.party == party and m.subject == "owner"]
+                shares = {m.name: m.share for m in owners}  # an owner matching two entries counts once
+                if owners and sum(shares.values()) >= owned:
+                    counted += owners
+                    total = sum(shares.values())
+                    ctx.witness.append(_owners_witness(party, total))
+        for m in counted:
+            ctx.witness.append(m.describe)
+        return bool(counted)
 
     return check

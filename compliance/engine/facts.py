@@ -17,6 +17,8 @@ from compliance.engine.jurisdictions import is_jurisdiction
 MAX_CODES = 300
 MAX_MECHANISMS = 50
 MAX_PRIOR_EXPORTS = 10_000
+MAX_LIST_MATCHES = 200
+MAX_TEXT = 400
 
 
 class FactsError(ValueError):
@@ -74,6 +76,39 @@ class BuyerFacts:
 
 
 @dataclass(frozen=True)
+class ListMatch:
+    """A party's name, alias, owner or controller that resembles an entry of a sanctions list.
+
+    The marketplace finds candidates (fuzzy name matching); the sanctions pack decides what a score
+    and an owner's share mean (deny, review, or nothing)."""
+
+    party: str  # buyer | exporter
+    subject: str  # name | alias | owner | controller
+    name: str  # the party's name as screened
+    list: str  # the list snapshot, e.g. ofac_sdn@2026-11-28#1a2b3c4d
+    entry: str  # the list's own key (OFAC ent_num, EU logical id)
+    entry_name: str
+    score: int  # 0..100
+    programme: str = ""
+    share: float = 0.0  # for an owner: the share of the party it holds, in percent
+
+    def describe(self) -> str:
+        who = f"{self.party} {self.subject}" if self.subject != "name" else self.party
+        held = f" holding {self.share:g} %" if self.subject == "owner" and self.share else ""
+        programme = f", programme {self.programme}" if self.programme else ""
+        return f"{who} '{self.name}'{held} matches {self.list} entry {self.entry} '{self.entry_name}'{programme}, score {self.score}"
+
+
+@dataclass(frozen=True)
+class PartyFacts:
+    list_matches: tuple[ListMatch, ...] = ()
+    # Which list snapshots the parties were screened against, and which verified version of each
+    # organisation's legal facts the trade used: recorded with the decision, read by no rule.
+    lists: tuple[str, ...] = ()
+    records: tuple[tuple[str, str], ...] = ()
+
+
+@dataclass(frozen=True)
 class TransferFacts:
     trade_date: date
     data: DataFacts
@@ -85,6 +120,7 @@ class TransferFacts:
     # "compute": the data stays in its storage jurisdiction; only aggregates released under a
     # release policy (minimum group size, row cap, optional differential privacy) cross the border.
     delivery: str = "download"
+    parties: PartyFacts = field(default=PartyFacts())
 
 
 class _Reader:
@@ -158,6 +194,24 @@ class _Reader:
             return default
         return raw
 
+    def text(self, raw: Any, path: str, *, required: bool = False) -> str:
+        if raw is None or raw == "":
+            if required:
+                self.fail(path, "this field is required")
+            return ""
+        if not isinstance(raw, str) or len(raw) > MAX_TEXT:
+            self.fail(path, f"must be a string of at most {MAX_TEXT} characters")
+            return ""
+        return raw
+
+    def number(self, raw: Any, path: str, *, low: float, high: float, default: float = 0.0) -> float:
+        if raw is None:
+            return default
+        if isinstance(raw, bool) or not isinstance(raw, int | float) or not low <= raw <= high:
+            self.fail(path, f"must be a number from {low:g} to {high:g}")
+            return default
+        return float(raw)
+
     def day(self, raw: Any, path: str, *, required: bool = False, default: date | None = None) -> date | None:
         if raw is None:
             if required:
@@ -175,7 +229,8 @@ class _Reader:
 def parse_facts(raw: Any, *, today: date) -> TransferFacts:
     """Validate contract-shaped input into TransferFacts, or raise FactsError naming every bad field."""
     r = _Reader()
-    top = r.obj(raw, "", ("trade_date", "data", "exporter", "buyer", "purpose", "mechanisms", "prior_exports", "delivery"))
+    top = r.obj(raw, "", ("trade_date", "data", "exporter", "buyer", "purpose", "mechanisms", "prior_exports", "delivery",
+                          "parties"))
     if raw is not None and not isinstance(raw, Mapping):
         raise FactsError(r.errors)
 
@@ -253,7 +308,51 @@ def parse_facts(raw: Any, *, today: date) -> TransferFacts:
                 same_buyer=r.boolean(p.get("same_buyer"), f"{path}.same_buyer"),
             ))
 
+    parties = _parse_parties(r, top.get("parties"))
+
     if r.errors:
         raise FactsError(r.errors)
     return TransferFacts(trade_date=trade_date, data=data, exporter=exporter, buyer=buyer, purpose=purpose,
-                         mechanisms=tuple(mechanisms), prior_exports=tuple(prior), delivery=delivery)
+                         mechanisms=tuple(mechanisms), prior_exports=tuple(prior), delivery=delivery, parties=parties)
+
+
+PARTIES = ("buyer", "exporter")
+MATCH_SUBJECTS = ("name", "alias", "owner", "controller")
+
+
+def _parse_parties(r: _Reader, raw: Any) -> PartyFacts:
+    p = r.obj(raw, "parties", ("list_matches", "lists", "records"))
+    matches: list[ListMatch] = []
+    raw_matches = p.get("list_matches")
+    if raw_matches is not None and (not isinstance(raw_matches, list) or len(raw_matches) > MAX_LIST_MATCHES):
+        r.fail("parties.list_matches", f"must be a list of at most {MAX_LIST_MATCHES}")
+        raw_matches = []
+    for i, item in enumerate(raw_matches or []):
+        path = f"parties.list_matches[{i}]"
+        m = r.obj(item, path, ("party", "subject", "name", "share", "list", "entry", "entry_name", "programme", "score"))
+        party = r.code(m.get("party"), f"{path}.party", PARTIES, required=True)
+        subject = r.code(m.get("subject"), f"{path}.subject", MATCH_SUBJECTS, default="name")
+        name, listed = r.text(m.get("name"), f"{path}.name", required=True), r.text(m.get("list"), f"{path}.list", required=True)
+        entry = r.text(m.get("entry"), f"{path}.entry", required=True)
+        score = r.number(m.get("score"), f"{path}.score", low=0, high=100, default=-1)
+        if m.get("score") is None:
+            r.fail(f"{path}.score", "this field is required")
+        if party and name and listed and entry and score >= 0:
+            matches.append(ListMatch(
+                party=party, subject=subject or "name", name=name, list=listed, entry=entry,
+                entry_name=r.text(m.get("entry_name"), f"{path}.entry_name"), programme=r.text(m.get("programme"), f"{path}.programme"),
+                score=round(score), share=r.number(m.get("share"), f"{path}.share", low=0, high=100),
+            ))
+    lists = p.get("lists") or []
+    if not isinstance(lists, list) or len(lists) > 20:
+        r.fail("parties.lists", "must be a list of at most 20 list references")
+        lists = []
+    records = p.get("records") or {}
+    if not isinstance(records, Mapping) or any(k not in PARTIES for k in records):
+        r.fail("parties.records", "maps buyer / exporter to the version of its legal facts")
+        records = {}
+    return PartyFacts(
+        list_matches=tuple(matches),
+        lists=tuple(r.text(x, f"parties.lists[{i}]") for i, x in enumerate(lists)),
+        records=tuple((k, r.text(v, f"parties.records.{k}")) for k, v in records.items()),
+    )

@@ -18,6 +18,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from compliance.models import AuditChainHead, AuditEvent
+from compliance.signals import audit_recorded
 
 GENESIS = "0" * 64
 CHAIN_BATCH = 2000
@@ -48,10 +49,12 @@ def audit_record(
     """Append one event in the caller's transaction: if the action rolls back, so does its record."""
     is_user = actor is not None and hasattr(actor, "get_username")
     label = actor_label or (actor.get_username() if is_user else "system")
-    return AuditEvent.objects.create(
+    event = AuditEvent.objects.create(
         at=timezone.now(), kind=kind, actor=actor if is_user else None, actor_label=label,
         subject_type=subject_type, subject_id=str(subject_id), data=_canonical(data or {}),
     )
+    audit_recorded.send(sender=AuditEvent, kind=kind, subject_type=subject_type, subject_id=str(subject_id), data=data or {})
+    return event
 
 
 def audit_chain() -> int:

@@ -7,6 +7,7 @@ from marketplace.models.compute import *  # noqa: F403
 from marketplace.models.core import *  # noqa: F403
 from marketplace.models.idempotency import *  # noqa: F403
 from marketplace.models.ledger import *  # noqa: F403
+from marketplace.models.organisations import *  # noqa: F403
 from marketplace.models.refunds import *  # noqa: F403
 from marketplace.models.rescreening import *  # noqa: F403
 from marketplace.models.review_queue import *  # noqa: F403

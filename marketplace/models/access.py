@@ -89,6 +89,7 @@ class AccessGrant(models.Model):
     suspended_reason = models.TextField(blank=True)
     suspended_by_label = models.CharField(max_length=150, blank=True, help_text="Who suspended it, e.g. 'system:rescreening'; copied.")
     created_at = models.DateTimeField(auto_now_add=True)
+    expiry_notified_at = models.DateTimeField(null=True, blank=True, help_text="When the parties were told it expires soon.")
 
     class Meta:
         ordering = ["-created_at"]

@@ -29,6 +29,23 @@ class Organisation(models.Model):
     certifications = models.JSONField(default=list, blank=True)
     exporter_flags = models.JSONField(default=list, blank=True, help_text="cn_ciio, cn_ftz, cn_gba, data_broker")
     is_operator = models.BooleanField(default=False, help_text="The platform operator (officers and admins).")
+    # Onboarding: an organisation that applied over the API is `applied` until an officer verifies
+    # its legal facts; only a `verified` one trades. Rows created otherwise (the operator's admin,
+    # seed data, earlier rows) are verified by default.
+    status = models.CharField(max_length=10, choices=[("applied", "applied"), ("verified", "verified"), ("rejected", "rejected")],
+                              default="verified", db_index=True)
+    registration_number = models.CharField(max_length=80, blank=True)
+    register = models.CharField(max_length=200, blank=True, help_text="The register that issued the number.")
+    aliases = models.JSONField(default=list, blank=True, help_text="Other names it trades under (screened too).")
+    owners = models.JSONField(
+        default=list, blank=True,
+        help_text="Beneficial owners and controlling parties: [{name, jurisdiction, share, kind: owner|controller}].",
+    )
+    contact_name = models.CharField(max_length=200, blank=True)
+    contact_email = models.EmailField(blank=True)
+    facts_version = models.PositiveIntegerField(
+        default=0, help_text="The verified version of its legal facts in force (0: set before versions were kept).",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -36,6 +53,10 @@ class Organisation(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+    @property
+    def is_verified(self) -> bool:
+        return self.status == "verified"
 
 
 class Membership(models.Model):

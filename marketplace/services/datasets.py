@@ -16,6 +16,7 @@ from marketplace.errors import (
 )
 from marketplace.models import Dataset, Membership
 from marketplace.services.events import event_emit
+from marketplace.services.organisations import organisation_require_verified
 
 # The facts a compliance decision turns on: frozen once buyers can see the listing.
 LEGAL_FACTS = (
@@ -111,6 +112,7 @@ def dataset_publish(*, dataset_id: UUID, actor: Any) -> Dataset:
         return dataset  # publishing twice is harmless
     if dataset.status != Dataset.Status.DRAFT:
         raise DatasetTransitionNotAllowedError("Only a draft can be published.")
+    organisation_require_verified(organisation=dataset.provider)
     holds_chinese_pi = dataset.classification in PERSONAL_CLASSIFICATIONS and (
         "CN" in {j.split("-")[0] for j in dataset.subject_jurisdictions} or dataset.storage_jurisdiction.split("-")[0] == "CN"
     )

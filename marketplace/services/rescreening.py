@@ -19,10 +19,11 @@ from uuid import UUID
 
 from django.contrib.auth.models import User
 from django.db import IntegrityError, transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from compliance.engine import Decision, Outcome
-from compliance.models import RulePack, RulePackBacktest
+from compliance.models import RulePack, RulePackBacktest, SanctionsList
 from compliance.selectors.rulepacks import rulepacks_due_for_rescreening
 from compliance.services.audit import audit_record
 from compliance.services.backtests import rulepack_backtest
@@ -93,11 +94,20 @@ def _why_flag(original: dict[str, Any], now: Decision) -> str:
     return ""
 
 
-def grant_screen(*, grant: AccessGrant, pack: RulePack) -> GrantFlag | None:
+def grant_screen(
+    *, grant: AccessGrant, pack: RulePack | None = None, ref: str = "", list_ref: str = "",
+) -> GrantFlag | None:
     """Re-evaluate a live grant's trade with the active versions, on today's facts; flag it if it
-    would now be denied or need something its decision did not. Returns the (possibly existing) flag."""
+    would now be denied or need something its decision did not. Returns the (possibly existing) flag.
+
+    `ref` names what prompted the screening, once per grant: a rule-pack version (its ref, the
+    default), a sanctions-list snapshot or a verified change of an organisation's legal facts."""
+    ref = ref or (pack.ref if pack is not None else "")
+    assert ref, "a re-screening needs a reason"
     trade = grant.trade
     facts = trade_transfer_facts(trade=trade, trade_date=timezone.localdate())
+    if list_ref and list_ref not in facts["parties"]["lists"]:
+        return None  # a newer snapshot replaced it meanwhile: that snapshot's own run flags under its name
     now = compliance_evaluate(raw_facts=facts)
     original = trade.decision.decision if trade.decision is not None else {"outcome": "allow", "requirements": []}
     reason = _why_flag(original, now)
@@ -106,16 +116,16 @@ def grant_screen(*, grant: AccessGrant, pack: RulePack) -> GrantFlag | None:
     try:
         with transaction.atomic():
             flag, created = GrantFlag.objects.get_or_create(
-                grant=grant, rulepack_ref=pack.ref, defaults={"rulepack": pack, "decision": now.as_dict(), "reason": reason},
+                grant=grant, rulepack_ref=ref, defaults={"rulepack": pack, "decision": now.as_dict(), "reason": reason},
             )
             if created:
                 audit_record(kind="grant.flagged", subject_type="grant", subject_id=grant.id, actor_label=ACTOR,
-                             data={"flag": str(flag.id), "rulepack": pack.ref, "outcome": str(now.outcome), "reason": reason})
+                             data={"flag": str(flag.id), "rulepack": ref, "outcome": str(now.outcome), "reason": reason})
                 if now.outcome == Outcome.DENY:  # the law now forbids the transfer: stop access before anyone looks
-                    grant_suspend(grant_id=grant.id, reason=f"re-screening under {pack.ref}: {reason}", actor_label=ACTOR,
-                                  data={"flag": str(flag.id), "rulepack": pack.ref, "outcome": str(now.outcome)})
+                    grant_suspend(grant_id=grant.id, reason=f"re-screening under {ref}: {reason}", actor_label=ACTOR,
+                                  data={"flag": str(flag.id), "rulepack": ref, "outcome": str(now.outcome)})
     except IntegrityError:  # a concurrent run flagged it first
-        flag = GrantFlag.objects.get(grant=grant, rulepack_ref=pack.ref)
+        flag = GrantFlag.objects.get(grant=grant, rulepack_ref=ref)
     return flag
 
 
@@ -171,6 +181,59 @@ def rescreen_due() -> int:
     due = list(rulepacks_due_for_rescreening(today=timezone.localdate()).exclude(pk__in=finished).values_list("id", flat=True))
     for pack_id in due:
         rescreen_enqueue(str(pack_id))
+    return len(due)
+
+
+# --- re-screening after a new sanctions list or a verified change of legal facts ----------------
+
+
+def rescreen_parties(
+    *, ref: str, since: datetime, organisation_ids: list[UUID | str] | None = None, list_ref: str = "",
+) -> dict[str, int]:
+    """Screen again, on today's facts, the open trades and live grants of the given organisations
+    (as buyer or provider; everyone when None): trades waiting for documents or review whose status
+    was set before `since` go back to `checking`, live grants are re-evaluated and flagged under
+    `ref` where needed (a deny suspends at once). Idempotent like rescreen_after_activation."""
+    trades = Trade.objects.filter(status__in=RECHECKED, status_changed_at__lt=since)
+    grants = AccessGrant.objects.filter(AccessGrant.active_q())
+    if organisation_ids is not None:
+        trades = trades.filter(Q(buyer_id__in=organisation_ids) | Q(provider_id__in=organisation_ids))
+        grants = grants.filter(Q(trade__buyer_id__in=organisation_ids) | Q(trade__provider_id__in=organisation_ids))
+    rechecked = 0
+    for trade_id in trades.values_list("id", flat=True):
+        rechecked += _recheck_trade(trade_id=trade_id, before=since, reason=f"re-screening: {ref}")
+    screened = 0
+    grants = grants.select_related("trade__dataset__provider", "trade__buyer", "trade__decision").order_by("created_at")
+    for grant in grants.iterator(chunk_size=200):
+        grant_screen(grant=grant, ref=ref, list_ref=list_ref)
+        screened += 1
+    flagged = GrantFlag.objects.filter(rulepack_ref=ref).count()
+    logger.info("re-screening %s: %s trades re-checked, %s grants screened, %s flagged",
+                ref, rechecked, screened, flagged)
+    return {"trades_rechecked": rechecked, "grants_screened": screened, "grants_flagged": flagged}
+
+
+def rescreen_after_list_import(*, list_id: UUID | str) -> dict[str, int] | None:
+    """Everyone against a newly imported sanctions-list snapshot; recorded on the snapshot."""
+    snapshot = SanctionsList.objects.filter(pk=list_id).first()
+    if snapshot is None or snapshot.rescreened_at is not None:
+        return None
+    newest = (SanctionsList.objects.filter(source=snapshot.source).order_by("-imported_at", "-id")
+              .values_list("id", flat=True).first())
+    if newest != snapshot.id:  # superseded before this run: screening uses the newer one, whose own run covers everyone
+        SanctionsList.objects.filter(pk=snapshot.pk).update(rescreened_at=timezone.now())
+        logger.info("re-screening for %s skipped: superseded by a newer snapshot", snapshot.ref)
+        return None
+    counts = rescreen_parties(ref=f"list:{snapshot.ref}", since=snapshot.imported_at, list_ref=snapshot.ref)
+    SanctionsList.objects.filter(pk=snapshot.pk).update(rescreened_at=timezone.now())
+    return counts
+
+
+def rescreen_lists_due() -> int:
+    """Enqueue re-screening for snapshots whose run never finished (a lost message); for beat."""
+    due = [str(i) for i in SanctionsList.objects.filter(rescreened_at__isnull=True).values_list("id", flat=True)]
+    for list_id in due:
+        enqueue("marketplace.rescreen_after_list_import", list_id)
     return len(due)
 
 

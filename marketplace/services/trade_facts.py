@@ -39,6 +39,24 @@ def trade_document_mechanisms(*, trade_id: UUID) -> list[dict[str, Any]]:
     return [_mechanism(*row) for row in rows]
 
 
+def _record(organisation: Organisation) -> str:
+    return f"org:{organisation.id}@v{organisation.facts_version}"
+
+
+def party_facts(*, buyer: Organisation, provider: Organisation) -> dict[str, Any]:
+    """The parties screened against the current sanctions lists (less reviewed false positives),
+    which list snapshots that was, and which verified version of each party's legal facts."""
+    from marketplace.services.organisations import organisation_screen
+
+    buyer_matches, lists = organisation_screen(organisation=buyer, party="buyer")
+    provider_matches, _ = organisation_screen(organisation=provider, party="exporter")
+    return {
+        "list_matches": [m.as_fact() for m in [*buyer_matches, *provider_matches]][:200],
+        "lists": lists,
+        "records": {"buyer": _record(buyer), "exporter": _record(provider)},
+    }
+
+
 def transfer_facts(
     *, dataset: Dataset, buyer: Organisation, purpose: str, mechanisms: list[dict[str, Any]], trade_date: date,
     destination: str | None = None, exclude_trade: UUID | None = None, delivery: str = "download",
@@ -76,6 +94,7 @@ def transfer_facts(
         "purpose": purpose,
         "mechanisms": on_file,
         "prior_exports": export_prior(exporter_id=provider.id, buyer_id=buyer.id, trade_date=trade_date, exclude_subject_id=exclude_trade),
+        "parties": party_facts(buyer=buyer, provider=provider),
     }
     if delivery != "download":
         facts["delivery"] = delivery

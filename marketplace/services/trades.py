@@ -16,6 +16,7 @@ from marketplace.services.events import trade_event_emit
 from marketplace.services.evidence_review import officer_require_independent
 from marketplace.services.grants import grant_revoke_for_trade
 from marketplace.services.ledger import ledger_refund
+from marketplace.services.organisations import organisation_require_verified
 from marketplace.services.trade_transitions import trade_apply_transition, trade_lock, trade_open, trade_transition
 from marketplace.trade_lifecycle import ensure_transition_allowed
 
@@ -43,6 +44,8 @@ def trade_create(
     buyer = membership.organisation
     if dataset.provider_id == buyer.id:
         raise OwnDatasetError(fields={"dataset": ["this dataset belongs to your organisation"]})
+    organisation_require_verified(organisation=buyer)  # an applicant trades only once an officer verified it
+    organisation_require_verified(organisation=dataset.provider)
     now = timezone.now()
     destination = destination or buyer.jurisdiction
     terms: dict[str, Any] = {"price": dataset.price, "currency": dataset.currency, "pricing": dataset.pricing, "licence": dict(dataset.licence),

@@ -191,7 +191,7 @@ def test_emptying_the_embargo_lists_shows_in_the_backtest_and_needs_a_second_off
     assert alone_without_backtest.status_code == 409 and alone_without_backtest.json()["code"] == "backtest_required"
     assert alone_with_backtest.status_code == 409 and alone_with_backtest.json()["code"] == "second_officer_required"
     widened = report["widened"]
-    assert widened["widens"] is True and widened["compared_with"] == "sanctions@2025.07.01"
+    assert widened["widens"] is True and widened["compared_with"] == "sanctions@2026.11.27"
     assert {"IR", "CU", "KP", "SY", "RU"} <= set(widened["jurisdictions_removed"])
     assert "IR" in widened["lists"]["comprehensive_embargo"]
     assert widened["trades_less_restrictive"] == 1

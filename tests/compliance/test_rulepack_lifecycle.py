@@ -201,7 +201,7 @@ def test_a_draft_is_invisible_to_the_engine(officer_api, rulepacks, buyer_ch):
     dry_run = officer_api.post("/api/v1/compliance/evaluate/", base_facts(buyer__jurisdiction="CH", trade_date=today()), format="json").json()
 
     assert draft["ref"] not in {p.ref for p in rulepacks_compiled()}
-    assert dry_run["outcome"] == "allow" and dry_run["rulepacks"] == ["sanctions@2025.07.01", "eu@2026.11.27"]
+    assert dry_run["outcome"] == "allow" and dry_run["rulepacks"] == ["sanctions@2026.11.27", "eu@2026.11.27"]
 
 
 # --- backtest ----------------------------------------------------------------------------------

@@ -58,7 +58,7 @@ def test_activation_re_screens_through_the_worker(celery_worker, rulepacks, clie
     def rechecked() -> bool:
         trade = Trade.objects.get(pk=to_us)
         return (trade.status == "needs_documents" and trade.decision is not None
-                and trade.decision.rulepacks == ["sanctions@2025.07.01", "eu@2026.12.01"])
+                and trade.decision.rulepacks == ["sanctions@2026.11.27", "eu@2026.12.01"])
 
     wait_for(rechecked)
     moves = [(e.from_status, e.to_status, e.reason) for e in Trade.objects.get(pk=to_us).events.order_by("at", "id")]

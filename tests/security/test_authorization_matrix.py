@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from decimal import Decimal
 from functools import cache
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -32,6 +33,7 @@ from compliance.models import AuditEvent, RulePack, RulePackBacktest
 from compliance.services.backtests import rulepack_backtest
 from compliance.services.checks import compliance_evaluate
 from compliance.services.rulepacks import rulepack_load_shipped
+from compliance.services.sanctions_lists import sanctions_list_import
 from marketplace.models import (
     AccessGrant,
     ApiKey,
@@ -42,6 +44,8 @@ from marketplace.models import (
     GrantFlag,
     GrantRevocationRequest,
     Membership,
+    Organisation,
+    OrganisationFacts,
     OrganisationMechanism,
     Trade,
     TradeDocument,
@@ -200,6 +204,29 @@ EXPECTED: dict[tuple[str, str], Expectation] = {
     ("post", "webhooks/{id}/test/"): BUYER_ORG_ONLY,
     ("get", "webhooks/deliveries/{id}/"): BUYER_ORG_ONLY,
     ("post", "webhooks/deliveries/{id}/redeliver/"): BUYER_ORG_ONLY,
+    # --- organisations: onboarding, legal facts, members (buyer A's organisation) ----------------
+    ("post", "organisations/apply/"): expect(OK, anonymous=OK),  # anyone may apply (400 for the minimal body)
+    ("post", "invitations/accept/"): expect(OK, anonymous=OK),  # whoever holds the token (400 without one)
+    ("get", "organisations/"): MEMBERS,  # a member sees its own organisation, officers every one
+    ("get", "organisations/{id}/"): expect(404, buyer=OK, officer=OK),
+    ("get", "organisations/{id}/facts/"): expect(404, buyer=OK, officer=OK),
+    ("get", "organisations/{id}/members/"): expect(404, buyer=OK, officer=OK),
+    # its administrator only: buyer A is a member but not the administrator; officers see it but may not act for it
+    ("post", "organisations/{id}/facts/"): expect(404, buyer=403, officer=403),
+    ("post", "organisations/{id}/invitations/"): expect(404, buyer=403, officer=403),
+    ("patch", "organisations/{id}/members/{user_id}/"): expect(404, buyer=403, officer=403),
+    ("get", "organisations/{id}/screening/"): OFFICERS,
+    ("get", "organisation-facts/"): MEMBERS,  # the verification queue for officers; a member sees its own versions
+    ("get", "organisation-facts/{id}/"): expect(404, buyer=OK, officer=OK),
+    ("post", "organisation-facts/{id}/verify/"): OFFICERS,
+    # --- party screening (officers) -------------------------------------------------------------
+    ("get", "sanctions-lists/"): OFFICERS,
+    ("get", "sanctions-lists/{id}/"): OFFICERS,
+    ("get", "screening/false-positives/"): OFFICERS,
+    ("post", "screening/false-positives/"): OFFICERS,
+    # --- the caller's own notification preferences ----------------------------------------------
+    ("get", "me/notifications/"): MEMBERS,
+    ("patch", "me/notifications/"): MEMBERS,
 }
 
 # Outside /api/v1/ and open to anyone: the health check and the API description.
@@ -315,6 +342,9 @@ def build_world() -> World:
     document = TradeDocument.objects.create(trade=trade, code="eu_tia", reference="TIA-1", approved_on=today,
                                             organisation=buyer_eu.organisation, uploaded_by=buyer_eu.user)
     deposit = deposit_request(membership=buyer_eu, amount=Decimal("10.00"), currency="EUR")
+    facts = OrganisationFacts.objects.create(organisation=buyer_eu.organisation, number=1, kind="change", facts={"legal_name": "Berlin Insights"})
+    folder = Path(__file__).resolve().parents[1] / "fixtures" / "sanctions" / "ofac-v1"
+    snapshot, _ = sanctions_list_import(source="ofac_sdn", files={n: (folder / n).read_bytes() for n in ("sdn.csv", "alt.csv", "add.csv")})
     endpoint = webhook_endpoint_create(membership=buyer_eu, url="https://hooks.example.com/elementa", events=["trade.status_changed"])
     delivery = webhook_endpoint_ping(endpoint_id=endpoint.id)
     session, _ = session_create(user=buyer_eu.user)
@@ -331,6 +361,8 @@ def build_world() -> World:
         "mechanisms": mechanism.id, "documents": document.id, "rulepacks": pack.id, "backtest_id": backtest.id, "wallet": deposit.id,
         "webhooks": endpoint.id, "webhooks/deliveries": delivery.id, "revocation-requests": revocation.id, "queries": query.id,
         "auth": session.token_key, "api-keys": api_key.prefix,
+        "organisations": buyer_eu.organisation_id, "organisation-facts": facts.id, "sanctions-lists": snapshot.id,
+        "user_id": buyer_eu.user_id,
     }
     members = {"anonymous": None, "buyer": buyer_eu, "buyer_other": buyer_us, "provider": provider_eu,
                "provider_other": provider_cn, "officer": officer}
@@ -339,6 +371,7 @@ def build_world() -> World:
         (GrantRevocationRequest, revocation.id), (OrganisationMechanism, mechanism.id), (TradeDocument, document.id),
         (Deposit, deposit.id), (WebhookEndpoint, endpoint.id), (WebhookDelivery, delivery.id), (ApiKey, api_key.id),
         (ComputeOffer, offer.id), (ComputeQuery, query.id),
+        (Organisation, buyer_eu.organisation_id), (OrganisationFacts, facts.id), (Membership, buyer_eu.id),
     ]
     return World(members=members, ids=ids, tracked=tracked)
 
@@ -365,6 +398,7 @@ def world(django_db_setup: None, django_db_blocker: Any, tmp_path_factory: pytes
 def fill(path: str, ids: dict[str, object]) -> str:
     first = "webhooks/deliveries" if path.startswith("webhooks/deliveries/") else path.split("/")[0]
     path = path.replace("{backtest_id}", str(ids["backtest_id"])).replace("{dataset_id}", str(ids["datasets"]))
+    path = path.replace("{user_id}", str(ids["user_id"]))
     return PREFIX + (path.replace("{id}", str(ids[first])) if "{id}" in path else path)
 
 

@@ -43,7 +43,9 @@ HUGE = "9" * 5000  # past Python's 4,300-digit int() limit
 
 def caller(method: str, path: str) -> str:
     expected = EXPECTED[(method, path)]
-    return next(role for role in ROLE_PREFERENCE if expected[role] == OK)
+    # An operation no matrix role may call (an organisation admin's) still meets the input limits,
+    # which run before authentication and permissions: call it as the buyer.
+    return next((role for role in ROLE_PREFERENCE if expected[role] == OK), "buyer")
 
 
 @cache

@@ -31,6 +31,10 @@ EXEMPT = {
     "session_create": "a login: the session row itself records who and when; not audited, or every pipeline login would flood the chain",
     "session_revoke_token": "logging out the session the request came with: no rights change (ending other sessions is audited)",
     "compute_grant_setup": "completes a compute grant inside grant_issue, whose grant.issued event records the delivery and queries",
+    "notify": "writes e-mails to the outbox inside the audited action that causes them (the audit record is the event)",
+    "notifications_grants_expiring": "a reminder that an already-audited grant ends on its recorded date; no rights change",
+    "notifications_digest": "a summary e-mail of waiting items; nothing else changes",
+    "notification_send": "marks an outbox e-mail sent; the action it tells of is audited",
     "evidence_store_file": "attaches an upload to an unsaved document or mechanism; the caller saves it and audits evidence.added / mechanism.added",
 }
 

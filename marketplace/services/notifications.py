@@ -1,0 +1,317 @@
+"""E-mail notifications: people who must act are told, through a transactional outbox.
+
+A notification is written in the transaction of the action that causes it (so a rolled-back
+action tells nobody) and sent by a Celery task after commit; a sweep re-sends what a lost message
+left unsent. Each user can turn kinds off (NotificationPreference). The same events stay
+available as webhooks (marketplace/services/webhooks.py).
+"""
+
+import logging
+from datetime import timedelta
+from functools import partial
+from typing import Any
+from uuid import UUID
+
+from django.conf import settings
+from django.core.mail import send_mail
+from django.db import transaction
+from django.utils import timezone
+
+from config.enqueue import enqueue
+from marketplace.models import Membership, Notification, NotificationPreference
+
+logger = logging.getLogger(__name__)
+
+# Kind → who it is for and what it is about; users choose among these.
+KINDS = {
+    "onboarding_waiting": "officers: an organisation's application or change of legal facts waits for verification",
+    "review_waiting": "officers: a trade or a re-screened grant waits for review",
+    "evidence_waiting": "officers: evidence (a trade document or a mechanism on file) waits for review",
+    "four_eyes_waiting": "officers: a first approval waits for a second officer",
+    "digest": "officers: daily digest of items waiting longer than ELEMENTA_NOTIFY_DIGEST_AFTER_HOURS",
+    "trade_status": "parties: a trade of your organisation changed status",
+    "evidence_decided": "parties: evidence your organisation filed was accepted or rejected",
+    "grant_changed": "parties: an access grant was suspended, revoked or is about to expire",
+    "invitation": "the invitation to join an organisation (always sent)",
+}
+ALWAYS = frozenset({"invitation"})
+
+
+def officer_user_ids() -> list[int]:
+    return list(
+        Membership.objects.filter(
+            organisation__is_operator=True,
+            role__in=(Membership.Role.OFFICER, Membership.Role.ADMIN),
+            user__is_active=True,
+        ).values_list("user_id", flat=True)
+    )
+
+
+def member_user_ids(organisation_ids: list[UUID]) -> list[int]:
+    return list(
+        Membership.objects.filter(organisation_id__in=organisation_ids, user__is_active=True).values_list(
+            "user_id", flat=True
+        )
+    )
+
+
+def _enqueue(notification_ids: list[str]) -> None:
+    for notification_id in notification_ids:  # the broker is down: notifications_sweep sends them later
+        enqueue("marketplace.notification_send", notification_id)
+
+
+def notify(*, kind: str, user_ids: list[int], subject: str, body: str, email: str = "") -> list[Notification]:
+    """Write one notification per user who wants this kind (or one to `email`, for an invitation),
+    in the caller's transaction; each is sent after commit."""
+    assert kind in KINDS, kind
+    muted = {
+        p.user_id
+        for p in NotificationPreference.objects.filter(user_id__in=user_ids)
+        if kind in p.muted and kind not in ALWAYS
+    }
+    rows = [
+        Notification(kind=kind, user_id=uid, subject=subject[:200], body=body)
+        for uid in dict.fromkeys(user_ids)
+        if uid not in muted
+    ]
+    if email:
+        rows.append(Notification(kind=kind, email=email, subject=subject[:200], body=body))
+    created = Notification.objects.bulk_create(rows)
+    ids = [str(n.id) for n in created]
+    if ids:
+        transaction.on_commit(partial(_enqueue, ids))
+    return created
+
+
+def notify_officers(*, kind: str, subject: str, body: str) -> list[Notification]:
+    return notify(kind=kind, user_ids=officer_user_ids(), subject=subject, body=body)
+
+
+def notification_send(*, notification_id: UUID | str) -> bool:
+    """Send one notification if it has not been (idempotent: a duplicate message finds it sent)."""
+    with transaction.atomic():
+        notification = (
+            Notification.objects.select_for_update(of=("self",))
+            .select_related("user")
+            .filter(pk=notification_id, sent_at__isnull=True)
+            .first()
+        )
+        if notification is None:
+            return False
+        address = notification.email or (notification.user.email if notification.user else "")
+        if address:
+            send_mail(f"[Elementa] {notification.subject}", notification.body, settings.DEFAULT_FROM_EMAIL, [address])
+        notification.sent_at = timezone.now()
+        notification.skipped = not address
+        if notification.kind == "invitation":  # the link is a credential: keep no copy once it is sent
+            notification.body = "(invitation link sent; not kept)"
+        notification.save(update_fields=["sent_at", "skipped", "body"])
+    return bool(address)
+
+
+def notifications_sweep(*, older_than: timedelta = timedelta(minutes=2)) -> int:
+    """Send what is still unsent a while after it was written (a lost task message); for beat."""
+    due = Notification.objects.filter(sent_at__isnull=True, created_at__lt=timezone.now() - older_than).values_list(
+        "id", flat=True
+    )[:500]
+    sent = 0
+    for notification_id in list(due):
+        sent += notification_send(notification_id=notification_id)
+    return sent
+
+
+# --- preferences ------------------------------------------------------------------------------
+
+
+def notification_preferences_get(*, user: Any) -> dict[str, Any]:
+    pref = NotificationPreference.objects.filter(user=user).first()
+    muted = set(pref.muted if pref else [])
+    return {"kinds": [{"kind": k, "about": about, "enabled": k not in muted} for k, about in KINDS.items()]}
+
+
+@transaction.atomic
+def notification_preferences_set(*, user: Any, enabled: Any) -> dict[str, Any]:
+    """`enabled` maps kinds to true/false; kinds not named keep their setting."""
+    from compliance.services.audit import audit_record
+    from config.errors import InvalidInputError
+
+    if not isinstance(enabled, dict) or not all(k in KINDS and isinstance(v, bool) for k, v in enabled.items()):
+        raise InvalidInputError(fields={"enabled": [f"maps notification kinds ({', '.join(KINDS)}) to true or false"]})
+    pref, _ = NotificationPreference.objects.select_for_update().get_or_create(user=user)
+    muted = set(pref.muted)
+    for kind, on in enabled.items():
+        (muted.discard if on else muted.add)(kind)
+    pref.muted = sorted(muted - ALWAYS)
+    pref.save()
+    audit_record(
+        kind="notifications.preferences_changed",
+        subject_type="user",
+        subject_id=user.pk,
+        actor=user,
+        data={"muted": pref.muted},
+    )
+    return notification_preferences_get(user=user)
+
+
+# --- from domain events -----------------------------------------------------------------------
+
+
+def _parties_of(subject_type: str, subject_id: str) -> list[UUID]:
+    from marketplace.models import AccessGrant, OrganisationMechanism, Trade, TradeDocument
+
+    if subject_type == "trade":
+        row = Trade.objects.filter(pk=subject_id).values_list("buyer_id", "provider_id").first()
+        return list(row or [])
+    if subject_type == "grant":
+        row = AccessGrant.objects.filter(pk=subject_id).values_list("trade__buyer_id", "trade__provider_id").first()
+        return list(row or [])
+    if subject_type in ("document", "evidence"):
+        doc = TradeDocument.objects.filter(pk=subject_id).values_list("trade__buyer_id", "trade__provider_id").first()
+        return list(doc or [])
+    if subject_type == "mechanism":
+        org = OrganisationMechanism.objects.filter(pk=subject_id).values_list("organisation_id", flat=True).first()
+        return [org] if org else []
+    return []
+
+
+FOUR_EYES_EVENTS = (
+    "evidence.first_acceptance",
+    "review.first_approval",
+    "organisation.first_acceptance",
+    "trade.refund_requested",
+    "deposit.credit_requested",
+)
+
+
+def notify_for_event(*, kind: str, subject_type: str, subject_id: str, data: dict[str, Any]) -> None:
+    """Map an audited domain event to the notifications it causes (called in its transaction)."""
+    what = f"{subject_type} {subject_id}"
+    if kind == "trade.status_changed":
+        to = data.get("to", "")
+        parties = _parties_of("trade", subject_id)
+        notify(
+            kind="trade_status",
+            user_ids=member_user_ids(parties),
+            subject=f"Trade {subject_id[:8]} is now {to}",
+            body=f"Trade {subject_id} changed from {data.get('from') or 'new'} to {to}: "
+            f"{data.get('reason', '')}".strip(),
+        )
+        if to == "in_review":
+            notify_officers(
+                kind="review_waiting",
+                subject=f"Trade {subject_id[:8]} waits for review",
+                body=f"Trade {subject_id} went to review: {data.get('reason', '')}. See /api/v1/reviews/.",
+            )
+    elif kind == "grant.flagged":
+        notify_officers(
+            kind="review_waiting",
+            subject=f"Grant {subject_id[:8]} was flagged by re-screening",
+            body=f"Re-screening flagged the live grant {subject_id}: {data.get('reason', '')}. "
+            "See /api/v1/reviews/grants/.",
+        )
+    elif kind in ("evidence.added", "mechanism.added"):
+        notify_officers(
+            kind="evidence_waiting",
+            subject=f"New evidence waits for review ({data.get('code', subject_type)})",
+            body=f"{what} was filed and waits for an officer's review. See /api/v1/documents/ or /api/v1/mechanisms/.",
+        )
+    elif kind in FOUR_EYES_EVENTS:
+        notify_officers(
+            kind="four_eyes_waiting",
+            subject=f"A second officer is needed ({kind})",
+            body=f"{kind} on {what}: a different officer must confirm it.",
+        )
+    elif kind in ("evidence.accepted", "evidence.rejected"):
+        parties = _parties_of(subject_type, subject_id)
+        verdict = kind.split(".")[1]
+        notify(
+            kind="evidence_decided",
+            user_ids=member_user_ids(parties),
+            subject=f"Evidence {verdict}",
+            body=f"{what} was {verdict}. {data.get('reason') or ''}".strip(),
+        )
+    elif kind in ("grant.suspended", "grant.revoked"):
+        parties = _parties_of("grant", subject_id)
+        verdict = kind.split(".")[1]
+        notify(
+            kind="grant_changed",
+            user_ids=member_user_ids(parties),
+            subject=f"Access grant {subject_id[:8]} {verdict}",
+            body=f"The access grant {subject_id} was {verdict}: {data.get('reason', '')}".strip(),
+        )
+
+
+# --- scheduled --------------------------------------------------------------------------------
+
+
+def _waiting_items(before: Any) -> list[str]:
+    from marketplace.models import (
+        EvidenceStatus,
+        GrantFlag,
+        OrganisationFacts,
+        OrganisationMechanism,
+        Trade,
+        TradeDocument,
+    )
+
+    lines = []
+    counts = {
+        "trades in review": Trade.objects.filter(status=Trade.Status.IN_REVIEW, waiting_since__lt=before).count(),
+        "trade documents pending": TradeDocument.objects.filter(
+            status=EvidenceStatus.PENDING, created_at__lt=before
+        ).count(),
+        "mechanisms pending": OrganisationMechanism.objects.filter(
+            status=EvidenceStatus.PENDING, created_at__lt=before
+        ).count(),
+        "legal facts awaiting verification": OrganisationFacts.objects.filter(
+            status=OrganisationFacts.Status.PENDING, requested_at__lt=before
+        ).count(),
+        "flagged grants": GrantFlag.objects.filter(status=GrantFlag.Status.OPEN, created_at__lt=before).count(),
+    }
+    for label, count in counts.items():
+        if count:
+            lines.append(f"- {count} {label}")
+    return lines
+
+
+@transaction.atomic
+def notifications_digest() -> int:
+    """The officers' daily digest of items waiting longer than ELEMENTA_NOTIFY_DIGEST_AFTER_HOURS;
+    nothing is sent when nothing waits that long."""
+    hours = settings.ELEMENTA_NOTIFY_DIGEST_AFTER_HOURS
+    lines = _waiting_items(timezone.now() - timedelta(hours=hours))
+    if not lines:
+        return 0
+    return len(
+        notify_officers(
+            kind="digest",
+            subject=f"Items waiting more than {hours:g} hours",
+            body="Waiting for an officer for more than {:g} hours:\n{}".format(hours, "\n".join(lines)),
+        )
+    )
+
+
+@transaction.atomic
+def notifications_grants_expiring(*, within: timedelta = timedelta(days=7)) -> int:
+    """Tell the parties of each live grant that expires within `within`, once per grant."""
+    from marketplace.models import AccessGrant
+
+    now = timezone.now()
+    sent = 0
+    grants = AccessGrant.objects.filter(
+        AccessGrant.active_q(),
+        valid_until__isnull=False,
+        valid_until__lte=now + within,
+        expiry_notified_at__isnull=True,
+    ).select_related("trade")
+    for grant in grants.select_for_update(of=("self",)):
+        assert grant.valid_until is not None
+        notify(
+            kind="grant_changed",
+            user_ids=member_user_ids([grant.trade.buyer_id, grant.trade.provider_id]),
+            subject=f"Access grant {str(grant.id)[:8]} expires on {grant.valid_until:%Y-%m-%d}",
+            body=f"The access grant {grant.id} for trade {grant.trade_id} expires at {grant.valid_until.isoformat()}.",
+        )
+        AccessGrant.objects.filter(pk=grant.pk).update(expiry_notified_at=now)
+        sent += 1
+    return sent
