@@ -4,7 +4,12 @@ import os
 from pathlib import Path
 
 _ROOT = Path(__file__).resolve().parent.parent
+# Under pytest-xdist each worker process (gw0, gw1, …) gets a folder of its own: the embedded
+# broker, the file cache and the worker's logs must not be shared between two test sessions.
+_XDIST = os.environ.get("PYTEST_XDIST_WORKER", "")
 os.environ.setdefault("ELEMENTA_VAR_DIR", str(_ROOT / "var" / "test"))
+if _XDIST:
+    os.environ["ELEMENTA_VAR_DIR"] = os.path.join(os.environ["ELEMENTA_VAR_DIR"], _XDIST)
 os.environ.setdefault("ELEMENTA_CELERY_QUEUE", f"elementa-test-{os.getpid()}")
 os.environ.setdefault("ELEMENTA_FAST_PASSWORD_HASHER", "1")
 os.environ.setdefault("ELEMENTA_LOG_LEVEL", "WARNING")
