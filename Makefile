@@ -58,8 +58,13 @@ serve:
 dev:
 	$(MAKE) run DJANGO_DEBUG=1
 
+# On the embedded defaults the suite runs in one process per core (pytest-xdist; each process has its
+# own var folder, broker and worker). Against PostgreSQL and a broker server it runs in one process:
+# test processes sharing one Redis interfered with each other's workers (docs/known-limits.md).
+PYTEST_PARALLEL ?= $(if $(DATABASE_URL)$(CELERY_BROKER_URL),,-n auto)
+
 test: install
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	$(BIN)/python -m pytest $(PYTEST_PARALLEL) $(PYTEST_ARGS)
 
 lint: install
 	$(BIN)/ruff check .

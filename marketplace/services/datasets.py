@@ -12,8 +12,8 @@ from marketplace.errors import (
     AttestationRequiredError,
     DatasetFactsLockedError,
     DatasetInconsistentError,
-    DatasetTransitionNotAllowedError,
 )
+from marketplace.lifecycles import dataset_ensure_transition
 from marketplace.models import Dataset, Membership
 from marketplace.services.events import event_emit
 from marketplace.services.organisations import organisation_require_verified
@@ -110,8 +110,7 @@ def dataset_publish(*, dataset_id: UUID, actor: Any) -> Dataset:
     dataset = Dataset.objects.select_for_update().get(pk=dataset_id)
     if dataset.status == Dataset.Status.PUBLISHED:
         return dataset  # publishing twice is harmless
-    if dataset.status != Dataset.Status.DRAFT:
-        raise DatasetTransitionNotAllowedError("Only a draft can be published.")
+    dataset_ensure_transition(current=dataset.status, target=Dataset.Status.PUBLISHED)
     organisation_require_verified(organisation=dataset.provider)
     holds_chinese_pi = dataset.classification in PERSONAL_CLASSIFICATIONS and (
         "CN" in {j.split("-")[0] for j in dataset.subject_jurisdictions} or dataset.storage_jurisdiction.split("-")[0] == "CN"
@@ -136,6 +135,7 @@ def dataset_withdraw(*, dataset_id: UUID, actor: Any) -> Dataset:
     if dataset.status == Dataset.Status.WITHDRAWN:
         return dataset
     previous = dataset.status
+    dataset_ensure_transition(current=previous, target=Dataset.Status.WITHDRAWN)
     dataset.status = Dataset.Status.WITHDRAWN
     dataset.save(update_fields=["status", "updated_at"])
     _audit(kind="dataset.withdrawn", dataset=dataset, actor=actor, data={"from": previous})

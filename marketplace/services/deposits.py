@@ -12,7 +12,8 @@ from django.contrib.auth.models import User
 from django.db import transaction
 from django.utils import timezone
 
-from marketplace.errors import DepositNotPendingError, SamePersonNotAllowedError
+from marketplace.errors import SamePersonNotAllowedError
+from marketplace.lifecycles import deposit_ensure_transition
 from marketplace.models import Deposit, Membership, Organisation
 from marketplace.payments import payment_provider
 from marketplace.services.events import event_emit
@@ -60,8 +61,7 @@ def deposit_approve(*, deposit_id: UUID, operator: User | None, note: str = "") 
     organisation being credited (403 own_organisation). `operator=None` is the system
     (a payment provider's confirmation)."""
     deposit = Deposit.objects.select_for_update().get(pk=deposit_id)
-    if deposit.status != Deposit.Status.PENDING:
-        raise DepositNotPendingError(f"The deposit is {deposit.status}.")
+    deposit_ensure_transition(current=deposit.status, target=Deposit.Status.CREDITED)
     if operator is not None and deposit.requested_by_id is not None and deposit.requested_by_id == operator.pk:
         raise SamePersonNotAllowedError()
     if operator is not None:  # nor does a colleague of the organisation being credited (403 own_organisation)
@@ -80,8 +80,7 @@ def deposit_approve(*, deposit_id: UUID, operator: User | None, note: str = "") 
 def deposit_reject(*, deposit_id: UUID, operator: User, note: str) -> Deposit:
     """Refuse a pending deposit; nothing is credited. Recorded in the audit trail with who refused."""
     deposit = Deposit.objects.select_for_update().get(pk=deposit_id)
-    if deposit.status != Deposit.Status.PENDING:
-        raise DepositNotPendingError(f"The deposit is {deposit.status}.")
+    deposit_ensure_transition(current=deposit.status, target=Deposit.Status.REJECTED)
     deposit.status, deposit.decided_by, deposit.decided_at, deposit.note = Deposit.Status.REJECTED, operator, timezone.now(), note
     deposit.save(update_fields=["status", "decided_by", "decided_at", "note"])
     event_emit(kind="deposit.rejected", subject_type="organisation", subject_id=deposit.organisation_id, actor=operator,
