@@ -20,6 +20,7 @@ from compliance.services.backtests import rulepack_backtest
 from compliance.services.rulepacks import rulepack_export_yaml, rulepack_validate, rulepack_warnings
 from config.errors import ApplicationError, InvalidInputError
 from config.permissions import ADMIN, OFFICER, role_of
+from config.users import request_user
 
 # "Backtest the last N days" replays every trade checked in that window (at most 5,000, see
 # compliance.services.backtests.MAX_BACKTEST_SUBJECTS).
@@ -54,13 +55,13 @@ def error_text(exc: ApplicationError) -> str:
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):
-    def has_add_permission(self, request) -> bool:  # type: ignore[no-untyped-def]
+    def has_add_permission(self, request: HttpRequest) -> bool:
         return False
 
-    def has_change_permission(self, request, obj=None) -> bool:  # type: ignore[no-untyped-def]
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
 
-    def has_delete_permission(self, request, obj=None) -> bool:  # type: ignore[no-untyped-def]
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
 
 
@@ -101,7 +102,7 @@ class RulePackAdmin(OfficerViewMixin, ReadOnlyAdmin):
     def run_backtest(self, request: HttpRequest, pack: RulePack, scope: str) -> RulePackBacktest:
         if scope == RulePackBacktest.Scope.PERIOD:
             since = timezone.localdate() - timedelta(days=BACKTEST_PERIOD_DAYS)
-            return rulepack_backtest(pack_id=pack.pk, scope=scope, period_from=since, actor=request.user)
+            return rulepack_backtest(pack_id=pack.pk, scope=scope, period_from=since, actor=request_user(request))
         raise InvalidInputError(fields={"scope": [f"must be one of: {', '.join(self.backtest_scopes)}"]})
 
     def _validate_one(self, request: HttpRequest, pack: RulePack) -> None:

@@ -64,12 +64,14 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
         logger.warning("database refused a value in %s: %s", context.get("view").__class__.__name__, exc)
         exc = InvalidInputError("A value is out of range or contains characters that cannot be stored.")
     if isinstance(exc, ApplicationError):
-        response = Response(error_body(exc.code, exc.message, _flatten(exc.fields)), status=exc.status_code)
-        if getattr(exc, "auth_header", None):  # a 401 from config.authentication: say which scheme to use
-            response["WWW-Authenticate"] = exc.auth_header
-        if getattr(exc, "wait", None):  # a 429 that knows how long (the login back-off)
-            response["Retry-After"] = str(exc.wait)
-        return response
+        rendered = Response(error_body(exc.code, exc.message, _flatten(exc.fields)), status=exc.status_code)
+        auth_header = getattr(exc, "auth_header", None)
+        if auth_header:  # a 401 from config.authentication: say which scheme to use
+            rendered["WWW-Authenticate"] = auth_header
+        wait = getattr(exc, "wait", None)
+        if wait:  # a 429 that knows how long (the login back-off)
+            rendered["Retry-After"] = str(wait)
+        return rendered
     if isinstance(exc, DjangoValidationError):
         fields = exc.message_dict if hasattr(exc, "error_dict") else {"non_field_errors": exc.messages}
         return Response(error_body("invalid", "The request has invalid fields.", fields), status=400)
@@ -77,9 +79,9 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
         # A deadlock victim, a lock timeout or a dropped connection: nothing was committed, and
         # the same request is safe to retry (with its Idempotency-Key).
         logger.warning("database unavailable in %s: %s", context.get("view").__class__.__name__, exc)
-        response = Response(error_body("temporarily_unavailable", "The database is busy or unreachable; retry shortly."), status=503)
-        response["Retry-After"] = "1"
-        return response
+        busy = Response(error_body("temporarily_unavailable", "The database is busy or unreachable; retry shortly."), status=503)
+        busy["Retry-After"] = "1"
+        return busy
     if isinstance(exc, Http404 | ObjectDoesNotExist):
         # Also a Model.DoesNotExist that escaped a service or view (a row deleted mid-request): the
         # client is told 404 `not_found`, like any missing object, never 500 with the model's name.
@@ -97,6 +99,5 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
         detail = exc.detail if isinstance(exc.detail, dict) else {"non_field_errors": exc.detail}
         response.data = error_body(code, "The request has invalid fields.", _flatten(detail))
     else:
-        detail = getattr(exc, "detail", str(exc))
-        response.data = error_body(code, str(detail))
+        response.data = error_body(code, str(getattr(exc, "detail", str(exc))))
     return response

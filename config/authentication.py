@@ -56,7 +56,7 @@ class BearerTokenAuthentication(TokenAuthentication):
     def authenticate_header(self, request: Request) -> str:
         return self.keyword
 
-    def authenticate_credentials(self, token: str) -> tuple[Any, Any]:  # type: ignore[override]
+    def authenticate_credentials(self, token: str) -> tuple[Any, Any]:
         digest = hash_token(token)
         rows = apps.get_model("knox", "AuthToken").objects.select_related("user__membership__organisation")
         for auth_token in rows.filter(token_key=token[: CONSTANTS.TOKEN_KEY_LENGTH]):

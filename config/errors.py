@@ -57,6 +57,10 @@ class LoginLockedError(ApplicationError):
     status_code = 429
     default_message = "Too many failed logins for this account; try again later."
 
+    def __init__(self, message: str | None = None, *, wait: int | None = None) -> None:
+        super().__init__(message)
+        self.wait = wait  # seconds, rendered as Retry-After
+
 
 # --- Hostile or oversized input (config/limits.py, config/parsers.py) ----------------------------
 

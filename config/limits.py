@@ -105,7 +105,7 @@ class RequestLimitsMiddleware:
             return _error(RequestTooLargeError(f"The body is larger than {limit:,} bytes."))
         stream = getattr(request, "_stream", None)
         if stream is not None:
-            request._stream = BoundedStream(stream, limit)  # type: ignore[attr-defined]
+            request._stream = BoundedStream(stream, limit)  # type: ignore[assignment]  # a file-like wrapper, not a BinaryIO
         if declared and _is_json(request):
             # Checked here, not only by the API's parser: a hostile body is refused on every endpoint,
             # including those whose view never reads its body. Malformed JSON is left to the parser.

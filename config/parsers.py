@@ -11,7 +11,7 @@
 import json
 import math
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from itertools import accumulate
 from typing import Any
 
@@ -123,7 +123,7 @@ def json_loads_bounded(raw: bytes, encoding: str = "utf-8") -> Any:
 class BoundedJSONParser(JSONParser):
     """DRF's JSON parser, with the limits of this module."""
 
-    def parse(self, stream: Any, media_type: str | None = None, parser_context: dict[str, Any] | None = None) -> Any:
+    def parse(self, stream: Any, media_type: str | None = None, parser_context: Mapping[str, Any] | None = None) -> Any:
         encoding = (parser_context or {}).get("encoding", settings.DEFAULT_CHARSET)
         raw = read_bounded(stream, max_body_bytes())
         if not raw.strip():

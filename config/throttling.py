@@ -3,9 +3,10 @@
 
 import hashlib
 import time
-from typing import Any
+from typing import Any, cast
 
 from django.conf import settings
+from django.core.cache.backends.base import BaseCache
 from rest_framework.request import Request
 from rest_framework.throttling import AnonRateThrottle, UserRateThrottle
 
@@ -15,13 +16,15 @@ from config.outage import guarded_cache
 # Counters live in the shared cache (Redis in production). While it is down or frozen they fall back
 # to a per-process memory cache for a few seconds at a time (config/outage.py): every request still
 # gets an answer, and guessing passwords stays slowed, per process, instead of a 500 for everyone.
+# GuardedCache has the part of the cache API the throttles use, not the whole BaseCache: a cast.
+throttle_cache = cast(BaseCache, guarded_cache)
 
 
 class WriteRateThrottle(UserRateThrottle):
     """Unsafe methods (POST, PATCH, DELETE) per user; reads are not limited here."""
 
     scope = "write"
-    cache = guarded_cache
+    cache = throttle_cache
 
     def allow_request(self, request: Request, view: Any) -> bool:
         if request.method in ("GET", "HEAD", "OPTIONS"):
@@ -31,7 +34,7 @@ class WriteRateThrottle(UserRateThrottle):
 
 class LoginRateThrottle(AnonRateThrottle):
     scope = "login"
-    cache = guarded_cache
+    cache = throttle_cache
 
 
 def client_address(request: Request) -> str:
@@ -63,9 +66,7 @@ def login_check_locked(*, username: str, client: str) -> None:
     until = guarded_cache.get(_key(username, client) + ":until")
     wait = int(until - time.time()) + 1 if until else 0
     if wait > 0:
-        error = LoginLockedError(f"Too many failed logins from here; try again in {wait} seconds.")
-        error.wait = wait  # rendered as Retry-After (config/api.py)
-        raise error
+        raise LoginLockedError(f"Too many failed logins from here; try again in {wait} seconds.", wait=wait)
 
 
 def login_failed(*, username: str, client: str) -> None:

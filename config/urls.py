@@ -1,7 +1,9 @@
 """URL map: /api/v1/ (the versioned REST API), OpenAPI and Swagger UI, /healthz and the admin."""
 
+from collections.abc import Callable
+
 from django.contrib import admin
-from django.http import JsonResponse
+from django.http import HttpRequest, JsonResponse
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 from rest_framework.routers import DefaultRouter
@@ -80,8 +82,8 @@ api_v1 = [
     *router.urls,
 ]
 
-def _json_error(status: int, code: str, message: str):  # type: ignore[no-untyped-def]
-    def view(request, exception=None):  # type: ignore[no-untyped-def]
+def _json_error(status: int, code: str, message: str) -> Callable[..., JsonResponse]:
+    def view(request: HttpRequest, exception: Exception | None = None) -> JsonResponse:
         return JsonResponse(error_body(code, message), status=status)
 
     return view

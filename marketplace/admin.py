@@ -22,6 +22,7 @@ from compliance.admin import OfficerViewMixin, ReadOnlyAdmin, RulePackAdmin
 from compliance.engine import vocabulary as vocab
 from compliance.models import RulePack, RulePackBacktest
 from compliance.selectors.rulepacks import rulepack_list
+from config.users import request_user
 from marketplace import admin_views
 from marketplace.models import (
     AccessGrant,
@@ -115,13 +116,13 @@ class TradeAdmin(OfficerViewMixin, admin.ModelAdmin):
     list_select_related = ["dataset", "buyer"]
     change_form_template = "admin/marketplace/trade/workspace.html"
 
-    def get_readonly_fields(self, request, obj=None):  # type: ignore[no-untyped-def]
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
         return [f.name for f in Trade._meta.fields]
 
-    def has_add_permission(self, request) -> bool:  # type: ignore[no-untyped-def]
+    def has_add_permission(self, request: HttpRequest) -> bool:
         return False
 
-    def has_change_permission(self, request, obj=None) -> bool:  # type: ignore[no-untyped-def]
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False  # status changes only through the review form (trade_review) and the worker
 
     def get_urls(self) -> list[URLPattern]:
@@ -176,9 +177,10 @@ class RegimeFilter(admin.SimpleListFilter):
         return [(r.lower(), r) for r in regimes]
 
     def queryset(self, request: HttpRequest, queryset: QuerySet[Trade]) -> QuerySet[Trade]:
-        if not self.value():
+        value = self.value()
+        if not value:
             return queryset
-        return queryset.filter(decision__flagged_regimes__contains=f"|{self.value().strip().upper()}|")
+        return queryset.filter(decision__flagged_regimes__contains=f"|{value.strip().upper()}|")
 
 
 class OutcomeFilter(admin.SimpleListFilter):
@@ -216,9 +218,10 @@ class AgeFilter(admin.SimpleListFilter):
         return [(key, label) for key, (label, _) in self.AGES.items()]
 
     def queryset(self, request: HttpRequest, queryset: QuerySet[Trade]) -> QuerySet[Trade]:
-        if self.value() not in self.AGES:
+        value = self.value()
+        if value is None or value not in self.AGES:
             return queryset
-        return queryset.filter(waiting_since__lte=timezone.now() - self.AGES[self.value()][1])
+        return queryset.filter(waiting_since__lte=timezone.now() - self.AGES[value][1])
 
 
 class AmountFilter(admin.SimpleListFilter):
@@ -233,9 +236,10 @@ class AmountFilter(admin.SimpleListFilter):
         return [(key, label) for key, (label, _, _) in self.BANDS.items()]
 
     def queryset(self, request: HttpRequest, queryset: QuerySet[Trade]) -> QuerySet[Trade]:
-        if self.value() not in self.BANDS:
+        value = self.value()
+        if value is None or value not in self.BANDS:
             return queryset
-        _, low, high = self.BANDS[self.value()]
+        _, low, high = self.BANDS[value]
         if low is not None:
             queryset = queryset.filter(price__gte=low)
         return queryset.filter(price__lt=high) if high is not None else queryset
@@ -312,7 +316,7 @@ class ReviewQueueAdmin(OfficerViewMixin, admin.ModelAdmin):
 class SettlementAdmin(admin.ModelAdmin):
     list_display = ["trade", "amount", "currency", "platform_fee", "created_at"]
 
-    def has_change_permission(self, request, obj=None) -> bool:  # type: ignore[no-untyped-def]
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
 
 
@@ -321,7 +325,7 @@ class TradeDocumentAdmin(OfficerViewMixin, admin.ModelAdmin):
     list_display = ["trade", "code", "reference", "approved_on", "valid_until", "organisation", "created_at"]
     list_select_related = ["trade", "organisation"]
 
-    def has_change_permission(self, request, obj=None) -> bool:  # type: ignore[no-untyped-def]
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
 
 
@@ -360,9 +364,9 @@ class WebhookAttemptInline(admin.TabularInline):
     model = WebhookAttempt
     extra = 0
     can_delete = False
-    fields = readonly_fields = ["number", "at", "url", "status_code", "error", "duration_ms"]
+    fields = readonly_fields = ("number", "at", "url", "status_code", "error", "duration_ms")
 
-    def has_add_permission(self, request, obj=None) -> bool:  # type: ignore[no-untyped-def]
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
 
 
@@ -398,7 +402,7 @@ class RulePackWorkspaceAdmin(RulePackAdmin):
 
     def run_backtest(self, request: HttpRequest, pack: RulePack, scope: str) -> RulePackBacktest:
         if scope == RulePackBacktest.Scope.OPEN:
-            return rulepack_backtest_open(pack_id=pack.pk, actor=request.user)
+            return rulepack_backtest_open(pack_id=pack.pk, actor=request_user(request))
         return super().run_backtest(request, pack, scope)
 
     @admin.action(description="Backtest selected rule packs on open trades and live grants", permissions=["officer"])

@@ -17,6 +17,7 @@ from django.utils import timezone
 
 from compliance.admin import error_text, is_workspace_officer
 from config.errors import ApplicationError, NotFoundError
+from config.users import request_user
 from marketplace.models import Trade, TradeDocument
 from marketplace.services.evidence import trade_evidence_pack
 from marketplace.services.evidence_review import trade_document_review
@@ -132,13 +133,13 @@ def trade_review_view(request: HttpRequest, trade_id: Any) -> HttpResponse:
     if not form.is_valid():
         for field, errors in form.errors.items():
             label = field.replace("_", " ").capitalize()
-            messages.error(request, f"{label}: {' '.join(errors)} Nothing was recorded.")
+            messages.error(request, f"{label}: {' '.join(str(e) for e in errors)} Nothing was recorded.")
         return redirect(page)
     data = form.cleaned_data
     approve = data["verdict"] == "approve"
     conditions = {"grant_valid_days": data["grant_valid_days"]} if approve and data.get("grant_valid_days") else None
     try:
-        trade = trade_review(trade_id=trade_id, officer=request.user, approve=approve, reason=data["reason"], conditions=conditions)
+        trade = trade_review(trade_id=trade_id, officer=request_user(request), approve=approve, reason=data["reason"], conditions=conditions)
     except NotFoundError:
         raise Http404("No such trade.") from None
     except ApplicationError as exc:
@@ -168,7 +169,7 @@ def trade_evidence_view(request: HttpRequest, trade_id: Any) -> HttpResponse:
     return response
 
 
-def trade_document_file_view(request: HttpRequest, trade_id: Any, document_id: Any) -> HttpResponse:
+def trade_document_file_view(request: HttpRequest, trade_id: Any, document_id: Any) -> FileResponse:
     """A document's file, as uploaded (its type was checked then: PDF, PNG, JPEG or text)."""
     if not is_workspace_officer(request):
         raise PermissionDenied
@@ -194,7 +195,7 @@ def trade_document_decide_view(request: HttpRequest, trade_id: Any, document_id:
         return redirect(page)
     accept = form.cleaned_data["verdict"] == "accept"
     try:
-        decision = trade_document_review(document_id=document_id, officer=request.user, accept=accept, reason=form.cleaned_data["reason"])
+        decision = trade_document_review(document_id=document_id, officer=request_user(request), accept=accept, reason=form.cleaned_data["reason"])
     except ApplicationError as exc:
         messages.error(request, f"Nothing was recorded: {error_text(exc)}")
         return redirect(page)

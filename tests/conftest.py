@@ -3,6 +3,7 @@
 import os
 import subprocess
 import sys
+import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -52,65 +53,65 @@ def client_for() -> Callable[[Membership | None], APIClient]:
 
 @pytest.fixture
 def operator(db: None) -> Organisation:
-    return OrganisationFactory(name="Platform", is_operator=True)
+    return OrganisationFactory.create(name="Platform", is_operator=True)
 
 
 @pytest.fixture
 def officer(operator: Organisation) -> Membership:
-    return MembershipFactory(organisation=operator, role=Membership.Role.OFFICER)
+    return MembershipFactory.create(organisation=operator, role=Membership.Role.OFFICER)
 
 
 @pytest.fixture
 def second_officer(operator: Organisation) -> Membership:
     """Another officer of the operator: the second pair of eyes for money and rule packs."""
-    return MembershipFactory(organisation=operator, role=Membership.Role.OFFICER)
+    return MembershipFactory.create(organisation=operator, role=Membership.Role.OFFICER)
 
 
 @pytest.fixture
 def provider_eu(db: None) -> Membership:
-    return MembershipFactory(organisation=OrganisationFactory(name="Rhein GmbH", jurisdiction="DE"), role=Membership.Role.PROVIDER)
+    return MembershipFactory.create(organisation=OrganisationFactory.create(name="Rhein GmbH", jurisdiction="DE"), role=Membership.Role.PROVIDER)
 
 
 @pytest.fixture
 def provider_cn(db: None) -> Membership:
-    return MembershipFactory(organisation=OrganisationFactory(name="Huaxia Co.", jurisdiction="CN"), role=Membership.Role.PROVIDER)
+    return MembershipFactory.create(organisation=OrganisationFactory.create(name="Huaxia Co.", jurisdiction="CN"), role=Membership.Role.PROVIDER)
 
 
 @pytest.fixture
 def buyer_eu(db: None) -> Membership:
-    return MembershipFactory(organisation=OrganisationFactory(name="Berlin Insights", jurisdiction="DE"), role=Membership.Role.BUYER)
+    return MembershipFactory.create(organisation=OrganisationFactory.create(name="Berlin Insights", jurisdiction="DE"), role=Membership.Role.BUYER)
 
 
 @pytest.fixture
 def buyer_us(db: None) -> Membership:
-    return MembershipFactory(organisation=OrganisationFactory(name="Acme Inc.", jurisdiction="US"), role=Membership.Role.BUYER)
+    return MembershipFactory.create(organisation=OrganisationFactory.create(name="Acme Inc.", jurisdiction="US"), role=Membership.Role.BUYER)
 
 
 @pytest.fixture
 def buyer_ir(db: None) -> Membership:
-    return MembershipFactory(organisation=OrganisationFactory(name="Tehran Trading", jurisdiction="IR"), role=Membership.Role.BUYER)
+    return MembershipFactory.create(organisation=OrganisationFactory.create(name="Tehran Trading", jurisdiction="IR"), role=Membership.Role.BUYER)
 
 
 @pytest.fixture
 def eu_personal(provider_eu: Membership) -> Dataset:
-    return DatasetFactory(provider=provider_eu.organisation, title="German retail customers", classification="personal", subjects=50000)
+    return DatasetFactory.create(provider=provider_eu.organisation, title="German retail customers", classification="personal", subjects=50000)
 
 
 @pytest.fixture
 def eu_public(provider_eu: Membership) -> Dataset:
-    return DatasetFactory(provider=provider_eu.organisation, title="Electricity prices", classification="public", categories=["statistics"], subjects=0)
+    return DatasetFactory.create(provider=provider_eu.organisation, title="Electricity prices", classification="public", categories=["statistics"], subjects=0)
 
 
 @pytest.fixture
 def eu_health(provider_eu: Membership) -> Dataset:
     """Special-category data: the EU pack sends its sale to an officer (EU-ART9-1)."""
-    return DatasetFactory(provider=provider_eu.organisation, title="Wearable heart rates", classification="sensitive_personal",
+    return DatasetFactory.create(provider=provider_eu.organisation, title="Wearable heart rates", classification="sensitive_personal",
                           categories=["health"], subjects=8000)
 
 
 @pytest.fixture
 def cn_personal(provider_cn: Membership) -> Dataset:
-    return DatasetFactory(provider=provider_cn.organisation, title="Shanghai retail panel", currency="USD")
+    return DatasetFactory.create(provider=provider_cn.organisation, title="Shanghai retail panel", currency="USD")
 
 
 # --- a real Celery worker -------------------------------------------------------------------
@@ -158,7 +159,7 @@ def celery_worker(django_db_setup: None, django_db_blocker: object) -> Iterator[
     log.close()
 
 
-def wait_for_status(trade_id: object, statuses: set[str], timeout: float = 60.0) -> Trade:
+def wait_for_status(trade_id: uuid.UUID | str, statuses: set[str], timeout: float = 60.0) -> Trade:
     """Poll the database until the worker has moved the trade into one of `statuses`."""
     seen: list[Trade] = []
 

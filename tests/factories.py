@@ -4,6 +4,7 @@ from decimal import Decimal
 
 import factory
 from django.contrib.auth import get_user_model
+from django.contrib.auth.models import User
 from django.utils import timezone
 
 from marketplace.models import Dataset, Membership, Organisation, Trade
@@ -11,7 +12,7 @@ from marketplace.models import Dataset, Membership, Organisation, Trade
 PASSWORD = "correct-horse-battery"
 
 
-class OrganisationFactory(factory.django.DjangoModelFactory):
+class OrganisationFactory(factory.django.DjangoModelFactory[Organisation]):
     class Meta:
         model = Organisation
 
@@ -20,7 +21,7 @@ class OrganisationFactory(factory.django.DjangoModelFactory):
     headquarters = factory.SelfAttribute("jurisdiction")
 
 
-class UserFactory(factory.django.DjangoModelFactory):
+class UserFactory(factory.django.DjangoModelFactory[User]):
     class Meta:
         model = get_user_model()
         skip_postgeneration_save = True
@@ -29,7 +30,7 @@ class UserFactory(factory.django.DjangoModelFactory):
     password = factory.PostGenerationMethodCall("set_password", PASSWORD)
 
     @factory.post_generation
-    def save_password(self, create, extracted, **kwargs):  # type: ignore[no-untyped-def]
+    def save_password(self, create, extracted, **kwargs):
         if create:
             self.save()
 
@@ -42,7 +43,7 @@ def fund(organisation: Organisation, amount: str = "1000000.00", currencies: tup
         deposit_record(organisation=organisation, amount=Decimal(amount), currency=currency, actor_label="system:test")
 
 
-class MembershipFactory(factory.django.DjangoModelFactory):
+class MembershipFactory(factory.django.DjangoModelFactory[Membership]):
     """A user in an organisation. Buyers' organisations are funded unless `funded=False`."""
 
     class Meta:
@@ -54,12 +55,12 @@ class MembershipFactory(factory.django.DjangoModelFactory):
     role = Membership.Role.BUYER
 
     @factory.post_generation
-    def funded(self, create, extracted, **kwargs):  # type: ignore[no-untyped-def]
+    def funded(self, create, extracted, **kwargs):
         if create and self.role == Membership.Role.BUYER and extracted is not False and not self.organisation.wallets.exists():
             fund(self.organisation)
 
 
-class DatasetFactory(factory.django.DjangoModelFactory):
+class DatasetFactory(factory.django.DjangoModelFactory[Dataset]):
     class Meta:
         model = Dataset
 
@@ -76,7 +77,7 @@ class DatasetFactory(factory.django.DjangoModelFactory):
     status = Dataset.Status.PUBLISHED
 
     @classmethod
-    def _create(cls, model_class, *args, **kwargs):  # type: ignore[no-untyped-def]
+    def _create(cls, model_class, *args, **kwargs):
         from marketplace.services.datasets import dataset_reindex
 
         dataset = model_class(*args, **kwargs)
@@ -85,7 +86,7 @@ class DatasetFactory(factory.django.DjangoModelFactory):
         return dataset
 
 
-class TradeFactory(factory.django.DjangoModelFactory):
+class TradeFactory(factory.django.DjangoModelFactory[Trade]):
     """A trade as the pipeline would have left it in `status`, through the real money services:
     the buyer is funded with the price and it is held in escrow (as at purchase); a rejected or
     cancelled trade has its hold released; a settled one went through `trade_settle` (ledger,
@@ -106,7 +107,7 @@ class TradeFactory(factory.django.DjangoModelFactory):
     waiting_since = factory.LazyAttribute(lambda t: t.status_changed_at if t.status in Trade.WAITING else None)
 
     @classmethod
-    def _create(cls, model_class, *args, **kwargs):  # type: ignore[no-untyped-def]
+    def _create(cls, model_class, *args, **kwargs):
         from marketplace.services.ledger import ledger_hold, ledger_release
         from marketplace.services.settlement import trade_settle
 

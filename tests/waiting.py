@@ -7,7 +7,7 @@ from typing import TypeVar
 T = TypeVar("T")
 
 
-def eventually(predicate: Callable[[], T], *, timeout: float = 30.0, interval: float = 0.05,
+def eventually(predicate: Callable[[], T | None], *, timeout: float = 30.0, interval: float = 0.05,
                message: str | Callable[[], str] = "the condition never held") -> T:
     """Call `predicate` until it returns something truthy and return that; fail after `timeout` s
     with `message` (a callable message is built at failure time, to show the last state seen)."""

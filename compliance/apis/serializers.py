@@ -38,7 +38,7 @@ class RulePackSerializer(serializers.Serializer):
     effective_from = serializers.DateField(allow_null=True)
     effective_to = serializers.DateField(allow_null=True)
     checksum = serializers.CharField()
-    source = serializers.CharField()
+    source = serializers.CharField()  # type: ignore[assignment]  # a declared field: the metaclass pops it, no Field.source clash
     notes = serializers.CharField()
     loaded_at = serializers.DateTimeField()
     created_by = serializers.CharField(source="created_by_label")
@@ -141,7 +141,7 @@ class BacktestTotalsSerializer(serializers.Serializer):
     evaluated = serializers.IntegerField()
     changed = serializers.IntegerField()
     unchanged = serializers.IntegerField()
-    errors = serializers.IntegerField()
+    errors = serializers.IntegerField()  # type: ignore[assignment]  # a declared field: the metaclass pops it, no .errors clash
     transitions = TransitionSerializer(many=True)
 
 
@@ -182,9 +182,10 @@ class BacktestSummarySerializer(serializers.ModelSerializer):
 
 
 class BacktestSerializer(BacktestSummarySerializer):
-    totals = BacktestTotalsSerializer(source="report.totals")
+    # Declared fields (the metaclass pops them): redeclaring `totals` and naming one `errors` shadow nothing.
+    totals = BacktestTotalsSerializer(source="report.totals")  # type: ignore[assignment]
     items = BacktestItemSerializer(many=True, source="report.items")
-    errors = serializers.JSONField(source="report.errors", default=list)
+    errors = serializers.JSONField(source="report.errors", default=list)  # type: ignore[assignment,arg-type]  # a list: stubs want a Mapping
 
     class Meta(BacktestSummarySerializer.Meta):
         fields = [*BacktestSummarySerializer.Meta.fields, "items", "errors"]

@@ -38,6 +38,7 @@ from compliance.services.rulepacks import (
     rulepack_warnings,
 )
 from config.permissions import IsOfficer
+from config.users import request_user
 
 
 class EvaluateApi(APIView):
@@ -81,7 +82,7 @@ class RulePackViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets
     def create(self, request: Request) -> Response:
         data = _valid(RulePackDraftSerializer, request)
         pack = rulepack_draft_create(
-            actor=request.user, content=data.get("content"), yaml_text=data.get("yaml"), based_on=data.get("based_on"),
+            actor=request_user(request), content=data.get("content"), yaml_text=data.get("yaml"), based_on=data.get("based_on"),
             version=data.get("version"), notes=data.get("notes", ""),
         )
         return Response(RulePackSerializer(pack).data, status=status.HTTP_201_CREATED)
@@ -90,7 +91,7 @@ class RulePackViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets
     def partial_update(self, request: Request, pk: str | None = None) -> Response:
         data = _valid(RulePackEditSerializer, request)
         pack = rulepack_draft_update(
-            pack_id=self.get_object().id, actor=request.user, content=data.get("content"), yaml_text=data.get("yaml"), notes=data.get("notes"),
+            pack_id=self.get_object().id, actor=request_user(request), content=data.get("content"), yaml_text=data.get("yaml"), notes=data.get("notes"),
         )
         return Response(RulePackSerializer(pack).data)
 
@@ -109,7 +110,7 @@ class RulePackViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets
         activated (by anyone, with `activate/`). Needs a backtest of exactly this content from the last
         ELEMENTA_BACKTEST_MAX_AGE_HOURS (409 `backtest_required`); 409 `author_cannot_approve` for its
         creator or an editor; 409 `rulepack_not_draft` once active. Editing the content voids the approval."""
-        pack = rulepack_approve(pack_id=self.get_object().id, actor=request.user)
+        pack = rulepack_approve(pack_id=self.get_object().id, actor=request_user(request))
         return Response(RulePackSerializer(pack).data)
 
     @extend_schema(request=RulePackActivateSerializer, responses=RulePackSerializer)
@@ -121,7 +122,7 @@ class RulePackViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets
         second officer: a current approval (`approve/`) or a caller who neither created nor edited the
         draft, whose activation is then the approval. Otherwise 409 `second_officer_required`."""
         data = _valid(RulePackActivateSerializer, request)
-        pack = rulepack_activate(pack_id=self.get_object().id, effective_from=data["effective_from"], actor=request.user)
+        pack = rulepack_activate(pack_id=self.get_object().id, effective_from=data["effective_from"], actor=request_user(request))
         return Response(RulePackSerializer(pack).data)
 
     @extend_schema(responses={(200, "application/yaml"): OpenApiTypes.STR})
@@ -129,7 +130,8 @@ class RulePackViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets
     def export(self, request: Request, pk: str | None = None) -> HttpResponse:
         pack = self.get_object()
         response = HttpResponse(rulepack_export_yaml(pack=pack), content_type="application/yaml; charset=utf-8")
-        response["Content-Disposition"] = content_disposition_header(False, f"{pack.regime.lower() or 'rulepack'}-{pack.version or pack.id}.yaml")
+        name = f"{pack.regime.lower() or 'rulepack'}-{pack.version or pack.id}.yaml"
+        response["Content-Disposition"] = content_disposition_header(False, name) or "inline"  # never None with a file name
         return response
 
     @extend_schema(responses=BacktestSummarySerializer(many=True))

@@ -78,7 +78,7 @@ def _domestic(ctx: Context) -> bool:
     countries = {country_of(j) for j in (*f.data.subject_jurisdictions, f.data.storage_jurisdiction, f.exporter.jurisdiction)}
     return countries == {country_of(f.buyer.jurisdiction)}
 
-_COMPARE: dict[str, Callable[[int, int], bool]] = {
+_COMPARE: dict[str, Callable[[int | float, int | float], bool]] = {
     "gte": lambda a, b: a >= b,
     "gt": lambda a, b: a > b,
     "lte": lambda a, b: a <= b,
@@ -240,6 +240,16 @@ def _any(parts: tuple[Predicate, ...]) -> Predicate:
     return check
 
 
+def _owners_witness(party: str, total: float) -> Callable[[], str]:
+    """The witness line of listed owners holding a share together, formatted only when rendered."""
+    return lambda: f"listed owners hold {total:g} % of the {party} together"
+
+
+def _over_witness(cat: str, fld: Field, tally: Tally, limit: Any) -> Callable[[], str]:
+    """The witness line of one category over its threshold, formatted only when rendered."""
+    return lambda: f"{cat} {fld.label}: {tally.describe()} > {limit:,}"
+
+
 def _any_gt(arg: Any, params: Mapping[str, Any], where: str) -> Predicate:
     """{"any_gt": [tallies field, $mapping]}: some category's total is strictly above its threshold
     (the US bulk test: "more than N"). Records each category that is."""
@@ -253,7 +263,7 @@ def _any_gt(arg: Any, params: Mapping[str, Any], where: str) -> Predicate:
     def check(ctx: Context) -> bool:
         over = [(cat, tally, thresholds[cat]) for cat, tally in fld.get(ctx).items() if cat in thresholds and tally.after > thresholds[cat]]
         for cat, tally, limit in over:
-            ctx.witness.append(lambda cat=cat, tally=tally, limit=limit: f"{cat} {fld.label}: {tally.describe()} > {limit:,}")
+            ctx.witness.append(_over_witness(cat, fld, tally, limit))
         return bool(over)
 
     return check
@@ -289,7 +299,7 @@ def _list_match(arg: Any, params: Mapping[str, Any], where: str) -> Predicate:
                 if owners and sum(shares.values()) >= owned:
                     counted += owners
                     total = sum(shares.values())
-                    ctx.witness.append(lambda party=party, total=total: f"listed owners hold {total:g} % of the {party} together")
+                    ctx.witness.append(_owners_witness(party, total))
         for m in counted:
             ctx.witness.append(m.describe)
         return bool(counted)

@@ -236,9 +236,9 @@ def _evaluate_declared(facts: TransferFacts, packs: Sequence[CompiledPack]) -> D
     most restrictive outcome wins and every finding stays, so a declaration adds law and never
     removes any. A finding that only a declared destination raised says so."""
     established = replace(facts, buyer=replace(facts.buyer, declared_destinations=()))
-    decisions = [(None, evaluate(established, packs))]
-    for place in facts.buyer.declared_destinations:
-        decisions.append((place, evaluate(replace(established, buyer=replace(established.buyer, jurisdiction=place)), packs)))
+    decisions: list[tuple[str | None, Decision]] = [(None, evaluate(established, packs))]
+    for declared in facts.buyer.declared_destinations:
+        decisions.append((declared, evaluate(replace(established, buyer=replace(established.buyer, jurisdiction=declared)), packs)))
     findings: list[Finding] = []
     seen: set[tuple[str, str, tuple[tuple[str, ...], ...]]] = set()
     for place, decision in decisions:

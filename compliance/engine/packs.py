@@ -107,7 +107,7 @@ def _compile_rule(raw: Any, params: Mapping[str, Any], path: str, *, default: bo
     if unknown:
         raise RulePackError(path, f"unknown keys: {', '.join(sorted(unknown))}")
     try:
-        outcome = Outcome(raw.get("outcome"))
+        outcome = Outcome(raw.get("outcome", ""))
     except ValueError:
         raise RulePackError(f"{path}.outcome", f"must be one of: {', '.join(Outcome)}") from None
     requires: list[tuple[str, ...]] = []

@@ -2,6 +2,7 @@
 
 from datetime import date
 from threading import Lock
+from uuid import UUID
 
 from django.db.models import QuerySet
 
@@ -39,7 +40,7 @@ def rulepack_list(*, status: str | None = None, regime: str | None = None) -> Qu
     return qs
 
 
-def rulepack_backtest_list(*, pack_id: object) -> QuerySet[RulePackBacktest]:
+def rulepack_backtest_list(*, pack_id: UUID) -> QuerySet[RulePackBacktest]:
     return RulePackBacktest.objects.filter(rulepack_id=pack_id).order_by("-created_at")
 
 

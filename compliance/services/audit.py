@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
+from uuid import UUID
 
 from django.db import transaction
 from django.utils import timezone
@@ -43,7 +44,7 @@ def _event_digest(event: AuditEvent, prev_hash: str) -> str:
 
 
 def audit_record(
-    *, kind: str, subject_type: str, subject_id: object, data: dict[str, Any] | None = None, actor: Any = None, actor_label: str = "",
+    *, kind: str, subject_type: str, subject_id: UUID | str, data: dict[str, Any] | None = None, actor: Any = None, actor_label: str = "",
 ) -> AuditEvent:
     """Append one event in the caller's transaction: if the action rolls back, so does its record."""
     is_user = actor is not None and hasattr(actor, "get_username")

@@ -16,8 +16,9 @@ from collections import Counter
 from collections.abc import Iterable
 from datetime import date
 from typing import Any
+from uuid import UUID
 
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import User
 from django.db import transaction
 from django.utils import timezone
 
@@ -193,8 +194,8 @@ def _replay(check: ComplianceCheck, *, active: list[CompiledPack], with_draft: l
 
 
 def rulepack_backtest(
-    *, pack_id: object, scope: str = "period", period_from: date | None = None, period_to: date | None = None,
-    subject_ids: Iterable[object] | None = None, subject_type: str = "trade", actor: AbstractBaseUser | None = None,
+    *, pack_id: UUID, scope: str = "period", period_from: date | None = None, period_to: date | None = None,
+    subject_ids: Iterable[object] | None = None, subject_type: str = "trade", actor: User | None = None,
     context: dict[str, Any] | None = None,
 ) -> RulePackBacktest:
     """Replay checks against a version (usually a draft) and store the report.
@@ -240,7 +241,7 @@ def rulepack_backtest(
                 items.append(item)
                 transitions[(item["old"]["outcome"], item["new"]["outcome"])] += 1
     items.sort(key=lambda it: it["checked_at"])
-    report = {
+    report: dict[str, Any] = {
         "totals": {
             "evaluated": evaluated, "changed": len(items), "unchanged": evaluated - len(items), "errors": len(errors),
             "transitions": [{"from": a, "to": b, "count": n} for (a, b), n in sorted(transitions.items())],

@@ -3,6 +3,7 @@
 from collections.abc import Sequence
 from datetime import date, timedelta
 from typing import Any
+from uuid import UUID
 
 from django.conf import settings
 from django.utils import timezone
@@ -69,7 +70,7 @@ def flagged_regimes(decision: Decision) -> str:
 
 
 def compliance_check_perform(
-    *, subject_type: str, subject_id: object, raw_facts: dict[str, Any], alternatives: Any = None,
+    *, subject_type: str, subject_id: UUID, raw_facts: dict[str, Any], alternatives: Any = None,
 ) -> ComplianceCheck:
     """Evaluate and record a decision about a subject. Runs inside the caller's transaction.
 

@@ -2,6 +2,7 @@
 
 from datetime import date, timedelta
 from typing import Any
+from uuid import UUID
 
 from django.db import IntegrityError, transaction
 from django.db.models import BooleanField, Case, Max, Sum, Value, When
@@ -11,7 +12,7 @@ from compliance.models import ExporterLock, ExportRecord
 COUNTED = (ExportRecord.State.RESERVED, ExportRecord.State.COMMITTED)
 
 
-def export_lock(*, exporter_id: object) -> None:
+def export_lock(*, exporter_id: UUID) -> None:
     """Serialise checks of one exporter until the caller's transaction ends (PostgreSQL row lock;
     SQLite's IMMEDIATE transactions already serialise every writer)."""
     try:
@@ -22,7 +23,7 @@ def export_lock(*, exporter_id: object) -> None:
     ExporterLock.objects.select_for_update().get(exporter_id=exporter_id)
 
 
-def export_prior(*, exporter_id: object, buyer_id: object, trade_date: date, exclude_subject_id: object | None = None) -> list[dict[str, Any]]:
+def export_prior(*, exporter_id: UUID, buyer_id: UUID, trade_date: date, exclude_subject_id: UUID | None = None) -> list[dict[str, Any]]:
     """The exporter's earlier counted transfers (reserved or committed), summed per window bucket.
 
     Every window a rule uses ends on the trade date: China counts since 1 January of the trade
@@ -52,7 +53,7 @@ def export_prior(*, exporter_id: object, buyer_id: object, trade_date: date, exc
 
 
 def export_reserve(
-    *, subject_type: str, subject_id: object, exporter_id: object, buyer_id: object, day: date,
+    *, subject_type: str, subject_id: UUID, exporter_id: UUID, buyer_id: UUID, day: date,
     classification: str, categories: list[str], subjects: int,
 ) -> ExportRecord:
     """Count a transfer a check let through. Call under export_lock, in the check's transaction."""
@@ -64,14 +65,14 @@ def export_reserve(
     return record
 
 
-def export_commit(*, subject_type: str, subject_id: object, day: date) -> None:
+def export_commit(*, subject_type: str, subject_id: UUID, day: date) -> None:
     """The transfer happened (settlement): it stays counted, dated the day it settled."""
     ExportRecord.objects.filter(subject_type=subject_type, subject_id=subject_id).exclude(
         state=ExportRecord.State.RELEASED
     ).update(state=ExportRecord.State.COMMITTED, date=day)
 
 
-def export_release(*, subject_type: str, subject_id: object) -> None:
+def export_release(*, subject_type: str, subject_id: UUID) -> None:
     """The transfer will not happen (rejected, cancelled, or re-checked as denied): stop counting it."""
     ExportRecord.objects.filter(subject_type=subject_type, subject_id=subject_id, state=ExportRecord.State.RESERVED).update(
         state=ExportRecord.State.RELEASED

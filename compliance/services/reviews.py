@@ -1,13 +1,15 @@
 """Recording an officer's review of a subject the engine could not decide."""
 
-from django.contrib.auth.models import AbstractBaseUser
+from uuid import UUID
+
+from django.contrib.auth.models import User
 
 from compliance.models import ComplianceCheck, Review
 from compliance.services.audit import audit_record
 
 
 def review_record(
-    *, subject_type: str, subject_id: object, check: ComplianceCheck | None, officer: AbstractBaseUser, verdict: str, reason: str,
+    *, subject_type: str, subject_id: UUID, check: ComplianceCheck | None, officer: User, verdict: str, reason: str,
     conditions: dict | None = None,
 ) -> Review:
     """Append a review row; runs in the caller's transaction, beside the status change it justifies."""
@@ -21,7 +23,7 @@ def review_record(
     return review
 
 
-def review_approvers(*, subject_type: str, subject_id: object, check: ComplianceCheck | None) -> set[object]:
+def review_approvers(*, subject_type: str, subject_id: UUID, check: ComplianceCheck | None) -> set[object]:
     """Officers who approved this subject on the strength of this decision (four eyes)."""
     return set(Review.objects.filter(subject_type=subject_type, subject_id=subject_id, compliance_check=check,
                                      verdict=Review.Verdict.APPROVE).values_list("officer_id", flat=True))

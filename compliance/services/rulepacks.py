@@ -16,10 +16,11 @@ from datetime import date, timedelta
 from functools import lru_cache, partial
 from pathlib import Path
 from typing import Any
+from uuid import UUID
 
 import yaml
 from django.conf import settings
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import User
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
@@ -170,11 +171,11 @@ def _apply_content(pack: RulePack, content: dict[str, Any]) -> None:
     pack.effective_to = _optional_date(content.get("effective_to"))
 
 
-def _label(actor: AbstractBaseUser | None) -> str:
+def _label(actor: User | None) -> str:
     return actor.get_username()[:150] if actor is not None else "system"
 
 
-def _add_editor(pack: RulePack, actor: AbstractBaseUser | None) -> None:
+def _add_editor(pack: RulePack, actor: User | None) -> None:
     if actor is None:
         return
     editors = list(pack.editors or [])
@@ -183,12 +184,16 @@ def _add_editor(pack: RulePack, actor: AbstractBaseUser | None) -> None:
     pack.editors = editors
 
 
-def rulepack_is_author(*, pack: RulePack, user: AbstractBaseUser) -> bool:
+def rulepack_is_author(*, pack: RulePack, user: User) -> bool:
     """Whether `user` created the draft or wrote any of its content."""
-    return (pack.created_by_id is not None and pack.created_by_id == user.pk) or any(e.get("id") == user.pk for e in pack.editors or [])
+    return _is_author_id(pack=pack, user_id=user.pk)
 
 
-def _lock(pack_id: object) -> RulePack:
+def _is_author_id(*, pack: RulePack, user_id: int) -> bool:
+    return (pack.created_by_id is not None and pack.created_by_id == user_id) or any(e.get("id") == user_id for e in pack.editors or [])
+
+
+def _lock(pack_id: UUID) -> RulePack:
     pack = RulePack.objects.select_for_update().filter(pk=pack_id).first()
     if pack is None:
         raise RulePackNotFoundError()
@@ -216,7 +221,7 @@ def _compiles(content: Mapping[str, Any]) -> bool:
     return True
 
 
-def _problems(content: Mapping[str, Any], *, pack_id: object) -> list[RulePackProblem]:
+def _problems(content: Mapping[str, Any], *, pack_id: UUID) -> list[RulePackProblem]:
     """Content problems, then the version's place among the others: regime@version is not taken
     by a published version, no active version of the regime takes effect the same day (the engine
     could not choose between them), and effective_to comes after effective_from."""
@@ -254,7 +259,7 @@ def rulepack_warnings(*, pack: RulePack) -> list[RulePackProblem]:
 
 @transaction.atomic
 def rulepack_draft_create(
-    *, actor: AbstractBaseUser | None, content: Any = None, yaml_text: str | None = None, based_on: object | None = None,
+    *, actor: User | None, content: Any = None, yaml_text: str | None = None, based_on: UUID | None = None,
     version: str | None = None, notes: str = "",
 ) -> RulePack:
     """A new draft from content (JSON), YAML text, or a copy of another version's content with a
@@ -292,7 +297,7 @@ def rulepack_draft_create(
 
 @transaction.atomic
 def rulepack_draft_update(
-    *, pack_id: object, actor: AbstractBaseUser | None, content: Any = None, yaml_text: str | None = None, notes: str | None = None,
+    *, pack_id: UUID, actor: User | None, content: Any = None, yaml_text: str | None = None, notes: str | None = None,
 ) -> RulePack:
     """Replace a draft's content (and/or notes). Active and retired versions never change (409).
     Audited as `rulepack.draft_updated` with the new checksum."""
@@ -322,7 +327,7 @@ def rulepack_draft_update(
     return pack
 
 
-def rulepack_validate(*, pack_id: object) -> list[RulePackProblem]:
+def rulepack_validate(*, pack_id: UUID) -> list[RulePackProblem]:
     """Why this version could not be activated as it stands; empty means it could."""
     pack = RulePack.objects.filter(pk=pack_id).first()
     if pack is None:
@@ -364,11 +369,11 @@ def rulepack_fresh_backtest(*, pack: RulePack) -> RulePackBacktest:
 
 def _approval_valid(pack: RulePack) -> bool:
     return (pack.approved_by_id is not None and pack.approved_checksum == pack.checksum
-            and not rulepack_is_author(pack=pack, user=pack.approved_by))
+            and not _is_author_id(pack=pack, user_id=pack.approved_by_id))
 
 
 @transaction.atomic
-def rulepack_approve(*, pack_id: object, actor: AbstractBaseUser) -> RulePack:
+def rulepack_approve(*, pack_id: UUID, actor: User) -> RulePack:
     """A second officer's approval of a draft's current content, so that it may be activated.
 
     The approver must not have created or edited the draft (409 author_cannot_approve) and there
@@ -390,7 +395,7 @@ def rulepack_approve(*, pack_id: object, actor: AbstractBaseUser) -> RulePack:
 
 
 @transaction.atomic
-def rulepack_activate(*, pack_id: object, effective_from: date, actor: AbstractBaseUser | None) -> RulePack:
+def rulepack_activate(*, pack_id: UUID, effective_from: date, actor: User | None) -> RulePack:
     """Make a draft an active, immutable version, in force from `effective_from` (today or later).
 
     Needs a fresh backtest of the draft's current content (409 backtest_required) and a second

@@ -30,7 +30,7 @@ from compliance.signals import sanctions_list_imported
 logger = logging.getLogger(__name__)
 
 # The files each source is published as, in the order the checksum reads them; the first is required.
-SOURCE_FILES = {
+SOURCE_FILES: dict[str, tuple[str, ...]] = {
     SanctionsList.Source.OFAC_SDN: ("sdn.csv", "alt.csv", "add.csv"),
     SanctionsList.Source.EU_FSF: ("eu_fsf.csv",),
 }

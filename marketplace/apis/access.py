@@ -1,6 +1,8 @@
 """Dataset files and access grants over HTTP: upload versions, list grants, download; revocation
 requests (providers), suspension and revocation decisions (officers)."""
 
+import uuid
+from collections.abc import Sequence
 from typing import Any
 
 import django_filters
@@ -41,7 +43,7 @@ from marketplace.services.grant_revocations import grant_reinstate, grant_revoca
 class AccessErrorSerializer(serializers.Serializer):
     code = serializers.CharField()
     message = serializers.CharField()
-    fields = serializers.DictField()
+    fields = serializers.DictField()  # type: ignore[assignment]  # a declared field: the metaclass pops it, no .fields clash
 
 
 class DatasetFileSerializer(serializers.ModelSerializer):
@@ -157,7 +159,7 @@ class DatasetFileListApi(mixins.ListModelMixin, generics.GenericAPIView):
     serializer_class = DatasetFileSerializer
     parser_classes = [MultiPartParser, FormParser]
 
-    def get_permissions(self) -> list[Any]:
+    def get_permissions(self) -> Sequence[Any]:
         if self.request.method == "POST":
             return [IsAuthenticated(), IsProvider()]
         return super().get_permissions()
@@ -182,13 +184,13 @@ class DatasetFileListApi(mixins.ListModelMixin, generics.GenericAPIView):
         return files if highest is None else files.filter(version__lte=highest)
 
     @extend_schema(responses=DatasetFileSerializer(many=True))
-    def get(self, request: Request, dataset_id: str) -> Response:
+    def get(self, request: Request, dataset_id: uuid.UUID) -> Response:
         """Versions you may see: all for the provider and officers; for a buyer, those its active grants
         cover (403 `grant_suspended` while its only grant is suspended, `grant_required` without one)."""
         return self.list(request)
 
     @extend_schema(request={"multipart/form-data": DatasetFileUploadSerializer}, responses={201: DatasetFileSerializer})
-    def post(self, request: Request, dataset_id: str) -> Response:
+    def post(self, request: Request, dataset_id: uuid.UUID) -> Response:
         """Upload the dataset's next version (the provider only)."""
         dataset = self._dataset()
         membership = _membership(request)
@@ -346,6 +348,6 @@ def _download_headers(response: HttpResponseBase, plan: DownloadPlan) -> None:
     response["Content-Length"] = str(plan.length)
     response["Accept-Ranges"] = "bytes"
     response["ETag"] = etag_of(dataset_file)
-    response["Content-Disposition"] = content_disposition_header(True, dataset_file.original_name)
+    response["Content-Disposition"] = content_disposition_header(True, dataset_file.original_name) or "attachment"  # never None as an attachment
     response["Cache-Control"] = "private, no-store"  # paid data: no shared cache keeps a copy
     response["X-Dataset-Version"] = str(dataset_file.version)

@@ -66,7 +66,7 @@ class TokenApi(APIView):
             for k, v in (("username", username), ("password", password))
             if not isinstance(v, str) or not v
         }
-        if fields:
+        if fields or not isinstance(username, str) or not isinstance(password, str):  # the isinstance narrows the type
             raise InvalidCredentialsError("Username and password are required.", fields=fields)
         if len(username) > 150 or len(password) > 4096 or "\x00" in username or "\x00" in password:
             # no such account can exist (and PostgreSQL refuses NUL in text): don't even look

@@ -1,5 +1,6 @@
 """The catalogue: listing, searching, and providers' own datasets (create, edit, publish, withdraw)."""
 
+from collections.abc import Sequence
 from typing import Any
 
 from django.db.models import QuerySet
@@ -35,7 +36,7 @@ class DatasetViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.
     def get_queryset(self) -> QuerySet[Dataset]:
         return dataset_list_visible(user=self.request.user)
 
-    def get_permissions(self) -> list[Any]:
+    def get_permissions(self) -> Sequence[Any]:
         if self.action in ("create", "partial_update", "publish", "withdraw"):
             return [IsAuthenticated(), IsProvider()]
         return super().get_permissions()

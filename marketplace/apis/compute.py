@@ -3,6 +3,8 @@ results (JSON, or CSV with `Accept: text/csv` or `?format=csv`), and officers' r
 
 import csv
 import io
+import uuid
+from collections.abc import Mapping
 from typing import Any
 
 from django.db.models import QuerySet
@@ -19,6 +21,7 @@ from rest_framework.views import APIView
 
 from config.errors import PermissionDeniedError
 from config.permissions import IsOfficer
+from config.users import request_user
 from marketplace.apis.serializers import CurrencyField, ReasonSerializer
 from marketplace.models import ComputeOffer, ComputeQuery, Dataset, Membership
 from marketplace.models.compute import MIN_K
@@ -67,17 +70,17 @@ class ComputeOfferSerializer(serializers.ModelSerializer):
 class DatasetComputeOfferApi(APIView):
     """A dataset's compute offer: run aggregate queries where the data is stored instead of buying the file."""
 
-    def _dataset(self, request: Request, dataset_id: str) -> Dataset:
+    def _dataset(self, request: Request, dataset_id: uuid.UUID) -> Dataset:
         return get_object_or_404(dataset_list_visible(user=request.user), pk=dataset_id)
 
     @extend_schema(responses=ComputeOfferSerializer)
-    def get(self, request: Request, dataset_id: str) -> Response:
+    def get(self, request: Request, dataset_id: uuid.UUID) -> Response:
         """Anyone who sees the dataset (404 when it has no compute offer)."""
         offer = get_object_or_404(ComputeOffer, dataset=self._dataset(request, dataset_id))
         return Response(ComputeOfferSerializer(offer).data)
 
     @extend_schema(request=ComputeOfferSerializer, responses=ComputeOfferSerializer)
-    def put(self, request: Request, dataset_id: str) -> Response:
+    def put(self, request: Request, dataset_id: uuid.UUID) -> Response:
         """The dataset's provider: create or replace the offer (k at least 5; both ε values or neither).
         Audited (`dataset.compute_offered`)."""
         dataset = self._dataset(request, dataset_id)
@@ -98,13 +101,13 @@ class ComputeReviewPolicyApi(APIView):
     permission_classes = [IsAuthenticated, IsOfficer]
 
     @extend_schema(request=ReviewPolicySerializer, responses=ComputeOfferSerializer)
-    def post(self, request: Request, dataset_id: str) -> Response:
+    def post(self, request: Request, dataset_id: uuid.UUID) -> Response:
         """Officers: require (or stop requiring) an officer's release of results of queries that read a
         sensitive column. Audited (`dataset.compute_review_policy`)."""
         serializer = ReviewPolicySerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data
-        offer = compute_services.compute_offer_require_review(dataset_id=dataset_id, officer=request.user,
+        offer = compute_services.compute_offer_require_review(dataset_id=dataset_id, officer=request_user(request),
                                                               required=data["review_sensitive_queries"], reason=data["reason"])
         return Response(ComputeOfferSerializer(offer).data)
 
@@ -144,7 +147,7 @@ class CSVRenderer(BaseRenderer):
     format = "csv"
     charset = "utf-8"
 
-    def render(self, data: Any, accepted_media_type: str | None = None, renderer_context: dict[str, Any] | None = None) -> bytes:
+    def render(self, data: Any, accepted_media_type: str | None = None, renderer_context: Mapping[str, Any] | None = None) -> bytes:
         return JSONRenderer().render(data)  # only errors reach here: the result CSV is written by the view
 
 
@@ -190,7 +193,7 @@ class ComputeQueryViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, view
         query = self.get_object()
         serializer = ReasonSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        reviewed = compute_services.compute_query_review(query_id=query.id, officer=request.user, release_it=release_it,
+        reviewed = compute_services.compute_query_review(query_id=query.id, officer=request_user(request), release_it=release_it,
                                                          reason=serializer.validated_data["reason"])
         return Response(ComputeQuerySerializer(reviewed).data)
 

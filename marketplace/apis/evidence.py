@@ -1,6 +1,7 @@
 """Evidence: standing mechanisms an organisation keeps on file, and documents uploaded for a trade; officers accept or reject them."""
 
 import uuid
+from collections.abc import Sequence
 from typing import Any
 
 from django.db.models import QuerySet
@@ -15,6 +16,7 @@ from rest_framework.response import Response
 from config.errors import PermissionDeniedError
 from config.parsers import BoundedJSONParser
 from config.permissions import IsOfficer
+from config.users import request_user
 from marketplace.apis import serializers as s
 from marketplace.apis.common import IDEMPOTENCY_PARAMETER
 from marketplace.apis.common import request_membership as _membership
@@ -38,7 +40,7 @@ class MechanismViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.
     serializer_class = s.StandingMechanismSerializer
     parser_classes = [BoundedJSONParser, MultiPartParser, FormParser]
 
-    def get_permissions(self) -> list[Any]:
+    def get_permissions(self) -> Sequence[Any]:
         if self.action in ("accept", "reject"):
             return [IsAuthenticated(), IsOfficer()]
         return super().get_permissions()
@@ -73,7 +75,7 @@ class MechanismViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.
         mechanism = self.get_object()
         if mechanism.organisation_id != _membership(request).organisation_id:
             raise PermissionDeniedError("Only the organisation that keeps a mechanism on file may remove it.")
-        mechanism_remove(mechanism_id=mechanism.id, actor=request.user)
+        mechanism_remove(mechanism_id=mechanism.id, actor=request_user(request))
         return Response(status=status.HTTP_204_NO_CONTENT)
 
     @extend_schema(request=s.EvidenceDecisionSerializer, responses=s.StandingMechanismSerializer)
@@ -84,7 +86,7 @@ class MechanismViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.
         (cn_security_assessment, cn_certification, eu_bcr) needs two officers: the first answers
         `"awaiting": "second_officer"`. Acceptance re-checks the organisation's waiting trades."""
         data = _reason(request)
-        return _evidence_response(mechanism_review(mechanism_id=self.get_object().id, officer=request.user, accept=True, reason=data),
+        return _evidence_response(mechanism_review(mechanism_id=self.get_object().id, officer=request_user(request), accept=True, reason=data),
                                   s.StandingMechanismSerializer)
 
     @extend_schema(request=s.EvidenceDecisionSerializer, responses=s.StandingMechanismSerializer)
@@ -92,7 +94,7 @@ class MechanismViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.
     def reject(self, request: Request, pk: str | None = None) -> Response:
         """Officers only, never the submitter. The reason is shown to the organisation."""
         data = _reason(request)
-        return _evidence_response(mechanism_review(mechanism_id=self.get_object().id, officer=request.user, accept=False, reason=data),
+        return _evidence_response(mechanism_review(mechanism_id=self.get_object().id, officer=request_user(request), accept=False, reason=data),
                                   s.StandingMechanismSerializer)
 
 
@@ -129,7 +131,7 @@ class TradeDocumentViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, vie
         A regulator's approval needs two officers: the first answers `"awaiting": "second_officer"`,
         the same officer again gets 409 `second_officer_required`. Decided evidence: 409 `evidence_not_pending`."""
         reason = _reason(request)
-        return _evidence_response(trade_document_review(document_id=self.get_object().id, officer=request.user, accept=True, reason=reason),
+        return _evidence_response(trade_document_review(document_id=self.get_object().id, officer=request_user(request), accept=True, reason=reason),
                                   s.TradeDocumentSerializer)
 
     @extend_schema(request=s.EvidenceDecisionSerializer, responses=s.TradeDocumentSerializer)
@@ -137,5 +139,5 @@ class TradeDocumentViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, vie
     def reject(self, request: Request, pk: str | None = None) -> Response:
         """Reject a trade document; the parties see the reason on the trade's documents and in its events."""
         reason = _reason(request)
-        return _evidence_response(trade_document_review(document_id=self.get_object().id, officer=request.user, accept=False, reason=reason),
+        return _evidence_response(trade_document_review(document_id=self.get_object().id, officer=request_user(request), accept=False, reason=reason),
                                   s.TradeDocumentSerializer)

@@ -99,7 +99,8 @@ class ReviewQueueFilter(TradeFilter):
     )
 
     def by_item(self, qs: QuerySet[Trade], name: str, value: str) -> QuerySet[Trade]:
-        return qs.filter(pending_evidence=True) if value == "evidence" else qs.filter(status=Trade.Status.IN_REVIEW)
+        # `pending_evidence` is an annotation of the review queue's queryset, not a Trade field
+        return qs.filter(pending_evidence=True) if value == "evidence" else qs.filter(status=Trade.Status.IN_REVIEW)  # type: ignore[misc]
 
     def by_regime(self, qs: QuerySet[Trade], name: str, value: str) -> QuerySet[Trade]:
         return qs.filter(decision__flagged_regimes__contains=f"|{value.strip().upper()}|")

@@ -1,6 +1,7 @@
 """Organisations over HTTP: apply, verify (officers), legal facts with history, members and
 invitations, party screening (lists, false positives) and notification preferences."""
 
+from collections.abc import Sequence
 from typing import Any
 
 from django.db.models import QuerySet
@@ -191,7 +192,7 @@ class FalsePositiveSerializer(serializers.ModelSerializer):
 
 class FalsePositiveCreateSerializer(serializers.Serializer):
     organisation = serializers.UUIDField()
-    source = serializers.ChoiceField(choices=SanctionsList.Source.choices)
+    source = serializers.ChoiceField(choices=SanctionsList.Source.choices)  # type: ignore[assignment]  # a declared field: no Field.source clash
     entry_id = serializers.CharField(max_length=40)
     reason = serializers.CharField(max_length=4000)
 
@@ -238,7 +239,7 @@ class OrganisationViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, view
         wanted = self.request.query_params.get("status")
         return qs.filter(status=wanted) if wanted else qs
 
-    def get_permissions(self) -> list[Any]:
+    def get_permissions(self) -> Sequence[Any]:
         if self.action == "screening":
             return [IsAuthenticated(), IsOfficer()]
         return super().get_permissions()
@@ -378,7 +379,7 @@ class OrganisationFactsViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin,
         wanted = self.request.query_params.get("status")
         return (qs.filter(status=wanted) if wanted else qs).order_by("requested_at", "id")
 
-    def get_permissions(self) -> list[Any]:
+    def get_permissions(self) -> Sequence[Any]:
         if self.action == "verify":
             return [IsAuthenticated(), IsOfficer()]
         return super().get_permissions()

@@ -21,6 +21,7 @@ from compliance.models import RulePack, RulePackBacktest
 from compliance.services.backtests import rulepack_backtest
 from config.errors import NotFoundError, PermissionDeniedError
 from config.permissions import IsOfficer
+from config.users import request_user
 from marketplace.models import GrantFlag, Membership
 from marketplace.selectors.members import membership_of
 from marketplace.services.rescreening import grant_flag_resolve, rulepack_backtest_open
@@ -44,9 +45,9 @@ class RulePackBacktestApi(APIView):
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data
         if data["scope"] == RulePackBacktest.Scope.OPEN:
-            backtest = rulepack_backtest_open(pack_id=pk, actor=request.user)
+            backtest = rulepack_backtest_open(pack_id=pk, actor=request_user(request))
         else:
-            backtest = rulepack_backtest(pack_id=pk, scope=data["scope"], period_from=data.get("from"), period_to=data.get("to"), actor=request.user)
+            backtest = rulepack_backtest(pack_id=pk, scope=data["scope"], period_from=data.get("from"), period_to=data.get("to"), actor=request_user(request))
         backtest = RulePackBacktest.objects.select_related("rulepack").get(pk=backtest.pk)
         return Response(BacktestSerializer(backtest).data, status=status.HTTP_201_CREATED)
 

@@ -5,6 +5,7 @@ request, answered 202; access stays as it is until an officer decides at
 POST /revocation-requests/{id}/decide/ (revoke with a refund decision, or decline).
 """
 
+from collections.abc import Sequence
 from typing import Any
 
 import django_filters
@@ -91,7 +92,7 @@ class RevocationRequestViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin,
     filterset_class = RevocationRequestFilter
     queryset = GrantRevocationRequest.objects.none()  # for the schema; get_queryset is what runs
 
-    def get_permissions(self) -> list[Any]:
+    def get_permissions(self) -> Sequence[Any]:
         if self.action == "create":
             return [IsAuthenticated(), IsProvider()]
         if self.action == "decide":

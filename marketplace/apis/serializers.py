@@ -1,6 +1,6 @@
 """Request and response shapes of the marketplace API (/api/v1/)."""
 
-from typing import Any
+from typing import Any, cast
 
 from drf_spectacular.utils import extend_schema_field, inline_serializer
 from rest_framework import serializers
@@ -45,7 +45,7 @@ class CurrencyField(serializers.CharField):
 
 
 # Text limits: a listing's description is prose, not a file (docs/limits.md).
-DESCRIPTION_MAX_LENGTH = Dataset._meta.get_field("description").max_length
+DESCRIPTION_MAX_LENGTH = cast(int, Dataset._meta.get_field("description").max_length)  # declared on the model
 
 
 class LicenceSerializer(serializers.Serializer):
@@ -187,7 +187,8 @@ class TradeCreateSerializer(serializers.Serializer):
     dataset = serializers.UUIDField()
     destination = JurisdictionField(required=False, help_text="Where the data goes; defaults to your organisation's jurisdiction.")
     purpose = serializers.ChoiceField(choices=vocab.PURPOSES, default="resale")
-    mechanisms = MechanismSerializer(many=True, required=False, max_length=len(vocab.MECHANISMS))
+    # many=True passes max_length on to the ListSerializer; the stubs type only the child's arguments
+    mechanisms = MechanismSerializer(many=True, required=False, max_length=len(vocab.MECHANISMS))  # type: ignore[call-arg]
     delivery = serializers.ChoiceField(choices=vocab.DELIVERIES, default="download",
                                        help_text="compute: buy query access under the dataset's compute offer; the file is never delivered.")
     queries = serializers.IntegerField(min_value=1, max_value=1_000_000, required=False,

@@ -1,5 +1,6 @@
 """Trades: buying, the buyer's and provider's views, cancellation, renewal, officers' decisions and refunds."""
 
+from collections.abc import Sequence
 from typing import Any
 
 from django.db.models import QuerySet
@@ -16,6 +17,7 @@ from config.errors import PermissionDeniedError
 from config.logging import trade_id
 from config.parsers import BoundedJSONParser
 from config.permissions import IsBuyer, IsOfficer
+from config.users import request_user
 from marketplace.apis import serializers as s
 from marketplace.apis.common import IDEMPOTENCY_PARAMETER
 from marketplace.apis.common import request_membership as _membership
@@ -47,7 +49,7 @@ class TradeViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Ge
     def get_serializer_class(self) -> type[serializers.BaseSerializer]:
         return s.TradeSerializer if self.action == "list" else s.TradeDetailSerializer
 
-    def get_permissions(self) -> list[Any]:
+    def get_permissions(self) -> Sequence[Any]:
         if self.action == "create":
             return [IsAuthenticated(), IsBuyer()]
         if self.action in ("approve", "reject"):
@@ -112,7 +114,7 @@ class TradeViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Ge
             raise PermissionDeniedError("Only the buyer may cancel a trade.")
         serializer = s.CancelSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        trade = trade_services.trade_cancel(trade_id=trade.id, actor=request.user, reason=serializer.validated_data.get("reason", ""))
+        trade = trade_services.trade_cancel(trade_id=trade.id, actor=request_user(request), reason=serializer.validated_data.get("reason", ""))
         return self._detail(trade)
 
     @extend_schema(request=s.ReasonSerializer, responses={200: s.TradeDetailSerializer, 202: s.RefundAwaitingSerializer},
@@ -127,7 +129,7 @@ class TradeViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Ge
         trade = self.get_object()
         serializer = s.ReasonSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        outcome = trade_refund_request(trade_id=trade.id, officer=request.user, reason=serializer.validated_data["reason"])
+        outcome = trade_refund_request(trade_id=trade.id, officer=request_user(request), reason=serializer.validated_data["reason"])
         if not outcome.executed:
             assert outcome.request is not None
             return Response({"awaiting": "second_officer", "refund_request": s.RefundRequestSerializer(outcome.request).data,
@@ -152,7 +154,7 @@ class TradeViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Ge
         trade = self.get_object()
         serializer = s.ReviewDecisionSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        trade = trade_services.trade_review(trade_id=trade.id, officer=request.user, approve=approve,
+        trade = trade_services.trade_review(trade_id=trade.id, officer=request_user(request), approve=approve,
                                             reason=serializer.validated_data["reason"], conditions=serializer.validated_data.get("conditions"))
         body = s.TradeDetailSerializer(trade_detail_queryset(user=request.user).get(pk=trade.pk)).data
         return Response({**body, "awaiting": trade_services.trade_review_awaiting(trade=trade)})

@@ -1,7 +1,8 @@
 """Money over HTTP: balances, ledger lines, deposits, the providers' payout report."""
 
 import csv
-from collections.abc import Iterator
+import uuid
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import django_filters
@@ -18,6 +19,7 @@ from rest_framework.views import APIView
 
 from config.errors import PermissionDeniedError
 from config.permissions import IsOfficer
+from config.users import request_user
 from marketplace.apis.filters import CurrencyFilter
 from marketplace.apis.serializers import CurrencyField
 from marketplace.idempotency import idempotent
@@ -28,7 +30,7 @@ from marketplace.selectors.members import is_officer, membership_of
 from marketplace.services.deposits import deposit_approve, deposit_credit_request, deposit_reject, deposit_request
 
 
-def _org_id(request: Request) -> object:
+def _org_id(request: Request) -> uuid.UUID:
     membership = membership_of(request.user)
     if membership is None:
         raise PermissionDeniedError("Your account belongs to no organisation.")
@@ -153,7 +155,7 @@ class DepositViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.Cr
             return Deposit.objects.none()
         return deposits_for(organisation_id=None if is_officer(self.request.user) else _org_id(self.request))
 
-    def get_permissions(self) -> list[Any]:
+    def get_permissions(self) -> Sequence[Any]:
         if self.action in ("approve", "reject"):
             return [IsAuthenticated(), IsOfficer()]
         return super().get_permissions()
@@ -171,7 +173,7 @@ class DepositViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.Cr
             if not is_officer(request.user):
                 raise PermissionDeniedError("Only an operator may credit another organisation's wallet.")
             deposit = deposit_credit_request(organisation=data["organisation"], amount=data["amount"], currency=data["currency"],
-                                             operator=request.user, note=data.get("note", ""))
+                                             operator=request_user(request), note=data.get("note", ""))
         else:
             membership = membership_of(request.user)
             if membership is None:
@@ -187,7 +189,7 @@ class DepositViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.Cr
         409 `deposit_not_pending` once decided."""
         note = DecisionNoteSerializer(data=request.data)
         note.is_valid(raise_exception=True)
-        deposit = deposit_approve(deposit_id=self.get_object().id, operator=request.user, note=note.validated_data["note"])
+        deposit = deposit_approve(deposit_id=self.get_object().id, operator=request_user(request), note=note.validated_data["note"])
         return Response(self.get_serializer(deposit).data)
 
     @extend_schema(request=DecisionNoteSerializer, responses=DepositSerializer)
@@ -196,7 +198,7 @@ class DepositViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.Cr
         """Officers: refuse a pending deposit (recorded in the audit trail with who refused); nothing is credited."""
         note = DecisionNoteSerializer(data=request.data)
         note.is_valid(raise_exception=True)
-        deposit = deposit_reject(deposit_id=self.get_object().id, operator=request.user, note=note.validated_data["note"])
+        deposit = deposit_reject(deposit_id=self.get_object().id, operator=request_user(request), note=note.validated_data["note"])
         return Response(self.get_serializer(deposit).data)
 
 

@@ -109,9 +109,10 @@ class WebhookEndpointViewSet(
 
     def partial_update(self, request: Request, pk: str | None = None) -> Response:
         """Your organisation's endpoint (anyone else's: 404). Audited (`webhook.endpoint_updated`, each change old → new)."""
-        serializer = self.get_serializer(self.get_object(), data=request.data, partial=True)
+        current = self.get_object()
+        serializer = self.get_serializer(current, data=request.data, partial=True)
         serializer.is_valid(raise_exception=True)
-        endpoint = webhook_services.webhook_endpoint_update(endpoint_id=serializer.instance.id, actor=request.user, **serializer.validated_data)
+        endpoint = webhook_services.webhook_endpoint_update(endpoint_id=current.id, actor=request.user, **serializer.validated_data)
         return Response(self.get_serializer(endpoint).data)
 
     def destroy(self, request: Request, pk: str | None = None) -> Response:

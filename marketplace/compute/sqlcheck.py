@@ -84,7 +84,7 @@ def sql_hash(sql: str) -> str:
     return hashlib.sha256(sql.strip().encode()).hexdigest()
 
 
-def _name(node: exp.Expression) -> str:
+def _name(node: exp.Expr) -> str:
     return type(node).__name__
 
 
@@ -128,7 +128,7 @@ def _walk_allowed(tree: exp.Select) -> None:
             raise QueryRefused("query_construct_not_allowed", f"{_name(node)} is not allowed in a compute query.")
 
 
-def _aggregates_in(node: exp.Expression) -> list[exp.Expression]:
+def _aggregates_in(node: exp.Expr) -> list[exp.Expr]:
     return [n for n in node.walk() if isinstance(n, tuple(AGGREGATES))]
 
 

@@ -3,6 +3,7 @@
 import os
 import uuid
 from datetime import datetime
+from typing import Any
 
 from django.conf import settings
 from django.db import models
@@ -45,10 +46,10 @@ class DatasetFile(models.Model):
     def __str__(self) -> str:
         return f"{self.dataset_id} v{self.version}"
 
-    def save(self, *args: object, **kwargs: object) -> None:
+    def save(self, *args: Any, **kwargs: Any) -> None:
         if not self._state.adding:
             raise ValueError("A dataset file version is immutable; upload a new version instead.")
-        super().save(*args, **kwargs)  # type: ignore[arg-type]
+        super().save(*args, **kwargs)
 
 
 class AccessGrant(models.Model):

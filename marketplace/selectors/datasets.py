@@ -1,13 +1,13 @@
 """Which datasets a user may see."""
 
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import AnonymousUser, User
 from django.db.models import Q, QuerySet
 
 from marketplace.models import Dataset
 from marketplace.selectors.members import is_officer, membership_of
 
 
-def dataset_list_visible(*, user: AbstractBaseUser) -> QuerySet[Dataset]:
+def dataset_list_visible(*, user: User | AnonymousUser) -> QuerySet[Dataset]:
     """The published catalogue, plus the caller's own listings in any status; officers see all."""
     qs = Dataset.objects.select_related("provider")
     if is_officer(user):

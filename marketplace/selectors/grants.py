@@ -1,22 +1,23 @@
 """Which access grants a user may see, and what a buyer's active grants cover."""
 
 from datetime import UTC, datetime
+from uuid import UUID
 
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import AnonymousUser, User
 from django.db.models import QuerySet
 
 from marketplace.models import AccessGrant, GrantRevocationRequest
 from marketplace.selectors.members import scoped_to_parties
 
 
-def grant_list_visible(*, user: AbstractBaseUser) -> QuerySet[AccessGrant]:
+def grant_list_visible(*, user: User | AnonymousUser) -> QuerySet[AccessGrant]:
     """Grants the user may see: its organisation's as buyer, those on its organisation's datasets,
     or all for officers."""
     qs = AccessGrant.objects.select_related("dataset", "buyer", "trade")
     return scoped_to_parties(qs, user=user, parties=("buyer_id", "dataset__provider_id"))
 
 
-def grant_highest_version_for(*, organisation_id: object, dataset_id: object) -> tuple[bool, int | None]:
+def grant_highest_version_for(*, organisation_id: UUID, dataset_id: UUID) -> tuple[bool, int | None]:
     """(holds an active download grant, highest version its active grants cover: None = every version).
     Compute grants never show the files: their buyers query them where they are stored."""
     grants = list(AccessGrant.objects.filter(
@@ -28,7 +29,7 @@ def grant_highest_version_for(*, organisation_id: object, dataset_id: object) ->
     return True, max(v for v in grants if v is not None)
 
 
-def revocation_request_list_visible(*, user: AbstractBaseUser) -> QuerySet[GrantRevocationRequest]:
+def revocation_request_list_visible(*, user: User | AnonymousUser) -> QuerySet[GrantRevocationRequest]:
     """Revocation requests the user may see: those on grants it may see (the grant's buyer and the
     dataset's provider; officers see all)."""
     qs = GrantRevocationRequest.objects.select_related("grant__dataset", "grant__buyer")

@@ -2,6 +2,7 @@
 
 from decimal import Decimal
 from typing import Any
+from uuid import UUID
 
 from django.db.models import QuerySet, Sum
 
@@ -9,14 +10,14 @@ from marketplace.models import Deposit, LedgerEntry, Settlement, Wallet
 from marketplace.money import quantum
 
 
-def wallet_balances(*, organisation_id: object) -> list[dict[str, Any]]:
+def wallet_balances(*, organisation_id: UUID) -> list[dict[str, Any]]:
     return [
         {"currency": w.currency, "available": w.available, "held": w.held}
         for w in Wallet.objects.filter(organisation_id=organisation_id).order_by("currency")
     ]
 
 
-def ledger_entries_for(*, organisation_id: object) -> QuerySet[LedgerEntry]:
+def ledger_entries_for(*, organisation_id: UUID) -> QuerySet[LedgerEntry]:
     return (
         LedgerEntry.objects.filter(wallet__organisation_id=organisation_id)
         .select_related("transaction")
@@ -36,12 +37,12 @@ def platform_balances() -> list[dict[str, Any]]:
     return list(out.values())
 
 
-def deposits_for(*, organisation_id: object | None) -> QuerySet[Deposit]:
+def deposits_for(*, organisation_id: UUID | None) -> QuerySet[Deposit]:
     qs = Deposit.objects.select_related("organisation").order_by("-created_at")
     return qs if organisation_id is None else qs.filter(organisation_id=organisation_id)
 
 
-def payouts_for(*, provider_id: object) -> QuerySet[Settlement]:
+def payouts_for(*, provider_id: UUID) -> QuerySet[Settlement]:
     return (
         Settlement.objects.filter(trade__provider_id=provider_id)
         .select_related("trade", "trade__dataset", "trade__buyer")
@@ -73,7 +74,7 @@ def ledger_verify() -> list[str]:
                 problems.append(f"wallet {wallet.pk} {wallet.currency} {account} is {balance}, its entries sum to {expected}")
             if balance < 0:
                 problems.append(f"wallet {wallet.pk} {wallet.currency} {account} is negative: {balance}")
-    kinds: dict[object, list[str]] = {}
+    kinds: dict[UUID, list[str]] = {}
     for trade_id, kind in LedgerTransaction.objects.filter(trade__isnull=False).values_list("trade_id", "kind"):
         kinds.setdefault(trade_id, []).append(kind)
     settlements = set(Settlement.objects.values_list("trade_id", flat=True))

@@ -16,9 +16,10 @@ from decimal import Decimal
 from functools import partial
 from pathlib import Path
 from typing import Any
+from uuid import UUID
 
 from django.conf import settings
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import User
 from django.db import InterfaceError, OperationalError, transaction
 from django.db.models import F
 from django.utils import timezone
@@ -99,7 +100,7 @@ def compute_offer_validate(values: dict[str, Any]) -> dict[str, Any]:
     per_period, per_query = values.get("dp_epsilon_per_period"), values.get("dp_epsilon_per_query")
     if (per_period is None) != (per_query is None):
         errors["dp_epsilon_per_query"] = ["set both ε per period and ε per query, or neither"]
-    elif per_period is not None and (per_query <= 0 or per_query > per_period):
+    elif per_period is not None and per_query is not None and (per_query <= 0 or per_query > per_period):
         errors["dp_epsilon_per_query"] = ["must be above 0 and at most ε per period"]
     if errors:
         raise ComputeOfferInvalidError(fields=errors)
@@ -107,7 +108,7 @@ def compute_offer_validate(values: dict[str, Any]) -> dict[str, Any]:
 
 
 @transaction.atomic
-def compute_offer_put(*, dataset_id: object, membership: Membership, values: dict[str, Any]) -> ComputeOffer:
+def compute_offer_put(*, dataset_id: UUID, membership: Membership, values: dict[str, Any]) -> ComputeOffer:
     """Create or replace the dataset's compute offer (its provider only). Audited (`dataset.compute_offered`).
     Open trades keep the price they were bought at; grants use the offer's current policy."""
     dataset = Dataset.objects.select_for_update().filter(pk=dataset_id).first()
@@ -129,7 +130,7 @@ def compute_offer_put(*, dataset_id: object, membership: Membership, values: dic
 
 
 @transaction.atomic
-def compute_offer_require_review(*, dataset_id: object, officer: AbstractBaseUser, required: bool, reason: str) -> ComputeOffer:
+def compute_offer_require_review(*, dataset_id: UUID, officer: User, required: bool, reason: str) -> ComputeOffer:
     """Officers: hold (or stop holding) results of queries that read a sensitive column until an
     officer releases them. Audited (`dataset.compute_review_policy`)."""
     offer = ComputeOffer.objects.select_for_update().filter(dataset_id=dataset_id).first()
@@ -228,7 +229,7 @@ def compute_alternatives(decision: dict[str, Any], *, dataset: Dataset, facts: d
 # --- budgets (ε kept like money) ---------------------------------------------------------------------
 
 
-def _budget_reserve(*, grant_id: object, epsilon: Decimal) -> None:
+def _budget_reserve(*, grant_id: UUID, epsilon: Decimal) -> None:
     """Reserve ε with one conditional UPDATE: two concurrent queries can never both take the last of
     it (the row is locked by the first UPDATE; the second re-reads and fails the condition)."""
     moved = PrivacyBudget.objects.filter(grant_id=grant_id, total__gte=F("reserved") + F("spent") + epsilon).update(
@@ -240,7 +241,7 @@ def _budget_reserve(*, grant_id: object, epsilon: Decimal) -> None:
                                           fields={"epsilon_left": [str(left)]})
 
 
-def _budget_settle(*, grant_id: object, epsilon: Decimal, spend: bool) -> None:
+def _budget_settle(*, grant_id: UUID, epsilon: Decimal, spend: bool) -> None:
     if epsilon <= 0:
         return
     if spend:
@@ -256,7 +257,7 @@ def _quota_take(*, grant: AccessGrant) -> None:
         raise ComputeQuotaExhaustedError()
 
 
-def _quota_return(*, grant_id: object) -> None:
+def _quota_return(*, grant_id: UUID) -> None:
     AccessGrant.objects.filter(pk=grant_id, queries_left__isnull=False).update(queries_left=F("queries_left") + 1)
 
 
@@ -265,7 +266,8 @@ def _quota_return(*, grant_id: object) -> None:
 
 def _policy(offer: ComputeOffer) -> ReleasePolicy:
     bounds = {name: (float(pair[0]), float(pair[1])) for name, pair in (offer.bounds or {}).items()}
-    epsilon = float(offer.dp_epsilon_per_query) if offer.dp else None
+    per_query = offer.dp_epsilon_per_query
+    epsilon = float(per_query) if offer.dp and per_query is not None else None
     return ReleasePolicy(k=max(offer.min_group_size, MIN_K), max_rows=offer.max_result_rows, epsilon=epsilon, bounds=bounds,
                          contributions=offer.contributions_per_person)
 
@@ -284,7 +286,7 @@ def _audit_refusal(*, grant: AccessGrant, membership: Membership, sql: str, refu
             "reason": refusal.code})
 
 
-def compute_query_submit(*, grant_id: object, membership: Membership, sql: str) -> ComputeQuery:
+def compute_query_submit(*, grant_id: UUID, membership: Membership, sql: str) -> ComputeQuery:
     """Check and accept a query under a compute grant; the run is queued after commit.
 
     Refused (nothing changes, the refusal is audited): 400 `query_refused` with `fields.reason`;
@@ -321,7 +323,8 @@ def _accept(*, grant: AccessGrant, offer: ComputeOffer, membership: Membership, 
     dataset_file = DatasetFile.objects.filter(dataset_id=grant.dataset_id).order_by("-version").first()
     if dataset_file is None:
         raise DatasetFileNotFoundError("The provider has not uploaded the dataset's file yet.")
-    epsilon = Decimal(offer.dp_epsilon_per_query) if offer.dp else Decimal("0")
+    per_query = offer.dp_epsilon_per_query
+    epsilon = Decimal(per_query) if offer.dp and per_query is not None else Decimal("0")
     _quota_take(grant=grant)
     if epsilon:
         _budget_reserve(grant_id=grant.id, epsilon=epsilon)
@@ -364,7 +367,7 @@ def _local_csv(dataset_file: DatasetFile, cache_dir: Path) -> Path:
         return target
 
 
-def compute_query_run(*, query_id: object) -> ComputeQuery | None:
+def compute_query_run(*, query_id: UUID | str) -> ComputeQuery | None:
     """Run a queued query where its data is stored and record what may be released. Idempotent: a
     query already finished is left alone; the final write happens only while it is still running."""
     with transaction.atomic():
@@ -407,7 +410,7 @@ def compute_query_run(*, query_id: object) -> ComputeQuery | None:
 
 
 @transaction.atomic
-def _query_record(*, query_id: object, outcome: dict[str, Any]) -> ComputeQuery | None:
+def _query_record(*, query_id: UUID, outcome: dict[str, Any]) -> ComputeQuery | None:
     query = ComputeQuery.objects.select_for_update().filter(pk=query_id).first()
     if query is None or query.status != ComputeQuery.Status.RUNNING:
         return query  # another delivery finished it first
@@ -456,7 +459,7 @@ def _report(query: ComputeQuery) -> dict[str, Any]:
 
 
 @transaction.atomic
-def compute_query_review(*, query_id: object, officer: AbstractBaseUser, release_it: bool, reason: str) -> ComputeQuery:
+def compute_query_review(*, query_id: UUID, officer: User, release_it: bool, reason: str) -> ComputeQuery:
     """Officers: release a held result to the buyer (its ε is spent) or refuse it (the ε and the
     query are given back; the buyer never sees the result). Audited (`compute.query_reviewed`)."""
     if not is_officer(officer):

@@ -4,6 +4,7 @@ import hashlib
 import logging
 import mimetypes
 import os
+from uuid import UUID
 
 from django.conf import settings
 from django.core.files.uploadedfile import UploadedFile
@@ -34,12 +35,12 @@ def dataset_file_content_type(name: str) -> str:
     return content_type or "application/octet-stream"
 
 
-def dataset_file_latest_version(*, dataset_id: object) -> int | None:
+def dataset_file_latest_version(*, dataset_id: UUID) -> int | None:
     return DatasetFile.objects.filter(dataset_id=dataset_id).aggregate(latest=Max("version"))["latest"]
 
 
 @transaction.atomic
-def dataset_file_upload(*, dataset_id: object, membership: Membership, upload: UploadedFile) -> DatasetFile:
+def dataset_file_upload(*, dataset_id: UUID, membership: Membership, upload: UploadedFile) -> DatasetFile:
     """Store `upload` as the dataset's next version (latest + 1), with its SHA-256, size and type.
     Audited as `dataset.file_uploaded` (version, hash, size) with the uploader.
 

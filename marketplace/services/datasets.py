@@ -2,6 +2,7 @@
 `dataset.*`, subject the dataset) with the acting user, in the same transaction."""
 
 from typing import Any
+from uuid import UUID
 
 from django.db import transaction
 from django.utils import timezone
@@ -83,7 +84,7 @@ def dataset_create(*, membership: Membership, values: dict[str, Any], actor: Any
 
 
 @transaction.atomic
-def dataset_update(*, dataset_id: object, values: dict[str, Any], actor: Any) -> Dataset:
+def dataset_update(*, dataset_id: UUID, values: dict[str, Any], actor: Any) -> Dataset:
     """Edit a listing; legal facts only while it is a draft. Audited as `dataset.updated` with each
     changed field's old and new value (nothing is recorded when nothing changed)."""
     dataset = Dataset.objects.select_for_update().get(pk=dataset_id)
@@ -103,7 +104,7 @@ def dataset_update(*, dataset_id: object, values: dict[str, Any], actor: Any) ->
 
 
 @transaction.atomic
-def dataset_publish(*, dataset_id: object, actor: Any) -> Dataset:
+def dataset_publish(*, dataset_id: UUID, actor: Any) -> Dataset:
     """Put a draft in the catalogue; Chinese personal information needs the provider's attestation
     of its PIPL duties. Audited as `dataset.published` with the attestation and the frozen facts."""
     dataset = Dataset.objects.select_for_update().get(pk=dataset_id)
@@ -127,7 +128,7 @@ def dataset_publish(*, dataset_id: object, actor: Any) -> Dataset:
 
 
 @transaction.atomic
-def dataset_withdraw(*, dataset_id: object, actor: Any) -> Dataset:
+def dataset_withdraw(*, dataset_id: UUID, actor: Any) -> Dataset:
     """Take a listing out of the catalogue; trades already open go on. Audited as `dataset.withdrawn`
     (withdrawing twice changes and records nothing)."""
     dataset = Dataset.objects.select_for_update().get(pk=dataset_id)

@@ -6,8 +6,9 @@ officer approves it. Only the system (seed data, the payment provider's confirma
 one step."""
 
 from decimal import Decimal
+from uuid import UUID
 
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import User
 from django.db import transaction
 from django.utils import timezone
 
@@ -39,7 +40,7 @@ def deposit_request(*, membership: Membership, amount: Decimal, currency: str) -
 
 
 @transaction.atomic
-def deposit_credit_request(*, organisation: Organisation, amount: Decimal, currency: str, operator: AbstractBaseUser,
+def deposit_credit_request(*, organisation: Organisation, amount: Decimal, currency: str, operator: User,
                            note: str = "") -> Deposit:
     """An officer's direct credit to an organisation (money that arrived outside the provider):
     recorded as a pending deposit that a second, different officer must approve."""
@@ -54,7 +55,7 @@ def deposit_credit_request(*, organisation: Organisation, amount: Decimal, curre
 
 
 @transaction.atomic
-def deposit_approve(*, deposit_id: object, operator: AbstractBaseUser | None, note: str = "") -> Deposit:
+def deposit_approve(*, deposit_id: UUID, operator: User | None, note: str = "") -> Deposit:
     """Credit a pending deposit. Approving twice is refused, never credited twice; the person who
     requested it cannot approve it (409 same_person_not_allowed), nor can an officer of the
     organisation being credited (403 own_organisation). `operator=None` is the system
@@ -76,7 +77,7 @@ def deposit_approve(*, deposit_id: object, operator: AbstractBaseUser | None, no
 
 
 @transaction.atomic
-def deposit_reject(*, deposit_id: object, operator: AbstractBaseUser, note: str) -> Deposit:
+def deposit_reject(*, deposit_id: UUID, operator: User, note: str) -> Deposit:
     """Refuse a pending deposit; nothing is credited. Recorded in the audit trail with who refused."""
     deposit = Deposit.objects.select_for_update().get(pk=deposit_id)
     deposit_ensure_transition(current=deposit.status, target=Deposit.Status.REJECTED)

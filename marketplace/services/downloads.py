@@ -6,6 +6,7 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import IO
+from uuid import UUID
 
 from django.db import transaction
 from django.utils import timezone
@@ -81,7 +82,7 @@ class DownloadPlan:
 
 @transaction.atomic
 def grant_download_open(
-    *, grant_id: object, membership: Membership, version: int | None = None, range_header: str = "", if_range: str = "",
+    *, grant_id: UUID, membership: Membership, version: int | None = None, range_header: str = "", if_range: str = "",
     record: bool = True,
 ) -> DownloadPlan:
     """Check that the grant allows this download now and record it (unless `record` is False: a HEAD).

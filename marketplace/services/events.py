@@ -2,6 +2,7 @@
 organisations can subscribe to, a webhook fan-out to the trade's two parties."""
 
 from typing import Any
+from uuid import UUID
 
 from compliance.models import AuditEvent
 from compliance.services.audit import audit_record
@@ -11,7 +12,7 @@ from marketplace.services.webhooks.fanout import webhook_fanout
 
 
 def event_emit(
-    *, kind: str, subject_type: str, subject_id: object, data: dict[str, Any], organisation_ids: list[object] | None = None,
+    *, kind: str, subject_type: str, subject_id: UUID, data: dict[str, Any], organisation_ids: list[UUID] | None = None,
     actor: Any = None, actor_label: str = "",
 ) -> AuditEvent:
     event = audit_record(kind=kind, subject_type=subject_type, subject_id=subject_id, data=data, actor=actor, actor_label=actor_label)

@@ -13,8 +13,9 @@ requirement only once accepted.
 
 from dataclasses import dataclass
 from typing import Any
+from uuid import UUID
 
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import User
 from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
@@ -44,7 +45,7 @@ def _submitter_id(evidence: TradeDocument | OrganisationMechanism) -> Any:
     return evidence.uploaded_by_id if isinstance(evidence, TradeDocument) else evidence.created_by_id
 
 
-def officer_require_independent(*, officer: AbstractBaseUser, party_ids: tuple[object, ...]) -> None:
+def officer_require_independent(*, officer: User, party_ids: tuple[object, ...]) -> None:
     """An officer whose organisation is a party (buyer, provider, the keeper of a mechanism) decides
     nothing of it: 403 `own_organisation`."""
     membership = membership_of(officer)
@@ -58,7 +59,7 @@ def _parties(evidence: TradeDocument | OrganisationMechanism) -> tuple[object, .
     return (evidence.organisation_id,)
 
 
-def _check_reviewer(evidence: TradeDocument | OrganisationMechanism, officer: AbstractBaseUser) -> None:
+def _check_reviewer(evidence: TradeDocument | OrganisationMechanism, officer: User) -> None:
     if evidence.status != EvidenceStatus.PENDING:
         raise EvidenceNotPendingError(f"This evidence is already {evidence.status}.")
     if _submitter_id(evidence) == officer.pk:
@@ -66,7 +67,7 @@ def _check_reviewer(evidence: TradeDocument | OrganisationMechanism, officer: Ab
     officer_require_independent(officer=officer, party_ids=_parties(evidence))
 
 
-def _accept(evidence: TradeDocument | OrganisationMechanism, officer: AbstractBaseUser, reason: str) -> str | None:
+def _accept(evidence: TradeDocument | OrganisationMechanism, officer: User, reason: str) -> str | None:
     """Record an acceptance; returns "second_officer" when a regulator approval waits for a second one."""
     _check_reviewer(evidence, officer)
     now = timezone.now()
@@ -83,7 +84,7 @@ def _accept(evidence: TradeDocument | OrganisationMechanism, officer: AbstractBa
     return None
 
 
-def _reject(evidence: TradeDocument | OrganisationMechanism, officer: AbstractBaseUser, reason: str) -> None:
+def _reject(evidence: TradeDocument | OrganisationMechanism, officer: User, reason: str) -> None:
     _check_reviewer(evidence, officer)
     evidence.status, evidence.reviewed_by, evidence.reviewed_by_label = EvidenceStatus.REJECTED, officer, officer.get_username()
     evidence.reviewed_at, evidence.review_reason = timezone.now(), reason
@@ -95,13 +96,13 @@ def _data(evidence: TradeDocument | OrganisationMechanism, reason: str, **extra:
             "reason": reason, "status": evidence.status, **extra}
 
 
-def _recheck(trade: Trade, actor: AbstractBaseUser | None, why: str) -> None:
+def _recheck(trade: Trade, actor: User | None, why: str) -> None:
     if trade.status in RECHECKABLE:
         trade_apply_transition(trade=trade, to=Trade.Status.CHECKING, actor=actor, reason=why)
 
 
 @transaction.atomic
-def trade_document_review(*, document_id: object, officer: AbstractBaseUser, accept: bool, reason: str) -> EvidenceDecision:
+def trade_document_review(*, document_id: UUID, officer: User, accept: bool, reason: str) -> EvidenceDecision:
     """Accept or reject one trade document (the trade row is locked first, then the document)."""
     trade_id = TradeDocument.objects.filter(pk=document_id).values_list("trade_id", flat=True).first()
     if trade_id is None:
@@ -124,7 +125,7 @@ def trade_document_review(*, document_id: object, officer: AbstractBaseUser, acc
 
 
 @transaction.atomic
-def mechanism_review(*, mechanism_id: object, officer: AbstractBaseUser, accept: bool, reason: str) -> EvidenceDecision:
+def mechanism_review(*, mechanism_id: UUID, officer: User, accept: bool, reason: str) -> EvidenceDecision:
     """Accept or reject a standing mechanism; acceptance re-checks the organisation's waiting trades."""
     mechanism = OrganisationMechanism.objects.select_for_update().filter(pk=mechanism_id).first()
     if mechanism is None:
@@ -146,7 +147,7 @@ def mechanism_review(*, mechanism_id: object, officer: AbstractBaseUser, accept:
     return EvidenceDecision(mechanism)
 
 
-def organisation_trades_recheck(*, organisation_id: object, actor: AbstractBaseUser | None, why: str) -> None:
+def organisation_trades_recheck(*, organisation_id: UUID, actor: User | None, why: str) -> None:
     """Re-check every trade of the organisation (as buyer or provider) that still waits for a
     decision, after its standing evidence changed (accepted, or withdrawn). Call inside a transaction.
 

@@ -26,8 +26,9 @@ nothing changes (the grant stays as it was).
 import logging
 from datetime import datetime
 from decimal import ROUND_DOWN, Decimal
+from uuid import UUID
 
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import User
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
@@ -55,9 +56,9 @@ RESCREENING = "system:rescreening"
 Refund = GrantRevocationRequest.Refund
 
 
-def _parties(grant: AccessGrant) -> list[object]:
+def _parties(grant: AccessGrant) -> list[UUID]:
     provider_id = Dataset.objects.filter(pk=grant.dataset_id).values_list("provider_id", flat=True).first()
-    return [grant.buyer_id, provider_id]
+    return [grant.buyer_id] if provider_id is None else [grant.buyer_id, provider_id]
 
 
 def _required(value: str, name: str) -> str:
@@ -67,13 +68,13 @@ def _required(value: str, name: str) -> str:
     return value
 
 
-def _officer(membership: Membership, what: str) -> AbstractBaseUser:
+def _officer(membership: Membership, what: str) -> User:
     if not is_officer(membership.user):
         raise PermissionDeniedError(f"Only a compliance officer may {what}.")
     return membership.user
 
 
-def _lock_grant(grant_id: object) -> tuple[Trade, AccessGrant]:
+def _lock_grant(grant_id: UUID) -> tuple[Trade, AccessGrant]:
     """Lock the grant's trade, then the grant (always in this order: trade, grant, request)."""
     trade_id = AccessGrant.objects.filter(pk=grant_id).values_list("trade_id", flat=True).first()
     trade = trade_lock(trade_id=trade_id) if trade_id is not None else None
@@ -83,7 +84,7 @@ def _lock_grant(grant_id: object) -> tuple[Trade, AccessGrant]:
     return trade, grant
 
 
-def grant_flag_close(*, flag: GrantFlag, user: AbstractBaseUser, note: str, revoked: bool) -> GrantFlag:
+def grant_flag_close(*, flag: GrantFlag, user: User, note: str, revoked: bool) -> GrantFlag:
     """Mark one locked, open re-screening flag resolved by `user`, and audit it."""
     flag.status = GrantFlag.Status.RESOLVED
     flag.resolved_by = user
@@ -97,7 +98,7 @@ def grant_flag_close(*, flag: GrantFlag, user: AbstractBaseUser, note: str, revo
     return flag
 
 
-def _resolve_flags(*, grant: AccessGrant, user: AbstractBaseUser, note: str, revoked: bool) -> None:
+def _resolve_flags(*, grant: AccessGrant, user: User, note: str, revoked: bool) -> None:
     """Close the grant's open re-screening flags: the officer's decision answers them."""
     for flag in GrantFlag.objects.select_for_update().filter(grant=grant, status=GrantFlag.Status.OPEN):
         grant_flag_close(flag=flag, user=user, note=note, revoked=revoked)
@@ -107,7 +108,7 @@ def _resolve_flags(*, grant: AccessGrant, user: AbstractBaseUser, note: str, rev
 
 
 @transaction.atomic
-def grant_suspend(*, grant_id: object, reason: str, actor_label: str = RESCREENING, data: dict[str, object] | None = None) -> bool:
+def grant_suspend(*, grant_id: UUID, reason: str, actor_label: str = RESCREENING, data: dict[str, object] | None = None) -> bool:
     """Suspend a grant at once (called by re-screening inside the transaction of its finding).
     Returns False, changing nothing, if it is already suspended or revoked."""
     grant = AccessGrant.objects.select_for_update().filter(pk=grant_id).first()
@@ -124,7 +125,7 @@ def grant_suspend(*, grant_id: object, reason: str, actor_label: str = RESCREENI
 
 
 @transaction.atomic
-def grant_reinstate(*, grant_id: object, officer: Membership, reason: str) -> AccessGrant:
+def grant_reinstate(*, grant_id: UUID, officer: Membership, reason: str) -> AccessGrant:
     """An officer lifts a suspension (downloads work again at once) and closes the grant's open
     re-screening flags with the reason."""
     user = _officer(officer, "reinstate a grant")
@@ -166,7 +167,7 @@ def grant_pro_rata_amount(*, trade: Trade, grant: AccessGrant, now: datetime | N
     return (trade.price * fraction).quantize(quantum(trade.currency), rounding=ROUND_DOWN)
 
 
-def _revoke_with_refund(*, trade: Trade, grant: AccessGrant, user: AbstractBaseUser, refund: str, reason: str) -> Decimal:
+def _revoke_with_refund(*, trade: Trade, grant: AccessGrant, user: User, refund: str, reason: str) -> Decimal:
     """Revoke and refund as decided; returns the amount the buyer got back. Callers hold the locks."""
     if grant.revoked_at is not None:
         raise GrantAlreadyRevokedError()
@@ -189,7 +190,7 @@ def _revoke_with_refund(*, trade: Trade, grant: AccessGrant, user: AbstractBaseU
 
 
 def _decide(
-    *, request: GrantRevocationRequest, trade: Trade, grant: AccessGrant, user: AbstractBaseUser, revoke: bool, refund: str, reason: str,
+    *, request: GrantRevocationRequest, trade: Trade, grant: AccessGrant, user: User, revoke: bool, refund: str, reason: str,
 ) -> GrantRevocationRequest:
     amount = _revoke_with_refund(trade=trade, grant=grant, user=user, refund=refund, reason=reason) if revoke else None
     request.status = GrantRevocationRequest.Status.REVOKED if revoke else GrantRevocationRequest.Status.DECLINED
@@ -216,7 +217,7 @@ def _refund_choice(*, revoke: bool, refund: str | None) -> str:
 
 
 @transaction.atomic
-def grant_revocation_request(*, grant_id: object, membership: Membership, reason: str) -> GrantRevocationRequest:
+def grant_revocation_request(*, grant_id: UUID, membership: Membership, reason: str) -> GrantRevocationRequest:
     """The dataset's provider asks for a grant to be revoked. Nothing changes for the buyer until an
     officer decides; both parties are told."""
     reason = _required(reason, "reason")
@@ -243,7 +244,7 @@ def grant_revocation_request(*, grant_id: object, membership: Membership, reason
 
 @transaction.atomic
 def grant_revocation_decide(
-    *, request_id: object, officer: Membership, revoke: bool, refund: str | None, reason: str,
+    *, request_id: UUID, officer: Membership, revoke: bool, refund: str | None, reason: str,
 ) -> GrantRevocationRequest:
     """An officer decides a pending request: revoke with a refund decision (full, pro_rata, none),
     or decline (access stays). Money, grant and trade change in this one transaction."""
@@ -261,7 +262,7 @@ def grant_revocation_decide(
 
 
 @transaction.atomic
-def grant_revoke_by_officer(*, grant_id: object, officer: Membership, refund: str | None, reason: str) -> GrantRevocationRequest:
+def grant_revoke_by_officer(*, grant_id: UUID, officer: Membership, refund: str | None, reason: str) -> GrantRevocationRequest:
     """An officer revokes a grant (a suspended one, or any other) with a refund decision. A pending
     provider request is decided by this; otherwise the decision is recorded as a request decided at once."""
     user = _officer(officer, "revoke a grant")

@@ -12,8 +12,9 @@ The rules:
 import logging
 from datetime import timedelta
 from typing import Any
+from uuid import UUID
 
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import User
 from django.db import transaction
 from django.utils import timezone
 
@@ -86,7 +87,7 @@ def grant_issue(*, trade: Trade) -> AccessGrant:
     return grant
 
 
-def grant_revoke_locked(*, grant: AccessGrant, user: AbstractBaseUser | None, label: str, reason: str) -> AccessGrant:
+def grant_revoke_locked(*, grant: AccessGrant, user: User | None, label: str, reason: str) -> AccessGrant:
     """Revoke a grant whose row the caller has locked in its transaction; both parties are told."""
     grant.revoked_at = timezone.now()
     grant.revoked_reason = reason
@@ -96,13 +97,13 @@ def grant_revoke_locked(*, grant: AccessGrant, user: AbstractBaseUser | None, la
     logger.info("grant %s revoked by %s: %s", grant.id, grant.revoked_by_label, reason)
     provider_id = Dataset.objects.filter(pk=grant.dataset_id).values_list("provider_id", flat=True).first()
     event_emit(kind="grant.revoked", subject_type="grant", subject_id=grant.id, actor=user, actor_label=grant.revoked_by_label,
-               organisation_ids=[grant.buyer_id, provider_id],
+               organisation_ids=[grant.buyer_id] if provider_id is None else [grant.buyer_id, provider_id],
                data={"trade": str(grant.trade_id), "dataset": str(grant.dataset_id), "reason": reason})
     return grant
 
 
 @transaction.atomic
-def grant_revoke(*, grant_id: object, actor_membership: Membership, reason: str) -> AccessGrant:
+def grant_revoke(*, grant_id: UUID, actor_membership: Membership, reason: str) -> AccessGrant:
     """Revoke a grant without a refund: an officer, with a reason (re-screening flags). Downloads stop
     at once; downloads already streaming finish (the check is made when a download starts). A
     provider does not revoke alone: see grant_revocations.grant_revocation_request."""
@@ -121,7 +122,7 @@ def grant_revoke(*, grant_id: object, actor_membership: Membership, reason: str)
 
 
 @transaction.atomic
-def grant_revoke_for_trade(*, trade: Trade, actor: AbstractBaseUser | Membership | str | None, reason: str) -> None:
+def grant_revoke_for_trade(*, trade: Trade, actor: User | Membership | str | None, reason: str) -> None:
     """Revoke the grant a trade issued (refunds). No-op if the trade has no grant or it is already
     revoked (the first revocation's reason stands). `actor` is a user, a membership, a label such as
     "system:refund", or None ("system")."""

@@ -8,6 +8,7 @@ updates (`... WHERE available >= x`) with a CHECK constraint behind them.
 
 from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal
+from uuid import UUID
 
 from django.conf import settings
 from django.db import IntegrityError, connection, transaction
@@ -29,7 +30,7 @@ class Leg:
     wallet: Wallet | None = None
 
 
-def wallet_get_or_create(*, organisation_id: object, currency: str) -> Wallet:
+def wallet_get_or_create(*, organisation_id: UUID, currency: str) -> Wallet:
     try:
         with transaction.atomic():
             wallet, _ = Wallet.objects.get_or_create(organisation_id=organisation_id, currency=currency)
@@ -74,7 +75,7 @@ def _apply(wallet: Wallet, available: Decimal, held: Decimal, error: type[Confli
         raise error()
 
 
-def ledger_check_credit(*, organisation_id: object, currency: str, amount: Decimal) -> None:
+def ledger_check_credit(*, organisation_id: UUID, currency: str, amount: Decimal) -> None:
     """Refuse (400 amount_out_of_range) a credit the organisation's wallet could not hold today."""
     balance = Wallet.objects.filter(organisation_id=organisation_id, currency=currency).values_list("available", flat=True).first()
     if amount > AMOUNT_MAX or (balance or 0) + amount > AMOUNT_MAX:

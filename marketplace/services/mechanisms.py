@@ -2,8 +2,9 @@
 `pending` and count only once an officer has accepted them (marketplace.services.evidence_review)."""
 
 from datetime import date
+from uuid import UUID
 
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import User
 from django.core.files.uploadedfile import UploadedFile
 from django.db import transaction
 
@@ -33,7 +34,7 @@ def mechanism_add(
 
 
 @transaction.atomic
-def mechanism_remove(*, mechanism_id: object, actor: AbstractBaseUser | None = None) -> None:
+def mechanism_remove(*, mechanism_id: UUID, actor: User | None = None) -> None:
     """Take a mechanism off file. If it was accepted, the organisation's trades still waiting for a
     decision are re-checked without it: none is approved on a decision that counted it."""
     mechanism = OrganisationMechanism.objects.select_for_update().filter(pk=mechanism_id).first()

@@ -129,7 +129,7 @@ def invitation_accept(*, token: str, username: str, password: str) -> Membership
 
 
 @transaction.atomic
-def member_role_change(*, membership: Membership, user_id: object, role: str) -> Membership:
+def member_role_change(*, membership: Membership, user_id: int, role: str) -> Membership:
     """The administrator changes a member's role (or removes the member's access with role "none")."""
     require_admin(membership)
     target = (

@@ -10,6 +10,7 @@ import logging
 from datetime import timedelta
 from functools import partial
 from typing import Any
+from uuid import UUID
 
 from django.conf import settings
 from django.core.mail import send_mail
@@ -46,7 +47,7 @@ def officer_user_ids() -> list[int]:
     )
 
 
-def member_user_ids(organisation_ids: list[object]) -> list[int]:
+def member_user_ids(organisation_ids: list[UUID]) -> list[int]:
     return list(
         Membership.objects.filter(organisation_id__in=organisation_ids, user__is_active=True).values_list(
             "user_id", flat=True
@@ -86,7 +87,7 @@ def notify_officers(*, kind: str, subject: str, body: str) -> list[Notification]
     return notify(kind=kind, user_ids=officer_user_ids(), subject=subject, body=body)
 
 
-def notification_send(*, notification_id: object) -> bool:
+def notification_send(*, notification_id: UUID | str) -> bool:
     """Send one notification if it has not been (idempotent: a duplicate message finds it sent)."""
     with transaction.atomic():
         notification = (
@@ -155,7 +156,7 @@ def notification_preferences_set(*, user: Any, enabled: Any) -> dict[str, Any]:
 # --- from domain events -----------------------------------------------------------------------
 
 
-def _parties_of(subject_type: str, subject_id: str) -> list[object]:
+def _parties_of(subject_type: str, subject_id: str) -> list[UUID]:
     from marketplace.models import AccessGrant, OrganisationMechanism, Trade, TradeDocument
 
     if subject_type == "trade":

@@ -14,9 +14,10 @@ import re
 from datetime import date, datetime
 from functools import partial
 from typing import Any
+from uuid import UUID
 
 from django.contrib.auth import get_user_model
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import User
 from django.contrib.auth.password_validation import validate_password
 from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
@@ -221,7 +222,7 @@ def names_fingerprint(names: list[ScreenedName]) -> str:
 
 
 def _without_false_positives(
-    matches: list[ListMatch], *, organisation_id: object | None, fingerprint: str
+    matches: list[ListMatch], *, organisation_id: UUID | None, fingerprint: str
 ) -> list[ListMatch]:
     if organisation_id is None or not matches:
         return matches
@@ -246,7 +247,7 @@ def organisation_screen(*, organisation: Organisation, party: str = "buyer") -> 
     ), lists
 
 
-def facts_screen(*, facts: dict[str, Any], organisation_id: object | None) -> list[ListMatch]:
+def facts_screen(*, facts: dict[str, Any], organisation_id: UUID | None) -> list[ListMatch]:
     names = screened_names(
         name=facts["legal_name"], aliases=facts.get("aliases") or [], owners=facts.get("owners") or []
     )
@@ -275,7 +276,7 @@ def second_officer_reasons(*, facts: dict[str, Any], matches: list[ListMatch], d
 
 
 def _version_create(
-    *, organisation: Organisation, kind: str, facts: dict[str, Any], user: AbstractBaseUser | None
+    *, organisation: Organisation, kind: str, facts: dict[str, Any], user: User | None
 ) -> OrganisationFacts:
     matches = facts_screen(facts=facts, organisation_id=organisation.id)
     number = (OrganisationFacts.objects.filter(organisation=organisation).aggregate(n=Max("number"))["n"] or 0) + 1
@@ -323,7 +324,8 @@ def organisation_apply(*, facts_raw: Any, admin_raw: Any) -> tuple[Organisation,
     errors: dict[str, list[str]] = {}
     username = _text(admin.get("username"), "admin.username", errors, required=True, limit=150)
     email = _text(admin.get("email"), "admin.email", errors, required=True, limit=254)
-    password = admin.get("password") if isinstance(admin.get("password"), str) else ""
+    raw_password = admin.get("password")
+    password = raw_password if isinstance(raw_password, str) else ""
     user_model = get_user_model()
     if username and user_model.objects.filter(username__iexact=username).exists():
         errors.setdefault("admin.username", []).append("this username is taken")
@@ -447,7 +449,7 @@ def _rescreen_organisation(organisation_id: str, ref: str, since: datetime) -> N
 
 
 @transaction.atomic
-def organisation_facts_decide(*, facts_id: object, officer: Membership, accept: bool, reason: str) -> OrganisationFacts:
+def organisation_facts_decide(*, facts_id: UUID, officer: Membership, accept: bool, reason: str) -> OrganisationFacts:
     """An officer verifies or rejects a version. Screening runs again first (a list may have
     changed since the request); with any list match or sanctioned jurisdiction, the first
     acceptance is recorded and a second, different officer's acceptance verifies it."""
@@ -588,7 +590,7 @@ def organisation_certifications_lapse(*, day: date | None = None) -> int:
 
 @transaction.atomic
 def screening_false_positive_record(
-    *, officer: Membership, organisation_id: object, source: str, entry_id: str, reason: str
+    *, officer: Membership, organisation_id: UUID, source: str, entry_id: str, reason: str
 ) -> ScreeningFalsePositive:
     """An officer records that a current list entry is not this organisation (nor an owner): the
     match is left out of its screening while neither the entry nor the organisation's names change."""

@@ -4,9 +4,10 @@ pending RefundRequest and nothing moves; a different officer's refund of the sam
 it out (trade_refund). At or under the threshold one officer suffices."""
 
 from dataclasses import dataclass
+from uuid import UUID
 
 from django.conf import settings
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import User
 from django.db import transaction
 from django.utils import timezone
 
@@ -30,12 +31,12 @@ def refund_needs_two(trade: Trade) -> bool:
     return trade.price > settings.ELEMENTA_REFUND_FOUR_EYES_OVER
 
 
-def _label(user: AbstractBaseUser) -> str:
+def _label(user: User) -> str:
     return user.get_username()[:150]
 
 
 @transaction.atomic
-def trade_refund_request(*, trade_id: object, officer: AbstractBaseUser, reason: str) -> RefundOutcome:
+def trade_refund_request(*, trade_id: UUID, officer: User, reason: str) -> RefundOutcome:
     """An officer's refund: carried out at once at or under the threshold; over it, the first call
     records a request (the trade stays settled) and a different officer's call carries it out with
     the first officer's reason. The same officer calling again is 409 second_officer_required."""

@@ -15,8 +15,9 @@ Every step is idempotent, so a redelivered task or the due-sweep can run it agai
 import logging
 from datetime import datetime, time
 from typing import Any
+from uuid import UUID
 
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import User
 from django.db import IntegrityError, transaction
 from django.db.models import Q
 from django.utils import timezone
@@ -45,7 +46,7 @@ RECHECKED = (Trade.Status.NEEDS_DOCUMENTS, Trade.Status.IN_REVIEW)
 # --- backtest against what is open now ---------------------------------------------------------
 
 
-def rulepack_backtest_open(*, pack_id: object, actor: AbstractBaseUser | None) -> RulePackBacktest:
+def rulepack_backtest_open(*, pack_id: UUID, actor: User | None) -> RulePackBacktest:
     """Backtest a version against every open trade and every trade with a live grant, as of the
     day it would take effect (or today)."""
     open_ids = [str(i) for i in Trade.objects.exclude(status__in=CLOSED).values_list("id", flat=True)]
@@ -68,7 +69,7 @@ def _in_force_at(pack: RulePack) -> datetime:
 
 
 @transaction.atomic
-def _recheck_trade(*, trade_id: object, before: datetime, reason: str) -> bool:
+def _recheck_trade(*, trade_id: UUID, before: datetime, reason: str) -> bool:
     trade = trade_lock(trade_id=trade_id)
     if trade is None or trade.status not in RECHECKED or trade.status_changed_at >= before:
         return False  # gone, moved on, or already decided under the new version
@@ -128,7 +129,7 @@ def grant_screen(
     return flag
 
 
-def rescreen_after_activation(*, pack_id: object) -> Rescreening | None:
+def rescreen_after_activation(*, pack_id: UUID | str) -> Rescreening | None:
     """Re-screen once a version is in force: (a) trades in needs_documents or in_review go back
     to `checking` (the worker re-checks them with the new version); trades in `checking` will be
     checked with it anyway; (b) live grants are re-evaluated and flagged where needed.
@@ -187,7 +188,7 @@ def rescreen_due() -> int:
 
 
 def rescreen_parties(
-    *, ref: str, since: datetime, organisation_ids: list[object] | None = None, list_ref: str = "",
+    *, ref: str, since: datetime, organisation_ids: list[UUID | str] | None = None, list_ref: str = "",
 ) -> dict[str, int]:
     """Screen again, on today's facts, the open trades and live grants of the given organisations
     (as buyer or provider; everyone when None): trades waiting for documents or review whose status
@@ -212,7 +213,7 @@ def rescreen_parties(
     return {"trades_rechecked": rechecked, "grants_screened": screened, "grants_flagged": flagged}
 
 
-def rescreen_after_list_import(*, list_id: object) -> dict[str, int] | None:
+def rescreen_after_list_import(*, list_id: UUID | str) -> dict[str, int] | None:
     """Everyone against a newly imported sanctions-list snapshot; recorded on the snapshot."""
     snapshot = SanctionsList.objects.filter(pk=list_id).first()
     if snapshot is None or snapshot.rescreened_at is not None:
@@ -240,7 +241,7 @@ def rescreen_lists_due() -> int:
 
 
 @transaction.atomic
-def grant_flag_resolve(*, flag_id: object, membership: Membership, note: str, revoke: bool) -> GrantFlag:
+def grant_flag_resolve(*, flag_id: UUID, membership: Membership, note: str, revoke: bool) -> GrantFlag:
     """Close a flag with a note; with `revoke`, revoke the grant too, without a refund (same
     transaction; for a refund use POST /grants/{id}/revoke/). A grant revoked meanwhile by someone
     else is not an error: the flag is closed and says so. A suspended grant is resolved with

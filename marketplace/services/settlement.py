@@ -3,6 +3,7 @@ provider less the platform fee, the Settlement record, export volume, the access
 transition table's entry effect for `settled`."""
 
 import logging
+from uuid import UUID
 
 from django.db import transaction
 
@@ -13,7 +14,7 @@ logger = logging.getLogger(__name__)
 
 
 @transaction.atomic
-def trade_settle(*, trade_id: object) -> Trade | None:
+def trade_settle(*, trade_id: UUID | str) -> Trade | None:
     """Settle an approved trade exactly once: the row lock serialises racing workers, the status
     check makes a duplicate delivery a no-op, and Settlement's one-per-trade constraint is the
     last guard."""

@@ -2,6 +2,7 @@
 
 import logging
 from datetime import datetime
+from uuid import UUID
 
 from django.conf import settings
 from django.db import transaction
@@ -48,7 +49,7 @@ def trades_sweep_stuck(*, now: datetime | None = None) -> dict[str, int]:
 
 
 @transaction.atomic
-def _give_up(*, trade_id: object, task: str, redrives: int) -> int:
+def _give_up(*, trade_id: UUID, task: str, redrives: int) -> int:
     trade = trade_lock(trade_id=trade_id)
     if trade is None or trade.redrives < settings.ELEMENTA_MAX_REDRIVES:
         return 0

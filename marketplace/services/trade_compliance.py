@@ -2,6 +2,7 @@
 
 import logging
 from functools import partial
+from uuid import UUID
 
 from django.db import transaction
 from django.utils import timezone
@@ -19,7 +20,7 @@ logger = logging.getLogger(__name__)
 
 
 @transaction.atomic
-def trade_check_compliance(*, trade_id: object) -> Trade | None:
+def trade_check_compliance(*, trade_id: UUID | str) -> Trade | None:
     """Decide a trade in `checking`. Idempotent: a duplicate delivery finds it no longer in
     `checking` (the row lock serialises two workers) and does nothing. Returns None if gone."""
     trade = trade_lock(trade_id=trade_id, related=True)

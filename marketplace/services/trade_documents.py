@@ -3,6 +3,7 @@ officer accepts it (marketplace.services.evidence_review), which re-checks the t
 
 import hashlib
 from datetime import date
+from uuid import UUID
 
 from django.conf import settings
 from django.core.files.uploadedfile import UploadedFile
@@ -19,9 +20,20 @@ from marketplace.trade_lifecycle import CLOSED
 _SIGNATURES = {"application/pdf": (b"%PDF-",), "image/png": (b"\x89PNG\r\n\x1a\n",), "image/jpeg": (b"\xff\xd8\xff",)}
 
 
+def upload_size(upload: UploadedFile) -> int:
+    """The upload's size in bytes. Django's uploads carry it; a file object built without one is
+    measured by seeking to its end, so an unknown size is never compared or stored as None."""
+    if upload.size is not None:
+        return upload.size
+    upload.seek(0, 2)
+    size = upload.tell()
+    upload.seek(0)
+    return size
+
+
 def document_sniff(upload: UploadedFile) -> str:
     """The upload's content type if it is a PDF, PNG, JPEG or UTF-8 text within the size limit."""
-    if upload.size > settings.ELEMENTA_MAX_UPLOAD_BYTES:
+    if upload_size(upload) > settings.ELEMENTA_MAX_UPLOAD_BYTES:
         raise UploadRejectedError(fields={"file": [f"at most {settings.ELEMENTA_MAX_UPLOAD_BYTES:,} bytes"]})
     head = upload.read(2048)
     upload.seek(0)
@@ -59,13 +71,13 @@ def evidence_store_file(*, evidence: TradeDocument | OrganisationMechanism, uplo
     for chunk in upload.chunks():
         digest.update(chunk)
     upload.seek(0)
-    evidence.sha256, evidence.size = digest.hexdigest(), upload.size
+    evidence.sha256, evidence.size = digest.hexdigest(), upload_size(upload)
     evidence.file.save(upload.name or "document", upload, save=False)
 
 
 @transaction.atomic
 def trade_document_add(
-    *, trade_id: object, membership: Membership, code: str, reference: str = "", approved_on: date | None = None,
+    *, trade_id: UUID, membership: Membership, code: str, reference: str = "", approved_on: date | None = None,
     valid_until: date | None = None, upload: UploadedFile | None = None,
 ) -> TradeDocument:
     """Record evidence from the buyer or the provider, `pending` an officer's review. The trade's

@@ -6,6 +6,7 @@ and can only add law to the decision, never satisfy or remove any."""
 from collections.abc import Iterable
 from datetime import date
 from typing import Any
+from uuid import UUID
 
 from compliance.services.exports import export_prior
 from marketplace.models import Dataset, EvidenceStatus, Organisation, OrganisationMechanism, Trade, TradeDocument
@@ -30,7 +31,7 @@ def standing_mechanisms(*, organisation_ids: Iterable[object]) -> list[dict[str,
     return [_mechanism(*row) for row in rows]
 
 
-def trade_document_mechanisms(*, trade_id: object) -> list[dict[str, Any]]:
+def trade_document_mechanisms(*, trade_id: UUID) -> list[dict[str, Any]]:
     """The trade's own evidence that an officer accepted (pending and rejected documents count for nothing)."""
     rows = TradeDocument.objects.filter(trade_id=trade_id, status=EvidenceStatus.ACCEPTED).values_list(
         "code", "reference", "approved_on", "valid_until"
@@ -58,7 +59,7 @@ def party_facts(*, buyer: Organisation, provider: Organisation) -> dict[str, Any
 
 def transfer_facts(
     *, dataset: Dataset, buyer: Organisation, purpose: str, mechanisms: list[dict[str, Any]], trade_date: date,
-    destination: str | None = None, exclude_trade: object | None = None, delivery: str = "download",
+    destination: str | None = None, exclude_trade: UUID | None = None, delivery: str = "download",
 ) -> dict[str, Any]:
     """Engine facts for a purchase of `dataset` by `buyer`. The buyer's jurisdiction is where the
     organisation is established; a `destination` elsewhere is evaluated as a further transfer

@@ -4,8 +4,9 @@ import logging
 from collections.abc import Callable
 from functools import partial
 from typing import Any
+from uuid import UUID
 
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import User
 from django.db import transaction
 from django.utils import timezone
 
@@ -75,7 +76,7 @@ def trade_on_commit_side_effects(trade: Trade) -> None:
         transaction.on_commit(partial(trade_enqueue, task, str(trade.id)))
 
 
-def trade_open(*, trade: Trade, actor: AbstractBaseUser, reason: str, data: dict[str, Any]) -> Trade:
+def trade_open(*, trade: Trade, actor: User, reason: str, data: dict[str, Any]) -> Trade:
     """The door's entrance: a trade just created in `checking` gets its first event, its escrow
     hold and its compliance check (after commit). Call inside the transaction that created it."""
     label = actor.get_username()
@@ -87,7 +88,7 @@ def trade_open(*, trade: Trade, actor: AbstractBaseUser, reason: str, data: dict
     return trade
 
 
-def trade_lock(*, trade_id: object, related: bool = False) -> Trade | None:
+def trade_lock(*, trade_id: UUID | str, related: bool = False) -> Trade | None:
     """Lock one trade row for the rest of the transaction, or None if it is gone. With `related`,
     the dataset, provider and buyer come in the same query (only the trade row is locked).
     On SQLite select_for_update is a no-op: IMMEDIATE transactions lock the whole file instead."""
@@ -98,7 +99,7 @@ def trade_lock(*, trade_id: object, related: bool = False) -> Trade | None:
 
 
 def trade_apply_transition(
-    *, trade: Trade, to: str, actor: AbstractBaseUser | None = None, actor_label: str = "", reason: str = "",
+    *, trade: Trade, to: str, actor: User | None = None, actor_label: str = "", reason: str = "",
     also_save: tuple[str, ...] = (),
 ) -> Trade:
     """The transition itself, for a caller that already holds the row lock (trade_lock) inside
@@ -131,7 +132,7 @@ def trade_apply_transition(
 
 @transaction.atomic
 def trade_transition(
-    *, trade_id: object, to: str, actor: AbstractBaseUser | None = None, actor_label: str = "", reason: str = ""
+    *, trade_id: UUID, to: str, actor: User | None = None, actor_label: str = "", reason: str = ""
 ) -> Trade:
     """Lock the trade and move it to `to`, or raise TradeTransitionNotAllowedError (409) / NotFoundError (404)."""
     trade = trade_lock(trade_id=trade_id)

@@ -1,8 +1,9 @@
 """Buying, cancelling and reviewing trades. Every status change goes through trade_transition."""
 
 from typing import Any
+from uuid import UUID
 
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import User
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
@@ -22,7 +23,7 @@ from marketplace.trade_lifecycle import ensure_transition_allowed
 
 @transaction.atomic
 def trade_create(
-    *, membership: Membership, dataset_id: object, destination: str | None = None, purpose: str = "resale",
+    *, membership: Membership, dataset_id: UUID, destination: str | None = None, purpose: str = "resale",
     mechanisms: list[dict[str, Any]] | None = None, delivery: str = "download", queries: int | None = None,
 ) -> Trade:
     """Open a trade in `checking` with the price and licence pinned; the compliance check is
@@ -47,7 +48,7 @@ def trade_create(
     organisation_require_verified(organisation=dataset.provider)
     now = timezone.now()
     destination = destination or buyer.jurisdiction
-    terms = {"price": dataset.price, "currency": dataset.currency, "pricing": dataset.pricing, "licence": dict(dataset.licence),
+    terms: dict[str, Any] = {"price": dataset.price, "currency": dataset.currency, "pricing": dataset.pricing, "licence": dict(dataset.licence),
              "compute_queries": None}
     if delivery == "compute":
         from marketplace.services.compute import compute_trade_terms
@@ -72,7 +73,7 @@ def trade_create(
 
 
 @transaction.atomic
-def trade_renew(*, trade_id: object, membership: Membership) -> Trade:
+def trade_renew(*, trade_id: UUID, membership: Membership) -> Trade:
     """A subscription's next period: a new trade at today's price, checked again from scratch.
 
     At most one live renewal per period: the previous trade's row is locked before the check, so
@@ -99,7 +100,7 @@ def trade_renew(*, trade_id: object, membership: Membership) -> Trade:
 
 
 @transaction.atomic
-def trade_refund(*, trade_id: object, officer: AbstractBaseUser, reason: str) -> Trade:
+def trade_refund(*, trade_id: UUID, officer: User, reason: str) -> Trade:
     """Reverse a settled trade: the ledger gives the buyer the price back, the grant is revoked,
     and the reason is on the trade's events for both parties. Officers' refunds go through
     marketplace.services.refunds.trade_refund_request (two officers over the threshold)."""
@@ -113,7 +114,7 @@ def trade_refund(*, trade_id: object, officer: AbstractBaseUser, reason: str) ->
 
 
 @transaction.atomic
-def trade_cancel(*, trade_id: object, actor: AbstractBaseUser, reason: str = "") -> Trade:
+def trade_cancel(*, trade_id: UUID, actor: User, reason: str = "") -> Trade:
     """The buyer withdraws before settlement."""
     return trade_transition(trade_id=trade_id, to=Trade.Status.CANCELLED, actor=actor, reason=reason or "cancelled by the buyer")
 
@@ -130,7 +131,7 @@ def needs_four_eyes(decision: dict[str, Any]) -> bool:
 
 @transaction.atomic
 def trade_review(
-    *, trade_id: object, officer: AbstractBaseUser, approve: bool, reason: str, conditions: dict[str, Any] | None = None
+    *, trade_id: UUID, officer: User, approve: bool, reason: str, conditions: dict[str, Any] | None = None
 ) -> Trade:
     """An officer's verdict; the review row and the status change commit together
     (trade_review_awaiting tells what a trade still waits for).

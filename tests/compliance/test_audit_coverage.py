@@ -153,4 +153,6 @@ def test_editing_a_rule_pack_draft_is_audited(client_for, rulepacks, officer):
 
 
 def _active_pack_id() -> str:
-    return str(RulePack.objects.filter(status=RulePack.Status.ACTIVE, regime="EU").order_by("-effective_from").first().id)
+    pack = RulePack.objects.filter(status=RulePack.Status.ACTIVE, regime="EU").order_by("-effective_from").first()
+    assert pack is not None
+    return str(pack.id)

@@ -42,7 +42,7 @@ def second(client_for, second_officer):
 
 @pytest.fixture
 def editor_officer(operator) -> Membership:
-    return MembershipFactory(organisation=operator, role=Membership.Role.OFFICER)
+    return MembershipFactory.create(organisation=operator, role=Membership.Role.OFFICER)
 
 
 def eu_draft(api) -> dict[str, Any]:
@@ -170,7 +170,7 @@ def test_the_system_cannot_activate_a_draft_alone(rulepacks, officer):
 def sanctions_emptied(api) -> dict[str, Any]:
     base = RulePack.objects.get(regime="SANCTIONS", version="2025.07.01")
     draft = api.post(RULEPACKS, {"based_on": str(base.id), "version": "2026.12.01"}, format="json").json()
-    params = {name: [] for name in draft["content"]["parameters"]}
+    params: dict[str, list[Any]] = {name: [] for name in draft["content"]["parameters"]}
     content = {**draft["content"], "parameters": params, "effective_from": today()}
     edited = api.patch(f"{RULEPACKS}{draft['id']}/", {"content": content}, format="json")
     assert edited.status_code == 200, edited.json()

@@ -7,6 +7,7 @@ A settled sale to a Swiss buyer was allowed (EU-ADQ-1); under the draft it would
 TIA (EU-SCC-1). Sales inside the EU are unaffected.
 """
 
+import uuid
 from datetime import timedelta
 from typing import Any
 
@@ -41,7 +42,7 @@ def days_from_today(n: int) -> str:
 
 @pytest.fixture
 def buyer_ch(db: None) -> Membership:
-    return MembershipFactory(organisation=OrganisationFactory(name="Zürich Analytics AG", jurisdiction="CH"), role=Membership.Role.BUYER)
+    return MembershipFactory.create(organisation=OrganisationFactory.create(name="Zürich Analytics AG", jurisdiction="CH"), role=Membership.Role.BUYER)
 
 
 @pytest.fixture
@@ -68,8 +69,9 @@ def activate(officer_api, second_api, draft_id: str, effective_from: str):
 
 
 def activate_as_service(draft_id: str, *, author, second, effective_from) -> RulePack:
-    rulepack_backtest(pack_id=draft_id, scope="period", period_from=timezone.localdate(), actor=author.user)
-    return rulepack_activate(pack_id=draft_id, effective_from=effective_from, actor=second.user)
+    pack_id = uuid.UUID(draft_id)
+    rulepack_backtest(pack_id=pack_id, scope="period", period_from=timezone.localdate(), actor=author.user)
+    return rulepack_activate(pack_id=pack_id, effective_from=effective_from, actor=second.user)
 
 
 def eu_current() -> RulePack:
@@ -104,7 +106,7 @@ def buy(buyer: Membership, dataset) -> Trade:
 
 def settled(buyer: Membership, dataset) -> Trade:
     trade = buy(buyer, dataset)
-    assert trade.status == Trade.Status.APPROVED, trade.decision.decision
+    assert trade.status == Trade.Status.APPROVED, trade.decision and trade.decision.decision
     settled_trade = trade_settle(trade_id=trade.id)
     assert settled_trade is not None and settled_trade.status == Trade.Status.SETTLED
     return settled_trade

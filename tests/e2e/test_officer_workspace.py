@@ -39,26 +39,26 @@ SETTLE_TIMEOUT = 30.0  # seconds; the worker settles an approved trade in well u
 
 
 @pytest.fixture
-def officer_at_desk(operator) -> Membership:  # type: ignore[no-untyped-def]
+def officer_at_desk(operator) -> Membership:
     """An officer with admin access (staff), not a superuser: what seed_demo makes of `officer`."""
-    return MembershipFactory(organisation=operator, role=Membership.Role.OFFICER, user__username="officer-e2e", user__is_staff=True)
+    return MembershipFactory.create(organisation=operator, role=Membership.Role.OFFICER, user__username="officer-e2e", user__is_staff=True)
 
 
 @pytest.fixture
-def health_trade_in_review(celery_worker, rulepacks, operator, buyer_us, eu_health) -> Trade:  # type: ignore[no-untyped-def]
+def health_trade_in_review(celery_worker, rulepacks, operator, buyer_us, eu_health) -> Trade:
     """A US buyer's purchase of German health data: GDPR Art. 9 sends it to a person (EU-ART9-1)
     and the transfer needs SCCs and a TIA. The buyer files the signed documents, another officer
     accepts them, and the re-checked trade waits in review with every requirement met."""
     trade = trade_create(membership=buyer_us, dataset_id=eu_health.id)
     assert wait_for_status(trade.id, {"in_review", "needs_documents", "settled", "rejected"}).status == "in_review"
-    reviewer = MembershipFactory(organisation=operator, role=Membership.Role.OFFICER)
+    reviewer = MembershipFactory.create(organisation=operator, role=Membership.Role.OFFICER)
     for code, reference, text in [("eu_scc", "SCC-2026-0415", b"Standard contractual clauses (Module 1), signed 2026-04-15\n"),
                                   ("eu_tia", "TIA-2026-0415", b"Transfer impact assessment: positive, 2026-04-15\n")]:
         document = trade_document_add(trade_id=trade.id, membership=buyer_us, code=code, reference=reference, approved_on=date(2026, 4, 15),
                                       upload=SimpleUploadedFile(f"{code}.txt", text))
         trade_document_review(document_id=document.id, officer=reviewer.user, accept=True, reason="signed copy checked")
     rechecked = wait_for_status(trade.id, {"in_review", "needs_documents", "settled", "rejected"})
-    assert rechecked.status == "in_review" and rechecked.decision.decision["requirements"] == []
+    assert rechecked.status == "in_review" and rechecked.decision is not None and rechecked.decision.decision["requirements"] == []
     return trade
 
 

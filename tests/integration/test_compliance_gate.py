@@ -22,7 +22,7 @@ def _worker(celery_worker, rulepacks):
 
 
 def member(name: str, jurisdiction: str, role: str = "buyer") -> Membership:
-    return MembershipFactory(organisation=OrganisationFactory(name=name, jurisdiction=jurisdiction), role=role)
+    return MembershipFactory.create(organisation=OrganisationFactory.create(name=name, jurisdiction=jurisdiction), role=role)
 
 
 @pytest.fixture
@@ -37,7 +37,7 @@ def buyer_ru(db: None) -> Membership:
 
 @pytest.fixture
 def second_officer(operator) -> Membership:
-    return MembershipFactory(organisation=operator, role=Membership.Role.OFFICER)
+    return MembershipFactory.create(organisation=operator, role=Membership.Role.OFFICER)
 
 
 @pytest.fixture

@@ -149,7 +149,7 @@ def test_x_buys_from_y_while_y_buys_from_x_without_deadlock():
     assert LedgerTransaction.objects.filter(kind="settle").count() == 10
 
 
-def _paid_grant(buyer, dataset):  # type: ignore[no-untyped-def]
+def _paid_grant(buyer, dataset):
     """A trade bought with escrow, approved and settled through the services; its grant."""
     from marketplace.models import AccessGrant
     from marketplace.services.trade_transitions import trade_transition

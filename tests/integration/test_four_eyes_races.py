@@ -26,12 +26,12 @@ def _no_enqueue(monkeypatch):
 
 
 def officers(operator, n: int) -> list[Membership]:
-    return [MembershipFactory(organisation=operator, role=Membership.Role.OFFICER) for _ in range(n)]
+    return [MembershipFactory.create(organisation=operator, role=Membership.Role.OFFICER) for _ in range(n)]
 
 
 def settled_over_threshold(settings, buyer, provider) -> Trade:
     settings.ELEMENTA_REFUND_FOUR_EYES_OVER = Decimal("1000")
-    dataset = DatasetFactory(provider=provider.organisation, price=Decimal("5000.00"))
+    dataset = DatasetFactory.create(provider=provider.organisation, price=Decimal("5000.00"))
     trade = trade_create(membership=buyer, dataset_id=dataset.id)  # the price held in escrow, as a real purchase
     trade_transition(trade_id=trade.id, to=Trade.Status.APPROVED, actor_label="system:test")
     trade_settle(trade_id=trade.id)

@@ -18,7 +18,7 @@ from tests.organisations.sanctions import FIXTURES
 from tests.organisations.test_onboarding import application
 
 
-def wait_for(predicate, timeout: float = 30.0):  # type: ignore[no-untyped-def]
+def wait_for(predicate, timeout: float = 30.0):
     deadline = time.monotonic() + timeout
     while not (result := predicate()):
         if time.monotonic() > deadline:

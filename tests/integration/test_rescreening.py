@@ -20,10 +20,10 @@ from tests.waiting import eventually
 
 @pytest.fixture
 def buyer_ch(db: None) -> Membership:
-    return MembershipFactory(organisation=OrganisationFactory(name="Zürich Analytics AG", jurisdiction="CH"), role=Membership.Role.BUYER)
+    return MembershipFactory.create(organisation=OrganisationFactory.create(name="Zürich Analytics AG", jurisdiction="CH"), role=Membership.Role.BUYER)
 
 
-def wait_for(predicate, timeout: float = 30.0):  # type: ignore[no-untyped-def]
+def wait_for(predicate, timeout: float = 30.0):
     return eventually(predicate, timeout=timeout, message="timed out waiting for the worker")
 
 
@@ -57,7 +57,8 @@ def test_activation_re_screens_through_the_worker(celery_worker, rulepacks, clie
 
     def rechecked() -> bool:
         trade = Trade.objects.get(pk=to_us)
-        return trade.status == "needs_documents" and trade.decision.rulepacks == ["sanctions@2026.11.27", "eu@2026.12.01"]
+        return (trade.status == "needs_documents" and trade.decision is not None
+                and trade.decision.rulepacks == ["sanctions@2026.11.27", "eu@2026.12.01"])
 
     wait_for(rechecked)
     moves = [(e.from_status, e.to_status, e.reason) for e in Trade.objects.get(pk=to_us).events.order_by("at", "id")]

@@ -42,7 +42,7 @@ def add_version(provider: Membership, dataset: Dataset, content: bytes, name: st
 
 def settled(dataset: Dataset, buyer: Membership, *, pricing: str = "one_time", licence: dict | None = None, renews: Trade | None = None) -> Trade:
     """A trade taken through the real settlement service (which issues the grant)."""
-    trade = TradeFactory(dataset=dataset, buyer=buyer.organisation, status=Trade.Status.APPROVED, pricing=pricing,
+    trade = TradeFactory.create(dataset=dataset, buyer=buyer.organisation, status=Trade.Status.APPROVED, pricing=pricing,
                          licence=licence or {}, renews=renews)
     trade_settle(trade_id=trade.id)
     trade.refresh_from_db()

@@ -27,8 +27,10 @@ def page(trade: Trade) -> str:
     return f"/admin/marketplace/trade/{trade.pk}/change/"
 
 
-def checked(buyer: Membership, dataset) -> Trade:  # type: ignore[no-untyped-def]
-    return trade_check_compliance(trade_id=trade_create(membership=buyer, dataset_id=dataset.id).id)
+def checked(buyer: Membership, dataset) -> Trade:
+    trade = trade_check_compliance(trade_id=trade_create(membership=buyer, dataset_id=dataset.id).id)
+    assert trade is not None
+    return trade
 
 
 def staff(membership: Membership) -> Membership:
@@ -37,13 +39,13 @@ def staff(membership: Membership) -> Membership:
     return membership
 
 
-def browser(membership: Membership, **kwargs) -> Client:  # type: ignore[no-untyped-def]
+def browser(membership: Membership, **kwargs) -> Client:
     client = Client(**kwargs)
     client.force_login(membership.user)
     return client
 
 
-def texts(response) -> list[str]:  # type: ignore[no-untyped-def]
+def texts(response) -> list[str]:
     return [str(m) for m in get_messages(response.wsgi_request)]
 
 
@@ -54,14 +56,14 @@ def desk(officer: Membership) -> Client:
 
 
 @pytest.fixture
-def in_review(rulepacks, buyer_eu, eu_health) -> Trade:  # type: ignore[no-untyped-def]
+def in_review(rulepacks, buyer_eu, eu_health) -> Trade:
     trade = checked(buyer_eu, eu_health)
     assert trade.status == "in_review"
     return trade
 
 
 @pytest.fixture
-def cn_important(provider_cn):  # type: ignore[no-untyped-def]
+def cn_important(provider_cn):
     """Notified important data: CN-IMP-1 needs a CAC security assessment (needs_approval)."""
     return DatasetFactory(provider=provider_cn.organisation, subject_jurisdictions=["CN"], classification="important",
                           categories=[], subjects=0, price="500.00", currency="USD")

@@ -15,7 +15,7 @@ pytestmark = pytest.mark.django_db
 
 
 def waiting_trade(buyer, dataset) -> Trade:
-    return TradeFactory(dataset=dataset, buyer=buyer.organisation, status=Trade.Status.NEEDS_DOCUMENTS)
+    return TradeFactory.create(dataset=dataset, buyer=buyer.organisation, status=Trade.Status.NEEDS_DOCUMENTS)
 
 
 @pytest.fixture

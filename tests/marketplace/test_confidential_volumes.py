@@ -48,7 +48,9 @@ def _leaks(body: object, days: dict[str, date]) -> list[str]:
 
 
 def _trade(buyer, dataset) -> Trade:
-    return trade_check_compliance(trade_id=trade_create(membership=buyer, dataset_id=dataset.id).id)
+    trade = trade_check_compliance(trade_id=trade_create(membership=buyer, dataset_id=dataset.id).id)
+    assert trade is not None
+    return trade
 
 
 def test_a_buyer_sees_only_totals_in_preview_trade_and_evidence_pack(client_for, rulepacks, buyer_us, cn_personal, history):

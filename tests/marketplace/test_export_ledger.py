@@ -27,7 +27,9 @@ def buyers(db):
 
 
 def buy_and_check(buyer, dataset) -> Trade:
-    return trade_check_compliance(trade_id=trade_create(membership=buyer, dataset_id=dataset.id).id)
+    trade = trade_check_compliance(trade_id=trade_create(membership=buyer, dataset_id=dataset.id).id)
+    assert trade is not None
+    return trade
 
 
 def test_second_purchase_crosses_the_threshold_the_first_reserved(rulepacks, panel, buyers):

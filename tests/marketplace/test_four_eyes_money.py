@@ -87,7 +87,7 @@ def test_a_rejected_deposit_is_audited_with_who_rejected_it(client_for, officer,
 
 
 def settled_trade(client_for, buyer, provider, price: str) -> str:
-    dataset = DatasetFactory(provider=provider.organisation, price=Decimal(price))
+    dataset = DatasetFactory.create(provider=provider.organisation, price=Decimal(price))
     trade_id = client_for(buyer).post("/api/v1/trades/", {"dataset": str(dataset.id)}, format="json").json()["id"]
     trade_transition(trade_id=trade_id, to=Trade.Status.APPROVED, actor_label="system:test")
     trade_settle(trade_id=trade_id)

@@ -30,19 +30,19 @@ def media(settings, tmp_path):
 
 @pytest.fixture
 def buyer(db: None) -> Membership:
-    membership = MembershipFactory(organisation=OrganisationFactory(name="Thin Wallet Ltd", jurisdiction="DE"), role="buyer", funded=False)
+    membership = MembershipFactory.create(organisation=OrganisationFactory.create(name="Thin Wallet Ltd", jurisdiction="DE"), role="buyer", funded=False)
     fund(membership.organisation, "150.00", ("EUR",))
     return membership
 
 
 @pytest.fixture
 def stranger(db: None) -> Membership:
-    return MembershipFactory(organisation=OrganisationFactory(name="Other Buyer", jurisdiction="DE"), role=Membership.Role.BUYER)
+    return MembershipFactory.create(organisation=OrganisationFactory.create(name="Other Buyer", jurisdiction="DE"), role=Membership.Role.BUYER)
 
 
 @pytest.fixture
 def other_provider(db: None) -> Membership:
-    return MembershipFactory(organisation=OrganisationFactory(name="Other Provider", jurisdiction="DE"), role=Membership.Role.PROVIDER)
+    return MembershipFactory.create(organisation=OrganisationFactory.create(name="Other Provider", jurisdiction="DE"), role=Membership.Role.PROVIDER)
 
 
 def paid_grant(client_for, provider: Membership, buyer: Membership, dataset, *, term_days: int | None = 30) -> AccessGrant:

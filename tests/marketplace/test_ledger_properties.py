@@ -37,10 +37,10 @@ def ledger_machine(officer):
         def setup(self) -> None:
             self._atomic = transaction.atomic()
             self._atomic.__enter__()
-            self.provider = MembershipFactory(organisation=OrganisationFactory(jurisdiction="DE"), role="provider")
-            self.buyers = [MembershipFactory(organisation=OrganisationFactory(jurisdiction="DE"), role="buyer", funded=False)
+            self.provider = MembershipFactory.create(organisation=OrganisationFactory.create(jurisdiction="DE"), role="provider")
+            self.buyers = [MembershipFactory.create(organisation=OrganisationFactory.create(jurisdiction="DE"), role="buyer", funded=False)
                            for _ in range(2)]
-            self.datasets = [DatasetFactory(provider=self.provider.organisation, price=p) for p in ("10.00", "33.33", "0.00")]
+            self.datasets = [DatasetFactory.create(provider=self.provider.organisation, price=p) for p in ("10.00", "33.33", "0.00")]
             self.trades: list[str] = []
 
         def teardown(self) -> None:

@@ -15,7 +15,9 @@ pytestmark = pytest.mark.django_db
 
 
 def checked(buyer, dataset) -> Trade:
-    return trade_check_compliance(trade_id=trade_create(membership=buyer, dataset_id=dataset.id).id)
+    trade = trade_check_compliance(trade_id=trade_create(membership=buyer, dataset_id=dataset.id).id)
+    assert trade is not None
+    return trade
 
 
 def test_waiting_since_is_set_on_purchase_kept_across_rechecks_and_cleared_on_approval(rulepacks, buyer_eu, eu_health):

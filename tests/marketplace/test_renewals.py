@@ -13,7 +13,7 @@ pytestmark = pytest.mark.django_db
 
 @pytest.fixture
 def subscription(provider_eu, buyer_eu, client_for) -> str:
-    dataset = DatasetFactory(provider=provider_eu.organisation, pricing="subscription", licence={"term_days": 30}, price="40.00")
+    dataset = DatasetFactory.create(provider=provider_eu.organisation, pricing="subscription", licence={"term_days": 30}, price="40.00")
     first = client_for(buyer_eu).post("/api/v1/trades/", {"dataset": str(dataset.id)}, format="json").json()["id"]
     trade_transition(trade_id=first, to=Trade.Status.APPROVED, actor_label="system:test")
     trade_settle(trade_id=first)

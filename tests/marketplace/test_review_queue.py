@@ -17,7 +17,9 @@ pytestmark = pytest.mark.django_db
 
 
 def checked(buyer, dataset) -> Trade:
-    return trade_check_compliance(trade_id=trade_create(membership=buyer, dataset_id=dataset.id).id)
+    trade = trade_check_compliance(trade_id=trade_create(membership=buyer, dataset_id=dataset.id).id)
+    assert trade is not None
+    return trade
 
 
 @pytest.fixture

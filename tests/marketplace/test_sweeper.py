@@ -25,7 +25,7 @@ def enqueued(monkeypatch):
 
 
 def stale(status: str, buyer, dataset) -> Trade:
-    return TradeFactory(dataset=dataset, buyer=buyer.organisation, status=status, status_changed_at=timezone.now() - timedelta(hours=1))
+    return TradeFactory.create(dataset=dataset, buyer=buyer.organisation, status=status, status_changed_at=timezone.now() - timedelta(hours=1))
 
 
 def test_a_check_that_keeps_failing_goes_to_an_officer(settings, enqueued, buyer_eu, eu_personal):

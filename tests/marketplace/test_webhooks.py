@@ -131,7 +131,7 @@ def published(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, int]]:
 def deliver(django_capture_on_commit_callbacks: Any) -> Callable[..., str | None]:
     """webhook_deliver, running what it leaves for after commit (a retry's countdown publication)."""
 
-    def run(delivery_id: object, now: Any = None) -> str | None:
+    def run(delivery_id: uuid.UUID | str, now: Any = None) -> str | None:
         with django_capture_on_commit_callbacks(execute=True):
             return webhook_deliver(delivery_id=delivery_id, now=now)
 

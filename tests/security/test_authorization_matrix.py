@@ -22,6 +22,7 @@ import pytest
 from django.apps import apps
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.db import transaction
+from django.db.models import Model
 from django.test import override_settings
 from django.urls import URLPattern, URLResolver, get_resolver
 from django.utils import timezone
@@ -310,20 +311,20 @@ def test_public_urls_answer_anonymous_callers(url: str) -> None:
 class World:
     members: dict[str, Membership | None]
     ids: dict[str, object]  # path parameter values, by the path's first segment
-    tracked: list[tuple[type, object]]  # rows whose fields a refused call must not change
+    tracked: list[tuple[type[Model], Any]]  # rows whose fields a refused call must not change
 
 
 def build_world() -> World:
     rulepack_load_shipped()
-    operator = OrganisationFactory(name="Platform", is_operator=True)
-    officer = MembershipFactory(organisation=operator, role=Membership.Role.OFFICER)
-    provider_eu = MembershipFactory(organisation=OrganisationFactory(name="Rhein GmbH", jurisdiction="DE"), role=Membership.Role.PROVIDER)
-    provider_cn = MembershipFactory(organisation=OrganisationFactory(name="Huaxia Co.", jurisdiction="CN"), role=Membership.Role.PROVIDER)
-    buyer_eu = MembershipFactory(organisation=OrganisationFactory(name="Berlin Insights", jurisdiction="DE"), role=Membership.Role.BUYER)
-    buyer_us = MembershipFactory(organisation=OrganisationFactory(name="Acme Inc.", jurisdiction="US"), role=Membership.Role.BUYER)
-    eu_personal = DatasetFactory(provider=provider_eu.organisation, title="German retail customers", classification="personal", subjects=50000)
+    operator = OrganisationFactory.create(name="Platform", is_operator=True)
+    officer = MembershipFactory.create(organisation=operator, role=Membership.Role.OFFICER)
+    provider_eu = MembershipFactory.create(organisation=OrganisationFactory.create(name="Rhein GmbH", jurisdiction="DE"), role=Membership.Role.PROVIDER)
+    provider_cn = MembershipFactory.create(organisation=OrganisationFactory.create(name="Huaxia Co.", jurisdiction="CN"), role=Membership.Role.PROVIDER)
+    buyer_eu = MembershipFactory.create(organisation=OrganisationFactory.create(name="Berlin Insights", jurisdiction="DE"), role=Membership.Role.BUYER)
+    buyer_us = MembershipFactory.create(organisation=OrganisationFactory.create(name="Acme Inc.", jurisdiction="US"), role=Membership.Role.BUYER)
+    eu_personal = DatasetFactory.create(provider=provider_eu.organisation, title="German retail customers", classification="personal", subjects=50000)
     dataset_file_upload(dataset_id=eu_personal.id, membership=provider_eu, upload=SimpleUploadedFile("a.csv", b"id,city\n1,Berlin\n"))
-    trade = TradeFactory(dataset=eu_personal, buyer=buyer_eu.organisation, status=Trade.Status.APPROVED)
+    trade = TradeFactory.create(dataset=eu_personal, buyer=buyer_eu.organisation, status=Trade.Status.APPROVED)
     trade_settle(trade_id=trade.id)
     grant = AccessGrant.objects.get(trade=trade)
     pack = RulePack.objects.order_by("loaded_at", "id").first()
@@ -365,7 +366,7 @@ def build_world() -> World:
     }
     members = {"anonymous": None, "buyer": buyer_eu, "buyer_other": buyer_us, "provider": provider_eu,
                "provider_other": provider_cn, "officer": officer}
-    tracked: list[tuple[type, object]] = [
+    tracked: list[tuple[type[Model], Any]] = [
         (Dataset, eu_personal.id), (Trade, trade.id), (AccessGrant, grant.id), (GrantFlag, flag.id), (RulePack, pack.id),
         (GrantRevocationRequest, revocation.id), (OrganisationMechanism, mechanism.id), (TradeDocument, document.id),
         (Deposit, deposit.id), (WebhookEndpoint, endpoint.id), (WebhookDelivery, delivery.id), (ApiKey, api_key.id),

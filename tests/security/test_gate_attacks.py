@@ -22,18 +22,18 @@ OPEN = {"settled", "rejected", "cancelled", "needs_documents", "in_review"}
 
 
 def waiting_trade(buyer: Membership, dataset, status: str = Trade.Status.NEEDS_DOCUMENTS) -> Trade:
-    return TradeFactory(dataset=dataset, buyer=buyer.organisation, status=status)
+    return TradeFactory.create(dataset=dataset, buyer=buyer.organisation, status=status)
 
 
 @pytest.fixture
 def second_officer(operator) -> Membership:
-    return MembershipFactory(organisation=operator, role=Membership.Role.OFFICER)
+    return MembershipFactory.create(organisation=operator, role=Membership.Role.OFFICER)
 
 
 @pytest.fixture
 def operator_buyer(operator) -> Membership:
     """The operator's own procurement desk buys data too: its officers are then a party."""
-    return MembershipFactory(organisation=operator, role=Membership.Role.BUYER)
+    return MembershipFactory.create(organisation=operator, role=Membership.Role.BUYER)
 
 
 # --- holes that were open -------------------------------------------------------------------

@@ -145,11 +145,11 @@ class Command(BaseCommand):
             dataset_publish(dataset_id=dataset.id, actor=membership.user)
             dataset_file_upload(dataset_id=dataset.id, membership=membership, upload=_sample_file(dataset.title))
         for title, offer in COMPUTE_OFFERS.items():
-            dataset = Dataset.objects.filter(title=title).first()
-            if dataset is not None and not ComputeOffer.objects.filter(dataset=dataset).exists():
-                membership = Membership.objects.filter(organisation_id=dataset.provider_id).first()
+            offered = Dataset.objects.filter(title=title).first()
+            if offered is not None and not ComputeOffer.objects.filter(dataset=offered).exists():
+                membership = Membership.objects.filter(organisation_id=offered.provider_id).first()
                 assert membership is not None
-                compute_offer_put(dataset_id=dataset.id, membership=membership, values=offer)
+                compute_offer_put(dataset_id=offered.id, membership=membership, values=offer)
         self.stdout.write(self.style.SUCCESS("Demo data ready. Logins (password elementa-demo):"))
         for username, org_name, role in USERS:
             self.stdout.write(f"  {username:<12} {role:<9} {org_name}")

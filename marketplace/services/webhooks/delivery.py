@@ -67,7 +67,7 @@ class _Outcome:
         return self.status_code is not None and 200 <= self.status_code < 300
 
 
-def _claim(*, delivery_id: object, now: datetime) -> _Claim | None:
+def _claim(*, delivery_id: uuid.UUID | str, now: datetime) -> _Claim | None:
     """Lock, check it is pending and due, move next_attempt_at ahead by the lease, release."""
     with transaction.atomic():
         delivery = WebhookDelivery.objects.select_for_update(of=("self",)).select_related("endpoint").filter(pk=delivery_id).first()
@@ -89,7 +89,7 @@ def _claim(*, delivery_id: object, now: datetime) -> _Claim | None:
         )
 
 
-def webhook_request_headers(*, kind: str, event_id: str, delivery_id: object, timestamp: int, body: bytes, keys: Iterable[str]) -> dict[str, str]:
+def webhook_request_headers(*, kind: str, event_id: str, delivery_id: uuid.UUID, timestamp: int, body: bytes, keys: Iterable[str]) -> dict[str, str]:
     signatures = ",".join(f"v1={webhook_signature(secret=key, timestamp=timestamp, body=body)}" for key in keys)
     return {
         "Content-Type": "application/json", "User-Agent": USER_AGENT, "Elementa-Event": kind, "Elementa-Event-Id": event_id,
@@ -189,7 +189,7 @@ def _record(*, claim: _Claim, outcome: _Outcome, started: datetime) -> str | Non
         return delivery.status
 
 
-def webhook_deliver(*, delivery_id: object, now: datetime | None = None) -> str | None:
+def webhook_deliver(*, delivery_id: uuid.UUID | str, now: datetime | None = None) -> str | None:
     """The delivery task's body: one attempt if the delivery is pending and due. Returns the
     delivery's status afterwards, or None if nothing was attempted. `now` is the clock (tests
     pass a later one to drive the retry schedule without waiting)."""

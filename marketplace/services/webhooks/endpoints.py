@@ -76,7 +76,7 @@ def webhook_endpoint_create(
 
 @transaction.atomic
 def webhook_endpoint_update(
-    *, endpoint_id: object, actor: Any, url: str | None = None, events: Iterable[str] | None = None, description: str | None = None,
+    *, endpoint_id: uuid.UUID, actor: Any, url: str | None = None, events: Iterable[str] | None = None, description: str | None = None,
     active: bool | None = None,
 ) -> WebhookEndpoint:
     """Change what is given; None leaves a field as it is. Deliveries already queued keep their
@@ -100,7 +100,7 @@ def webhook_endpoint_update(
 
 
 @transaction.atomic
-def webhook_endpoint_delete(*, endpoint_id: object, actor: Any) -> None:
+def webhook_endpoint_delete(*, endpoint_id: uuid.UUID, actor: Any) -> None:
     """Delete the endpoint with its deliveries and attempts; a task in flight finds nothing and stops.
     Audited as `webhook.endpoint_deleted` with what the endpoint was."""
     endpoint = WebhookEndpoint.objects.select_for_update().filter(pk=endpoint_id).first()
@@ -111,7 +111,7 @@ def webhook_endpoint_delete(*, endpoint_id: object, actor: Any) -> None:
 
 
 @transaction.atomic
-def webhook_secret_rotate(*, endpoint_id: object, actor: Any, keep_previous_for: timedelta = timedelta(0)) -> WebhookEndpoint:
+def webhook_secret_rotate(*, endpoint_id: uuid.UUID, actor: Any, keep_previous_for: timedelta = timedelta(0)) -> WebhookEndpoint:
     """A new secret, effective at once. With `keep_previous_for`, requests also carry a signature
     made with the old secret until then, so a receiver can switch without losing a request.
     Audited as `webhook.secret_rotated` with the overlap, never the secrets."""
@@ -130,7 +130,7 @@ def webhook_secret_rotate(*, endpoint_id: object, actor: Any, keep_previous_for:
 
 
 @transaction.atomic
-def webhook_endpoint_ping(*, endpoint_id: object) -> WebhookDelivery:
+def webhook_endpoint_ping(*, endpoint_id: uuid.UUID) -> WebhookDelivery:
     """Queue a `ping` event to one endpoint, whatever kinds it chose: the "send test" button."""
     endpoint = WebhookEndpoint.objects.get(pk=endpoint_id)
     if not endpoint.active:

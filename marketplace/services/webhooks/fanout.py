@@ -3,6 +3,7 @@
 import logging
 from functools import partial
 from typing import Any
+from uuid import UUID
 
 from django.db import transaction
 from django.utils import timezone
@@ -25,7 +26,7 @@ def webhook_enqueue(*, delivery_id: str, countdown: int = 0) -> None:
 
 
 @transaction.atomic
-def webhook_fanout(*, event_id: object, kind: str, organisation_ids: list[object], payload: dict[str, Any]) -> None:
+def webhook_fanout(*, event_id: str, kind: str, organisation_ids: list[UUID], payload: dict[str, Any]) -> None:
     """Queue deliveries of one event to the endpoints of the given organisations that chose its
     kind. Called inside the transaction that caused the event."""
     if not organisation_ids:
@@ -46,7 +47,7 @@ def webhook_fanout(*, event_id: object, kind: str, organisation_ids: list[object
 
 
 @transaction.atomic
-def webhook_delivery_redeliver(*, delivery_id: object) -> WebhookDelivery:
+def webhook_delivery_redeliver(*, delivery_id: UUID) -> WebhookDelivery:
     """Send a delivered or failed event again, as a new delivery (same event id, new delivery id,
     a fresh retry schedule). 409 while the original is still pending or the endpoint is disabled."""
     original = WebhookDelivery.objects.select_for_update(of=("self",)).select_related("endpoint").get(pk=delivery_id)
