@@ -44,7 +44,8 @@ from marketplace.compute.engine import Limits, prepare_table, prepared_meta, pre
 from marketplace.compute.release import ReleasePolicy, release  # noqa: E402
 from marketplace.compute.sqlcheck import check_query, runnable_sql  # noqa: E402
 
-SQL = "SELECT province, AVG(basket_size) AS avg_basket, COUNT(*) AS customers FROM orders GROUP BY province ORDER BY province"
+SQL = ("SELECT province, AVG(basket_size) AS avg_basket, COUNT(*) AS customers FROM orders GROUP BY province ORDER BY "
+       "province")
 PASSWORD = "elementa-demo"
 
 
@@ -62,14 +63,21 @@ def summary(samples: list[float]) -> dict[str, float]:
 
 def in_process(csv_path: Path, folder: Path, runs: int) -> dict[str, Any]:
     started = time.perf_counter()
-    database = prepare_table(csv_path, prepared_path(folder, file_sha256="bench", table="orders", columns=list(COLUMNS)),
-                             table="orders", columns=list(COLUMNS), identifier="customer_id")
+    database = prepare_table(
+        csv_path,
+        prepared_path(folder, file_sha256="bench", table="orders", columns=list(COLUMNS)),
+        table="orders",
+        columns=list(COLUMNS),
+        identifier="customer_id",
+    )
     unit = None if prepared_meta(database).get("identifier_unique") else "customer_id"
     prepare_s = time.perf_counter() - started
     bare: list[float] = []
     bare_counted: list[float] = []
     checked_runs: list[float] = []
-    counted_sql = runnable_sql(check_query(SQL, {"orders": dict(COLUMNS)}), unit_column="customer_id", fetch_limit=100_000)
+    counted_sql = runnable_sql(
+        check_query(SQL, {"orders": dict(COLUMNS)}), unit_column="customer_id", fetch_limit=100_000
+    )
     limits = Limits(memory_mb=512, threads=2, timeout_seconds=20)
     policy = ReleasePolicy(k=10, max_rows=1000)
     for _ in range(runs):
@@ -90,10 +98,16 @@ def in_process(csv_path: Path, folder: Path, runs: int) -> dict[str, Any]:
         release(raw, checked, policy)
         checked_runs.append(time.perf_counter() - t0)
     b, bc, c = summary(bare), summary(bare_counted), summary(checked_runs)
-    return {"prepare_table_s": round(prepare_s, 2), "bare_duckdb": b, "bare_duckdb_with_k_count": bc, "checked": c,
-            "overhead_p50_ms": round(c["p50_ms"] - b["p50_ms"], 1),
-            "note": "checked adds the sqlglot check, the engine's contributor count per group (COUNT(*) when preparation verified "
-                    "one row per customer, else COUNT(DISTINCT customer_id)), the guarded connection and k-suppression"}
+    return {
+        "prepare_table_s": round(prepare_s, 2),
+        "bare_duckdb": b,
+        "bare_duckdb_with_k_count": bc,
+        "checked": c,
+        "overhead_p50_ms": round(c["p50_ms"] - b["p50_ms"], 1),
+        "note": "checked adds the sqlglot check, the engine's contributor count per group (COUNT(*) when preparation "
+                "verified "
+        "one row per customer, else COUNT(DISTINCT customer_id)), the guarded connection and k-suppression",
+    }
 
 
 def over_http(url: str, csv_bytes: bytes, runs: int) -> dict[str, Any]:
@@ -101,16 +115,22 @@ def over_http(url: str, csv_bytes: bytes, runs: int) -> dict[str, Any]:
 
     def login(username: str) -> requests.Session:
         session = requests.Session()
-        token = session.post(f"{url}/api/v1/auth/token/", json={"username": username, "password": PASSWORD}, timeout=30).json()["token"]
+        token = session.post(
+            f"{url}/api/v1/auth/token/", json={"username": username, "password": PASSWORD}, timeout=30
+        ).json()["token"]
         session.headers["Authorization"] = f"Bearer {token}"
         return session
 
     provider, buyer = login("provider"), login("buyer-sg")
     datasets = buyer.get(f"{url}/api/v1/datasets/", params={"q": "Guangdong"}, timeout=30).json()
     dataset = next(d for d in datasets.get("results", datasets) if d["title"].startswith("Guangdong"))
-    upload = provider.post(f"{url}/api/v1/datasets/{dataset['id']}/files/", files={"file": ("orders-1m.csv", csv_bytes)}, timeout=300)
+    upload = provider.post(
+        f"{url}/api/v1/datasets/{dataset['id']}/files/", files={"file": ("orders-1m.csv", csv_bytes)}, timeout=300
+    )
     assert upload.status_code == 201, upload.text
-    trade = buyer.post(f"{url}/api/v1/trades/", json={"dataset": dataset["id"], "delivery": "compute"}, timeout=30).json()
+    trade = buyer.post(
+        f"{url}/api/v1/trades/", json={"dataset": dataset["id"], "delivery": "compute"}, timeout=30
+    ).json()
     deadline = time.monotonic() + 120
     while buyer.get(f"{url}/api/v1/trades/{trade['id']}/", timeout=30).json()["status"] != "settled":
         assert time.monotonic() < deadline, "the compute trade did not settle"
@@ -144,8 +164,13 @@ def main() -> None:
     args = parser.parse_args()
     t0 = time.perf_counter()
     csv_bytes = demo_orders_csv(args.rows)
-    report: dict[str, Any] = {"rows": args.rows, "csv_mb": round(len(csv_bytes) / 1e6, 1), "generate_s": round(time.perf_counter() - t0, 1),
-                              "cpus": os.cpu_count(), "sql": SQL}
+    report: dict[str, Any] = {
+        "rows": args.rows,
+        "csv_mb": round(len(csv_bytes) / 1e6, 1),
+        "generate_s": round(time.perf_counter() - t0, 1),
+        "cpus": os.cpu_count(),
+        "sql": SQL,
+    }
     with tempfile.TemporaryDirectory(prefix="elementa-compute-bench-") as tmp:
         folder = Path(tmp)
         csv_path = folder / "orders.csv"

@@ -1,4 +1,5 @@
-"""Measures the compliance engine: decisions/s and latency for every rule pack on realistic facts, in-process and through the API.
+"""Measures the compliance engine: decisions/s and latency for every rule pack on realistic facts, in-process and
+through the API.
 
 Three parts:
 
@@ -58,7 +59,16 @@ import requests  # noqa: E402
 import yaml  # noqa: E402
 from common import percentile  # noqa: E402
 
-from compliance.engine import CompiledPack, Decision, FactsError, RulePackError, TransferFacts, compile_pack, evaluate, parse_facts  # noqa: E402
+from compliance.engine import (  # noqa: E402
+    CompiledPack,
+    Decision,
+    FactsError,
+    RulePackError,
+    TransferFacts,
+    compile_pack,
+    evaluate,
+    parse_facts,
+)
 
 PACK_DIR = REPO_ROOT / "compliance" / "rulepacks"
 CASE_DIR = PACK_DIR / "cases"
@@ -72,7 +82,10 @@ CONNECT_TIMEOUT = 3.0
 
 PRIOR_SIZES = (200, 2_000)
 # China (calendar-year tallies) and US (12-month same-buyer tally)
-PRIOR_BASES = ("cn: this year's tally stays one below 100,000", "us: health data on 10,001 US persons to a China-headquartered company")
+PRIOR_BASES = (
+    "cn: this year's tally stays one below 100,000",
+    "us: health data on 10,001 US persons to a China-headquartered company",
+)
 GROWTH_SIZES = (10, 100, 1_000, 5_000)
 GROWTH_FACTS = "eu: German customer data to an uncertified US buyer, nothing on file"
 MIN_SAMPLES = 30  # a time budget never cuts a case below this many timed calls
@@ -169,7 +182,9 @@ def load_examples(warnings: list[str], directory: Path = CASE_DIR) -> list[Examp
             continue
         for case in cases:
             if "body" in case and not case.get("parameters"):
-                examples.append(Example(f"{path.stem}: {case['name']}", {**case["body"], "trade_date": str(case["trade_date"])}))
+                examples.append(
+                    Example(f"{path.stem}: {case['name']}", {**case["body"], "trade_date": str(case["trade_date"])})
+                )
     return examples
 
 
@@ -230,12 +245,21 @@ class MixResult:
     parse_decisions_per_s: float
 
 
-def measure_case(example: Example, facts: TransferFacts, packs: Sequence[CompiledPack], today: date, iterations: int, budget_s: float) -> CaseResult:
+def measure_case(
+    example: Example, facts: TransferFacts, packs: Sequence[CompiledPack], today: date, iterations: int, budget_s: float
+) -> CaseResult:
     decision: Decision = evaluate(facts, packs)
     raw = example.raw
     eval_ns = sample(lambda: evaluate(facts, packs), iterations, budget_s)
     full_ns = sample(lambda: evaluate(parse_facts(raw, today=today), packs), iterations, budget_s)
-    return CaseResult(example.name, str(decision.outcome), len(decision.findings), len(facts.prior_exports), Stats.of(eval_ns), Stats.of(full_ns))
+    return CaseResult(
+        example.name,
+        str(decision.outcome),
+        len(decision.findings),
+        len(facts.prior_exports),
+        Stats.of(eval_ns),
+        Stats.of(full_ns),
+    )
 
 
 def interleaved(calls: Sequence[Callable[[], object]], rounds: int, budget_s: float) -> tuple[list[int], float]:
@@ -257,12 +281,20 @@ def interleaved(calls: Sequence[Callable[[], object]], rounds: int, budget_s: fl
     return out, (clock() - began) / 1e9
 
 
-def measure_mix(parsed: Sequence[tuple[Example, TransferFacts]], packs: Sequence[CompiledPack], today: date, rounds: int, budget_s: float) -> MixResult:
+def measure_mix(
+    parsed: Sequence[tuple[Example, TransferFacts]],
+    packs: Sequence[CompiledPack],
+    today: date,
+    rounds: int,
+    budget_s: float,
+) -> MixResult:
     eval_calls = [(lambda f=facts: evaluate(f, packs)) for _, facts in parsed]
     full_calls = [(lambda raw=ex.raw: evaluate(parse_facts(raw, today=today), packs)) for ex, _ in parsed]
     eval_ns, eval_wall = interleaved(eval_calls, rounds, budget_s)
     full_ns, full_wall = interleaved(full_calls, rounds, budget_s)
-    return MixResult(len(parsed), Stats.of(eval_ns), Stats.of(full_ns), len(eval_ns) / eval_wall, len(full_ns) / full_wall)
+    return MixResult(
+        len(parsed), Stats.of(eval_ns), Stats.of(full_ns), len(eval_ns) / eval_wall, len(full_ns) / full_wall
+    )
 
 
 # --- part 2: growth with the number of rules -----------------------------------------------------
@@ -271,7 +303,12 @@ _SYNTHETIC_WHEN: tuple[dict[str, Any], ...] = (
     {"in": ["buyer.country", "$never"]},
     {"all": [{"gte": ["data.subjects", 0]}, {"in": ["buyer.jurisdiction", "$never"]}]},
     {"any": [{"any_in": ["data.subject_countries", "$never"]}, {"gte": ["data.subjects", "$huge"]}]},
-    {"all": [{"any": [{"in": ["exporter.country", "$never"]}, {"gte": ["data.subjects", 0]}]}, {"any_in": ["buyer.linked_jurisdictions", "$never"]}]},
+    {
+        "all": [
+            {"any": [{"in": ["exporter.country", "$never"]}, {"gte": ["data.subjects", 0]}]},
+            {"any_in": ["buyer.linked_jurisdictions", "$never"]},
+        ]
+    },
     {"gte": ["data.subjects", "$huge"]},
 )
 
@@ -297,7 +334,12 @@ def synthetic_pack(rules: int) -> dict[str, Any]:
             }
             for i in range(rules)
         ],
-        "default": {"id": "BENCH-DEFAULT", "outcome": "allow", "citation": "synthetic", "explanation": "no synthetic rule matched"},
+        "default": {
+            "id": "BENCH-DEFAULT",
+            "outcome": "allow",
+            "citation": "synthetic",
+            "explanation": "no synthetic rule matched",
+        },
     }
 
 
@@ -328,7 +370,9 @@ def time_compile(raw: dict[str, Any], repeats: int) -> tuple[CompiledPack, float
     return pack, best
 
 
-def measure_growth(example: Example, facts: TransferFacts, iterations: int, budget_s: float, compile_repeats: int) -> GrowthResult:
+def measure_growth(
+    example: Example, facts: TransferFacts, iterations: int, budget_s: float, compile_repeats: int
+) -> GrowthResult:
     points: list[GrowthPoint] = []
     for size in GROWTH_SIZES:
         pack, compile_ms = time_compile(synthetic_pack(size), compile_repeats)
@@ -408,7 +452,9 @@ def json_field(response: requests.Response, name: str) -> str | None:
 
 def login(base: str) -> str:
     try:
-        response = new_session().post(base + TOKEN_PATH, json=LOGIN, timeout=(CONNECT_TIMEOUT, HTTP_TIMEOUT), allow_redirects=False)
+        response = new_session().post(
+            base + TOKEN_PATH, json=LOGIN, timeout=(CONNECT_TIMEOUT, HTTP_TIMEOUT), allow_redirects=False
+        )
     except (requests.ConnectionError, requests.Timeout) as exc:
         raise ApiSkipped(f"{base} is unreachable ({type(exc).__name__})") from exc
     token = json_field(response, "token") if response.status_code == 200 else None
@@ -424,7 +470,9 @@ def post_one(local: threading.local, base: str, token: str, body: dict[str, Any]
         session = local.session = new_session(token)
     start = time.perf_counter_ns()
     try:
-        response = session.post(base + EVALUATE_PATH, json=body, timeout=(CONNECT_TIMEOUT, HTTP_TIMEOUT), allow_redirects=False)
+        response = session.post(
+            base + EVALUATE_PATH, json=body, timeout=(CONNECT_TIMEOUT, HTTP_TIMEOUT), allow_redirects=False
+        )
     except requests.RequestException as exc:
         return time.perf_counter_ns() - start, type(exc).__name__, None
     elapsed = time.perf_counter_ns() - start
@@ -432,22 +480,38 @@ def post_one(local: threading.local, base: str, token: str, body: dict[str, Any]
     return elapsed, str(response.status_code), outcome
 
 
-def measure_api(base: str, examples: Sequence[Example], expected: dict[str, str], total: int, concurrency: int) -> ApiResult:
+def measure_api(
+    base: str, examples: Sequence[Example], expected: dict[str, str], total: int, concurrency: int
+) -> ApiResult:
     token = login(base)
     local = threading.local()
     jobs = [examples[i % len(examples)] for i in range(total)]
     with ThreadPoolExecutor(max_workers=concurrency) as pool:
-        list(pool.map(lambda e: post_one(local, base, token, e.raw), jobs[: min(len(jobs), concurrency * 2)]))  # warm-up
+        list(
+            pool.map(lambda e: post_one(local, base, token, e.raw), jobs[: min(len(jobs), concurrency * 2)])
+        )  # warm-up
         began = time.perf_counter()
         results = list(pool.map(lambda e: post_one(local, base, token, e.raw), jobs))
         wall = time.perf_counter() - began
     latencies_ms = [ns / 1e6 for ns, _, _ in results]
     statuses = Counter(status for _, status, _ in results)
-    mismatches = sum(1 for job, (_, status, outcome) in zip(jobs, results, strict=True) if status == "200" and outcome != expected.get(job.name))
+    mismatches = sum(
+        1
+        for job, (_, status, outcome) in zip(jobs, results, strict=True)
+        if status == "200" and outcome != expected.get(job.name)
+    )
     return ApiResult(
-        url=base, requests=total, concurrency=concurrency, wall_s=wall, requests_per_s=total / wall if wall > 0 else 0.0,
-        p50_ms=percentile(latencies_ms, 50), p95_ms=percentile(latencies_ms, 95), p99_ms=percentile(latencies_ms, 99),
-        errors=sum(n for status, n in statuses.items() if status != "200"), statuses=dict(statuses), outcome_mismatches=mismatches,
+        url=base,
+        requests=total,
+        concurrency=concurrency,
+        wall_s=wall,
+        requests_per_s=total / wall if wall > 0 else 0.0,
+        p50_ms=percentile(latencies_ms, 50),
+        p95_ms=percentile(latencies_ms, 95),
+        p99_ms=percentile(latencies_ms, 99),
+        errors=sum(n for status, n in statuses.items() if status != "200"),
+        statuses=dict(statuses),
+        outcome_mismatches=mismatches,
     )
 
 
@@ -468,11 +532,16 @@ def verdict(mix: MixResult, cases: Sequence[CaseResult]) -> dict[str, Any]:
 
 def render_case(c: CaseResult) -> str:
     e, f = c.evaluate, c.parse_evaluate
-    return (f"  {c.name:<17} {c.outcome:<16} {c.findings:>2} {c.prior_exports:>5} {e.n:>5}  {e.median_us:>8.1f} {e.p95_us:>8.1f} {e.p99_us:>8.1f}"
-            f"  {f.median_us:>8.1f} {f.p95_us:>8.1f} {f.p99_us:>8.1f}  {e.per_second:>9,.0f}")
+    return (
+        f"  {c.name:<17} {c.outcome:<16} {c.findings:>2} {c.prior_exports:>5} {e.n:>5}  {e.median_us:>8.1f} "
+        f"{e.p95_us:>8.1f} {e.p99_us:>8.1f}"
+        f"  {f.median_us:>8.1f} {f.p95_us:>8.1f} {f.p99_us:>8.1f}  {e.per_second:>9,.0f}"
+    )
 
 
-def render_in_process(packs: Sequence[CompiledPack], cases: Sequence[CaseResult], long_cases: Sequence[CaseResult], mix: MixResult) -> list[str]:
+def render_in_process(
+    packs: Sequence[CompiledPack], cases: Sequence[CaseResult], long_cases: Sequence[CaseResult], mix: MixResult
+) -> list[str]:
     lines = [
         f"Packs ({len(packs)}): " + ", ".join(f"{p.ref} ({len(p.rules)} rules)" for p in packs),
         "",
@@ -485,8 +554,10 @@ def render_in_process(packs: Sequence[CompiledPack], cases: Sequence[CaseResult]
         lines += ["  long prior_exports ledgers:", *[render_case(c) for c in long_cases]]
     e, f = mix.evaluate, mix.parse_evaluate
     lines += [
-        f"  mix of {mix.examples} examples, interleaved ({e.n} calls): evaluate median {e.median_us:.1f} p95 {e.p95_us:.1f} p99 {e.p99_us:.1f} µs,"
-        f" {mix.decisions_per_s:,.0f} decisions/s; parse+evaluate median {f.median_us:.1f} p95 {f.p95_us:.1f} p99 {f.p99_us:.1f} µs,"
+        f"  mix of {mix.examples} examples, interleaved ({e.n} calls): evaluate median {e.median_us:.1f} p95 "
+        f"{e.p95_us:.1f} p99 {e.p99_us:.1f} µs,"
+        f" {mix.decisions_per_s:,.0f} decisions/s; parse+evaluate median {f.median_us:.1f} p95 {f.p95_us:.1f} p99 "
+        f"{f.p99_us:.1f} µs,"
         f" {mix.parse_decisions_per_s:,.0f} decisions/s",
     ]
     return lines
@@ -507,10 +578,16 @@ def render_growth(g: GrowthResult, compile_ms: dict[str, float]) -> list[str]:
              f"  {'rules':>6} {'compile ms':>11} {'n':>5} {'median µs':>10} {'p95 µs':>9} {'p99 µs':>9} {'µs/rule':>8}"]
     for p in g.points:
         flag = "" if p.only_default else "  (WARNING: a synthetic rule matched)"
-        lines.append(f"  {p.rules:>6,} {p.compile_ms:>11.2f} {p.evaluate.n:>5} {p.evaluate.median_us:>10.1f} {p.evaluate.p95_us:>9.1f}"
-                     f" {p.evaluate.p99_us:>9.1f} {p.us_per_rule:>8.3f}{flag}")
+        lines.append(
+            f"  {p.rules:>6,} {p.compile_ms:>11.2f} {p.evaluate.n:>5} {p.evaluate.median_us:>10.1f} "
+            f"{p.evaluate.p95_us:>9.1f}"
+            f" {p.evaluate.p99_us:>9.1f} {p.us_per_rule:>8.3f}{flag}"
+        )
     lines.append(f"  slope (least squares over medians): {g.slope_us_per_rule:.3f} µs per rule")
-    lines.append("  shipped packs, YAML load + compile (best): " + ", ".join(f"{name} {ms:.1f} ms" for name, ms in compile_ms.items()))
+    lines.append(
+        "  shipped packs, YAML load + compile (best): "
+        + ", ".join(f"{name} {ms:.1f} ms" for name, ms in compile_ms.items())
+    )
     return lines
 
 
@@ -524,7 +601,8 @@ def render_api(api: ApiResult | None, skipped: str | None, status: int) -> list[
     statuses = ", ".join(f"{k}: {v}" for k, v in sorted(api.statuses.items()))
     return [
         f"API {api.url}{EVALUATE_PATH}: {api.requests} requests, concurrency {api.concurrency}, {api.wall_s:.2f} s",
-        f"  {api.requests_per_s:,.1f} requests/s; p50 {api.p50_ms:.1f} ms, p95 {api.p95_ms:.1f} ms, p99 {api.p99_ms:.1f} ms;"
+        f"  {api.requests_per_s:,.1f} requests/s; p50 {api.p50_ms:.1f} ms, p95 {api.p95_ms:.1f} ms, p99 "
+        f"{api.p99_ms:.1f} ms;"
         f" errors (non-200): {api.errors} [{statuses}]; outcome mismatches vs in-process: {api.outcome_mismatches}",
     ]
 
@@ -535,7 +613,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--iterations", type=int, default=2000, help="timed calls per example (default 2000)")
     parser.add_argument("--budget", type=float, default=2.0, help="seconds cap per measured case (default 2.0)")
-    parser.add_argument("--quick", action="store_true", help="a short run: 200 iterations, 0.25 s per case, 200 API requests")
+    parser.add_argument(
+        "--quick", action="store_true", help="a short run: 200 iterations, 0.25 s per case, 200 API requests"
+    )
     parser.add_argument("--url", default="http://127.0.0.1:8000", help="API base URL, loopback only")
     parser.add_argument("--no-api", action="store_true", help="skip the API part")
     parser.add_argument("--concurrency", type=int, default=8)
@@ -543,7 +623,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--json", action="store_true", help="print every figure as one JSON object")
     args = parser.parse_args(argv)
     if args.quick:
-        args.iterations, args.budget, args.requests = min(args.iterations, 200), min(args.budget, 0.25), min(args.requests, 200)
+        args.iterations, args.budget, args.requests = (
+            min(args.iterations, 200),
+            min(args.budget, 0.25),
+            min(args.requests, 200),
+        )
     if args.iterations < 1 or args.budget <= 0 or args.concurrency < 1 or args.requests < 1:
         parser.error("--iterations, --budget, --concurrency and --requests must be positive")
     try:
@@ -553,7 +637,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
-def run_api(args: argparse.Namespace, examples: Sequence[Example], expected: dict[str, str]) -> tuple[ApiResult | None, str | None, int]:
+def run_api(
+    args: argparse.Namespace, examples: Sequence[Example], expected: dict[str, str]
+) -> tuple[ApiResult | None, str | None, int]:
     """(result, reason it was skipped, exit status)."""
     if args.no_api:
         return None, "--no-api", 0
@@ -593,15 +679,28 @@ def main(argv: list[str] | None = None) -> int:
     if args.json:
         if skipped is not None:
             print(api_note(skipped, status), file=sys.stderr)
-        print(json.dumps({
-            "environment": {"python": platform.python_version(), "machine": platform.machine(), "today": today.isoformat()},
-            "warnings": warnings,
-            "packs": [{"ref": p.ref, "kind": p.kind, "rules": len(p.rules)} for p in packs],
-            "in_process": {"cases": [asdict(c) for c in cases], "long_prior_exports": [asdict(c) for c in long_cases], "mix": asdict(mix)},
-            "target": v,
-            "growth": {**asdict(growth), "shipped_pack_compile_ms": compile_ms},
-            "api": asdict(api) if api else {"failed" if status else "skipped": skipped},
-        }, indent=2))
+        print(
+            json.dumps(
+                {
+                    "environment": {
+                        "python": platform.python_version(),
+                        "machine": platform.machine(),
+                        "today": today.isoformat(),
+                    },
+                    "warnings": warnings,
+                    "packs": [{"ref": p.ref, "kind": p.kind, "rules": len(p.rules)} for p in packs],
+                    "in_process": {
+                        "cases": [asdict(c) for c in cases],
+                        "long_prior_exports": [asdict(c) for c in long_cases],
+                        "mix": asdict(mix),
+                    },
+                    "target": v,
+                    "growth": {**asdict(growth), "shipped_pack_compile_ms": compile_ms},
+                    "api": asdict(api) if api else {"failed" if status else "skipped": skipped},
+                },
+                indent=2,
+            )
+        )
     else:
         lines = [*render_in_process(packs, cases, long_cases, mix), *render_verdict(v), "",
                  *render_growth(growth, compile_ms), "", *render_api(api, skipped, status)]

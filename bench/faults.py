@@ -27,7 +27,8 @@ DB 9 on 127.0.0.1:6379 (flushed; --redis-db) for scenarios 1 and 3 and as the AP
 
     .venv/bin/python bench/faults.py                      # all scenarios, 40 trades each
     .venv/bin/python bench/faults.py --scenario 2 --trades 20
-    .venv/bin/python bench/faults.py --database proc --redis-db 2 --api-port 8133 --var-dir /tmp/proc-faults --queue proc-faults
+    .venv/bin/python bench/faults.py --database proc --redis-db 2 --api-port 8133 --var-dir /tmp/proc-faults --queue
+    proc-faults
 
 Exit code 0 only if every check passed. Needs psql, redis-server and a PostgreSQL on 127.0.0.1:5432
 with trust auth for `postgres`.
@@ -157,14 +158,40 @@ class Stack:
         return proc
 
     def start_beat(self, broker: str) -> subprocess.Popen:
-        argv = [str(VENV_BIN / "celery"), "-A", "config", "beat", "-l", "info", "-s", str(VAR_DIR / "celerybeat-schedule"),
-                "--pidfile="]
+        argv = [
+            str(VENV_BIN / "celery"),
+            "-A",
+            "config",
+            "beat",
+            "-l",
+            "info",
+            "-s",
+            str(VAR_DIR / "celerybeat-schedule"),
+            "--pidfile=",
+        ]
         return self.start("beat", argv, self.env(broker, WORKER_APP))
 
     def start_redis(self) -> subprocess.Popen:
         host, port, _ = OWN_REDIS
-        proc = self.start("redis", ["redis-server", "--port", str(port), "--bind", host, "--save", "", "--appendonly", "no",
-                                    "--daemonize", "no", "--protected-mode", "yes"], None)
+        proc = self.start(
+            "redis",
+            [
+                "redis-server",
+                "--port",
+                str(port),
+                "--bind",
+                host,
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--daemonize",
+                "no",
+                "--protected-mode",
+                "yes",
+            ],
+            None,
+        )
         wait_for(lambda: redis_ping(host, port), 15, f"redis-server on {port}")
         return proc
 
@@ -275,29 +302,44 @@ def db() -> psycopg.Connection:
 
 
 def prepare_database(broker: str) -> None:
-    psql_admin(f"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{DB_NAME}' AND pid <> pg_backend_pid()")
+    psql_admin(
+        f"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{DB_NAME}' AND pid <> "
+        "pg_backend_pid()"
+    )
     psql_admin(f"DROP DATABASE IF EXISTS {DB_NAME}")
     psql_admin(f"CREATE DATABASE {DB_NAME}")
     manage("migrate", "-v0", broker=broker)
     manage("seed_demo", broker=broker)
     # 1200 EUR a trade and 50,000 EUR of demo funds: top the buyer up so every scenario can buy.
-    manage("shell", "-c", (
-        "from decimal import Decimal;"
-        "from marketplace.models import Membership; from marketplace.services.deposits import deposit_record;"
-        f"m = Membership.objects.get(user__username='{BUYER}');"
-        f"deposit_record(organisation=m.organisation, amount=Decimal('{TOPUP}'), currency='EUR', actor_label='system:faults', note='faults run')"),
-        broker=broker)
+    manage(
+        "shell",
+        "-c",
+        (
+            "from decimal import Decimal;"
+            "from marketplace.models import Membership; from marketplace.services.deposits import deposit_record;"
+            f"m = Membership.objects.get(user__username='{BUYER}');"
+            f"deposit_record(organisation=m.organisation, amount=Decimal('{TOPUP}'), currency='EUR', "
+            "actor_label='system:faults', note='faults run')"
+        ),
+        broker=broker,
+    )
 
 
 # --- API ------------------------------------------------------------------------------------------
 
 class Client:
     def __init__(self) -> None:
-        response = requests.post(f"{API}/api/v1/auth/token/", json={"username": BUYER, "password": PASSWORD}, timeout=30)
+        response = requests.post(
+            f"{API}/api/v1/auth/token/", json={"username": BUYER, "password": PASSWORD}, timeout=30
+        )
         response.raise_for_status()
         self.token = response.json()["token"]
         self.local = threading.local()
-        page = self.session().get(f"{API}/api/v1/datasets/", params={"q": "retail", "jurisdiction": "DE"}, timeout=30).json()
+        page = (
+            self.session()
+            .get(f"{API}/api/v1/datasets/", params={"q": "retail", "jurisdiction": "DE"}, timeout=30)
+            .json()
+        )
         self.dataset = str(page["results"][0]["id"])
 
     def session(self) -> requests.Session:
@@ -324,7 +366,9 @@ class Client:
 # --- checks ---------------------------------------------------------------------------------------
 
 def statuses(conn: psycopg.Connection, ids: list[str]) -> Counter[str]:
-    rows = conn.execute("SELECT status, count(*) FROM marketplace_trade WHERE id = ANY(%s::uuid[]) GROUP BY status", (ids,)).fetchall()
+    rows = conn.execute(
+        "SELECT status, count(*) FROM marketplace_trade WHERE id = ANY(%s::uuid[]) GROUP BY status", (ids,)
+    ).fetchall()
     return Counter({s: n for s, n in rows})
 
 
@@ -344,9 +388,14 @@ def check_trades(report: Report, conn: psycopg.Connection, ids: list[str], stack
     counts = statuses(conn, ids)
     report.check(f"all {len(ids)} trades exist", sum(counts.values()) == len(ids), f"found {sum(counts.values())}")
     report.check("all trades settled", counts.get("settled", 0) == len(ids), f"statuses {dict(counts)}")
-    holds = dict(conn.execute(
-        "SELECT trade_id::text, count(*) FROM marketplace_ledgertransaction WHERE kind = 'hold' AND trade_id = ANY(%s::uuid[]) "
-        "GROUP BY trade_id", (ids,)).fetchall())
+    holds = dict(
+        conn.execute(
+            "SELECT trade_id::text, count(*) FROM marketplace_ledgertransaction WHERE kind = 'hold' AND trade_id = "
+            "ANY(%s::uuid[]) "
+            "GROUP BY trade_id",
+            (ids,),
+        ).fetchall()
+    )
     report.check("exactly one hold per trade", all(holds.get(t, 0) == 1 for t in ids))
     problems = invariant_violations(ids)
     report.check("tests/invariants.py: one settle and one Settlement per settled trade, no repeated transition, "
@@ -379,13 +428,18 @@ def check_audit(report: Report) -> None:
 def check_buyer(report: Report, conn: psycopg.Connection) -> None:
     row = conn.execute(
         "SELECT w.available, w.held, "
-        "  (SELECT coalesce(sum(e.amount), 0) FROM marketplace_ledgerentry e JOIN marketplace_ledgertransaction t ON t.id = e.transaction_id "
+        "  (SELECT coalesce(sum(e.amount), 0) FROM marketplace_ledgerentry e JOIN marketplace_ledgertransaction t ON "
+        "t.id = e.transaction_id "
         "     WHERE e.wallet_id = w.id AND t.kind = 'deposit'), "
-        "  (SELECT coalesce(sum(tr.price), 0) FROM marketplace_trade tr JOIN marketplace_ledgertransaction t ON t.trade_id = tr.id "
+        "  (SELECT coalesce(sum(tr.price), 0) FROM marketplace_trade tr JOIN marketplace_ledgertransaction t ON "
+        "t.trade_id = tr.id "
         "     WHERE t.kind = 'settle' AND tr.buyer_id = w.organisation_id AND tr.currency = w.currency "
-        "       AND NOT EXISTS (SELECT 1 FROM marketplace_ledgertransaction r WHERE r.trade_id = tr.id AND r.kind = 'refund')) "
+        "       AND NOT EXISTS (SELECT 1 FROM marketplace_ledgertransaction r WHERE r.trade_id = tr.id AND r.kind = "
+        "'refund')) "
         "FROM marketplace_wallet w JOIN marketplace_membership m ON m.organisation_id = w.organisation_id "
-        "JOIN auth_user u ON u.id = m.user_id WHERE u.username = %s AND w.currency = 'EUR'", (BUYER,)).fetchone()
+        "JOIN auth_user u ON u.id = m.user_id WHERE u.username = %s AND w.currency = 'EUR'",
+        (BUYER,),
+    ).fetchone()
     available, held, deposits, spent = row
     report.check("buyer wallet: available + held + spent == deposits", available + held + spent == deposits,
                  f"{available} + {held} + {spent} = {available + held + spent} vs deposits {deposits}")
@@ -455,9 +509,16 @@ def scenario_worker_kill(report: Report, stack: Stack, trades: int, timeout: flo
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         in_flight = unacked_trade_ids(rc)
-        progressed = Counter({s: n for s, n in conn.execute(
-            "SELECT status, count(*) FROM marketplace_trade WHERE status <> 'checking' AND created_at > now() - interval '1 minute' "
-            "GROUP BY status").fetchall()})
+        progressed = Counter(
+            {
+                s: n
+                for s, n in conn.execute(
+                    "SELECT status, count(*) FROM marketplace_trade WHERE status <> 'checking' AND created_at > now() "
+                    "- interval '1 minute' "
+                    "GROUP BY status"
+                ).fetchall()
+            }
+        )
         if sum(progressed.values()) >= 2 and any(t.startswith("trade_check_compliance:") for t in in_flight):
             break
         time.sleep(0.005)
@@ -470,8 +531,10 @@ def scenario_worker_kill(report: Report, stack: Stack, trades: int, timeout: flo
     poster.join(timeout=120)
     ids = posted_ids(report, results)
     at_kill = statuses(conn, ids)
-    report.injected(f"SIGKILL to worker process group {worker.pid} (PIDs {members}: main and 2 pool children) at {kill_at}, "
-                    f"{killed_after:.2f} s after the burst of {trades} POSTs began")
+    report.injected(
+        f"SIGKILL to worker process group {worker.pid} (PIDs {members}: main and 2 pool children) at {kill_at}, "
+        f"{killed_after:.2f} s after the burst of {trades} POSTs began"
+    )
     report.note(f"messages held unacknowledged by the worker at the kill: {len(in_flight)} {in_flight[:4]}; "
                 f"trades already past `checking` then: {dict(progressed)}")
     report.note(f"trade statuses once the burst finished (worker dead): {dict(at_kill)}")
@@ -498,10 +561,13 @@ def scenario_worker_kill(report: Report, stack: Stack, trades: int, timeout: flo
                  f"unacked {rc.hlen('unacked')}, queued {rc.llen(QUEUE)} after {time.monotonic() - drained:.1f} s more")
     time.sleep(1)
     redelivered = sum(1 for t in in_flight if t.split(":", 1)[1] in set(ids))
-    report.note(f"worker log since restart: {count_in_log(stack, 'duplicate delivery ignored', since)} duplicate check deliveries "
-                f"ignored, {count_in_log(stack, 'nothing to settle', since)} duplicate settle deliveries ignored, "
-                f"{count_in_log(stack, 'sweeper re-enqueued', since)} sweeps that re-enqueued; {redelivered} in-flight trades "
-                f"were ours; {time.monotonic() - restart:.1f} s from the restart to the last redelivery consumed")
+    report.note(
+        f"worker log since restart: {count_in_log(stack, 'duplicate delivery ignored', since)} duplicate check "
+        "deliveries "
+        f"ignored, {count_in_log(stack, 'nothing to settle', since)} duplicate settle deliveries ignored, "
+        f"{count_in_log(stack, 'sweeper re-enqueued', since)} sweeps that re-enqueued; {redelivered} in-flight trades "
+        f"were ours; {time.monotonic() - restart:.1f} s from the restart to the last redelivery consumed"
+    )
     check_trades(report, conn, ids, stack)
     conn.close()
     stack.kill("worker")
@@ -522,25 +588,33 @@ def scenario_redis_down(report: Report, stack: Stack, trades: int, timeout: floa
     redis_pid = stack.procs["redis"].pid
     stack.kill("redis", signal.SIGTERM)
     down_at = time.monotonic()
-    report.injected(f"SIGTERM to our redis-server on {host}:{port} (PID {redis_pid}, no persistence: its queue is gone) at {now()}")
+    report.injected(
+        f"SIGTERM to our redis-server on {host}:{port} (PID {redis_pid}, no persistence: its queue is gone) at {now()}"
+    )
     since = log_size(stack)
     since_web = log_size(stack, "gunicorn")
     results = client.burst(trades, 4)
     rtts = sorted(r[2] for r in results)
     ids = posted_ids(report, results)
-    report.note(f"{len(ids)} trades accepted while Redis was down; POST round trip median {rtts[len(rtts) // 2]:.2f} s, "
-                f"max {rtts[-1]:.2f} s")
+    report.note(
+        f"{len(ids)} trades accepted while Redis was down; POST round trip median {rtts[len(rtts) // 2]:.2f} s, "
+        f"max {rtts[-1]:.2f} s"
+    )
     during = statuses(conn, ids)
     report.check("trades accepted during the outage stay in `checking` (nothing processed them)",
                  during.get("checking", 0) == len(ids), f"{dict(during)}")
-    web_warnings = (stack.logs["gunicorn"].read_bytes()[since_web:]).decode(errors="replace").count("could not enqueue check")
+    web_warnings = (
+        (stack.logs["gunicorn"].read_bytes()[since_web:]).decode(errors="replace").count("could not enqueue check")
+    )
     report.check("the API logged each failed publish (broker error swallowed)", web_warnings >= len(ids),
                  f"{web_warnings} 'could not enqueue check' warnings for {len(ids)} trades")
     time.sleep(max(0.0, 8 - (time.monotonic() - down_at)))  # an outage of at least 8 s
     stack.start_redis()
     outage = time.monotonic() - down_at
     up_at = time.monotonic()
-    report.injected(f"redis-server restarted (empty) at {now()}, PID {stack.procs['redis'].pid}; outage lasted {outage:.1f} s")
+    report.injected(
+        f"redis-server restarted (empty) at {now()}, PID {stack.procs['redis'].pid}; outage lasted {outage:.1f} s"
+    )
     done, waited, counts = wait_final(conn, ids, timeout)
     report.check(f"every trade accepted during the outage final within {timeout:.0f} s of the restart", done,
                  f"{waited:.1f} s after Redis came back; {dict(counts)}")
@@ -565,15 +639,20 @@ def scenario_db_drop(report: Report, stack: Stack, trades: int, timeout: float) 
     since = log_size(stack)
     stop = threading.Event()
     kills: list[tuple[str, int]] = []
-    states: Counter[str] = Counter()  # what each terminated backend was doing (active / idle in transaction = inside a task)
+    states: Counter[str] = (
+        Counter()
+    )  # what each terminated backend was doing (active / idle in transaction = inside a task)
 
     def terminator() -> None:
         killer = db()
         try:
             while not stop.is_set():
                 rows = killer.execute(
-                    "SELECT coalesce(state, '?'), pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid() "
-                    "AND application_name = %s AND backend_type = 'client backend'", (DB_NAME, WORKER_APP)).fetchall()
+                    "SELECT coalesce(state, '?'), pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s "
+                    "AND pid <> pg_backend_pid() "
+                    "AND application_name = %s AND backend_type = 'client backend'",
+                    (DB_NAME, WORKER_APP),
+                ).fetchall()
                 if rows:
                     kills.append((now(), len(rows)))
                     states.update(state for state, _ in rows)
@@ -593,11 +672,17 @@ def scenario_db_drop(report: Report, stack: Stack, trades: int, timeout: float) 
         time.sleep(0.25)
     stop.set()
     thread.join(timeout=10)
-    report.injected(f"pg_terminate_backend on every connection with application_name={WORKER_APP} every 0.25 s from {started} "
-                    f"for {time.monotonic() - t0:.1f} s: {sum(n for _, n in kills)} backends terminated in {len(kills)} rounds "
-                    f"(the API's and this checker's connections spared); their state when terminated: {dict(states)}")
+    report.injected(
+        f"pg_terminate_backend on every connection with application_name={WORKER_APP} every 0.25 s from {started} "
+        f"for {time.monotonic() - t0:.1f} s: {sum(n for _, n in kills)} backends terminated in {len(kills)} rounds "
+        f"(the API's and this checker's connections spared); their state when terminated: {dict(states)}"
+    )
     done, waited, counts = wait_final(conn, ids, timeout)
-    report.check(f"every trade final within {timeout:.0f} s after the terminations stopped", done, f"{waited:.1f} s; {dict(counts)}")
+    report.check(
+        f"every trade final within {timeout:.0f} s after the terminations stopped",
+        done,
+        f"{waited:.1f} s; {dict(counts)}",
+    )
     retries = count_in_log(stack, "retry: Retry in", since)
     errors = count_in_log(stack, "OperationalError", since) + count_in_log(stack, "InterfaceError", since)
     failed = count_in_log(stack, "] raised unexpected", since)
@@ -694,7 +779,9 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--scenario", choices=[*SCENARIOS, "all"], default="all")
     parser.add_argument("--trades", type=int, default=40, help="trades per scenario (default 40)")
-    parser.add_argument("--timeout", type=float, default=120, help="seconds to wait for trades to become final (default 120)")
+    parser.add_argument(
+        "--timeout", type=float, default=120, help="seconds to wait for trades to become final (default 120)"
+    )
     parser.add_argument("--keep-db", action="store_true", help="leave the database for inspection")
     parser.add_argument("--database", default=DB_NAME, help="PostgreSQL database to drop, re-create and use")
     parser.add_argument("--redis-db", type=int, default=SHARED_REDIS[2], help="DB number on the shared Redis")
@@ -730,7 +817,10 @@ def main() -> int:
         host, port, number = SHARED_REDIS
         redis.Redis(host=host, port=port, db=number, socket_timeout=2).flushdb()  # our own DB number only
         prepare_database(shared_broker())
-        say(f"prepared: database re-created, migrated, seeded, buyer {BUYER} topped up by {TOPUP} EUR; Redis DB {number} flushed")
+        say(
+            f"prepared: database re-created, migrated, seeded, buyer {BUYER} topped up by {TOPUP} EUR; Redis DB "
+            f"{number} flushed"
+        )
         for key in (list(SCENARIOS) if args.scenario == "all" else [args.scenario]):
             try:
                 SCENARIOS[key](report, stack, args.trades, args.timeout)
@@ -743,7 +833,10 @@ def main() -> int:
         stack.stop_all()
         if not args.keep_db:
             try:
-                psql_admin(f"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{DB_NAME}' AND pid <> pg_backend_pid()")
+                psql_admin(
+                    f"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{DB_NAME}' AND pid <> "
+                    "pg_backend_pid()"
+                )
                 psql_admin(f"DROP DATABASE IF EXISTS {DB_NAME}")
             except Exception as exc:
                 say(f"(could not drop {DB_NAME}: {exc})")

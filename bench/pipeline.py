@@ -1,4 +1,5 @@
-"""Measures trade pipeline throughput (trades settled/s, POST→settled p50/p95) against a no-op Celery task on the same broker.
+"""Measures trade pipeline throughput (trades settled/s, POST→settled p50/p95) against a no-op Celery task on the
+same broker.
 
 Run it against a running API and worker, with the worker's environment (same DATABASE_URL,
 CELERY_BROKER_URL, ELEMENTA_VAR_DIR, ELEMENTA_CELERY_QUEUE), so the no-op tasks go to the same queue.
@@ -109,14 +110,18 @@ def find_dataset(api: Api) -> str:
     return str(results[0]["id"])
 
 
-def fund_buyer(buyer: Api, base_url: str, dataset_id: str, trades: int, officer: tuple[str, str], second_officer: tuple[str, str]) -> None:
+def fund_buyer(
+    buyer: Api, base_url: str, dataset_id: str, trades: int, officer: tuple[str, str], second_officer: tuple[str, str]
+) -> None:
     """Every purchase holds its price in escrow: have an officer credit the buyer enough for the run,
     and a second officer approve the credit (nobody approves money they asked for)."""
     dataset = buyer.get(f"/api/v1/datasets/{dataset_id}/")
     organisation = buyer.get("/api/v1/me/")["organisation"]["id"]
     amount = f"{float(dataset['price']) * trades * 1.1:.2f}"
     operator = login(base_url, *officer)
-    response = operator.post("/api/v1/wallet/deposits/", {"organisation": organisation, "amount": amount, "currency": dataset["currency"]})
+    response = operator.post(
+        "/api/v1/wallet/deposits/", {"organisation": organisation, "amount": amount, "currency": dataset["currency"]}
+    )
     if response.status_code != 201:
         raise SystemExit(f"funding the buyer failed: HTTP {response.status_code} {response.text[:300]}")
     approval = login(base_url, *second_officer).post(f"/api/v1/wallet/deposits/{response.json()['id']}/approve/", {})
@@ -167,7 +172,12 @@ def post_trades(api: Api, dataset_id: str, count: int, concurrency: int) -> list
 def pending_ids(api: Api, dataset_id: str) -> set[str]:
     """Ids of the dataset's trades still moving through the pipeline (checking or approved)."""
     found: set[str] = set()
-    params: dict[str, Any] = {"status": list(PENDING_STATUSES), "dataset": dataset_id, "page_size": PAGE_SIZE, "page": 1}
+    params: dict[str, Any] = {
+        "status": list(PENDING_STATUSES),
+        "dataset": dataset_id,
+        "page_size": PAGE_SIZE,
+        "page": 1,
+    }
     first = api.get("/api/v1/trades/", params=params)
     found.update(str(t["id"]) for t in first["results"])
     pages = math.ceil(first["count"] / PAGE_SIZE)
@@ -411,7 +421,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--officer", default="officer", help="operator who credits the buyer's wallet before the run")
     parser.add_argument("--second-officer", default="officer-2", help="a different officer, who approves that credit")
     parser.add_argument("--no-fund", action="store_true", help="do not top up the buyer first")
-    parser.add_argument("--note", default=os.environ.get("ELEMENTA_BENCH_NOTE", ""), help="describes the workers in the report")
+    parser.add_argument(
+        "--note", default=os.environ.get("ELEMENTA_BENCH_NOTE", ""), help="describes the workers in the report"
+    )
     parser.add_argument("--json", action="store_true", help="print the figures as one JSON object")
     args = parser.parse_args(argv)
     if urlsplit(args.url).hostname not in LOOPBACK_HOSTS:
@@ -428,7 +440,9 @@ def main(argv: list[str] | None = None) -> int:
     api = login(args.url, args.username, args.password)
     dataset_id = find_dataset(api)
     if not args.no_fund:
-        fund_buyer(api, args.url, dataset_id, args.trades, (args.officer, args.password), (args.second_officer, args.password))
+        fund_buyer(
+            api, args.url, dataset_id, args.trades, (args.officer, args.password), (args.second_officer, args.password)
+        )
     trades = run_trades(api, dataset_id, args.trades, args.concurrency, args.timeout)
     noops = run_noop(args.noop, args.timeout)
     result = figures(env, args, trades, noops)

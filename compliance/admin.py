@@ -50,7 +50,10 @@ class OfficerViewMixin:
 
 def error_text(exc: ApplicationError) -> str:
     """An ApplicationError as one line for an admin message: the message, its fields, its code."""
-    details = "; ".join(f"{field}: {' '.join(str(m) for m in msgs) if isinstance(msgs, list) else msgs}" for field, msgs in exc.fields.items())
+    details = "; ".join(
+        f"{field}: {' '.join(str(m) for m in msgs) if isinstance(msgs, list) else msgs}"
+        for field, msgs in exc.fields.items()
+    )
     return f"{exc.message}{f' ({details})' if details else ''} [{exc.code}]"
 
 
@@ -71,13 +74,39 @@ class RulePackAdmin(OfficerViewMixin, ReadOnlyAdmin):
     Drafts are written and activated through the API (`/api/v1/rulepacks/`); here officers validate
     and backtest them."""
 
-    list_display = ["regime", "version", "title", "status", "effective_from", "effective_to", "short_checksum", "kind", "loaded_at"]
+    list_display = [
+        "regime",
+        "version",
+        "title",
+        "status",
+        "effective_from",
+        "effective_to",
+        "short_checksum",
+        "kind",
+        "loaded_at",
+    ]
     list_filter = ["status", "regime", "kind"]
     search_fields = ["regime", "version", "title"]
     fields = [
-        "regime", "version", "title", "kind", "status", "effective_from", "effective_to", "checksum", "source", "notes",
-        "created_by_label", "editors_list", "approved_by_label", "approved_at", "loaded_at", "updated_at", "activated_at",
-        "activated_by_label", "content_yaml",
+        "regime",
+        "version",
+        "title",
+        "kind",
+        "status",
+        "effective_from",
+        "effective_to",
+        "checksum",
+        "source",
+        "notes",
+        "created_by_label",
+        "editors_list",
+        "approved_by_label",
+        "approved_at",
+        "loaded_at",
+        "updated_at",
+        "activated_at",
+        "activated_by_label",
+        "content_yaml",
     ]
     readonly_fields = ["content_yaml", "editors_list"]
     change_form_template = "admin/compliance/rulepack/change_form.html"
@@ -110,10 +139,15 @@ class RulePackAdmin(OfficerViewMixin, ReadOnlyAdmin):
         for warning in rulepack_warnings(pack=pack):
             messages.warning(request, f"Warning for {pack.ref}: {warning.path} {warning.message}")
         if not problems:
-            messages.success(request, f"Validation of {pack.ref}: no problem, nothing stands in the way of activating it.")
+            messages.success(
+                request, f"Validation of {pack.ref}: no problem, nothing stands in the way of activating it."
+            )
             return
-        messages.error(request, f"Validation of {pack.ref}: {len(problems)} problem{'s' if len(problems) != 1 else ''}: "
-                       + "; ".join(f"{p.path}: {p.message}" for p in problems))
+        messages.error(
+            request,
+            f"Validation of {pack.ref}: {len(problems)} problem{'s' if len(problems) != 1 else ''}: "
+            + "; ".join(f"{p.path}: {p.message}" for p in problems),
+        )
 
     def _backtest_one(self, request: HttpRequest, pack: RulePack, scope: str) -> None:
         try:
@@ -124,23 +158,39 @@ class RulePackAdmin(OfficerViewMixin, ReadOnlyAdmin):
         totals = backtest.report.get("totals", {})
         moves = ", ".join(f"{t['from']} → {t['to']} ×{t['count']}" for t in totals.get("transitions", []))
         page = reverse("admin:compliance_rulepack_change", args=[pack.pk])
-        messages.success(request, format_html(
-            '<a href="{}#backtests">Backtest of {}</a> ({}): {} evaluated, {} would change{}.', page, pack.ref,
-            backtest.get_scope_display(), totals.get("evaluated", 0), totals.get("changed", 0), f" ({moves})" if moves else ""))
+        messages.success(
+            request,
+            format_html(
+                '<a href="{}#backtests">Backtest of {}</a> ({}): {} evaluated, {} would change{}.',
+                page,
+                pack.ref,
+                backtest.get_scope_display(),
+                totals.get("evaluated", 0),
+                totals.get("changed", 0),
+                f" ({moves})" if moves else "",
+            ),
+        )
         widened = backtest.report.get("widened") or {}
         if widened.get("widens"):
             removed = ", ".join(widened.get("jurisdictions_removed") or []) or "none"
             rules = ", ".join(r["rule"] for r in widened.get("rules_toward_allow") or []) or "none"
-            messages.warning(request, f"{pack.ref} widens outcomes toward allow compared with {widened.get('compared_with') or 'nothing active'}: "
-                                      f"jurisdictions removed from stricter lists: {removed}; rules moved toward allow: {rules}; "
-                                      f"{widened.get('trades_less_restrictive', 0)} replayed trade(s) decided less restrictively.")
+            messages.warning(
+                request,
+                f"{pack.ref} widens outcomes toward allow compared with "
+                f"{widened.get('compared_with') or 'nothing active'}: "
+                f"jurisdictions removed from stricter lists: {removed}; rules moved toward allow: {rules}; "
+                f"{widened.get('trades_less_restrictive', 0)} replayed trade(s) decided less restrictively.",
+            )
 
     @admin.action(description="Validate selected rule packs", permissions=["officer"])
     def validate_packs(self, request: HttpRequest, queryset: QuerySet[RulePack]) -> None:
         for pack in queryset:
             self._validate_one(request, pack)
 
-    @admin.action(description=f"Backtest selected rule packs on the last {BACKTEST_PERIOD_DAYS} days of trades", permissions=["officer"])
+    @admin.action(
+        description=f"Backtest selected rule packs on the last {BACKTEST_PERIOD_DAYS} days of trades",
+        permissions=["officer"],
+    )
     def backtest_period(self, request: HttpRequest, queryset: QuerySet[RulePack]) -> None:
         for pack in queryset:
             self._backtest_one(request, pack, RulePackBacktest.Scope.PERIOD)
@@ -162,14 +212,22 @@ class RulePackAdmin(OfficerViewMixin, ReadOnlyAdmin):
     def get_urls(self) -> list[URLPattern]:
         view = self.admin_site.admin_view
         return [
-            path("<uuid:pack_id>/validate/", view(lambda request, pack_id: self._pack_action_view(request, pack_id, action="validate")),
-                 name="compliance_rulepack_validate"),
-            path("<uuid:pack_id>/backtest/", view(lambda request, pack_id: self._pack_action_view(request, pack_id, action="backtest")),
-                 name="compliance_rulepack_backtest"),
+            path(
+                "<uuid:pack_id>/validate/",
+                view(lambda request, pack_id: self._pack_action_view(request, pack_id, action="validate")),
+                name="compliance_rulepack_validate",
+            ),
+            path(
+                "<uuid:pack_id>/backtest/",
+                view(lambda request, pack_id: self._pack_action_view(request, pack_id, action="backtest")),
+                name="compliance_rulepack_backtest",
+            ),
             *super().get_urls(),
         ]
 
-    def change_view(self, request: HttpRequest, object_id: str, form_url: str = "", extra_context: dict[str, Any] | None = None) -> HttpResponse:
+    def change_view(
+        self, request: HttpRequest, object_id: str, form_url: str = "", extra_context: dict[str, Any] | None = None
+    ) -> HttpResponse:
         pack = self.get_object(request, object_id)
         if pack is not None:
             extra_context = {

@@ -33,23 +33,39 @@ class RulePack(models.Model):
     loaded_at = models.DateTimeField(auto_now_add=True)
     status = models.CharField(max_length=8, choices=Status.choices, default=Status.DRAFT, db_index=True)
     notes = models.TextField(blank=True)
-    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
-    created_by_label = models.CharField(max_length=150, blank=True, help_text="Copied: the record outlives the account.")
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_by_label = models.CharField(
+        max_length=150, blank=True, help_text="Copied: the record outlives the account."
+    )
     updated_at = models.DateTimeField(auto_now=True)
-    activated_at = models.DateTimeField(null=True, blank=True, help_text="Empty for versions loaded from the shipped files.")
-    activated_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    activated_at = models.DateTimeField(
+        null=True, blank=True, help_text="Empty for versions loaded from the shipped files."
+    )
+    activated_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
     activated_by_label = models.CharField(max_length=150, blank=True)
     # Segregation of duties: who wrote the draft's content, and the second officer who approved it.
-    editors = models.JSONField(default=list, blank=True, help_text='Everyone who wrote its content: [{"id": user id, "username": …}].')
-    approved_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    editors = models.JSONField(
+        default=list, blank=True, help_text='Everyone who wrote its content: [{"id": user id, "username": …}].'
+    )
+    approved_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
     approved_by_label = models.CharField(max_length=150, blank=True)
     approved_at = models.DateTimeField(null=True, blank=True)
-    approved_checksum = models.CharField(max_length=64, blank=True, help_text="The content approved; an edit since voids the approval.")
+    approved_checksum = models.CharField(
+        max_length=64, blank=True, help_text="The content approved; an edit since voids the approval."
+    )
 
     class Meta:
         constraints = [
             # Drafts are work in progress and may collide (validation says so); published versions never do.
-            models.UniqueConstraint(fields=["regime", "version"], condition=~models.Q(status="draft"), name="rulepack_regime_version_unique"),
+            models.UniqueConstraint(
+                fields=["regime", "version"], condition=~models.Q(status="draft"), name="rulepack_regime_version_unique"
+            ),
         ]
         ordering = ["regime", "-effective_from"]
 
@@ -70,11 +86,15 @@ class RulePackBacktest(models.Model):
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     rulepack = models.ForeignKey(RulePack, on_delete=models.PROTECT, related_name="backtests")
-    rulepack_checksum = models.CharField(max_length=64, help_text="The content the report is about (a draft may change later).")
+    rulepack_checksum = models.CharField(
+        max_length=64, help_text="The content the report is about (a draft may change later)."
+    )
     scope = models.CharField(max_length=8, choices=Scope.choices)
     params = models.JSONField(default=dict)
     report = models.JSONField(default=dict)
-    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
     created_by_label = models.CharField(max_length=150, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
@@ -167,7 +187,9 @@ class ExportRecord(models.Model):
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
-        constraints = [models.UniqueConstraint(fields=["subject_type", "subject_id"], name="export_record_subject_unique")]
+        constraints = [
+            models.UniqueConstraint(fields=["subject_type", "subject_id"], name="export_record_subject_unique")
+        ]
         indexes = [models.Index(fields=["exporter_id", "state", "date"], name="export_record_window_idx")]
 
     def __str__(self) -> str:
@@ -187,7 +209,9 @@ class AuditEvent(models.Model):
     at = models.DateTimeField()
     kind = models.CharField(max_length=64, db_index=True)
     actor = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
-    actor_label = models.CharField(max_length=150, help_text="Username or system:<process>; copied, and part of the hash.")
+    actor_label = models.CharField(
+        max_length=150, help_text="Username or system:<process>; copied, and part of the hash."
+    )
     subject_type = models.CharField(max_length=32)
     subject_id = models.CharField(max_length=64)
     data = models.JSONField(default=dict)
@@ -234,7 +258,9 @@ class SanctionsList(models.Model):
     origin = models.CharField(max_length=500, blank=True, help_text="Where the files came from (path or URL).")
     entries_count = models.PositiveIntegerField(default=0)
     imported_by_label = models.CharField(max_length=150, blank=True)
-    rescreened_at = models.DateTimeField(null=True, blank=True, help_text="When everyone was screened again against it.")
+    rescreened_at = models.DateTimeField(
+        null=True, blank=True, help_text="When everyone was screened again against it."
+    )
 
     class Meta:
         ordering = ["-imported_at"]
@@ -262,7 +288,9 @@ class SanctionsEntry(models.Model):
     programmes = models.JSONField(default=list)
     countries = models.JSONField(default=list)
     remarks = models.TextField(blank=True)
-    fingerprint = models.CharField(max_length=64, help_text="SHA-256 of what screening reads; a change reopens false positives.")
+    fingerprint = models.CharField(
+        max_length=64, help_text="SHA-256 of what screening reads; a change reopens false positives."
+    )
 
     class Meta:
         ordering = ["sanctions_list", "entry_id"]

@@ -13,7 +13,9 @@ def audit_chain_task() -> None:
     audit_chain()
 
 
-@shared_task(name="compliance.sanctions_lists_refresh", acks_late=True, ignore_result=True, time_limit=280, soft_time_limit=270)
+@shared_task(
+    name="compliance.sanctions_lists_refresh", acks_late=True, ignore_result=True, time_limit=280, soft_time_limit=270
+)
 def sanctions_lists_refresh_task() -> None:
     """Download the configured sanctions lists and import new versions (idempotent by checksum)."""
     from compliance.services.sanctions_lists import sanctions_lists_refresh

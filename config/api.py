@@ -79,7 +79,9 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
         # A deadlock victim, a lock timeout or a dropped connection: nothing was committed, and
         # the same request is safe to retry (with its Idempotency-Key).
         logger.warning("database unavailable in %s: %s", context.get("view").__class__.__name__, exc)
-        busy = Response(error_body("temporarily_unavailable", "The database is busy or unreachable; retry shortly."), status=503)
+        busy = Response(
+            error_body("temporarily_unavailable", "The database is busy or unreachable; retry shortly."), status=503
+        )
         busy["Retry-After"] = "1"
         return busy
     if isinstance(exc, Http404 | ObjectDoesNotExist):
@@ -92,7 +94,10 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
     response = drf_exception_handler(exc, context)
     if response is None:
         logger.exception("unhandled error in %s", context.get("view").__class__.__name__)
-        return Response(error_body("server_error", "Internal error; it has been logged."), status=status.HTTP_500_INTERNAL_SERVER_ERROR)
+        return Response(
+            error_body("server_error", "Internal error; it has been logged."),
+            status=status.HTTP_500_INTERNAL_SERVER_ERROR,
+        )
 
     code = next((c for cls, c in _DRF_CODES.items() if isinstance(exc, cls)), "error")
     if isinstance(exc, exceptions.ValidationError):

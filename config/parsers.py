@@ -73,9 +73,14 @@ def check_structure(value: Any, *, depth_limit: int | None = None, list_limit: i
     list_limit = list_limit or max_list_items()
     for path, depth, node in _walk(value):
         if depth > depth_limit:
-            raise RequestTooDeepError(f"Nested more than {depth_limit} levels deep.", fields={_where(path[:depth_limit]): ["nested too deeply"]})
+            raise RequestTooDeepError(
+                f"Nested more than {depth_limit} levels deep.",
+                fields={_where(path[:depth_limit]): ["nested too deeply"]},
+            )
         if isinstance(node, list) and len(node) > list_limit:
-            raise ListTooLongError(f"A list has more than {list_limit} items.", fields={_where(path): [f"at most {list_limit} items"]})
+            raise ListTooLongError(
+                f"A list has more than {list_limit} items.", fields={_where(path): [f"at most {list_limit} items"]}
+            )
         if isinstance(node, dict):
             for key in node:
                 if "\x00" in key:

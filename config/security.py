@@ -20,15 +20,23 @@ PAGE_POLICY = (
     "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; "
     "connect-src 'self'; object-src 'none'; base-uri 'self'; form-action 'self'; frame-ancestors 'none'"
 )
-_CODES = {400: "invalid", 403: "permission_denied", 404: "not_found", 405: "method_not_allowed", 413: "request_too_large",
-          500: "server_error"}
+_CODES = {
+    400: "invalid",
+    403: "permission_denied",
+    404: "not_found",
+    405: "method_not_allowed",
+    413: "request_too_large",
+    500: "server_error",
+}
 _MESSAGES = {404: "No such endpoint.", 500: "Internal error; it has been logged."}
 
 
 def _json_error(response: HttpResponse) -> HttpResponse:
     status = response.status_code
     code = _CODES.get(status, "server_error" if status >= 500 else "invalid")
-    replacement = JsonResponse(error_body(code, _MESSAGES.get(status, response.reason_phrase or "Error.")), status=status)
+    replacement = JsonResponse(
+        error_body(code, _MESSAGES.get(status, response.reason_phrase or "Error.")), status=status
+    )
     for header in ("Allow", "Retry-After"):
         if header in response:
             replacement[header] = response[header]

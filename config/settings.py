@@ -37,7 +37,11 @@ PRODUCTION = env_bool("ELEMENTA_PRODUCTION", False)
 SECRET_KEY = os.environ.get("DJANGO_SECRET_KEY") or ("" if PRODUCTION else _local_secret_key())
 if not SECRET_KEY:
     raise RuntimeError("DJANGO_SECRET_KEY is required when ELEMENTA_PRODUCTION is on")
-ALLOWED_HOSTS = [h.strip() for h in os.environ.get("DJANGO_ALLOWED_HOSTS", "localhost,127.0.0.1,[::1],testserver").split(",") if h.strip()]
+ALLOWED_HOSTS = [
+    h.strip()
+    for h in os.environ.get("DJANGO_ALLOWED_HOSTS", "localhost,127.0.0.1,[::1],testserver").split(",")
+    if h.strip()
+]
 
 INSTALLED_APPS = [
     "django.contrib.admin",
@@ -177,7 +181,8 @@ REST_FRAMEWORK = {
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "Elementa API",
-    "DESCRIPTION": "A data-element marketplace whose cross-border trades are checked against transfer law before they settle.",
+    "DESCRIPTION": "A data-element marketplace whose cross-border trades are checked against transfer law before they "
+                   "settle.",
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
     "SWAGGER_UI_DIST": "SIDECAR",
@@ -200,8 +205,13 @@ _cache_url = os.environ.get("ELEMENTA_CACHE_URL") or (
     os.environ.get("CELERY_BROKER_URL", "") if os.environ.get("CELERY_BROKER_URL", "").startswith("redis") else ""
 )
 CACHES: dict[str, dict[str, Any]] = {
-    "default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": _cache_url, "KEY_PREFIX": "elementa"}
-    if _cache_url else {"BACKEND": "django.core.cache.backends.filebased.FileBasedCache", "LOCATION": str(VAR_DIR / "cache")}
+    "default": {
+        "BACKEND": "django.core.cache.backends.redis.RedisCache",
+        "LOCATION": _cache_url,
+        "KEY_PREFIX": "elementa",
+    }
+    if _cache_url
+    else {"BACKEND": "django.core.cache.backends.filebased.FileBasedCache", "LOCATION": str(VAR_DIR / "cache")}
 }
 # A dry run may look this many days past today (a planned trade); later dates are refused
 # (trade_date_out_of_range), as are dates before the earliest rule pack's effective_from.
@@ -362,12 +372,15 @@ CELERY_BEAT_SCHEDULE = {
     # the day it takes effect; the same sweep re-drives a lost re-screening message.
     "rescreen-due": {"task": "marketplace.rescreen_due", "schedule": timedelta(hours=1)},
     # Audit events are appended without a shared lock and linked into the hash chain here.
-    "chain-audit-events": {"task": "compliance.audit_chain", "schedule": timedelta(seconds=float(os.environ.get("ELEMENTA_AUDIT_CHAIN_INTERVAL", "2")))},
+    "chain-audit-events": {
+        "task": "compliance.audit_chain",
+        "schedule": timedelta(seconds=float(os.environ.get("ELEMENTA_AUDIT_CHAIN_INTERVAL", "2"))),
+    },
     "purge-idempotency-keys": {"task": "marketplace.idempotency_purge", "schedule": timedelta(hours=6)},
     "sweep-stuck-trades": {
         "task": "marketplace.trades_sweep_stuck",
         "schedule": timedelta(seconds=int(os.environ.get("ELEMENTA_SWEEP_INTERVAL", "10"))),
-    }
+    },
 }
 
 # --- Elementa ---------------------------------------------------------------------------------
@@ -431,7 +444,9 @@ ELEMENTA_WEBHOOK_ALLOWED_HOSTS = tuple(
     h.strip() for h in os.environ.get("ELEMENTA_WEBHOOK_ALLOWED_HOSTS", "").split(",") if h.strip()
 )
 # Seconds to wait after each failed attempt; one attempt more than delays (8), then `failed`.
-ELEMENTA_WEBHOOK_BACKOFF = tuple(int(s) for s in os.environ.get("ELEMENTA_WEBHOOK_BACKOFF", "10,30,120,600,3600,21600,21600").split(",") if s.strip())
+ELEMENTA_WEBHOOK_BACKOFF = tuple(
+    int(s) for s in os.environ.get("ELEMENTA_WEBHOOK_BACKOFF", "10,30,120,600,3600,21600,21600").split(",") if s.strip()
+)
 # Publishes due deliveries: retries longer than a countdown may carry, lost messages, dead workers.
 CELERY_BEAT_SCHEDULE["sweep-webhooks"] = {
     "task": "marketplace.webhooks_sweep",
@@ -449,11 +464,15 @@ ELEMENTA_BACKTEST_MAX_AGE_HOURS = float(os.environ.get("ELEMENTA_BACKTEST_MAX_AG
 # serves the queues of the jurisdictions listed here (a regional deployment lists only its own).
 ELEMENTA_COMPUTE_QUEUE_PREFIX = os.environ.get("ELEMENTA_COMPUTE_QUEUE_PREFIX", "compute.")
 ELEMENTA_COMPUTE_JURISDICTIONS = [
-    j.strip().upper() for j in os.environ.get("ELEMENTA_COMPUTE_JURISDICTIONS", "CN,DE,US,GB,SG,IN,JP,KR,BR,RU,SA,VN").split(",") if j.strip()
+    j.strip().upper()
+    for j in os.environ.get("ELEMENTA_COMPUTE_JURISDICTIONS", "CN,DE,US,GB,SG,IN,JP,KR,BR,RU,SA,VN").split(",")
+    if j.strip()
 ]
 ELEMENTA_COMPUTE_MEMORY_MB = int(os.environ.get("ELEMENTA_COMPUTE_MEMORY_MB", "512"))  # DuckDB memory_limit per query
 ELEMENTA_COMPUTE_THREADS = int(os.environ.get("ELEMENTA_COMPUTE_THREADS", "2"))
-ELEMENTA_COMPUTE_TIMEOUT = float(os.environ.get("ELEMENTA_COMPUTE_TIMEOUT", "20"))  # seconds per query (max_execution_time)
+ELEMENTA_COMPUTE_TIMEOUT = float(
+    os.environ.get("ELEMENTA_COMPUTE_TIMEOUT", "20")
+)  # seconds per query (max_execution_time)
 # Prepared tables (one DuckDB file per dataset file version) and object-storage copies, on the worker.
 ELEMENTA_COMPUTE_CACHE_DIR = Path(os.environ.get("ELEMENTA_COMPUTE_CACHE_DIR", VAR_DIR / "compute"))
 # Party screening against sanctions lists (docs/sanctions.md). Matches scoring at least

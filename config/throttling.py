@@ -58,7 +58,9 @@ def _backoff_seconds(failures: int) -> int:
     over = failures - settings.ELEMENTA_LOGIN_MAX_FAILURES
     if over < 0:
         return 0
-    return int(min(settings.ELEMENTA_LOGIN_BACKOFF_SECONDS * 2 ** min(over, 30), settings.ELEMENTA_LOGIN_LOCKOUT_SECONDS))
+    return int(
+        min(settings.ELEMENTA_LOGIN_BACKOFF_SECONDS * 2 ** min(over, 30), settings.ELEMENTA_LOGIN_LOCKOUT_SECONDS)
+    )
 
 
 def login_check_locked(*, username: str, client: str) -> None:

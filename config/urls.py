@@ -75,7 +75,11 @@ api_v1 = [
     path("audit/verify/", AuditVerifyApi.as_view(), name="audit-verify"),
     path("datasets/<uuid:dataset_id>/files/", DatasetFileListApi.as_view(), name="dataset-files"),
     path("datasets/<uuid:dataset_id>/compute-offer/", DatasetComputeOfferApi.as_view(), name="dataset-compute-offer"),
-    path("datasets/<uuid:dataset_id>/compute-offer/review-policy/", ComputeReviewPolicyApi.as_view(), name="dataset-compute-review-policy"),
+    path(
+        "datasets/<uuid:dataset_id>/compute-offer/review-policy/",
+        ComputeReviewPolicyApi.as_view(),
+        name="dataset-compute-review-policy",
+    ),
     path("wallet/", WalletApi.as_view(), name="wallet"),
     path("wallet/platform/", PlatformWalletApi.as_view(), name="wallet-platform"),
     path("wallet/payouts.csv", PayoutReportApi.as_view(), name="wallet-payouts"),

@@ -102,8 +102,13 @@ class DatasetAdmin(OfficerViewMixin, ReadOnlyAdmin):
 
     @admin.action(description="Withdraw selected listings from the catalogue", permissions=["officer"])
     def withdraw_listings(self, request: HttpRequest, queryset: QuerySet[Dataset]) -> None:
-        withdrawn = [dataset_withdraw(dataset_id=d.pk, actor=request.user) for d in queryset.exclude(status=Dataset.Status.WITHDRAWN)]
-        messages.success(request, f"Withdrew {len(withdrawn)} listing{'s' if len(withdrawn) != 1 else ''}; open trades go on.")
+        withdrawn = [
+            dataset_withdraw(dataset_id=d.pk, actor=request.user)
+            for d in queryset.exclude(status=Dataset.Status.WITHDRAWN)
+        ]
+        messages.success(
+            request, f"Withdrew {len(withdrawn)} listing{'s' if len(withdrawn) != 1 else ''}; open trades go on."
+        )
 
 
 @admin.register(Trade)
@@ -129,15 +134,27 @@ class TradeAdmin(OfficerViewMixin, admin.ModelAdmin):
         view = self.admin_site.admin_view  # staff login, CSRF protection, no caching
         return [
             path("<uuid:trade_id>/review/", view(admin_views.trade_review_view), name="marketplace_trade_review"),
-            path("<uuid:trade_id>/evidence.json", view(admin_views.trade_evidence_view), name="marketplace_trade_evidence"),
-            path("<uuid:trade_id>/documents/<uuid:document_id>/file/", view(admin_views.trade_document_file_view),
-                 name="marketplace_trade_document_file"),
-            path("<uuid:trade_id>/documents/<uuid:document_id>/decide/", view(admin_views.trade_document_decide_view),
-                 name="marketplace_trade_document_decide"),
+            path(
+                "<uuid:trade_id>/evidence.json",
+                view(admin_views.trade_evidence_view),
+                name="marketplace_trade_evidence",
+            ),
+            path(
+                "<uuid:trade_id>/documents/<uuid:document_id>/file/",
+                view(admin_views.trade_document_file_view),
+                name="marketplace_trade_document_file",
+            ),
+            path(
+                "<uuid:trade_id>/documents/<uuid:document_id>/decide/",
+                view(admin_views.trade_document_decide_view),
+                name="marketplace_trade_document_decide",
+            ),
             *super().get_urls(),
         ]
 
-    def change_view(self, request: HttpRequest, object_id: str, form_url: str = "", extra_context: dict[str, Any] | None = None) -> HttpResponse:
+    def change_view(
+        self, request: HttpRequest, object_id: str, form_url: str = "", extra_context: dict[str, Any] | None = None
+    ) -> HttpResponse:
         trade = self.get_object(request, object_id)
         if trade is not None and self.has_view_permission(request, trade):
             extra_context = {**(extra_context or {}), **admin_views.trade_page_context(request=request, trade=trade)}
@@ -163,7 +180,11 @@ class QueueFilter(admin.SimpleListFilter):
     def choices(self, changelist: Any) -> Any:
         current = self.value() or "in_review"
         for lookup, title in self.lookup_choices:
-            yield {"selected": current == lookup, "query_string": changelist.get_query_string({self.parameter_name: lookup}), "display": title}
+            yield {
+                "selected": current == lookup,
+                "query_string": changelist.get_query_string({self.parameter_name: lookup}),
+                "display": title,
+            }
 
 
 class RegimeFilter(admin.SimpleListFilter):
@@ -173,7 +194,9 @@ class RegimeFilter(admin.SimpleListFilter):
     parameter_name = "regime"
 
     def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
-        regimes = rulepack_list(status=RulePack.Status.ACTIVE).order_by("regime").values_list("regime", flat=True).distinct()
+        regimes = (
+            rulepack_list(status=RulePack.Status.ACTIVE).order_by("regime").values_list("regime", flat=True).distinct()
+        )
         return [(r.lower(), r) for r in regimes]
 
     def queryset(self, request: HttpRequest, queryset: QuerySet[Trade]) -> QuerySet[Trade]:
@@ -189,7 +212,9 @@ class OutcomeFilter(admin.SimpleListFilter):
 
     def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
         # Only the outcomes that leave a trade waiting for a person or a document.
-        waiting = [o for o in vocab.Outcome if o not in (vocab.Outcome.ALLOW, vocab.Outcome.ALLOW_FLAGGED, vocab.Outcome.DENY)]
+        waiting = [
+            o for o in vocab.Outcome if o not in (vocab.Outcome.ALLOW, vocab.Outcome.ALLOW_FLAGGED, vocab.Outcome.DENY)
+        ]
         return [(o.value, o.value.replace("_", " ")) for o in reversed(waiting)]
 
     def queryset(self, request: HttpRequest, queryset: QuerySet[Trade]) -> QuerySet[Trade]:
@@ -201,7 +226,9 @@ class DestinationFilter(admin.SimpleListFilter):
     parameter_name = "destination"
 
     def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
-        rows = model_admin.get_queryset(request).order_by("destination").values_list("destination", flat=True).distinct()
+        rows = (
+            model_admin.get_queryset(request).order_by("destination").values_list("destination", flat=True).distinct()
+        )
         return [(d, d) for d in rows]
 
     def queryset(self, request: HttpRequest, queryset: QuerySet[Trade]) -> QuerySet[Trade]:
@@ -250,7 +277,17 @@ class ReviewQueueAdmin(OfficerViewMixin, admin.ModelAdmin):
     """Trades waiting for an officer, oldest first (marketplace.selectors.trades.review_queue).
     Each row opens the trade page, where the officer decides."""
 
-    list_display = ["trade_link", "buyer_name", "destination", "status_badge", "outcome", "rules", "amount", "evidence", "waiting"]
+    list_display = [
+        "trade_link",
+        "buyer_name",
+        "destination",
+        "status_badge",
+        "outcome",
+        "rules",
+        "amount",
+        "evidence",
+        "waiting",
+    ]
     list_display_links = None
     list_filter = [QueueFilter, RegimeFilter, OutcomeFilter, DestinationFilter, AgeFilter, AmountFilter]
     list_select_related = ["dataset", "buyer", "provider", "decision"]  # one query for the page, however many rows
@@ -270,15 +307,21 @@ class ReviewQueueAdmin(OfficerViewMixin, admin.ModelAdmin):
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
 
-    def change_view(self, request: HttpRequest, object_id: str, form_url: str = "", extra_context: dict[str, Any] | None = None) -> HttpResponse:
+    def change_view(
+        self, request: HttpRequest, object_id: str, form_url: str = "", extra_context: dict[str, Any] | None = None
+    ) -> HttpResponse:
         return redirect("admin:marketplace_trade_change", object_id)  # one trade page, whatever its status
 
     def changelist_view(self, request: HttpRequest, extra_context: dict[str, Any] | None = None) -> HttpResponse:
-        return super().changelist_view(request, {"title": "Review queue: trades waiting for an officer, oldest first", **(extra_context or {})})
+        return super().changelist_view(
+            request, {"title": "Review queue: trades waiting for an officer, oldest first", **(extra_context or {})}
+        )
 
     @admin.display(description="dataset", ordering="dataset__title")
     def trade_link(self, trade: Trade) -> str:
-        return format_html('<a href="{}">{}</a>', reverse("admin:marketplace_trade_change", args=[trade.pk]), trade.dataset.title)
+        return format_html(
+            '<a href="{}">{}</a>', reverse("admin:marketplace_trade_change", args=[trade.pk]), trade.dataset.title
+        )
 
     @admin.display(description="buyer", ordering="buyer__name")
     def buyer_name(self, trade: Trade) -> str:
@@ -296,7 +339,11 @@ class ReviewQueueAdmin(OfficerViewMixin, admin.ModelAdmin):
     def rules(self, trade: Trade) -> str:
         if trade.decision is None:
             return "—"
-        held = [f["rule"] for f in trade.decision.decision.get("findings", []) if f.get("outcome") not in ("allow", "allow_flagged")]
+        held = [
+            f["rule"]
+            for f in trade.decision.decision.get("findings", [])
+            if f.get("outcome") not in ("allow", "allow_flagged")
+        ]
         return ", ".join(held) or "—"
 
     @admin.display(description="price", ordering="price")
@@ -339,14 +386,33 @@ class OrganisationMechanismAdmin(admin.ModelAdmin):
 # records only through marketplace.services.webhooks (the API): the admin shows them read-only.
 @admin.register(DatasetFile)
 class DatasetFileAdmin(ReadOnlyAdmin):
-    list_display = ["dataset", "version", "original_name", "content_type", "size", "sha256", "uploaded_by_label", "created_at"]
+    list_display = [
+        "dataset",
+        "version",
+        "original_name",
+        "content_type",
+        "size",
+        "sha256",
+        "uploaded_by_label",
+        "created_at",
+    ]
     list_select_related = ["dataset"]
     search_fields = ["sha256", "original_name"]
 
 
 @admin.register(AccessGrant)
 class AccessGrantAdmin(ReadOnlyAdmin):
-    list_display = ["id", "dataset", "buyer", "destination", "max_version", "valid_from", "valid_until", "revoked_at", "created_at"]
+    list_display = [
+        "id",
+        "dataset",
+        "buyer",
+        "destination",
+        "max_version",
+        "valid_from",
+        "valid_until",
+        "revoked_at",
+        "created_at",
+    ]
     list_select_related = ["dataset", "buyer"]
     list_filter = ["destination"]
 
@@ -382,7 +448,17 @@ class WebhookEndpointAdmin(ReadOnlyAdmin):
 
 @admin.register(WebhookDelivery)
 class WebhookDeliveryAdmin(ReadOnlyAdmin):
-    list_display = ["id", "kind", "event_id", "endpoint", "status", "attempts", "next_attempt_at", "delivered_at", "created_at"]
+    list_display = [
+        "id",
+        "kind",
+        "event_id",
+        "endpoint",
+        "status",
+        "attempts",
+        "next_attempt_at",
+        "delivered_at",
+        "created_at",
+    ]
     list_filter = ["status", "kind"]
     list_select_related = ["endpoint"]
     search_fields = ["event_id"]

@@ -24,8 +24,13 @@ from marketplace.services.evidence_review import trade_document_review
 from marketplace.services.trades import REJECTABLE, needs_four_eyes, trade_review
 
 __all__ = [
-    "EvidenceDecisionForm", "TradeReviewForm", "trade_document_decide_view", "trade_document_file_view", "trade_evidence_view",
-    "trade_page_context", "trade_review_view",
+    "EvidenceDecisionForm",
+    "TradeReviewForm",
+    "trade_document_decide_view",
+    "trade_document_file_view",
+    "trade_evidence_view",
+    "trade_page_context",
+    "trade_review_view",
 ]
 
 
@@ -35,7 +40,9 @@ class TradeReviewForm(forms.Form):
 
     verdict = forms.ChoiceField(choices=[("approve", "Approve"), ("reject", "Reject")], widget=forms.HiddenInput)
     reason = forms.CharField(
-        max_length=4000, strip=True, widget=forms.Textarea(attrs={"rows": 3, "placeholder": "Why: the evidence checked, the legal basis"}),
+        max_length=4000,
+        strip=True,
+        widget=forms.Textarea(attrs={"rows": 3, "placeholder": "Why: the evidence checked, the legal basis"}),
         help_text="Recorded with the review and shown to both parties in the trade's events.",
     )
     grant_valid_days = forms.IntegerField(
@@ -48,7 +55,9 @@ class EvidenceDecisionForm(forms.Form):
     """The same input as POST /api/v1/documents/{id}/accept/ (and /reject/)."""
 
     verdict = forms.ChoiceField(choices=[("accept", "Accept"), ("reject", "Reject")], widget=forms.HiddenInput)
-    reason = forms.CharField(max_length=4000, strip=True, help_text="What was checked; a rejection's reason is shown to the uploader.")
+    reason = forms.CharField(
+        max_length=4000, strip=True, help_text="What was checked; a rejection's reason is shown to the uploader."
+    )
 
 
 def _when(value: Any) -> Any:
@@ -82,7 +91,9 @@ def _fact_sections(facts: dict[str, Any] | None) -> list[tuple[str, list[tuple[s
     if not facts:
         return []
     transfer = [_row(key, value) for key, value in facts.items() if not isinstance(value, dict)]
-    sections = [(key, [_row(k, v) for k, v in value.items()]) for key, value in facts.items() if isinstance(value, dict)]
+    sections = [
+        (key, [_row(k, v) for k, v in value.items()]) for key, value in facts.items() if isinstance(value, dict)
+    ]
     return [("transfer", transfer), *sections] if transfer else sections
 
 
@@ -100,9 +111,16 @@ def trade_page_context(*, request: HttpRequest, trade: Trade) -> dict[str, Any]:
         "findings": decision.get("findings", []),
         "fact_sections": _fact_sections(pack["facts"]),
         "evidence": [
-            {**d, "at": _when(d["at"]),
-             "file_url": reverse("admin:marketplace_trade_document_file", args=[trade.pk, d["id"]]) if d["size"] else None,
-             "decide_url": reverse("admin:marketplace_trade_document_decide", args=[trade.pk, d["id"]]) if d["status"] == "pending" else None}
+            {
+                **d,
+                "at": _when(d["at"]),
+                "file_url": reverse("admin:marketplace_trade_document_file", args=[trade.pk, d["id"]])
+                if d["size"]
+                else None,
+                "decide_url": reverse("admin:marketplace_trade_document_decide", args=[trade.pk, d["id"]])
+                if d["status"] == "pending"
+                else None,
+            }
             for d in pack["evidence"]
         ],
         "can_decide_evidence": is_workspace_officer(request),
@@ -139,15 +157,24 @@ def trade_review_view(request: HttpRequest, trade_id: Any) -> HttpResponse:
     approve = data["verdict"] == "approve"
     conditions = {"grant_valid_days": data["grant_valid_days"]} if approve and data.get("grant_valid_days") else None
     try:
-        trade = trade_review(trade_id=trade_id, officer=request_user(request), approve=approve, reason=data["reason"], conditions=conditions)
+        trade = trade_review(
+            trade_id=trade_id,
+            officer=request_user(request),
+            approve=approve,
+            reason=data["reason"],
+            conditions=conditions,
+        )
     except NotFoundError:
         raise Http404("No such trade.") from None
     except ApplicationError as exc:
         messages.error(request, f"Nothing was recorded: {error_text(exc)}")
         return redirect(page)
     if approve and trade.status in REJECTABLE:
-        messages.warning(request, "First approval recorded; the trade is still waiting. A finding needs a regulator's approval "
-                                  "(four eyes), so a second, different officer must approve it too before it can settle.")
+        messages.warning(
+            request,
+            "First approval recorded; the trade is still waiting. A finding needs a regulator's approval "
+            "(four eyes), so a second, different officer must approve it too before it can settle.",
+        )
     elif approve:
         messages.success(request, "Approved: the trade is approved and settles in the background; reload to follow it.")
     else:
@@ -177,7 +204,9 @@ def trade_document_file_view(request: HttpRequest, trade_id: Any, document_id: A
     if document is None or not document.file:
         raise Http404("No such document file.")
     name = PurePosixPath(document.file.name).name
-    return FileResponse(document.file.open("rb"), as_attachment=True, filename=name, content_type=document.content_type or None)
+    return FileResponse(
+        document.file.open("rb"), as_attachment=True, filename=name, content_type=document.content_type or None
+    )
 
 
 def trade_document_decide_view(request: HttpRequest, trade_id: Any, document_id: Any) -> HttpResponse:
@@ -195,12 +224,17 @@ def trade_document_decide_view(request: HttpRequest, trade_id: Any, document_id:
         return redirect(page)
     accept = form.cleaned_data["verdict"] == "accept"
     try:
-        decision = trade_document_review(document_id=document_id, officer=request_user(request), accept=accept, reason=form.cleaned_data["reason"])
+        decision = trade_document_review(
+            document_id=document_id, officer=request_user(request), accept=accept, reason=form.cleaned_data["reason"]
+        )
     except ApplicationError as exc:
         messages.error(request, f"Nothing was recorded: {error_text(exc)}")
         return redirect(page)
     if decision.awaiting:
-        messages.warning(request, "First acceptance recorded: a regulator's approval needs a second, different officer to accept it too.")
+        messages.warning(
+            request,
+            "First acceptance recorded: a regulator's approval needs a second, different officer to accept it too.",
+        )
     elif accept:
         messages.success(request, "Accepted: the trade is re-checked in the background; reload to follow it.")
     else:

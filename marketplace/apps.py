@@ -12,9 +12,18 @@ class MarketplaceConfig(AppConfig):
         from django.db.models.signals import post_save
 
         from compliance.signals import audit_recorded, rulepack_activated, sanctions_list_imported
-        from marketplace.receivers import on_audit_recorded, on_rulepack_activated, on_sanctions_list_imported, on_user_saved
+        from marketplace.receivers import (
+            on_audit_recorded,
+            on_rulepack_activated,
+            on_sanctions_list_imported,
+            on_user_saved,
+        )
 
         rulepack_activated.connect(on_rulepack_activated, dispatch_uid="marketplace.rescreen_after_activation")
-        post_save.connect(on_user_saved, sender=settings.AUTH_USER_MODEL, dispatch_uid="marketplace.sessions_end_on_password_change")
+        post_save.connect(
+            on_user_saved, sender=settings.AUTH_USER_MODEL, dispatch_uid="marketplace.sessions_end_on_password_change"
+        )
         audit_recorded.connect(on_audit_recorded, dispatch_uid="marketplace.notifications")
-        sanctions_list_imported.connect(on_sanctions_list_imported, dispatch_uid="marketplace.rescreen_after_list_import")
+        sanctions_list_imported.connect(
+            on_sanctions_list_imported, dispatch_uid="marketplace.rescreen_after_list_import"
+        )

@@ -138,7 +138,9 @@ class GrantInactiveError(PermissionDeniedError):
 
 class GrantSuspendedError(PermissionDeniedError):
     code = "grant_suspended"
-    default_message = "The grant is suspended while an officer reviews it: re-screening found the trade would now be denied."
+    default_message = (
+        "The grant is suspended while an officer reviews it: re-screening found the trade would now be denied."
+    )
 
 
 class GrantAlreadyRevokedError(ConflictError):
@@ -301,7 +303,9 @@ class QueryNotHeldError(ConflictError):
 
 class OrganisationNotVerifiedError(ConflictError):
     code = "organisation_not_verified"
-    default_message = "The organisation's legal facts have not been verified by an officer yet; it cannot trade until they are."
+    default_message = (
+        "The organisation's legal facts have not been verified by an officer yet; it cannot trade until they are."
+    )
 
 
 class OrganisationNameTakenError(ConflictError):

@@ -44,7 +44,9 @@ def _file_digest(upload: UploadedFile) -> str:
 def _fingerprint(request: Request) -> str:
     data = request.data
     if hasattr(data, "lists"):  # a form (multipart): every field, and each file by its content's hash
-        fields = sorted((k, [_file_digest(v) if isinstance(v, UploadedFile) else str(v) for v in vs]) for k, vs in data.lists())
+        fields = sorted(
+            (k, [_file_digest(v) if isinstance(v, UploadedFile) else str(v) for v in vs]) for k, vs in data.lists()
+        )
         body = json.dumps(fields)
     else:
         body = json.dumps(data, sort_keys=True, default=str)
@@ -54,7 +56,9 @@ def _fingerprint(request: Request) -> str:
 def _claim(user: Any, key: str, fingerprint: str) -> IdempotencyRecord | Response:
     """Create the in-progress record, or answer from an existing one."""
     now = timezone.now()
-    IdempotencyRecord.objects.filter(user=user, key=key, created_at__lt=now - timedelta(seconds=settings.ELEMENTA_IDEMPOTENCY_TTL)).delete()
+    IdempotencyRecord.objects.filter(
+        user=user, key=key, created_at__lt=now - timedelta(seconds=settings.ELEMENTA_IDEMPOTENCY_TTL)
+    ).delete()
     try:
         with transaction.atomic():
             return IdempotencyRecord.objects.create(user=user, key=key, fingerprint=fingerprint)
@@ -104,7 +108,10 @@ def idempotent(view: Callable[..., Response]) -> Callable[..., Response]:
 
             body = error_body(exc.code, exc.message, json.loads(json.dumps(exc.fields, default=str)))
             IdempotencyRecord.objects.filter(pk=claimed.pk).update(
-                status=IdempotencyRecord.Status.DONE, response_status=exc.status_code, response_body=body, completed_at=timezone.now()
+                status=IdempotencyRecord.Status.DONE,
+                response_status=exc.status_code,
+                response_body=body,
+                completed_at=timezone.now(),
             )
             raise
         except BaseException:

@@ -27,14 +27,28 @@ def on_sanctions_list_imported(sender: Any, *, list_id: str, **kwargs: Any) -> N
 
 
 # Audited events that someone must hear about (marketplace/services/notifications.py).
-NOTIFYING = frozenset({
-    "trade.status_changed", "grant.flagged", "evidence.added", "mechanism.added", "evidence.accepted", "evidence.rejected",
-    "grant.suspended", "grant.revoked", "evidence.first_acceptance", "review.first_approval", "organisation.first_acceptance",
-    "trade.refund_requested", "deposit.credit_requested",
-})
+NOTIFYING = frozenset(
+    {
+        "trade.status_changed",
+        "grant.flagged",
+        "evidence.added",
+        "mechanism.added",
+        "evidence.accepted",
+        "evidence.rejected",
+        "grant.suspended",
+        "grant.revoked",
+        "evidence.first_acceptance",
+        "review.first_approval",
+        "organisation.first_acceptance",
+        "trade.refund_requested",
+        "deposit.credit_requested",
+    }
+)
 
 
-def on_audit_recorded(sender: Any, *, kind: str, subject_type: str, subject_id: str, data: dict[str, Any], **kwargs: Any) -> None:
+def on_audit_recorded(
+    sender: Any, *, kind: str, subject_type: str, subject_id: str, data: dict[str, Any], **kwargs: Any
+) -> None:
     """Sent inside the action's transaction: the notifications go to the outbox in it."""
     if kind in NOTIFYING:
         from marketplace.services.notifications import notify_for_event

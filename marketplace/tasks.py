@@ -8,7 +8,13 @@ from config.logging import log_context
 # Only transient failures are retried: a lost or locked database connection. A bug is not
 # retried; the sweeper re-drives the trade once the cause is fixed.
 TRANSIENT = (OperationalError, InterfaceError)
-RETRY = {"autoretry_for": TRANSIENT, "retry_backoff": 1, "retry_backoff_max": 30, "retry_jitter": True, "max_retries": 8}
+RETRY = {
+    "autoretry_for": TRANSIENT,
+    "retry_backoff": 1,
+    "retry_backoff_max": 30,
+    "retry_jitter": True,
+    "max_retries": 8,
+}
 
 
 @shared_task(name="marketplace.trade_check_compliance", acks_late=True, **RETRY)
@@ -68,7 +74,9 @@ def rescreen_due_task() -> None:
     rescreen_lists_due()
 
 
-@shared_task(name="marketplace.rescreen_after_list_import", acks_late=True, time_limit=280, soft_time_limit=270, **RETRY)
+@shared_task(
+    name="marketplace.rescreen_after_list_import", acks_late=True, time_limit=280, soft_time_limit=270, **RETRY
+)
 def rescreen_after_list_import_task(list_id: str) -> None:
     from marketplace.services.rescreening import rescreen_after_list_import
 

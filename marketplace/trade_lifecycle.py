@@ -22,7 +22,8 @@ CLOSED = TERMINAL | {S.SETTLED}
 CANCELLABLE = frozenset(status for status, nexts in TRANSITIONS.items() if S.CANCELLED in nexts)
 
 # What the engine's outcome does to a trade in `checking`: allow and allow_flagged approve it, needs_* waits
-# in needs_documents for the missing filings, mechanisms or approvals, review goes to an officer, deny rejects it (the mapping below).
+# in needs_documents for the missing filings, mechanisms or approvals, review goes to an officer, deny rejects it
+# (the mapping below).
 STATUS_FOR_OUTCOME: dict[str, str] = {
     "allow": S.APPROVED,
     "allow_flagged": S.APPROVED,

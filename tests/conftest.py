@@ -69,44 +69,67 @@ def second_officer(operator: Organisation) -> Membership:
 
 @pytest.fixture
 def provider_eu(db: None) -> Membership:
-    return MembershipFactory.create(organisation=OrganisationFactory.create(name="Rhein GmbH", jurisdiction="DE"), role=Membership.Role.PROVIDER)
+    return MembershipFactory.create(
+        organisation=OrganisationFactory.create(name="Rhein GmbH", jurisdiction="DE"), role=Membership.Role.PROVIDER
+    )
 
 
 @pytest.fixture
 def provider_cn(db: None) -> Membership:
-    return MembershipFactory.create(organisation=OrganisationFactory.create(name="Huaxia Co.", jurisdiction="CN"), role=Membership.Role.PROVIDER)
+    return MembershipFactory.create(
+        organisation=OrganisationFactory.create(name="Huaxia Co.", jurisdiction="CN"), role=Membership.Role.PROVIDER
+    )
 
 
 @pytest.fixture
 def buyer_eu(db: None) -> Membership:
-    return MembershipFactory.create(organisation=OrganisationFactory.create(name="Berlin Insights", jurisdiction="DE"), role=Membership.Role.BUYER)
+    return MembershipFactory.create(
+        organisation=OrganisationFactory.create(name="Berlin Insights", jurisdiction="DE"), role=Membership.Role.BUYER
+    )
 
 
 @pytest.fixture
 def buyer_us(db: None) -> Membership:
-    return MembershipFactory.create(organisation=OrganisationFactory.create(name="Acme Inc.", jurisdiction="US"), role=Membership.Role.BUYER)
+    return MembershipFactory.create(
+        organisation=OrganisationFactory.create(name="Acme Inc.", jurisdiction="US"), role=Membership.Role.BUYER
+    )
 
 
 @pytest.fixture
 def buyer_ir(db: None) -> Membership:
-    return MembershipFactory.create(organisation=OrganisationFactory.create(name="Tehran Trading", jurisdiction="IR"), role=Membership.Role.BUYER)
+    return MembershipFactory.create(
+        organisation=OrganisationFactory.create(name="Tehran Trading", jurisdiction="IR"), role=Membership.Role.BUYER
+    )
 
 
 @pytest.fixture
 def eu_personal(provider_eu: Membership) -> Dataset:
-    return DatasetFactory.create(provider=provider_eu.organisation, title="German retail customers", classification="personal", subjects=50000)
+    return DatasetFactory.create(
+        provider=provider_eu.organisation, title="German retail customers", classification="personal", subjects=50000
+    )
 
 
 @pytest.fixture
 def eu_public(provider_eu: Membership) -> Dataset:
-    return DatasetFactory.create(provider=provider_eu.organisation, title="Electricity prices", classification="public", categories=["statistics"], subjects=0)
+    return DatasetFactory.create(
+        provider=provider_eu.organisation,
+        title="Electricity prices",
+        classification="public",
+        categories=["statistics"],
+        subjects=0,
+    )
 
 
 @pytest.fixture
 def eu_health(provider_eu: Membership) -> Dataset:
     """Special-category data: the EU pack sends its sale to an officer (EU-ART9-1)."""
-    return DatasetFactory.create(provider=provider_eu.organisation, title="Wearable heart rates", classification="sensitive_personal",
-                          categories=["health"], subjects=8000)
+    return DatasetFactory.create(
+        provider=provider_eu.organisation,
+        title="Wearable heart rates",
+        classification="sensitive_personal",
+        categories=["health"],
+        subjects=8000,
+    )
 
 
 @pytest.fixture
@@ -138,10 +161,28 @@ def celery_worker(django_db_setup: None, django_db_blocker: object) -> Iterator[
            "ELEMENTA_WEBHOOK_ALLOWED_HOSTS": "127.0.0.1"}
     log = open(Path(settings.VAR_DIR) / "worker.log", "wb")
     proc = subprocess.Popen(
-        [sys.executable, "-m", "celery", "-A", "config", "worker", "-c", "2", "-l", "info",
-         "--without-mingle", "--without-gossip", "-Q", ",".join([settings.CELERY_TASK_DEFAULT_QUEUE, *compute_queues()]),
-         "-n", f"test-{os.getpid()}@%h"],
-        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+        [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "config",
+            "worker",
+            "-c",
+            "2",
+            "-l",
+            "info",
+            "--without-mingle",
+            "--without-gossip",
+            "-Q",
+            ",".join([settings.CELERY_TASK_DEFAULT_QUEUE, *compute_queues()]),
+            "-n",
+            f"test-{os.getpid()}@%h",
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
     )
     from config.celery_app import noop
 

@@ -25,7 +25,9 @@ def upload_mechanism(client: Any, code: str, **extra: Any) -> dict[str, Any]:
     return response.json()
 
 
-def accept_document(officer_client: Any, document_id: str, reason: str = "signed copy checked against the register") -> dict[str, Any]:
+def accept_document(
+    officer_client: Any, document_id: str, reason: str = "signed copy checked against the register"
+) -> dict[str, Any]:
     response = officer_client.post(f"/api/v1/documents/{document_id}/accept/", {"reason": reason}, format="json")
     assert response.status_code == 200, response.json()
     return response.json()

@@ -56,7 +56,12 @@ class MembershipFactory(factory.django.DjangoModelFactory[Membership]):
 
     @factory.post_generation
     def funded(self, create, extracted, **kwargs):
-        if create and self.role == Membership.Role.BUYER and extracted is not False and not self.organisation.wallets.exists():
+        if (
+            create
+            and self.role == Membership.Role.BUYER
+            and extracted is not False
+            and not self.organisation.wallets.exists()
+        ):
             fund(self.organisation)
 
 

@@ -14,7 +14,8 @@ def invariant_violations(trade_ids: Iterable[object] | None = None) -> list[str]
     """Every violation found, as a sentence; empty when all hold.
 
     Ledger-wide: `marketplace.selectors.ledger.ledger_verify` (every transaction balances, every
-    wallet equals its entries and is never negative, each priced settled trade paid once). Per trade (those given, or all): at most
+    wallet equals its entries and is never negative, each priced settled trade paid once). Per trade (those given, or
+    all): at most
     one posting of each kind (a settled trade has one Settlement, and one `settle` if it had a `hold`), and its
     status events form one chain with no transition recorded twice."""
     problems = ledger_verify()  # the money invariants, stated once (also `manage.py verify_ledger`)
@@ -31,9 +32,13 @@ def invariant_violations(trade_ids: Iterable[object] | None = None) -> list[str]
         expected_settle = postings.get((trade_id, "hold"), 0)  # a free trade (or one made without escrow) posts none
         if status == Trade.Status.SETTLED and (postings.get((trade_id, "settle"), 0) != expected_settle
                                                or settlements.get(trade_id, 0) != 1):
-            problems.append(f"trade {trade_id} is settled with {postings.get((trade_id, 'settle'), 0)} settle transactions "
-                            f"and {settlements.get(trade_id, 0)} Settlements")
+            problems.append(
+                f"trade {trade_id} is settled with {postings.get((trade_id, 'settle'), 0)} settle transactions "
+                f"and {settlements.get(trade_id, 0)} Settlements"
+            )
         chain = events.get(trade_id, [])
-        if any(n > 1 for n in Counter(chain).values()) or any(chain[i][0] != chain[i - 1][1] for i in range(1, len(chain))):
+        if any(n > 1 for n in Counter(chain).values()) or any(
+            chain[i][0] != chain[i - 1][1] for i in range(1, len(chain))
+        ):
             problems.append(f"trade {trade_id}: status events {chain} repeat a transition or break the chain")
     return problems

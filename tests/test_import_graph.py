@@ -26,7 +26,9 @@ def _graph() -> dict[str, set[str]]:
             elif isinstance(node, ast.ImportFrom):
                 base = node.module or ""
                 if node.level:
-                    base = ".".join(package.split(".")[: len(package.split(".")) - node.level + 1] + ([base] if base else []))
+                    base = ".".join(
+                        package.split(".")[: len(package.split(".")) - node.level + 1] + ([base] if base else [])
+                    )
                 for alias in node.names:  # `from pkg import submodule` depends on the submodule, not on pkg/__init__
                     targets.add(f"{base}.{alias.name}" if f"{base}.{alias.name}" in modules else base)
         graph[name] = {t for t in targets if t in modules and t != name}

@@ -21,7 +21,13 @@ def tracked_files() -> list[Path]:
         paths = [ROOT / n for n in names]
     except (OSError, subprocess.CalledProcessError):  # not a git checkout: every file outside the usual clutter
         paths = [p for p in ROOT.rglob("*") if not SKIP_DIRS & set(p.relative_to(ROOT).parts)]
-    return [p for p in paths if p.is_file() and p != Path(__file__).resolve() and (p.suffix in TEXT_SUFFIXES or p.name == "Makefile" or p.parent.name == ".ci")]
+    return [
+        p
+        for p in paths
+        if p.is_file()
+        and p != Path(__file__).resolve()
+        and (p.suffix in TEXT_SUFFIXES or p.name == "Makefile" or p.parent.name == ".ci")
+    ]
 
 
 def outside_references(path: Path) -> list[str]:
@@ -44,7 +50,9 @@ def test_no_tracked_file_refers_outside_the_repository():
 
 def test_the_check_catches_what_it_is_for(tmp_path):
     assert URL.sub("", "see https://example.org/../" + "shared/x") == "see "
-    assert SIBLING.search('EXAMPLES = ROOT / "shared" / "x"') is None  # a path built from parts is caught by review, not here
+    assert (
+        SIBLING.search('EXAMPLES = ROOT / "shared" / "x"') is None
+    )  # a path built from parts is caught by review, not here
     assert SIBLING.search("read ../" + "shared/compliance/examples.md")
     assert ABSOLUTE.search('Path("/' + 'work/shared/x")')
     assert [len(m.group(1)) // 3 for m in CLIMB.finditer("[a](../../b.md) and ../c")] == [2, 1]

@@ -38,7 +38,9 @@ class UtcDateTimeFilter(django_filters.IsoDateTimeFilter):
 
 
 class AuditEventFilter(django_filters.FilterSet):
-    kind = django_filters.CharFilter(field_name="kind", lookup_expr="startswith", help_text="e.g. trade. or grant.revoked")
+    kind = django_filters.CharFilter(
+        field_name="kind", lookup_expr="startswith", help_text="e.g. trade. or grant.revoked"
+    )
     subject_type = django_filters.CharFilter()
     subject_id = django_filters.CharFilter()
     actor = django_filters.CharFilter(field_name="actor_label")

@@ -15,7 +15,8 @@ class FindingSerializer(serializers.Serializer):
     citation = serializers.CharField()
     rulepack = serializers.CharField()
     four_eyes = serializers.BooleanField(
-        required=False, help_text="An officer's approval of a trade with this finding needs a second, different officer."
+        required=False,
+        help_text="An officer's approval of a trade with this finding needs a second, different officer.",
     )
 
 
@@ -45,17 +46,25 @@ class RulePackSerializer(serializers.Serializer):
     updated_at = serializers.DateTimeField()
     activated_at = serializers.DateTimeField(allow_null=True)
     activated_by = serializers.CharField(source="activated_by_label")
-    editors = serializers.SerializerMethodField(help_text="Who created or edited the content: none of them may approve it.")
-    approved_by = serializers.CharField(source="approved_by_label", help_text="The second officer who approved this content (or empty).")
+    editors = serializers.SerializerMethodField(
+        help_text="Who created or edited the content: none of them may approve it."
+    )
+    approved_by = serializers.CharField(
+        source="approved_by_label", help_text="The second officer who approved this content (or empty)."
+    )
     approved_at = serializers.DateTimeField(allow_null=True)
-    approval_current = serializers.SerializerMethodField(help_text="An approval exists and the content has not changed since.")
+    approval_current = serializers.SerializerMethodField(
+        help_text="An approval exists and the content has not changed since."
+    )
     content = serializers.JSONField()
 
     def get_editors(self, pack: RulePack) -> list[str]:
         return [str(e.get("username", "")) for e in pack.editors or []]
 
     def get_approval_current(self, pack: RulePack) -> bool:
-        return bool(pack.approved_checksum) and (pack.status != RulePack.Status.DRAFT or pack.approved_checksum == pack.checksum)
+        return bool(pack.approved_checksum) and (
+            pack.status != RulePack.Status.DRAFT or pack.approved_checksum == pack.checksum
+        )
 
 
 class RulePackDraftSerializer(serializers.Serializer):
@@ -63,8 +72,12 @@ class RulePackDraftSerializer(serializers.Serializer):
 
     content = serializers.JSONField(required=False, help_text="The pack's data as an object (docs/rulepacks.md).")
     yaml = serializers.CharField(required=False, trim_whitespace=False, help_text="The pack file's text.")
-    based_on = serializers.UUIDField(required=False, help_text="Copy this version's content (its effective dates are cleared).")
-    version = serializers.CharField(required=False, max_length=32, help_text="The new version's name (required with based_on).")
+    based_on = serializers.UUIDField(
+        required=False, help_text="Copy this version's content (its effective dates are cleared)."
+    )
+    version = serializers.CharField(
+        required=False, max_length=32, help_text="The new version's name (required with based_on)."
+    )
     notes = serializers.CharField(required=False, allow_blank=True, max_length=4000)
 
 
@@ -86,7 +99,9 @@ class RulePackValidationSerializer(serializers.Serializer):
 
 
 class RulePackActivateSerializer(serializers.Serializer):
-    effective_from = serializers.DateField(help_text="Today or later; trades dated from then on are decided by this version.")
+    effective_from = serializers.DateField(
+        help_text="Today or later; trades dated from then on are decided by this version."
+    )
 
 
 class BacktestRequestSerializer(serializers.Serializer):
@@ -97,8 +112,12 @@ class BacktestRequestSerializer(serializers.Serializer):
     def get_fields(self) -> dict[str, serializers.Field]:
         fields = super().get_fields()
         # `from` is a Python keyword, so these two are declared here rather than as attributes.
-        fields["from"] = serializers.DateField(required=False, allow_null=True, help_text="First day of the period (checks made on or after it).")
-        fields["to"] = serializers.DateField(required=False, allow_null=True, help_text="Last day of the period, inclusive.")
+        fields["from"] = serializers.DateField(
+            required=False, allow_null=True, help_text="First day of the period (checks made on or after it)."
+        )
+        fields["to"] = serializers.DateField(
+            required=False, allow_null=True, help_text="Last day of the period, inclusive."
+        )
         return fields
 
 
@@ -158,11 +177,19 @@ class WidenedSerializer(serializers.Serializer):
     widens = serializers.BooleanField(help_text="True when anything below is non-empty: an approver must look.")
     compared_with = serializers.CharField(allow_null=True, help_text="The active version compared with.")
     kind = serializers.CharField()
-    jurisdictions_removed = serializers.ListField(child=serializers.CharField(),
-                                                  help_text="Taken off a list a stricter-than-allow rule reads (e.g. an embargo list).")
-    lists = serializers.DictField(child=serializers.ListField(child=serializers.CharField()), help_text="The same, per parameter.")
-    rules_toward_allow = WidenedRuleSerializer(many=True, help_text="Rules whose outcome became less restrictive, or were removed.")
-    trades_less_restrictive = serializers.IntegerField(help_text="Replayed trades that would be decided less restrictively.")
+    jurisdictions_removed = serializers.ListField(
+        child=serializers.CharField(),
+        help_text="Taken off a list a stricter-than-allow rule reads (e.g. an embargo list).",
+    )
+    lists = serializers.DictField(
+        child=serializers.ListField(child=serializers.CharField()), help_text="The same, per parameter."
+    )
+    rules_toward_allow = WidenedRuleSerializer(
+        many=True, help_text="Rules whose outcome became less restrictive, or were removed."
+    )
+    trades_less_restrictive = serializers.IntegerField(
+        help_text="Replayed trades that would be decided less restrictively."
+    )
 
 
 class BacktestSummarySerializer(serializers.ModelSerializer):
@@ -175,7 +202,19 @@ class BacktestSummarySerializer(serializers.ModelSerializer):
 
     class Meta:
         model = RulePackBacktest
-        fields = ["id", "rulepack", "rulepack_checksum", "scope", "params", "totals", "widened", "truncated", "stale", "created_by", "created_at"]
+        fields = [
+            "id",
+            "rulepack",
+            "rulepack_checksum",
+            "scope",
+            "params",
+            "totals",
+            "widened",
+            "truncated",
+            "stale",
+            "created_by",
+            "created_at",
+        ]
 
     def get_stale(self, backtest: RulePackBacktest) -> bool:
         return backtest.rulepack_checksum != backtest.rulepack.checksum

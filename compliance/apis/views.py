@@ -82,8 +82,12 @@ class RulePackViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets
     def create(self, request: Request) -> Response:
         data = _valid(RulePackDraftSerializer, request)
         pack = rulepack_draft_create(
-            actor=request_user(request), content=data.get("content"), yaml_text=data.get("yaml"), based_on=data.get("based_on"),
-            version=data.get("version"), notes=data.get("notes", ""),
+            actor=request_user(request),
+            content=data.get("content"),
+            yaml_text=data.get("yaml"),
+            based_on=data.get("based_on"),
+            version=data.get("version"),
+            notes=data.get("notes", ""),
         )
         return Response(RulePackSerializer(pack).data, status=status.HTTP_201_CREATED)
 
@@ -91,7 +95,11 @@ class RulePackViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets
     def partial_update(self, request: Request, pk: str | None = None) -> Response:
         data = _valid(RulePackEditSerializer, request)
         pack = rulepack_draft_update(
-            pack_id=self.get_object().id, actor=request_user(request), content=data.get("content"), yaml_text=data.get("yaml"), notes=data.get("notes"),
+            pack_id=self.get_object().id,
+            actor=request_user(request),
+            content=data.get("content"),
+            yaml_text=data.get("yaml"),
+            notes=data.get("notes"),
         )
         return Response(RulePackSerializer(pack).data)
 
@@ -101,7 +109,13 @@ class RulePackViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets
         pack = self.get_object()
         problems = rulepack_validate(pack_id=pack.id)
         warnings = rulepack_warnings(pack=pack)
-        return Response({"ok": not problems, "problems": [p.as_dict() for p in problems], "warnings": [w.as_dict() for w in warnings]})
+        return Response(
+            {
+                "ok": not problems,
+                "problems": [p.as_dict() for p in problems],
+                "warnings": [w.as_dict() for w in warnings],
+            }
+        )
 
     @extend_schema(request=None, responses=RulePackSerializer)
     @action(detail=True, methods=["post"])
@@ -122,7 +136,9 @@ class RulePackViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets
         second officer: a current approval (`approve/`) or a caller who neither created nor edited the
         draft, whose activation is then the approval. Otherwise 409 `second_officer_required`."""
         data = _valid(RulePackActivateSerializer, request)
-        pack = rulepack_activate(pack_id=self.get_object().id, effective_from=data["effective_from"], actor=request_user(request))
+        pack = rulepack_activate(
+            pack_id=self.get_object().id, effective_from=data["effective_from"], actor=request_user(request)
+        )
         return Response(RulePackSerializer(pack).data)
 
     @extend_schema(responses={(200, "application/yaml"): OpenApiTypes.STR})
@@ -131,7 +147,9 @@ class RulePackViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets
         pack = self.get_object()
         response = HttpResponse(rulepack_export_yaml(pack=pack), content_type="application/yaml; charset=utf-8")
         name = f"{pack.regime.lower() or 'rulepack'}-{pack.version or pack.id}.yaml"
-        response["Content-Disposition"] = content_disposition_header(False, name) or "inline"  # never None with a file name
+        response["Content-Disposition"] = (
+            content_disposition_header(False, name) or "inline"
+        )  # never None with a file name
         return response
 
     @extend_schema(responses=BacktestSummarySerializer(many=True))
@@ -143,8 +161,13 @@ class RulePackViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets
         return self.get_paginated_response(BacktestSummarySerializer(page, many=True).data)
 
     @extend_schema(responses=BacktestSerializer)
-    @action(detail=True, methods=["get"], url_path=r"backtests/(?P<backtest_id>[0-9a-f-]{36})", serializer_class=BacktestSerializer,
-            filterset_class=None)
+    @action(
+        detail=True,
+        methods=["get"],
+        url_path=r"backtests/(?P<backtest_id>[0-9a-f-]{36})",
+        serializer_class=BacktestSerializer,
+        filterset_class=None,
+    )
     def backtest_detail(self, request: Request, pk: str | None = None, backtest_id: str | None = None) -> Response:
         pack = self.get_object()
         backtest = get_object_or_404(rulepack_backtest_list(pack_id=pack.id).select_related("rulepack"), pk=backtest_id)

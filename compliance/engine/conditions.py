@@ -35,7 +35,9 @@ class Field:
 
 FIELDS: dict[str, Field] = {
     "data.subject_jurisdictions": Field("codes", lambda c: c.facts.data.subject_jurisdictions),
-    "data.subject_countries": Field("codes", lambda c: tuple(country_of(j) for j in c.facts.data.subject_jurisdictions)),
+    "data.subject_countries": Field(
+        "codes", lambda c: tuple(country_of(j) for j in c.facts.data.subject_jurisdictions)
+    ),
     "data.storage_jurisdiction": Field("code", lambda c: c.facts.data.storage_jurisdiction),
     "data.storage_country": Field("code", lambda c: country_of(c.facts.data.storage_jurisdiction)),
     "data.classification": Field("code", lambda c: c.facts.data.classification),
@@ -52,7 +54,10 @@ FIELDS: dict[str, Field] = {
     "buyer.headquarters": Field("code", lambda c: c.facts.buyer.headquarters),
     "buyer.owner_jurisdictions": Field("codes", lambda c: c.facts.buyer.owner_jurisdictions),
     "buyer.linked_jurisdictions": Field(
-        "codes", lambda c: tuple(dict.fromkeys((c.facts.buyer.jurisdiction, c.facts.buyer.headquarters, *c.facts.buyer.owner_jurisdictions)))
+        "codes",
+        lambda c: tuple(
+            dict.fromkeys((c.facts.buyer.jurisdiction, c.facts.buyer.headquarters, *c.facts.buyer.owner_jurisdictions))
+        ),
     ),
     "buyer.kind": Field("code", lambda c: c.facts.buyer.kind),
     "buyer.certifications": Field("codes", lambda c: c.facts.buyer.certifications),
@@ -61,12 +66,18 @@ FIELDS: dict[str, Field] = {
     "transfer.domestic": Field("bool", lambda c: _domestic(c)),
     "mechanisms": Field("codes", lambda c: tuple(sorted(c.held))),
     "cn.nonsensitive": Field(
-        "tally", lambda c: c.cn_tally(sensitive=False), "personal information of people exported by this exporter this calendar year"
+        "tally",
+        lambda c: c.cn_tally(sensitive=False),
+        "personal information of people exported by this exporter this calendar year",
     ),
     "cn.sensitive": Field(
-        "tally", lambda c: c.cn_tally(sensitive=True), "sensitive personal information of people exported by this exporter this calendar year"
+        "tally",
+        lambda c: c.cn_tally(sensitive=True),
+        "sensitive personal information of people exported by this exporter this calendar year",
     ),
-    "us.same_buyer_12m": Field("tallies", lambda c: c.us_same_buyer_12m(), "made available to the same buyer in 12 months"),
+    "us.same_buyer_12m": Field(
+        "tallies", lambda c: c.us_same_buyer_12m(), "made available to the same buyer in 12 months"
+    ),
 }
 
 Predicate = Callable[[Context], bool]
@@ -75,7 +86,9 @@ Predicate = Callable[[Context], bool]
 def _domestic(ctx: Context) -> bool:
     """Subjects, storage, exporter and buyer all in one country: no border is crossed."""
     f = ctx.facts
-    countries = {country_of(j) for j in (*f.data.subject_jurisdictions, f.data.storage_jurisdiction, f.exporter.jurisdiction)}
+    countries = {
+        country_of(j) for j in (*f.data.subject_jurisdictions, f.data.storage_jurisdiction, f.exporter.jurisdiction)
+    }
     return countries == {country_of(f.buyer.jurisdiction)}
 
 _COMPARE: dict[str, Callable[[int | float, int | float], bool]] = {
@@ -94,7 +107,9 @@ def _witness_compare(ctx: Context, fld: Field, op: str, value: Any, threshold: i
     holds = _COMPARE[op](actual, threshold)
     symbol = _SYMBOL[op][0 if holds else 1]
     # Formatted only if the rule matches and its explanation is rendered.
-    ctx.witness.append(lambda: f"{fld.label}: {value.describe() if isinstance(value, Tally) else f'{actual:,}'} {symbol} {threshold:,}")
+    ctx.witness.append(
+        lambda: f"{fld.label}: {value.describe() if isinstance(value, Tally) else f'{actual:,}'} {symbol} {threshold:,}"
+    )
     return holds
 
 
@@ -112,7 +127,9 @@ def resolve_parameters(raw: Any, path: str) -> dict[str, Any]:
             return resolved[name]
         value = raw[name]
         if isinstance(value, Mapping):
-            if not value or not all(isinstance(k, str) and isinstance(v, int | float) and not isinstance(v, bool) for k, v in value.items()):
+            if not value or not all(
+                isinstance(k, str) and isinstance(v, int | float) and not isinstance(v, bool) for k, v in value.items()
+            ):
                 raise RulePackError(f"{path}.{name}", "a mapping parameter maps names to numbers")
             resolved[name] = dict(value)
             return resolved[name]
@@ -126,7 +143,9 @@ def resolve_parameters(raw: Any, path: str) -> dict[str, Any]:
             if isinstance(item, str) and item.startswith("$"):
                 ref = item[1:]
                 if ref in trail:
-                    raise RulePackError(f"{path}.{name}", f"parameters refer to each other in a cycle: {' → '.join((*trail, ref))}")
+                    raise RulePackError(
+                        f"{path}.{name}", f"parameters refer to each other in a cycle: {' → '.join((*trail, ref))}"
+                    )
                 if ref not in raw or not isinstance(raw[ref], list):
                     raise RulePackError(f"{path}.{name}", f"refers to {item}, which is not a list parameter")
                 items.extend(resolve(ref, (*trail, ref)))
@@ -261,7 +280,11 @@ def _any_gt(arg: Any, params: Mapping[str, Any], where: str) -> Predicate:
         raise RulePackError(where, "compares a per-category tallies field with a mapping parameter of thresholds")
 
     def check(ctx: Context) -> bool:
-        over = [(cat, tally, thresholds[cat]) for cat, tally in fld.get(ctx).items() if cat in thresholds and tally.after > thresholds[cat]]
+        over = [
+            (cat, tally, thresholds[cat])
+            for cat, tally in fld.get(ctx).items()
+            if cat in thresholds and tally.after > thresholds[cat]
+        ]
         for cat, tally, limit in over:
             ctx.witness.append(_over_witness(cat, fld, tally, limit))
         return bool(over)

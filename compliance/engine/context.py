@@ -47,11 +47,14 @@ class Context:
     # --- China: per-exporter tallies since 1 January of the trade year (Provisions 2024, Arts. 5, 7, 8)
     def _cn_prior(self) -> list[Any]:
         start = date(self.facts.trade_date.year, 1, 1)
-        return self.cached("cn.prior", lambda: [p for p in self.facts.prior_exports if start <= p.date <= self.facts.trade_date])
+        return self.cached(
+            "cn.prior", lambda: [p for p in self.facts.prior_exports if start <= p.date <= self.facts.trade_date]
+        )
 
     def cn_tally(self, *, sensitive: bool) -> Tally:
         """Distinct people exported this calendar year. A sensitive record also counts in the
-        non-sensitive tally (the conservative reading of Art. 5 of the CAC's 2024 Provisions); exempt transfers count too."""
+        non-sensitive tally (the conservative reading of Art. 5 of the CAC's 2024 Provisions); exempt transfers count
+        too."""
 
         def compute() -> Tally:
             counted = ("sensitive_personal",) if sensitive else PERSONAL_CLASSIFICATIONS

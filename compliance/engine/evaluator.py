@@ -11,7 +11,14 @@ from typing import Any
 from compliance.engine.conditions import FIELDS
 from compliance.engine.context import Context
 from compliance.engine.facts import TransferFacts
-from compliance.engine.packs import _PLACEHOLDER, PACK_KINDS, CompiledPack, CompiledRule, select_in_force, uncovered_regimes
+from compliance.engine.packs import (
+    _PLACEHOLDER,
+    PACK_KINDS,
+    CompiledPack,
+    CompiledRule,
+    select_in_force,
+    uncovered_regimes,
+)
 from compliance.engine.vocabulary import Outcome
 
 
@@ -102,7 +109,9 @@ def _held(facts: TransferFacts, validity: dict[str, int]) -> tuple[frozenset[str
         last_day = m.valid_until
         if last_day is None and m.code in validity:
             if m.approved_on is None:
-                notes.append(f"{m.code} on file has no approval date, so its {validity[m.code]}-year validity cannot be checked")
+                notes.append(
+                    f"{m.code} on file has no approval date, so its {validity[m.code]}-year validity cannot be checked"
+                )
                 continue
             last_day = _add_years(m.approved_on, validity[m.code]) - timedelta(days=1)
         if m.approved_on is not None and m.approved_on > day:
@@ -117,13 +126,17 @@ def _held(facts: TransferFacts, validity: dict[str, int]) -> tuple[frozenset[str
 def _finding(rule: CompiledRule, pack: CompiledPack, ctx: Context, notes: tuple[str, ...]) -> Finding:
     explanation = _explain(rule.explanation, ctx)
     if not rule.requires:
-        return Finding(rule.id, pack.regime, rule.outcome, explanation, rule.citation, pack.ref, four_eyes=rule.four_eyes)
+        return Finding(
+            rule.id, pack.regime, rule.outcome, explanation, rule.citation, pack.ref, four_eyes=rule.four_eyes
+        )
     unmet = tuple(group for group in rule.requires if not ctx.held.intersection(group))
     if unmet:
         relevant = [n for n in notes if n.split(" ", 1)[0] in {c for g in unmet for c in g}]
         if relevant:
             explanation += "; " + "; ".join(relevant)
-        return Finding(rule.id, pack.regime, rule.outcome, explanation, rule.citation, pack.ref, unmet, four_eyes=rule.four_eyes)
+        return Finding(
+            rule.id, pack.regime, rule.outcome, explanation, rule.citation, pack.ref, unmet, four_eyes=rule.four_eyes
+        )
     used = sorted({code for group in rule.requires for code in group if code in ctx.held})
     explanation += f"; satisfied by {', '.join(used)} on file and valid on {ctx.facts.trade_date.isoformat()}"
     return Finding(rule.id, pack.regime, Outcome.ALLOW, explanation, rule.citation, pack.ref, four_eyes=rule.four_eyes)
@@ -238,7 +251,9 @@ def _evaluate_declared(facts: TransferFacts, packs: Sequence[CompiledPack]) -> D
     established = replace(facts, buyer=replace(facts.buyer, declared_destinations=()))
     decisions: list[tuple[str | None, Decision]] = [(None, evaluate(established, packs))]
     for declared in facts.buyer.declared_destinations:
-        decisions.append((declared, evaluate(replace(established, buyer=replace(established.buyer, jurisdiction=declared)), packs)))
+        decisions.append(
+            (declared, evaluate(replace(established, buyer=replace(established.buyer, jurisdiction=declared)), packs))
+        )
     findings: list[Finding] = []
     seen: set[tuple[str, str, tuple[tuple[str, ...], ...]]] = set()
     for place, decision in decisions:
@@ -247,5 +262,9 @@ def _evaluate_declared(facts: TransferFacts, packs: Sequence[CompiledPack]) -> D
             if key in seen:
                 continue
             seen.add(key)
-            findings.append(f if place is None else replace(f, explanation=f"to the declared destination {place}: {f.explanation}"))
-    return _decision(findings, [o for _, d in decisions for o in d.obligations], [r for _, d in decisions for r in d.rulepacks])
+            findings.append(
+                f if place is None else replace(f, explanation=f"to the declared destination {place}: {f.explanation}")
+            )
+    return _decision(
+        findings, [o for _, d in decisions for o in d.obligations], [r for _, d in decisions for r in d.rulepacks]
+    )

@@ -96,7 +96,8 @@ class ListMatch:
         who = f"{self.party} {self.subject}" if self.subject != "name" else self.party
         held = f" holding {self.share:g} %" if self.subject == "owner" and self.share else ""
         programme = f", programme {self.programme}" if self.programme else ""
-        return f"{who} '{self.name}'{held} matches {self.list} entry {self.entry} '{self.entry_name}'{programme}, score {self.score}"
+        return (f"{who} '{self.name}'{held} matches {self.list} entry {self.entry} '{self.entry_name}'{programme}, "
+                f"score {self.score}")
 
 
 @dataclass(frozen=True)
@@ -143,14 +144,18 @@ class _Reader:
                 self.fail(f"{path}.{key}" if path else str(key), "unknown field")
         return raw
 
-    def code(self, raw: Any, path: str, choices: Sequence[str] | None, *, required: bool = False, default: str | None = None) -> str | None:
+    def code(
+        self, raw: Any, path: str, choices: Sequence[str] | None, *, required: bool = False, default: str | None = None
+    ) -> str | None:
         if raw is None:
             if required:
                 self.fail(path, "this field is required")
             return default
         if choices is None:
             if not is_jurisdiction(raw):
-                self.fail(path, f"unknown jurisdiction {raw!r}: use an ISO 3166-1 alpha-2 code or an ISO 3166-2 subdivision")
+                self.fail(
+                    path, f"unknown jurisdiction {raw!r}: use an ISO 3166-1 alpha-2 code or an ISO 3166-2 subdivision"
+                )
                 return default
             return str(raw)
         if raw not in choices:
@@ -229,18 +234,35 @@ class _Reader:
 def parse_facts(raw: Any, *, today: date) -> TransferFacts:
     """Validate contract-shaped input into TransferFacts, or raise FactsError naming every bad field."""
     r = _Reader()
-    top = r.obj(raw, "", ("trade_date", "data", "exporter", "buyer", "purpose", "mechanisms", "prior_exports", "delivery",
-                          "parties"))
+    top = r.obj(
+        raw,
+        "",
+        ("trade_date", "data", "exporter", "buyer", "purpose", "mechanisms", "prior_exports", "delivery", "parties"),
+    )
     if raw is not None and not isinstance(raw, Mapping):
         raise FactsError(r.errors)
 
     trade_date = r.day(top.get("trade_date"), "trade_date", default=today) or today
 
-    d = r.obj(top.get("data"), "data", ("subject_jurisdictions", "storage_jurisdiction", "classification", "categories", "subjects", "de_identified", "flags"))
+    d = r.obj(
+        top.get("data"),
+        "data",
+        (
+            "subject_jurisdictions",
+            "storage_jurisdiction",
+            "classification",
+            "categories",
+            "subjects",
+            "de_identified",
+            "flags",
+        ),
+    )
     if "data" not in top:
         r.fail("data", "this field is required")
     subjects_j = r.codes(d.get("subject_jurisdictions"), "data.subject_jurisdictions", None, required=True)
-    storage = r.code(d.get("storage_jurisdiction"), "data.storage_jurisdiction", None, default=subjects_j[0] if subjects_j else None)
+    storage = r.code(
+        d.get("storage_jurisdiction"), "data.storage_jurisdiction", None, default=subjects_j[0] if subjects_j else None
+    )
     classification = r.code(d.get("classification"), "data.classification", v.CLASSIFICATIONS, required=True)
     data = DataFacts(
         subject_jurisdictions=subjects_j,
@@ -258,7 +280,11 @@ def parse_facts(raw: Any, *, today: date) -> TransferFacts:
         flags=r.codes(e.get("flags"), "exporter.flags", v.EXPORTER_FLAGS),
     )
 
-    b = r.obj(top.get("buyer"), "buyer", ("jurisdiction", "headquarters", "owner_jurisdictions", "kind", "certifications", "declared_destinations"))
+    b = r.obj(
+        top.get("buyer"),
+        "buyer",
+        ("jurisdiction", "headquarters", "owner_jurisdictions", "kind", "certifications", "declared_destinations"),
+    )
     if "buyer" not in top:
         r.fail("buyer", "this field is required")
     buyer_j = r.code(b.get("jurisdiction"), "buyer.jurisdiction", None, required="buyer" in top) or ""
@@ -329,20 +355,33 @@ def _parse_parties(r: _Reader, raw: Any) -> PartyFacts:
         raw_matches = []
     for i, item in enumerate(raw_matches or []):
         path = f"parties.list_matches[{i}]"
-        m = r.obj(item, path, ("party", "subject", "name", "share", "list", "entry", "entry_name", "programme", "score"))
+        m = r.obj(
+            item, path, ("party", "subject", "name", "share", "list", "entry", "entry_name", "programme", "score")
+        )
         party = r.code(m.get("party"), f"{path}.party", PARTIES, required=True)
         subject = r.code(m.get("subject"), f"{path}.subject", MATCH_SUBJECTS, default="name")
-        name, listed = r.text(m.get("name"), f"{path}.name", required=True), r.text(m.get("list"), f"{path}.list", required=True)
+        name, listed = (
+            r.text(m.get("name"), f"{path}.name", required=True),
+            r.text(m.get("list"), f"{path}.list", required=True),
+        )
         entry = r.text(m.get("entry"), f"{path}.entry", required=True)
         score = r.number(m.get("score"), f"{path}.score", low=0, high=100, default=-1)
         if m.get("score") is None:
             r.fail(f"{path}.score", "this field is required")
         if party and name and listed and entry and score >= 0:
-            matches.append(ListMatch(
-                party=party, subject=subject or "name", name=name, list=listed, entry=entry,
-                entry_name=r.text(m.get("entry_name"), f"{path}.entry_name"), programme=r.text(m.get("programme"), f"{path}.programme"),
-                score=round(score), share=r.number(m.get("share"), f"{path}.share", low=0, high=100),
-            ))
+            matches.append(
+                ListMatch(
+                    party=party,
+                    subject=subject or "name",
+                    name=name,
+                    list=listed,
+                    entry=entry,
+                    entry_name=r.text(m.get("entry_name"), f"{path}.entry_name"),
+                    programme=r.text(m.get("programme"), f"{path}.programme"),
+                    score=round(score),
+                    share=r.number(m.get("share"), f"{path}.share", low=0, high=100),
+                )
+            )
     lists = p.get("lists") or []
     if not isinstance(lists, list) or len(lists) > 20:
         r.fail("parties.lists", "must be a list of at most 20 list references")

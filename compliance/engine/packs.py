@@ -21,7 +21,18 @@ PACK_KINDS = ("screen", "regime", "fallback")
 _PLACEHOLDER = re.compile(r"\{(\$?[a-z_.0-9]+)\}")
 _PACK_KEYS = {"regime", "version", "title", "kind", "effective_from", "effective_to", "changelog", "parameters",
               "engaged_when", "rules", "default", "sources", "mechanism_validity"}
-_RULE_KEYS = {"id", "title", "when", "outcome", "requires", "obligations", "citation", "explanation", "continue", "four_eyes"}
+_RULE_KEYS = {
+    "id",
+    "title",
+    "when",
+    "outcome",
+    "requires",
+    "obligations",
+    "citation",
+    "explanation",
+    "continue",
+    "four_eyes",
+}
 
 
 @dataclass(frozen=True)
@@ -97,7 +108,9 @@ def _explanation(raw: Mapping[str, Any], params: Mapping[str, Any], path: str) -
                 raise RulePackError(f"{path}.explanation", f"unknown parameter {{{name}}}")
         elif name != "because" and name not in FIELDS:
             raise RulePackError(f"{path}.explanation", f"unknown placeholder {{{name}}}")
-    return _PLACEHOLDER.sub(lambda m: _render_param(params[m.group(1)[1:]]) if m.group(1).startswith("$") else m.group(0), text)
+    return _PLACEHOLDER.sub(
+        lambda m: _render_param(params[m.group(1)[1:]]) if m.group(1).startswith("$") else m.group(0), text
+    )
 
 
 def _compile_rule(raw: Any, params: Mapping[str, Any], path: str, *, default: bool = False) -> CompiledRule:
@@ -180,8 +193,12 @@ def _compile(raw: Any) -> tuple[CompiledPack | None, list[RulePackError]]:
     params_ok = params is not None
     params = params or {}
     effective_from = c.run("pack.effective_from", _date, raw.get("effective_from"), "pack.effective_from")
-    effective_to = c.run("pack.effective_to", _date, raw["effective_to"], "pack.effective_to") if raw.get("effective_to") else None
-    engaged_when = c.run("pack.engaged_when", compile_condition, raw.get("engaged_when", True), params, "pack.engaged_when")
+    effective_to = (
+        c.run("pack.effective_to", _date, raw["effective_to"], "pack.effective_to") if raw.get("effective_to") else None
+    )
+    engaged_when = c.run(
+        "pack.engaged_when", compile_condition, raw.get("engaged_when", True), params, "pack.engaged_when"
+    )
     rules: list[CompiledRule] = []
     rules_raw = raw.get("rules")
     if not isinstance(rules_raw, list):
@@ -194,7 +211,9 @@ def _compile(raw: Any) -> tuple[CompiledPack | None, list[RulePackError]]:
     duplicates = {i for i, n in Counter(r.id for r in rules).items() if n > 1}
     if duplicates:
         c.add("pack.rules", f"duplicate rule ids: {', '.join(sorted(duplicates))}")
-    default = c.run("default", _compile_rule, raw["default"], params, "default", default=True) if raw.get("default") else None
+    default = (
+        c.run("default", _compile_rule, raw["default"], params, "default", default=True) if raw.get("default") else None
+    )
     validity = raw.get("mechanism_validity") or {}
     if not isinstance(validity, Mapping):
         c.add("pack.mechanism_validity", "maps a mechanism code to {years: N}")

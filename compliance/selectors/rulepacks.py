@@ -49,16 +49,26 @@ def rulepacks_due_for_rescreening(*, today: date) -> QuerySet[RulePack]:
     return RulePack.objects.filter(status=RulePack.Status.ACTIVE, activated_at__isnull=False, effective_from__lte=today)
 
 
-SANCTIONED_JURISDICTION_PARAMETERS = ("comprehensive_embargo", "partly_occupied_regions", "list_based_review", "sectoral_review")
+SANCTIONED_JURISDICTION_PARAMETERS = (
+    "comprehensive_embargo",
+    "partly_occupied_regions",
+    "list_based_review",
+    "sectoral_review",
+)
 
 
 def sanctioned_jurisdictions(*, day: date) -> frozenset[str]:
     """Jurisdictions the sanctions screen in force on `day` treats as embargoed or under sectoral or
     list-based measures (its country-list parameters); empty if no version is in force."""
-    in_force = [p for p in RulePack.objects.filter(status=RulePack.Status.ACTIVE, regime="SANCTIONS", effective_from__lte=day)
-                if p.effective_to is None or day < p.effective_to]
+    in_force = [
+        p
+        for p in RulePack.objects.filter(status=RulePack.Status.ACTIVE, regime="SANCTIONS", effective_from__lte=day)
+        if p.effective_to is None or day < p.effective_to
+    ]
     if not in_force:
         return frozenset()
     pack = max(in_force, key=lambda p: p.effective_from or date.min)
     params = pack.content.get("parameters") or {}
-    return frozenset(code for name in SANCTIONED_JURISDICTION_PARAMETERS for code in params.get(name) or [] if isinstance(code, str))
+    return frozenset(
+        code for name in SANCTIONED_JURISDICTION_PARAMETERS for code in params.get(name) or [] if isinstance(code, str)
+    )

@@ -29,7 +29,9 @@ def _canonical(value: Any) -> Any:
     return json.loads(json.dumps(value, sort_keys=True, default=str))
 
 
-def _digest(*, prev_hash: str, at: datetime, kind: str, actor_label: str, subject_type: str, subject_id: str, data: Any) -> str:
+def _digest(
+    *, prev_hash: str, at: datetime, kind: str, actor_label: str, subject_type: str, subject_id: str, data: Any
+) -> str:
     body = json.dumps(
         {"at": at.astimezone(UTC).isoformat(timespec="microseconds"), "kind": kind, "actor": actor_label,
          "subject_type": subject_type, "subject_id": subject_id, "data": data},
@@ -44,7 +46,13 @@ def _event_digest(event: AuditEvent, prev_hash: str) -> str:
 
 
 def audit_record(
-    *, kind: str, subject_type: str, subject_id: UUID | str, data: dict[str, Any] | None = None, actor: Any = None, actor_label: str = "",
+    *,
+    kind: str,
+    subject_type: str,
+    subject_id: UUID | str,
+    data: dict[str, Any] | None = None,
+    actor: Any = None,
+    actor_label: str = "",
 ) -> AuditEvent:
     """Append one event in the caller's transaction: if the action rolls back, so does its record."""
     is_user = actor is not None and hasattr(actor, "get_username")
@@ -53,7 +61,9 @@ def audit_record(
         at=timezone.now(), kind=kind, actor=actor if is_user else None, actor_label=label,
         subject_type=subject_type, subject_id=str(subject_id), data=_canonical(data or {}),
     )
-    audit_recorded.send(sender=AuditEvent, kind=kind, subject_type=subject_type, subject_id=str(subject_id), data=data or {})
+    audit_recorded.send(
+        sender=AuditEvent, kind=kind, subject_type=subject_type, subject_id=str(subject_id), data=data or {}
+    )
     return event
 
 
@@ -102,12 +112,21 @@ def audit_verify() -> ChainReport:
     prev_hash, checked = GENESIS, 0
     for event in _chained():
         if event.seq != checked + 1 or event.prev_hash != prev_hash:
-            return ChainReport(False, checked, event.id, "its previous-hash does not match the event before it (an event was removed or reordered)")
+            return ChainReport(
+                False,
+                checked,
+                event.id,
+                "its previous-hash does not match the event before it (an event was removed or reordered)",
+            )
         if _event_digest(event, event.prev_hash) != event.hash:
             return ChainReport(False, checked, event.id, "its content does not match its hash (the row was changed)")
         prev_hash, checked = event.hash, checked + 1
     head = AuditChainHead.objects.filter(pk=1).first()
     if head is not None and (head.last_hash != prev_hash or head.count != checked):
-        return ChainReport(False, checked, head.last_id,
-                           f"the chain head records {head.count} events ending in #{head.last_id}; the newest events are missing")
+        return ChainReport(
+            False,
+            checked,
+            head.last_id,
+            f"the chain head records {head.count} events ending in #{head.last_id}; the newest events are missing",
+        )
     return ChainReport(True, checked)

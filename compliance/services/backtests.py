@@ -45,7 +45,9 @@ def _compiled_under_test(pack: RulePack) -> CompiledPack:
     content = pack.content if pack.content.get("effective_from") else {**pack.content, "effective_from": PROBE_DATE}
     problems = rulepack_content_problems(content)
     if problems:
-        raise RulePackInvalidError("The version does not validate; fix it before backtesting.", fields=rulepack_problems_as_fields(problems))
+        raise RulePackInvalidError(
+            "The version does not validate; fix it before backtesting.", fields=rulepack_problems_as_fields(problems)
+        )
     return dataclasses.replace(compile_pack(content), effective_from=date.min, effective_to=None)
 
 
@@ -139,9 +141,13 @@ def backtest_widening(*, pack: RulePack, items: list[dict[str, Any]], on: date) 
             new_rule = new_rules.get(rule_id)
             new_outcome = new_rule.get("outcome") if new_rule is not None else None
             if new_rule is None and (_rank(rule.get("outcome")) or 0) > Outcome.ALLOW.rank:
-                rules.append({"rule": rule_id, "old_outcome": rule.get("outcome"), "new_outcome": None, "removed": True})
+                rules.append(
+                    {"rule": rule_id, "old_outcome": rule.get("outcome"), "new_outcome": None, "removed": True}
+                )
             elif new_rule is not None and _toward_allow(rule.get("outcome"), new_outcome):
-                rules.append({"rule": rule_id, "old_outcome": rule.get("outcome"), "new_outcome": new_outcome, "removed": False})
+                rules.append(
+                    {"rule": rule_id, "old_outcome": rule.get("outcome"), "new_outcome": new_outcome, "removed": False}
+                )
     jurisdictions = sorted({code for codes in removed.values() for code in codes})
     return {
         "widens": bool(removed or rules or trades), "compared_with": base.ref if base is not None else None,
@@ -150,7 +156,9 @@ def backtest_widening(*, pack: RulePack, items: list[dict[str, Any]], on: date) 
     }
 
 
-def _latest_checks(*, subject_type: str, subject_ids: list[str] | None, period_from: date | None, period_to: date | None) -> tuple[list[str], bool]:
+def _latest_checks(
+    *, subject_type: str, subject_ids: list[str] | None, period_from: date | None, period_to: date | None
+) -> tuple[list[str], bool]:
     """Ids of the latest check of each subject in scope, newest first, and whether it was cut."""
     latest: dict[tuple[str, str], tuple[Any, str]] = {}
 
@@ -174,7 +182,9 @@ def _latest_checks(*, subject_type: str, subject_ids: list[str] | None, period_f
     return [check_id for _, check_id in ordered[:MAX_BACKTEST_SUBJECTS]], len(ordered) > MAX_BACKTEST_SUBJECTS
 
 
-def _replay(check: ComplianceCheck, *, active: list[CompiledPack], with_draft: list[CompiledPack], as_of: date | None) -> dict[str, Any]:
+def _replay(
+    check: ComplianceCheck, *, active: list[CompiledPack], with_draft: list[CompiledPack], as_of: date | None
+) -> dict[str, Any]:
     raw = dict(check.facts) if isinstance(check.facts, dict) else check.facts
     if as_of is not None and isinstance(raw, dict):
         raw["trade_date"] = as_of.isoformat()
@@ -224,7 +234,9 @@ def rulepack_backtest(
         as_of = max(timezone.localdate(), pack.effective_from) if pack.effective_from else timezone.localdate()
 
     ids = [str(i) for i in subject_ids] if scope == RulePackBacktest.Scope.OPEN and subject_ids is not None else None
-    check_ids, truncated = _latest_checks(subject_type=subject_type, subject_ids=ids, period_from=period_from, period_to=period_to)
+    check_ids, truncated = _latest_checks(
+        subject_type=subject_type, subject_ids=ids, period_from=period_from, period_to=period_to
+    )
     items: list[dict[str, Any]] = []
     errors: list[dict[str, Any]] = []
     transitions: Counter[tuple[str, str]] = Counter()
@@ -262,9 +274,22 @@ def rulepack_backtest(
             rulepack=pack, rulepack_checksum=pack.checksum, scope=scope, params=params, report=report,
             created_by=actor, created_by_label=label,
         )
-        audit_record(kind="rulepack.backtested", subject_type="rulepack", subject_id=pack.id, actor=actor, actor_label=label,
-                     data={"ref": pack.ref, "checksum": pack.checksum, "backtest": str(backtest.id), "scope": scope,
-                           "evaluated": evaluated, "changed": len(items), "widens": report["widened"]["widens"],
-                           "jurisdictions_removed": report["widened"]["jurisdictions_removed"]})
+        audit_record(
+            kind="rulepack.backtested",
+            subject_type="rulepack",
+            subject_id=pack.id,
+            actor=actor,
+            actor_label=label,
+            data={
+                "ref": pack.ref,
+                "checksum": pack.checksum,
+                "backtest": str(backtest.id),
+                "scope": scope,
+                "evaluated": evaluated,
+                "changed": len(items),
+                "widens": report["widened"]["widens"],
+                "jurisdictions_removed": report["widened"]["jurisdictions_removed"],
+            },
+        )
     logger.info("backtest of %s (%s): %s evaluated, %s would change", pack.ref, scope, evaluated, len(items))
     return backtest

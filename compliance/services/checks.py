@@ -44,9 +44,13 @@ def trade_date_check(*, facts: TransferFacts, packs: Sequence[CompiledPack], tod
     if earliest is None:
         raise TradeDateOutOfRangeError(fields={"trade_date": ["no rule pack is active, so no date can be decided"]})
     if day < earliest:
-        raise TradeDateOutOfRangeError(fields={"trade_date": [f"must be on or after {earliest.isoformat()}, the earliest date a rule pack covers"]})
+        raise TradeDateOutOfRangeError(
+            fields={"trade_date": [f"must be on or after {earliest.isoformat()}, the earliest date a rule pack covers"]}
+        )
     if day > latest:
-        raise TradeDateOutOfRangeError(fields={"trade_date": [f"must be on or before {latest.isoformat()} (at most {ahead} days ahead)"]})
+        raise TradeDateOutOfRangeError(
+            fields={"trade_date": [f"must be on or before {latest.isoformat()} (at most {ahead} days ahead)"]}
+        )
 
 
 def compliance_evaluate(*, raw_facts: Any) -> Decision:

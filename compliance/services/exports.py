@@ -23,7 +23,9 @@ def export_lock(*, exporter_id: UUID) -> None:
     ExporterLock.objects.select_for_update().get(exporter_id=exporter_id)
 
 
-def export_prior(*, exporter_id: UUID, buyer_id: UUID, trade_date: date, exclude_subject_id: UUID | None = None) -> list[dict[str, Any]]:
+def export_prior(
+    *, exporter_id: UUID, buyer_id: UUID, trade_date: date, exclude_subject_id: UUID | None = None
+) -> list[dict[str, Any]]:
     """The exporter's earlier counted transfers (reserved or committed), summed per window bucket.
 
     Every window a rule uses ends on the trade date: China counts since 1 January of the trade
@@ -33,13 +35,19 @@ def export_prior(*, exporter_id: UUID, buyer_id: UUID, trade_date: date, exclude
     costs the same after ten trades or ten thousand buckets' worth of rows are summed in SQL."""
     year_start = date(trade_date.year, 1, 1)
     since = min(year_start, trade_date - timedelta(days=366))
-    base = ExportRecord.objects.filter(exporter_id=exporter_id, state__in=COUNTED, date__gte=since, date__lte=trade_date)
+    base = ExportRecord.objects.filter(
+        exporter_id=exporter_id, state__in=COUNTED, date__gte=since, date__lte=trade_date
+    )
     if exclude_subject_id is not None:
         base = base.exclude(subject_id=exclude_subject_id)
     entries: list[dict[str, Any]] = []
     for bucket in (base.filter(date__gte=year_start), base.filter(date__lt=year_start)):
         rows = (
-            bucket.annotate(same_buyer=Case(When(buyer_id=buyer_id, then=Value(True)), default=Value(False), output_field=BooleanField()))
+            bucket.annotate(
+                same_buyer=Case(
+                    When(buyer_id=buyer_id, then=Value(True)), default=Value(False), output_field=BooleanField()
+                )
+            )
             .values("classification", "categories", "same_buyer")
             .annotate(total=Sum("subjects"), last=Max("date"))
             .order_by()
@@ -74,6 +82,6 @@ def export_commit(*, subject_type: str, subject_id: UUID, day: date) -> None:
 
 def export_release(*, subject_type: str, subject_id: UUID) -> None:
     """The transfer will not happen (rejected, cancelled, or re-checked as denied): stop counting it."""
-    ExportRecord.objects.filter(subject_type=subject_type, subject_id=subject_id, state=ExportRecord.State.RESERVED).update(
-        state=ExportRecord.State.RELEASED
-    )
+    ExportRecord.objects.filter(
+        subject_type=subject_type, subject_id=subject_id, state=ExportRecord.State.RESERVED
+    ).update(state=ExportRecord.State.RELEASED)

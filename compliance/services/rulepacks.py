@@ -70,8 +70,13 @@ def rulepack_load(*, content: Any, source: str = "") -> tuple[RulePack, bool]:
         effective_from=compiled.effective_from, effective_to=compiled.effective_to,
         content=stored, checksum=checksum, source=source, status=RulePack.Status.ACTIVE,
     )
-    audit_record(kind="rulepack.loaded", subject_type="rulepack", subject_id=pack.id, actor_label="system:load_rulepacks",
-                 data={"ref": pack.ref, "checksum": checksum, "source": source, "effective_from": pack.effective_from})
+    audit_record(
+        kind="rulepack.loaded",
+        subject_type="rulepack",
+        subject_id=pack.id,
+        actor_label="system:load_rulepacks",
+        data={"ref": pack.ref, "checksum": checksum, "source": source, "effective_from": pack.effective_from},
+    )
     return pack, True
 
 
@@ -118,7 +123,9 @@ class RulePackProblem:
 def _stored(content: Any) -> dict[str, Any]:
     """JSON-ready content (dates → ISO strings, key order kept), or 400 if it is no object."""
     if not isinstance(content, Mapping):
-        raise RulePackInvalidError("A rule pack is an object (a YAML mapping).", fields={"content": ["must be an object"]})
+        raise RulePackInvalidError(
+            "A rule pack is an object (a YAML mapping).", fields={"content": ["must be an object"]}
+        )
     stored = json.loads(json.dumps(content, default=str))
     if len(_canonical(stored).encode()) > MAX_CONTENT_BYTES:
         raise RulePackInvalidError(fields={"content": [f"at most {MAX_CONTENT_BYTES // 1024} KiB"]})
@@ -130,7 +137,9 @@ class _PackLoader(yaml.SafeLoader):
 
     def compose_node(self, parent: Any, index: Any) -> Any:
         if self.check_event(yaml.AliasEvent):
-            raise yaml.composer.ComposerError(None, None, "aliases (*name) are not allowed in a rule pack", self.peek_event().start_mark)
+            raise yaml.composer.ComposerError(
+                None, None, "aliases (*name) are not allowed in a rule pack", self.peek_event().start_mark
+            )
         return super().compose_node(parent, index)
 
 
@@ -146,7 +155,9 @@ def rulepack_parse_yaml(*, text: str) -> dict[str, Any]:
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark is not None else ""
-        raise RulePackInvalidError("The YAML does not parse.", fields={"yaml": [f"{where}{getattr(exc, 'problem', None) or exc}"]}) from exc
+        raise RulePackInvalidError(
+            "The YAML does not parse.", fields={"yaml": [f"{where}{getattr(exc, 'problem', None) or exc}"]}
+        ) from exc
     check_structure(content)
     return _stored(content)
 
@@ -190,7 +201,9 @@ def rulepack_is_author(*, pack: RulePack, user: User) -> bool:
 
 
 def _is_author_id(*, pack: RulePack, user_id: int) -> bool:
-    return (pack.created_by_id is not None and pack.created_by_id == user_id) or any(e.get("id") == user_id for e in pack.editors or [])
+    return (pack.created_by_id is not None and pack.created_by_id == user_id) or any(
+        e.get("id") == user_id for e in pack.editors or []
+    )
 
 
 def _lock(pack_id: UUID) -> RulePack:
@@ -228,14 +241,29 @@ def _problems(content: Mapping[str, Any], *, pack_id: UUID) -> list[RulePackProb
     problems = rulepack_content_problems(content)
     regime, version = str(content.get("regime") or "").strip(), str(content.get("version") or "").strip()
     if regime and version:
-        taken = RulePack.objects.exclude(pk=pack_id).exclude(status=RulePack.Status.DRAFT).filter(regime=regime, version=version).first()
+        taken = (
+            RulePack.objects.exclude(pk=pack_id)
+            .exclude(status=RulePack.Status.DRAFT)
+            .filter(regime=regime, version=version)
+            .first()
+        )
         if taken is not None:
-            problems.append(RulePackProblem("pack.version", f"{taken.ref} already exists ({taken.status}); give this draft a new version"))
+            problems.append(
+                RulePackProblem(
+                    "pack.version", f"{taken.ref} already exists ({taken.status}); give this draft a new version"
+                )
+            )
     start, end = _optional_date(content.get("effective_from")), _optional_date(content.get("effective_to"))
     if regime and start:
-        same_day = RulePack.objects.exclude(pk=pack_id).filter(status=RulePack.Status.ACTIVE, regime=regime, effective_from=start).first()
+        same_day = (
+            RulePack.objects.exclude(pk=pack_id)
+            .filter(status=RulePack.Status.ACTIVE, regime=regime, effective_from=start)
+            .first()
+        )
         if same_day is not None:
-            problems.append(RulePackProblem("pack.effective_from", f"{same_day.ref} already takes effect on {start.isoformat()}"))
+            problems.append(
+                RulePackProblem("pack.effective_from", f"{same_day.ref} already takes effect on {start.isoformat()}")
+            )
     if start and end and end <= start:
         problems.append(RulePackProblem("pack.effective_to", "must be after effective_from"))
     return problems
@@ -249,11 +277,22 @@ def rulepack_warnings(*, pack: RulePack) -> list[RulePackProblem]:
     if start is None or not pack.regime:
         return warnings
     if pack.status == RulePack.Status.DRAFT and start < timezone.localdate():
-        warnings.append(RulePackProblem("pack.effective_from", "is in the past: activation needs today or a later date"))
-    later = RulePack.objects.exclude(pk=pack.id).filter(status=RulePack.Status.ACTIVE, regime=pack.regime, effective_from__gt=start).first()
+        warnings.append(
+            RulePackProblem("pack.effective_from", "is in the past: activation needs today or a later date")
+        )
+    later = (
+        RulePack.objects.exclude(pk=pack.id)
+        .filter(status=RulePack.Status.ACTIVE, regime=pack.regime, effective_from__gt=start)
+        .first()
+    )
     if later is not None and later.effective_from is not None:
-        warnings.append(RulePackProblem(
-            "pack.effective_from", f"{later.ref} takes effect on {later.effective_from.isoformat()} and supersedes this version from then on"))
+        warnings.append(
+            RulePackProblem(
+                "pack.effective_from",
+                f"{later.ref} takes effect on {later.effective_from.isoformat()} and supersedes this version from "
+                "then on",
+            )
+        )
     return warnings
 
 
@@ -265,9 +304,16 @@ def rulepack_draft_create(
     """A new draft from content (JSON), YAML text, or a copy of another version's content with a
     new `version` (the copy's effective dates are cleared: the new version needs its own).
     The content need not validate yet: rulepack_validate says what is wrong."""
-    given = [name for name, value in (("content", content), ("yaml", yaml_text), ("based_on", based_on)) if value not in (None, "")]
+    given = [
+        name
+        for name, value in (("content", content), ("yaml", yaml_text), ("based_on", based_on))
+        if value not in (None, "")
+    ]
     if len(given) != 1:
-        raise InvalidInputError("Give exactly one of content, yaml or based_on.", fields={"non_field_errors": ["give exactly one of content, yaml, based_on"]})
+        raise InvalidInputError(
+            "Give exactly one of content, yaml or based_on.",
+            fields={"non_field_errors": ["give exactly one of content, yaml, based_on"]},
+        )
     if based_on is not None:
         base = RulePack.objects.filter(pk=based_on).first()
         if base is None:
@@ -290,8 +336,14 @@ def rulepack_draft_create(
     _apply_content(pack, stored)
     _add_editor(pack, actor)
     pack.save()
-    audit_record(kind="rulepack.drafted", subject_type="rulepack", subject_id=pack.id, actor=actor, actor_label=_label(actor),
-                 data={"ref": pack.ref, "checksum": pack.checksum, "based_on": str(based_on) if based_on else None})
+    audit_record(
+        kind="rulepack.drafted",
+        subject_type="rulepack",
+        subject_id=pack.id,
+        actor=actor,
+        actor_label=_label(actor),
+        data={"ref": pack.ref, "checksum": pack.checksum, "based_on": str(based_on) if based_on else None},
+    )
     return pack
 
 
@@ -303,9 +355,13 @@ def rulepack_draft_update(
     Audited as `rulepack.draft_updated` with the new checksum."""
     pack = _lock(pack_id)
     if pack.status != RulePack.Status.DRAFT:
-        raise RulePackImmutableError(f"{pack.ref} is {pack.status}; an active or retired version never changes. Create a new draft based on it.")
+        raise RulePackImmutableError(
+            f"{pack.ref} is {pack.status}; an active or retired version never changes. Create a new draft based on it."
+        )
     if content is not None and yaml_text is not None:
-        raise InvalidInputError("Give content or yaml, not both.", fields={"non_field_errors": ["give content or yaml, not both"]})
+        raise InvalidInputError(
+            "Give content or yaml, not both.", fields={"non_field_errors": ["give content or yaml, not both"]}
+        )
     before = pack.checksum
     if yaml_text is not None:
         _apply_content(pack, rulepack_parse_yaml(text=yaml_text))
@@ -315,15 +371,36 @@ def rulepack_draft_update(
         _add_editor(pack, actor)  # whoever writes the rules can no longer approve them
     voided = bool(pack.approved_checksum) and pack.approved_checksum != pack.checksum
     if voided:
-        audit_record(kind="rulepack.approval_voided", subject_type="rulepack", subject_id=pack.id, actor=actor, actor_label=_label(actor),
-                     data={"ref": pack.ref, "approved_by": pack.approved_by_label, "approved_checksum": pack.approved_checksum,
-                           "checksum": pack.checksum})
+        audit_record(
+            kind="rulepack.approval_voided",
+            subject_type="rulepack",
+            subject_id=pack.id,
+            actor=actor,
+            actor_label=_label(actor),
+            data={
+                "ref": pack.ref,
+                "approved_by": pack.approved_by_label,
+                "approved_checksum": pack.approved_checksum,
+                "checksum": pack.checksum,
+            },
+        )
         pack.approved_by, pack.approved_by_label, pack.approved_at, pack.approved_checksum = None, "", None, ""
     if notes is not None:
         pack.notes = notes
     pack.save()
-    audit_record(kind="rulepack.draft_updated", subject_type="rulepack", subject_id=pack.id, actor=actor, actor_label=_label(actor),
-                 data={"ref": pack.ref, "checksum": pack.checksum, "previous_checksum": before, "content_changed": pack.checksum != before})
+    audit_record(
+        kind="rulepack.draft_updated",
+        subject_type="rulepack",
+        subject_id=pack.id,
+        actor=actor,
+        actor_label=_label(actor),
+        data={
+            "ref": pack.ref,
+            "checksum": pack.checksum,
+            "previous_checksum": before,
+            "content_changed": pack.checksum != before,
+        },
+    )
     return pack
 
 
@@ -357,13 +434,17 @@ def rulepack_fresh_backtest(*, pack: RulePack) -> RulePackBacktest:
         raise BacktestRequiredError(f"{pack.ref} has never been backtested: POST /rulepacks/{pack.id}/backtest/ first.")
     same = pack.backtests.filter(rulepack_checksum=pack.checksum).order_by("-created_at").first()
     if same is None:
-        raise BacktestRequiredError(f"The draft was edited after its last backtest (checksum {latest.rulepack_checksum[:12]}…, now "
-                                    f"{pack.checksum[:12]}…): backtest this content.")
+        raise BacktestRequiredError(
+            f"The draft was edited after its last backtest (checksum {latest.rulepack_checksum[:12]}…, now "
+            f"{pack.checksum[:12]}…): backtest this content."
+        )
     age = timezone.now() - same.created_at
     if age > max_age:
         hours = settings.ELEMENTA_BACKTEST_MAX_AGE_HOURS
-        raise BacktestRequiredError(f"The latest backtest of this content is {age.total_seconds() / 3600:.1f} hours old; "
-                                    f"activation needs one from the last {hours:g} hours.")
+        raise BacktestRequiredError(
+            f"The latest backtest of this content is {age.total_seconds() / 3600:.1f} hours old; "
+            f"activation needs one from the last {hours:g} hours."
+        )
     return same
 
 
@@ -385,12 +466,27 @@ def rulepack_approve(*, pack_id: UUID, actor: User) -> RulePack:
     if rulepack_is_author(pack=pack, user=actor):
         raise AuthorCannotApproveError()
     backtest = rulepack_fresh_backtest(pack=pack)
-    pack.approved_by, pack.approved_by_label, pack.approved_at, pack.approved_checksum = actor, _label(actor), timezone.now(), pack.checksum
+    pack.approved_by, pack.approved_by_label, pack.approved_at, pack.approved_checksum = (
+        actor,
+        _label(actor),
+        timezone.now(),
+        pack.checksum,
+    )
     pack.save(update_fields=["approved_by", "approved_by_label", "approved_at", "approved_checksum", "updated_at"])
-    audit_record(kind="rulepack.approved", subject_type="rulepack", subject_id=pack.id, actor=actor, actor_label=_label(actor),
-                 data={"ref": pack.ref, "checksum": pack.checksum, "backtest": str(backtest.id),
-                       "widened": (backtest.report.get("widened") or {}).get("widens", False),
-                       "editors": [e.get("username") for e in pack.editors or []]})
+    audit_record(
+        kind="rulepack.approved",
+        subject_type="rulepack",
+        subject_id=pack.id,
+        actor=actor,
+        actor_label=_label(actor),
+        data={
+            "ref": pack.ref,
+            "checksum": pack.checksum,
+            "backtest": str(backtest.id),
+            "widened": (backtest.report.get("widened") or {}).get("widens", False),
+            "editors": [e.get("username") for e in pack.editors or []],
+        },
+    )
     return pack
 
 
@@ -412,7 +508,8 @@ def rulepack_activate(*, pack_id: UUID, effective_from: date, actor: User | None
     today = timezone.localdate()
     if effective_from < today:
         raise InvalidInputError(
-            "A version cannot take effect in the past: decisions already recorded were made under the versions then in force.",
+            "A version cannot take effect in the past: decisions already recorded were made under the versions then "
+            "in force.",
             fields={"effective_from": [f"must be {today.isoformat()} or later"]},
         )
     content = {**pack.content, "effective_from": effective_from.isoformat()}
@@ -425,11 +522,27 @@ def rulepack_activate(*, pack_id: UUID, effective_from: date, actor: User | None
             raise SecondOfficerRequiredError(
                 f"{pack.ref} needs the approval of an officer who neither created nor edited it "
                 f"(POST /rulepacks/{pack.id}/approve/, or that officer activates it).")
-        pack.approved_by, pack.approved_by_label, pack.approved_at, pack.approved_checksum = actor, _label(actor), timezone.now(), pack.checksum
-        audit_record(kind="rulepack.approved", subject_type="rulepack", subject_id=pack.id, actor=actor, actor_label=_label(actor),
-                     data={"ref": pack.ref, "checksum": pack.checksum, "backtest": str(backtest.id), "on_activation": True,
-                           "widened": (backtest.report.get("widened") or {}).get("widens", False),
-                           "editors": [e.get("username") for e in pack.editors or []]})
+        pack.approved_by, pack.approved_by_label, pack.approved_at, pack.approved_checksum = (
+            actor,
+            _label(actor),
+            timezone.now(),
+            pack.checksum,
+        )
+        audit_record(
+            kind="rulepack.approved",
+            subject_type="rulepack",
+            subject_id=pack.id,
+            actor=actor,
+            actor_label=_label(actor),
+            data={
+                "ref": pack.ref,
+                "checksum": pack.checksum,
+                "backtest": str(backtest.id),
+                "on_activation": True,
+                "widened": (backtest.report.get("widened") or {}).get("widens", False),
+                "editors": [e.get("username") for e in pack.editors or []],
+            },
+        )
     _apply_content(pack, content)
     pack.status = RulePack.Status.ACTIVE
     pack.activated_at = timezone.now()
@@ -440,9 +553,21 @@ def rulepack_activate(*, pack_id: UUID, effective_from: date, actor: User | None
             pack.save()
     except IntegrityError as exc:  # a concurrent activation took the same regime@version
         raise RulePackVersionTakenError(f"{pack.ref} was activated meanwhile.") from exc
-    audit_record(kind="rulepack.activated", subject_type="rulepack", subject_id=pack.id, actor=actor, actor_label=_label(actor),
-                 data={"ref": pack.ref, "checksum": pack.checksum, "effective_from": effective_from, "backtest": str(backtest.id),
-                       "approved_by": pack.approved_by_label, "approved_checksum": pack.approved_checksum})
+    audit_record(
+        kind="rulepack.activated",
+        subject_type="rulepack",
+        subject_id=pack.id,
+        actor=actor,
+        actor_label=_label(actor),
+        data={
+            "ref": pack.ref,
+            "checksum": pack.checksum,
+            "effective_from": effective_from,
+            "backtest": str(backtest.id),
+            "approved_by": pack.approved_by_label,
+            "approved_checksum": pack.approved_checksum,
+        },
+    )
     transaction.on_commit(partial(_send_activated, str(pack.id)), robust=True)
     return pack
 

@@ -52,12 +52,24 @@ class DatasetFileSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = DatasetFile
-        fields = ["id", "dataset", "version", "original_name", "content_type", "size", "sha256", "uploaded_by", "created_at"]
+        fields = [
+            "id",
+            "dataset",
+            "version",
+            "original_name",
+            "content_type",
+            "size",
+            "sha256",
+            "uploaded_by",
+            "created_at",
+        ]
         read_only_fields = fields
 
 
 class DatasetFileUploadSerializer(serializers.Serializer):
-    file = serializers.FileField(help_text="The new version's content; its type is taken from the file name.", allow_empty_file=True)
+    file = serializers.FileField(
+        help_text="The new version's content; its type is taken from the file name.", allow_empty_file=True
+    )
 
 
 class GrantDownloadSerializer(serializers.ModelSerializer):
@@ -65,7 +77,17 @@ class GrantDownloadSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = GrantDownload
-        fields = ["at", "version", "username", "range", "first_byte", "last_byte", "length", "bytes_sent", "completed_at"]
+        fields = [
+            "at",
+            "version",
+            "username",
+            "range",
+            "first_byte",
+            "last_byte",
+            "length",
+            "bytes_sent",
+            "completed_at",
+        ]
         read_only_fields = fields
 
 
@@ -77,17 +99,33 @@ class GrantSerializer(serializers.ModelSerializer):
     buyer = serializers.UUIDField(source="buyer_id")
     buyer_name = serializers.CharField(source="buyer.name")
     pricing = serializers.CharField(source="trade.pricing")
-    max_version = serializers.IntegerField(allow_null=True, help_text="Highest version covered; null: every version (subscriptions).")
-    download_version = serializers.SerializerMethodField(help_text="The version a download without ?version= gets; null: no file yet.")
+    max_version = serializers.IntegerField(
+        allow_null=True, help_text="Highest version covered; null: every version (subscriptions)."
+    )
+    download_version = serializers.SerializerMethodField(
+        help_text="The version a download without ?version= gets; null: no file yet."
+    )
     status = serializers.SerializerMethodField()
     active = serializers.SerializerMethodField()
     revoked_by = serializers.CharField(source="revoked_by_label")
-    suspended_by = serializers.CharField(source="suspended_by_label", help_text="e.g. system:rescreening; empty unless suspended.")
-    revocation_requests = serializers.SerializerMethodField(help_text="Requests to revoke this grant and their decisions, newest first.")
-    delivery = serializers.CharField(source="trade.delivery", help_text="download: the file; compute: queries where the data is stored.")
-    queries_left = serializers.IntegerField(allow_null=True, help_text="Per-query compute grants: queries still to run.")
-    tables = serializers.SerializerMethodField(help_text="Compute grants: the queryable tables, their columns and roles, and the release policy.")
-    privacy_budget = serializers.SerializerMethodField(help_text="Compute grants with differential privacy: ε total, reserved, spent, left.")
+    suspended_by = serializers.CharField(
+        source="suspended_by_label", help_text="e.g. system:rescreening; empty unless suspended."
+    )
+    revocation_requests = serializers.SerializerMethodField(
+        help_text="Requests to revoke this grant and their decisions, newest first."
+    )
+    delivery = serializers.CharField(
+        source="trade.delivery", help_text="download: the file; compute: queries where the data is stored."
+    )
+    queries_left = serializers.IntegerField(
+        allow_null=True, help_text="Per-query compute grants: queries still to run."
+    )
+    tables = serializers.SerializerMethodField(
+        help_text="Compute grants: the queryable tables, their columns and roles, and the release policy."
+    )
+    privacy_budget = serializers.SerializerMethodField(
+        help_text="Compute grants with differential privacy: ε total, reserved, spent, left."
+    )
 
     class Meta:
         model = AccessGrant
@@ -134,9 +172,13 @@ class GrantSerializer(serializers.ModelSerializer):
 
 
 class GrantFilter(django_filters.FilterSet):
-    active = django_filters.BooleanFilter(method="by_active", help_text="true: grants that allow downloads now; false: the others.")
+    active = django_filters.BooleanFilter(
+        method="by_active", help_text="true: grants that allow downloads now; false: the others."
+    )
     dataset = django_filters.UUIDFilter(field_name="dataset_id")
-    suspended = django_filters.BooleanFilter(method="by_suspended", help_text="true: grants suspended and waiting for an officer.")
+    suspended = django_filters.BooleanFilter(
+        method="by_suspended", help_text="true: grants suspended and waiting for an officer."
+    )
 
     class Meta:
         model = AccessGrant
@@ -165,7 +207,9 @@ class DatasetFileListApi(mixins.ListModelMixin, generics.GenericAPIView):
         return super().get_permissions()
 
     def _dataset(self) -> Dataset:
-        return get_object_or_404(dataset_list_visible(user=self.request.user), pk=self.kwargs["dataset_id"])  # 404 if not visible
+        return get_object_or_404(
+            dataset_list_visible(user=self.request.user), pk=self.kwargs["dataset_id"]
+        )  # 404 if not visible
 
     def get_queryset(self) -> QuerySet[DatasetFile]:
         if getattr(self, "swagger_fake_view", False):
@@ -198,15 +242,19 @@ class DatasetFileListApi(mixins.ListModelMixin, generics.GenericAPIView):
             raise PermissionDeniedError("Only the dataset's provider may upload its files.")
         serializer = DatasetFileUploadSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        dataset_file = dataset_file_upload(dataset_id=dataset.id, membership=membership, upload=serializer.validated_data["file"])
+        dataset_file = dataset_file_upload(
+            dataset_id=dataset.id, membership=membership, upload=serializer.validated_data["file"]
+        )
         return Response(DatasetFileSerializer(dataset_file).data, status=status.HTTP_201_CREATED)
 
 
 class GrantRevokeSerializer(ReasonSerializer):
     refund = serializers.ChoiceField(
-        choices=GrantRevocationRequest.Refund.choices, required=False,
-        help_text="Officers: required. full: the price back, the trade becomes refunded; pro_rata: the unused fraction of the "
-                  "term (rounded down to the cent), the trade stays settled; none. Ignored for a provider's request.",
+        choices=GrantRevocationRequest.Refund.choices,
+        required=False,
+        help_text="Officers: required. full: the price back, the trade becomes refunded; pro_rata: the unused "
+                  "fraction of the "
+        "term (rounded down to the cent), the trade stays settled; none. Ignored for a provider's request.",
     )
 
 
@@ -217,7 +265,9 @@ IDEMPOTENCY = OpenApiParameter(
 
 
 class DownloadQuerySerializer(serializers.Serializer):
-    version = serializers.IntegerField(min_value=1, required=False, help_text="Defaults to the latest version the grant covers.")
+    version = serializers.IntegerField(
+        min_value=1, required=False, help_text="Defaults to the latest version the grant covers."
+    )
 
 
 _BINARY = OpenApiResponse(OpenApiTypes.BINARY, description="The file's bytes (206: the requested range).")
@@ -232,11 +282,17 @@ class GrantViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Ge
     def get_queryset(self) -> QuerySet[AccessGrant]:
         if getattr(self, "swagger_fake_view", False):
             return AccessGrant.objects.none()
-        requests = GrantRevocationRequest.objects.select_related("grant__dataset", "grant__buyer").order_by("-created_at", "-id")
-        qs = grant_list_visible(user=self.request.user).prefetch_related(Prefetch("revocation_requests", queryset=requests))
+        requests = GrantRevocationRequest.objects.select_related("grant__dataset", "grant__buyer").order_by(
+            "-created_at", "-id"
+        )
+        qs = grant_list_visible(user=self.request.user).prefetch_related(
+            Prefetch("revocation_requests", queryset=requests)
+        )
         qs = qs.select_related("privacy_budget", "dataset__compute_offer")  # compute grants: no query per grant
         if self.action in ("list", "retrieve", "reinstate"):
-            latest = DatasetFile.objects.filter(dataset_id=OuterRef("dataset_id")).order_by("-version").values("version")[:1]
+            latest = (
+                DatasetFile.objects.filter(dataset_id=OuterRef("dataset_id")).order_by("-version").values("version")[:1]
+            )
             qs = qs.annotate(latest_version=Subquery(latest))
         return qs
 
@@ -256,8 +312,17 @@ class GrantViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Ge
         page = self.paginate_queryset(GrantDownload.objects.filter(grant=grant).order_by("-at", "-id"))
         return self.get_paginated_response(GrantDownloadSerializer(page, many=True).data)
 
-    @extend_schema(request=GrantRevokeSerializer, responses={200: RevocationRequestSerializer, 202: RevocationRequestSerializer,
-                                                             400: _ERROR, 403: _ERROR, 409: _ERROR}, parameters=[IDEMPOTENCY])
+    @extend_schema(
+        request=GrantRevokeSerializer,
+        responses={
+            200: RevocationRequestSerializer,
+            202: RevocationRequestSerializer,
+            400: _ERROR,
+            403: _ERROR,
+            409: _ERROR,
+        },
+        parameters=[IDEMPOTENCY],
+    )
     @action(detail=True, methods=["post"])
     @idempotent
     def revoke(self, request: Request, pk: str | None = None) -> Response:
@@ -271,14 +336,23 @@ class GrantViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Ge
         serializer.is_valid(raise_exception=True)
         data, membership = serializer.validated_data, _membership(request)
         if is_officer(request.user):
-            decided = grant_revoke_by_officer(grant_id=grant.id, officer=membership, refund=data.get("refund"), reason=data["reason"])
+            decided = grant_revoke_by_officer(
+                grant_id=grant.id, officer=membership, refund=data.get("refund"), reason=data["reason"]
+            )
             return Response(RevocationRequestSerializer(GrantRevocationRequest.objects.get(pk=decided.pk)).data)
         filed = grant_revocation_request(grant_id=grant.id, membership=membership, reason=data["reason"])
-        return Response(RevocationRequestSerializer(GrantRevocationRequest.objects.get(pk=filed.pk)).data, status=status.HTTP_202_ACCEPTED)
+        return Response(
+            RevocationRequestSerializer(GrantRevocationRequest.objects.get(pk=filed.pk)).data,
+            status=status.HTTP_202_ACCEPTED,
+        )
 
     @extend_schema(methods=["GET"], responses=ComputeQuerySerializer(many=True))
-    @extend_schema(methods=["POST"], request=QuerySubmitSerializer, responses={202: QUERY_ACCEPTED, 400: _ERROR, 403: _ERROR, 409: _ERROR},
-                   parameters=[IDEMPOTENCY])
+    @extend_schema(
+        methods=["POST"],
+        request=QuerySubmitSerializer,
+        responses={202: QUERY_ACCEPTED, 400: _ERROR, 403: _ERROR, 409: _ERROR},
+        parameters=[IDEMPOTENCY],
+    )
     @action(detail=True, methods=["get", "post"], filterset_class=None)
     @idempotent
     def queries(self, request: Request, pk: str | None = None) -> Response:
@@ -288,7 +362,11 @@ class GrantViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Ge
         `query_refused` naming the reason (`fields.reason`), 409 `not_a_compute_grant`,
         `privacy_budget_exhausted`, `compute_quota_exhausted`; 403 `grant_inactive` / `grant_suspended`."""
         grant = self.get_object()
-        if request.method == "GET" and grant.buyer_id != _membership(request).organisation_id and not is_officer(request.user):
+        if (
+            request.method == "GET"
+            and grant.buyer_id != _membership(request).organisation_id
+            and not is_officer(request.user)
+        ):
             raise PermissionDeniedError("Only the buying organisation and officers see a grant's queries.")
         return grant_queries(self, request, grant)
 
@@ -306,12 +384,19 @@ class GrantViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Ge
     @extend_schema(
         parameters=[
             DownloadQuerySerializer,
-            OpenApiParameter("Range", str, OpenApiParameter.HEADER, description="One range: bytes=a-b, bytes=a- or bytes=-n."),
-            OpenApiParameter("If-Range", str, OpenApiParameter.HEADER, description="The ETag (sha256) the client holds part of."),
+            OpenApiParameter(
+                "Range", str, OpenApiParameter.HEADER, description="One range: bytes=a-b, bytes=a- or bytes=-n."
+            ),
+            OpenApiParameter(
+                "If-Range", str, OpenApiParameter.HEADER, description="The ETag (sha256) the client holds part of."
+            ),
         ],
         responses={
-            (200, "application/octet-stream"): _BINARY, (206, "application/octet-stream"): _BINARY,
-            403: _ERROR, 404: _ERROR, 416: _ERROR,
+            (200, "application/octet-stream"): _BINARY,
+            (206, "application/octet-stream"): _BINARY,
+            403: _ERROR,
+            404: _ERROR,
+            416: _ERROR,
         },
     )
     @action(detail=True, methods=["get"])
@@ -328,13 +413,23 @@ class GrantViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Ge
         head = request.method == "HEAD"  # headers only: nothing is downloaded, nothing recorded
         try:
             plan = grant_download_open(
-                grant_id=grant.id, membership=_membership(request), version=query.validated_data.get("version"),
-                range_header=request.headers.get("Range", ""), if_range=request.headers.get("If-Range", ""), record=not head,
+                grant_id=grant.id,
+                membership=_membership(request),
+                version=query.validated_data.get("version"),
+                range_header=request.headers.get("Range", ""),
+                if_range=request.headers.get("If-Range", ""),
+                record=not head,
             )
         except RangeNotSatisfiableError as exc:
-            return Response(error_body(exc.code, exc.message, exc.fields), status=exc.status_code, headers={"Content-Range": f"bytes */{exc.size}"})
-        response: HttpResponseBase = HttpResponse(content_type=plan.file.content_type) if head else StreamingHttpResponse(
-            DownloadStream(plan), content_type=plan.file.content_type
+            return Response(
+                error_body(exc.code, exc.message, exc.fields),
+                status=exc.status_code,
+                headers={"Content-Range": f"bytes */{exc.size}"},
+            )
+        response: HttpResponseBase = (
+            HttpResponse(content_type=plan.file.content_type)
+            if head
+            else StreamingHttpResponse(DownloadStream(plan), content_type=plan.file.content_type)
         )
         _download_headers(response, plan)
         return response
@@ -348,6 +443,8 @@ def _download_headers(response: HttpResponseBase, plan: DownloadPlan) -> None:
     response["Content-Length"] = str(plan.length)
     response["Accept-Ranges"] = "bytes"
     response["ETag"] = etag_of(dataset_file)
-    response["Content-Disposition"] = content_disposition_header(True, dataset_file.original_name) or "attachment"  # never None as an attachment
+    response["Content-Disposition"] = (
+        content_disposition_header(True, dataset_file.original_name) or "attachment"
+    )  # never None as an attachment
     response["Cache-Control"] = "private, no-store"  # paid data: no shared cache keeps a copy
     response["X-Dataset-Version"] = str(dataset_file.version)

@@ -51,7 +51,9 @@ class DatasetViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.
         """Providers: a draft listing of your organisation. Audited (`dataset.created`, with its facts and terms)."""
         serializer = self.get_serializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        dataset = dataset_services.dataset_create(membership=_membership(request), values=serializer.validated_data, actor=request.user)
+        dataset = dataset_services.dataset_create(
+            membership=_membership(request), values=serializer.validated_data, actor=request.user
+        )
         return Response(self.get_serializer(dataset).data, status=status.HTTP_201_CREATED)
 
     def partial_update(self, request: Request, pk: str | None = None) -> Response:
@@ -60,7 +62,9 @@ class DatasetViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.
         dataset = self._own()
         serializer = self.get_serializer(dataset, data=request.data, partial=True)
         serializer.is_valid(raise_exception=True)
-        dataset = dataset_services.dataset_update(dataset_id=dataset.id, values=serializer.validated_data, actor=request.user)
+        dataset = dataset_services.dataset_update(
+            dataset_id=dataset.id, values=serializer.validated_data, actor=request.user
+        )
         return Response(self.get_serializer(dataset).data)
 
     @extend_schema(request=None)
@@ -76,7 +80,11 @@ class DatasetViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.
         parameters=[
             OpenApiParameter("destination", str, description="ISO code; defaults to your organisation's jurisdiction"),
             OpenApiParameter("purpose", str, enum=list(vocab.PURPOSES)),
-            OpenApiParameter("mechanisms", str, description="comma-separated mechanism codes you would put on file, e.g. eu_scc,eu_tia"),
+            OpenApiParameter(
+                "mechanisms",
+                str,
+                description="comma-separated mechanism codes you would put on file, e.g. eu_scc,eu_tia",
+            ),
         ],
         responses=DecisionSerializer,
     )
@@ -109,7 +117,10 @@ class DatasetViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.
         other = compute_decision(dataset=dataset, facts=facts)
         if other is not None:
             decision["alternatives"] = compute_alternatives(decision, dataset=dataset, facts=facts)
-            decision["by_delivery"] = {"download": {k: v for k, v in decision.items() if k != "alternatives"}, "compute": other}
+            decision["by_delivery"] = {
+                "download": {k: v for k, v in decision.items() if k != "alternatives"},
+                "compute": other,
+            }
         return Response(decision)
 
     @extend_schema(request=None)

@@ -44,19 +44,43 @@ class ComputeOfferSerializer(serializers.ModelSerializer):
                                     help_text="{column: role}; roles: identifier, quasi_identifier, sensitive, plain.")
     min_group_size = serializers.IntegerField(min_value=MIN_K, max_value=100_000, default=10)
     max_result_rows = serializers.IntegerField(min_value=1, max_value=100_000, default=1000)
-    price = serializers.DecimalField(max_digits=14, decimal_places=2, min_value=0, help_text="Per period, or per query.")
+    price = serializers.DecimalField(
+        max_digits=14, decimal_places=2, min_value=0, help_text="Per period, or per query."
+    )
     currency = CurrencyField(default="USD")
     term_days = serializers.IntegerField(min_value=1, max_value=3650, default=30)
-    bounds = serializers.DictField(child=serializers.ListField(child=serializers.FloatField(), min_length=2, max_length=2),
-                                   required=False, default=dict)
-    dp_epsilon_per_period = serializers.DecimalField(max_digits=8, decimal_places=4, min_value=0, required=False, allow_null=True)
-    dp_epsilon_per_query = serializers.DecimalField(max_digits=8, decimal_places=4, min_value=0, required=False, allow_null=True)
+    bounds = serializers.DictField(
+        child=serializers.ListField(child=serializers.FloatField(), min_length=2, max_length=2),
+        required=False,
+        default=dict,
+    )
+    dp_epsilon_per_period = serializers.DecimalField(
+        max_digits=8, decimal_places=4, min_value=0, required=False, allow_null=True
+    )
+    dp_epsilon_per_query = serializers.DecimalField(
+        max_digits=8, decimal_places=4, min_value=0, required=False, allow_null=True
+    )
 
     class Meta:
         model = ComputeOffer
-        fields = ["dataset", "enabled", "table_name", "columns", "min_group_size", "max_result_rows", "price", "currency", "pricing",
-                  "term_days", "dp_epsilon_per_period", "dp_epsilon_per_query", "bounds", "contributions_per_person",
-                  "review_sensitive_queries", "updated_at"]
+        fields = [
+            "dataset",
+            "enabled",
+            "table_name",
+            "columns",
+            "min_group_size",
+            "max_result_rows",
+            "price",
+            "currency",
+            "pricing",
+            "term_days",
+            "dp_epsilon_per_period",
+            "dp_epsilon_per_query",
+            "bounds",
+            "contributions_per_person",
+            "review_sensitive_queries",
+            "updated_at",
+        ]
         read_only_fields = ["dataset", "review_sensitive_queries", "updated_at"]
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
@@ -89,7 +113,9 @@ class DatasetComputeOfferApi(APIView):
             raise PermissionDeniedError("Only the dataset's provider may offer it for computation.")
         serializer = ComputeOfferSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        offer = compute_services.compute_offer_put(dataset_id=dataset.id, membership=membership, values=serializer.validated_data)
+        offer = compute_services.compute_offer_put(
+            dataset_id=dataset.id, membership=membership, values=serializer.validated_data
+        )
         return Response(ComputeOfferSerializer(offer).data)
 
 
@@ -107,27 +133,55 @@ class ComputeReviewPolicyApi(APIView):
         serializer = ReviewPolicySerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data
-        offer = compute_services.compute_offer_require_review(dataset_id=dataset_id, officer=request_user(request),
-                                                              required=data["review_sensitive_queries"], reason=data["reason"])
+        offer = compute_services.compute_offer_require_review(
+            dataset_id=dataset_id,
+            officer=request_user(request),
+            required=data["review_sensitive_queries"],
+            reason=data["reason"],
+        )
         return Response(ComputeOfferSerializer(offer).data)
 
 
 class QuerySubmitSerializer(serializers.Serializer):
-    sql = serializers.CharField(max_length=10_000, trim_whitespace=True,
-                                help_text="One aggregate SELECT over the grant's tables (see GET /grants/{id}/ `tables`).")
+    sql = serializers.CharField(
+        max_length=10_000,
+        trim_whitespace=True,
+        help_text="One aggregate SELECT over the grant's tables (see GET /grants/{id}/ `tables`).",
+    )
 
 
 class ComputeQuerySerializer(serializers.ModelSerializer):
     grant = serializers.UUIDField(source="grant_id")
     dataset = serializers.UUIDField(source="dataset_id")
-    report = serializers.SerializerMethodField(help_text="The release report: rows read, groups suppressed (< k), rows capped, ε spent.")
+    report = serializers.SerializerMethodField(
+        help_text="The release report: rows read, groups suppressed (< k), rows capped, ε spent."
+    )
     result = serializers.SerializerMethodField(help_text="{columns, rows}; null until released.")
 
     class Meta:
         model = ComputeQuery
-        fields = ["id", "grant", "dataset", "username", "sql", "sql_sha256", "status", "reason_code", "reason", "queue", "tables",
-                  "review_required", "report", "result", "result_sha256", "reviewed_by_label", "review_reason",
-                  "created_at", "started_at", "finished_at"]
+        fields = [
+            "id",
+            "grant",
+            "dataset",
+            "username",
+            "sql",
+            "sql_sha256",
+            "status",
+            "reason_code",
+            "reason",
+            "queue",
+            "tables",
+            "review_required",
+            "report",
+            "result",
+            "result_sha256",
+            "reviewed_by_label",
+            "review_reason",
+            "created_at",
+            "started_at",
+            "finished_at",
+        ]
         read_only_fields = fields
 
     @extend_schema_field(serializers.DictField())
@@ -147,7 +201,9 @@ class CSVRenderer(BaseRenderer):
     format = "csv"
     charset = "utf-8"
 
-    def render(self, data: Any, accepted_media_type: str | None = None, renderer_context: Mapping[str, Any] | None = None) -> bytes:
+    def render(
+        self, data: Any, accepted_media_type: str | None = None, renderer_context: Mapping[str, Any] | None = None
+    ) -> bytes:
         return JSONRenderer().render(data)  # only errors reach here: the result CSV is written by the view
 
 
@@ -171,7 +227,11 @@ class ComputeQueryViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, view
             qs = qs.filter(status=self.request.query_params["status"])
         return qs
 
-    @extend_schema(parameters=[OpenApiParameter("format", str, enum=["json", "csv"], description="csv: the released result as CSV.")])
+    @extend_schema(
+        parameters=[
+            OpenApiParameter("format", str, enum=["json", "csv"], description="csv: the released result as CSV.")
+        ]
+    )
     def retrieve(self, request: Request, pk: str | None = None) -> Any:
         """The buying organisation and officers (others: 404). With `Accept: text/csv` or `?format=csv`,
         the released result as CSV (header row, then the rows); a query with no released result
@@ -193,20 +253,29 @@ class ComputeQueryViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, view
         query = self.get_object()
         serializer = ReasonSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        reviewed = compute_services.compute_query_review(query_id=query.id, officer=request_user(request), release_it=release_it,
-                                                         reason=serializer.validated_data["reason"])
+        reviewed = compute_services.compute_query_review(
+            query_id=query.id,
+            officer=request_user(request),
+            release_it=release_it,
+            reason=serializer.validated_data["reason"],
+        )
         return Response(ComputeQuerySerializer(reviewed).data)
 
     @extend_schema(request=ReasonSerializer, responses=ComputeQuerySerializer)
-    @action(detail=True, methods=["post"], permission_classes=[IsAuthenticated, IsOfficer], renderer_classes=[JSONRenderer])
+    @action(
+        detail=True, methods=["post"], permission_classes=[IsAuthenticated, IsOfficer], renderer_classes=[JSONRenderer]
+    )
     def release(self, request: Request, pk: str | None = None) -> Response:
         """Officers: release a held result to the buyer (its ε is spent). 409 `query_not_held`."""
         return self._review(request, release_it=True)
 
     @extend_schema(request=ReasonSerializer, responses=ComputeQuerySerializer)
-    @action(detail=True, methods=["post"], permission_classes=[IsAuthenticated, IsOfficer], renderer_classes=[JSONRenderer])
+    @action(
+        detail=True, methods=["post"], permission_classes=[IsAuthenticated, IsOfficer], renderer_classes=[JSONRenderer]
+    )
     def refuse(self, request: Request, pk: str | None = None) -> Response:
-        """Officers: refuse a held result; the buyer never sees it, its ε and query are given back. 409 `query_not_held`."""
+        """Officers: refuse a held result; the buyer never sees it, its ε and query are given back. 409
+        `query_not_held`."""
         return self._review(request, release_it=False)
 
 
@@ -224,7 +293,11 @@ def grant_queries(view: Any, request: Request, grant: Any) -> Response:
         raise PermissionDeniedError("Only the buying organisation runs queries under a grant.")
     serializer = QuerySubmitSerializer(data=request.data)
     serializer.is_valid(raise_exception=True)
-    query = compute_services.compute_query_submit(grant_id=grant.id, membership=_membership(request), sql=serializer.validated_data["sql"])
-    return Response({"id": str(query.id), "status": query.status, "queue": query.queue, "url": f"/api/v1/queries/{query.id}/"},
-                    status=status.HTTP_202_ACCEPTED)
+    query = compute_services.compute_query_submit(
+        grant_id=grant.id, membership=_membership(request), sql=serializer.validated_data["sql"]
+    )
+    return Response(
+        {"id": str(query.id), "status": query.status, "queue": query.queue, "url": f"/api/v1/queries/{query.id}/"},
+        status=status.HTTP_202_ACCEPTED,
+    )
 

@@ -1,4 +1,5 @@
-"""Evidence: standing mechanisms an organisation keeps on file, and documents uploaded for a trade; officers accept or reject them."""
+"""Evidence: standing mechanisms an organisation keeps on file, and documents uploaded for a trade; officers accept
+or reject them."""
 
 import uuid
 from collections.abc import Sequence
@@ -31,8 +32,13 @@ def _evidence_response(decision: EvidenceDecision, serializer: type[serializers.
     return Response({**serializer(decision.evidence).data, "awaiting": decision.awaiting})
 
 
-class MechanismViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.CreateModelMixin, mixins.DestroyModelMixin,
-                       viewsets.GenericViewSet):
+class MechanismViewSet(
+    mixins.ListModelMixin,
+    mixins.RetrieveModelMixin,
+    mixins.CreateModelMixin,
+    mixins.DestroyModelMixin,
+    viewsets.GenericViewSet,
+):
     """Safeguards your organisation keeps on file for all its trades (a signed SCC, a CAC approval).
     Members add them with the document (multipart) and see their own; each counts once an officer
     accepts it. Officers see every organisation's (filter `?status=pending`) and accept or reject them."""
@@ -57,15 +63,24 @@ class MechanismViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.
             qs = qs.filter(status=wanted)
         return qs
 
-    @extend_schema(request={"multipart/form-data": s.StandingMechanismSerializer}, responses={201: s.StandingMechanismSerializer},
-                   parameters=[IDEMPOTENCY_PARAMETER])
+    @extend_schema(
+        request={"multipart/form-data": s.StandingMechanismSerializer},
+        responses={201: s.StandingMechanismSerializer},
+        parameters=[IDEMPOTENCY_PARAMETER],
+    )
     @idempotent
     def create(self, request: Request) -> Response:
         serializer = self.get_serializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data
-        mechanism = mechanism_add(membership=_membership(request), code=data["code"], reference=data["reference"],
-                                  approved_on=data["approved_on"], valid_until=data["valid_until"], upload=data.get("file"))
+        mechanism = mechanism_add(
+            membership=_membership(request),
+            code=data["code"],
+            reference=data["reference"],
+            approved_on=data["approved_on"],
+            valid_until=data["valid_until"],
+            upload=data.get("file"),
+        )
         return Response(self.get_serializer(mechanism).data, status=status.HTTP_201_CREATED)
 
     def destroy(self, request: Request, pk: str | None = None) -> Response:
@@ -86,16 +101,24 @@ class MechanismViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.
         (cn_security_assessment, cn_certification, eu_bcr) needs two officers: the first answers
         `"awaiting": "second_officer"`. Acceptance re-checks the organisation's waiting trades."""
         data = _reason(request)
-        return _evidence_response(mechanism_review(mechanism_id=self.get_object().id, officer=request_user(request), accept=True, reason=data),
-                                  s.StandingMechanismSerializer)
+        return _evidence_response(
+            mechanism_review(
+                mechanism_id=self.get_object().id, officer=request_user(request), accept=True, reason=data
+            ),
+            s.StandingMechanismSerializer,
+        )
 
     @extend_schema(request=s.EvidenceDecisionSerializer, responses=s.StandingMechanismSerializer)
     @action(detail=True, methods=["post"])
     def reject(self, request: Request, pk: str | None = None) -> Response:
         """Officers only, never the submitter. The reason is shown to the organisation."""
         data = _reason(request)
-        return _evidence_response(mechanism_review(mechanism_id=self.get_object().id, officer=request_user(request), accept=False, reason=data),
-                                  s.StandingMechanismSerializer)
+        return _evidence_response(
+            mechanism_review(
+                mechanism_id=self.get_object().id, officer=request_user(request), accept=False, reason=data
+            ),
+            s.StandingMechanismSerializer,
+        )
 
 
 def _reason(request: Request) -> str:
@@ -131,13 +154,21 @@ class TradeDocumentViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, vie
         A regulator's approval needs two officers: the first answers `"awaiting": "second_officer"`,
         the same officer again gets 409 `second_officer_required`. Decided evidence: 409 `evidence_not_pending`."""
         reason = _reason(request)
-        return _evidence_response(trade_document_review(document_id=self.get_object().id, officer=request_user(request), accept=True, reason=reason),
-                                  s.TradeDocumentSerializer)
+        return _evidence_response(
+            trade_document_review(
+                document_id=self.get_object().id, officer=request_user(request), accept=True, reason=reason
+            ),
+            s.TradeDocumentSerializer,
+        )
 
     @extend_schema(request=s.EvidenceDecisionSerializer, responses=s.TradeDocumentSerializer)
     @action(detail=True, methods=["post"])
     def reject(self, request: Request, pk: str | None = None) -> Response:
         """Reject a trade document; the parties see the reason on the trade's documents and in its events."""
         reason = _reason(request)
-        return _evidence_response(trade_document_review(document_id=self.get_object().id, officer=request_user(request), accept=False, reason=reason),
-                                  s.TradeDocumentSerializer)
+        return _evidence_response(
+            trade_document_review(
+                document_id=self.get_object().id, officer=request_user(request), accept=False, reason=reason
+            ),
+            s.TradeDocumentSerializer,
+        )

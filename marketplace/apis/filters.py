@@ -35,7 +35,9 @@ class CurrencyFilter(django_filters.CharFilter):
 
 class DatasetFilter(django_filters.FilterSet):
     q = django_filters.CharFilter(method="search", help_text="Words in the title or description.")
-    jurisdiction = django_filters.CharFilter(method="by_jurisdiction", help_text="Where subjects are or data is stored (ISO code).")
+    jurisdiction = django_filters.CharFilter(
+        method="by_jurisdiction", help_text="Where subjects are or data is stored (ISO code)."
+    )
     classification = django_filters.MultipleChoiceFilter(choices=[(c, c) for c in vocab.CLASSIFICATIONS])
     category = django_filters.ChoiceFilter(choices=[(c, c) for c in vocab.CATEGORIES], method="by_category")
     price_min = django_filters.NumberFilter(field_name="price", lookup_expr="gte")
@@ -82,10 +84,18 @@ class TradeFilter(django_filters.FilterSet):
 
 
 class ReviewQueueFilter(TradeFilter):
-    regime = django_filters.CharFilter(method="by_regime", help_text="A regime with a finding that is not `allow`, e.g. CN, EU, US, SANCTIONS.")
-    outcome = django_filters.MultipleChoiceFilter(field_name="decision__outcome", choices=[(o.value, o.value) for o in vocab.Outcome])
-    older_than_hours = django_filters.NumberFilter(method="by_age", min_value=0, max_value=24 * 366 * 10,
-                                                   help_text="Waiting at least this many hours (up to ten years), since `waiting_since`.")
+    regime = django_filters.CharFilter(
+        method="by_regime", help_text="A regime with a finding that is not `allow`, e.g. CN, EU, US, SANCTIONS."
+    )
+    outcome = django_filters.MultipleChoiceFilter(
+        field_name="decision__outcome", choices=[(o.value, o.value) for o in vocab.Outcome]
+    )
+    older_than_hours = django_filters.NumberFilter(
+        method="by_age",
+        min_value=0,
+        max_value=24 * 366 * 10,
+        help_text="Waiting at least this many hours (up to ten years), since `waiting_since`.",
+    )
     waiting_since_before = django_filters.IsoDateTimeFilter(field_name="waiting_since", lookup_expr="lt",
                                                             help_text="Waiting since before this instant (ISO 8601).")
     waiting_since_after = django_filters.IsoDateTimeFilter(field_name="waiting_since", lookup_expr="gte",
@@ -94,8 +104,10 @@ class ReviewQueueFilter(TradeFilter):
     price_max = django_filters.NumberFilter(field_name="price", lookup_expr="lte")
     currency = CurrencyFilter()
     item = django_filters.ChoiceFilter(
-        choices=[("evidence", "evidence"), ("review", "review")], method="by_item",
-        help_text="`evidence`: trades with evidence pending an officer's review; `review`: trades the engine sent to review.",
+        choices=[("evidence", "evidence"), ("review", "review")],
+        method="by_item",
+        help_text="`evidence`: trades with evidence pending an officer's review; `review`: trades the engine sent to "
+                  "review.",
     )
 
     def by_item(self, qs: QuerySet[Trade], name: str, value: str) -> QuerySet[Trade]:

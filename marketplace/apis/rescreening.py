@@ -37,7 +37,9 @@ class RulePackBacktestApi(APIView):
 
     permission_classes = [IsAuthenticated, IsOfficer]
 
-    @extend_schema(request=BacktestRequestSerializer, responses={201: BacktestSerializer}, operation_id="rulepacks_backtest_create")
+    @extend_schema(
+        request=BacktestRequestSerializer, responses={201: BacktestSerializer}, operation_id="rulepacks_backtest_create"
+    )
     def post(self, request: Request, pk: Any) -> Response:
         if not RulePack.objects.filter(pk=pk).exists():
             raise NotFoundError("No such rule pack.")
@@ -47,7 +49,13 @@ class RulePackBacktestApi(APIView):
         if data["scope"] == RulePackBacktest.Scope.OPEN:
             backtest = rulepack_backtest_open(pack_id=pk, actor=request_user(request))
         else:
-            backtest = rulepack_backtest(pack_id=pk, scope=data["scope"], period_from=data.get("from"), period_to=data.get("to"), actor=request_user(request))
+            backtest = rulepack_backtest(
+                pack_id=pk,
+                scope=data["scope"],
+                period_from=data.get("from"),
+                period_to=data.get("to"),
+                actor=request_user(request),
+            )
         backtest = RulePackBacktest.objects.select_related("rulepack").get(pk=backtest.pk)
         return Response(BacktestSerializer(backtest).data, status=status.HTTP_201_CREATED)
 
@@ -68,13 +76,31 @@ class GrantFlagSerializer(serializers.ModelSerializer):
     class Meta:
         model = GrantFlag
         fields = [
-            "id", "grant", "trade", "dataset", "dataset_title", "buyer", "buyer_name", "destination", "grant_status",
-            "rulepack", "decision", "reason", "status", "created_at", "resolved_by", "resolved_at", "resolution_note", "revoked",
+            "id",
+            "grant",
+            "trade",
+            "dataset",
+            "dataset_title",
+            "buyer",
+            "buyer_name",
+            "destination",
+            "grant_status",
+            "rulepack",
+            "decision",
+            "reason",
+            "status",
+            "created_at",
+            "resolved_by",
+            "resolved_at",
+            "resolution_note",
+            "revoked",
         ]
         read_only_fields = fields
 
     # A plain string here: the enum is documented once, on Grant.status.
-    @extend_schema_field(serializers.CharField(help_text="The grant's status now: pending, active, suspended, expired or revoked."))
+    @extend_schema_field(
+        serializers.CharField(help_text="The grant's status now: pending, active, suspended, expired or revoked.")
+    )
     def get_grant_status(self, flag: GrantFlag) -> str:
         return flag.grant.status_at()
 
@@ -102,8 +128,12 @@ class GrantFlagViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewset
     queryset = GrantFlag.objects.none()  # for the schema; get_queryset is what runs
 
     def get_queryset(self) -> QuerySet[GrantFlag]:
-        open_first = Case(When(status=GrantFlag.Status.OPEN, then=Value(0)), default=Value(1), output_field=IntegerField())
-        return GrantFlag.objects.select_related("grant__dataset", "grant__buyer").order_by(open_first, "created_at", "id")
+        open_first = Case(
+            When(status=GrantFlag.Status.OPEN, then=Value(0)), default=Value(1), output_field=IntegerField()
+        )
+        return GrantFlag.objects.select_related("grant__dataset", "grant__buyer").order_by(
+            open_first, "created_at", "id"
+        )
 
     @extend_schema(request=GrantFlagResolveSerializer, responses=GrantFlagSerializer)
     @action(detail=True, methods=["post"])
@@ -116,6 +146,10 @@ class GrantFlagViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewset
             raise PermissionDeniedError("Your account belongs to no organisation.")
         serializer = GrantFlagResolveSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        flag = grant_flag_resolve(flag_id=self.get_object().id, membership=membership, note=serializer.validated_data["note"],
-                                  revoke=serializer.validated_data["revoke"])
+        flag = grant_flag_resolve(
+            flag_id=self.get_object().id,
+            membership=membership,
+            note=serializer.validated_data["note"],
+            revoke=serializer.validated_data["revoke"],
+        )
         return Response(GrantFlagSerializer(self.get_queryset().get(pk=flag.pk)).data)

@@ -57,7 +57,9 @@ class RevocationRequestSerializer(serializers.ModelSerializer):
         ]
         read_only_fields = fields
 
-    @extend_schema_field(serializers.CharField(help_text="The grant's status now: pending, active, suspended, expired or revoked."))
+    @extend_schema_field(
+        serializers.CharField(help_text="The grant's status now: pending, active, suspended, expired or revoked.")
+    )
     def get_grant_status(self, request: GrantRevocationRequest) -> str:
         return request.grant.status_at()
 
@@ -68,10 +70,15 @@ class RevocationRequestCreateSerializer(serializers.Serializer):
 
 
 class RevocationDecisionSerializer(serializers.Serializer):
-    decision = serializers.ChoiceField(choices=["revoke", "decline"], help_text="revoke: access ends now; decline: access stays.")
-    refund = serializers.ChoiceField(choices=GrantRevocationRequest.Refund.choices, required=False,
-                                     help_text="Required to revoke. full: the price back, trade refunded; pro_rata: the unused "
-                                               "fraction of the term (rounded down to the cent), trade stays settled; none.")
+    decision = serializers.ChoiceField(
+        choices=["revoke", "decline"], help_text="revoke: access ends now; decline: access stays."
+    )
+    refund = serializers.ChoiceField(
+        choices=GrantRevocationRequest.Refund.choices,
+        required=False,
+        help_text="Required to revoke. full: the price back, trade refunded; pro_rata: the unused "
+        "fraction of the term (rounded down to the cent), trade stays settled; none.",
+    )
     reason = serializers.CharField(max_length=4000, help_text="Why; both parties see it.")
 
 
@@ -114,8 +121,12 @@ class RevocationRequestViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin,
         grant_id = serializer.validated_data["grant"]
         if not grant_list_visible(user=request.user).filter(pk=grant_id).exists():
             raise NotFoundError("No such grant.")
-        filed = grant_revocation_request(grant_id=grant_id, membership=membership_required(request), reason=serializer.validated_data["reason"])
-        return Response(RevocationRequestSerializer(self.get_queryset().get(pk=filed.pk)).data, status=status.HTTP_202_ACCEPTED)
+        filed = grant_revocation_request(
+            grant_id=grant_id, membership=membership_required(request), reason=serializer.validated_data["reason"]
+        )
+        return Response(
+            RevocationRequestSerializer(self.get_queryset().get(pk=filed.pk)).data, status=status.HTTP_202_ACCEPTED
+        )
 
     @extend_schema(request=RevocationDecisionSerializer, responses=RevocationRequestSerializer)
     @action(detail=True, methods=["post"])
@@ -128,8 +139,13 @@ class RevocationRequestViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin,
         serializer = RevocationDecisionSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data
-        decided = grant_revocation_decide(request_id=filed.id, officer=membership_required(request), revoke=data["decision"] == "revoke",
-                                          refund=data.get("refund"), reason=data["reason"])
+        decided = grant_revocation_decide(
+            request_id=filed.id,
+            officer=membership_required(request),
+            revoke=data["decision"] == "revoke",
+            refund=data.get("refund"),
+            reason=data["reason"],
+        )
         return Response(RevocationRequestSerializer(self.get_queryset().get(pk=decided.pk)).data)
 
 

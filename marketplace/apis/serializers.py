@@ -10,7 +10,15 @@ from compliance.engine import vocabulary as vocab
 from compliance.engine.jurisdictions import is_jurisdiction
 from compliance.selectors.facts import facts_for_viewer
 from marketplace.apis.revocations import RevocationRequestSerializer
-from marketplace.models import Dataset, EvidenceStatus, GrantRevocationRequest, Organisation, RefundRequest, Trade, TradeEvent
+from marketplace.models import (
+    Dataset,
+    EvidenceStatus,
+    GrantRevocationRequest,
+    Organisation,
+    RefundRequest,
+    Trade,
+    TradeEvent,
+)
 from marketplace.money import MoneyError, currency_check, money
 
 
@@ -33,7 +41,9 @@ class CurrencyField(serializers.CharField):
 
     def __init__(self, **kwargs: Any) -> None:
         kwargs.setdefault("max_length", 3)
-        kwargs.setdefault("help_text", "An ISO 4217 currency code (EUR, USD, JPY); funds, metals and testing codes are refused.")
+        kwargs.setdefault(
+            "help_text", "An ISO 4217 currency code (EUR, USD, JPY); funds, metals and testing codes are refused."
+        )
         super().__init__(**kwargs)
 
     def to_internal_value(self, data: Any) -> str:
@@ -64,7 +74,16 @@ class LicenceSerializer(serializers.Serializer):
 class OrganisationSerializer(serializers.ModelSerializer):
     class Meta:
         model = Organisation
-        fields = ["id", "name", "jurisdiction", "headquarters", "owner_jurisdictions", "kind", "certifications", "is_operator"]
+        fields = [
+            "id",
+            "name",
+            "jurisdiction",
+            "headquarters",
+            "owner_jurisdictions",
+            "kind",
+            "certifications",
+            "is_operator",
+        ]
 
 
 class DatasetSerializer(serializers.ModelSerializer):
@@ -73,11 +92,15 @@ class DatasetSerializer(serializers.ModelSerializer):
     subject_jurisdictions = serializers.ListField(child=JurisdictionField(), min_length=1, max_length=50)
     storage_jurisdiction = JurisdictionField(required=False)
     classification = serializers.ChoiceField(choices=vocab.CLASSIFICATIONS)
-    categories = serializers.ListField(child=serializers.ChoiceField(choices=vocab.CATEGORIES), required=False, max_length=len(vocab.CATEGORIES))
+    categories = serializers.ListField(
+        child=serializers.ChoiceField(choices=vocab.CATEGORIES), required=False, max_length=len(vocab.CATEGORIES)
+    )
     flags = serializers.ListField(child=serializers.ChoiceField(choices=vocab.DATA_FLAGS), required=False)
     exporter_flags = serializers.ListField(
-        child=serializers.ChoiceField(choices=vocab.EXPORTER_FLAGS), required=False,
-        help_text="Added to your organisation's own exporter flags for this dataset (cn_ciio, cn_ftz, cn_gba, data_broker).",
+        child=serializers.ChoiceField(choices=vocab.EXPORTER_FLAGS),
+        required=False,
+        help_text="Added to your organisation's own exporter flags for this dataset (cn_ciio, cn_ftz, cn_gba, "
+                  "data_broker).",
     )
     exporter = serializers.SerializerMethodField()
     subjects = serializers.IntegerField(min_value=0, max_value=10**10, required=False)
@@ -90,18 +113,44 @@ class DatasetSerializer(serializers.ModelSerializer):
     class Meta:
         model = Dataset
         fields = [
-            "id", "provider", "provider_name", "title", "description", "subject_jurisdictions", "storage_jurisdiction",
-            "classification", "categories", "subjects", "de_identified", "flags", "exporter_flags", "exporter",
-            "pi_duties_attested", "price", "currency", "pricing", "licence", "status", "published_at", "created_at", "updated_at",
+            "id",
+            "provider",
+            "provider_name",
+            "title",
+            "description",
+            "subject_jurisdictions",
+            "storage_jurisdiction",
+            "classification",
+            "categories",
+            "subjects",
+            "de_identified",
+            "flags",
+            "exporter_flags",
+            "exporter",
+            "pi_duties_attested",
+            "price",
+            "currency",
+            "pricing",
+            "licence",
+            "status",
+            "published_at",
+            "created_at",
+            "updated_at",
         ]
         read_only_fields = ["id", "status", "published_at", "created_at", "updated_at"]
 
     @extend_schema_field(
-        inline_serializer("Exporter", {"jurisdiction": serializers.CharField(), "flags": serializers.ListField(child=serializers.CharField())})
+        inline_serializer(
+            "Exporter",
+            {"jurisdiction": serializers.CharField(), "flags": serializers.ListField(child=serializers.CharField())},
+        )
     )
     def get_exporter(self, dataset: Dataset) -> dict[str, Any]:
         """The exporter facts the compliance check uses: the provider's, plus this dataset's flags."""
-        return {"jurisdiction": dataset.provider.jurisdiction, "flags": list(dict.fromkeys([*dataset.provider.exporter_flags, *dataset.exporter_flags]))}
+        return {
+            "jurisdiction": dataset.provider.jurisdiction,
+            "flags": list(dict.fromkeys([*dataset.provider.exporter_flags, *dataset.exporter_flags])),
+        }
 
     def validate_subject_jurisdictions(self, value: list[str]) -> list[str]:
         return list(dict.fromkeys(value))
@@ -118,10 +167,14 @@ class DatasetSerializer(serializers.ModelSerializer):
                     raise serializers.ValidationError({"price": [str(exc)]}) from None
                 if "price" in attrs:
                     attrs["price"] = money(price, currency)
-        if attrs.get("pricing") == "subscription" or (attrs.get("pricing") is None and getattr(self.instance, "pricing", "") == "subscription"):
+        if attrs.get("pricing") == "subscription" or (
+            attrs.get("pricing") is None and getattr(self.instance, "pricing", "") == "subscription"
+        ):
             licence = attrs.get("licence", getattr(self.instance, "licence", None)) or {}
             if not licence.get("term_days"):
-                raise serializers.ValidationError({"licence": ["a subscription needs licence.term_days: the length of one period"]})
+                raise serializers.ValidationError(
+                    {"licence": ["a subscription needs licence.term_days: the length of one period"]}
+                )
         return attrs
 
 
@@ -147,18 +200,29 @@ class MechanismOnFileSerializer(serializers.Serializer):
     id = serializers.UUIDField(read_only=True)
     code = serializers.ChoiceField(choices=vocab.MECHANISMS)
     reference = serializers.CharField(required=False, allow_blank=True, max_length=200, default="")
-    approved_on = serializers.DateField(required=False, allow_null=True, default=None, help_text="Signed, approved or filed on.")
+    approved_on = serializers.DateField(
+        required=False, allow_null=True, default=None, help_text="Signed, approved or filed on."
+    )
     valid_until = serializers.DateField(required=False, allow_null=True, default=None)
-    file = serializers.FileField(required=False, allow_null=True, write_only=True, help_text="PDF, PNG, JPEG or plain text; required.")
+    file = serializers.FileField(
+        required=False, allow_null=True, write_only=True, help_text="PDF, PNG, JPEG or plain text; required."
+    )
     content_type = serializers.CharField(read_only=True)
     size = serializers.IntegerField(read_only=True)
     sha256 = serializers.CharField(read_only=True)
-    status = serializers.ChoiceField(choices=EvidenceStatus.choices, read_only=True,
-                                     help_text="pending until an officer accepts or rejects it; only accepted evidence counts.")
-    review_reason = serializers.CharField(read_only=True, help_text="The officer's reason (shown to the submitter when rejected).")
+    status = serializers.ChoiceField(
+        choices=EvidenceStatus.choices,
+        read_only=True,
+        help_text="pending until an officer accepts or rejects it; only accepted evidence counts.",
+    )
+    review_reason = serializers.CharField(
+        read_only=True, help_text="The officer's reason (shown to the submitter when rejected)."
+    )
     reviewed_by = serializers.CharField(source="reviewed_by_label", read_only=True)
     reviewed_at = serializers.DateTimeField(read_only=True, allow_null=True)
-    awaiting = serializers.SerializerMethodField(help_text="\"second_officer\" when a regulator's approval has its first acceptance.")
+    awaiting = serializers.SerializerMethodField(
+        help_text='"second_officer" when a regulator\'s approval has its first acceptance.'
+    )
     created_at = serializers.DateTimeField(read_only=True)
 
     @extend_schema_field(serializers.CharField(allow_null=True))
@@ -185,12 +249,17 @@ class TradeDocumentSerializer(MechanismOnFileSerializer):
 
 class TradeCreateSerializer(serializers.Serializer):
     dataset = serializers.UUIDField()
-    destination = JurisdictionField(required=False, help_text="Where the data goes; defaults to your organisation's jurisdiction.")
+    destination = JurisdictionField(
+        required=False, help_text="Where the data goes; defaults to your organisation's jurisdiction."
+    )
     purpose = serializers.ChoiceField(choices=vocab.PURPOSES, default="resale")
     # many=True passes max_length on to the ListSerializer; the stubs type only the child's arguments
     mechanisms = MechanismSerializer(many=True, required=False, max_length=len(vocab.MECHANISMS))  # type: ignore[call-arg]
-    delivery = serializers.ChoiceField(choices=vocab.DELIVERIES, default="download",
-                                       help_text="compute: buy query access under the dataset's compute offer; the file is never delivered.")
+    delivery = serializers.ChoiceField(
+        choices=vocab.DELIVERIES,
+        default="download",
+        help_text="compute: buy query access under the dataset's compute offer; the file is never delivered.",
+    )
     queries = serializers.IntegerField(min_value=1, max_value=1_000_000, required=False,
                                        help_text="For a compute offer priced per query: how many queries to buy.")
 
@@ -218,8 +287,12 @@ class ReasonSerializer(serializers.Serializer):
 
 
 class ReviewConditionsSerializer(serializers.Serializer):
-    grant_valid_days = serializers.IntegerField(min_value=1, max_value=3650, required=False,
-                                                help_text="Access ends this many days after settlement (if sooner than the licence).")
+    grant_valid_days = serializers.IntegerField(
+        min_value=1,
+        max_value=3650,
+        required=False,
+        help_text="Access ends this many days after settlement (if sooner than the licence).",
+    )
 
     def to_internal_value(self, data: Any) -> Any:
         if isinstance(data, dict):
@@ -270,9 +343,28 @@ class TradeSerializer(serializers.ModelSerializer):
     class Meta:
         model = Trade
         fields = [
-            "id", "status", "dataset", "dataset_title", "buyer", "buyer_name", "provider", "provider_name",
-            "destination", "purpose", "mechanisms", "price", "currency", "pricing", "licence", "delivery", "compute_queries",
-            "decision", "renews", "created_at", "status_changed_at", "settled_at",
+            "id",
+            "status",
+            "dataset",
+            "dataset_title",
+            "buyer",
+            "buyer_name",
+            "provider",
+            "provider_name",
+            "destination",
+            "purpose",
+            "mechanisms",
+            "price",
+            "currency",
+            "pricing",
+            "licence",
+            "delivery",
+            "compute_queries",
+            "decision",
+            "renews",
+            "created_at",
+            "status_changed_at",
+            "settled_at",
         ]
         read_only_fields = fields
 
@@ -285,7 +377,9 @@ class TradeSerializer(serializers.ModelSerializer):
 
 class TradeDetailSerializer(TradeSerializer):
     events = TradeEventSerializer(many=True, read_only=True)
-    revocation_requests = serializers.SerializerMethodField(help_text="Requests to revoke the trade's grant and their decisions, newest first.")
+    revocation_requests = serializers.SerializerMethodField(
+        help_text="Requests to revoke the trade's grant and their decisions, newest first."
+    )
 
     class Meta(TradeSerializer.Meta):
         fields = [*TradeSerializer.Meta.fields, "events", "revocation_requests"]
@@ -293,15 +387,20 @@ class TradeDetailSerializer(TradeSerializer):
 
     @extend_schema_field(RevocationRequestSerializer(many=True))
     def get_revocation_requests(self, trade: Trade) -> list[dict[str, Any]]:
-        requests = GrantRevocationRequest.objects.filter(grant__trade_id=trade.id).select_related("grant__dataset", "grant__buyer")
+        requests = GrantRevocationRequest.objects.filter(grant__trade_id=trade.id).select_related(
+            "grant__dataset", "grant__buyer"
+        )
         return RevocationRequestSerializer(requests.order_by("-created_at", "-id"), many=True).data  # type: ignore[return-value]
 
 
 class ReviewResultSerializer(TradeDetailSerializer):
     """The trade after an officer's verdict, and what it still waits for."""
 
-    awaiting = serializers.CharField(allow_null=True, read_only=True,
-                                     help_text="\"second_officer\" after the first of two approvals (four eyes); otherwise null.")
+    awaiting = serializers.CharField(
+        allow_null=True,
+        read_only=True,
+        help_text='"second_officer" after the first of two approvals (four eyes); otherwise null.',
+    )
 
     class Meta(TradeDetailSerializer.Meta):
         fields = [*TradeDetailSerializer.Meta.fields, "awaiting"]
@@ -313,11 +412,20 @@ class ReviewItemSerializer(TradeSerializer):
 
     facts = serializers.SerializerMethodField()
     documents = TradeDocumentSerializer(many=True, read_only=True)
-    pending_evidence = serializers.BooleanField(read_only=True, help_text="Evidence on this trade waits for an officer to accept or reject it.")
+    pending_evidence = serializers.BooleanField(
+        read_only=True, help_text="Evidence on this trade waits for an officer to accept or reject it."
+    )
     waiting_hours = serializers.SerializerMethodField()
 
     class Meta(TradeSerializer.Meta):
-        fields = [*TradeSerializer.Meta.fields, "facts", "documents", "pending_evidence", "waiting_since", "waiting_hours"]
+        fields = [
+            *TradeSerializer.Meta.fields,
+            "facts",
+            "documents",
+            "pending_evidence",
+            "waiting_since",
+            "waiting_hours",
+        ]
         read_only_fields = fields
 
     @extend_schema_field(serializers.DictField(allow_null=True, help_text=(
@@ -341,7 +449,18 @@ class RefundRequestSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = RefundRequest
-        fields = ["id", "trade", "amount", "currency", "reason", "status", "requested_by", "created_at", "confirmed_by", "confirmed_at"]
+        fields = [
+            "id",
+            "trade",
+            "amount",
+            "currency",
+            "reason",
+            "status",
+            "requested_by",
+            "created_at",
+            "confirmed_by",
+            "confirmed_at",
+        ]
         read_only_fields = fields
 
 

@@ -67,15 +67,22 @@ class TradeViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Ge
     def _detail(self, trade: Trade) -> Response:
         return Response(s.TradeDetailSerializer(trade_detail_queryset(user=self.request.user).get(pk=trade.pk)).data)
 
-    @extend_schema(request=s.TradeCreateSerializer, responses={201: s.TradeSerializer}, parameters=[IDEMPOTENCY_PARAMETER])
+    @extend_schema(
+        request=s.TradeCreateSerializer, responses={201: s.TradeSerializer}, parameters=[IDEMPOTENCY_PARAMETER]
+    )
     @idempotent
     def create(self, request: Request) -> Response:
         serializer = s.TradeCreateSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data
         trade = trade_services.trade_create(
-            membership=_membership(request), dataset_id=data["dataset"], destination=data.get("destination"),
-            purpose=data["purpose"], mechanisms=data.get("mechanisms", []), delivery=data["delivery"], queries=data.get("queries"),
+            membership=_membership(request),
+            dataset_id=data["dataset"],
+            destination=data.get("destination"),
+            purpose=data["purpose"],
+            mechanisms=data.get("mechanisms", []),
+            delivery=data["delivery"],
+            queries=data.get("queries"),
         )
         # Rendered from the objects the service already holds: no second read of the new trade.
         return Response(s.TradeSerializer(trade).data, status=status.HTTP_201_CREATED)
@@ -114,27 +121,40 @@ class TradeViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Ge
             raise PermissionDeniedError("Only the buyer may cancel a trade.")
         serializer = s.CancelSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        trade = trade_services.trade_cancel(trade_id=trade.id, actor=request_user(request), reason=serializer.validated_data.get("reason", ""))
+        trade = trade_services.trade_cancel(
+            trade_id=trade.id, actor=request_user(request), reason=serializer.validated_data.get("reason", "")
+        )
         return self._detail(trade)
 
-    @extend_schema(request=s.ReasonSerializer, responses={200: s.TradeDetailSerializer, 202: s.RefundAwaitingSerializer},
-                   parameters=[IDEMPOTENCY_PARAMETER])
+    @extend_schema(
+        request=s.ReasonSerializer,
+        responses={200: s.TradeDetailSerializer, 202: s.RefundAwaitingSerializer},
+        parameters=[IDEMPOTENCY_PARAMETER],
+    )
     @action(detail=True, methods=["post"], permission_classes=[IsAuthenticated, IsOfficer])
     @idempotent
     def refund(self, request: Request, pk: str | None = None) -> Response:
-        """Officers: reverse a settled trade; the buyer gets the price back, the access grant is revoked (200, the trade).
+        """Officers: reverse a settled trade; the buyer gets the price back, the access grant is revoked (200, the
+        trade).
         Over ELEMENTA_REFUND_FOUR_EYES_OVER (trade currency, default 1000) it takes two officers: the first
         call records a request and answers 202 with `"awaiting": "second_officer"` (nothing moves); a
         different officer's call carries it out (200). The same officer again: 409 `second_officer_required`."""
         trade = self.get_object()
         serializer = s.ReasonSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        outcome = trade_refund_request(trade_id=trade.id, officer=request_user(request), reason=serializer.validated_data["reason"])
+        outcome = trade_refund_request(
+            trade_id=trade.id, officer=request_user(request), reason=serializer.validated_data["reason"]
+        )
         if not outcome.executed:
             assert outcome.request is not None
-            return Response({"awaiting": "second_officer", "refund_request": s.RefundRequestSerializer(outcome.request).data,
-                             "trade": s.TradeDetailSerializer(trade_detail_queryset(user=request.user).get(pk=trade.pk)).data},
-                            status=status.HTTP_202_ACCEPTED)
+            return Response(
+                {
+                    "awaiting": "second_officer",
+                    "refund_request": s.RefundRequestSerializer(outcome.request).data,
+                    "trade": s.TradeDetailSerializer(trade_detail_queryset(user=request.user).get(pk=trade.pk)).data,
+                },
+                status=status.HTTP_202_ACCEPTED,
+            )
         return self._detail(outcome.trade)
 
     @extend_schema(request=None, responses={201: s.TradeSerializer})
@@ -154,8 +174,13 @@ class TradeViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Ge
         trade = self.get_object()
         serializer = s.ReviewDecisionSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        trade = trade_services.trade_review(trade_id=trade.id, officer=request_user(request), approve=approve,
-                                            reason=serializer.validated_data["reason"], conditions=serializer.validated_data.get("conditions"))
+        trade = trade_services.trade_review(
+            trade_id=trade.id,
+            officer=request_user(request),
+            approve=approve,
+            reason=serializer.validated_data["reason"],
+            conditions=serializer.validated_data.get("conditions"),
+        )
         body = s.TradeDetailSerializer(trade_detail_queryset(user=request.user).get(pk=trade.pk)).data
         return Response({**body, "awaiting": trade_services.trade_review_awaiting(trade=trade)})
 

@@ -25,7 +25,13 @@ from marketplace.apis.serializers import CurrencyField
 from marketplace.idempotency import idempotent
 from marketplace.models import Deposit, LedgerEntry, Organisation
 from marketplace.money import AMOUNT_MAX, MoneyError, money
-from marketplace.selectors.ledger import deposits_for, ledger_entries_for, payouts_for, platform_balances, wallet_balances
+from marketplace.selectors.ledger import (
+    deposits_for,
+    ledger_entries_for,
+    payouts_for,
+    platform_balances,
+    wallet_balances,
+)
 from marketplace.selectors.members import is_officer, membership_of
 from marketplace.services.deposits import deposit_approve, deposit_credit_request, deposit_reject, deposit_request
 
@@ -46,10 +52,16 @@ class BalanceSerializer(serializers.Serializer):
 class WalletApi(APIView):
     """Your organisation's balances per currency: available to spend, and held in escrow."""
 
-    @extend_schema(responses=inline_serializer("Wallet", {"organisation": serializers.UUIDField(), "balances": BalanceSerializer(many=True)}))
+    @extend_schema(
+        responses=inline_serializer(
+            "Wallet", {"organisation": serializers.UUIDField(), "balances": BalanceSerializer(many=True)}
+        )
+    )
     def get(self, request: Request) -> Response:
         org = _org_id(request)
-        return Response({"organisation": org, "balances": BalanceSerializer(wallet_balances(organisation_id=org), many=True).data})
+        return Response(
+            {"organisation": org, "balances": BalanceSerializer(wallet_balances(organisation_id=org), many=True).data}
+        )
 
 
 class PlatformWalletApi(APIView):
@@ -90,7 +102,18 @@ class LedgerEntrySerializer(serializers.ModelSerializer):
 
     class Meta:
         model = LedgerEntry
-        fields = ["id", "created_at", "transaction", "kind", "account", "currency", "amount", "trade", "deposit", "memo"]
+        fields = [
+            "id",
+            "created_at",
+            "transaction",
+            "kind",
+            "account",
+            "currency",
+            "amount",
+            "trade",
+            "deposit",
+            "memo",
+        ]
 
 
 class LedgerEntryApi(mixins.ListModelMixin, viewsets.GenericViewSet):
@@ -113,13 +136,27 @@ class DepositSerializer(serializers.ModelSerializer):
                                                       help_text="Officers only: credit this organisation directly "
                                                                 "(pending until a second officer approves it).")
     note = serializers.CharField(required=False, allow_blank=True, max_length=500)
-    awaiting = serializers.SerializerMethodField(help_text="While pending: `operator` (a member's request, any officer approves) or "
-                                                           "`second_officer` (an officer's direct credit, a different officer approves).")
+    awaiting = serializers.SerializerMethodField(
+        help_text="While pending: `operator` (a member's request, any officer approves) or "
+        "`second_officer` (an officer's direct credit, a different officer approves)."
+    )
 
     class Meta:
         model = Deposit
-        fields = ["id", "organisation", "amount", "currency", "status", "direct", "awaiting", "provider", "provider_reference", "note",
-                  "created_at", "decided_at"]
+        fields = [
+            "id",
+            "organisation",
+            "amount",
+            "currency",
+            "status",
+            "direct",
+            "awaiting",
+            "provider",
+            "provider_reference",
+            "note",
+            "created_at",
+            "decided_at",
+        ]
         read_only_fields = ["id", "status", "direct", "provider", "provider_reference", "created_at", "decided_at"]
 
     def get_awaiting(self, deposit: Deposit) -> str | None:
@@ -141,7 +178,9 @@ class DecisionNoteSerializer(serializers.Serializer):
     note = serializers.CharField(required=False, allow_blank=True, max_length=500, default="")
 
 
-class DepositViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.CreateModelMixin, viewsets.GenericViewSet):
+class DepositViewSet(
+    mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.CreateModelMixin, viewsets.GenericViewSet
+):
     """Top-ups. A member's request waits for an officer; an officer's direct credit (with
     `organisation`) waits for a second, different officer. Officers see every organisation's
     deposits and approve or reject them; nobody approves a deposit they requested
@@ -172,8 +211,13 @@ class DepositViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.Cr
         if data.get("organisation") is not None:
             if not is_officer(request.user):
                 raise PermissionDeniedError("Only an operator may credit another organisation's wallet.")
-            deposit = deposit_credit_request(organisation=data["organisation"], amount=data["amount"], currency=data["currency"],
-                                             operator=request_user(request), note=data.get("note", ""))
+            deposit = deposit_credit_request(
+                organisation=data["organisation"],
+                amount=data["amount"],
+                currency=data["currency"],
+                operator=request_user(request),
+                note=data.get("note", ""),
+            )
         else:
             membership = membership_of(request.user)
             if membership is None:
@@ -189,7 +233,9 @@ class DepositViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.Cr
         409 `deposit_not_pending` once decided."""
         note = DecisionNoteSerializer(data=request.data)
         note.is_valid(raise_exception=True)
-        deposit = deposit_approve(deposit_id=self.get_object().id, operator=request_user(request), note=note.validated_data["note"])
+        deposit = deposit_approve(
+            deposit_id=self.get_object().id, operator=request_user(request), note=note.validated_data["note"]
+        )
         return Response(self.get_serializer(deposit).data)
 
     @extend_schema(request=DecisionNoteSerializer, responses=DepositSerializer)
@@ -198,7 +244,9 @@ class DepositViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.Cr
         """Officers: refuse a pending deposit (recorded in the audit trail with who refused); nothing is credited."""
         note = DecisionNoteSerializer(data=request.data)
         note.is_valid(raise_exception=True)
-        deposit = deposit_reject(deposit_id=self.get_object().id, operator=request_user(request), note=note.validated_data["note"])
+        deposit = deposit_reject(
+            deposit_id=self.get_object().id, operator=request_user(request), note=note.validated_data["note"]
+        )
         return Response(self.get_serializer(deposit).data)
 
 
@@ -216,11 +264,24 @@ class PayoutReportApi(APIView):
         writer = csv.writer(_Echo())
 
         def lines() -> Iterator[str]:
-            yield writer.writerow(["settled_at", "trade", "dataset", "buyer", "currency", "gross", "platform_fee", "net", "status"])
+            yield writer.writerow(
+                ["settled_at", "trade", "dataset", "buyer", "currency", "gross", "platform_fee", "net", "status"]
+            )
             for s in rows.iterator(chunk_size=500):
                 t = s.trade
-                yield writer.writerow([s.created_at.isoformat(), t.id, t.dataset.title, t.buyer.name, s.currency, s.amount,
-                                       s.platform_fee, s.provider_amount, t.status])
+                yield writer.writerow(
+                    [
+                        s.created_at.isoformat(),
+                        t.id,
+                        t.dataset.title,
+                        t.buyer.name,
+                        s.currency,
+                        s.amount,
+                        s.platform_fee,
+                        s.provider_amount,
+                        t.status,
+                    ]
+                )
 
         response = StreamingHttpResponse(lines(), content_type="text/csv")
         response["Content-Disposition"] = 'attachment; filename="payouts.csv"'

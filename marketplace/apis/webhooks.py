@@ -34,7 +34,17 @@ class WebhookEndpointSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = WebhookEndpoint
-        fields = ["id", "url", "events", "description", "active", "created_by", "created_at", "updated_at", "previous_secret_expires_at"]
+        fields = [
+            "id",
+            "url",
+            "events",
+            "description",
+            "active",
+            "created_by",
+            "created_at",
+            "updated_at",
+            "previous_secret_expires_at",
+        ]
         read_only_fields = ["id", "created_by", "created_at", "updated_at", "previous_secret_expires_at"]
 
 
@@ -48,8 +58,11 @@ class WebhookEndpointWithSecretSerializer(WebhookEndpointSerializer):
 
 class WebhookRotateSerializer(serializers.Serializer):
     keep_previous_hours = serializers.IntegerField(
-        min_value=0, max_value=168, default=0,
-        help_text="Keep signing with the old secret as well (a second v1= signature) for this many hours; 0 stops it at once.",
+        min_value=0,
+        max_value=168,
+        default=0,
+        help_text="Keep signing with the old secret as well (a second v1= signature) for this many hours; 0 stops it "
+                  "at once.",
     )
 
 
@@ -69,21 +82,38 @@ class WebhookDeliverySerializer(serializers.ModelSerializer):
     class Meta:
         model = WebhookDelivery
         fields = [
-            "id", "endpoint", "event_id", "kind", "status", "attempt_count", "next_attempt_at", "last_error", "delivered_at",
-            "redelivery_of", "created_at", "payload", "attempts",
+            "id",
+            "endpoint",
+            "event_id",
+            "kind",
+            "status",
+            "attempt_count",
+            "next_attempt_at",
+            "last_error",
+            "delivered_at",
+            "redelivery_of",
+            "created_at",
+            "payload",
+            "attempts",
         ]
         read_only_fields = fields
 
 
 def _deliveries() -> QuerySet[WebhookDelivery]:
-    return WebhookDelivery.objects.prefetch_related(Prefetch("attempt_log", queryset=WebhookAttempt.objects.order_by("number")))
+    return WebhookDelivery.objects.prefetch_related(
+        Prefetch("attempt_log", queryset=WebhookAttempt.objects.order_by("number"))
+    )
 
 
 # --- views ------------------------------------------------------------------------------------
 
 
 class WebhookEndpointViewSet(
-    mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.CreateModelMixin, mixins.UpdateModelMixin, mixins.DestroyModelMixin,
+    mixins.ListModelMixin,
+    mixins.RetrieveModelMixin,
+    mixins.CreateModelMixin,
+    mixins.UpdateModelMixin,
+    mixins.DestroyModelMixin,
     viewsets.GenericViewSet,
 ):
     """Your organisation's webhook endpoints. The signing secret is returned only when an endpoint
@@ -104,19 +134,25 @@ class WebhookEndpointViewSet(
         """Any member, for its own organisation. Audited (`webhook.endpoint_created`; the secret never is)."""
         serializer = self.get_serializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        endpoint = webhook_services.webhook_endpoint_create(membership=_membership(request), **serializer.validated_data)
+        endpoint = webhook_services.webhook_endpoint_create(
+            membership=_membership(request), **serializer.validated_data
+        )
         return Response(WebhookEndpointWithSecretSerializer(endpoint).data, status=status.HTTP_201_CREATED)
 
     def partial_update(self, request: Request, pk: str | None = None) -> Response:
-        """Your organisation's endpoint (anyone else's: 404). Audited (`webhook.endpoint_updated`, each change old → new)."""
+        """Your organisation's endpoint (anyone else's: 404). Audited (`webhook.endpoint_updated`, each change old →
+        new)."""
         current = self.get_object()
         serializer = self.get_serializer(current, data=request.data, partial=True)
         serializer.is_valid(raise_exception=True)
-        endpoint = webhook_services.webhook_endpoint_update(endpoint_id=current.id, actor=request.user, **serializer.validated_data)
+        endpoint = webhook_services.webhook_endpoint_update(
+            endpoint_id=current.id, actor=request.user, **serializer.validated_data
+        )
         return Response(self.get_serializer(endpoint).data)
 
     def destroy(self, request: Request, pk: str | None = None) -> Response:
-        """Your organisation's endpoint (anyone else's: 404), with its deliveries. Audited (`webhook.endpoint_deleted`)."""
+        """Your organisation's endpoint (anyone else's: 404), with its deliveries. Audited
+        (`webhook.endpoint_deleted`)."""
         webhook_services.webhook_endpoint_delete(endpoint_id=self.get_object().id, actor=request.user)
         return Response(status=status.HTTP_204_NO_CONTENT)
 
@@ -129,7 +165,9 @@ class WebhookEndpointViewSet(
         params = WebhookRotateSerializer(data=request.data or {})
         params.is_valid(raise_exception=True)
         endpoint = webhook_services.webhook_secret_rotate(
-            endpoint_id=endpoint.id, actor=request.user, keep_previous_for=timedelta(hours=params.validated_data["keep_previous_hours"]),
+            endpoint_id=endpoint.id,
+            actor=request.user,
+            keep_previous_for=timedelta(hours=params.validated_data["keep_previous_hours"]),
         )
         return Response(WebhookEndpointWithSecretSerializer(endpoint).data)
 
@@ -138,7 +176,9 @@ class WebhookEndpointViewSet(
     def test(self, request: Request, pk: str | None = None) -> Response:
         """Send a `ping` event to this endpoint now; follow it in its deliveries."""
         delivery = webhook_services.webhook_endpoint_ping(endpoint_id=self.get_object().id)
-        return Response(WebhookDeliverySerializer(_deliveries().get(pk=delivery.id)).data, status=status.HTTP_202_ACCEPTED)
+        return Response(
+            WebhookDeliverySerializer(_deliveries().get(pk=delivery.id)).data, status=status.HTTP_202_ACCEPTED
+        )
 
     @extend_schema(
         parameters=[

@@ -16,7 +16,12 @@ PROVINCES: dict[str, tuple[str, ...]] = {
 WEIGHTS = (50, 12, 12, 12, 8, 6)  # percent of customers per province, in PROVINCES order
 TINY = ("Xizang", "Lhasa")  # fewer than k customers: always suppressed
 TINY_ROWS = 3
-COLUMNS = {"province": "quasi_identifier", "city": "quasi_identifier", "basket_size": "plain", "customer_id": "identifier"}
+COLUMNS = {
+    "province": "quasi_identifier",
+    "city": "quasi_identifier",
+    "basket_size": "plain",
+    "customer_id": "identifier",
+}
 
 
 def demo_orders_rows(rows: int = 5000, *, seed: int = 2026) -> list[tuple[str, str, int, int]]:

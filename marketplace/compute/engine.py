@@ -65,7 +65,9 @@ def prepared_meta(target: Path) -> dict[str, Any]:
     return json.loads(meta.read_text()) if meta.exists() else {}
 
 
-def prepare_table(csv_path: Path, target: Path, *, table: str, columns: list[str], identifier: str | None = None) -> Path:
+def prepare_table(
+    csv_path: Path, target: Path, *, table: str, columns: list[str], identifier: str | None = None
+) -> Path:
     """Load the declared `columns` of a CSV file into a DuckDB database file holding one table
     (built once per file version: a temporary file, then an atomic rename). Undeclared columns are
     dropped: a query can never read a column the offer did not describe.
@@ -135,7 +137,9 @@ def run_query(sql: str, *, database: Path, table: str, limits: Limits) -> RawRes
         columns = [d[0] for d in cursor.description or []]
         rows = cursor.fetchmany(limits.fetch_rows)
     except duckdb.InterruptException:
-        raise EngineError("time_limit", f"the query ran longer than {limits.timeout_seconds:g} s and was stopped") from None
+        raise EngineError(
+            "time_limit", f"the query ran longer than {limits.timeout_seconds:g} s and was stopped"
+        ) from None
     except duckdb.OutOfMemoryException:
         raise EngineError("memory_limit", f"the query needed more than {limits.memory_mb} MB and was stopped") from None
     except duckdb.Error as exc:

@@ -66,12 +66,18 @@ def dp_check(checked: CheckedQuery, policy: ReleasePolicy) -> None:
         if output.kind != "aggregate":
             continue
         if output.function not in DP_SUPPORTED:
-            raise QueryRefused("query_not_supported_with_dp",
-                               f"{output.function.upper()} is not released under differential privacy here; use COUNT, SUM or AVG.")
-        if output.function in ("sum", "avg") and (output.column is None or output.column not in policy.bounds or output.distinct):
+            raise QueryRefused(
+                "query_not_supported_with_dp",
+                f"{output.function.upper()} is not released under differential privacy here; use COUNT, SUM or AVG.",
+            )
+        if output.function in ("sum", "avg") and (
+            output.column is None or output.column not in policy.bounds or output.distinct
+        ):
             bounded = ", ".join(sorted(policy.bounds)) or "none"
-            raise QueryRefused("query_not_supported_with_dp",
-                               f"{output.function.upper()} needs a bare column with declared bounds (bounded columns: {bounded}).")
+            raise QueryRefused(
+                "query_not_supported_with_dp",
+                f"{output.function.upper()} needs a bare column with declared bounds (bounded columns: {bounded}).",
+            )
 
 
 def dp_helpers(checked: CheckedQuery) -> list[tuple[str, str]]:
@@ -100,8 +106,15 @@ def release(raw: RawResult, checked: CheckedQuery, policy: ReleasePolicy) -> Rel
         kept = [row for row in raw.rows if int(row[units_at] or 0) >= policy.k]
         rows = [[row[i] for i in visible] for row in kept]
         capped = max(len(rows) - policy.max_rows, 0)
-        return Release(columns=[raw.columns[i] for i in visible], rows=rows[:policy.max_rows], groups_total=len(raw.rows),
-                       groups_suppressed=len(raw.rows) - len(kept), rows_capped=capped, epsilon_spent=0.0, mechanism=None)
+        return Release(
+            columns=[raw.columns[i] for i in visible],
+            rows=rows[: policy.max_rows],
+            groups_total=len(raw.rows),
+            groups_suppressed=len(raw.rows) - len(kept),
+            rows_capped=capped,
+            epsilon_spent=0.0,
+            mechanism=None,
+        )
     return _release_dp(raw, checked, policy, index, visible, units_at)
 
 
@@ -150,5 +163,12 @@ def _release_dp(raw: RawResult, checked: CheckedQuery, policy: ReleasePolicy, in
     mechanism = {"library": "opendp", "mechanism": "laplace", "epsilon": epsilon, "measurements": measurements,
                  "epsilon_each": share, "contributions_per_person": c, "scales": scales,
                  "threshold": f"exact and noisy contributor counts ≥ {policy.k}"}
-    return Release(columns=[raw.columns[i] for i in visible], rows=out_rows[:policy.max_rows], groups_total=len(raw.rows),
-                   groups_suppressed=suppressed, rows_capped=capped, epsilon_spent=epsilon, mechanism=mechanism)
+    return Release(
+        columns=[raw.columns[i] for i in visible],
+        rows=out_rows[: policy.max_rows],
+        groups_total=len(raw.rows),
+        groups_suppressed=suppressed,
+        rows_capped=capped,
+        epsilon_spent=epsilon,
+        mechanism=mechanism,
+    )

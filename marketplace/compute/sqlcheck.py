@@ -98,7 +98,9 @@ def _statement(sql: str) -> exp.Select:
     except (ParseError, TokenError):
         raise QueryRefused("query_unparseable", "The query is not valid SQL (DuckDB dialect).") from None
     if len(statements) != 1:
-        raise QueryRefused("query_not_single_select", f"Send exactly one SELECT statement; this has {len(statements)} statements.")
+        raise QueryRefused(
+            "query_not_single_select", f"Send exactly one SELECT statement; this has {len(statements)} statements."
+        )
     statement = statements[0]
     if not isinstance(statement, exp.Select):
         kind = statement.name.upper() if isinstance(statement, exp.Command) else _name(statement).upper()
@@ -110,20 +112,32 @@ def _walk_allowed(tree: exp.Select) -> None:
     for node in tree.walk():
         if isinstance(node, TABLE_FUNCTIONS):
             fname = node.name if isinstance(node, exp.Anonymous) else _name(node)
-            raise QueryRefused("query_function_not_allowed", f"The function {fname}() is not allowed: queries read only the offered tables.")
+            raise QueryRefused(
+                "query_function_not_allowed",
+                f"The function {fname}() is not allowed: queries read only the offered tables.",
+            )
         if (isinstance(node, exp.Select) and node is not tree) or isinstance(node, exp.Subquery):
-            raise QueryRefused("query_construct_not_allowed", "Subqueries are not allowed: query the offered table directly.")
+            raise QueryRefused(
+                "query_construct_not_allowed", "Subqueries are not allowed: query the offered table directly."
+            )
         if isinstance(node, exp.With) or isinstance(node, exp.CTE):
             raise QueryRefused("query_construct_not_allowed", "WITH (common table expressions) is not allowed.")
         if isinstance(node, exp.Join):
             raise QueryRefused("query_construct_not_allowed", "Joins are not allowed: a query reads one offered table.")
         if isinstance(node, exp.Window):
-            raise QueryRefused("query_construct_not_allowed", "Window functions are not allowed: they return per-row values.")
+            raise QueryRefused(
+                "query_construct_not_allowed", "Window functions are not allowed: they return per-row values."
+            )
         if isinstance(node, exp.AggFunc) and not isinstance(node, tuple(AGGREGATES)):
-            raise QueryRefused("query_aggregate_not_allowed",
-                               f"{_name(node).upper()} is not allowed: it can return one person's value. Use COUNT, SUM, AVG, STDDEV or VARIANCE.")
+            raise QueryRefused(
+                "query_aggregate_not_allowed",
+                f"{_name(node).upper()} is not allowed: it can return one person's value. Use COUNT, SUM, AVG, STDDEV "
+                "or VARIANCE.",
+            )
         if isinstance(node, exp.Cast) and not isinstance(node, exp.TryCast):
-            raise QueryRefused("query_function_not_allowed", "CAST is not allowed (its errors echo cell values); use TRY_CAST.")
+            raise QueryRefused(
+                "query_function_not_allowed", "CAST is not allowed (its errors echo cell values); use TRY_CAST."
+            )
         if not isinstance(node, ALLOWED):
             raise QueryRefused("query_construct_not_allowed", f"{_name(node)} is not allowed in a compute query.")
 
@@ -144,7 +158,9 @@ def check_query(sql: str, tables: dict[str, dict[str, str]]) -> CheckedQuery:
         raise QueryRefused("query_no_table", f"Query one of the offered tables: {', '.join(sorted(tables))}.")
     table = source.this
     if table.args.get("db") or table.args.get("catalog") or not isinstance(table.this, exp.Identifier):
-        raise QueryRefused("query_unknown_table", "Name an offered table by its bare name (no schema, catalogue or file path).")
+        raise QueryRefused(
+            "query_unknown_table", "Name an offered table by its bare name (no schema, catalogue or file path)."
+        )
     table_name = table.this.name
     if table_name not in tables:
         raise QueryRefused("query_unknown_table", f"No table {table_name!r}; offered: {', '.join(sorted(tables))}.")
@@ -156,7 +172,9 @@ def check_query(sql: str, tables: dict[str, dict[str, str]]) -> CheckedQuery:
         if column.table and column.table not in qualifiers:
             raise QueryRefused("query_unknown_table", f"Unknown table qualifier {column.table!r}.")
         if column.name not in roles:
-            raise QueryRefused("query_unknown_column", f"No column {column.name!r} in {table_name}; offered: {', '.join(roles)}.")
+            raise QueryRefused(
+                "query_unknown_column", f"No column {column.name!r} in {table_name}; offered: {', '.join(roles)}."
+            )
         columns_read.add(column.name)
         if roles[column.name] == "identifier":
             inside_count = isinstance(column.parent, exp.Count) or (
@@ -170,11 +188,21 @@ def check_query(sql: str, tables: dict[str, dict[str, str]]) -> CheckedQuery:
     group = tree.args.get("group")
     keys: list[str] = []
     if group is not None:
-        if group.args.get("all") or group.args.get("rollup") or group.args.get("cube") or group.args.get("grouping_sets"):
-            raise QueryRefused("query_construct_not_allowed", "GROUP BY ALL, ROLLUP, CUBE and GROUPING SETS are not allowed; list the columns.")
+        if (
+            group.args.get("all")
+            or group.args.get("rollup")
+            or group.args.get("cube")
+            or group.args.get("grouping_sets")
+        ):
+            raise QueryRefused(
+                "query_construct_not_allowed",
+                "GROUP BY ALL, ROLLUP, CUBE and GROUPING SETS are not allowed; list the columns.",
+            )
         for expression in group.expressions:
             if not isinstance(expression, exp.Column):
-                raise QueryRefused("query_group_by_not_column", "GROUP BY lists columns by name (no positions or expressions).")
+                raise QueryRefused(
+                    "query_group_by_not_column", "GROUP BY lists columns by name (no positions or expressions)."
+                )
             keys.append(expression.name)
     for clause in ("where",):
         node = tree.args.get(clause)
@@ -185,11 +213,16 @@ def check_query(sql: str, tables: dict[str, dict[str, str]]) -> CheckedQuery:
     for projection in tree.expressions:
         inner = projection.this if isinstance(projection, exp.Alias) else projection
         if isinstance(inner, exp.Star):
-            raise QueryRefused("query_select_star", "SELECT * returns rows, not aggregates: select aggregates and grouping columns.")
+            raise QueryRefused(
+                "query_select_star", "SELECT * returns rows, not aggregates: select aggregates and grouping columns."
+            )
         if isinstance(inner, exp.Column):
             if inner.name not in keys:
-                raise QueryRefused("query_not_aggregate",
-                                   f"{inner.name} is neither aggregated nor in GROUP BY: every output column must be one or the other.")
+                raise QueryRefused(
+                    "query_not_aggregate",
+                    f"{inner.name} is neither aggregated nor in GROUP BY: every output column must be one or the "
+                    "other.",
+                )
             outputs.append(OutputColumn(kind="key", column=inner.name))
             continue
         if isinstance(inner, tuple(AGGREGATES)):
@@ -200,13 +233,17 @@ def check_query(sql: str, tables: dict[str, dict[str, str]]) -> CheckedQuery:
             if distinct:
                 argument = argument.expressions[0] if argument.expressions else None
             bare = argument.name if isinstance(argument, exp.Column) else None
-            outputs.append(OutputColumn(kind="aggregate", function=AGGREGATES[type(inner)], column=bare, distinct=distinct))
+            outputs.append(
+                OutputColumn(kind="aggregate", function=AGGREGATES[type(inner)], column=bare, distinct=distinct)
+            )
             continue
         if isinstance(inner, exp.Literal):
             raise QueryRefused("query_not_aggregate", "Constant output columns are not allowed.")
-        raise QueryRefused("query_not_aggregate",
-                           "Each output column is one aggregate (COUNT, SUM, AVG, STDDEV, VARIANCE) or a GROUP BY column; "
-                           "compute with the results on your side.")
+        raise QueryRefused(
+            "query_not_aggregate",
+            "Each output column is one aggregate (COUNT, SUM, AVG, STDDEV, VARIANCE) or a GROUP BY column; "
+            "compute with the results on your side.",
+        )
     if not any(o.kind == "aggregate" for o in outputs):
         raise QueryRefused("query_not_aggregate", "Select at least one aggregate: rows themselves never leave.")
     touches_sensitive = any(roles[c] == "sensitive" for c in columns_read)
@@ -214,8 +251,14 @@ def check_query(sql: str, tables: dict[str, dict[str, str]]) -> CheckedQuery:
                         outputs=tuple(outputs), touches_sensitive=touches_sensitive, tree=tree)
 
 
-def runnable_sql(checked: CheckedQuery, *, unit_column: str | None, fetch_limit: int,
-                 clamp: dict[str, tuple[float, float]] | None = None, extra: list[tuple[str, str]] | None = None) -> str:
+def runnable_sql(
+    checked: CheckedQuery,
+    *,
+    unit_column: str | None,
+    fetch_limit: int,
+    clamp: dict[str, tuple[float, float]] | None = None,
+    extra: list[tuple[str, str]] | None = None,
+) -> str:
     """The SQL the engine runs: the buyer's query plus a hidden per-group count of contributing people
     (COUNT(DISTINCT identifier), or COUNT(*) when the table declares none), with LIMIT at most
     `fetch_limit`. With `clamp`, each bare-column SUM/AVG argument is clamped to its bounds first
@@ -233,7 +276,9 @@ def runnable_sql(checked: CheckedQuery, *, unit_column: str | None, fetch_limit:
             argument = node.this
             if isinstance(argument, exp.Column) and argument.name in clamp:
                 low, high = clamp[argument.name]
-                clamped = exp.func("least", exp.func("greatest", argument.copy(), exp.Literal.number(low)), exp.Literal.number(high))
+                clamped = exp.func(
+                    "least", exp.func("greatest", argument.copy(), exp.Literal.number(low)), exp.Literal.number(high)
+                )
                 argument.replace(clamped)
     units = (exp.Count(this=exp.Distinct(expressions=[exp.column(unit_column, quoted=True)])) if unit_column
              else exp.Count(this=exp.Star()))

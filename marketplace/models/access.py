@@ -75,21 +75,36 @@ class AccessGrant(models.Model):
     trade = models.OneToOneField(Trade, on_delete=models.PROTECT, related_name="grant")
     buyer = models.ForeignKey(Organisation, on_delete=models.PROTECT, related_name="grants")
     dataset = models.ForeignKey(Dataset, on_delete=models.PROTECT, related_name="grants")
-    max_version = models.PositiveIntegerField(null=True, blank=True, help_text="Highest version covered; empty = every version.")
-    destination = models.CharField(max_length=8, help_text="Where the buyer may take the data (the trade's destination).")
+    max_version = models.PositiveIntegerField(
+        null=True, blank=True, help_text="Highest version covered; empty = every version."
+    )
+    destination = models.CharField(
+        max_length=8, help_text="Where the buyer may take the data (the trade's destination)."
+    )
     valid_from = models.DateTimeField()
     valid_until = models.DateTimeField(null=True, blank=True, help_text="Empty: no expiry.")
     revoked_at = models.DateTimeField(null=True, blank=True)
     revoked_reason = models.TextField(blank=True)
-    revoked_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    revoked_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
     revoked_by_label = models.CharField(max_length=150, blank=True, help_text="Username or 'system:<process>', copied.")
     queries_left = models.PositiveIntegerField(
-        null=True, blank=True, help_text="Compute grants priced per query: queries still to run; empty: unlimited in the term.")
-    suspended_at = models.DateTimeField(null=True, blank=True, help_text="Set while the grant is suspended; cleared on reinstatement.")
+        null=True,
+        blank=True,
+        help_text="Compute grants priced per query: queries still to run; empty: unlimited in the term.",
+    )
+    suspended_at = models.DateTimeField(
+        null=True, blank=True, help_text="Set while the grant is suspended; cleared on reinstatement."
+    )
     suspended_reason = models.TextField(blank=True)
-    suspended_by_label = models.CharField(max_length=150, blank=True, help_text="Who suspended it, e.g. 'system:rescreening'; copied.")
+    suspended_by_label = models.CharField(
+        max_length=150, blank=True, help_text="Who suspended it, e.g. 'system:rescreening'; copied."
+    )
     created_at = models.DateTimeField(auto_now_add=True)
-    expiry_notified_at = models.DateTimeField(null=True, blank=True, help_text="When the parties were told it expires soon.")
+    expiry_notified_at = models.DateTimeField(
+        null=True, blank=True, help_text="When the parties were told it expires soon."
+    )
 
     class Meta:
         ordering = ["-created_at"]
@@ -98,7 +113,10 @@ class AccessGrant(models.Model):
             models.Index(fields=["dataset", "-created_at"], name="grant_dataset_idx"),
         ]
         constraints = [
-            models.CheckConstraint(condition=Q(valid_until__isnull=True) | Q(valid_until__gt=models.F("valid_from")), name="grant_valid_range"),
+            models.CheckConstraint(
+                condition=Q(valid_until__isnull=True) | Q(valid_until__gt=models.F("valid_from")),
+                name="grant_valid_range",
+            ),
         ]
 
     def __str__(self) -> str:
@@ -108,7 +126,9 @@ class AccessGrant(models.Model):
     def active_q(cls, now: datetime | None = None) -> Q:
         """The filter for grants that allow a download at `now`."""
         now = now or timezone.now()
-        return Q(revoked_at__isnull=True, suspended_at__isnull=True, valid_from__lte=now) & (Q(valid_until__isnull=True) | Q(valid_until__gt=now))
+        return Q(revoked_at__isnull=True, suspended_at__isnull=True, valid_from__lte=now) & (
+            Q(valid_until__isnull=True) | Q(valid_until__gt=now)
+        )
 
     def status_at(self, now: datetime | None = None) -> str:
         now = now or timezone.now()
@@ -176,12 +196,18 @@ class GrantRevocationRequest(models.Model):
     requested_by_label = models.CharField(max_length=150, help_text="Username, copied.")
     requested_by_organisation = models.ForeignKey(Organisation, on_delete=models.PROTECT, related_name="+")
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING)
-    decided_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    decided_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
     decided_by_label = models.CharField(max_length=150, blank=True)
     decided_at = models.DateTimeField(null=True, blank=True)
     decision_reason = models.TextField(blank=True)
-    refund = models.CharField(max_length=10, choices=Refund.choices, blank=True, help_text="Set when the grant was revoked.")
-    refund_amount = models.DecimalField(max_digits=16, decimal_places=2, null=True, blank=True, help_text="What the buyer got back.")
+    refund = models.CharField(
+        max_length=10, choices=Refund.choices, blank=True, help_text="Set when the grant was revoked."
+    )
+    refund_amount = models.DecimalField(
+        max_digits=16, decimal_places=2, null=True, blank=True, help_text="What the buyer got back."
+    )
     refund_currency = models.CharField(max_length=3, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
@@ -189,7 +215,9 @@ class GrantRevocationRequest(models.Model):
         ordering = ["-created_at"]
         constraints = [
             # One open request per grant: a second one would only race the first.
-            models.UniqueConstraint(fields=["grant"], condition=Q(status="pending"), name="grant_revocation_one_pending"),
+            models.UniqueConstraint(
+                fields=["grant"], condition=Q(status="pending"), name="grant_revocation_one_pending"
+            ),
         ]
         indexes = [models.Index(fields=["status", "created_at"], name="grant_revocation_queue_idx")]
 

@@ -35,19 +35,32 @@ class ComputeOffer(models.Model):
     enabled = models.BooleanField(default=True)
     table_name = models.CharField(max_length=63, default="data")
     columns = models.JSONField(help_text="{column: role}; undeclared columns of the file are never loaded.")
-    min_group_size = models.PositiveIntegerField(default=10, help_text=f"k: groups of fewer contributors are suppressed (at least {MIN_K}).")
+    min_group_size = models.PositiveIntegerField(
+        default=10, help_text=f"k: groups of fewer contributors are suppressed (at least {MIN_K})."
+    )
     max_result_rows = models.PositiveIntegerField(default=1000)
     price = models.DecimalField(max_digits=14, decimal_places=2)
     currency = models.CharField(max_length=3, default="USD")
     pricing = models.CharField(max_length=16, choices=Pricing.choices, default=Pricing.PER_PERIOD)
     term_days = models.PositiveIntegerField(default=30, help_text="Length of one period of access.")
-    dp_epsilon_per_period = models.DecimalField(max_digits=8, decimal_places=4, null=True, blank=True,
-                                                help_text="ε each buyer may spend per period; empty: no differential privacy.")
+    dp_epsilon_per_period = models.DecimalField(
+        max_digits=8,
+        decimal_places=4,
+        null=True,
+        blank=True,
+        help_text="ε each buyer may spend per period; empty: no differential privacy.",
+    )
     dp_epsilon_per_query = models.DecimalField(max_digits=8, decimal_places=4, null=True, blank=True)
-    bounds = models.JSONField(default=dict, blank=True, help_text="{column: [low, high]}: clamp bounds for DP sums and averages.")
-    contributions_per_person = models.PositiveIntegerField(default=1, help_text="Rows one person contributes at most (DP sensitivity).")
+    bounds = models.JSONField(
+        default=dict, blank=True, help_text="{column: [low, high]}: clamp bounds for DP sums and averages."
+    )
+    contributions_per_person = models.PositiveIntegerField(
+        default=1, help_text="Rows one person contributes at most (DP sensitivity)."
+    )
     review_sensitive_queries = models.BooleanField(
-        default=False, help_text="Set by officers: results of queries reading a sensitive column wait for an officer's release.")
+        default=False,
+        help_text="Set by officers: results of queries reading a sensitive column wait for an officer's release.",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -84,7 +97,9 @@ class PrivacyBudget(models.Model):
     class Meta:
         constraints = [
             models.CheckConstraint(condition=Q(reserved__gte=0) & Q(spent__gte=0), name="privacy_budget_not_negative"),
-            models.CheckConstraint(condition=Q(total__gte=F("reserved") + F("spent")), name="privacy_budget_within_total"),
+            models.CheckConstraint(
+                condition=Q(total__gte=F("reserved") + F("spent")), name="privacy_budget_within_total"
+            ),
         ]
 
     def __str__(self) -> str:
@@ -113,7 +128,9 @@ class ComputeQuery(models.Model):
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.QUEUED, db_index=True)
     reason_code = models.CharField(max_length=40, blank=True)
     reason = models.TextField(blank=True)
-    queue = models.CharField(max_length=40, help_text="The Celery queue of the data's storage jurisdiction, e.g. compute.cn.")
+    queue = models.CharField(
+        max_length=40, help_text="The Celery queue of the data's storage jurisdiction, e.g. compute.cn."
+    )
     tables = models.JSONField(default=list, help_text="[{name, dataset_file, version, sha256}] the query ran on.")
     columns_read = models.JSONField(default=list)
     touches_sensitive = models.BooleanField(default=False)

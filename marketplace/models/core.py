@@ -1,4 +1,5 @@
-"""Organisations and memberships, datasets (listings with the facts the law needs), trades, their events and evidence."""
+"""Organisations and memberships, datasets (listings with the facts the law needs), trades, their events and
+evidence."""
 
 import uuid
 from decimal import Decimal
@@ -8,7 +9,15 @@ from django.core.validators import MinValueValidator
 from django.db import models
 
 __all__ = [
-    "Dataset", "EvidenceStatus", "Membership", "Organisation", "OrganisationMechanism", "Settlement", "Trade", "TradeDocument", "TradeEvent",
+    "Dataset",
+    "EvidenceStatus",
+    "Membership",
+    "Organisation",
+    "OrganisationMechanism",
+    "Settlement",
+    "Trade",
+    "TradeDocument",
+    "TradeEvent",
 ]
 
 
@@ -23,8 +32,12 @@ class Organisation(models.Model):
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     name = models.CharField(max_length=200, unique=True)
     jurisdiction = models.CharField(max_length=8, help_text="Where it is established and receives data (ISO 3166).")
-    headquarters = models.CharField(max_length=8, blank=True, help_text="Principal place of business; defaults to the jurisdiction.")
-    owner_jurisdictions = models.JSONField(default=list, blank=True, help_text="Jurisdictions of owners of 50 % or more.")
+    headquarters = models.CharField(
+        max_length=8, blank=True, help_text="Principal place of business; defaults to the jurisdiction."
+    )
+    owner_jurisdictions = models.JSONField(
+        default=list, blank=True, help_text="Jurisdictions of owners of 50 % or more."
+    )
     kind = models.CharField(max_length=32, choices=Kind.choices, default=Kind.COMPANY)
     certifications = models.JSONField(default=list, blank=True)
     exporter_flags = models.JSONField(default=list, blank=True, help_text="cn_ciio, cn_ftz, cn_gba, data_broker")
@@ -32,8 +45,12 @@ class Organisation(models.Model):
     # Onboarding: an organisation that applied over the API is `applied` until an officer verifies
     # its legal facts; only a `verified` one trades. Rows created otherwise (the operator's admin,
     # seed data, earlier rows) are verified by default.
-    status = models.CharField(max_length=10, choices=[("applied", "applied"), ("verified", "verified"), ("rejected", "rejected")],
-                              default="verified", db_index=True)
+    status = models.CharField(
+        max_length=10,
+        choices=[("applied", "applied"), ("verified", "verified"), ("rejected", "rejected")],
+        default="verified",
+        db_index=True,
+    )
     registration_number = models.CharField(max_length=80, blank=True)
     register = models.CharField(max_length=200, blank=True, help_text="The register that issued the number.")
     aliases = models.JSONField(default=list, blank=True, help_text="Other names it trades under (screened too).")
@@ -100,7 +117,9 @@ class Dataset(models.Model):
     de_identified = models.BooleanField(default=False)
     flags = models.JSONField(default=list, blank=True)
     exporter_flags = models.JSONField(
-        default=list, blank=True, help_text="Added to the provider organisation's own flags for this dataset (e.g. exported via an FTZ entity)."
+        default=list,
+        blank=True,
+        help_text="Added to the provider organisation's own flags for this dataset (e.g. exported via an FTZ entity).",
     )
     pi_duties_attested = models.BooleanField(
         default=False,
@@ -162,18 +181,29 @@ class Trade(models.Model):
     pricing = models.CharField(max_length=16)
     licence = models.JSONField(default=dict, blank=True)
     delivery = models.CharField(
-        max_length=8, choices=[("download", "download"), ("compute", "compute")], default="download",
-        help_text="download: the file is transferred; compute: queries run where the data is stored, only released results leave.",
+        max_length=8,
+        choices=[("download", "download"), ("compute", "compute")],
+        default="download",
+        help_text="download: the file is transferred; compute: queries run where the data is stored, only released "
+                  "results leave.",
     )
-    compute_queries = models.PositiveIntegerField(null=True, blank=True, help_text="Queries bought (compute offers priced per query).")
+    compute_queries = models.PositiveIntegerField(
+        null=True, blank=True, help_text="Queries bought (compute offers priced per query)."
+    )
     status = models.CharField(max_length=20, choices=Status.choices, default=Status.CHECKING, db_index=True)
     status_changed_at = models.DateTimeField()
     waiting_since = models.DateTimeField(
-        null=True, blank=True,
-        help_text="When the trade entered checking / needs_documents / in_review; kept across re-checks, cleared once it leaves them.",
+        null=True,
+        blank=True,
+        help_text="When the trade entered checking / needs_documents / in_review; kept across re-checks, cleared once "
+                  "it leaves them.",
     )
-    redrives = models.PositiveSmallIntegerField(default=0, help_text="Times the sweeper re-enqueued this trade in its current status.")
-    decision = models.ForeignKey("compliance.ComplianceCheck", null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    redrives = models.PositiveSmallIntegerField(
+        default=0, help_text="Times the sweeper re-enqueued this trade in its current status."
+    )
+    decision = models.ForeignKey(
+        "compliance.ComplianceCheck", null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
     renews = models.ForeignKey(
         "self", null=True, blank=True, on_delete=models.PROTECT, related_name="renewals",
         help_text="The subscription trade this one renews; it goes through compliance again.",
@@ -210,7 +240,9 @@ class TradeEvent(models.Model):
     from_status = models.CharField(max_length=20, blank=True)
     to_status = models.CharField(max_length=20)
     actor = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
-    actor_label = models.CharField(max_length=150, help_text="Username or 'system:<process>'; copied so it outlives the account.")
+    actor_label = models.CharField(
+        max_length=150, help_text="Username or 'system:<process>'; copied so it outlives the account."
+    )
     reason = models.TextField(blank=True)
 
     class Meta:
@@ -257,11 +289,19 @@ class EvidenceReview(models.Model):
     requirement; the uploader never reviews their own, and a regulator's approval needs two
     officers (the first acceptance is recorded, the second one accepts)."""
 
-    status = models.CharField(max_length=10, choices=EvidenceStatus.choices, default=EvidenceStatus.PENDING, db_index=True)
-    first_accepted_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    status = models.CharField(
+        max_length=10, choices=EvidenceStatus.choices, default=EvidenceStatus.PENDING, db_index=True
+    )
+    first_accepted_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
     first_accepted_at = models.DateTimeField(null=True, blank=True)
-    reviewed_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
-    reviewed_by_label = models.CharField(max_length=150, blank=True, help_text="Copied: the record outlives the account.")
+    reviewed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    reviewed_by_label = models.CharField(
+        max_length=150, blank=True, help_text="Copied: the record outlives the account."
+    )
     reviewed_at = models.DateTimeField(null=True, blank=True)
     review_reason = models.TextField(blank=True)
 

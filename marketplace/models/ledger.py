@@ -53,7 +53,9 @@ class Deposit(models.Model):
     provider = models.CharField(max_length=40)
     provider_reference = models.CharField(max_length=200, blank=True)
     requested_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
-    direct = models.BooleanField(default=False, help_text="An officer's direct credit to an organisation: needs a second officer.")
+    direct = models.BooleanField(
+        default=False, help_text="An officer's direct credit to an organisation: needs a second officer."
+    )
     decided_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
     decided_at = models.DateTimeField(null=True, blank=True)
     note = models.CharField(max_length=500, blank=True)
@@ -80,15 +82,21 @@ class LedgerTransaction(models.Model):
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     kind = models.CharField(max_length=10, choices=Kind.choices)
     currency = models.CharField(max_length=3)
-    trade = models.ForeignKey(Trade, null=True, blank=True, on_delete=models.PROTECT, related_name="ledger_transactions")
-    deposit = models.OneToOneField(Deposit, null=True, blank=True, on_delete=models.PROTECT, related_name="ledger_transaction")
+    trade = models.ForeignKey(
+        Trade, null=True, blank=True, on_delete=models.PROTECT, related_name="ledger_transactions"
+    )
+    deposit = models.OneToOneField(
+        Deposit, null=True, blank=True, on_delete=models.PROTECT, related_name="ledger_transaction"
+    )
     memo = models.CharField(max_length=500, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
         ordering = ["created_at", "id"]
         constraints = [
-            models.UniqueConstraint(fields=["trade", "kind"], condition=models.Q(trade__isnull=False), name="ledger_one_kind_per_trade"),
+            models.UniqueConstraint(
+                fields=["trade", "kind"], condition=models.Q(trade__isnull=False), name="ledger_one_kind_per_trade"
+            ),
         ]
 
     def __str__(self) -> str:

@@ -27,7 +27,9 @@ class RefundRequest(models.Model):
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING)
     requested_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
     requested_by_label = models.CharField(max_length=150, help_text="Copied: the record outlives the account.")
-    confirmed_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    confirmed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
     confirmed_by_label = models.CharField(max_length=150, blank=True)
     confirmed_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
@@ -35,7 +37,9 @@ class RefundRequest(models.Model):
     class Meta:
         ordering = ["-created_at"]
         constraints = [
-            models.UniqueConstraint(fields=["trade"], condition=models.Q(status="pending"), name="refund_request_one_pending_per_trade"),
+            models.UniqueConstraint(
+                fields=["trade"], condition=models.Q(status="pending"), name="refund_request_one_pending_per_trade"
+            ),
         ]
 
     def __str__(self) -> str:

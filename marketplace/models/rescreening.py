@@ -47,8 +47,12 @@ class GrantFlag(models.Model):
     decision = models.JSONField(help_text="The decision the grant's trade would get now (contract shape).")
     reason = models.TextField()
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.OPEN)
-    resolved_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
-    resolved_by_label = models.CharField(max_length=150, blank=True, help_text="Copied: the record outlives the account.")
+    resolved_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    resolved_by_label = models.CharField(
+        max_length=150, blank=True, help_text="Copied: the record outlives the account."
+    )
     resolved_at = models.DateTimeField(null=True, blank=True)
     resolution_note = models.TextField(blank=True)
     revoked = models.BooleanField(default=False, help_text="The resolution revoked the grant.")

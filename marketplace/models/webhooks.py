@@ -22,13 +22,17 @@ class WebhookEndpoint(models.Model):
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     organisation = models.ForeignKey(Organisation, on_delete=models.CASCADE, related_name="webhook_endpoints")
     url = models.URLField(max_length=500)
-    events = models.JSONField(default=list, help_text="Event kinds this endpoint receives, e.g. [\"trade.status_changed\"].")
+    events = models.JSONField(
+        default=list, help_text='Event kinds this endpoint receives, e.g. ["trade.status_changed"].'
+    )
     description = models.CharField(max_length=200, blank=True)
     secret = models.CharField(max_length=100)
     previous_secret = models.CharField(max_length=100, blank=True)
     previous_secret_expires_at = models.DateTimeField(null=True, blank=True)
     active = models.BooleanField(default=True)
-    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -64,7 +68,9 @@ class WebhookDelivery(models.Model):
     next_attempt_at = models.DateTimeField(null=True, blank=True)
     last_error = models.TextField(blank=True)
     delivered_at = models.DateTimeField(null=True, blank=True)
-    redelivery_of = models.ForeignKey("self", null=True, blank=True, on_delete=models.SET_NULL, related_name="redeliveries")
+    redelivery_of = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="redeliveries"
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -75,7 +81,9 @@ class WebhookDelivery(models.Model):
         ]
         constraints = [
             models.UniqueConstraint(
-                fields=["endpoint", "event_id"], condition=Q(redelivery_of__isnull=True), name="webhook_delivery_once_per_event",
+                fields=["endpoint", "event_id"],
+                condition=Q(redelivery_of__isnull=True),
+                name="webhook_delivery_once_per_event",
             ),
         ]
 

@@ -20,8 +20,11 @@ def grant_list_visible(*, user: User | AnonymousUser) -> QuerySet[AccessGrant]:
 def grant_highest_version_for(*, organisation_id: UUID, dataset_id: UUID) -> tuple[bool, int | None]:
     """(holds an active download grant, highest version its active grants cover: None = every version).
     Compute grants never show the files: their buyers query them where they are stored."""
-    grants = list(AccessGrant.objects.filter(
-        AccessGrant.active_q(), buyer_id=organisation_id, dataset_id=dataset_id, trade__delivery="download").values_list("max_version", flat=True))
+    grants = list(
+        AccessGrant.objects.filter(
+            AccessGrant.active_q(), buyer_id=organisation_id, dataset_id=dataset_id, trade__delivery="download"
+        ).values_list("max_version", flat=True)
+    )
     if not grants:
         return False, None
     if any(v is None for v in grants):
@@ -45,7 +48,8 @@ def grant_inactive_message(grant: AccessGrant, now: datetime | None = None) -> s
     if status == AccessGrant.Status.REVOKED:
         return f"The grant was revoked on {_utc(grant.revoked_at)}: {grant.revoked_reason}"
     if status == AccessGrant.Status.SUSPENDED:
-        return f"The grant was suspended on {_utc(grant.suspended_at)} until an officer reviews it: {grant.suspended_reason}"
+        return (f"The grant was suspended on {_utc(grant.suspended_at)} until an officer reviews it: "
+                f"{grant.suspended_reason}")
     if status == AccessGrant.Status.EXPIRED:
         return f"The grant expired on {_utc(grant.valid_until)}."
     if status == AccessGrant.Status.PENDING:

@@ -27,10 +27,17 @@ def ledger_entries_for(*, organisation_id: UUID) -> QuerySet[LedgerEntry]:
 
 def platform_balances() -> list[dict[str, Any]]:
     """Revenue (fees) and money taken in, per currency: sums of append-only entries."""
-    rows = LedgerEntry.objects.filter(wallet__isnull=True).values("account", "currency").annotate(total=Sum("amount")).order_by("currency")
+    rows = (
+        LedgerEntry.objects.filter(wallet__isnull=True)
+        .values("account", "currency")
+        .annotate(total=Sum("amount"))
+        .order_by("currency")
+    )
     out: dict[str, dict[str, Any]] = {}
     for r in rows:
-        entry = out.setdefault(r["currency"], {"currency": r["currency"], "revenue": Decimal(0), "deposits": Decimal(0)})
+        entry = out.setdefault(
+            r["currency"], {"currency": r["currency"], "revenue": Decimal(0), "deposits": Decimal(0)}
+        )
         # deposits are credited from the outside account, which therefore runs negative: report it as money received
         total = Decimal(r["total"]).quantize(quantum(r["currency"]))  # SQLite sums decimals as floats
         entry[r["account"]] = total if r["account"] == "revenue" else -total
@@ -65,13 +72,17 @@ def ledger_verify() -> list[str]:
         if Decimal(str(row["total"])).quantize(Decimal("0.01")) != 0:  # SQLite sums decimals as floats
             problems.append(f"transaction {row['transaction_id']} ({row['transaction__kind']}) sums to {row['total']}")
     sums: dict[tuple[object, str], Decimal] = {}
-    for row in LedgerEntry.objects.filter(wallet__isnull=False).values("wallet_id", "account").annotate(total=Sum("amount")):
+    for row in (
+        LedgerEntry.objects.filter(wallet__isnull=False).values("wallet_id", "account").annotate(total=Sum("amount"))
+    ):
         sums[(row["wallet_id"], row["account"])] = Decimal(str(row["total"])).quantize(Decimal("0.01"))
     for wallet in Wallet.objects.all():
         for account, balance in (("available", wallet.available), ("held", wallet.held)):
             expected = sums.get((wallet.pk, account), Decimal("0.00"))
             if balance != expected:
-                problems.append(f"wallet {wallet.pk} {wallet.currency} {account} is {balance}, its entries sum to {expected}")
+                problems.append(
+                    f"wallet {wallet.pk} {wallet.currency} {account} is {balance}, its entries sum to {expected}"
+                )
             if balance < 0:
                 problems.append(f"wallet {wallet.pk} {wallet.currency} {account} is negative: {balance}")
     kinds: dict[UUID, list[str]] = {}
@@ -85,7 +96,9 @@ def ledger_verify() -> list[str]:
             problems.append(f"trade {trade_id} was both settled and released")
         if "settle" in trade_kinds and "hold" not in trade_kinds:
             problems.append(f"trade {trade_id} settled without a hold")
-    for trade in Trade.objects.filter(status__in=[Trade.Status.SETTLED, Trade.Status.REFUNDED], price__gt=0).only("id", "status"):
+    for trade in Trade.objects.filter(status__in=[Trade.Status.SETTLED, Trade.Status.REFUNDED], price__gt=0).only(
+        "id", "status"
+    ):
         trade_kinds = kinds.get(trade.pk, [])
         if trade_kinds.count("hold") != 1 or trade_kinds.count("settle") != 1:
             problems.append(f"{trade.status} trade {trade.pk} has ledger transactions {sorted(trade_kinds)}, "

@@ -13,7 +13,9 @@ def trade_list_for(*, user: User | AnonymousUser) -> QuerySet[Trade]:
 
 
 def trade_detail_queryset(*, user: User | AnonymousUser) -> QuerySet[Trade]:
-    return trade_list_for(user=user).prefetch_related(Prefetch("events", queryset=TradeEvent.objects.order_by("at", "id")))
+    return trade_list_for(user=user).prefetch_related(
+        Prefetch("events", queryset=TradeEvent.objects.order_by("at", "id"))
+    )
 
 
 # An open trade with evidence pending an officer's review is in the queue whatever its status.

@@ -42,7 +42,16 @@ from marketplace.errors import (
     QueryNotHeldError,
     QueryRefusedError,
 )
-from marketplace.models import AccessGrant, ComputeOffer, ComputeQuery, Dataset, DatasetFile, Membership, PrivacyBudget, Trade
+from marketplace.models import (
+    AccessGrant,
+    ComputeOffer,
+    ComputeQuery,
+    Dataset,
+    DatasetFile,
+    Membership,
+    PrivacyBudget,
+    Trade,
+)
 from marketplace.models.compute import MIN_K
 from marketplace.selectors.grants import grant_inactive_message
 from marketplace.selectors.members import is_officer
@@ -94,7 +103,12 @@ def compute_offer_validate(values: dict[str, Any]) -> dict[str, Any]:
         errors["min_group_size"] = [f"at least {MIN_K}: smaller groups single people out"]
     bounds = values.get("bounds") or {}
     for name, pair in bounds.items():
-        ok = isinstance(pair, list | tuple) and len(pair) == 2 and all(isinstance(v, int | float) for v in pair) and pair[0] < pair[1]
+        ok = (
+            isinstance(pair, list | tuple)
+            and len(pair) == 2
+            and all(isinstance(v, int | float) for v in pair)
+            and pair[0] < pair[1]
+        )
         if name not in columns or not ok:
             errors.setdefault("bounds", []).append(f"{name}: [low, high] with low < high, for a declared column")
     per_period, per_query = values.get("dp_epsilon_per_period"), values.get("dp_epsilon_per_query")
@@ -122,10 +136,24 @@ def compute_offer_put(*, dataset_id: UUID, membership: Membership, values: dict[
         if key != "review_sensitive_queries":  # officers decide that one
             setattr(offer, key, value)
     offer.save()
-    event_emit(kind="dataset.compute_offered", subject_type="dataset", subject_id=dataset.id, actor=membership.user, data={
-        "provider": str(dataset.provider_id), "table": offer.table_name, "columns": offer.columns, "k": offer.min_group_size,
-        "max_result_rows": offer.max_result_rows, "price": str(offer.price), "currency": offer.currency, "pricing": offer.pricing,
-        "dp_epsilon_per_period": str(offer.dp_epsilon_per_period) if offer.dp else None, "enabled": offer.enabled})
+    event_emit(
+        kind="dataset.compute_offered",
+        subject_type="dataset",
+        subject_id=dataset.id,
+        actor=membership.user,
+        data={
+            "provider": str(dataset.provider_id),
+            "table": offer.table_name,
+            "columns": offer.columns,
+            "k": offer.min_group_size,
+            "max_result_rows": offer.max_result_rows,
+            "price": str(offer.price),
+            "currency": offer.currency,
+            "pricing": offer.pricing,
+            "dp_epsilon_per_period": str(offer.dp_epsilon_per_period) if offer.dp else None,
+            "enabled": offer.enabled,
+        },
+    )
     return offer
 
 
@@ -150,14 +178,25 @@ def compute_trade_terms(*, dataset: Dataset, queries: int | None) -> dict[str, A
         raise ComputeNotOfferedError(fields={"delivery": ["this dataset is not offered for computation"]})
     if offer.pricing == ComputeOffer.Pricing.PER_QUERY:
         if not queries:
-            raise ComputeOfferInvalidError("Say how many queries to buy.", fields={"queries": ["required for a per-query offer"]})
+            raise ComputeOfferInvalidError(
+                "Say how many queries to buy.", fields={"queries": ["required for a per-query offer"]}
+            )
         price = offer.price * queries
     else:
         queries, price = None, offer.price
-    licence = {"term_days": offer.term_days, "resale": False, "delivery": "compute",
-               "terms": "aggregate results released under the offer's release policy; the data itself is never delivered"}
-    return {"price": price, "currency": offer.currency, "pricing": f"compute_{offer.pricing.split('_')[1]}", "licence": licence,
-            "compute_queries": queries}
+    licence = {
+        "term_days": offer.term_days,
+        "resale": False,
+        "delivery": "compute",
+        "terms": "aggregate results released under the offer's release policy; the data itself is never delivered",
+    }
+    return {
+        "price": price,
+        "currency": offer.currency,
+        "pricing": f"compute_{offer.pricing.split('_')[1]}",
+        "licence": licence,
+        "compute_queries": queries,
+    }
 
 
 def compute_grant_setup(*, grant: AccessGrant, trade: Trade) -> None:
@@ -183,7 +222,12 @@ def compute_tables(*, grant: AccessGrant) -> list[dict[str, Any]]:
         return []
     version = getattr(grant, "latest_version", None)
     if version is None:
-        version = DatasetFile.objects.filter(dataset_id=grant.dataset_id).order_by("-version").values_list("version", flat=True).first()
+        version = (
+            DatasetFile.objects.filter(dataset_id=grant.dataset_id)
+            .order_by("-version")
+            .values_list("version", flat=True)
+            .first()
+        )
     return [{
         "name": offer.table_name,
         "columns": [{"name": name, "role": role} for name, role in offer.columns.items()],
@@ -245,7 +289,9 @@ def _budget_settle(*, grant_id: UUID, epsilon: Decimal, spend: bool) -> None:
     if epsilon <= 0:
         return
     if spend:
-        PrivacyBudget.objects.filter(grant_id=grant_id).update(reserved=F("reserved") - epsilon, spent=F("spent") + epsilon)
+        PrivacyBudget.objects.filter(grant_id=grant_id).update(
+            reserved=F("reserved") - epsilon, spent=F("spent") + epsilon
+        )
     else:
         PrivacyBudget.objects.filter(grant_id=grant_id).update(reserved=F("reserved") - epsilon)
 
@@ -268,8 +314,13 @@ def _policy(offer: ComputeOffer) -> ReleasePolicy:
     bounds = {name: (float(pair[0]), float(pair[1])) for name, pair in (offer.bounds or {}).items()}
     per_query = offer.dp_epsilon_per_query
     epsilon = float(per_query) if offer.dp and per_query is not None else None
-    return ReleasePolicy(k=max(offer.min_group_size, MIN_K), max_rows=offer.max_result_rows, epsilon=epsilon, bounds=bounds,
-                         contributions=offer.contributions_per_person)
+    return ReleasePolicy(
+        k=max(offer.min_group_size, MIN_K),
+        max_rows=offer.max_result_rows,
+        epsilon=epsilon,
+        bounds=bounds,
+        contributions=offer.contributions_per_person,
+    )
 
 
 def _check(sql: str, offer: ComputeOffer) -> CheckedQuery:
@@ -281,9 +332,19 @@ def _check(sql: str, offer: ComputeOffer) -> CheckedQuery:
 
 def _audit_refusal(*, grant: AccessGrant, membership: Membership, sql: str, refusal: QueryRefused) -> None:
     with transaction.atomic():  # kept even though the request fails: refused probes are evidence too
-        event_emit(kind="compute.query_refused", subject_type="grant", subject_id=grant.id, actor=membership.user, data={
-            "dataset": str(grant.dataset_id), "buyer": str(grant.buyer_id), "sql_sha256": sql_hash(sql), "sql": sql[:2000],
-            "reason": refusal.code})
+        event_emit(
+            kind="compute.query_refused",
+            subject_type="grant",
+            subject_id=grant.id,
+            actor=membership.user,
+            data={
+                "dataset": str(grant.dataset_id),
+                "buyer": str(grant.buyer_id),
+                "sql_sha256": sql_hash(sql),
+                "sql": sql[:2000],
+                "reason": refusal.code,
+            },
+        )
 
 
 def compute_query_submit(*, grant_id: UUID, membership: Membership, sql: str) -> ComputeQuery:
@@ -339,9 +400,22 @@ def _accept(*, grant: AccessGrant, offer: ComputeOffer, membership: Membership, 
         review_required=offer.review_sensitive_queries and checked.touches_sensitive,
         k=max(offer.min_group_size, MIN_K), epsilon=epsilon,
     )
-    event_emit(kind="compute.query_submitted", subject_type="compute_query", subject_id=query.id, actor=membership.user, data={
-        "grant": str(grant.id), "dataset": str(grant.dataset_id), "buyer": str(grant.buyer_id), "sql_sha256": query.sql_sha256,
-        "tables": query.tables, "queue": query.queue, "epsilon_reserved": str(epsilon), "review_required": query.review_required})
+    event_emit(
+        kind="compute.query_submitted",
+        subject_type="compute_query",
+        subject_id=query.id,
+        actor=membership.user,
+        data={
+            "grant": str(grant.id),
+            "dataset": str(grant.dataset_id),
+            "buyer": str(grant.buyer_id),
+            "sql_sha256": query.sql_sha256,
+            "tables": query.tables,
+            "queue": query.queue,
+            "epsilon_reserved": str(epsilon),
+            "review_required": query.review_required,
+        },
+    )
     transaction.on_commit(partial(compute_query_enqueue, str(query.id), query.queue))
     return query
 
@@ -361,7 +435,10 @@ def _local_csv(dataset_file: DatasetFile, cache_dir: Path) -> Path:
         if not target.exists():
             target.parent.mkdir(parents=True, exist_ok=True)
             partial_path = target.with_suffix(".part")
-            with dataset_file.file.storage.open(dataset_file.file.name, "rb") as source, open(partial_path, "wb") as sink:
+            with (
+                dataset_file.file.storage.open(dataset_file.file.name, "rb") as source,
+                open(partial_path, "wb") as sink,
+            ):
                 shutil.copyfileobj(source, sink)
             partial_path.replace(target)
         return target
@@ -387,13 +464,22 @@ def compute_query_run(*, query_id: UUID | str) -> ComputeQuery | None:
         dataset_file = DatasetFile.objects.get(pk=query.tables[0]["dataset_file"])
         cache_dir = Path(settings.ELEMENTA_COMPUTE_CACHE_DIR)
         columns = list(offer.columns)
-        database = prepare_table(_local_csv(dataset_file, cache_dir),
-                                 prepared_path(cache_dir, file_sha256=dataset_file.sha256, table=offer.table_name, columns=columns),
-                                 table=offer.table_name, columns=columns, identifier=offer.identifier())
+        database = prepare_table(
+            _local_csv(dataset_file, cache_dir),
+            prepared_path(cache_dir, file_sha256=dataset_file.sha256, table=offer.table_name, columns=columns),
+            table=offer.table_name,
+            columns=columns,
+            identifier=offer.identifier(),
+        )
         # One row per person (verified when the table was prepared): COUNT(*) per group is the same count.
         unit = None if prepared_meta(database).get("identifier_unique") else offer.identifier()
-        sql = runnable_sql(checked, unit_column=unit, fetch_limit=compute_limits().fetch_rows,
-                           clamp=policy.bounds if policy.epsilon else None, extra=dp_helpers(checked) if policy.epsilon else None)
+        sql = runnable_sql(
+            checked,
+            unit_column=unit,
+            fetch_limit=compute_limits().fetch_rows,
+            clamp=policy.bounds if policy.epsilon else None,
+            extra=dp_helpers(checked) if policy.epsilon else None,
+        )
         raw = run_query(sql, database=database, table=offer.table_name, limits=compute_limits())
         released = release(raw, checked, policy)
         outcome = {"ok": True, "raw": raw, "release": released}
@@ -420,12 +506,21 @@ def _query_record(*, query_id: UUID, outcome: dict[str, Any]) -> ComputeQuery | 
         query.save()
         _budget_settle(grant_id=query.grant_id, epsilon=query.epsilon, spend=False)  # nothing was released
         _quota_return(grant_id=query.grant_id)
-        event_emit(kind="compute.query_failed", subject_type="compute_query", subject_id=query.id, actor_label="system:compute",
-                   data={"grant": str(query.grant_id), "sql_sha256": query.sql_sha256, "reason": query.reason_code})
+        event_emit(
+            kind="compute.query_failed",
+            subject_type="compute_query",
+            subject_id=query.id,
+            actor_label="system:compute",
+            data={"grant": str(query.grant_id), "sql_sha256": query.sql_sha256, "reason": query.reason_code},
+        )
         return query
     raw, released = outcome["raw"], outcome["release"]
     query.rows_read, query.engine_ms = raw.rows_read, raw.elapsed_ms
-    query.groups_total, query.groups_suppressed, query.rows_capped = released.groups_total, released.groups_suppressed, released.rows_capped
+    query.groups_total, query.groups_suppressed, query.rows_capped = (
+        released.groups_total,
+        released.groups_suppressed,
+        released.rows_capped,
+    )
     query.mechanism = released.mechanism
     query.result, query.result_sha256 = _jsonable(released.as_result()), released.sha256
     if query.review_required:
@@ -436,7 +531,9 @@ def _query_record(*, query_id: UUID, outcome: dict[str, Any]) -> ComputeQuery | 
         _budget_settle(grant_id=query.grant_id, epsilon=query.epsilon, spend=True)
         kind = "compute.query_released"
     query.save()
-    event_emit(kind=kind, subject_type="compute_query", subject_id=query.id, actor_label="system:compute", data=_report(query))
+    event_emit(
+        kind=kind, subject_type="compute_query", subject_id=query.id, actor_label="system:compute", data=_report(query)
+    )
     return query
 
 
@@ -452,10 +549,21 @@ def _jsonable(result: dict[str, Any]) -> dict[str, Any]:
 
 
 def _report(query: ComputeQuery) -> dict[str, Any]:
-    return {"grant": str(query.grant_id), "dataset": str(query.dataset_id), "buyer": str(query.buyer_id),
-            "sql_sha256": query.sql_sha256, "tables": query.tables, "rows_read": query.rows_read, "k": query.k,
-            "groups_total": query.groups_total, "groups_suppressed": query.groups_suppressed, "rows_capped": query.rows_capped,
-            "epsilon_spent": str(query.epsilon_spent), "result_sha256": query.result_sha256, "queue": query.queue}
+    return {
+        "grant": str(query.grant_id),
+        "dataset": str(query.dataset_id),
+        "buyer": str(query.buyer_id),
+        "sql_sha256": query.sql_sha256,
+        "tables": query.tables,
+        "rows_read": query.rows_read,
+        "k": query.k,
+        "groups_total": query.groups_total,
+        "groups_suppressed": query.groups_suppressed,
+        "rows_capped": query.rows_capped,
+        "epsilon_spent": str(query.epsilon_spent),
+        "result_sha256": query.result_sha256,
+        "queue": query.queue,
+    }
 
 
 @transaction.atomic

@@ -20,7 +20,12 @@ logger = logging.getLogger(__name__)
 
 DEFAULT_MAX_DATASET_FILE_BYTES = 512 * 1024 * 1024
 # A compressed file is served as what it is on the wire (data.csv.gz is gzip, not CSV).
-_ENCODING_TYPES = {"gzip": "application/gzip", "bzip2": "application/x-bzip2", "xz": "application/x-xz", "br": "application/x-brotli"}
+_ENCODING_TYPES = {
+    "gzip": "application/gzip",
+    "bzip2": "application/x-bzip2",
+    "xz": "application/x-xz",
+    "br": "application/x-brotli",
+}
 
 
 def dataset_file_max_bytes() -> int:
@@ -65,9 +70,14 @@ def dataset_file_upload(*, dataset_id: UUID, membership: Membership, upload: Upl
     upload.seek(0)
     original_name = os.path.basename(upload.name or "") or "data"
     dataset_file = DatasetFile(
-        dataset=dataset, version=(dataset_file_latest_version(dataset_id=dataset.id) or 0) + 1,
-        original_name=original_name[-255:], content_type=dataset_file_content_type(original_name),
-        size=size, sha256=digest.hexdigest(), uploaded_by=membership.user, uploaded_by_label=membership.user.get_username(),
+        dataset=dataset,
+        version=(dataset_file_latest_version(dataset_id=dataset.id) or 0) + 1,
+        original_name=original_name[-255:],
+        content_type=dataset_file_content_type(original_name),
+        size=size,
+        sha256=digest.hexdigest(),
+        uploaded_by=membership.user,
+        uploaded_by_label=membership.user.get_username(),
     )
     dataset_file.file.save(original_name, upload, save=False)
     try:
@@ -77,9 +87,25 @@ def dataset_file_upload(*, dataset_id: UUID, membership: Membership, upload: Upl
         # enclosing transaction after we return can still orphan one; storage is cheap to sweep.)
         dataset_file.file.storage.delete(dataset_file.file.name)
         raise
-    event_emit(kind="dataset.file_uploaded", subject_type="dataset", subject_id=dataset.id, actor=membership.user, data={
-        "provider": str(dataset.provider_id), "version": dataset_file.version, "sha256": dataset_file.sha256, "size": size,
-        "content_type": dataset_file.content_type, "name": dataset_file.original_name,
-    })
-    logger.info("dataset %s: version %s uploaded (%s bytes, sha256 %s)", dataset.id, dataset_file.version, size, dataset_file.sha256)
+    event_emit(
+        kind="dataset.file_uploaded",
+        subject_type="dataset",
+        subject_id=dataset.id,
+        actor=membership.user,
+        data={
+            "provider": str(dataset.provider_id),
+            "version": dataset_file.version,
+            "sha256": dataset_file.sha256,
+            "size": size,
+            "content_type": dataset_file.content_type,
+            "name": dataset_file.original_name,
+        },
+    )
+    logger.info(
+        "dataset %s: version %s uploaded (%s bytes, sha256 %s)",
+        dataset.id,
+        dataset_file.version,
+        size,
+        dataset_file.sha256,
+    )
     return dataset_file

@@ -20,8 +20,15 @@ from marketplace.services.organisations import organisation_require_verified
 
 # The facts a compliance decision turns on: frozen once buyers can see the listing.
 LEGAL_FACTS = (
-    "subject_jurisdictions", "storage_jurisdiction", "classification", "categories", "subjects", "de_identified", "flags",
-    "exporter_flags", "pi_duties_attested",
+    "subject_jurisdictions",
+    "storage_jurisdiction",
+    "classification",
+    "categories",
+    "subjects",
+    "de_identified",
+    "flags",
+    "exporter_flags",
+    "pi_duties_attested",
 )
 # Categories that are sensitive in every regime Elementa encodes (GDPR Art. 9, PIPL Art. 28, the US rule).
 ALWAYS_SENSITIVE = {"health", "biometric", "genomic", "omic"}
@@ -45,7 +52,9 @@ def dataset_validate_facts(values: dict[str, Any]) -> None:
             f"{', '.join(sorted(categories & ALWAYS_SENSITIVE))} data is sensitive: classify it as sensitive_personal"
         )
     if "gov_geofence" in (values.get("flags") or ()) and "precise_geolocation" not in categories:
-        errors.setdefault("flags", []).append("gov_geofence describes precise geolocation points: add the precise_geolocation category")
+        errors.setdefault("flags", []).append(
+            "gov_geofence describes precise geolocation points: add the precise_geolocation category"
+        )
     if errors:
         raise DatasetInconsistentError(fields=errors)
 
@@ -113,7 +122,8 @@ def dataset_publish(*, dataset_id: UUID, actor: Any) -> Dataset:
     dataset_ensure_transition(current=dataset.status, target=Dataset.Status.PUBLISHED)
     organisation_require_verified(organisation=dataset.provider)
     holds_chinese_pi = dataset.classification in PERSONAL_CLASSIFICATIONS and (
-        "CN" in {j.split("-")[0] for j in dataset.subject_jurisdictions} or dataset.storage_jurisdiction.split("-")[0] == "CN"
+        "CN" in {j.split("-")[0] for j in dataset.subject_jurisdictions}
+        or dataset.storage_jurisdiction.split("-")[0] == "CN"
     )
     if holds_chinese_pi and not dataset.pi_duties_attested:
         raise AttestationRequiredError(fields={"pi_duties_attested": ["required for Chinese personal information"]})

@@ -118,7 +118,11 @@ def grant_download_open(
             raise DatasetFileNotFoundError(f"The dataset has no version {version}.")
 
     # If-Range: serve a range only of the representation the client already has part of.
-    wanted = None if if_range and if_range.strip() != etag_of(dataset_file) else byte_range_parse(range_header, size=dataset_file.size)
+    wanted = (
+        None
+        if if_range and if_range.strip() != etag_of(dataset_file)
+        else byte_range_parse(range_header, size=dataset_file.size)
+    )
     first, last = wanted if wanted is not None else (0, dataset_file.size - 1)
     user = membership.user
     download = None
@@ -127,15 +131,29 @@ def grant_download_open(
             grant=grant, file=dataset_file, version=dataset_file.version, user=user, username=user.get_username(),
             range_header=(range_header or "")[:200], first_byte=first, last_byte=last, length=last - first + 1,
         )
-        event_emit(kind="grant.downloaded", subject_type="grant", subject_id=grant.id, actor=membership.user, data={
-            "download": str(download.id), "version": dataset_file.version, "sha256": dataset_file.sha256, "range": (range_header or "")[:200]})
-    return DownloadPlan(file=dataset_file, download=download, first_byte=first, last_byte=last, partial=wanted is not None)
+        event_emit(
+            kind="grant.downloaded",
+            subject_type="grant",
+            subject_id=grant.id,
+            actor=membership.user,
+            data={
+                "download": str(download.id),
+                "version": dataset_file.version,
+                "sha256": dataset_file.sha256,
+                "range": (range_header or "")[:200],
+            },
+        )
+    return DownloadPlan(
+        file=dataset_file, download=download, first_byte=first, last_byte=last, partial=wanted is not None
+    )
 
 
 def grant_download_finish(*, download_id: int, bytes_sent: int, completed: bool) -> None:
     """Record how much of a download's body was streamed, once the stream ends (autocommit: the
     response is already on its way; nothing else in the request is left to roll back)."""
-    GrantDownload.objects.filter(pk=download_id).update(bytes_sent=bytes_sent, completed_at=timezone.now() if completed else None)
+    GrantDownload.objects.filter(pk=download_id).update(
+        bytes_sent=bytes_sent, completed_at=timezone.now() if completed else None
+    )
 
 
 class DownloadStream:
@@ -163,7 +181,9 @@ class DownloadStream:
             raise StopIteration
         chunk = self._file.read(min(self.chunk_size, self._remaining))
         if not chunk:  # the stored object is shorter than recorded: stop; close() records the shortfall
-            logger.error("dataset file %s is shorter than its recorded size %s", self._plan.file.id, self._plan.file.size)
+            logger.error(
+                "dataset file %s is shorter than its recorded size %s", self._plan.file.id, self._plan.file.size
+            )
             raise StopIteration
         self._remaining -= len(chunk)
         self._sent += len(chunk)
@@ -178,6 +198,8 @@ class DownloadStream:
         if download is None:
             return
         try:
-            grant_download_finish(download_id=download.id, bytes_sent=self._sent, completed=self._sent == self._plan.length)
+            grant_download_finish(
+                download_id=download.id, bytes_sent=self._sent, completed=self._sent == self._plan.length
+            )
         except Exception:  # the client has its bytes; a failed bookkeeping update must not turn into an error
             logger.exception("could not record the end of download %s", download.id)

@@ -77,8 +77,14 @@ def _accept(evidence: TradeDocument | OrganisationMechanism, officer: User, reas
         evidence.save(update_fields=["first_accepted_by", "first_accepted_at", "review_reason"])
         return "second_officer"
     if evidence.first_accepted_by_id == officer.pk:
-        raise SecondOfficerRequiredError("A regulator's approval is accepted by two different officers; you gave the first acceptance.")
-    evidence.status, evidence.reviewed_by, evidence.reviewed_by_label = EvidenceStatus.ACCEPTED, officer, officer.get_username()
+        raise SecondOfficerRequiredError(
+            "A regulator's approval is accepted by two different officers; you gave the first acceptance."
+        )
+    evidence.status, evidence.reviewed_by, evidence.reviewed_by_label = (
+        EvidenceStatus.ACCEPTED,
+        officer,
+        officer.get_username(),
+    )
     evidence.reviewed_at, evidence.review_reason = now, reason
     evidence.save(update_fields=["status", "reviewed_by", "reviewed_by_label", "reviewed_at", "review_reason"])
     return None
@@ -86,14 +92,25 @@ def _accept(evidence: TradeDocument | OrganisationMechanism, officer: User, reas
 
 def _reject(evidence: TradeDocument | OrganisationMechanism, officer: User, reason: str) -> None:
     _check_reviewer(evidence, officer)
-    evidence.status, evidence.reviewed_by, evidence.reviewed_by_label = EvidenceStatus.REJECTED, officer, officer.get_username()
+    evidence.status, evidence.reviewed_by, evidence.reviewed_by_label = (
+        EvidenceStatus.REJECTED,
+        officer,
+        officer.get_username(),
+    )
     evidence.reviewed_at, evidence.review_reason = timezone.now(), reason
     evidence.save(update_fields=["status", "reviewed_by", "reviewed_by_label", "reviewed_at", "review_reason"])
 
 
 def _data(evidence: TradeDocument | OrganisationMechanism, reason: str, **extra: Any) -> dict[str, Any]:
-    return {"evidence": str(evidence.id), "code": evidence.code, "reference": evidence.reference, "sha256": evidence.sha256,
-            "reason": reason, "status": evidence.status, **extra}
+    return {
+        "evidence": str(evidence.id),
+        "code": evidence.code,
+        "reference": evidence.reference,
+        "sha256": evidence.sha256,
+        "reason": reason,
+        "status": evidence.status,
+        **extra,
+    }
 
 
 def _recheck(trade: Trade, actor: User | None, why: str) -> None:
@@ -117,7 +134,12 @@ def trade_document_review(*, document_id: UUID, officer: User, accept: bool, rea
         return EvidenceDecision(document)
     awaiting = _accept(document, officer, reason)
     if awaiting:
-        trade_event_emit(kind="evidence.first_acceptance", trade=trade, actor=officer, data=_data(document, reason, awaiting=awaiting))
+        trade_event_emit(
+            kind="evidence.first_acceptance",
+            trade=trade,
+            actor=officer,
+            data=_data(document, reason, awaiting=awaiting),
+        )
         return EvidenceDecision(document, awaiting)
     trade_event_emit(kind="evidence.accepted", trade=trade, actor=officer, data=_data(document, reason))
     _recheck(trade, officer, f"evidence accepted: {document.code} {document.reference}".strip())

@@ -108,7 +108,9 @@ def _resolve_flags(*, grant: AccessGrant, user: User, note: str, revoked: bool) 
 
 
 @transaction.atomic
-def grant_suspend(*, grant_id: UUID, reason: str, actor_label: str = RESCREENING, data: dict[str, object] | None = None) -> bool:
+def grant_suspend(
+    *, grant_id: UUID, reason: str, actor_label: str = RESCREENING, data: dict[str, object] | None = None
+) -> bool:
     """Suspend a grant at once (called by re-screening inside the transaction of its finding).
     Returns False, changing nothing, if it is already suspended or revoked."""
     grant = AccessGrant.objects.select_for_update().filter(pk=grant_id).first()
@@ -119,8 +121,14 @@ def grant_suspend(*, grant_id: UUID, reason: str, actor_label: str = RESCREENING
     grant.suspended_by_label = actor_label[:150]
     grant.save(update_fields=["suspended_at", "suspended_reason", "suspended_by_label"])
     logger.warning("grant %s suspended by %s: %s", grant.id, actor_label, reason)
-    event_emit(kind="grant.suspended", subject_type="grant", subject_id=grant.id, actor_label=actor_label, organisation_ids=_parties(grant),
-               data={"trade": str(grant.trade_id), "dataset": str(grant.dataset_id), "reason": reason, **(data or {})})
+    event_emit(
+        kind="grant.suspended",
+        subject_type="grant",
+        subject_id=grant.id,
+        actor_label=actor_label,
+        organisation_ids=_parties(grant),
+        data={"trade": str(grant.trade_id), "dataset": str(grant.dataset_id), "reason": reason, **(data or {})},
+    )
     return True
 
 
@@ -135,12 +143,22 @@ def grant_reinstate(*, grant_id: UUID, officer: Membership, reason: str) -> Acce
         raise GrantAlreadyRevokedError()
     if grant.suspended_at is None:
         raise GrantNotSuspendedError()
-    suspended = {"suspended_at": grant.suspended_at, "suspended_reason": grant.suspended_reason, "suspended_by": grant.suspended_by_label}
+    suspended = {
+        "suspended_at": grant.suspended_at,
+        "suspended_reason": grant.suspended_reason,
+        "suspended_by": grant.suspended_by_label,
+    }
     grant.suspended_at, grant.suspended_reason, grant.suspended_by_label = None, "", ""
     grant.save(update_fields=["suspended_at", "suspended_reason", "suspended_by_label"])
     _resolve_flags(grant=grant, user=user, note=f"reinstated: {reason}", revoked=False)
-    event_emit(kind="grant.reinstated", subject_type="grant", subject_id=grant.id, actor=user, organisation_ids=_parties(grant),
-               data={"trade": str(grant.trade_id), "dataset": str(grant.dataset_id), "reason": reason, **suspended})
+    event_emit(
+        kind="grant.reinstated",
+        subject_type="grant",
+        subject_id=grant.id,
+        actor=user,
+        organisation_ids=_parties(grant),
+        data={"trade": str(grant.trade_id), "dataset": str(grant.dataset_id), "reason": reason, **suspended},
+    )
     return grant
 
 
@@ -177,10 +195,15 @@ def _revoke_with_refund(*, trade: Trade, grant: AccessGrant, user: User, refund:
         if ledger_refund(trade=trade) is not None:
             amount = trade.price
         grant_revoke_locked(grant=grant, user=user, label=user.get_username(), reason=reason)
-        trade_apply_transition(trade=trade, to=Trade.Status.REFUNDED, actor=user, reason=f"access revoked with a full refund: {reason}")
+        trade_apply_transition(
+            trade=trade, to=Trade.Status.REFUNDED, actor=user, reason=f"access revoked with a full refund: {reason}"
+        )
     elif refund == Refund.PRO_RATA:
         amount = grant_pro_rata_amount(trade=trade, grant=grant)
-        if amount > 0 and ledger_refund_partial(trade=trade, amount=amount, memo=f"pro-rata refund of trade {trade.id}") is None:
+        if (
+            amount > 0
+            and ledger_refund_partial(trade=trade, amount=amount, memo=f"pro-rata refund of trade {trade.id}") is None
+        ):
             amount = Decimal(0)  # never settled through the ledger (or refunded already): nothing to give back
         grant_revoke_locked(grant=grant, user=user, label=user.get_username(), reason=reason)
     else:
@@ -190,7 +213,14 @@ def _revoke_with_refund(*, trade: Trade, grant: AccessGrant, user: User, refund:
 
 
 def _decide(
-    *, request: GrantRevocationRequest, trade: Trade, grant: AccessGrant, user: User, revoke: bool, refund: str, reason: str,
+    *,
+    request: GrantRevocationRequest,
+    trade: Trade,
+    grant: AccessGrant,
+    user: User,
+    revoke: bool,
+    refund: str,
+    reason: str,
 ) -> GrantRevocationRequest:
     amount = _revoke_with_refund(trade=trade, grant=grant, user=user, refund=refund, reason=reason) if revoke else None
     request.status = GrantRevocationRequest.Status.REVOKED if revoke else GrantRevocationRequest.Status.DECLINED
@@ -202,9 +232,22 @@ def _decide(
     request.refund_amount = amount
     request.refund_currency = trade.currency if revoke else ""
     request.save()
-    event_emit(kind="grant.revocation_decided", subject_type="grant", subject_id=grant.id, actor=user, organisation_ids=_parties(grant),
-               data={"trade": str(trade.id), "request": str(request.id), "decision": request.status, "refund": request.refund,
-                     "refund_amount": str(amount) if amount is not None else None, "currency": trade.currency, "reason": reason})
+    event_emit(
+        kind="grant.revocation_decided",
+        subject_type="grant",
+        subject_id=grant.id,
+        actor=user,
+        organisation_ids=_parties(grant),
+        data={
+            "trade": str(trade.id),
+            "request": str(request.id),
+            "decision": request.status,
+            "refund": request.refund,
+            "refund_amount": str(amount) if amount is not None else None,
+            "currency": trade.currency,
+            "reason": reason,
+        },
+    )
     return request
 
 
@@ -212,7 +255,9 @@ def _refund_choice(*, revoke: bool, refund: str | None) -> str:
     if not revoke:
         return ""
     if refund not in Refund.values:
-        raise InvalidInputError("Revoking needs a refund decision.", fields={"refund": [f"one of {', '.join(Refund.values)}"]})
+        raise InvalidInputError(
+            "Revoking needs a refund decision.", fields={"refund": [f"one of {', '.join(Refund.values)}"]}
+        )
     return str(refund)
 
 
@@ -222,7 +267,10 @@ def grant_revocation_request(*, grant_id: UUID, membership: Membership, reason: 
     officer decides; both parties are told."""
     reason = _required(reason, "reason")
     _trade, grant = _lock_grant(grant_id)
-    if Dataset.objects.filter(pk=grant.dataset_id).values_list("provider_id", flat=True).first() != membership.organisation_id:
+    if (
+        Dataset.objects.filter(pk=grant.dataset_id).values_list("provider_id", flat=True).first()
+        != membership.organisation_id
+    ):
         raise PermissionDeniedError("Only the dataset's provider may ask for a grant to be revoked.")
     if grant.revoked_at is not None:
         raise GrantAlreadyRevokedError()
@@ -237,8 +285,14 @@ def grant_revocation_request(*, grant_id: UUID, membership: Membership, reason: 
             )
     except IntegrityError:  # a concurrent request won the one-pending constraint
         raise RevocationRequestPendingError() from None
-    event_emit(kind="grant.revocation_requested", subject_type="grant", subject_id=grant.id, actor=user, organisation_ids=_parties(grant),
-               data={"trade": str(grant.trade_id), "request": str(request.id), "reason": reason})
+    event_emit(
+        kind="grant.revocation_requested",
+        subject_type="grant",
+        subject_id=grant.id,
+        actor=user,
+        organisation_ids=_parties(grant),
+        data={"trade": str(grant.trade_id), "request": str(request.id), "reason": reason},
+    )
     return request
 
 
@@ -262,7 +316,9 @@ def grant_revocation_decide(
 
 
 @transaction.atomic
-def grant_revoke_by_officer(*, grant_id: UUID, officer: Membership, refund: str | None, reason: str) -> GrantRevocationRequest:
+def grant_revoke_by_officer(
+    *, grant_id: UUID, officer: Membership, refund: str | None, reason: str
+) -> GrantRevocationRequest:
     """An officer revokes a grant (a suspended one, or any other) with a refund decision. A pending
     provider request is decided by this; otherwise the decision is recorded as a request decided at once."""
     user = _officer(officer, "revoke a grant")
@@ -271,7 +327,11 @@ def grant_revoke_by_officer(*, grant_id: UUID, officer: Membership, refund: str 
     trade, grant = _lock_grant(grant_id)
     if grant.revoked_at is not None:
         raise GrantAlreadyRevokedError()
-    request = GrantRevocationRequest.objects.select_for_update().filter(grant=grant, status=GrantRevocationRequest.Status.PENDING).first()
+    request = (
+        GrantRevocationRequest.objects.select_for_update()
+        .filter(grant=grant, status=GrantRevocationRequest.Status.PENDING)
+        .first()
+    )
     if request is None:
         request = GrantRevocationRequest.objects.create(
             grant=grant, reason=reason, requested_by=user, requested_by_label=user.get_username()[:150],

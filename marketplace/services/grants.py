@@ -54,13 +54,18 @@ def grant_issue(*, trade: Trade) -> AccessGrant:
         return existing
     valid_from = trade.settled_at or timezone.now()
     if trade.renews_id is not None:
-        renewed = AccessGrant.objects.filter(trade_id=trade.renews_id, revoked_at__isnull=True).only("valid_until").first()
+        renewed = (
+            AccessGrant.objects.filter(trade_id=trade.renews_id, revoked_at__isnull=True).only("valid_until").first()
+        )
         if renewed is not None and renewed.valid_until is not None and renewed.valid_until > valid_from:
             valid_from = renewed.valid_until
     term = _term_days(trade.licence)
     # An officer may approve on condition that access is shorter than the licence (e.g. 90 days).
-    limits = [r.conditions["grant_valid_days"] for r in Review.objects.filter(subject_type="trade", subject_id=trade.id, verdict="approve")
-              if isinstance(r.conditions, dict) and r.conditions.get("grant_valid_days")]
+    limits = [
+        r.conditions["grant_valid_days"]
+        for r in Review.objects.filter(subject_type="trade", subject_id=trade.id, verdict="approve")
+        if isinstance(r.conditions, dict) and r.conditions.get("grant_valid_days")
+    ]
     if limits:
         term = min([term, *limits]) if term else min(limits)
     if trade.pricing == "subscription":
@@ -77,13 +82,32 @@ def grant_issue(*, trade: Trade) -> AccessGrant:
 
         compute_grant_setup(grant=grant, trade=trade)
         max_version = None
-    logger.info("trade %s: grant %s issued, valid %s to %s, versions ≤ %s", trade.id, grant.id, grant.valid_from, grant.valid_until,
-                grant.max_version or "all")
-    event_emit(kind="grant.issued", subject_type="grant", subject_id=grant.id, actor_label="system:settlement",
-               organisation_ids=[trade.buyer_id, trade.provider_id],
-               data={"trade": str(trade.id), "dataset": str(trade.dataset_id), "buyer": str(trade.buyer_id), "max_version": max_version,
-                     "valid_from": grant.valid_from, "valid_until": grant.valid_until, "destination": grant.destination,
-                     "delivery": trade.delivery, "queries": grant.queries_left})
+    logger.info(
+        "trade %s: grant %s issued, valid %s to %s, versions ≤ %s",
+        trade.id,
+        grant.id,
+        grant.valid_from,
+        grant.valid_until,
+        grant.max_version or "all",
+    )
+    event_emit(
+        kind="grant.issued",
+        subject_type="grant",
+        subject_id=grant.id,
+        actor_label="system:settlement",
+        organisation_ids=[trade.buyer_id, trade.provider_id],
+        data={
+            "trade": str(trade.id),
+            "dataset": str(trade.dataset_id),
+            "buyer": str(trade.buyer_id),
+            "max_version": max_version,
+            "valid_from": grant.valid_from,
+            "valid_until": grant.valid_until,
+            "destination": grant.destination,
+            "delivery": trade.delivery,
+            "queries": grant.queries_left,
+        },
+    )
     return grant
 
 
@@ -96,9 +120,15 @@ def grant_revoke_locked(*, grant: AccessGrant, user: User | None, label: str, re
     grant.save(update_fields=["revoked_at", "revoked_reason", "revoked_by", "revoked_by_label"])
     logger.info("grant %s revoked by %s: %s", grant.id, grant.revoked_by_label, reason)
     provider_id = Dataset.objects.filter(pk=grant.dataset_id).values_list("provider_id", flat=True).first()
-    event_emit(kind="grant.revoked", subject_type="grant", subject_id=grant.id, actor=user, actor_label=grant.revoked_by_label,
-               organisation_ids=[grant.buyer_id] if provider_id is None else [grant.buyer_id, provider_id],
-               data={"trade": str(grant.trade_id), "dataset": str(grant.dataset_id), "reason": reason})
+    event_emit(
+        kind="grant.revoked",
+        subject_type="grant",
+        subject_id=grant.id,
+        actor=user,
+        actor_label=grant.revoked_by_label,
+        organisation_ids=[grant.buyer_id] if provider_id is None else [grant.buyer_id, provider_id],
+        data={"trade": str(grant.trade_id), "dataset": str(grant.dataset_id), "reason": reason},
+    )
     return grant
 
 

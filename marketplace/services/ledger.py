@@ -77,7 +77,11 @@ def _apply(wallet: Wallet, available: Decimal, held: Decimal, error: type[Confli
 
 def ledger_check_credit(*, organisation_id: UUID, currency: str, amount: Decimal) -> None:
     """Refuse (400 amount_out_of_range) a credit the organisation's wallet could not hold today."""
-    balance = Wallet.objects.filter(organisation_id=organisation_id, currency=currency).values_list("available", flat=True).first()
+    balance = (
+        Wallet.objects.filter(organisation_id=organisation_id, currency=currency)
+        .values_list("available", flat=True)
+        .first()
+    )
     if amount > AMOUNT_MAX or (balance or 0) + amount > AMOUNT_MAX:
         raise AmountOutOfRangeError(f"The {currency} wallet would hold more than {AMOUNT_MAX:,}.",
                                     fields={"amount": [f"the balance would exceed {AMOUNT_MAX:,}"]})
@@ -85,7 +89,13 @@ def ledger_check_credit(*, organisation_id: UUID, currency: str, amount: Decimal
 
 @transaction.atomic
 def ledger_post(
-    *, kind: str, currency: str, legs: list[Leg], trade: Trade | None = None, deposit: Deposit | None = None, memo: str = "",
+    *,
+    kind: str,
+    currency: str,
+    legs: list[Leg],
+    trade: Trade | None = None,
+    deposit: Deposit | None = None,
+    memo: str = "",
     shortfall: type[ConflictError] = InsufficientFundsError,
 ) -> LedgerTransaction:
     """Record one balanced transaction and move the wallet balances it touches."""
@@ -94,7 +104,8 @@ def ledger_post(
     legs = [leg for leg in legs if leg.amount != 0]
     txn = LedgerTransaction.objects.create(kind=kind, currency=currency, trade=trade, deposit=deposit, memo=memo)
     LedgerEntry.objects.bulk_create(
-        LedgerEntry(transaction=txn, wallet=leg.wallet, account=leg.account, currency=currency, amount=leg.amount) for leg in legs
+        LedgerEntry(transaction=txn, wallet=leg.wallet, account=leg.account, currency=currency, amount=leg.amount)
+        for leg in legs
     )
     deltas: dict[object, list] = {}
     for leg in legs:
@@ -167,8 +178,14 @@ def ledger_refund(*, trade: Trade) -> LedgerTransaction | None:
             legs.append(Leg(A.AVAILABLE, -entry.amount, entry.wallet))
         elif entry.account == A.REVENUE:
             legs.append(Leg(A.REVENUE, -entry.amount))
-    return ledger_post(kind=K.REFUND, currency=trade.currency, trade=trade, memo=f"refund of trade {trade.id}", legs=legs,
-                       shortfall=RefundNotCoveredError)
+    return ledger_post(
+        kind=K.REFUND,
+        currency=trade.currency,
+        trade=trade,
+        memo=f"refund of trade {trade.id}",
+        legs=legs,
+        shortfall=RefundNotCoveredError,
+    )
 
 
 def ledger_refund_split(*, trade: Trade, amount: Decimal) -> tuple[Decimal, Decimal]:
@@ -199,16 +216,31 @@ def ledger_refund_partial(*, trade: Trade, amount: Decimal, memo: str = "") -> L
     if not (0 < amount <= trade.price):
         raise ValueError(f"a partial refund must be above 0 and at most the price, not {amount}")
     provider_part, platform_part = ledger_refund_split(trade=trade, amount=amount)
-    provider_wallet = next((e.wallet for e in settle.entries.all() if e.account == A.AVAILABLE), None)  # none: the fee took it all
+    provider_wallet = next(
+        (e.wallet for e in settle.entries.all() if e.account == A.AVAILABLE), None
+    )  # none: the fee took it all
     buyer = Wallet.objects.get(organisation_id=trade.buyer_id, currency=trade.currency)
-    legs = [Leg(A.AVAILABLE, amount, buyer), Leg(A.AVAILABLE, -provider_part, provider_wallet), Leg(A.REVENUE, -platform_part)]
-    return ledger_post(kind=K.REFUND, currency=trade.currency, trade=trade, memo=memo or f"partial refund of trade {trade.id}", legs=legs,
-                       shortfall=RefundNotCoveredError)
+    legs = [
+        Leg(A.AVAILABLE, amount, buyer),
+        Leg(A.AVAILABLE, -provider_part, provider_wallet),
+        Leg(A.REVENUE, -platform_part),
+    ]
+    return ledger_post(
+        kind=K.REFUND,
+        currency=trade.currency,
+        trade=trade,
+        memo=memo or f"partial refund of trade {trade.id}",
+        legs=legs,
+        shortfall=RefundNotCoveredError,
+    )
 
 
 def ledger_deposit_credit(*, deposit: Deposit) -> LedgerTransaction:
     wallet = wallet_get_or_create(organisation_id=deposit.organisation_id, currency=deposit.currency)
     return ledger_post(
-        kind=K.DEPOSIT, currency=deposit.currency, deposit=deposit, memo=f"deposit {deposit.provider} {deposit.provider_reference}".strip(),
+        kind=K.DEPOSIT,
+        currency=deposit.currency,
+        deposit=deposit,
+        memo=f"deposit {deposit.provider} {deposit.provider_reference}".strip(),
         legs=[Leg(A.DEPOSITS, -deposit.amount), Leg(A.AVAILABLE, deposit.amount, wallet)],
     )

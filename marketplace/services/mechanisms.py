@@ -16,7 +16,12 @@ from marketplace.services.trade_documents import evidence_require_complete, evid
 
 @transaction.atomic
 def mechanism_add(
-    *, membership: Membership, code: str, reference: str = "", approved_on: date | None = None, valid_until: date | None = None,
+    *,
+    membership: Membership,
+    code: str,
+    reference: str = "",
+    approved_on: date | None = None,
+    valid_until: date | None = None,
     upload: UploadedFile | None = None,
 ) -> OrganisationMechanism:
     evidence_require_complete(reference=reference, approved_on=approved_on, upload=upload)
@@ -27,9 +32,21 @@ def mechanism_add(
     )
     evidence_store_file(evidence=mechanism, upload=upload)
     mechanism.save()
-    event_emit(kind="mechanism.added", subject_type="organisation", subject_id=membership.organisation_id, actor=membership.user,
-               data={"mechanism": str(mechanism.id), "code": code, "reference": reference, "approved_on": approved_on, "valid_until": valid_until,
-                     "sha256": mechanism.sha256, "status": mechanism.status})
+    event_emit(
+        kind="mechanism.added",
+        subject_type="organisation",
+        subject_id=membership.organisation_id,
+        actor=membership.user,
+        data={
+            "mechanism": str(mechanism.id),
+            "code": code,
+            "reference": reference,
+            "approved_on": approved_on,
+            "valid_until": valid_until,
+            "sha256": mechanism.sha256,
+            "status": mechanism.status,
+        },
+    )
     return mechanism
 
 
@@ -40,8 +57,18 @@ def mechanism_remove(*, mechanism_id: UUID, actor: User | None = None) -> None:
     mechanism = OrganisationMechanism.objects.select_for_update().filter(pk=mechanism_id).first()
     if mechanism is None:
         return
-    event_emit(kind="mechanism.removed", subject_type="organisation", subject_id=mechanism.organisation_id, actor=actor,
-               data={"mechanism": str(mechanism.id), "code": mechanism.code, "reference": mechanism.reference, "status": mechanism.status})
+    event_emit(
+        kind="mechanism.removed",
+        subject_type="organisation",
+        subject_id=mechanism.organisation_id,
+        actor=actor,
+        data={
+            "mechanism": str(mechanism.id),
+            "code": mechanism.code,
+            "reference": mechanism.reference,
+            "status": mechanism.status,
+        },
+    )
     was_accepted = mechanism.status == EvidenceStatus.ACCEPTED
     mechanism.delete()
     if was_accepted:

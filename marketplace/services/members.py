@@ -96,7 +96,12 @@ def invitation_accept(*, token: str, username: str, password: str) -> Membership
         invitation_id = signing.TimestampSigner(salt=SALT).unsign(str(token or ""), max_age=max_age)
     except signing.BadSignature:  # also SignatureExpired
         raise InvitationInvalidError() from None
-    invitation = Invitation.objects.select_for_update(of=("self",)).select_related("organisation").filter(pk=invitation_id).first()
+    invitation = (
+        Invitation.objects.select_for_update(of=("self",))
+        .select_related("organisation")
+        .filter(pk=invitation_id)
+        .first()
+    )
     if invitation is None or invitation.accepted_at or invitation.revoked_at or invitation.expires_at <= timezone.now():
         raise InvitationInvalidError()
     user_model = get_user_model()

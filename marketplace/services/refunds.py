@@ -60,7 +60,17 @@ def trade_refund_request(*, trade_id: UUID, officer: User, reason: str) -> Refun
     pending.status, pending.confirmed_by, pending.confirmed_by_label, pending.confirmed_at = (
         RefundRequest.Status.EXECUTED, officer, _label(officer), timezone.now())
     pending.save(update_fields=["status", "confirmed_by", "confirmed_by_label", "confirmed_at"])
-    trade_event_emit(kind="trade.refund_confirmed", trade=refunded, actor=officer, data={
-        "refund_request": str(pending.id), "amount": pending.amount, "currency": pending.currency, "reason": pending.reason,
-        "requested_by": pending.requested_by_label, "confirmation_note": reason})
+    trade_event_emit(
+        kind="trade.refund_confirmed",
+        trade=refunded,
+        actor=officer,
+        data={
+            "refund_request": str(pending.id),
+            "amount": pending.amount,
+            "currency": pending.currency,
+            "reason": pending.reason,
+            "requested_by": pending.requested_by_label,
+            "confirmation_note": reason,
+        },
+    )
     return RefundOutcome(trade=refunded, executed=True, request=pending)

@@ -2,7 +2,8 @@
 and live grants re-evaluated; grants whose trade would now be denied, or need something its
 decision did not, are flagged to officers; a grant whose trade would now be DENIED is also
 suspended at once, in the transaction that records the flag (downloads answer 403
-`grant_suspended` until an officer reinstates or revokes it: see grant_revocations). Also the marketplace side of backtesting a version
+`grant_suspended` until an officer reinstates or revokes it: see grant_revocations). Also the marketplace side of
+backtesting a version
 against open trades and live grants (compliance cannot tell which trades are open).
 
 Every step is idempotent, so a redelivered task or the due-sweep can run it again:
@@ -50,7 +51,9 @@ def rulepack_backtest_open(*, pack_id: UUID, actor: User | None) -> RulePackBack
     """Backtest a version against every open trade and every trade with a live grant, as of the
     day it would take effect (or today)."""
     open_ids = [str(i) for i in Trade.objects.exclude(status__in=CLOSED).values_list("id", flat=True)]
-    granted_ids = [str(i) for i in AccessGrant.objects.filter(AccessGrant.active_q()).values_list("trade_id", flat=True)]
+    granted_ids = [
+        str(i) for i in AccessGrant.objects.filter(AccessGrant.active_q()).values_list("trade_id", flat=True)
+    ]
     return rulepack_backtest(
         pack_id=pack_id, scope=RulePackBacktest.Scope.OPEN, subject_ids=list(dict.fromkeys([*open_ids, *granted_ids])),
         subject_type="trade", actor=actor, context={"open_trades": len(open_ids), "live_grants": len(granted_ids)},
@@ -88,7 +91,9 @@ def _why_flag(original: dict[str, Any], now: Decision) -> str:
     new = [group for group in now.requirements if list(group) not in had]
     if new:
         needs = " and ".join(" or ".join(group) for group in new)
-        return f"would now need {needs} ({rules({Outcome.NEEDS_FILING, Outcome.NEEDS_MECHANISM, Outcome.NEEDS_APPROVAL})})"
+        return (
+            f"would now need {needs} ({rules({Outcome.NEEDS_FILING, Outcome.NEEDS_MECHANISM, Outcome.NEEDS_APPROVAL})})"
+        )
     if now.outcome == Outcome.REVIEW and original.get("outcome") != Outcome.REVIEW:
         return f"would now go to an officer's review ({rules({Outcome.REVIEW})})"
     return ""
@@ -119,8 +124,13 @@ def grant_screen(
                 grant=grant, rulepack_ref=ref, defaults={"rulepack": pack, "decision": now.as_dict(), "reason": reason},
             )
             if created:
-                audit_record(kind="grant.flagged", subject_type="grant", subject_id=grant.id, actor_label=ACTOR,
-                             data={"flag": str(flag.id), "rulepack": ref, "outcome": str(now.outcome), "reason": reason})
+                audit_record(
+                    kind="grant.flagged",
+                    subject_type="grant",
+                    subject_id=grant.id,
+                    actor_label=ACTOR,
+                    data={"flag": str(flag.id), "rulepack": ref, "outcome": str(now.outcome), "reason": reason},
+                )
                 if now.outcome == Outcome.DENY:  # the law now forbids the transfer: stop access before anyone looks
                     grant_suspend(grant_id=grant.id, reason=f"re-screening under {ref}: {reason}", actor_label=ACTOR,
                                   data={"flag": str(flag.id), "rulepack": ref, "outcome": str(now.outcome)})
@@ -149,7 +159,9 @@ def rescreen_after_activation(*, pack_id: UUID | str) -> Rescreening | None:
     before, reason = _in_force_at(pack), f"rule pack {pack.ref} activated"
 
     rechecked = 0
-    for trade_id in Trade.objects.filter(status__in=RECHECKED, status_changed_at__lt=before).values_list("id", flat=True):
+    for trade_id in Trade.objects.filter(status__in=RECHECKED, status_changed_at__lt=before).values_list(
+        "id", flat=True
+    ):
         rechecked += _recheck_trade(trade_id=trade_id, before=before, reason=reason)
 
     screened = 0
@@ -164,7 +176,13 @@ def rescreen_after_activation(*, pack_id: UUID | str) -> Rescreening | None:
         finished_at=timezone.now(), trades_rechecked=rechecked, grants_screened=screened, grants_flagged=flagged,
     )
     run.refresh_from_db()
-    logger.info("re-screening for %s: %s trades re-checked, %s grants screened, %s flagged", pack.ref, rechecked, screened, flagged)
+    logger.info(
+        "re-screening for %s: %s trades re-checked, %s grants screened, %s flagged",
+        pack.ref,
+        rechecked,
+        screened,
+        flagged,
+    )
     return run
 
 
@@ -178,7 +196,9 @@ def rescreen_due() -> int:
     versions that took effect today after a future-dated activation, and runs whose message was
     lost. Meant for Celery beat (e.g. hourly); harmless to run any time."""
     finished = Rescreening.objects.filter(finished_at__isnull=False).values("rulepack_id")
-    due = list(rulepacks_due_for_rescreening(today=timezone.localdate()).exclude(pk__in=finished).values_list("id", flat=True))
+    due = list(
+        rulepacks_due_for_rescreening(today=timezone.localdate()).exclude(pk__in=finished).values_list("id", flat=True)
+    )
     for pack_id in due:
         rescreen_enqueue(str(pack_id))
     return len(due)
@@ -254,7 +274,9 @@ def grant_flag_resolve(*, flag_id: UUID, membership: Membership, note: str, revo
     if flag is None:
         raise NotFoundError("No such flag.")
     if flag.status != GrantFlag.Status.OPEN:
-        raise GrantFlagResolvedError(f"The flag was resolved by {flag.resolved_by_label} on {flag.resolved_at:%Y-%m-%d}.")
+        raise GrantFlagResolvedError(
+            f"The flag was resolved by {flag.resolved_by_label} on {flag.resolved_at:%Y-%m-%d}."
+        )
     note = (note or "").strip()
     if not note:
         raise InvalidInputError("A note is required.", fields={"note": ["this field is required"]})

@@ -26,4 +26,6 @@ def trade_settle(*, trade_id: UUID | str) -> Trade | None:
         return trade
     # Entering `settled` pays the provider from escrow, records the Settlement, commits the export
     # volume and issues the grant (trade_transitions.ON_ENTER), all in this transaction.
-    return trade_apply_transition(trade=trade, to=Trade.Status.SETTLED, actor_label="system:settlement", reason="settled")
+    return trade_apply_transition(
+        trade=trade, to=Trade.Status.SETTLED, actor_label="system:settlement", reason="settled"
+    )

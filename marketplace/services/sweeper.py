@@ -38,7 +38,9 @@ def trades_sweep_stuck(*, now: datetime | None = None) -> dict[str, int]:
             if changed_at >= now - settings.ELEMENTA_STUCK_AFTER * (2 ** min(redrives, settings.ELEMENTA_MAX_REDRIVES)):
                 continue  # re-driven recently: give the last re-drive its time
             if redrives >= settings.ELEMENTA_MAX_REDRIVES:
-                counts["to_review" if task == "check" else "settlement_stuck"] += _give_up(trade_id=trade_id, task=task, redrives=redrives)
+                counts["to_review" if task == "check" else "settlement_stuck"] += _give_up(
+                    trade_id=trade_id, task=task, redrives=redrives
+                )
                 continue
             Trade.objects.filter(pk=trade_id, status=status).update(redrives=F("redrives") + 1)
             trade_enqueue(task, str(trade_id))
@@ -53,14 +55,17 @@ def _give_up(*, trade_id: UUID, task: str, redrives: int) -> int:
     trade = trade_lock(trade_id=trade_id)
     if trade is None or trade.redrives < settings.ELEMENTA_MAX_REDRIVES:
         return 0
-    reason = f"automatic {'check' if task == 'check' else 'settlement'} failed after {redrives} re-drives; a person must look"
+    reason = (f"automatic {'check' if task == 'check' else 'settlement'} failed after {redrives} re-drives; a person "
+              "must look")
     if task == "check":
         logger.error("trade %s: %s", trade.id, reason)
         trade_apply_transition(trade=trade, to=Trade.Status.IN_REVIEW, actor_label="system:sweeper", reason=reason)
         return 1
     if trade.redrives == settings.ELEMENTA_MAX_REDRIVES:  # record once, then stop re-driving
         logger.error("trade %s: %s", trade.id, reason)
-        trade_event_emit(kind="trade.settlement_stuck", trade=trade, actor_label="system:sweeper", data={"redrives": redrives})
+        trade_event_emit(
+            kind="trade.settlement_stuck", trade=trade, actor_label="system:sweeper", data={"redrives": redrives}
+        )
         Trade.objects.filter(pk=trade.pk).update(redrives=F("redrives") + 1)
         return 1
     return 0

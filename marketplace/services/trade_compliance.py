@@ -35,8 +35,12 @@ def trade_check_compliance(*, trade_id: UUID | str) -> Trade | None:
     today = timezone.localdate()
     facts = trade_transfer_facts(trade=trade, trade_date=today)
     check = compliance_check_perform(
-        subject_type="trade", subject_id=trade.id, raw_facts=facts,
-        alternatives=partial(compute_alternatives, dataset=trade.dataset, facts=facts) if trade.delivery == "download" else None,
+        subject_type="trade",
+        subject_id=trade.id,
+        raw_facts=facts,
+        alternatives=partial(compute_alternatives, dataset=trade.dataset, facts=facts)
+        if trade.delivery == "download"
+        else None,
     )
     if check.outcome == "deny" or trade.delivery == "compute":
         # a compute trade exports no personal information (only released aggregates): it never
@@ -45,8 +49,14 @@ def trade_check_compliance(*, trade_id: UUID | str) -> Trade | None:
     else:  # it may still settle (now, after documents, or after review): count it until it cannot
         dataset = trade.dataset
         export_reserve(
-            subject_type="trade", subject_id=trade.id, exporter_id=trade.provider_id, buyer_id=trade.buyer_id, day=today,
-            classification=dataset.classification, categories=list(dataset.categories), subjects=dataset.subjects,
+            subject_type="trade",
+            subject_id=trade.id,
+            exporter_id=trade.provider_id,
+            buyer_id=trade.buyer_id,
+            day=today,
+            classification=dataset.classification,
+            categories=list(dataset.categories),
+            subjects=dataset.subjects,
         )
     trade.decision = check
     trade_event_emit(kind="trade.decided", trade=trade, actor_label="system:compliance", data={

@@ -95,7 +95,19 @@ def trade_document_add(
     assert upload is not None  # evidence_require_complete
     evidence_store_file(evidence=document, upload=upload)
     document.save()
-    trade_event_emit(kind="evidence.added", trade=trade, actor=membership.user, data={
-        "document": str(document.id), "code": code, "reference": reference, "approved_on": approved_on, "valid_until": valid_until,
-        "sha256": document.sha256, "organisation": str(membership.organisation_id), "status": document.status})
+    trade_event_emit(
+        kind="evidence.added",
+        trade=trade,
+        actor=membership.user,
+        data={
+            "document": str(document.id),
+            "code": code,
+            "reference": reference,
+            "approved_on": approved_on,
+            "valid_until": valid_until,
+            "sha256": document.sha256,
+            "organisation": str(membership.organisation_id),
+            "status": document.status,
+        },
+    )
     return document

@@ -89,11 +89,16 @@ def transfer_facts(
             "de_identified": dataset.de_identified,
             "flags": list(dataset.flags),
         },
-        "exporter": {"jurisdiction": provider.jurisdiction, "flags": list(dict.fromkeys([*provider.exporter_flags, *dataset.exporter_flags]))},
+        "exporter": {
+            "jurisdiction": provider.jurisdiction,
+            "flags": list(dict.fromkeys([*provider.exporter_flags, *dataset.exporter_flags])),
+        },
         "buyer": buyer_facts,
         "purpose": purpose,
         "mechanisms": on_file,
-        "prior_exports": export_prior(exporter_id=provider.id, buyer_id=buyer.id, trade_date=trade_date, exclude_subject_id=exclude_trade),
+        "prior_exports": export_prior(
+            exporter_id=provider.id, buyer_id=buyer.id, trade_date=trade_date, exclude_subject_id=exclude_trade
+        ),
         "parties": party_facts(buyer=buyer, provider=provider),
     }
     if delivery != "download":

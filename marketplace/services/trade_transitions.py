@@ -33,7 +33,9 @@ def trade_enqueue(task_name: str, trade_id: str) -> None:
 
 def _pay_provider(trade: Trade) -> None:
     fee, share = ledger_settle(trade=trade)  # escrow → provider, fee → platform revenue
-    Settlement.objects.create(trade=trade, amount=trade.price, currency=trade.currency, platform_fee=fee, provider_amount=share)
+    Settlement.objects.create(
+        trade=trade, amount=trade.price, currency=trade.currency, platform_fee=fee, provider_amount=share
+    )
 
 
 def _commit_export_volume(trade: Trade) -> None:
@@ -80,8 +82,15 @@ def trade_open(*, trade: Trade, actor: User, reason: str, data: dict[str, Any]) 
     """The door's entrance: a trade just created in `checking` gets its first event, its escrow
     hold and its compliance check (after commit). Call inside the transaction that created it."""
     label = actor.get_username()
-    TradeEvent.objects.create(trade=trade, from_status="", to_status=trade.status, actor=actor, actor_label=label, reason=reason)
-    trade_event_emit(kind="trade.status_changed", trade=trade, actor=actor, data={"from": "", "to": trade.status, "reason": reason, **data})
+    TradeEvent.objects.create(
+        trade=trade, from_status="", to_status=trade.status, actor=actor, actor_label=label, reason=reason
+    )
+    trade_event_emit(
+        kind="trade.status_changed",
+        trade=trade,
+        actor=actor,
+        data={"from": "", "to": trade.status, "reason": reason, **data},
+    )
     for effect in ON_OPEN:
         effect(trade)
     trade_on_commit_side_effects(trade)
@@ -123,7 +132,9 @@ def trade_apply_transition(
     for effect in ON_ENTER.get(to, ()):
         effect(trade)
     label = actor_label or (actor.get_username() if actor else "system")
-    TradeEvent.objects.create(trade=trade, from_status=previous, to_status=to, actor=actor, actor_label=label, reason=reason)
+    TradeEvent.objects.create(
+        trade=trade, from_status=previous, to_status=to, actor=actor, actor_label=label, reason=reason
+    )
     trade_event_emit(kind="trade.status_changed", trade=trade, actor=actor, actor_label=label,
                      data={"from": previous, "to": to, "reason": reason})
     trade_on_commit_side_effects(trade)

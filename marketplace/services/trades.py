@@ -10,7 +10,13 @@ from django.utils import timezone
 from compliance.errors import SecondOfficerRequiredError
 from compliance.services.reviews import review_approvers, review_record
 from config.errors import NotFoundError
-from marketplace.errors import AlreadyRenewedError, DatasetNotAvailableError, OwnDatasetError, RequirementsOutstandingError, TradeTransitionNotAllowedError
+from marketplace.errors import (
+    AlreadyRenewedError,
+    DatasetNotAvailableError,
+    OwnDatasetError,
+    RequirementsOutstandingError,
+    TradeTransitionNotAllowedError,
+)
 from marketplace.models import Dataset, Membership, Trade
 from marketplace.services.events import trade_event_emit
 from marketplace.services.evidence_review import officer_require_independent
@@ -48,8 +54,13 @@ def trade_create(
     organisation_require_verified(organisation=dataset.provider)
     now = timezone.now()
     destination = destination or buyer.jurisdiction
-    terms: dict[str, Any] = {"price": dataset.price, "currency": dataset.currency, "pricing": dataset.pricing, "licence": dict(dataset.licence),
-             "compute_queries": None}
+    terms: dict[str, Any] = {
+        "price": dataset.price,
+        "currency": dataset.currency,
+        "pricing": dataset.pricing,
+        "licence": dict(dataset.licence),
+        "compute_queries": None,
+    }
     if delivery == "compute":
         from marketplace.services.compute import compute_trade_terms
 
@@ -58,14 +69,35 @@ def trade_create(
     if destination != buyer.jurisdiction:
         licence["permitted_destinations"] = [buyer.jurisdiction, destination]
     trade = Trade.objects.create(
-        dataset=dataset, provider=dataset.provider, buyer=buyer, buyer_user=membership.user,
-        destination=destination, purpose=purpose, mechanisms=mechanisms or [],
-        price=terms["price"], currency=terms["currency"], pricing=terms["pricing"], licence=licence,
-        delivery=delivery, compute_queries=terms["compute_queries"], status=Trade.Status.CHECKING, status_changed_at=now, waiting_since=now,
+        dataset=dataset,
+        provider=dataset.provider,
+        buyer=buyer,
+        buyer_user=membership.user,
+        destination=destination,
+        purpose=purpose,
+        mechanisms=mechanisms or [],
+        price=terms["price"],
+        currency=terms["currency"],
+        pricing=terms["pricing"],
+        licence=licence,
+        delivery=delivery,
+        compute_queries=terms["compute_queries"],
+        status=Trade.Status.CHECKING,
+        status_changed_at=now,
+        waiting_since=now,
     )
-    trade_open(trade=trade, actor=membership.user, reason="purchase requested", data={
-        "price": str(trade.price), "currency": trade.currency, "destination": trade.destination, "purpose": trade.purpose,
-        "delivery": trade.delivery})
+    trade_open(
+        trade=trade,
+        actor=membership.user,
+        reason="purchase requested",
+        data={
+            "price": str(trade.price),
+            "currency": trade.currency,
+            "destination": trade.destination,
+            "purpose": trade.purpose,
+            "delivery": trade.delivery,
+        },
+    )
     trade_event_emit(kind="trade.buyer_attestation", trade=trade, actor=membership.user, data={
         "established_in": buyer.jurisdiction, "destination": trade.destination, "purpose": trade.purpose,
         "intended_mechanisms": [m.get("code") for m in trade.mechanisms]})
@@ -85,7 +117,9 @@ def trade_renew(*, trade_id: UUID, membership: Membership) -> Trade:
         raise NotFoundError("No such trade.")
     if previous.pricing != "subscription" or previous.status != Trade.Status.SETTLED:
         raise TradeTransitionNotAllowedError("Only a settled subscription can be renewed.")
-    if previous.renewals.exclude(status__in=(Trade.Status.REJECTED, Trade.Status.CANCELLED, Trade.Status.REFUNDED)).exists():
+    if previous.renewals.exclude(
+        status__in=(Trade.Status.REJECTED, Trade.Status.CANCELLED, Trade.Status.REFUNDED)
+    ).exists():
         raise AlreadyRenewedError()
     trade = trade_create(membership=membership, dataset_id=previous.dataset_id, destination=previous.destination,
                          purpose=previous.purpose, mechanisms=previous.mechanisms, delivery=previous.delivery,
@@ -116,7 +150,9 @@ def trade_refund(*, trade_id: UUID, officer: User, reason: str) -> Trade:
 @transaction.atomic
 def trade_cancel(*, trade_id: UUID, actor: User, reason: str = "") -> Trade:
     """The buyer withdraws before settlement."""
-    return trade_transition(trade_id=trade_id, to=Trade.Status.CANCELLED, actor=actor, reason=reason or "cancelled by the buyer")
+    return trade_transition(
+        trade_id=trade_id, to=Trade.Status.CANCELLED, actor=actor, reason=reason or "cancelled by the buyer"
+    )
 
 
 # Officers reject a trade in review or waiting for documents; they approve only one in review.
@@ -150,22 +186,33 @@ def trade_review(
     allowed = APPROVABLE if approve else REJECTABLE
     check = trade.decision
     if approve and trade.status == Trade.Status.NEEDS_DOCUMENTS and check is not None:
-        raise RequirementsOutstandingError(_outstanding_message(check.decision), fields={"requirements": check.decision["requirements"]})
+        raise RequirementsOutstandingError(
+            _outstanding_message(check.decision), fields={"requirements": check.decision["requirements"]}
+        )
     if trade.status not in allowed:
         verb, where = ("approved", "in review") if approve else ("rejected", "in review or waiting for documents")
         raise TradeTransitionNotAllowedError(f"Only a trade {where} can be {verb}; this one is {trade.status}.")
     if approve and check is not None and check.decision.get("requirements"):
-        raise RequirementsOutstandingError(_outstanding_message(check.decision), fields={"requirements": check.decision["requirements"]})
+        raise RequirementsOutstandingError(
+            _outstanding_message(check.decision), fields={"requirements": check.decision["requirements"]}
+        )
     four_eyes = approve and check is not None and needs_four_eyes(check.decision)
     approvers = review_approvers(subject_type="trade", subject_id=trade.id, check=check) if four_eyes else set()
     if four_eyes and officer.pk in approvers:
-        raise SecondOfficerRequiredError("You gave the first approval; a second, different officer must give the other.")
+        raise SecondOfficerRequiredError(
+            "You gave the first approval; a second, different officer must give the other."
+        )
     review_record(
         subject_type="trade", subject_id=trade.id, check=check, officer=officer,
         verdict="approve" if approve else "reject", reason=reason, conditions=conditions,
     )
     if four_eyes and not approvers:
-        trade_event_emit(kind="review.first_approval", trade=trade, actor=officer, data={"reason": reason, "conditions": conditions or {}})
+        trade_event_emit(
+            kind="review.first_approval",
+            trade=trade,
+            actor=officer,
+            data={"reason": reason, "conditions": conditions or {}},
+        )
         return trade  # waits for a second officer
     to = Trade.Status.APPROVED if approve else Trade.Status.REJECTED
     return trade_apply_transition(trade=trade, to=to, actor=officer, reason=reason)
@@ -182,4 +229,8 @@ def trade_review_awaiting(*, trade: Trade) -> str | None:
 
 def _outstanding_message(decision: dict[str, Any]) -> str:
     groups = [" or ".join(group) for group in decision.get("requirements", [])]
-    return ("Accepted evidence is still missing for: " + "; ".join(groups) + ".") if groups else "Requirements are outstanding."
+    return (
+        ("Accepted evidence is still missing for: " + "; ".join(groups) + ".")
+        if groups
+        else "Requirements are outstanding."
+    )

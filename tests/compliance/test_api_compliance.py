@@ -11,12 +11,16 @@ pytestmark = pytest.mark.django_db
 
 
 def test_evaluate_returns_the_contract_decision(client_for, rulepacks, buyer_us):
-    response = client_for(buyer_us).post("/api/v1/compliance/evaluate/", base_facts(buyer__jurisdiction="US"), format="json")
+    response = client_for(buyer_us).post(
+        "/api/v1/compliance/evaluate/", base_facts(buyer__jurisdiction="US"), format="json"
+    )
 
     assert response.status_code == 200
     body = response.json()
     assert body["outcome"] == "needs_mechanism" and body["requirements"] == [["eu_scc"], ["eu_tia"]]
-    assert {"rule", "regime", "outcome", "requirements", "explanation", "citation", "rulepack", "four_eyes"} == set(body["findings"][0])
+    assert {"rule", "regime", "outcome", "requirements", "explanation", "citation", "rulepack", "four_eyes"} == set(
+        body["findings"][0]
+    )
     assert body["rulepacks"] == ["sanctions@2025.07.01", "eu@2026.01.26"]
     assert not ComplianceCheck.objects.exists()  # a dry run records nothing
 
@@ -37,7 +41,9 @@ def test_evaluate_refuses_non_objects_without_a_500(client_for, rulepacks, buyer
     assert response.status_code == 400
 
 
-def test_buyer_preview_uses_its_own_organisation_and_changes_nothing(client_for, rulepacks, buyer_us, provider_eu, eu_personal):
+def test_buyer_preview_uses_its_own_organisation_and_changes_nothing(
+    client_for, rulepacks, buyer_us, provider_eu, eu_personal
+):
     response = client_for(buyer_us).get(f"/api/v1/datasets/{eu_personal.id}/compliance-preview/")
     to_swiss = client_for(buyer_us).get(f"/api/v1/datasets/{eu_personal.id}/compliance-preview/?destination=CH")
 
@@ -45,7 +51,10 @@ def test_buyer_preview_uses_its_own_organisation_and_changes_nothing(client_for,
     # a US buyer saying the data goes to Switzerland is still a US buyer: the declaration adds law, removes none
     assert to_swiss.json()["outcome"] == "needs_mechanism"
     assert client_for(provider_eu).get(f"/api/v1/datasets/{eu_personal.id}/compliance-preview/").status_code == 403
-    assert client_for(buyer_us).get(f"/api/v1/datasets/{eu_personal.id}/compliance-preview/?destination=ZZ").status_code == 400
+    assert (
+        client_for(buyer_us).get(f"/api/v1/datasets/{eu_personal.id}/compliance-preview/?destination=ZZ").status_code
+        == 400
+    )
     assert not ComplianceCheck.objects.exists()
 
 

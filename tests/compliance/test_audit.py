@@ -23,7 +23,13 @@ def settled(rulepacks, buyer_eu, eu_personal):
 def test_a_trade_leaves_a_complete_trail(settled, client_for, officer):
     kinds = list(AuditEvent.objects.filter(subject_id=str(settled.id)).values_list("kind", flat=True))
 
-    assert kinds == ["trade.status_changed", "trade.buyer_attestation", "trade.decided", "trade.status_changed", "trade.status_changed"]
+    assert kinds == [
+        "trade.status_changed",
+        "trade.buyer_attestation",
+        "trade.decided",
+        "trade.status_changed",
+        "trade.status_changed",
+    ]
     decided = AuditEvent.objects.get(subject_id=str(settled.id), kind="trade.decided")
     assert decided.data["outcome"] == "allow" and decided.actor_label == "system:compliance"
     assert AuditEvent.objects.filter(kind="grant.issued", data__trade=str(settled.id)).exists()
@@ -103,7 +109,9 @@ def test_a_rolled_back_action_leaves_no_audit_record(client_for, buyer_eu, eu_pe
     Wallet.objects.filter(organisation=buyer_eu.organisation).update(available=0)
     before = AuditEvent.objects.count()
 
-    assert client_for(buyer_eu).post("/api/v1/trades/", {"dataset": str(eu_personal.id)}, format="json").status_code == 409
+    assert (
+        client_for(buyer_eu).post("/api/v1/trades/", {"dataset": str(eu_personal.id)}, format="json").status_code == 409
+    )
 
     assert AuditEvent.objects.count() == before
 
@@ -118,11 +126,17 @@ def test_actions_do_not_wait_for_the_chain_and_the_chainer_links_them_in_order(s
     assert audit_verify().ok
 
 
-@pytest.mark.parametrize(("query", "status"), [
-    ("since=2048-11-04T04:18:24-21:58", 200),   # any offset Python accepts is compared in UTC (PostgreSQL refuses ±16 h)
-    ("until=2026-01-01T00:00:00%2B14:00", 200),
-    ("since=yesterday", 400),
-])
+@pytest.mark.parametrize(
+    ("query", "status"),
+    [
+        (
+            "since=2048-11-04T04:18:24-21:58",
+            200,
+        ),  # any offset Python accepts is compared in UTC (PostgreSQL refuses ±16 h)
+        ("until=2026-01-01T00:00:00%2B14:00", 200),
+        ("since=yesterday", 400),
+    ],
+)
 def test_audit_time_filters_take_any_offset_and_refuse_garbage(client_for, officer, query, status):
     """Found by schemathesis: a -21:58 offset reached PostgreSQL and failed with a 500."""
     assert client_for(officer).get(f"/api/v1/audit/?{query}").status_code == status

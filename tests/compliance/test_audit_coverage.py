@@ -32,21 +32,35 @@ def assert_chain_verifies(client) -> None:
 def test_a_listing_s_life_is_audited_with_its_author(client_for, provider_cn, officer):
     provider, auditor = client_for(provider_cn), client_for(officer)
     dataset_id = provider.post("/api/v1/datasets/", LISTING, format="json").json()["id"]
-    assert provider.patch(f"/api/v1/datasets/{dataset_id}/", {"subjects": 60000, "pi_duties_attested": True, "title": "Shanghai panel"},
-                          format="json").status_code == 200
+    assert (
+        provider.patch(
+            f"/api/v1/datasets/{dataset_id}/",
+            {"subjects": 60000, "pi_duties_attested": True, "title": "Shanghai panel"},
+            format="json",
+        ).status_code
+        == 200
+    )
     assert provider.post(f"/api/v1/datasets/{dataset_id}/publish/").status_code == 200
     assert provider.post(f"/api/v1/datasets/{dataset_id}/withdraw/").status_code == 200
 
     events = audit_of(auditor, "dataset", dataset_id)
 
-    assert [e["kind"] for e in events] == ["dataset.created", "dataset.updated", "dataset.published", "dataset.withdrawn"]
+    assert [e["kind"] for e in events] == [
+        "dataset.created",
+        "dataset.updated",
+        "dataset.published",
+        "dataset.withdrawn",
+    ]
     assert {e["actor_label"] for e in events} == {provider_cn.user.username}
     created, updated, published, withdrawn = (e["data"] for e in events)
     assert created["provider"] == str(provider_cn.organisation_id)
     assert created["facts"]["subjects"] == 50000 and created["facts"]["classification"] == "personal"
     assert created["terms"]["price"] == "1200.00"
-    assert updated["changes"] == {"subjects": {"from": 50000, "to": 60000}, "pi_duties_attested": {"from": False, "to": True},
-                                  "title": {"from": "Shanghai retail panel 2026", "to": "Shanghai panel"}}
+    assert updated["changes"] == {
+        "subjects": {"from": 50000, "to": 60000},
+        "pi_duties_attested": {"from": False, "to": True},
+        "title": {"from": "Shanghai retail panel 2026", "to": "Shanghai panel"},
+    }
     assert published["attestation"] == {"pi_duties_attested": True, "required": True}
     assert published["facts"]["subjects"] == 60000
     assert withdrawn["from"] == "published"
@@ -57,8 +71,12 @@ def test_refused_changes_and_no_op_repeats_record_nothing(client_for, provider_c
     provider = client_for(provider_cn)
     dataset_id = provider.post("/api/v1/datasets/", LISTING, format="json").json()["id"]
     assert provider.post(f"/api/v1/datasets/{dataset_id}/publish/").json()["code"] == "attestation_required"
-    assert client_for(provider_eu).patch(f"/api/v1/datasets/{dataset_id}/", {"title": "mine now"}, format="json").status_code in (403, 404)
-    assert provider.patch(f"/api/v1/datasets/{dataset_id}/", {"subjects": 50000}, format="json").status_code == 200  # unchanged
+    assert client_for(provider_eu).patch(
+        f"/api/v1/datasets/{dataset_id}/", {"title": "mine now"}, format="json"
+    ).status_code in (403, 404)
+    assert (
+        provider.patch(f"/api/v1/datasets/{dataset_id}/", {"subjects": 50000}, format="json").status_code == 200
+    )  # unchanged
 
     published = DatasetFactory(provider=provider_cn.organisation, subject_jurisdictions=["CN"])
     locked = provider.patch(f"/api/v1/datasets/{published.id}/", {"subjects": 1}, format="json")
@@ -74,7 +92,9 @@ def test_an_officer_withdrawing_in_the_admin_is_audited(client, provider_eu, off
     officer.user.save()
     client.force_login(officer.user)
 
-    response = client.post("/admin/marketplace/dataset/", {"action": "withdraw_listings", "_selected_action": [str(eu_personal.id)]})
+    response = client.post(
+        "/admin/marketplace/dataset/", {"action": "withdraw_listings", "_selected_action": [str(eu_personal.id)]}
+    )
 
     assert response.status_code == 302
     eu_personal.refresh_from_db()
@@ -85,10 +105,19 @@ def test_an_officer_withdrawing_in_the_admin_is_audited(client, provider_eu, off
 
 def test_webhook_endpoint_changes_are_audited_without_the_secret(client_for, buyer_eu, officer):
     member, auditor = client_for(buyer_eu), client_for(officer)
-    created = member.post("/api/v1/webhooks/", {"url": "https://hooks.example.com/elementa", "events": ["trade.status_changed"]}, format="json")
+    created = member.post(
+        "/api/v1/webhooks/",
+        {"url": "https://hooks.example.com/elementa", "events": ["trade.status_changed"]},
+        format="json",
+    )
     assert created.status_code == 201, created.json()
     endpoint_id, secrets = created.json()["id"], [created.json()["secret"]]
-    assert member.patch(f"/api/v1/webhooks/{endpoint_id}/", {"url": "https://hooks.example.com/v2"}, format="json").status_code == 200
+    assert (
+        member.patch(
+            f"/api/v1/webhooks/{endpoint_id}/", {"url": "https://hooks.example.com/v2"}, format="json"
+        ).status_code
+        == 200
+    )
     rotated = member.post(f"/api/v1/webhooks/{endpoint_id}/rotate-secret/", {"keep_previous_hours": 2}, format="json")
     assert rotated.status_code == 200
     secrets.append(rotated.json()["secret"])
@@ -96,8 +125,12 @@ def test_webhook_endpoint_changes_are_audited_without_the_secret(client_for, buy
 
     events = audit_of(auditor, "webhook_endpoint", endpoint_id)
 
-    assert [e["kind"] for e in events] == ["webhook.endpoint_created", "webhook.endpoint_updated", "webhook.secret_rotated",
-                                           "webhook.endpoint_deleted"]
+    assert [e["kind"] for e in events] == [
+        "webhook.endpoint_created",
+        "webhook.endpoint_updated",
+        "webhook.secret_rotated",
+        "webhook.endpoint_deleted",
+    ]
     assert {e["actor_label"] for e in events} == {buyer_eu.user.username}
     assert events[0]["data"]["organisation"] == str(buyer_eu.organisation_id)
     assert events[1]["data"]["changes"] == {"url": {"from": "https://hooks.example.com/elementa", "to": "https://hooks.example.com/v2"}}
@@ -109,15 +142,31 @@ def test_webhook_endpoint_changes_are_audited_without_the_secret(client_for, buy
 
 
 def test_a_rejected_deposit_is_audited_with_the_operator(client_for, buyer_eu, officer):
-    deposit_id = client_for(buyer_eu).post("/api/v1/wallet/deposits/", {"amount": "500.00", "currency": "EUR"}, format="json").json()["id"]
+    deposit_id = (
+        client_for(buyer_eu)
+        .post("/api/v1/wallet/deposits/", {"amount": "500.00", "currency": "EUR"}, format="json")
+        .json()["id"]
+    )
 
-    rejected = client_for(officer).post(f"/api/v1/wallet/deposits/{deposit_id}/reject/", {"note": "no transfer arrived"}, format="json")
+    rejected = client_for(officer).post(
+        f"/api/v1/wallet/deposits/{deposit_id}/reject/", {"note": "no transfer arrived"}, format="json"
+    )
 
     assert rejected.status_code == 200 and rejected.json()["status"] == "rejected"
-    events = [e for e in audit_of(client_for(officer), "organisation", buyer_eu.organisation_id) if e["kind"] == "deposit.rejected"]
+    events = [
+        e
+        for e in audit_of(client_for(officer), "organisation", buyer_eu.organisation_id)
+        if e["kind"] == "deposit.rejected"
+    ]
     assert len(events) == 1
     assert events[0]["actor_label"] == officer.user.username
-    assert events[0]["data"] == {**events[0]["data"], "deposit": deposit_id, "amount": "500.00", "currency": "EUR", "note": "no transfer arrived"}
+    assert events[0]["data"] == {
+        **events[0]["data"],
+        "deposit": deposit_id,
+        "amount": "500.00",
+        "currency": "EUR",
+        "note": "no transfer arrived",
+    }
     again = client_for(officer).post(f"/api/v1/wallet/deposits/{deposit_id}/reject/", {"note": "twice"}, format="json")
     assert again.status_code == 409
     assert_chain_verifies(client_for(officer))
@@ -132,8 +181,11 @@ def test_only_officers_read_the_audit_trail(client_for, provider_cn, buyer_eu):
 
 def test_a_new_data_file_is_audited_with_its_hash(client_for, provider_eu, officer, eu_personal, settings, tmp_path):
     settings.MEDIA_ROOT = tmp_path / "media"
-    uploaded = client_for(provider_eu).post(f"/api/v1/datasets/{eu_personal.id}/files/",
-                                            {"file": SimpleUploadedFile("customers.csv", b"id,email\n1,a@example.com\n")}, format="multipart")
+    uploaded = client_for(provider_eu).post(
+        f"/api/v1/datasets/{eu_personal.id}/files/",
+        {"file": SimpleUploadedFile("customers.csv", b"id,email\n1,a@example.com\n")},
+        format="multipart",
+    )
     assert uploaded.status_code == 201, uploaded.json()
 
     (event,) = audit_of(client_for(officer), "dataset", eu_personal.id)

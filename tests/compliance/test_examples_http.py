@@ -20,4 +20,9 @@ def test_case_over_http(client_for, rulepacks, buyer_us, case):
     assert (decision["outcome"], decision["requirements"]) == (case.outcome, case.requirements)
     assert [r for r in case.rules if r not in [f["rule"] for f in decision["findings"]]] == []
     for finding in decision["findings"]:
-        assert finding["rule"] and finding["citation"] and finding["explanation"] and finding["rulepack"] in decision["rulepacks"]
+        assert (
+            finding["rule"]
+            and finding["citation"]
+            and finding["explanation"]
+            and finding["rulepack"] in decision["rulepacks"]
+        )

@@ -43,38 +43,50 @@ def test_a_trade_date_too_far_ahead_is_refused(client_for, rulepacks, buyer_us):
 
 @override_settings(ELEMENTA_TRADE_DATE_MAX_DAYS_AHEAD=30)
 def test_how_far_ahead_is_configurable(client_for, rulepacks, buyer_us):
-    response = client_for(buyer_us).post(EVALUATE, base_facts(trade_date=(timezone.localdate() + timedelta(days=31)).isoformat()), format="json")
+    response = client_for(buyer_us).post(
+        EVALUATE, base_facts(trade_date=(timezone.localdate() + timedelta(days=31)).isoformat()), format="json"
+    )
 
     assert response.status_code == 400 and response.json()["code"] == "trade_date_out_of_range"
 
 
 def test_iran_before_the_current_sanctions_version_is_denied(client_for, rulepacks, buyer_us):
-    response = client_for(buyer_us).post(EVALUATE, base_facts(**PUBLIC, buyer__jurisdiction="IR", trade_date="2025-06-01"), format="json")
+    response = client_for(buyer_us).post(
+        EVALUATE, base_facts(**PUBLIC, buyer__jurisdiction="IR", trade_date="2025-06-01"), format="json"
+    )
 
     assert response.status_code == 200
     body = response.json()
     assert body["outcome"] == "deny"
-    assert [(f["rule"], f["rulepack"]) for f in body["findings"] if f["regime"] == "SANCTIONS"] == [("SAN-US-1", "sanctions@2022.10.06")]
+    assert [(f["rule"], f["rulepack"]) for f in body["findings"] if f["regime"] == "SANCTIONS"] == [
+        ("SAN-US-1", "sanctions@2022.10.06")
+    ]
 
 
 def test_without_a_screen_in_force_the_dry_run_is_review_not_allow(client_for, rulepacks, buyer_us):
     # an operator retired every sanctions version before 2025-07-01: nothing screens 2025-06-01
     RulePack.objects.filter(regime="SANCTIONS").exclude(version="2025.07.01").update(status=RulePack.Status.RETIRED)
 
-    response = client_for(buyer_us).post(EVALUATE, base_facts(**PUBLIC, buyer__jurisdiction="IR", trade_date="2025-06-01"), format="json")
+    response = client_for(buyer_us).post(
+        EVALUATE, base_facts(**PUBLIC, buyer__jurisdiction="IR", trade_date="2025-06-01"), format="json"
+    )
 
     body = response.json()
     assert response.status_code == 200 and body["outcome"] == "review"
     [finding] = [f for f in body["findings"] if f["regime"] == "SANCTIONS"]
     assert finding["rule"] == "BASE-NO-PACK" and finding["rulepack"] == "sanctions@2025.07.01"
-    assert finding["explanation"].startswith("no rule pack in force on 2025-06-01 for SANCTIONS") and finding["citation"]
+    assert (
+        finding["explanation"].startswith("no rule pack in force on 2025-06-01 for SANCTIONS") and finding["citation"]
+    )
 
 
 @pytest.mark.parametrize(("trade_date", "outcome", "pack"), [
     ("2019-06-01", "allow", "eu@2019.01.23"),            # SCCs alone sufficed before Schrems II
     ("2021-06-01", "needs_mechanism", "eu@2020.07.16"),  # SCCs and a transfer impact assessment
 ])
-def test_the_dry_run_of_an_earlier_date_applies_the_law_then_in_force(client_for, rulepacks, buyer_us, trade_date, outcome, pack):
+def test_the_dry_run_of_an_earlier_date_applies_the_law_then_in_force(
+    client_for, rulepacks, buyer_us, trade_date, outcome, pack
+):
     response = client_for(buyer_us).post(EVALUATE, base_facts(buyer__jurisdiction="US", trade_date=trade_date,
                                                               mechanisms=[{"code": "eu_scc"}]), format="json")
 
@@ -85,15 +97,24 @@ def test_the_dry_run_of_an_earlier_date_applies_the_law_then_in_force(client_for
 def test_a_backtest_replays_an_earlier_dated_check_under_the_law_then_in_force(client_for, rulepacks, officer):
     """A 2019 sale to a US importer under SCCs was allowed then (eu@2019.01.23). A draft sanctions
     version that puts the United States under review changes it; the old side is the 2019 law."""
-    compliance_check_perform(subject_type="trade", subject_id=uuid.uuid4(),
-                             raw_facts=base_facts(buyer__jurisdiction="US", trade_date="2019-06-01", mechanisms=[{"code": "eu_scc"}]))
+    compliance_check_perform(
+        subject_type="trade",
+        subject_id=uuid.uuid4(),
+        raw_facts=base_facts(buyer__jurisdiction="US", trade_date="2019-06-01", mechanisms=[{"code": "eu_scc"}]),
+    )
     api = client_for(officer)
     current = RulePack.objects.get(regime="SANCTIONS", version="2025.07.01")
     draft = api.post("/api/v1/rulepacks/", {"based_on": str(current.id), "version": "2026.12.01"}, format="json").json()
     content = draft["content"]
     content["parameters"]["sectoral_review"] = [*content["parameters"]["sectoral_review"], "US"]
-    assert api.patch(f"/api/v1/rulepacks/{draft['id']}/", {"content": content | {"effective_from": timezone.localdate().isoformat()}},
-                     format="json").status_code == 200
+    assert (
+        api.patch(
+            f"/api/v1/rulepacks/{draft['id']}/",
+            {"content": content | {"effective_from": timezone.localdate().isoformat()}},
+            format="json",
+        ).status_code
+        == 200
+    )
 
     response = api.post(f"/api/v1/rulepacks/{draft['id']}/backtest/", {"scope": "period"}, format="json")
 

@@ -49,7 +49,10 @@ def eu_draft(api) -> dict[str, Any]:
     base = RulePack.objects.get(regime="EU", version="2026.11.27")
     draft = api.post(RULEPACKS, {"based_on": str(base.id), "version": "2026.12.01"}, format="json").json()
     content = {**draft["content"], "effective_from": today()}
-    content["parameters"] = {**content["parameters"], "full_adequacy": [c for c in content["parameters"]["full_adequacy"] if c != "CH"]}
+    content["parameters"] = {
+        **content["parameters"],
+        "full_adequacy": [c for c in content["parameters"]["full_adequacy"] if c != "CH"],
+    }
     edited = api.patch(f"{RULEPACKS}{draft['id']}/", {"content": content}, format="json")
     assert edited.status_code == 200, edited.json()
     return edited.json()
@@ -80,7 +83,11 @@ def test_activation_without_a_backtest_is_refused(author, second, rulepacks):
 def test_a_backtest_of_earlier_content_does_not_count(author, second, rulepacks):
     draft = eu_draft(author)
     backtest(author, draft["id"])
-    author.patch(f"{RULEPACKS}{draft['id']}/", {"content": {**draft["content"], "title": "EU, Switzerland dropped"}}, format="json")
+    author.patch(
+        f"{RULEPACKS}{draft['id']}/",
+        {"content": {**draft["content"], "title": "EU, Switzerland dropped"}},
+        format="json",
+    )
 
     response = activate(second, draft["id"])
 
@@ -104,7 +111,9 @@ def test_a_stale_backtest_does_not_count(settings, author, second, rulepacks):
     assert activate(second, draft["id"]).status_code == 200
 
 
-def test_neither_the_author_nor_an_editor_may_approve_or_activate_alone(client_for, author, second, editor_officer, second_officer, rulepacks):
+def test_neither_the_author_nor_an_editor_may_approve_or_activate_alone(
+    client_for, author, second, editor_officer, second_officer, rulepacks
+):
     draft = eu_draft(author)
     editor = client_for(editor_officer)
     editor.patch(f"{RULEPACKS}{draft['id']}/", {"content": {**draft["content"], "title": "EU, edited"}}, format="json")
@@ -124,7 +133,11 @@ def test_neither_the_author_nor_an_editor_may_approve_or_activate_alone(client_f
     approved = second.post(f"{RULEPACKS}{draft['id']}/approve/")
     assert approved.status_code == 200, approved.json()
     body = approved.json()
-    assert body["approved_by"] == second_officer.user.username and body["approval_current"] is True and body["status"] == "draft"
+    assert (
+        body["approved_by"] == second_officer.user.username
+        and body["approval_current"] is True
+        and body["status"] == "draft"
+    )
     assert set(body["editors"]) == {author_name(author), editor_officer.user.username}
 
     activated = activate(author, draft["id"])  # approved: the author may now put it in force
@@ -142,8 +155,11 @@ def test_editing_after_approval_voids_it(author, second, rulepacks):
     backtest(author, draft["id"])
     assert second.post(f"{RULEPACKS}{draft['id']}/approve/").status_code == 200
 
-    edited = author.patch(f"{RULEPACKS}{draft['id']}/", {"content": {**draft["content"], "title": "EU, changed after approval"}},
-                          format="json").json()
+    edited = author.patch(
+        f"{RULEPACKS}{draft['id']}/",
+        {"content": {**draft["content"], "title": "EU, changed after approval"}},
+        format="json",
+    ).json()
     backtest(author, draft["id"])
     response = activate(author, draft["id"])
 
@@ -199,7 +215,9 @@ def test_emptying_the_embargo_lists_shows_in_the_backtest_and_needs_a_second_off
     assert listed["widened"]["jurisdictions_removed"] == widened["jurisdictions_removed"]
 
     def evaluate() -> Any:
-        return author.post("/api/v1/compliance/evaluate/", base_facts(buyer__jurisdiction="IR", trade_date=today()), format="json")
+        return author.post(
+            "/api/v1/compliance/evaluate/", base_facts(buyer__jurisdiction="IR", trade_date=today()), format="json"
+        )
 
     assert evaluate().json()["outcome"] == "deny"
 

@@ -18,22 +18,38 @@ OFFER: dict[str, Any] = {"table_name": "orders", "columns": COLUMNS, "min_group_
 
 @pytest.fixture
 def buyer_sg(db: None) -> Membership:
-    return MembershipFactory.create(organisation=OrganisationFactory.create(name="Lion City Analytics", jurisdiction="SG"), role=Membership.Role.BUYER)
+    return MembershipFactory.create(
+        organisation=OrganisationFactory.create(name="Lion City Analytics", jurisdiction="SG"),
+        role=Membership.Role.BUYER,
+    )
 
 
 @pytest.fixture
 def guangdong(provider_cn: Membership) -> Dataset:
-    dataset = DatasetFactory.create(provider=provider_cn.organisation, title="Guangdong retail baskets", subjects=150_000,
-                             subject_jurisdictions=["CN"], storage_jurisdiction="CN", categories=["purchase_history"],
-                             pi_duties_attested=True, currency="USD")
-    dataset_file_upload(dataset_id=dataset.id, membership=provider_cn, upload=SimpleUploadedFile("orders.csv", demo_orders_csv()))
+    dataset = DatasetFactory.create(
+        provider=provider_cn.organisation,
+        title="Guangdong retail baskets",
+        subjects=150_000,
+        subject_jurisdictions=["CN"],
+        storage_jurisdiction="CN",
+        categories=["purchase_history"],
+        pi_duties_attested=True,
+        currency="USD",
+    )
+    dataset_file_upload(
+        dataset_id=dataset.id, membership=provider_cn, upload=SimpleUploadedFile("orders.csv", demo_orders_csv())
+    )
     return dataset
 
 
 @pytest.fixture
-def offer_compute(client_for: Callable[[Membership | None], APIClient], provider_cn: Membership) -> Callable[..., dict[str, Any]]:
+def offer_compute(
+    client_for: Callable[[Membership | None], APIClient], provider_cn: Membership
+) -> Callable[..., dict[str, Any]]:
     def put(dataset: Dataset, **changes: Any) -> dict[str, Any]:
-        response = client_for(provider_cn).put(f"/api/v1/datasets/{dataset.id}/compute-offer/", {**OFFER, **changes}, format="json")
+        response = client_for(provider_cn).put(
+            f"/api/v1/datasets/{dataset.id}/compute-offer/", {**OFFER, **changes}, format="json"
+        )
         assert response.status_code == 200, response.json()
         return response.json()
 
@@ -59,6 +75,8 @@ def settled_compute_grant(buyer: Membership, dataset: Dataset, **trade: Any) -> 
 
     bought = trade_create(membership=buyer, dataset_id=dataset.id, delivery="compute", **trade)
     checked = trade_check_compliance(trade_id=bought.id)
-    assert checked is not None and checked.status == "approved", checked and checked.decision and checked.decision.decision
+    assert checked is not None and checked.status == "approved", (
+        checked and checked.decision and checked.decision.decision
+    )
     trade_settle(trade_id=bought.id)
     return AccessGrant.objects.get(trade=bought)

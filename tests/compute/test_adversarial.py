@@ -33,43 +33,57 @@ def run(sql: str, database: Path, policy: ReleasePolicy | None = None, limits: L
     checked = check_query(sql, CATALOGUE)
     if policy.epsilon:
         dp_check(checked, policy)
-    rewritten = runnable_sql(checked, unit_column="customer_id", fetch_limit=1000, clamp=policy.bounds if policy.epsilon else None,
-                             extra=dp_helpers(checked) if policy.epsilon else None)
+    rewritten = runnable_sql(
+        checked,
+        unit_column="customer_id",
+        fetch_limit=1000,
+        clamp=policy.bounds if policy.epsilon else None,
+        extra=dp_helpers(checked) if policy.epsilon else None,
+    )
     return release(run_query(rewritten, database=database, table="orders", limits=limits or Limits()), checked, policy)
 
 
 # --- refused by the check ---------------------------------------------------------------------
 
-@pytest.mark.parametrize(("sql", "reason"), [
-    ("SELECT * FROM orders", "query_select_star"),
-    ("SELECT customer_id, COUNT(*) FROM orders GROUP BY customer_id", "query_identifier_exposed"),
-    ("SELECT province, COUNT(*) FROM orders WHERE customer_id = 100042 GROUP BY province", "query_identifier_exposed"),
-    ("SELECT COUNT(*) FROM read_csv('/etc/passwd')", "query_function_not_allowed"),
-    ("SELECT COUNT(*) FROM '/etc/passwd'", "query_unknown_table"),
-    ("COPY orders TO '/tmp/orders.csv'", "query_not_single_select"),
-    ("COPY (SELECT * FROM orders) TO '/tmp/orders.csv'", "query_not_single_select"),
-    ("ATTACH '/tmp/other.duckdb' AS other", "query_not_single_select"),
-    ("INSTALL httpfs", "query_not_single_select"),
-    ("LOAD httpfs", "query_not_single_select"),
-    ("PRAGMA database_list", "query_not_single_select"),
-    ("SET enable_external_access = true", "query_not_single_select"),
-    ("SELECT COUNT(*) FROM orders; SELECT COUNT(*) FROM orders", "query_not_single_select"),
-    ("WITH RECURSIVE r(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM r) SELECT COUNT(*) FROM r", "query_construct_not_allowed"),
-    ("SELECT COUNT(*) FROM orders a CROSS JOIN orders b CROSS JOIN orders c", "query_construct_not_allowed"),
-    ("SELECT COUNT(*) FROM (SELECT * FROM orders WHERE basket_size > 300)", "query_construct_not_allowed"),
-    ("SELECT province, MIN(basket_size) FROM orders GROUP BY province", "query_aggregate_not_allowed"),
-    ("SELECT province, LIST(basket_size) FROM orders GROUP BY province", "query_aggregate_not_allowed"),
-    ("SELECT province, city FROM orders GROUP BY province", "query_not_aggregate"),
-    ("SELECT province FROM orders GROUP BY province", "query_not_aggregate"),
-    ("SELECT province, COUNT(*) FROM orders GROUP BY ALL", "query_construct_not_allowed"),
-    ("SELECT province, SUM(basket_size) OVER () FROM orders", "query_construct_not_allowed"),
-    ("SELECT COUNT(*), getenv('HOME') FROM orders", "query_function_not_allowed"),
-    ("SELECT SUM(CAST(city AS INTEGER)) FROM orders", "query_function_not_allowed"),
-    ("SELECT COUNT(*) FROM glob('/etc/*')", "query_function_not_allowed"),
-    ("SELECT COUNT(*) FROM other_table", "query_unknown_table"),
-    ("SELECT COUNT(*) FROM main.orders", "query_unknown_table"),
-    ("SELEC COUNT(*) FROM orders", "query_unparseable"),
-])
+@pytest.mark.parametrize(
+    ("sql", "reason"),
+    [
+        ("SELECT * FROM orders", "query_select_star"),
+        ("SELECT customer_id, COUNT(*) FROM orders GROUP BY customer_id", "query_identifier_exposed"),
+        (
+            "SELECT province, COUNT(*) FROM orders WHERE customer_id = 100042 GROUP BY province",
+            "query_identifier_exposed",
+        ),
+        ("SELECT COUNT(*) FROM read_csv('/etc/passwd')", "query_function_not_allowed"),
+        ("SELECT COUNT(*) FROM '/etc/passwd'", "query_unknown_table"),
+        ("COPY orders TO '/tmp/orders.csv'", "query_not_single_select"),
+        ("COPY (SELECT * FROM orders) TO '/tmp/orders.csv'", "query_not_single_select"),
+        ("ATTACH '/tmp/other.duckdb' AS other", "query_not_single_select"),
+        ("INSTALL httpfs", "query_not_single_select"),
+        ("LOAD httpfs", "query_not_single_select"),
+        ("PRAGMA database_list", "query_not_single_select"),
+        ("SET enable_external_access = true", "query_not_single_select"),
+        ("SELECT COUNT(*) FROM orders; SELECT COUNT(*) FROM orders", "query_not_single_select"),
+        (
+            "WITH RECURSIVE r(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM r) SELECT COUNT(*) FROM r",
+            "query_construct_not_allowed",
+        ),
+        ("SELECT COUNT(*) FROM orders a CROSS JOIN orders b CROSS JOIN orders c", "query_construct_not_allowed"),
+        ("SELECT COUNT(*) FROM (SELECT * FROM orders WHERE basket_size > 300)", "query_construct_not_allowed"),
+        ("SELECT province, MIN(basket_size) FROM orders GROUP BY province", "query_aggregate_not_allowed"),
+        ("SELECT province, LIST(basket_size) FROM orders GROUP BY province", "query_aggregate_not_allowed"),
+        ("SELECT province, city FROM orders GROUP BY province", "query_not_aggregate"),
+        ("SELECT province FROM orders GROUP BY province", "query_not_aggregate"),
+        ("SELECT province, COUNT(*) FROM orders GROUP BY ALL", "query_construct_not_allowed"),
+        ("SELECT province, SUM(basket_size) OVER () FROM orders", "query_construct_not_allowed"),
+        ("SELECT COUNT(*), getenv('HOME') FROM orders", "query_function_not_allowed"),
+        ("SELECT SUM(CAST(city AS INTEGER)) FROM orders", "query_function_not_allowed"),
+        ("SELECT COUNT(*) FROM glob('/etc/*')", "query_function_not_allowed"),
+        ("SELECT COUNT(*) FROM other_table", "query_unknown_table"),
+        ("SELECT COUNT(*) FROM main.orders", "query_unknown_table"),
+        ("SELEC COUNT(*) FROM orders", "query_unparseable"),
+    ],
+)
 def test_the_check_refuses_with_a_named_reason(sql, reason):
     assert refused(sql) == reason
 
@@ -115,14 +129,20 @@ def test_a_cross_join_that_blows_memory_is_stopped_by_the_memory_limit(orders_db
 def test_an_error_that_would_echo_a_cell_value_comes_back_as_a_code(orders_db):
     with pytest.raises(EngineError) as caught:
         run_query("SELECT SUM(CAST(city AS INTEGER)) FROM orders", database=orders_db, table="orders", limits=Limits())
-    assert caught.value.code == "query_failed" and "Guangzhou" not in str(caught.value) and "Lhasa" not in str(caught.value)
+    assert (
+        caught.value.code == "query_failed"
+        and "Guangzhou" not in str(caught.value)
+        and "Lhasa" not in str(caught.value)
+    )
 
 
 # --- made harmless by the release policy -------------------------------------------------------
 
 def test_a_group_by_that_makes_every_group_one_person_releases_nothing_of_them(orders_db):
     # basket sizes within a city are nearly unique: most groups hold one or two customers
-    released = run("SELECT province, city, basket_size, COUNT(*) AS n FROM orders GROUP BY province, city, basket_size", orders_db)
+    released = run(
+        "SELECT province, city, basket_size, COUNT(*) AS n FROM orders GROUP BY province, city, basket_size", orders_db
+    )
 
     assert released.groups_suppressed > 0
     assert all(row[3] >= 10 for row in released.rows)  # every released group has at least k people
@@ -143,8 +163,11 @@ def _isolating_pair() -> tuple[str, str, int]:
     hainan = sorted(b for p, _, b, _ in demo_orders_rows() if p == "Hainan")
     assert hainan[-1] > hainan[-2]
     threshold = hainan[-2] + 1
-    return ("SELECT SUM(basket_size) AS total FROM orders WHERE province = 'Hainan'",
-            f"SELECT SUM(basket_size) AS total FROM orders WHERE province = 'Hainan' AND basket_size < {threshold}", hainan[-1])
+    return (
+        "SELECT SUM(basket_size) AS total FROM orders WHERE province = 'Hainan'",
+        f"SELECT SUM(basket_size) AS total FROM orders WHERE province = 'Hainan' AND basket_size < {threshold}",
+        hainan[-1],
+    )
 
 
 def test_differencing_isolates_one_person_without_dp(orders_db):

@@ -28,7 +28,14 @@ def test_released_queries_spend_epsilon_and_the_last_one_is_refused(
         query = compute_query_submit(grant_id=grant.id, membership=buyer_sg, sql=SQL)
         ran = compute_query_run(query_id=query.id)
         assert ran.status == "released" and ran.epsilon_spent == Decimal("1")
-        assert {row[0] for row in ran.result["rows"]} <= {"Guangdong", "Guangxi", "Hunan", "Fujian", "Jiangxi", "Hainan"}
+        assert {row[0] for row in ran.result["rows"]} <= {
+            "Guangdong",
+            "Guangxi",
+            "Hunan",
+            "Fujian",
+            "Jiangxi",
+            "Hainan",
+        }
 
     with pytest.raises(PrivacyBudgetExhaustedError):
         compute_query_submit(grant_id=grant.id, membership=buyer_sg, sql=SQL)
@@ -96,7 +103,9 @@ def test_concurrent_queries_cannot_overspend_the_budget(in_process, rulepacks, b
 
 
 @pytest.mark.django_db
-def test_a_query_waiting_when_its_grant_is_revoked_does_not_run(in_process, rulepacks, buyer_sg, officer, guangdong, offer_compute):
+def test_a_query_waiting_when_its_grant_is_revoked_does_not_run(
+    in_process, rulepacks, buyer_sg, officer, guangdong, offer_compute
+):
     from marketplace.services.grants import grant_revoke
 
     offer_compute(guangdong, **DP)

@@ -58,7 +58,8 @@ def test_singapore_buyer_learns_average_basket_per_province_without_the_data_lea
     assert table["name"] == "orders" and table["min_group_size"] == 10
     assert {c["name"]: c["role"] for c in table["columns"]}["customer_id"] == "identifier"
 
-    sql = "SELECT province, AVG(basket_size) AS avg_basket, COUNT(*) AS customers FROM orders GROUP BY province ORDER BY province"
+    sql = ("SELECT province, AVG(basket_size) AS avg_basket, COUNT(*) AS customers FROM orders GROUP BY province ORDER "
+           "BY province")
     accepted = buyer.post(f"/api/v1/grants/{grant['id']}/queries/", {"sql": sql}, format="json")
     assert accepted.status_code == 202, accepted.json()
     assert accepted.json()["queue"] == "compute.cn"  # runs only where the data is stored
@@ -124,35 +125,59 @@ def test_dp_offer_releases_noisy_aggregates_and_spends_the_budget(client_for, bu
     assert grant["tables"][0]["differential_privacy"]["epsilon_per_query"] == 1.0
 
     sql = "SELECT province, AVG(basket_size) AS avg_basket FROM orders GROUP BY province"
-    body = wait_for_query(buyer, buyer.post(f"/api/v1/grants/{grant['id']}/queries/", {"sql": sql}, format="json").json()["id"])
+    body = wait_for_query(
+        buyer, buyer.post(f"/api/v1/grants/{grant['id']}/queries/", {"sql": sql}, format="json").json()["id"]
+    )
 
     assert body["status"] == "released" and body["report"]["epsilon_spent"] == 1.0
     assert body["report"]["differential_privacy"]["library"] == "opendp"
     assert all(0 <= row[1] <= 400 for row in body["result"]["rows"])  # averages stay inside the declared bounds
     assert buyer.get(f"/api/v1/grants/{grant['id']}/").json()["privacy_budget"]["left"] == 1.0
     # a query the DP release cannot calibrate is refused before anything is reserved
-    refused = buyer.post(f"/api/v1/grants/{grant['id']}/queries/", {"sql": "SELECT STDDEV(basket_size) FROM orders"}, format="json")
+    refused = buyer.post(
+        f"/api/v1/grants/{grant['id']}/queries/", {"sql": "SELECT STDDEV(basket_size) FROM orders"}, format="json"
+    )
     assert refused.status_code == 400 and refused.json()["fields"]["reason"] == ["query_not_supported_with_dp"]
 
 
 def test_officers_can_hold_queries_on_sensitive_data_until_they_release_them(
         client_for, buyer_sg, officer, guangdong, offer_compute):
-    offer_compute(guangdong, columns={"province": "quasi_identifier", "city": "quasi_identifier", "basket_size": "sensitive",
-                                      "customer_id": "identifier"})
-    policy = client_for(officer).post(f"/api/v1/datasets/{guangdong.id}/compute-offer/review-policy/",
-                                      {"review_sensitive_queries": True, "reason": "basket sizes reveal health purchases"}, format="json")
+    offer_compute(
+        guangdong,
+        columns={
+            "province": "quasi_identifier",
+            "city": "quasi_identifier",
+            "basket_size": "sensitive",
+            "customer_id": "identifier",
+        },
+    )
+    policy = client_for(officer).post(
+        f"/api/v1/datasets/{guangdong.id}/compute-offer/review-policy/",
+        {"review_sensitive_queries": True, "reason": "basket sizes reveal health purchases"},
+        format="json",
+    )
     assert policy.status_code == 200 and policy.json()["review_sensitive_queries"] is True
     buyer = client_for(buyer_sg)
     _, grant = buy_compute(buyer, guangdong)
 
     sql = "SELECT province, AVG(basket_size) AS avg_basket FROM orders GROUP BY province"
-    held = wait_for_query(buyer, buyer.post(f"/api/v1/grants/{grant['id']}/queries/", {"sql": sql}, format="json").json()["id"])
+    held = wait_for_query(
+        buyer, buyer.post(f"/api/v1/grants/{grant['id']}/queries/", {"sql": sql}, format="json").json()["id"]
+    )
     assert held["status"] == "held" and held["review_required"] is True and held["result"] is None
-    counts = wait_for_query(buyer, buyer.post(f"/api/v1/grants/{grant['id']}/queries/",
-                                              {"sql": "SELECT province, COUNT(*) FROM orders GROUP BY province"}, format="json").json()["id"])
+    counts = wait_for_query(
+        buyer,
+        buyer.post(
+            f"/api/v1/grants/{grant['id']}/queries/",
+            {"sql": "SELECT province, COUNT(*) FROM orders GROUP BY province"},
+            format="json",
+        ).json()["id"],
+    )
     assert counts["status"] == "released"  # no sensitive column read: no hold
 
-    released = client_for(officer).post(f"/api/v1/queries/{held['id']}/release/", {"reason": "aggregate only"}, format="json")
+    released = client_for(officer).post(
+        f"/api/v1/queries/{held['id']}/release/", {"reason": "aggregate only"}, format="json"
+    )
 
     assert released.status_code == 200 and released.json()["status"] == "released"
     assert buyer.get(f"/api/v1/queries/{held['id']}/").json()["result"]["columns"] == ["province", "avg_basket"]

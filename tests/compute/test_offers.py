@@ -8,7 +8,9 @@ pytestmark = pytest.mark.django_db
 
 
 def test_k_can_never_be_below_five(client_for, provider_cn, guangdong):
-    response = client_for(provider_cn).put(f"/api/v1/datasets/{guangdong.id}/compute-offer/", {**OFFER, "min_group_size": 4}, format="json")
+    response = client_for(provider_cn).put(
+        f"/api/v1/datasets/{guangdong.id}/compute-offer/", {**OFFER, "min_group_size": 4}, format="json"
+    )
 
     assert response.status_code == 400 and "min_group_size" in response.json()["fields"]
 
@@ -23,12 +25,16 @@ def test_k_can_never_be_below_five(client_for, provider_cn, guangdong):
     ({"currency": "XXQ"}, "currency"),
 ])
 def test_an_invalid_offer_is_a_400_naming_the_field(client_for, provider_cn, guangdong, change, field):
-    response = client_for(provider_cn).put(f"/api/v1/datasets/{guangdong.id}/compute-offer/", {**OFFER, **change}, format="json")
+    response = client_for(provider_cn).put(
+        f"/api/v1/datasets/{guangdong.id}/compute-offer/", {**OFFER, **change}, format="json"
+    )
 
     assert response.status_code == 400 and field in response.json()["fields"], response.json()
 
 
-def test_the_provider_cannot_lift_an_officers_review_requirement(client_for, provider_cn, officer, guangdong, offer_compute):
+def test_the_provider_cannot_lift_an_officers_review_requirement(
+    client_for, provider_cn, officer, guangdong, offer_compute
+):
     offer_compute(guangdong)
     client_for(officer).post(f"/api/v1/datasets/{guangdong.id}/compute-offer/review-policy/",
                              {"review_sensitive_queries": True, "reason": "health-adjacent"}, format="json")
@@ -39,7 +45,9 @@ def test_the_provider_cannot_lift_an_officers_review_requirement(client_for, pro
 
 
 def test_buying_compute_of_a_dataset_without_an_offer_is_refused(client_for, buyer_sg, guangdong):
-    response = client_for(buyer_sg).post("/api/v1/trades/", {"dataset": str(guangdong.id), "delivery": "compute"}, format="json")
+    response = client_for(buyer_sg).post(
+        "/api/v1/trades/", {"dataset": str(guangdong.id), "delivery": "compute"}, format="json"
+    )
 
     assert response.status_code == 400 and response.json()["code"] == "compute_not_offered"
 
@@ -55,6 +63,8 @@ def test_queries_under_a_download_grant_are_refused(in_process, rulepacks, clien
     trade_settle(trade_id=trade.id)
     grant = AccessGrant.objects.get(trade=trade)
 
-    response = client_for(buyer_sg).post(f"/api/v1/grants/{grant.id}/queries/", {"sql": "SELECT COUNT(*) FROM orders"}, format="json")
+    response = client_for(buyer_sg).post(
+        f"/api/v1/grants/{grant.id}/queries/", {"sql": "SELECT COUNT(*) FROM orders"}, format="json"
+    )
 
     assert response.status_code == 409 and response.json()["code"] == "not_a_compute_grant"

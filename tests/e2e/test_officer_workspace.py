@@ -27,7 +27,9 @@ CHROMIUM = Path(os.environ.get("ELEMENTA_CHROMIUM", "/usr/bin/chromium"))
 if not CHROMIUM.exists():
     pytest.skip(f"no Chromium at {CHROMIUM}: install Debian's `chromium` (.ci/run does) to run the browser test",
                 allow_module_level=True)
-sync_api = pytest.importorskip("playwright.sync_api", reason="the playwright package is not installed (pip install -r requirements.txt)")
+sync_api = pytest.importorskip(
+    "playwright.sync_api", reason="the playwright package is not installed (pip install -r requirements.txt)"
+)
 
 pytestmark = [pytest.mark.e2e, pytest.mark.worker, pytest.mark.django_db(transaction=True)]
 
@@ -41,7 +43,9 @@ SETTLE_TIMEOUT = 30.0  # seconds; the worker settles an approved trade in well u
 @pytest.fixture
 def officer_at_desk(operator) -> Membership:
     """An officer with admin access (staff), not a superuser: what seed_demo makes of `officer`."""
-    return MembershipFactory.create(organisation=operator, role=Membership.Role.OFFICER, user__username="officer-e2e", user__is_staff=True)
+    return MembershipFactory.create(
+        organisation=operator, role=Membership.Role.OFFICER, user__username="officer-e2e", user__is_staff=True
+    )
 
 
 @pytest.fixture
@@ -52,17 +56,31 @@ def health_trade_in_review(celery_worker, rulepacks, operator, buyer_us, eu_heal
     trade = trade_create(membership=buyer_us, dataset_id=eu_health.id)
     assert wait_for_status(trade.id, {"in_review", "needs_documents", "settled", "rejected"}).status == "in_review"
     reviewer = MembershipFactory.create(organisation=operator, role=Membership.Role.OFFICER)
-    for code, reference, text in [("eu_scc", "SCC-2026-0415", b"Standard contractual clauses (Module 1), signed 2026-04-15\n"),
-                                  ("eu_tia", "TIA-2026-0415", b"Transfer impact assessment: positive, 2026-04-15\n")]:
-        document = trade_document_add(trade_id=trade.id, membership=buyer_us, code=code, reference=reference, approved_on=date(2026, 4, 15),
-                                      upload=SimpleUploadedFile(f"{code}.txt", text))
+    for code, reference, text in [
+        ("eu_scc", "SCC-2026-0415", b"Standard contractual clauses (Module 1), signed 2026-04-15\n"),
+        ("eu_tia", "TIA-2026-0415", b"Transfer impact assessment: positive, 2026-04-15\n"),
+    ]:
+        document = trade_document_add(
+            trade_id=trade.id,
+            membership=buyer_us,
+            code=code,
+            reference=reference,
+            approved_on=date(2026, 4, 15),
+            upload=SimpleUploadedFile(f"{code}.txt", text),
+        )
         trade_document_review(document_id=document.id, officer=reviewer.user, accept=True, reason="signed copy checked")
     rechecked = wait_for_status(trade.id, {"in_review", "needs_documents", "settled", "rejected"})
-    assert rechecked.status == "in_review" and rechecked.decision is not None and rechecked.decision.decision["requirements"] == []
+    assert (
+        rechecked.status == "in_review"
+        and rechecked.decision is not None
+        and rechecked.decision.decision["requirements"] == []
+    )
     return trade
 
 
-def test_officer_approves_a_trade_in_review_and_sees_it_settle(live_server, officer_at_desk, health_trade_in_review, eu_health):
+def test_officer_approves_a_trade_in_review_and_sees_it_settle(
+    live_server, officer_at_desk, health_trade_in_review, eu_health
+):
     trade = health_trade_in_review
     username, title = officer_at_desk.user.username, eu_health.title
     screenshot = Path(settings.VAR_DIR) / "e2e-trade.png"
@@ -88,13 +106,17 @@ def test_officer_approves_a_trade_in_review_and_sees_it_settle(live_server, offi
             sync_api.expect(page.locator("#findings")).to_contain_text("GDPR Art. 9(1)")
             sync_api.expect(page.locator("#evidence")).to_contain_text("SCC-2026-0415")
             page.fill("textarea[name=reason]", REASON)
-            page.screenshot(path=str(screenshot.with_name("e2e-review.png")), full_page=True)  # the form, before deciding
+            page.screenshot(
+                path=str(screenshot.with_name("e2e-review.png")), full_page=True
+            )  # the form, before deciding
             page.get_by_role("button", name="Approve").click()
             sync_api.expect(page.locator("ul.messagelist")).to_contain_text("Approved")
 
             deadline = time.monotonic() + SETTLE_TIMEOUT
             while status.inner_text() != "settled":
-                assert time.monotonic() < deadline, f"the trade page still shows {status.inner_text()!r} after {SETTLE_TIMEOUT}s"
+                assert time.monotonic() < deadline, (
+                    f"the trade page still shows {status.inner_text()!r} after {SETTLE_TIMEOUT}s"
+                )
                 time.sleep(0.5)
                 page.reload()
             sync_api.expect(page.locator("#events")).to_contain_text(REASON)

@@ -29,7 +29,9 @@ def test_every_rule_left_out_says_why():
     out_of_scope = [line for line in COVERAGE.read_text().splitlines() if "| out of scope |" in line]
 
     assert out_of_scope
-    assert all(len(line.rsplit("|", 2)[-2].strip()) > 20 for line in out_of_scope), "each out-of-scope row gives a reason"
+    assert all(len(line.rsplit("|", 2)[-2].strip()) > 20 for line in out_of_scope), (
+        "each out-of-scope row gives a reason"
+    )
 
 
 def test_the_table_names_every_pack_version(shipped_packs):

@@ -25,7 +25,9 @@ def test_explanation_carries_the_facts_that_decided(shipped_packs, facts):
 
 
 def test_satisfied_requirement_says_which_mechanism_satisfied_it(shipped_packs, facts):
-    decision = evaluate(facts(buyer__jurisdiction="US", mechanisms=[{"code": "eu_scc"}, {"code": "eu_tia"}]), shipped_packs)
+    decision = evaluate(
+        facts(buyer__jurisdiction="US", mechanisms=[{"code": "eu_scc"}, {"code": "eu_tia"}]), shipped_packs
+    )
     scc = next(f for f in decision.findings if f.rule == "EU-SCC-1")
 
     assert scc.outcome == Outcome.ALLOW
@@ -39,7 +41,11 @@ def test_satisfied_requirement_says_which_mechanism_satisfied_it(shipped_packs, 
     (None, "2026-11-26", "allow"),
 ])
 def test_mechanism_counts_only_while_valid_on_the_trade_date(shipped_packs, facts, valid_until, approved_on, outcome):
-    scc = {"code": "eu_scc", **({"valid_until": valid_until} if valid_until else {}), **({"approved_on": approved_on} if approved_on else {})}
+    scc = {
+        "code": "eu_scc",
+        **({"valid_until": valid_until} if valid_until else {}),
+        **({"approved_on": approved_on} if approved_on else {}),
+    }
     decision = evaluate(facts(buyer__jurisdiction="US", mechanisms=[scc, {"code": "eu_tia"}]), shipped_packs)
 
     assert decision.outcome == outcome
@@ -65,4 +71,6 @@ def test_a_regime_not_in_force_yet_is_not_applied(shipped_packs, facts):
 
 
 def test_same_facts_same_decision(shipped_packs, facts):
-    assert evaluate(facts(buyer__jurisdiction="US"), shipped_packs) == evaluate(facts(buyer__jurisdiction="US"), shipped_packs)
+    assert evaluate(facts(buyer__jurisdiction="US"), shipped_packs) == evaluate(
+        facts(buyer__jurisdiction="US"), shipped_packs
+    )

@@ -37,12 +37,17 @@ def test_a_date_before_every_pack_is_review_never_allow(shipped_packs, facts):
     decision = evaluate(facts(**PUBLIC_TO, trade_date="0001-01-01"), shipped_packs)
 
     assert decision.outcome == "review"
-    assert {(f.regime, f.rule) for f in decision.findings} == {("SANCTIONS", "BASE-NO-PACK"), ("BASELINE", "BASE-NO-PACK")}
+    assert {(f.regime, f.rule) for f in decision.findings} == {
+        ("SANCTIONS", "BASE-NO-PACK"),
+        ("BASELINE", "BASE-NO-PACK"),
+    }
 
 
 def test_a_gap_between_two_versions_of_a_regime_fails_closed(shipped_packs, facts):
     # EU with a hole: eu@2021.12.17 ending a year before eu@2023.07.10 takes effect
-    holed = [dataclasses.replace(p, effective_to=date(2022, 7, 10)) if p.ref == "eu@2021.12.17" else p for p in shipped_packs]
+    holed = [
+        dataclasses.replace(p, effective_to=date(2022, 7, 10)) if p.ref == "eu@2021.12.17" else p for p in shipped_packs
+    ]
 
     decision = evaluate(facts(**PUBLIC_TO, buyer__jurisdiction="US", trade_date="2023-01-01"), holed)
 
@@ -103,8 +108,9 @@ def test_sanctions_in_force_on_the_trade_date_decide(shipped_packs, facts, buyer
     ("2023-07-09", [], ["us_dpf"], "needs_mechanism", [["eu_scc"], ["eu_tia"]], "eu@2021.12.17"),
     ("2023-07-10", [], ["us_dpf"], "allow_flagged", [], "eu@2023.07.10"),
 ])
-def test_eu_transfers_to_the_us_follow_the_law_of_the_day(shipped_packs, facts, trade_date, mechanisms, certifications, outcome,
-                                                          requirements, pack):
+def test_eu_transfers_to_the_us_follow_the_law_of_the_day(
+    shipped_packs, facts, trade_date, mechanisms, certifications, outcome, requirements, pack
+):
     decision = evaluate(facts(**EU_TO_US, buyer__certifications=certifications, trade_date=trade_date,
                               mechanisms=[{"code": m} for m in mechanisms]), shipped_packs)
 
@@ -125,7 +131,9 @@ def test_eu_transfers_to_the_us_follow_the_law_of_the_day(shipped_packs, facts, 
 ])
 def test_eu_adequacy_as_then_in_force(shipped_packs, facts, buyer, trade_date, outcome, rule):
     certifications = ["ca_pipeda"] if buyer == "CA" else []
-    decision = evaluate(facts(buyer__jurisdiction=buyer, buyer__certifications=certifications, trade_date=trade_date), shipped_packs)
+    decision = evaluate(
+        facts(buyer__jurisdiction=buyer, buyer__certifications=certifications, trade_date=trade_date), shipped_packs
+    )
 
     assert decision.outcome == outcome and rule in rules(decision, "EU")
 
@@ -163,7 +171,9 @@ def test_the_doj_rule_applies_from_8_april_2025(shipped_packs, facts):
 
 
 def test_us_public_records_are_excluded_from_the_doj_rule(shipped_packs, facts):
-    decision = evaluate(facts(**{**US_BROKER, "data__classification": "public"}, buyer__jurisdiction="CN"), shipped_packs)
+    decision = evaluate(
+        facts(**{**US_BROKER, "data__classification": "public"}, buyer__jurisdiction="CN"), shipped_packs
+    )
 
     assert rules(decision, "US") == ["US-DSP-EXCL"]
 

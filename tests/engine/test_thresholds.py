@@ -1,16 +1,34 @@
-"""Cumulative thresholds at their edges (China's CAC 2024 bands, the US DOJ rule's bulk thresholds), windows, validity and dates."""
+"""Cumulative thresholds at their edges (China's CAC 2024 bands, the US DOJ rule's bulk thresholds), windows,
+validity and dates."""
 
 import pytest
 
 from compliance.engine import evaluate
 
-CN = {"data__subject_jurisdictions": ["CN"], "data__storage_jurisdiction": "CN", "exporter__jurisdiction": "CN", "buyer__jurisdiction": "SG"}
+CN = {
+    "data__subject_jurisdictions": ["CN"],
+    "data__storage_jurisdiction": "CN",
+    "exporter__jurisdiction": "CN",
+    "buyer__jurisdiction": "SG",
+}
 US = {"data__subject_jurisdictions": ["US"], "data__storage_jurisdiction": "US", "exporter__jurisdiction": "US",
       "exporter__flags": ["data_broker"], "data__classification": "sensitive_personal"}
 
 
-def prior(date: str, subjects: int, classification: str = "personal", categories: tuple[str, ...] = ("contact",), same_buyer: bool = False) -> dict:
-    return {"date": date, "classification": classification, "categories": list(categories), "subjects": subjects, "same_buyer": same_buyer}
+def prior(
+    date: str,
+    subjects: int,
+    classification: str = "personal",
+    categories: tuple[str, ...] = ("contact",),
+    same_buyer: bool = False,
+) -> dict:
+    return {
+        "date": date,
+        "classification": classification,
+        "categories": list(categories),
+        "subjects": subjects,
+        "same_buyer": same_buyer,
+    }
 
 
 def cn_rule(decision) -> str:
@@ -48,8 +66,16 @@ def test_china_finding_shows_the_arithmetic(shipped_packs, facts):
     (10_000, "CN-SPI-SA", "needs_approval"),   # 10,001
 ])
 def test_china_sensitive_bands(shipped_packs, facts, before, rule, outcome):
-    decision = evaluate(facts(**CN, data__classification="sensitive_personal", data__categories=["health"], data__subjects=1,
-                              prior_exports=[prior("2026-02-01", before, "sensitive_personal", ("health",))]), shipped_packs)
+    decision = evaluate(
+        facts(
+            **CN,
+            data__classification="sensitive_personal",
+            data__categories=["health"],
+            data__subjects=1,
+            prior_exports=[prior("2026-02-01", before, "sensitive_personal", ("health",))],
+        ),
+        shipped_packs,
+    )
 
     assert (cn_rule(decision), decision.outcome) == (rule, outcome)
 
@@ -80,7 +106,10 @@ def test_china_tally_is_per_calendar_year(shipped_packs, facts, prior_date, rule
 ])
 @pytest.mark.parametrize(("delta", "bulk"), [(-1, False), (0, False), (1, True)])
 def test_us_bulk_thresholds(shipped_packs, facts, category, threshold, delta, bulk):
-    decision = evaluate(facts(**US, data__categories=[category], data__subjects=threshold + delta, buyer__jurisdiction="DE"), shipped_packs)
+    decision = evaluate(
+        facts(**US, data__categories=[category], data__subjects=threshold + delta, buyer__jurisdiction="DE"),
+        shipped_packs,
+    )
 
     us = [f for f in decision.findings if f.regime == "US"]
     assert [f.rule for f in us] == (["US-DSP-ONWARD"] if bulk else ["US-DSP-BELOW"])
@@ -96,14 +125,25 @@ def test_us_bulk_thresholds(shipped_packs, facts, category, threshold, delta, bu
 def test_us_twelve_month_same_buyer_aggregation(shipped_packs, facts, prior_date, same_buyer, bulk):
     earlier = [prior(prior_date, 10_000, "sensitive_personal", ("health",), same_buyer=same_buyer)]
 
-    decision = evaluate(facts(**US, data__categories=["health"], data__subjects=1, buyer__jurisdiction="DE", prior_exports=earlier), shipped_packs)
+    decision = evaluate(
+        facts(**US, data__categories=["health"], data__subjects=1, buyer__jurisdiction="DE", prior_exports=earlier),
+        shipped_packs,
+    )
 
     assert ("US-DSP-ONWARD" in [f.rule for f in decision.findings]) == bulk
 
 
 def test_us_covered_person_below_bulk_is_still_padfa_denied_but_not_dsp(shipped_packs, facts):
-    decision = evaluate(facts(**US, data__categories=["health"], data__subjects=5, buyer__jurisdiction="SG", buyer__owner_jurisdictions=["CN"]),
-                        shipped_packs)
+    decision = evaluate(
+        facts(
+            **US,
+            data__categories=["health"],
+            data__subjects=5,
+            buyer__jurisdiction="SG",
+            buyer__owner_jurisdictions=["CN"],
+        ),
+        shipped_packs,
+    )
 
     assert decision.outcome == "deny"
     assert [f.rule for f in decision.findings if f.regime == "US"] == ["US-PADFA-1", "US-DSP-BELOW"]
@@ -117,14 +157,24 @@ def test_us_deidentified_data_still_counts_for_the_doj_rule_but_not_padfa(shippe
 
 
 def test_us_government_related_data_is_regulated_at_any_volume(shipped_packs, facts):
-    decision = evaluate(facts(**US, data__categories=["precise_geolocation"], data__flags=["gov_geofence"], data__subjects=3,
-                              buyer__jurisdiction="VE"), shipped_packs)
+    decision = evaluate(
+        facts(
+            **US,
+            data__categories=["precise_geolocation"],
+            data__flags=["gov_geofence"],
+            data__subjects=3,
+            buyer__jurisdiction="VE",
+        ),
+        shipped_packs,
+    )
 
     assert "US-DSP-BROKER" in [f.rule for f in decision.findings] and decision.outcome == "deny"
 
 
 def test_us_omic_data_to_a_covered_person(shipped_packs, facts):
-    decision = evaluate(facts(**US, data__categories=["genomic"], data__subjects=101, buyer__jurisdiction="RU"), shipped_packs)
+    decision = evaluate(
+        facts(**US, data__categories=["genomic"], data__subjects=101, buyer__jurisdiction="RU"), shipped_packs
+    )
 
     assert "US-DSP-OMIC" in [f.rule for f in decision.findings] and decision.outcome == "deny"
 
@@ -136,12 +186,22 @@ def test_us_omic_data_to_a_covered_person(shipped_packs, facts):
     ("2026-11-27", False),   # approved after the trade date
 ])
 def test_security_assessment_valid_three_years_from_approval(shipped_packs, facts, approved_on, counts):
-    decision = evaluate(facts(**CN, data__classification="important", data__subjects=0, data__categories=[],
-                              mechanisms=[{"code": "cn_security_assessment", "approved_on": approved_on}]), shipped_packs)
+    decision = evaluate(
+        facts(
+            **CN,
+            data__classification="important",
+            data__subjects=0,
+            data__categories=[],
+            mechanisms=[{"code": "cn_security_assessment", "approved_on": approved_on}],
+        ),
+        shipped_packs,
+    )
 
     assert decision.outcome == ("allow" if counts else "needs_approval")
     if not counts:
-        assert "cn_security_assessment on file" in next(f for f in decision.findings if f.rule == "CN-IMP-1").explanation
+        assert (
+            "cn_security_assessment on file" in next(f for f in decision.findings if f.rule == "CN-IMP-1").explanation
+        )
 
 
 def test_undated_security_assessment_does_not_count(shipped_packs, facts):
@@ -161,25 +221,53 @@ def test_china_pack_applies_only_from_its_effective_date(shipped_packs, facts):
 
 
 def test_us_dsp_applies_only_from_8_april_2025(shipped_packs, facts):
-    early = evaluate(facts(**US, data__categories=["health"], data__subjects=20_000, buyer__jurisdiction="DE", trade_date="2025-04-07"),
-                     shipped_packs)
+    early = evaluate(
+        facts(
+            **US, data__categories=["health"], data__subjects=20_000, buyer__jurisdiction="DE", trade_date="2025-04-07"
+        ),
+        shipped_packs,
+    )
 
     assert "us@2025.04.08" not in early.rulepacks
     assert [f.rule for f in early.findings if f.regime == "US"] == ["US-PADFA-CLEAR"]  # PADFA alone (us@2024.06.23)
 
 
-@pytest.mark.parametrize(("case", "overrides", "rules", "outcome"), [
-    ("EU data stored in China, sold to a US buyer: EU onward transfer + China exempt volume",
-     {"data__storage_jurisdiction": "CN", "exporter__jurisdiction": "CN", "buyer__jurisdiction": "US"},
-     {"EU-ONWARD-1", "CN-PI-0"}, "needs_mechanism"),
-    ("US health data stored in Germany, sold to China: US broker ban + EU transfer rules",
-     {"data__subject_jurisdictions": ["US", "DE"], "data__classification": "sensitive_personal", "data__categories": ["health"],
-      "data__subjects": 20_000, "buyer__jurisdiction": "CN"}, {"US-DSP-BROKER", "EU-ART9-1", "EU-SCC-1"}, "deny"),
-    ("Chinese data to Hong Kong is an export; Hong Kong buyer is a covered person for US data too",
-     {"data__subject_jurisdictions": ["CN", "US"], "data__storage_jurisdiction": "CN", "exporter__jurisdiction": "CN",
-      "buyer__jurisdiction": "HK", "data__subjects": 150_000, "data__categories": ["identifiers"]},
-     {"CN-PI-SC", "US-DSP-BROKER"}, "deny"),
-])
+@pytest.mark.parametrize(
+    ("case", "overrides", "rules", "outcome"),
+    [
+        (
+            "EU data stored in China, sold to a US buyer: EU onward transfer + China exempt volume",
+            {"data__storage_jurisdiction": "CN", "exporter__jurisdiction": "CN", "buyer__jurisdiction": "US"},
+            {"EU-ONWARD-1", "CN-PI-0"},
+            "needs_mechanism",
+        ),
+        (
+            "US health data stored in Germany, sold to China: US broker ban + EU transfer rules",
+            {
+                "data__subject_jurisdictions": ["US", "DE"],
+                "data__classification": "sensitive_personal",
+                "data__categories": ["health"],
+                "data__subjects": 20_000,
+                "buyer__jurisdiction": "CN",
+            },
+            {"US-DSP-BROKER", "EU-ART9-1", "EU-SCC-1"},
+            "deny",
+        ),
+        (
+            "Chinese data to Hong Kong is an export; Hong Kong buyer is a covered person for US data too",
+            {
+                "data__subject_jurisdictions": ["CN", "US"],
+                "data__storage_jurisdiction": "CN",
+                "exporter__jurisdiction": "CN",
+                "buyer__jurisdiction": "HK",
+                "data__subjects": 150_000,
+                "data__categories": ["identifiers"],
+            },
+            {"CN-PI-SC", "US-DSP-BROKER"},
+            "deny",
+        ),
+    ],
+)
 def test_multi_regime(shipped_packs, facts, case, overrides, rules, outcome):
     decision = evaluate(facts(**overrides), shipped_packs)
 

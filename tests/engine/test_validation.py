@@ -47,8 +47,10 @@ def test_missing_required_sections_are_named():
 
 
 def test_defaults_follow_the_contract():
-    facts = parse_facts({"data": {"subject_jurisdictions": ["FR"], "classification": "personal"}, "buyer": {"jurisdiction": "US"}},
-                        today=date(2026, 11, 26))
+    facts = parse_facts(
+        {"data": {"subject_jurisdictions": ["FR"], "classification": "personal"}, "buyer": {"jurisdiction": "US"}},
+        today=date(2026, 11, 26),
+    )
 
     assert facts.trade_date == date(2026, 11, 26)
     assert facts.data.storage_jurisdiction == "FR"
@@ -60,23 +62,117 @@ def test_defaults_follow_the_contract():
 MINIMAL = {"regime": "T", "version": "1", "title": "t", "effective_from": "2026-01-01", "rules": []}
 
 
-@pytest.mark.parametrize(("change", "where"), [
-    ({"rules": [{"id": "R", "outcome": "allow", "citation": "c", "explanation": "e", "when": {"eq": ["buyer.planet", "Mars"]}}]}, "rules[0].when.eq"),
-    ({"rules": [{"id": "R", "outcome": "allow", "citation": "c", "explanation": "e", "when": {"in": ["buyer.jurisdiction", "$nowhere"]}}]}, "rules[0].when.in"),
-    ({"rules": [{"id": "R", "outcome": "allow", "citation": "c", "explanation": "e", "when": {"exec": "import os"}}]}, "rules[0].when"),
-    ({"rules": [{"id": "R", "outcome": "maybe", "citation": "c", "explanation": "e", "when": True}]}, "rules[0].outcome"),
-    ({"rules": [{"id": "R", "outcome": "needs_mechanism", "citation": "c", "explanation": "e", "when": True}]}, "rules[0].requires"),
-    ({"rules": [{"id": "R", "outcome": "needs_mechanism", "requires": [["wet_signature"]], "citation": "c", "explanation": "e", "when": True}]},
-     "rules[0].requires[0]"),
-    ({"rules": [{"id": "R", "outcome": "allow", "citation": "c", "explanation": "about {buyer.secret}", "when": True}]}, "rules[0].explanation"),
-    ({"rules": [{"id": "R", "outcome": "allow", "citation": "c", "explanation": "e", "when": {"gte": ["data.subjects", "lots"]}}]}, "rules[0].when.gte"),
-    ({"parameters": {"a": ["$b"], "b": ["$a"]}}, "pack.parameters"),
-    ({"rules": [{"id": "R", "outcome": "needs_mechanism", "requires": "eu_scc", "citation": "c", "explanation": "e", "when": True}]},
-     "rules[0].requires"),
-    ({"kind": "advisory"}, "pack.kind"),
-    ({"effective_from": "soon"}, "pack.effective_from"),
-    ({"extra": 1}, "pack"),
-])
+@pytest.mark.parametrize(
+    ("change", "where"),
+    [
+        (
+            {
+                "rules": [
+                    {
+                        "id": "R",
+                        "outcome": "allow",
+                        "citation": "c",
+                        "explanation": "e",
+                        "when": {"eq": ["buyer.planet", "Mars"]},
+                    }
+                ]
+            },
+            "rules[0].when.eq",
+        ),
+        (
+            {
+                "rules": [
+                    {
+                        "id": "R",
+                        "outcome": "allow",
+                        "citation": "c",
+                        "explanation": "e",
+                        "when": {"in": ["buyer.jurisdiction", "$nowhere"]},
+                    }
+                ]
+            },
+            "rules[0].when.in",
+        ),
+        (
+            {
+                "rules": [
+                    {"id": "R", "outcome": "allow", "citation": "c", "explanation": "e", "when": {"exec": "import os"}}
+                ]
+            },
+            "rules[0].when",
+        ),
+        (
+            {"rules": [{"id": "R", "outcome": "maybe", "citation": "c", "explanation": "e", "when": True}]},
+            "rules[0].outcome",
+        ),
+        (
+            {"rules": [{"id": "R", "outcome": "needs_mechanism", "citation": "c", "explanation": "e", "when": True}]},
+            "rules[0].requires",
+        ),
+        (
+            {
+                "rules": [
+                    {
+                        "id": "R",
+                        "outcome": "needs_mechanism",
+                        "requires": [["wet_signature"]],
+                        "citation": "c",
+                        "explanation": "e",
+                        "when": True,
+                    }
+                ]
+            },
+            "rules[0].requires[0]",
+        ),
+        (
+            {
+                "rules": [
+                    {
+                        "id": "R",
+                        "outcome": "allow",
+                        "citation": "c",
+                        "explanation": "about {buyer.secret}",
+                        "when": True,
+                    }
+                ]
+            },
+            "rules[0].explanation",
+        ),
+        (
+            {
+                "rules": [
+                    {
+                        "id": "R",
+                        "outcome": "allow",
+                        "citation": "c",
+                        "explanation": "e",
+                        "when": {"gte": ["data.subjects", "lots"]},
+                    }
+                ]
+            },
+            "rules[0].when.gte",
+        ),
+        ({"parameters": {"a": ["$b"], "b": ["$a"]}}, "pack.parameters"),
+        (
+            {
+                "rules": [
+                    {
+                        "id": "R",
+                        "outcome": "needs_mechanism",
+                        "requires": "eu_scc",
+                        "citation": "c",
+                        "explanation": "e",
+                        "when": True,
+                    }
+                ]
+            },
+            "rules[0].requires",
+        ),
+        ({"kind": "advisory"}, "pack.kind"),
+        ({"effective_from": "soon"}, "pack.effective_from"),
+        ({"extra": 1}, "pack"),
+    ],
+)
 def test_invalid_pack_is_refused_at_load_naming_where(change, where):
     with pytest.raises(RulePackError) as err:
         compile_pack({**MINIMAL, **change})
@@ -88,7 +184,13 @@ def test_engine_imports_no_django():
     for path in ENGINE.glob("*.py"):
         tree = ast.parse(path.read_text())
         for node in ast.walk(tree):
-            names = [a.name for a in node.names] if isinstance(node, ast.Import) else [node.module or ""] if isinstance(node, ast.ImportFrom) else []
+            names = (
+                [a.name for a in node.names]
+                if isinstance(node, ast.Import)
+                else [node.module or ""]
+                if isinstance(node, ast.ImportFrom)
+                else []
+            )
             for name in names:
                 assert not name.startswith(("django", "marketplace", "rest_framework")), f"{path.name} imports {name}"
             if isinstance(node, ast.Call) and getattr(node.func, "id", "") in {"eval", "exec", "compile"}:

@@ -8,8 +8,13 @@ import config.broker  # noqa: F401  (the filesystem:// transport with atomic wri
 
 
 def test_consumer_racing_a_publisher_gets_every_message_whole(tmp_path):
-    options = {"data_folder_in": str(tmp_path), "data_folder_out": str(tmp_path), "processed_folder": str(tmp_path / "done"),
-               "control_folder": str(tmp_path / "control"), "polling_interval": 0}
+    options = {
+        "data_folder_in": str(tmp_path),
+        "data_folder_out": str(tmp_path),
+        "processed_folder": str(tmp_path / "done"),
+        "control_folder": str(tmp_path / "control"),
+        "polling_interval": 0,
+    }
     exchange = Exchange("race", type="direct")
     queue = Queue("race", exchange, routing_key="race")
     sent = 1500

@@ -22,7 +22,9 @@ def _worker(celery_worker, rulepacks):
 
 
 def member(name: str, jurisdiction: str, role: str = "buyer") -> Membership:
-    return MembershipFactory.create(organisation=OrganisationFactory.create(name=name, jurisdiction=jurisdiction), role=role)
+    return MembershipFactory.create(
+        organisation=OrganisationFactory.create(name=name, jurisdiction=jurisdiction), role=role
+    )
 
 
 @pytest.fixture
@@ -48,8 +50,14 @@ def cn_subscribers(provider_cn):
 
 @pytest.fixture
 def cn_important(provider_cn):
-    return DatasetFactory(provider=provider_cn.organisation, title="East China logistics hub throughput", classification="important",
-                          categories=["statistics"], subjects=0, subject_jurisdictions=["CN"])
+    return DatasetFactory(
+        provider=provider_cn.organisation,
+        title="East China logistics hub throughput",
+        classification="important",
+        categories=["statistics"],
+        subjects=0,
+        subject_jurisdictions=["CN"],
+    )
 
 
 def buy(client, dataset, **extra) -> str:
@@ -115,7 +123,9 @@ def test_a_us_buyer_declaring_germany_still_needs_scc_and_tia(client_for, buyer_
 
 # 3. Empty evidence counts; no person ever looks at evidence ----------------------------------------
 
-def test_evidence_settles_a_trade_only_after_an_officer_accepts_it(client_for, buyer_us, provider_eu, officer, eu_personal):
+def test_evidence_settles_a_trade_only_after_an_officer_accepts_it(
+    client_for, buyer_us, provider_eu, officer, eu_personal
+):
     buyer = client_for(buyer_us)
     trade_id = buy(buyer, eu_personal)
     decided(buyer, trade_id)
@@ -134,7 +144,9 @@ def test_evidence_settles_a_trade_only_after_an_officer_accepts_it(client_for, b
 
     settled = wait_for_status(trade_id, {"settled", "rejected"})
     assert settled.status == "settled"
-    finding = next(f for f in buyer.get(f"/api/v1/trades/{trade_id}/").json()["decision"]["findings"] if f["rule"] == "EU-SCC-1")
+    finding = next(
+        f for f in buyer.get(f"/api/v1/trades/{trade_id}/").json()["decision"]["findings"] if f["rule"] == "EU-SCC-1"
+    )
     assert "satisfied by eu_scc, eu_tia" in finding["explanation"]
     assert client_for(officer).get("/api/v1/reviews/?item=evidence").json()["count"] == 0
 
@@ -157,12 +169,16 @@ def test_no_officer_approves_over_open_requirements(client_for, buyer_ru, office
         accept_document(client_for(officer), upload_document(buyer, trade_id, code)["id"])
     rechecked = wait_for_status(trade_id, {"in_review"})
     assert rechecked.decision.decision["requirements"] == []
-    approved = client_for(second_officer).post(f"/api/v1/trades/{trade_id}/approve/", {"reason": "sanctions screen cleared"}, format="json")
+    approved = client_for(second_officer).post(
+        f"/api/v1/trades/{trade_id}/approve/", {"reason": "sanctions screen cleared"}, format="json"
+    )
     assert approved.status_code == 200 and approved.json()["awaiting"] is None
     assert wait_for_status(trade_id, {"settled"}).status == "settled"
 
 
-def test_officers_cannot_approve_a_trade_waiting_for_documents(client_for, buyer_sg, officer, second_officer, cn_important):
+def test_officers_cannot_approve_a_trade_waiting_for_documents(
+    client_for, buyer_sg, officer, second_officer, cn_important
+):
     buyer = client_for(buyer_sg)
     trade_id = buy(buyer, cn_important)
     body = decided(buyer, trade_id)
@@ -172,13 +188,17 @@ def test_officers_cannot_approve_a_trade_waiting_for_documents(client_for, buyer
         refused = client_for(who).post(f"/api/v1/trades/{trade_id}/approve/", {"reason": "urgent"}, format="json")
         assert refused.status_code == 409 and refused.json()["code"] == "requirements_outstanding"
     assert Trade.objects.get(pk=trade_id).status == "needs_documents"
-    rejected = client_for(officer).post(f"/api/v1/trades/{trade_id}/reject/", {"reason": "no assessment on file"}, format="json")
+    rejected = client_for(officer).post(
+        f"/api/v1/trades/{trade_id}/reject/", {"reason": "no assessment on file"}, format="json"
+    )
     assert rejected.status_code == 200 and rejected.json()["status"] == "rejected"
 
 
 # 5. Four eyes only looked at the overall outcome ---------------------------------------------------
 
-def test_four_eyes_follow_any_finding_that_needs_an_approval(client_for, buyer_ru, provider_cn, officer, second_officer, cn_important):
+def test_four_eyes_follow_any_finding_that_needs_an_approval(
+    client_for, buyer_ru, provider_cn, officer, second_officer, cn_important
+):
     buyer = client_for(buyer_ru)
     trade_id = buy(buyer, cn_important)
     body = decided(buyer, trade_id)
@@ -195,7 +215,9 @@ def test_four_eyes_follow_any_finding_that_needs_an_approval(client_for, buyer_r
     rechecked = wait_for_status(trade_id, {"in_review"})
     assert rechecked.decision.decision["requirements"] == []
 
-    first = client_for(officer).post(f"/api/v1/trades/{trade_id}/approve/", {"reason": "sanctions screen cleared"}, format="json")
+    first = client_for(officer).post(
+        f"/api/v1/trades/{trade_id}/approve/", {"reason": "sanctions screen cleared"}, format="json"
+    )
     assert first.status_code == 200
     assert (first.json()["status"], first.json()["awaiting"]) == ("in_review", "second_officer")
     again = client_for(officer).post(f"/api/v1/trades/{trade_id}/approve/", {"reason": "me again"}, format="json")
@@ -205,7 +227,9 @@ def test_four_eyes_follow_any_finding_that_needs_an_approval(client_for, buyer_r
     assert wait_for_status(trade_id, {"settled"}).status == "settled"
 
 
-def test_a_declared_purpose_exemption_settles_flagged_with_the_declaration_recorded(client_for, buyer_sg, cn_subscribers):
+def test_a_declared_purpose_exemption_settles_flagged_with_the_declaration_recorded(
+    client_for, buyer_sg, cn_subscribers
+):
     buyer = client_for(buyer_sg)
     trade_id = buy(buyer, cn_subscribers, purpose="contract_with_subject")
 

@@ -74,7 +74,12 @@ def test_cancel_racing_settlement_ends_in_exactly_one_of_them(buyer_eu, eu_perso
     for _ in range(5):
         trade = TradeFactory(dataset=eu_personal, buyer=buyer_eu.organisation, status=Trade.Status.APPROVED)
 
-        errors = race([lambda t=trade: trade_settle(trade_id=t.id), lambda t=trade: trade_cancel(trade_id=t.id, actor=buyer_eu.user)])
+        errors = race(
+            [
+                lambda t=trade: trade_settle(trade_id=t.id),
+                lambda t=trade: trade_cancel(trade_id=t.id, actor=buyer_eu.user),
+            ]
+        )
 
         trade.refresh_from_db()
         assert all(isinstance(e, TradeTransitionNotAllowedError) for e in errors)  # the loser is told, not crashed
@@ -90,7 +95,9 @@ def test_concurrent_checks_cannot_both_slip_under_a_cumulative_threshold(rulepac
     from marketplace.services.trades import trade_create
     from tests.factories import DatasetFactory, MembershipFactory, OrganisationFactory
 
-    panel = DatasetFactory(provider=provider_cn.organisation, subject_jurisdictions=["CN"], subjects=60_000, currency="USD")
+    panel = DatasetFactory(
+        provider=provider_cn.organisation, subject_jurisdictions=["CN"], subjects=60_000, currency="USD"
+    )
     buyers = [MembershipFactory(organisation=OrganisationFactory(jurisdiction="SG"), role="buyer") for _ in range(10)]
     trades = [trade_create(membership=b, dataset_id=panel.id) for b in buyers]
 
@@ -138,7 +145,9 @@ def test_x_buys_from_y_while_y_buys_from_x_without_deadlock():
     for seller, buyer in ((x, y), (y, x)):
         dataset = DatasetFactory(provider=seller, price="10.00")
         for _ in range(5):
-            trades.append(trade_create(membership=MembershipFactory(organisation=buyer, role="buyer"), dataset_id=dataset.id))
+            trades.append(
+                trade_create(membership=MembershipFactory(organisation=buyer, role="buyer"), dataset_id=dataset.id)
+            )
     for t in trades:
         trade_transition(trade_id=t.id, to=Trade.Status.APPROVED, actor_label="system:test")
 
@@ -170,8 +179,14 @@ def test_officers_deciding_one_revocation_request_at_once_refund_once(buyer_eu, 
     request = grant_revocation_request(grant_id=grant.id, membership=provider_eu, reason="breach")
     buyer_before = Wallet.objects.get(organisation=buyer_eu.organisation, currency="EUR").available
 
-    errors = race([lambda refund=refund: grant_revocation_decide(request_id=request.id, officer=officer, revoke=True, refund=refund, reason="r")
-                   for refund in ["full", "none", "full", "none", "full", "none"]])
+    errors = race(
+        [
+            lambda refund=refund: grant_revocation_decide(
+                request_id=request.id, officer=officer, revoke=True, refund=refund, reason="r"
+            )
+            for refund in ["full", "none", "full", "none", "full", "none"]
+        ]
+    )
 
     assert len(errors) == 5 and all(isinstance(e, RevocationRequestDecidedError) for e in errors), errors
     decided = GrantRevocationRequest.objects.get(pk=request.id)
@@ -195,7 +210,9 @@ def test_concurrent_provider_requests_leave_one_pending(buyer_eu, provider_eu, e
     assert GrantRevocationRequest.objects.filter(grant=grant, status="pending").count() == 1
 
 
-def test_a_suspension_racing_downloads_stops_every_download_that_starts_after_it(buyer_eu, provider_eu, eu_personal, settings, tmp_path):
+def test_a_suspension_racing_downloads_stops_every_download_that_starts_after_it(
+    buyer_eu, provider_eu, eu_personal, settings, tmp_path
+):
     from django.core.files.uploadedfile import SimpleUploadedFile
 
     from marketplace.errors import GrantSuspendedError
@@ -205,7 +222,9 @@ def test_a_suspension_racing_downloads_stops_every_download_that_starts_after_it
     from marketplace.services.grant_revocations import grant_suspend
 
     settings.MEDIA_ROOT = tmp_path / "media"
-    dataset_file_upload(dataset_id=eu_personal.id, membership=provider_eu, upload=SimpleUploadedFile("a.csv", b"id\n1\n"))
+    dataset_file_upload(
+        dataset_id=eu_personal.id, membership=provider_eu, upload=SimpleUploadedFile("a.csv", b"id\n1\n")
+    )
     grant = _paid_grant(buyer_eu, eu_personal)
 
     errors = race([lambda: grant_suspend(grant_id=grant.id, reason="would now be denied"),

@@ -54,7 +54,9 @@ def test_many_second_officers_confirming_at_once_refund_once(settings, operator,
     trade_refund_request(trade_id=trade.id, officer=officer.user, reason="duplicate purchase")
 
     others = officers(operator, 8)
-    errors = race([lambda m=m: trade_refund_request(trade_id=trade.id, officer=m.user, reason="confirmed") for m in others])
+    errors = race(
+        [lambda m=m: trade_refund_request(trade_id=trade.id, officer=m.user, reason="confirmed") for m in others]
+    )
 
     assert len(errors) == 7 and all(isinstance(e, ConflictError) for e in errors), errors
     assert Trade.objects.get(pk=trade.id).status == Trade.Status.REFUNDED
@@ -63,7 +65,9 @@ def test_many_second_officers_confirming_at_once_refund_once(settings, operator,
 
 
 def test_many_officers_approving_one_direct_credit_credit_it_once(operator, officer, buyer_us):
-    deposit = deposit_credit_request(organisation=buyer_us.organisation, amount=Decimal("1000.00"), currency="EUR", operator=officer.user)
+    deposit = deposit_credit_request(
+        organisation=buyer_us.organisation, amount=Decimal("1000.00"), currency="EUR", operator=officer.user
+    )
     others = officers(operator, 8)
 
     errors = race([lambda: deposit_approve(deposit_id=deposit.id, operator=officer.user)]

@@ -41,7 +41,11 @@ def test_intra_eu_trade_settles_by_itself(client_for, buyer_eu, eu_personal):
     assert body["status"] == "settled"
     assert body["decision"]["outcome"] == "allow"
     assert "EU-INTRA-1" in [f["rule"] for f in body["decision"]["findings"]]
-    assert [(e["from"], e["to"]) for e in body["events"]] == [("", "checking"), ("checking", "approved"), ("approved", "settled")]
+    assert [(e["from"], e["to"]) for e in body["events"]] == [
+        ("", "checking"),
+        ("checking", "approved"),
+        ("approved", "settled"),
+    ]
     assert Settlement.objects.filter(trade_id=trade_id).count() == 1
 
 
@@ -53,7 +57,11 @@ def test_review_then_officer_approval_settles(client_for, buyer_eu, officer, eu_
     queue = officer_client.get("/api/v1/reviews/").json()["results"]
     assert [t["id"] for t in queue] == [trade_id]
     assert "EU-ART9-1" in [f["rule"] for f in queue[0]["decision"]["findings"]]
-    approved = officer_client.post(f"/api/v1/trades/{trade_id}/approve/", {"reason": "Art. 9(2)(a) explicit consent records reviewed"}, format="json")
+    approved = officer_client.post(
+        f"/api/v1/trades/{trade_id}/approve/",
+        {"reason": "Art. 9(2)(a) explicit consent records reviewed"},
+        format="json",
+    )
     assert approved.status_code == 200 and approved.json()["status"] == "approved"
 
     assert wait_for_status(trade_id, {"settled"}).settled_at is not None
@@ -64,7 +72,9 @@ def test_review_then_rejection_never_settles(client_for, buyer_eu, officer, eu_h
     trade_id = buy(client_for(buyer_eu), eu_health)
     wait_for_status(trade_id, FINAL)
 
-    client_for(officer).post(f"/api/v1/trades/{trade_id}/reject/", {"reason": "no Art. 9(2) condition for resale"}, format="json")
+    client_for(officer).post(
+        f"/api/v1/trades/{trade_id}/reject/", {"reason": "no Art. 9(2) condition for resale"}, format="json"
+    )
 
     assert Trade.objects.get(pk=trade_id).status == "rejected"
     assert not Settlement.objects.filter(trade_id=trade_id).exists()
@@ -79,7 +89,9 @@ def test_embargoed_buyer_is_rejected_by_the_engine(client_for, buyer_ir, eu_publ
     assert trade.decision.decision["findings"][0]["rule"] == "SAN-US-1"
 
 
-def test_a_missing_mechanism_waits_for_documents_and_naming_it_at_purchase_does_not_help(client_for, buyer_us, eu_personal):
+def test_a_missing_mechanism_waits_for_documents_and_naming_it_at_purchase_does_not_help(
+    client_for, buyer_us, eu_personal
+):
     buyer = client_for(buyer_us)
     without = buy(buyer, eu_personal)
     claimed = buy(buyer, eu_personal, mechanisms=[{"code": "eu_scc"}, {"code": "eu_tia"}])

@@ -20,8 +20,12 @@ def buy(client, dataset) -> str:
     return response.json()["id"]
 
 
-def test_a_recheck_keeps_a_trade_s_place_in_the_queue(celery_worker, rulepacks, client_for, officer, buyer_us, eu_personal):
-    other_us = MembershipFactory(organisation=OrganisationFactory(name="Austin Analytics", jurisdiction="US"), role="buyer")
+def test_a_recheck_keeps_a_trade_s_place_in_the_queue(
+    celery_worker, rulepacks, client_for, officer, buyer_us, eu_personal
+):
+    other_us = MembershipFactory(
+        organisation=OrganisationFactory(name="Austin Analytics", jurisdiction="US"), role="buyer"
+    )
     morning, recent = buy(client_for(buyer_us), eu_personal), buy(client_for(other_us), eu_personal)
     wait_for_status(morning, {"needs_documents"})
     wait_for_status(recent, {"needs_documents"})
@@ -41,8 +45,16 @@ def test_a_recheck_keeps_a_trade_s_place_in_the_queue(celery_worker, rulepacks, 
     queue = api.get("/api/v1/reviews/?waiting=true").json()["results"]
 
     assert [t["id"] for t in queue] == [morning, recent]
-    assert queue[0]["waiting_since"] == six_hours_ago.isoformat().replace("+00:00", "Z") and queue[0]["waiting_hours"] >= 6
+    assert (
+        queue[0]["waiting_since"] == six_hours_ago.isoformat().replace("+00:00", "Z") and queue[0]["waiting_hours"] >= 6
+    )
     an_hour_ago = (now - timedelta(hours=1)).isoformat().replace("+00:00", "Z")
-    assert [t["id"] for t in api.get("/api/v1/reviews/", {"waiting": "true", "waiting_since_before": an_hour_ago}).json()["results"]] == [morning]
-    assert [t["id"] for t in api.get("/api/v1/reviews/", {"waiting": "true", "waiting_since_after": an_hour_ago}).json()["results"]] == [recent]
+    assert [
+        t["id"]
+        for t in api.get("/api/v1/reviews/", {"waiting": "true", "waiting_since_before": an_hour_ago}).json()["results"]
+    ] == [morning]
+    assert [
+        t["id"]
+        for t in api.get("/api/v1/reviews/", {"waiting": "true", "waiting_since_after": an_hour_ago}).json()["results"]
+    ] == [recent]
     assert [t["id"] for t in api.get("/api/v1/reviews/?waiting=true&older_than_hours=2").json()["results"]] == [morning]

@@ -25,9 +25,17 @@ def _no_enqueue(monkeypatch):
 
 
 def test_ten_concurrent_renewals_make_one_renewal_charged_once(client_for, provider_eu):
-    buyer = MembershipFactory(organisation=OrganisationFactory(name="Renewing GmbH", jurisdiction="DE"), role="buyer", funded=False)
+    buyer = MembershipFactory(
+        organisation=OrganisationFactory(name="Renewing GmbH", jurisdiction="DE"), role="buyer", funded=False
+    )
     fund(buyer.organisation, "1000.00", ("EUR",))
-    dataset = DatasetFactory(provider=provider_eu.organisation, pricing="subscription", licence={"term_days": 30}, price="40.00", currency="EUR")
+    dataset = DatasetFactory(
+        provider=provider_eu.organisation,
+        pricing="subscription",
+        licence={"term_days": 30},
+        price="40.00",
+        currency="EUR",
+    )
     first = client_for(buyer).post("/api/v1/trades/", {"dataset": str(dataset.id)}, format="json").json()["id"]
     trade_transition(trade_id=first, to=Trade.Status.APPROVED, actor_label="system:test")
     trade_settle(trade_id=first)

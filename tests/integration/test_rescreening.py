@@ -12,7 +12,14 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 
 from compliance.models import AuditEvent
 from marketplace.models import GrantFlag, Membership, Rescreening, Trade
-from tests.compliance.test_rulepack_lifecycle import RULEPACKS, activate, backtested, draft_without_switzerland, eu_current, today
+from tests.compliance.test_rulepack_lifecycle import (
+    RULEPACKS,
+    activate,
+    backtested,
+    draft_without_switzerland,
+    eu_current,
+    today,
+)
 from tests.conftest import wait_for_status
 from tests.factories import MembershipFactory, OrganisationFactory
 from tests.waiting import eventually
@@ -20,7 +27,10 @@ from tests.waiting import eventually
 
 @pytest.fixture
 def buyer_ch(db: None) -> Membership:
-    return MembershipFactory.create(organisation=OrganisationFactory.create(name="Zürich Analytics AG", jurisdiction="CH"), role=Membership.Role.BUYER)
+    return MembershipFactory.create(
+        organisation=OrganisationFactory.create(name="Zürich Analytics AG", jurisdiction="CH"),
+        role=Membership.Role.BUYER,
+    )
 
 
 def wait_for(predicate, timeout: float = 30.0):
@@ -29,8 +39,9 @@ def wait_for(predicate, timeout: float = 30.0):
 
 @pytest.mark.worker
 @pytest.mark.django_db(transaction=True)
-def test_activation_re_screens_through_the_worker(celery_worker, rulepacks, client_for, officer, second_officer, buyer_ch, buyer_us,
-                                                  eu_personal):
+def test_activation_re_screens_through_the_worker(
+    celery_worker, rulepacks, client_for, officer, second_officer, buyer_ch, buyer_us, eu_personal
+):
     """HTTP activation → commit → signal → re-screening task → open trade re-checked by the worker,
     live grant flagged; no eager mode anywhere."""
 
@@ -47,7 +58,9 @@ def test_activation_re_screens_through_the_worker(celery_worker, rulepacks, clie
     backtested(api, draft["id"])
 
     # the author backtested it; a second officer, who wrote none of it, approves it by activating it
-    activated = client_for(second_officer).post(f"{RULEPACKS}{draft['id']}/activate/", {"effective_from": today()}, format="json")
+    activated = client_for(second_officer).post(
+        f"{RULEPACKS}{draft['id']}/activate/", {"effective_from": today()}, format="json"
+    )
 
     assert activated.status_code == 200, activated.json()
     flag = wait_for(lambda: GrantFlag.objects.filter(grant__trade_id=to_swiss).first())
@@ -84,8 +97,14 @@ def draft_with_rule(api, rule: dict) -> dict:
 SWISS_DENIED = {"id": "EU-CH-SUSP", "outcome": "deny", "when": {"in": ["buyer.country", ["CH"]]},
                 "citation": "Commission Decision (test) suspending the Swiss adequacy finding",
                 "explanation": "transfers to {buyer.jurisdiction} are suspended"}
-SWISS_REVIEWED = {"id": "EU-CH-REV", "outcome": "review", "continue": True, "when": {"in": ["buyer.country", ["CH"]]},
-                  "citation": "Commission notice (test)", "explanation": "transfers to {buyer.jurisdiction} need an officer's look"}
+SWISS_REVIEWED = {
+    "id": "EU-CH-REV",
+    "outcome": "review",
+    "continue": True,
+    "when": {"in": ["buyer.country", ["CH"]]},
+    "citation": "Commission notice (test)",
+    "explanation": "transfers to {buyer.jurisdiction} need an officer's look",
+}
 
 
 @pytest.fixture
@@ -109,8 +128,11 @@ def receiver(settings):
 
 def settled_swiss_purchase(client_for, provider_eu, buyer_ch, eu_personal) -> tuple[str, str]:
     """Buyer CH buys over HTTP; the worker checks and settles it. Returns (trade id, grant id)."""
-    uploaded = client_for(provider_eu).post(f"/api/v1/datasets/{eu_personal.id}/files/",
-                                            {"file": SimpleUploadedFile("customers.csv", b"id,city\n1,Berlin\n")}, format="multipart")
+    uploaded = client_for(provider_eu).post(
+        f"/api/v1/datasets/{eu_personal.id}/files/",
+        {"file": SimpleUploadedFile("customers.csv", b"id,city\n1,Berlin\n")},
+        format="multipart",
+    )
     assert uploaded.status_code == 201, uploaded.json()
     bought = client_for(buyer_ch).post("/api/v1/trades/", {"dataset": str(eu_personal.id)}, format="json")
     assert bought.status_code == 201, bought.json()
@@ -128,7 +150,9 @@ def test_a_rule_change_that_denies_suspends_the_grant_and_tells_both_parties(
     trade_id, grant_id = settled_swiss_purchase(client_for, provider_eu, buyer_ch, eu_personal)
     buyer, provider, api = client_for(buyer_ch), client_for(provider_eu), client_for(officer)
     for party in (buyer, provider):
-        hook = party.post("/api/v1/webhooks/", {"url": receiver.url, "events": ["grant.suspended", "grant.reinstated"]}, format="json")
+        hook = party.post(
+            "/api/v1/webhooks/", {"url": receiver.url, "events": ["grant.suspended", "grant.reinstated"]}, format="json"
+        )
         assert hook.status_code == 201, hook.json()
     assert buyer.get(f"/api/v1/grants/{grant_id}/download/").status_code == 200
 
@@ -140,7 +164,11 @@ def test_a_rule_change_that_denies_suspends_the_grant_and_tells_both_parties(
     assert download.status_code == 403 and download.json()["code"] == "grant_suspended"
     assert buyer.get(f"/api/v1/datasets/{eu_personal.id}/files/").json()["code"] == "grant_suspended"
     grant = buyer.get(f"/api/v1/grants/{grant_id}/").json()
-    assert grant["status"] == "suspended" and grant["suspended_by"] == "system:rescreening" and "EU-CH-SUSP" in grant["suspended_reason"]
+    assert (
+        grant["status"] == "suspended"
+        and grant["suspended_by"] == "system:rescreening"
+        and "EU-CH-SUSP" in grant["suspended_reason"]
+    )
     assert Trade.objects.get(pk=trade_id).status == "settled"  # nothing about the money changed
     # Both parties' endpoints are told, by the worker, after the suspension committed.
     delivered = [(r.json()["event"], r.json()["grant"]) for r in receiver.wait_for(2)]
@@ -158,11 +186,17 @@ def test_a_rule_change_that_denies_suspends_the_grant_and_tells_both_parties(
     for party in (buyer, provider):
         assert party.post(f"/api/v1/grants/{grant_id}/reinstate/", {"reason": "mine"}, format="json").status_code == 403
     no_reason = api.post(f"/api/v1/grants/{grant_id}/reinstate/", {}, format="json")
-    reinstated = api.post(f"/api/v1/grants/{grant_id}/reinstate/", {"reason": "SCCs signed with the Swiss buyer"}, format="json")
+    reinstated = api.post(
+        f"/api/v1/grants/{grant_id}/reinstate/", {"reason": "SCCs signed with the Swiss buyer"}, format="json"
+    )
     again = api.post(f"/api/v1/grants/{grant_id}/reinstate/", {"reason": "twice"}, format="json")
 
     assert no_reason.status_code == 400 and "reason" in no_reason.json()["fields"]
-    assert reinstated.status_code == 200 and reinstated.json()["status"] == "active" and reinstated.json()["suspended_at"] is None
+    assert (
+        reinstated.status_code == 200
+        and reinstated.json()["status"] == "active"
+        and reinstated.json()["suspended_at"] is None
+    )
     assert again.status_code == 409 and again.json()["code"] == "grant_not_suspended"
     assert buyer.get(f"/api/v1/grants/{grant_id}/download/").status_code == 200
     assert api.get(f"/api/v1/reviews/grants/{flag['id']}/").json()["status"] == "resolved"

@@ -40,10 +40,23 @@ def add_version(provider: Membership, dataset: Dataset, content: bytes, name: st
     return dataset_file_upload(dataset_id=dataset.id, membership=provider, upload=SimpleUploadedFile(name, content))
 
 
-def settled(dataset: Dataset, buyer: Membership, *, pricing: str = "one_time", licence: dict | None = None, renews: Trade | None = None) -> Trade:
+def settled(
+    dataset: Dataset,
+    buyer: Membership,
+    *,
+    pricing: str = "one_time",
+    licence: dict | None = None,
+    renews: Trade | None = None,
+) -> Trade:
     """A trade taken through the real settlement service (which issues the grant)."""
-    trade = TradeFactory.create(dataset=dataset, buyer=buyer.organisation, status=Trade.Status.APPROVED, pricing=pricing,
-                         licence=licence or {}, renews=renews)
+    trade = TradeFactory.create(
+        dataset=dataset,
+        buyer=buyer.organisation,
+        status=Trade.Status.APPROVED,
+        pricing=pricing,
+        licence=licence or {},
+        renews=renews,
+    )
     trade_settle(trade_id=trade.id)
     trade.refresh_from_db()
     return trade
@@ -59,8 +72,16 @@ def body_of(response) -> bytes:
 def test_each_upload_is_a_new_numbered_version_with_its_checksum(client_for, provider_eu, eu_personal):
     client = client_for(provider_eu)
 
-    first = client.post(f"/api/v1/datasets/{eu_personal.id}/files/", {"file": SimpleUploadedFile("customers.csv", CSV_V1)}, format="multipart")
-    second = client.post(f"/api/v1/datasets/{eu_personal.id}/files/", {"file": SimpleUploadedFile("customers.csv", CSV_V2)}, format="multipart")
+    first = client.post(
+        f"/api/v1/datasets/{eu_personal.id}/files/",
+        {"file": SimpleUploadedFile("customers.csv", CSV_V1)},
+        format="multipart",
+    )
+    second = client.post(
+        f"/api/v1/datasets/{eu_personal.id}/files/",
+        {"file": SimpleUploadedFile("customers.csv", CSV_V2)},
+        format="multipart",
+    )
 
     assert first.status_code == 201, first.json()
     assert second.status_code == 201, second.json()
@@ -100,7 +121,9 @@ def test_the_content_type_comes_from_the_file_name(name, expected):
     (b"", None, "the file is empty"),
     (b"x" * 11, 10, "at most 10 bytes"),
 ])
-def test_empty_or_oversized_uploads_are_refused_and_nothing_is_stored(client_for, provider_eu, eu_personal, settings, media, content, limit, message):
+def test_empty_or_oversized_uploads_are_refused_and_nothing_is_stored(
+    client_for, provider_eu, eu_personal, settings, media, content, limit, message
+):
     if limit is not None:
         settings.ELEMENTA_MAX_DATASET_FILE_BYTES = limit
 
@@ -117,7 +140,9 @@ def test_only_the_datasets_provider_uploads(client_for, provider_cn, buyer_us, e
     draft = DatasetFactory(provider=provider_eu.organisation, status=Dataset.Status.DRAFT)
 
     def post(member, dataset):
-        return client_for(member).post(f"/api/v1/datasets/{dataset.id}/files/", {"file": SimpleUploadedFile("a.csv", b"a")}, format="multipart")
+        return client_for(member).post(
+            f"/api/v1/datasets/{dataset.id}/files/", {"file": SimpleUploadedFile("a.csv", b"a")}, format="multipart"
+        )
 
     assert post(buyer_us, eu_personal).status_code == 403           # not a provider
     assert post(provider_cn, eu_personal).status_code == 403        # visible in the catalogue, not theirs
@@ -212,10 +237,23 @@ def test_a_valid_grant_streams_the_exact_bytes_and_records_the_download(client_f
     assert response["Content-Type"] == "text/csv"
     assert response["Accept-Ranges"] == "bytes"
     assert response["ETag"] == f'"{sha(CSV_V1)}"'
-    assert response["Content-Disposition"].startswith("attachment;") and "Kunden%20M%C3%A4rz.csv" in response["Content-Disposition"]
+    assert (
+        response["Content-Disposition"].startswith("attachment;")
+        and "Kunden%20M%C3%A4rz.csv" in response["Content-Disposition"]
+    )
     download = GrantDownload.objects.get()
-    assert (download.grant, download.version, download.user, download.username) == (grant, 1, buyer_us.user, buyer_us.user.username)
-    assert (download.first_byte, download.last_byte, download.length, download.bytes_sent) == (0, len(CSV_V1) - 1, len(CSV_V1), len(CSV_V1))
+    assert (download.grant, download.version, download.user, download.username) == (
+        grant,
+        1,
+        buyer_us.user,
+        buyer_us.user.username,
+    )
+    assert (download.first_byte, download.last_byte, download.length, download.bytes_sent) == (
+        0,
+        len(CSV_V1) - 1,
+        len(CSV_V1),
+        len(CSV_V1),
+    )
     assert download.completed_at is not None
 
 
@@ -228,7 +266,10 @@ def test_each_download_is_recorded_and_listed_for_the_provider(client_for, provi
     listed = client_for(provider_eu).get(f"/api/v1/grants/{grant.id}/downloads/").json()
 
     assert listed["count"] == 2
-    assert [(d["range"], d["length"], d["bytes_sent"]) for d in listed["results"]] == [("bytes=0-99", 100, 100), ("", len(CSV_V1), len(CSV_V1))]
+    assert [(d["range"], d["length"], d["bytes_sent"]) for d in listed["results"]] == [
+        ("bytes=0-99", 100, 100),
+        ("", len(CSV_V1), len(CSV_V1)),
+    ]
 
 
 def test_a_one_time_grant_serves_the_versions_it_covers(client_for, provider_eu, buyer_us, eu_personal):
@@ -296,7 +337,9 @@ def test_a_range_outside_the_file_is_416_and_not_recorded(client_for, provider_e
     add_version(provider_eu, eu_personal, CSV_V1)
     grant = settled(eu_personal, buyer_us).grant
 
-    response = client_for(buyer_us).get(f"/api/v1/grants/{grant.id}/download/", HTTP_RANGE=header, HTTP_ACCEPT="application/octet-stream")
+    response = client_for(buyer_us).get(
+        f"/api/v1/grants/{grant.id}/download/", HTTP_RANGE=header, HTTP_ACCEPT="application/octet-stream"
+    )
 
     assert response.status_code == 416
     assert response["Content-Range"] == f"bytes */{SIZE}"
@@ -323,7 +366,9 @@ def test_if_range_with_the_current_etag_gets_the_range(client_for, provider_eu, 
     add_version(provider_eu, eu_personal, CSV_V1)
     grant = settled(eu_personal, buyer_us).grant
 
-    response = client_for(buyer_us).get(f"/api/v1/grants/{grant.id}/download/", HTTP_RANGE="bytes=0-9", HTTP_IF_RANGE=f'"{sha(CSV_V1)}"')
+    response = client_for(buyer_us).get(
+        f"/api/v1/grants/{grant.id}/download/", HTTP_RANGE="bytes=0-9", HTTP_IF_RANGE=f'"{sha(CSV_V1)}"'
+    )
 
     assert response.status_code == 206 and body_of(response) == CSV_V1[:10]
 
@@ -334,7 +379,9 @@ def test_head_answers_the_headers_and_records_nothing(client_for, provider_eu, b
 
     response = client_for(buyer_us).head(f"/api/v1/grants/{grant.id}/download/")
 
-    assert response.status_code == 200 and response["Content-Length"] == str(SIZE) and response["Accept-Ranges"] == "bytes"
+    assert (
+        response.status_code == 200 and response["Content-Length"] == str(SIZE) and response["Accept-Ranges"] == "bytes"
+    )
     assert not GrantDownload.objects.exists()
 
 
@@ -351,9 +398,17 @@ def test_an_interrupted_download_records_what_was_sent(provider_eu, buyer_us, eu
     assert (download.length, download.bytes_sent, download.completed_at) == (SIZE, 1000, None)
 
 
-@pytest.mark.parametrize(("header", "expected"), [
-    ("", None), ("bytes=0-0", (0, 0)), ("bytes= 2 - 4", (2, 4)), ("BYTES=1-", (1, 9)), ("bytes=-3", (7, 9)), ("bytes=abc", None),
-])
+@pytest.mark.parametrize(
+    ("header", "expected"),
+    [
+        ("", None),
+        ("bytes=0-0", (0, 0)),
+        ("bytes= 2 - 4", (2, 4)),
+        ("BYTES=1-", (1, 9)),
+        ("bytes=-3", (7, 9)),
+        ("bytes=abc", None),
+    ],
+)
 def test_byte_range_parse(header, expected):
     assert byte_range_parse(header, size=10) == expected
 
@@ -394,7 +449,9 @@ def test_a_pending_renewal_is_403_until_its_term_starts(client_for, provider_eu,
 def test_a_revoked_grant_is_403_with_the_reason(client_for, provider_eu, officer, buyer_us, eu_personal):
     add_version(provider_eu, eu_personal, CSV_V1)
     grant = settled(eu_personal, buyer_us).grant
-    client_for(officer).post(f"/api/v1/grants/{grant.id}/revoke/", {"reason": "licence breach: resold", "refund": "none"}, format="json")
+    client_for(officer).post(
+        f"/api/v1/grants/{grant.id}/revoke/", {"reason": "licence breach: resold", "refund": "none"}, format="json"
+    )
 
     response = client_for(buyer_us).get(f"/api/v1/grants/{grant.id}/download/")
 
@@ -405,7 +462,9 @@ def test_a_revoked_grant_is_403_with_the_reason(client_for, provider_eu, officer
 def test_another_organisations_user_gets_404(client_for, provider_eu, buyer_us, eu_personal):
     add_version(provider_eu, eu_personal, CSV_V1)
     grant = settled(eu_personal, buyer_us).grant
-    stranger = MembershipFactory(organisation=OrganisationFactory(name="Other Buyer", jurisdiction="US"), role=Membership.Role.BUYER)
+    stranger = MembershipFactory(
+        organisation=OrganisationFactory(name="Other Buyer", jurisdiction="US"), role=Membership.Role.BUYER
+    )
     client = client_for(stranger)
 
     for response in (client.get(f"/api/v1/grants/{grant.id}/download/"), client.get(f"/api/v1/grants/{grant.id}/"),
@@ -422,7 +481,9 @@ def test_a_colleague_in_the_buying_organisation_may_download(client_for, provide
 
 
 @pytest.mark.parametrize("who", ["provider_eu", "officer"])
-def test_the_provider_and_officers_see_a_grant_but_do_not_download_under_it(client_for, provider_eu, buyer_us, eu_personal, request, who):
+def test_the_provider_and_officers_see_a_grant_but_do_not_download_under_it(
+    client_for, provider_eu, buyer_us, eu_personal, request, who
+):
     add_version(provider_eu, eu_personal, CSV_V1)
     grant = settled(eu_personal, buyer_us).grant
     client = client_for(request.getfixturevalue(who))
@@ -437,7 +498,9 @@ def test_the_provider_and_officers_see_a_grant_but_do_not_download_under_it(clie
 def test_an_officer_revokes_with_a_reason_and_a_refund_decision(client_for, officer, buyer_us, eu_personal):
     grant = settled(eu_personal, buyer_us).grant
 
-    response = client_for(officer).post(f"/api/v1/grants/{grant.id}/revoke/", {"reason": " sanctions hit ", "refund": "none"}, format="json")
+    response = client_for(officer).post(
+        f"/api/v1/grants/{grant.id}/revoke/", {"reason": " sanctions hit ", "refund": "none"}, format="json"
+    )
 
     assert response.status_code == 200, response.json()
     body = response.json()
@@ -446,28 +509,43 @@ def test_an_officer_revokes_with_a_reason_and_a_refund_decision(client_for, offi
     grant.refresh_from_db()
     assert grant.revoked_by == officer.user and grant.revoked_at is not None and grant.revoked_reason == "sanctions hit"
     shown = client_for(buyer_us).get(f"/api/v1/grants/{grant.id}/").json()
-    assert (shown["status"], shown["revoked_reason"], shown["revocation_requests"][0]["refund"]) == ("revoked", "sanctions hit", "none")
+    assert (shown["status"], shown["revoked_reason"], shown["revocation_requests"][0]["refund"]) == (
+        "revoked",
+        "sanctions hit",
+        "none",
+    )
 
 
 def test_an_officer_must_say_what_happens_to_the_money(client_for, officer, buyer_us, eu_personal):
     grant = settled(eu_personal, buyer_us).grant
 
-    response = client_for(officer).post(f"/api/v1/grants/{grant.id}/revoke/", {"reason": "sanctions hit"}, format="json")
+    response = client_for(officer).post(
+        f"/api/v1/grants/{grant.id}/revoke/", {"reason": "sanctions hit"}, format="json"
+    )
 
     assert response.status_code == 400 and "refund" in response.json()["fields"]
     grant.refresh_from_db()
     assert grant.revoked_at is None
 
 
-def test_the_provider_only_asks_and_access_stays_until_an_officer_decides(client_for, provider_eu, buyer_us, eu_personal):
+def test_the_provider_only_asks_and_access_stays_until_an_officer_decides(
+    client_for, provider_eu, buyer_us, eu_personal
+):
     add_version(provider_eu, eu_personal, CSV_V1)
     grant = settled(eu_personal, buyer_us).grant
 
-    response = client_for(provider_eu).post(f"/api/v1/grants/{grant.id}/revoke/", {"reason": " licence breach "}, format="json")
+    response = client_for(provider_eu).post(
+        f"/api/v1/grants/{grant.id}/revoke/", {"reason": " licence breach "}, format="json"
+    )
 
     assert response.status_code == 202, response.json()
     body = response.json()
-    assert (body["status"], body["grant_status"], body["reason"], body["requested_by"]) == ("pending", "active", "licence breach", provider_eu.user.username)
+    assert (body["status"], body["grant_status"], body["reason"], body["requested_by"]) == (
+        "pending",
+        "active",
+        "licence breach",
+        provider_eu.user.username,
+    )
     grant.refresh_from_db()
     assert grant.revoked_at is None
     assert client_for(buyer_us).get(f"/api/v1/grants/{grant.id}/download/").status_code == 200
@@ -476,7 +554,9 @@ def test_the_provider_only_asks_and_access_stays_until_an_officer_decides(client
 def test_the_buyer_cannot_revoke(client_for, buyer_us, eu_personal):
     grant = settled(eu_personal, buyer_us).grant
 
-    response = client_for(buyer_us).post(f"/api/v1/grants/{grant.id}/revoke/", {"reason": "changed my mind"}, format="json")
+    response = client_for(buyer_us).post(
+        f"/api/v1/grants/{grant.id}/revoke/", {"reason": "changed my mind"}, format="json"
+    )
 
     assert response.status_code == 403
     grant.refresh_from_db()
@@ -511,16 +591,24 @@ def test_revoking_for_a_refunded_trade(provider_eu, buyer_us, eu_personal):
 
     grant_revoke_for_trade(trade=grant.trade, actor=provider_eu.user, reason="refunded: file was corrupt")
     grant_revoke_for_trade(trade=grant.trade, actor=None, reason="again")  # already revoked: the first reason stands
-    grant_revoke_for_trade(trade=TradeFactory(dataset=eu_personal, buyer=buyer_us.organisation), actor=None, reason="no grant")  # no-op
+    grant_revoke_for_trade(
+        trade=TradeFactory(dataset=eu_personal, buyer=buyer_us.organisation), actor=None, reason="no grant"
+    )  # no-op
 
     grant.refresh_from_db()
-    assert (grant.revoked_reason, grant.revoked_by, grant.revoked_by_label) == ("refunded: file was corrupt", provider_eu.user, provider_eu.user.username)
+    assert (grant.revoked_reason, grant.revoked_by, grant.revoked_by_label) == (
+        "refunded: file was corrupt",
+        provider_eu.user,
+        provider_eu.user.username,
+    )
 
 
 # --- listing ----------------------------------------------------------------------------------
 
 
-def test_who_sees_which_grants(client_for, provider_eu, provider_cn, buyer_us, buyer_eu, officer, eu_personal, cn_personal):
+def test_who_sees_which_grants(
+    client_for, provider_eu, provider_cn, buyer_us, buyer_eu, officer, eu_personal, cn_personal
+):
     eu_to_us = settled(eu_personal, buyer_us).grant
     cn_to_eu = settled(cn_personal, buyer_eu).grant
 
@@ -551,7 +639,9 @@ def test_the_grant_list_costs_the_same_queries_for_1_or_20_grants(client_for, pr
     def make(n):
         for _ in range(n):
             dataset = DatasetFactory(provider=provider_eu.organisation)
-            trade = TradeFactory(dataset=dataset, buyer=buyer_us.organisation, status=Trade.Status.SETTLED, settled_at=timezone.now())
+            trade = TradeFactory(
+                dataset=dataset, buyer=buyer_us.organisation, status=Trade.Status.SETTLED, settled_at=timezone.now()
+            )
             grant_issue(trade=trade)
 
     def queries():

@@ -96,7 +96,12 @@ def test_other_staff_cannot_see_it(role, operator, in_review):
     assert outsider.get(QUEUE).status_code == 403
     assert outsider.get(page(in_review)).status_code == 403
     assert outsider.get(f"/admin/marketplace/trade/{in_review.pk}/evidence.json").status_code == 403
-    assert outsider.post(f"/admin/marketplace/trade/{in_review.pk}/review/", {"verdict": "approve", "reason": "x"}).status_code == 403
+    assert (
+        outsider.post(
+            f"/admin/marketplace/trade/{in_review.pk}/review/", {"verdict": "approve", "reason": "x"}
+        ).status_code
+        == 403
+    )
     assert Trade.objects.get(pk=in_review.pk).status == "in_review"
 
 
@@ -111,7 +116,9 @@ def test_an_officer_who_is_not_staff_is_sent_to_the_login(officer, in_review):
 
 def test_queue_filters(desk, rulepacks, buyer_eu, buyer_us, eu_health, eu_personal, provider_eu):
     old = checked(buyer_eu, eu_health)
-    Trade.objects.filter(pk=old.pk).update(status_changed_at=timezone.now() - timedelta(days=3), waiting_since=timezone.now() - timedelta(days=3))
+    Trade.objects.filter(pk=old.pk).update(
+        status_changed_at=timezone.now() - timedelta(days=3), waiting_since=timezone.now() - timedelta(days=3)
+    )
     pricey = checked(buyer_eu, DatasetFactory(provider=provider_eu.organisation, classification="sensitive_personal",
                                               categories=["health"], subjects=10, price="9000.00"))
     waiting = checked(buyer_us, eu_personal)
@@ -158,8 +165,15 @@ def test_queue_query_count_does_not_grow_with_rows(desk, rulepacks, buyer_eu, eu
 def test_trade_page_shows_facts_findings_with_citations_and_evidence(desk, in_review, buyer_eu):
     from django.core.files.uploadedfile import SimpleUploadedFile
 
-    trade_document_add(trade_id=in_review.id, membership=buyer_eu, code="eu_scc", reference="CONSENT-2026-7",
-                       approved_on=date(2026, 1, 5), valid_until=None, upload=SimpleUploadedFile("consent.txt", b"explicit consent records\n"))
+    trade_document_add(
+        trade_id=in_review.id,
+        membership=buyer_eu,
+        code="eu_scc",
+        reference="CONSENT-2026-7",
+        approved_on=date(2026, 1, 5),
+        valid_until=None,
+        upload=SimpleUploadedFile("consent.txt", b"explicit consent records\n"),
+    )
 
     html = desk.get(page(in_review)).content.decode()
 
@@ -186,8 +200,10 @@ def test_evidence_pack_download(desk, in_review):
 
 
 def test_approving_from_the_trade_page_records_the_review_through_the_service(desk, officer, in_review):
-    response = desk.post(f"/admin/marketplace/trade/{in_review.pk}/review/",
-                         {"verdict": "approve", "reason": "Art. 9(2)(a) explicit consent checked", "grant_valid_days": "90"})
+    response = desk.post(
+        f"/admin/marketplace/trade/{in_review.pk}/review/",
+        {"verdict": "approve", "reason": "Art. 9(2)(a) explicit consent checked", "grant_valid_days": "90"},
+    )
 
     assert response.status_code == 302 and response["Location"] == page(in_review)
     trade = Trade.objects.get(pk=in_review.pk)
@@ -209,7 +225,10 @@ def test_reject_requires_a_reason(desk, in_review):
 
 
 def test_reject_with_a_reason(desk, in_review):
-    desk.post(f"/admin/marketplace/trade/{in_review.pk}/review/", {"verdict": "reject", "reason": "no Art. 9(2) condition for resale"})
+    desk.post(
+        f"/admin/marketplace/trade/{in_review.pk}/review/",
+        {"verdict": "reject", "reason": "no Art. 9(2) condition for resale"},
+    )
 
     assert Trade.objects.get(pk=in_review.pk).status == "rejected"
 
@@ -217,7 +236,9 @@ def test_reject_with_a_reason(desk, in_review):
 def test_a_service_error_is_shown_as_an_admin_message(desk, in_review):
     desk.post(f"/admin/marketplace/trade/{in_review.pk}/review/", {"verdict": "reject", "reason": "no"})
 
-    again = desk.post(f"/admin/marketplace/trade/{in_review.pk}/review/", {"verdict": "approve", "reason": "changed my mind"})
+    again = desk.post(
+        f"/admin/marketplace/trade/{in_review.pk}/review/", {"verdict": "approve", "reason": "changed my mind"}
+    )
 
     assert any("trade_transition_not_allowed" in m and "rejected" in m for m in texts(again))
     assert Trade.objects.get(pk=in_review.pk).status == "rejected"
@@ -232,22 +253,38 @@ def test_the_review_form_is_csrf_protected(officer, in_review):
     assert Trade.objects.get(pk=in_review.pk).status == "in_review"
 
 
-def test_a_finding_needing_a_regulators_approval_takes_two_different_officers(desk, operator, officer, rulepacks, provider_cn, cn_important):
+def test_a_finding_needing_a_regulators_approval_takes_two_different_officers(
+    desk, operator, officer, rulepacks, provider_cn, cn_important
+):
     """A Russian buyer of Chinese important data: the sanctions screen sends it to review, and the
     accepted CAC security assessment still marks the decision for four eyes."""
     from django.core.files.uploadedfile import SimpleUploadedFile
 
     from marketplace.services.evidence_review import trade_document_review
 
-    buyer_ru = MembershipFactory(organisation=OrganisationFactory(name="Volga Data", jurisdiction="RU"), role=Membership.Role.BUYER)
+    buyer_ru = MembershipFactory(
+        organisation=OrganisationFactory(name="Volga Data", jurisdiction="RU"), role=Membership.Role.BUYER
+    )
     other = MembershipFactory(organisation=operator, role=Membership.Role.OFFICER)
     trade = checked(buyer_ru, cn_important)
-    document = trade_document_add(trade_id=trade.id, membership=provider_cn, code="cn_security_assessment", reference="CAC-2026-441",
-                                  approved_on=date(2026, 1, 5), upload=SimpleUploadedFile("cac.txt", b"CAC approval\n"))
+    document = trade_document_add(
+        trade_id=trade.id,
+        membership=provider_cn,
+        code="cn_security_assessment",
+        reference="CAC-2026-441",
+        approved_on=date(2026, 1, 5),
+        upload=SimpleUploadedFile("cac.txt", b"CAC approval\n"),
+    )
     for reviewer in (officer, other):
-        trade_document_review(document_id=document.id, officer=reviewer.user, accept=True, reason="checked against the CAC register")
+        trade_document_review(
+            document_id=document.id, officer=reviewer.user, accept=True, reason="checked against the CAC register"
+        )
     trade = trade_check_compliance(trade_id=trade.id)
-    assert (trade.status, trade.decision.outcome, trade.decision.decision["requirements"]) == ("in_review", "review", [])
+    assert (trade.status, trade.decision.outcome, trade.decision.decision["requirements"]) == (
+        "in_review",
+        "review",
+        [],
+    )
     url = f"/admin/marketplace/trade/{trade.pk}/review/"
     assert "two different officers must approve" in desk.get(page(trade)).content.decode()
 
@@ -311,8 +348,17 @@ def test_officers_accept_or_reject_evidence_from_the_trade_page(desk, officer, r
     from django.core.files.uploadedfile import SimpleUploadedFile
 
     trade = checked(buyer_us, eu_personal)
-    docs = [trade_document_add(trade_id=trade.id, membership=buyer_us, code=code, reference=f"{code}-1", approved_on=date(2026, 1, 5),
-                               upload=SimpleUploadedFile(f"{code}.txt", b"signed\n")) for code in ("eu_scc", "eu_tia")]
+    docs = [
+        trade_document_add(
+            trade_id=trade.id,
+            membership=buyer_us,
+            code=code,
+            reference=f"{code}-1",
+            approved_on=date(2026, 1, 5),
+            upload=SimpleUploadedFile(f"{code}.txt", b"signed\n"),
+        )
+        for code in ("eu_scc", "eu_tia")
+    ]
     html = desk.get(page(trade)).content.decode()
     assert html.count('class="evidence-decision"') == 2
 
@@ -321,7 +367,9 @@ def test_officers_accept_or_reject_evidence_from_the_trade_page(desk, officer, r
     missing_reason = desk.post(url.format(docs[0].pk), {"verdict": "accept", "reason": ""})
     accepted = desk.post(url.format(docs[0].pk), {"verdict": "accept", "reason": "both signatures present"})
 
-    assert any("Rejected" in m for m in texts(rejected)) and any("reason is required" in m for m in texts(missing_reason))
+    assert any("Rejected" in m for m in texts(rejected)) and any(
+        "reason is required" in m for m in texts(missing_reason)
+    )
     assert any("Accepted" in m for m in texts(accepted))
     statuses = {d.code: (d.status, d.review_reason) for d in trade.documents.all()}
     assert statuses == {"eu_scc": ("accepted", "both signatures present"), "eu_tia": ("rejected", "unsigned draft")}

@@ -9,7 +9,9 @@ def test_token_login_then_bearer_auth(client_for, buyer_us):
     from rest_framework.test import APIClient
 
     client = APIClient()
-    token = client.post("/api/v1/auth/token/", {"username": buyer_us.user.username, "password": "correct-horse-battery"}, format="json")
+    token = client.post(
+        "/api/v1/auth/token/", {"username": buyer_us.user.username, "password": "correct-horse-battery"}, format="json"
+    )
     assert token.status_code == 200
     client.credentials(HTTP_AUTHORIZATION=f"Bearer {token.json()['token']}")
 
@@ -26,12 +28,16 @@ def test_bad_login_is_a_400_with_a_stable_code(client, body):
 
 
 def test_wrong_password_for_a_real_user(client, buyer_us):
-    response = client.post("/api/v1/auth/token/", {"username": buyer_us.user.username, "password": "nope"}, content_type="application/json")
+    response = client.post(
+        "/api/v1/auth/token/", {"username": buyer_us.user.username, "password": "nope"}, content_type="application/json"
+    )
 
     assert response.status_code == 400
 
 
-@pytest.mark.parametrize("path", ["/api/v1/me/", "/api/v1/datasets/", "/api/v1/trades/", "/api/v1/reviews/", "/api/v1/rulepacks/"])
+@pytest.mark.parametrize(
+    "path", ["/api/v1/me/", "/api/v1/datasets/", "/api/v1/trades/", "/api/v1/reviews/", "/api/v1/rulepacks/"]
+)
 def test_every_api_endpoint_needs_authentication(client, path):
     response = client.get(path)
 
@@ -65,7 +71,12 @@ def test_openapi_schema_and_swagger_ui_are_served(client):
 
     assert schema.status_code == 200
     paths = schema.json()["paths"]
-    for path in ("/api/v1/trades/", "/api/v1/trades/{id}/approve/", "/api/v1/compliance/evaluate/", "/api/v1/datasets/{id}/compliance-preview/"):
+    for path in (
+        "/api/v1/trades/",
+        "/api/v1/trades/{id}/approve/",
+        "/api/v1/compliance/evaluate/",
+        "/api/v1/datasets/{id}/compliance-preview/",
+    ):
         assert path in paths
     assert docs.status_code == 200 and b"swagger" in docs.content.lower()
 

@@ -28,7 +28,10 @@ def test_provider_creates_a_draft_then_publishes_it(client_for, provider_cn, buy
 
     unattested = provider.post(f"/api/v1/datasets/{body['id']}/publish/")
     assert unattested.status_code == 409 and unattested.json()["code"] == "attestation_required"
-    assert provider.patch(f"/api/v1/datasets/{body['id']}/", {"pi_duties_attested": True}, format="json").status_code == 200
+    assert (
+        provider.patch(f"/api/v1/datasets/{body['id']}/", {"pi_duties_attested": True}, format="json").status_code
+        == 200
+    )
     published = provider.post(f"/api/v1/datasets/{body['id']}/publish/")
     assert published.status_code == 200 and published.json()["status"] == "published"
     assert client_for(buyer_us).get(f"/api/v1/datasets/{body['id']}/").status_code == 200
@@ -96,7 +99,9 @@ def test_providers_cannot_touch_another_organisations_dataset(client_for, provid
 def test_published_facts_are_locked_but_price_may_change(client_for, provider_eu, eu_personal):
     provider = client_for(provider_eu)
 
-    locked = provider.patch(f"/api/v1/datasets/{eu_personal.id}/", {"classification": "public", "subjects": 0}, format="json")
+    locked = provider.patch(
+        f"/api/v1/datasets/{eu_personal.id}/", {"classification": "public", "subjects": 0}, format="json"
+    )
     repriced = provider.patch(f"/api/v1/datasets/{eu_personal.id}/", {"price": "150.00"}, format="json")
 
     assert locked.status_code == 409 and locked.json()["code"] == "dataset_facts_locked"
@@ -106,8 +111,16 @@ def test_published_facts_are_locked_but_price_may_change(client_for, provider_eu
 
 
 def test_catalogue_search_and_filters(client_for, buyer_us, provider_eu, provider_cn):
-    DatasetFactory(provider=provider_eu.organisation, title="Berlin footfall", classification="non_personal", subjects=0, categories=["telemetry"])
-    DatasetFactory(provider=provider_cn.organisation, title="Shanghai shoppers", categories=["purchase_history"], price="900.00")
+    DatasetFactory(
+        provider=provider_eu.organisation,
+        title="Berlin footfall",
+        classification="non_personal",
+        subjects=0,
+        categories=["telemetry"],
+    )
+    DatasetFactory(
+        provider=provider_cn.organisation, title="Shanghai shoppers", categories=["purchase_history"], price="900.00"
+    )
     DatasetFactory(provider=provider_cn.organisation, title="Hidden draft shoppers", status=Dataset.Status.DRAFT)
     buyer = client_for(buyer_us)
 
@@ -157,7 +170,9 @@ def test_dataset_shows_the_exporter_facts_the_check_uses(client_for, provider_cn
     provider_cn.organisation.exporter_flags = ["cn_ciio"]
     provider_cn.organisation.save()
 
-    body = client_for(provider_cn).post("/api/v1/datasets/", {**VALID, "exporter_flags": ["cn_ftz"]}, format="json").json()
+    body = (
+        client_for(provider_cn).post("/api/v1/datasets/", {**VALID, "exporter_flags": ["cn_ftz"]}, format="json").json()
+    )
 
     assert body["exporter"] == {"jurisdiction": "CN", "flags": ["cn_ciio", "cn_ftz"]}
 

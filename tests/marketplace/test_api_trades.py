@@ -12,7 +12,9 @@ pytestmark = pytest.mark.django_db
 
 
 def test_buyer_opens_a_trade_in_checking_with_the_contract_shape(client_for, buyer_us, eu_personal):
-    response = client_for(buyer_us).post("/api/v1/trades/", {"dataset": str(eu_personal.id), "mechanisms": [{"code": "eu_scc"}]}, format="json")
+    response = client_for(buyer_us).post(
+        "/api/v1/trades/", {"dataset": str(eu_personal.id), "mechanisms": [{"code": "eu_scc"}]}, format="json"
+    )
 
     assert response.status_code == 201, response.json()
     body = response.json()
@@ -66,7 +68,9 @@ def test_a_buyer_cannot_buy_from_its_own_organisation(client_for, provider_eu, e
     assert response.status_code == 400 and response.json()["code"] == "own_dataset"
 
 
-def test_trades_are_visible_to_their_parties_and_officers_only(client_for, buyer_eu, buyer_us, provider_eu, provider_cn, officer, eu_personal):
+def test_trades_are_visible_to_their_parties_and_officers_only(
+    client_for, buyer_eu, buyer_us, provider_eu, provider_cn, officer, eu_personal
+):
     trade = TradeFactory(dataset=eu_personal, buyer=buyer_eu.organisation)
     url = f"/api/v1/trades/{trade.id}/"
 
@@ -84,8 +88,13 @@ def test_only_the_buyer_cancels(client_for, buyer_eu, buyer_us, provider_eu, eu_
     assert client_for(provider_eu).post(url).status_code == 403
     response = client_for(buyer_eu).post(url, {"reason": "found another source"}, format="json")
     assert response.status_code == 200 and response.json()["status"] == "cancelled"
-    assert response.json()["events"][-1] == {**response.json()["events"][-1], "from": "needs_documents", "to": "cancelled",
-                                              "actor": buyer_eu.user.username, "reason": "found another source"}
+    assert response.json()["events"][-1] == {
+        **response.json()["events"][-1],
+        "from": "needs_documents",
+        "to": "cancelled",
+        "actor": buyer_eu.user.username,
+        "reason": "found another source",
+    }
     again = client_for(buyer_eu).post(url)
     assert again.status_code == 409 and again.json()["code"] == "trade_transition_not_allowed"
 
@@ -112,7 +121,9 @@ def test_officer_review_needs_a_reason_and_the_officer_role(client_for, officer,
     trade.refresh_from_db()
     assert trade.status == Trade.Status.IN_REVIEW and not Review.objects.exists()
 
-    rejected = client_for(officer).post(f"/api/v1/trades/{trade.id}/reject/", {"reason": "no consent records"}, format="json")
+    rejected = client_for(officer).post(
+        f"/api/v1/trades/{trade.id}/reject/", {"reason": "no consent records"}, format="json"
+    )
     assert rejected.status_code == 200 and rejected.json()["status"] == "rejected"
     assert Review.objects.get().reason == "no consent records"
 

@@ -17,7 +17,9 @@ from tests.factories import MembershipFactory, OrganisationFactory
 pytestmark = pytest.mark.django_db
 
 
-def exported(day: date, *, exporter, buyer, subjects: int, categories: list[str], classification: str = "personal") -> None:
+def exported(
+    day: date, *, exporter, buyer, subjects: int, categories: list[str], classification: str = "personal"
+) -> None:
     ExportRecord.objects.create(
         subject_type="trade", subject_id=uuid.uuid4(), exporter_id=exporter.id, buyer_id=buyer.id, date=day,
         classification=classification, categories=categories, subjects=subjects, state="committed",
@@ -33,9 +35,23 @@ def history(provider_cn, buyer_us):
     days = {"other_contact": max(date(today.year, 1, 1), today - timedelta(days=40)),
             "other_financial": max(date(today.year, 1, 1), today - timedelta(days=20)),
             "own": max(date(today.year, 1, 1), today - timedelta(days=10))}
-    exported(days["other_contact"], exporter=provider_cn.organisation, buyer=other, subjects=120000, categories=["contact"])
-    exported(days["other_financial"], exporter=provider_cn.organisation, buyer=other, subjects=30000, categories=["financial"])
-    exported(days["own"], exporter=provider_cn.organisation, buyer=buyer_us.organisation, subjects=2000, categories=["contact", "profile"])
+    exported(
+        days["other_contact"], exporter=provider_cn.organisation, buyer=other, subjects=120000, categories=["contact"]
+    )
+    exported(
+        days["other_financial"],
+        exporter=provider_cn.organisation,
+        buyer=other,
+        subjects=30000,
+        categories=["financial"],
+    )
+    exported(
+        days["own"],
+        exporter=provider_cn.organisation,
+        buyer=buyer_us.organisation,
+        subjects=2000,
+        categories=["contact", "profile"],
+    )
     return days
 
 
@@ -43,7 +59,11 @@ def _leaks(body: object, days: dict[str, date]) -> list[str]:
     """Anything in a response that identifies another buyer's individual transfer."""
     text = json.dumps(body)
     found = [f"date {d.isoformat()}" for key, d in days.items() if key.startswith("other") and d.isoformat() in text]
-    found += [s for s in ("120000", "120,000", "30000", "30,000", "financial", '"same_buyer":', '"prior_exports":') if s in text]
+    found += [
+        s
+        for s in ("120000", "120,000", "30000", "30,000", "financial", '"same_buyer":', '"prior_exports":')
+        if s in text
+    ]
     return found
 
 
@@ -53,7 +73,9 @@ def _trade(buyer, dataset) -> Trade:
     return trade
 
 
-def test_a_buyer_sees_only_totals_in_preview_trade_and_evidence_pack(client_for, rulepacks, buyer_us, cn_personal, history):
+def test_a_buyer_sees_only_totals_in_preview_trade_and_evidence_pack(
+    client_for, rulepacks, buyer_us, cn_personal, history
+):
     client = client_for(buyer_us)
     preview = client.get(f"/api/v1/datasets/{cn_personal.id}/compliance-preview/")
     trade = _trade(buyer_us, cn_personal)

@@ -11,9 +11,36 @@ from tests.factories import DatasetFactory, MembershipFactory, OrganisationFacto
 
 pytestmark = pytest.mark.django_db
 
-LISTING = {"title": "Shop sales", "subject_jurisdictions": ["US"], "classification": "public", "categories": ["statistics"], "subjects": 0}
-NOT_MONEY = ["XAU", "XAG", "XPT", "XPD", "XTS", "XXX", "XBA", "XBD", "XDR", "XSU", "XUA", "XAD", "BOV", "CHE", "CHW", "CLF", "COU",
-             "MXV", "USN", "UYI", "UYW"]
+LISTING = {
+    "title": "Shop sales",
+    "subject_jurisdictions": ["US"],
+    "classification": "public",
+    "categories": ["statistics"],
+    "subjects": 0,
+}
+NOT_MONEY = [
+    "XAU",
+    "XAG",
+    "XPT",
+    "XPD",
+    "XTS",
+    "XXX",
+    "XBA",
+    "XBD",
+    "XDR",
+    "XSU",
+    "XUA",
+    "XAD",
+    "BOV",
+    "CHE",
+    "CHW",
+    "CLF",
+    "COU",
+    "MXV",
+    "USN",
+    "UYI",
+    "UYW",
+]
 
 
 def test_minor_units_come_from_iso_4217():
@@ -43,7 +70,9 @@ def test_amounts_are_never_rounded():
 
 
 def test_a_lower_case_currency_is_stored_upper_case_and_buyers_holding_it_can_pay(client_for, provider_eu, buyer_us):
-    created = client_for(provider_eu).post("/api/v1/datasets/", {**LISTING, "price": "25.00", "currency": "usd"}, format="json")
+    created = client_for(provider_eu).post(
+        "/api/v1/datasets/", {**LISTING, "price": "25.00", "currency": "usd"}, format="json"
+    )
     assert created.status_code == 201, created.content
     dataset_id = created.json()["id"]
     assert created.json()["currency"] == "USD" and Dataset.objects.get(pk=dataset_id).currency == "USD"
@@ -57,8 +86,12 @@ def test_a_lower_case_currency_is_stored_upper_case_and_buyers_holding_it_can_pa
 
 @pytest.mark.parametrize("code", ["XAU", "XTS", "XXX", "BOV", "XDR", "usn", "US", "EURO", "€"])
 def test_not_money_is_refused_on_listings_deposits_and_filters(client_for, provider_eu, buyer_us, code):
-    listing = client_for(provider_eu).post("/api/v1/datasets/", {**LISTING, "price": "25.00", "currency": code}, format="json")
-    deposit = client_for(buyer_us).post("/api/v1/wallet/deposits/", {"amount": "25.00", "currency": code}, format="json")
+    listing = client_for(provider_eu).post(
+        "/api/v1/datasets/", {**LISTING, "price": "25.00", "currency": code}, format="json"
+    )
+    deposit = client_for(buyer_us).post(
+        "/api/v1/wallet/deposits/", {"amount": "25.00", "currency": code}, format="json"
+    )
     filtered = client_for(buyer_us).get("/api/v1/wallet/entries/", {"currency": code})
 
     assert listing.status_code == 400 and "currency" in listing.json()["fields"]
@@ -85,7 +118,9 @@ def test_a_listing_switched_to_yen_must_have_a_whole_yen_price(client_for, provi
     assert switched.status_code == 400 and "price" in switched.json()["fields"]
     assert (dataset.price, dataset.currency) == (Decimal("10.50"), "EUR")
 
-    with_price = provider.patch(f"/api/v1/datasets/{dataset.id}/", {"currency": "jpy", "price": "1500.00"}, format="json")
+    with_price = provider.patch(
+        f"/api/v1/datasets/{dataset.id}/", {"currency": "jpy", "price": "1500.00"}, format="json"
+    )
     dataset.refresh_from_db()
     assert with_price.status_code == 200, with_price.content
     assert (dataset.price, dataset.currency, with_price.json()["price"]) == (Decimal("1500"), "JPY", "1500.00")
@@ -95,9 +130,13 @@ def test_a_listing_switched_to_yen_must_have_a_whole_yen_price(client_for, provi
 
 
 def test_a_deposit_the_wallet_could_not_hold_is_a_400_and_changes_nothing(client_for, buyer_us):
-    Wallet.objects.filter(organisation=buyer_us.organisation, currency="EUR").update(available=AMOUNT_MAX - Decimal("10.00"))
+    Wallet.objects.filter(organisation=buyer_us.organisation, currency="EUR").update(
+        available=AMOUNT_MAX - Decimal("10.00")
+    )
 
-    response = client_for(buyer_us).post("/api/v1/wallet/deposits/", {"amount": "100.00", "currency": "EUR"}, format="json")
+    response = client_for(buyer_us).post(
+        "/api/v1/wallet/deposits/", {"amount": "100.00", "currency": "EUR"}, format="json"
+    )
 
     assert response.status_code == 400 and response.json()["code"] == "amount_out_of_range"
     assert "amount" in response.json()["fields"]
@@ -109,10 +148,14 @@ def test_approving_a_credit_that_would_overflow_the_wallet_is_a_400_and_credits_
     member = MembershipFactory(organisation=org, role="buyer", funded=False)
     fund(org, "10.00", ("EUR",))
     deposit = deposit_request(membership=member, amount=AMOUNT_MAX - Decimal("20.00"), currency="EUR")
-    Wallet.objects.filter(organisation=org, currency="EUR").update(available=Decimal("1000.00"))  # more arrived meanwhile
+    Wallet.objects.filter(organisation=org, currency="EUR").update(
+        available=Decimal("1000.00")
+    )  # more arrived meanwhile
     transactions = LedgerTransaction.objects.count()
 
-    response = client_for(officer).post(f"/api/v1/wallet/deposits/{deposit.id}/approve/", {"note": "wire received"}, format="json")
+    response = client_for(officer).post(
+        f"/api/v1/wallet/deposits/{deposit.id}/approve/", {"note": "wire received"}, format="json"
+    )
 
     assert response.status_code == 400 and response.json()["code"] == "amount_out_of_range"
     deposit.refresh_from_db()
@@ -126,8 +169,11 @@ def test_the_largest_amount_the_ledger_holds_is_accepted(client_for, officer):
 
     response = client_for(officer).post("/api/v1/wallet/deposits/", {"amount": str(AMOUNT_MAX), "currency": "EUR",
                                                                       "organisation": str(org.id)}, format="json")
-    too_much = client_for(officer).post("/api/v1/wallet/deposits/", {"amount": str(AMOUNT_MAX + Decimal("0.01")), "currency": "EUR",
-                                                                      "organisation": str(org.id)}, format="json")
+    too_much = client_for(officer).post(
+        "/api/v1/wallet/deposits/",
+        {"amount": str(AMOUNT_MAX + Decimal("0.01")), "currency": "EUR", "organisation": str(org.id)},
+        format="json",
+    )
 
     assert response.status_code == 201, response.content
     assert too_much.status_code == 400 and "amount" in too_much.json()["fields"]

@@ -18,7 +18,9 @@ pytestmark = pytest.mark.django_db
 @pytest.fixture
 def panel(provider_cn):
     """60,000 people per purchase: one purchase is exempt, two cross 100,000 together."""
-    return DatasetFactory(provider=provider_cn.organisation, subject_jurisdictions=["CN"], subjects=60_000, currency="USD")
+    return DatasetFactory(
+        provider=provider_cn.organisation, subject_jurisdictions=["CN"], subjects=60_000, currency="USD"
+    )
 
 
 @pytest.fixture

@@ -27,7 +27,9 @@ def test_an_officer_cannot_approve_the_deposit_they_requested(client_for, office
     requested = me.post(DEPOSITS, {"amount": "1000.00", "currency": "EUR"}, format="json").json()
 
     own = me.post(f"{DEPOSITS}{requested['id']}/approve/", {"note": "trust me"}, format="json")
-    colleague = client_for(second_officer).post(f"{DEPOSITS}{requested['id']}/approve/", {"note": "for the team"}, format="json")
+    colleague = client_for(second_officer).post(
+        f"{DEPOSITS}{requested['id']}/approve/", {"note": "for the team"}, format="json"
+    )
 
     assert own.status_code == 409 and own.json()["code"] == "same_person_not_allowed"
     # nor does a colleague credit their own organisation: only the payment provider's confirmation could
@@ -54,18 +56,28 @@ def test_a_direct_credit_needs_a_second_officer(client_for, officer, second_offi
     before = balances(client_for(buyer_us))["EUR"]
     first = client_for(officer)
 
-    requested = first.post(DEPOSITS, {"amount": "1000.00", "currency": "EUR", "organisation": org, "note": "wire 42"}, format="json")
+    requested = first.post(
+        DEPOSITS, {"amount": "1000.00", "currency": "EUR", "organisation": org, "note": "wire 42"}, format="json"
+    )
     own = first.post(f"{DEPOSITS}{requested.json()['id']}/approve/")
 
     assert requested.status_code == 201, requested.json()
-    assert (requested.json()["status"], requested.json()["awaiting"], requested.json()["direct"]) == ("pending", "second_officer", True)
+    assert (requested.json()["status"], requested.json()["awaiting"], requested.json()["direct"]) == (
+        "pending",
+        "second_officer",
+        True,
+    )
     assert own.status_code == 409 and own.json()["code"] == "same_person_not_allowed"
     assert balances(client_for(buyer_us))["EUR"] == before  # nothing moved
 
     confirmed = client_for(second_officer).post(f"{DEPOSITS}{requested.json()['id']}/approve/")
     twice = client_for(second_officer).post(f"{DEPOSITS}{requested.json()['id']}/approve/")
 
-    assert confirmed.status_code == 200 and confirmed.json()["status"] == "credited" and confirmed.json()["note"] == "wire 42"
+    assert (
+        confirmed.status_code == 200
+        and confirmed.json()["status"] == "credited"
+        and confirmed.json()["note"] == "wire 42"
+    )
     assert twice.status_code == 409 and twice.json()["code"] == "deposit_not_pending"
     assert Decimal(balances(client_for(buyer_us))["EUR"][0]) == Decimal(before[0]) + Decimal("1000.00")
     assert LedgerTransaction.objects.filter(deposit_id=requested.json()["id"]).count() == 1
@@ -74,9 +86,13 @@ def test_a_direct_credit_needs_a_second_officer(client_for, officer, second_offi
 def test_a_rejected_deposit_is_audited_with_who_rejected_it(client_for, officer, buyer_us):
     requested = client_for(buyer_us).post(DEPOSITS, {"amount": "25.00", "currency": "EUR"}, format="json").json()
 
-    rejected = client_for(officer).post(f"{DEPOSITS}{requested['id']}/reject/", {"note": "no transfer arrived"}, format="json")
+    rejected = client_for(officer).post(
+        f"{DEPOSITS}{requested['id']}/reject/", {"note": "no transfer arrived"}, format="json"
+    )
 
-    assert rejected.status_code == 200 and rejected.json()["status"] == "rejected" and rejected.json()["awaiting"] is None
+    assert (
+        rejected.status_code == 200 and rejected.json()["status"] == "rejected" and rejected.json()["awaiting"] is None
+    )
     [event] = client_for(officer).get("/api/v1/audit/?kind=deposit.rejected").json()["results"]
     assert event["actor_label"] == officer.user.username
     assert event["data"]["deposit"] == requested["id"] and event["data"]["note"] == "no transfer arrived"
@@ -94,7 +110,9 @@ def settled_trade(client_for, buyer, provider, price: str) -> str:
     return trade_id
 
 
-def test_a_refund_over_the_threshold_needs_two_officers(settings, client_for, buyer_eu, provider_eu, officer, second_officer):
+def test_a_refund_over_the_threshold_needs_two_officers(
+    settings, client_for, buyer_eu, provider_eu, officer, second_officer
+):
     settings.ELEMENTA_REFUND_FOUR_EYES_OVER = Decimal("1000")
     trade_id = settled_trade(client_for, buyer_eu, provider_eu, "1500.00")
     buyer_before = balances(client_for(buyer_eu))["EUR"]
@@ -105,7 +123,10 @@ def test_a_refund_over_the_threshold_needs_two_officers(settings, client_for, bu
     assert first.status_code == 202, first.json()
     body = first.json()
     assert body["awaiting"] == "second_officer" and body["trade"]["status"] == "settled"
-    assert body["refund_request"]["requested_by"] == officer.user.username and body["refund_request"]["amount"] == "1500.00"
+    assert (
+        body["refund_request"]["requested_by"] == officer.user.username
+        and body["refund_request"]["amount"] == "1500.00"
+    )
     assert balances(client_for(buyer_eu))["EUR"] == buyer_before
     assert not LedgerTransaction.objects.filter(trade_id=trade_id, kind="refund").exists()
 
@@ -118,9 +139,16 @@ def test_a_refund_over_the_threshold_needs_two_officers(settings, client_for, bu
     assert second.json()["status"] == "refunded" and second.json()["events"][-1]["reason"] == "dataset was empty"
     assert Decimal(balances(client_for(buyer_eu))["EUR"][0]) == Decimal(buyer_before[0]) + Decimal("1500.00")
     request = RefundRequest.objects.get(trade_id=trade_id)
-    assert (request.status, request.requested_by, request.confirmed_by) == ("executed", officer.user, second_officer.user)
+    assert (request.status, request.requested_by, request.confirmed_by) == (
+        "executed",
+        officer.user,
+        second_officer.user,
+    )
     assert client_for(second_officer).post(url, {"reason": "thrice"}, format="json").status_code == 409
-    kinds = [e["kind"] for e in client_for(officer).get(f"/api/v1/audit/?subject_id={trade_id}&kind=trade.refund").json()["results"]]
+    kinds = [
+        e["kind"]
+        for e in client_for(officer).get(f"/api/v1/audit/?subject_id={trade_id}&kind=trade.refund").json()["results"]
+    ]
     assert kinds == ["trade.refund_requested", "trade.refund_confirmed"]
 
 
@@ -128,7 +156,9 @@ def test_a_refund_at_or_under_the_threshold_needs_one_officer(settings, client_f
     settings.ELEMENTA_REFUND_FOUR_EYES_OVER = Decimal("1000")
     trade_id = settled_trade(client_for, buyer_eu, provider_eu, "1000.00")
 
-    response = client_for(officer).post(f"/api/v1/trades/{trade_id}/refund/", {"reason": "late delivery"}, format="json")
+    response = client_for(officer).post(
+        f"/api/v1/trades/{trade_id}/refund/", {"reason": "late delivery"}, format="json"
+    )
 
     assert response.status_code == 200 and response.json()["status"] == "refunded"
     assert not RefundRequest.objects.exists()
@@ -138,7 +168,9 @@ def test_the_threshold_is_configurable(settings, client_for, buyer_eu, provider_
     settings.ELEMENTA_REFUND_FOUR_EYES_OVER = Decimal("50")
     trade_id = settled_trade(client_for, buyer_eu, provider_eu, "100.00")
 
-    response = client_for(officer).post(f"/api/v1/trades/{trade_id}/refund/", {"reason": "late delivery"}, format="json")
+    response = client_for(officer).post(
+        f"/api/v1/trades/{trade_id}/refund/", {"reason": "late delivery"}, format="json"
+    )
 
     assert response.status_code == 202 and response.json()["awaiting"] == "second_officer"
     assert Trade.objects.get(pk=trade_id).status == Trade.Status.SETTLED

@@ -10,7 +10,15 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.utils import timezone
 
 from compliance.models import AuditEvent
-from marketplace.models import AccessGrant, GrantRevocationRequest, LedgerEntry, LedgerTransaction, Membership, Trade, Wallet
+from marketplace.models import (
+    AccessGrant,
+    GrantRevocationRequest,
+    LedgerEntry,
+    LedgerTransaction,
+    Membership,
+    Trade,
+    Wallet,
+)
 from marketplace.services.grant_revocations import grant_suspend
 from marketplace.services.ledger import ledger_refund_split
 from marketplace.services.settlement import trade_settle
@@ -30,27 +38,37 @@ def media(settings, tmp_path):
 
 @pytest.fixture
 def buyer(db: None) -> Membership:
-    membership = MembershipFactory.create(organisation=OrganisationFactory.create(name="Thin Wallet Ltd", jurisdiction="DE"), role="buyer", funded=False)
+    membership = MembershipFactory.create(
+        organisation=OrganisationFactory.create(name="Thin Wallet Ltd", jurisdiction="DE"), role="buyer", funded=False
+    )
     fund(membership.organisation, "150.00", ("EUR",))
     return membership
 
 
 @pytest.fixture
 def stranger(db: None) -> Membership:
-    return MembershipFactory.create(organisation=OrganisationFactory.create(name="Other Buyer", jurisdiction="DE"), role=Membership.Role.BUYER)
+    return MembershipFactory.create(
+        organisation=OrganisationFactory.create(name="Other Buyer", jurisdiction="DE"), role=Membership.Role.BUYER
+    )
 
 
 @pytest.fixture
 def other_provider(db: None) -> Membership:
-    return MembershipFactory.create(organisation=OrganisationFactory.create(name="Other Provider", jurisdiction="DE"), role=Membership.Role.PROVIDER)
+    return MembershipFactory.create(
+        organisation=OrganisationFactory.create(name="Other Provider", jurisdiction="DE"), role=Membership.Role.PROVIDER
+    )
 
 
-def paid_grant(client_for, provider: Membership, buyer: Membership, dataset, *, term_days: int | None = 30) -> AccessGrant:
+def paid_grant(
+    client_for, provider: Membership, buyer: Membership, dataset, *, term_days: int | None = 30
+) -> AccessGrant:
     """Buyer pays 100.00 EUR over HTTP (escrow), the trade is approved and settled (provider 95.00,
     platform 5.00), with a file to download."""
     dataset.licence = {"term_days": term_days} if term_days else {}
     dataset.save()
-    client_for(provider).post(f"/api/v1/datasets/{dataset.id}/files/", {"file": SimpleUploadedFile("a.csv", b"id\n1\n")}, format="multipart")
+    client_for(provider).post(
+        f"/api/v1/datasets/{dataset.id}/files/", {"file": SimpleUploadedFile("a.csv", b"id\n1\n")}, format="multipart"
+    )
     bought = client_for(buyer).post("/api/v1/trades/", {"dataset": str(dataset.id)}, format="json")
     assert bought.status_code == 201, bought.json()
     trade_transition(trade_id=bought.json()["id"], to=Trade.Status.APPROVED, actor_label="system:test")
@@ -78,13 +96,18 @@ def assert_ledger_consistent() -> None:
         assert total(txn.entries) == 0, txn
     assert total(LedgerEntry.objects) == 0
     for wallet in Wallet.objects.all():
-        assert (wallet.available, wallet.held) == (total(wallet.entries.filter(account="available")), total(wallet.entries.filter(account="held")))
+        assert (wallet.available, wallet.held) == (
+            total(wallet.entries.filter(account="available")),
+            total(wallet.entries.filter(account="held")),
+        )
         assert wallet.available >= 0 and wallet.held >= 0
 
 
 def set_term(grant: AccessGrant, *, started_days_ago: int, ends_in_days: int) -> None:
     now = timezone.now()
-    AccessGrant.objects.filter(pk=grant.pk).update(valid_from=now - timedelta(days=started_days_ago), valid_until=now + timedelta(days=ends_in_days))
+    AccessGrant.objects.filter(pk=grant.pk).update(
+        valid_from=now - timedelta(days=started_days_ago), valid_until=now + timedelta(days=ends_in_days)
+    )
 
 
 # --- a provider asks; the buyer sees; an officer decides ----------------------------------------
@@ -96,7 +119,9 @@ def test_a_provider_request_leaves_access_open_and_an_officer_refunds_in_full(
     grant = paid_grant(client_for, provider_eu, buyer, eu_personal)
     provider, buyer_api, api = client_for(provider_eu), client_for(buyer), client_for(officer)
 
-    asked = provider.post(f"/api/v1/grants/{grant.id}/revoke/", {"reason": "licence breach: resold to a third party"}, format="json")
+    asked = provider.post(
+        f"/api/v1/grants/{grant.id}/revoke/", {"reason": "licence breach: resold to a third party"}, format="json"
+    )
 
     assert asked.status_code == 202, asked.json()
     request_id = asked.json()["id"]
@@ -105,7 +130,9 @@ def test_a_provider_request_leaves_access_open_and_an_officer_refunds_in_full(
     assert [r["id"] for r in buyer_api.get(REQUESTS).json()["results"]] == [request_id]
     assert buyer_api.get(f"{REQUESTS}{request_id}/").json()["reason"] == "licence breach: resold to a third party"
     assert buyer_api.get(f"/api/v1/grants/{grant.id}/").json()["revocation_requests"][0]["status"] == "pending"
-    assert [r["id"] for r in buyer_api.get(f"/api/v1/trades/{grant.trade_id}/").json()["revocation_requests"]] == [request_id]
+    assert [r["id"] for r in buyer_api.get(f"/api/v1/trades/{grant.trade_id}/").json()["revocation_requests"]] == [
+        request_id
+    ]
     twice = provider.post(f"/api/v1/grants/{grant.id}/revoke/", {"reason": "again"}, format="json")
     assert twice.status_code == 409 and twice.json()["code"] == "revocation_request_pending"
     assert AuditEvent.objects.get(kind="grant.revocation_requested").actor_label == provider_eu.user.username
@@ -114,21 +141,38 @@ def test_a_provider_request_leaves_access_open_and_an_officer_refunds_in_full(
     assert client_for(stranger).get(REQUESTS).json()["count"] == 0
     assert client_for(stranger).get(f"{REQUESTS}{request_id}/").status_code == 404
     assert client_for(other_provider).get(f"{REQUESTS}{request_id}/").status_code == 404
-    assert client_for(other_provider).post(REQUESTS, {"grant": str(grant.id), "reason": "x"}, format="json").status_code == 404
+    assert (
+        client_for(other_provider).post(REQUESTS, {"grant": str(grant.id), "reason": "x"}, format="json").status_code
+        == 404
+    )
     assert buyer_api.post(REQUESTS, {"grant": str(grant.id), "reason": "x"}, format="json").status_code == 403
     for party in (provider, buyer_api, client_for(stranger)):
-        refused = party.post(f"{REQUESTS}{request_id}/decide/", {"decision": "revoke", "refund": "none", "reason": "x"}, format="json")
+        refused = party.post(
+            f"{REQUESTS}{request_id}/decide/", {"decision": "revoke", "refund": "none", "reason": "x"}, format="json"
+        )
         assert refused.status_code == 403
-    no_refund = api.post(f"{REQUESTS}{request_id}/decide/", {"decision": "revoke", "reason": "breach confirmed"}, format="json")
+    no_refund = api.post(
+        f"{REQUESTS}{request_id}/decide/", {"decision": "revoke", "reason": "breach confirmed"}, format="json"
+    )
     assert no_refund.status_code == 400 and "refund" in no_refund.json()["fields"]
     assert GrantRevocationRequest.objects.get(pk=request_id).status == "pending"
 
-    decided = api.post(f"{REQUESTS}{request_id}/decide/", {"decision": "revoke", "refund": "full", "reason": "breach confirmed"}, format="json")
+    decided = api.post(
+        f"{REQUESTS}{request_id}/decide/",
+        {"decision": "revoke", "refund": "full", "reason": "breach confirmed"},
+        format="json",
+    )
 
     assert decided.status_code == 200, decided.json()
     body = decided.json()
-    assert (body["status"], body["refund"], body["refund_amount"], body["refund_currency"], body["decided_by"], body["grant_status"]) == (
-        "revoked", "full", "100.00", "EUR", officer.user.username, "revoked")
+    assert (
+        body["status"],
+        body["refund"],
+        body["refund_amount"],
+        body["refund_currency"],
+        body["decided_by"],
+        body["grant_status"],
+    ) == ("revoked", "full", "100.00", "EUR", officer.user.username, "revoked")
     trade = buyer_api.get(f"/api/v1/trades/{grant.trade_id}/").json()
     assert trade["status"] == "refunded" and "breach confirmed" in trade["events"][-1]["reason"]
     assert balances(buyer_api) == {"EUR": ("150.00", "0.00")}  # credited
@@ -145,7 +189,9 @@ def test_a_provider_request_leaves_access_open_and_an_officer_refunds_in_full(
 def test_the_provider_may_also_file_through_the_requests_list(client_for, provider_eu, buyer, eu_personal):
     grant = paid_grant(client_for, provider_eu, buyer, eu_personal)
 
-    filed = client_for(provider_eu).post(REQUESTS, {"grant": str(grant.id), "reason": "data subject withdrew consent"}, format="json")
+    filed = client_for(provider_eu).post(
+        REQUESTS, {"grant": str(grant.id), "reason": "data subject withdrew consent"}, format="json"
+    )
 
     assert filed.status_code == 202 and filed.json()["status"] == "pending"
     assert client_for(provider_eu).get(f"{REQUESTS}?status=pending").json()["count"] == 1
@@ -153,30 +199,45 @@ def test_the_provider_may_also_file_through_the_requests_list(client_for, provid
 
 def test_an_officer_may_decline_and_access_stays(client_for, provider_eu, buyer, officer, eu_personal):
     grant = paid_grant(client_for, provider_eu, buyer, eu_personal)
-    request_id = client_for(provider_eu).post(f"/api/v1/grants/{grant.id}/revoke/", {"reason": "late payment"}, format="json").json()["id"]
+    request_id = (
+        client_for(provider_eu)
+        .post(f"/api/v1/grants/{grant.id}/revoke/", {"reason": "late payment"}, format="json")
+        .json()["id"]
+    )
 
-    declined = client_for(officer).post(f"{REQUESTS}{request_id}/decide/", {"decision": "decline", "reason": "paid in escrow"}, format="json")
+    declined = client_for(officer).post(
+        f"{REQUESTS}{request_id}/decide/", {"decision": "decline", "reason": "paid in escrow"}, format="json"
+    )
 
     assert declined.status_code == 200 and (declined.json()["status"], declined.json()["refund"]) == ("declined", "")
     assert client_for(buyer).get(f"/api/v1/grants/{grant.id}/download/").status_code == 200
     assert client_for(buyer).get(f"{REQUESTS}{request_id}/").json()["decision_reason"] == "paid in escrow"
     assert balances(client_for(provider_eu)) == {"EUR": ("95.00", "0.00")}
     # A new request may follow a declined one.
-    assert client_for(provider_eu).post(f"/api/v1/grants/{grant.id}/revoke/", {"reason": "again"}, format="json").status_code == 202
+    assert (
+        client_for(provider_eu)
+        .post(f"/api/v1/grants/{grant.id}/revoke/", {"reason": "again"}, format="json")
+        .status_code
+        == 202
+    )
 
 
 # --- pro-rata refunds ---------------------------------------------------------------------------
 
 
-def test_an_officer_revokes_with_a_pro_rata_refund_of_the_unused_term(client_for, provider_eu, buyer, officer, eu_personal):
+def test_an_officer_revokes_with_a_pro_rata_refund_of_the_unused_term(
+    client_for, provider_eu, buyer, officer, eu_personal
+):
     grant = paid_grant(client_for, provider_eu, buyer, eu_personal)
     set_term(grant, started_days_ago=10, ends_in_days=20)  # a third used, two thirds left
 
-    revoked = client_for(officer).post(f"/api/v1/grants/{grant.id}/revoke/", {"reason": "licence ended early", "refund": "pro_rata"},
-                                       format="json")
+    revoked = client_for(officer).post(
+        f"/api/v1/grants/{grant.id}/revoke/", {"reason": "licence ended early", "refund": "pro_rata"}, format="json"
+    )
 
     assert revoked.status_code == 200, revoked.json()
-    # 100.00 × (just under) 2/3, rounded down to the cent; the platform gives back 5% of it (3.33), the provider the rest.
+    # 100.00 × (just under) 2/3, rounded down to the cent; the platform gives back 5% of it (3.33), the provider the
+    # rest.
     assert (revoked.json()["refund"], revoked.json()["refund_amount"]) == ("pro_rata", "66.66")
     assert balances(client_for(buyer)) == {"EUR": ("116.66", "0.00")}
     assert balances(client_for(provider_eu)) == {"EUR": ("31.67", "0.00")}
@@ -193,8 +254,9 @@ def test_time_under_suspension_counts_as_unused(client_for, provider_eu, buyer, 
     grant_suspend(grant_id=grant.id, reason="re-screening under eu@test: would now be denied")
     AccessGrant.objects.filter(pk=grant.pk).update(suspended_at=timezone.now() - timedelta(days=5))  # 5 of 30 days used
 
-    revoked = client_for(officer).post(f"/api/v1/grants/{grant.id}/revoke/", {"reason": "transfer now unlawful", "refund": "pro_rata"},
-                                       format="json")
+    revoked = client_for(officer).post(
+        f"/api/v1/grants/{grant.id}/revoke/", {"reason": "transfer now unlawful", "refund": "pro_rata"}, format="json"
+    )
 
     assert revoked.status_code == 200, revoked.json()
     assert revoked.json()["refund_amount"] == "83.33"  # 25/30 of 100.00, rounded down
@@ -204,10 +266,17 @@ def test_time_under_suspension_counts_as_unused(client_for, provider_eu, buyer, 
 
 def test_pro_rata_needs_an_end_date(client_for, provider_eu, buyer, officer, eu_personal):
     grant = paid_grant(client_for, provider_eu, buyer, eu_personal, term_days=None)
-    request_id = client_for(provider_eu).post(f"/api/v1/grants/{grant.id}/revoke/", {"reason": "breach"}, format="json").json()["id"]
+    request_id = (
+        client_for(provider_eu)
+        .post(f"/api/v1/grants/{grant.id}/revoke/", {"reason": "breach"}, format="json")
+        .json()["id"]
+    )
 
-    refused = client_for(officer).post(f"{REQUESTS}{request_id}/decide/", {"decision": "revoke", "refund": "pro_rata", "reason": "breach"},
-                                       format="json")
+    refused = client_for(officer).post(
+        f"{REQUESTS}{request_id}/decide/",
+        {"decision": "revoke", "refund": "pro_rata", "reason": "breach"},
+        format="json",
+    )
 
     assert refused.status_code == 400 and refused.json()["code"] == "pro_rata_unavailable"
     assert client_for(buyer).get(f"/api/v1/grants/{grant.id}/").json()["status"] == "active"
@@ -217,22 +286,38 @@ def test_pro_rata_needs_an_end_date(client_for, provider_eu, buyer, officer, eu_
 
 def test_a_refund_the_provider_cannot_cover_changes_nothing(client_for, provider_eu, buyer, officer, eu_personal):
     grant = paid_grant(client_for, provider_eu, buyer, eu_personal)
-    Wallet.objects.filter(organisation=provider_eu.organisation).update(available=Decimal("10.00"))  # paid out elsewhere
+    Wallet.objects.filter(organisation=provider_eu.organisation).update(
+        available=Decimal("10.00")
+    )  # paid out elsewhere
 
-    refused = client_for(officer).post(f"/api/v1/grants/{grant.id}/revoke/", {"reason": "breach", "refund": "full"}, format="json")
+    refused = client_for(officer).post(
+        f"/api/v1/grants/{grant.id}/revoke/", {"reason": "breach", "refund": "full"}, format="json"
+    )
 
     assert refused.status_code == 409 and refused.json()["code"] == "refund_not_covered"
     assert client_for(buyer).get(f"/api/v1/grants/{grant.id}/").json()["status"] == "active"
     assert not GrantRevocationRequest.objects.exists() and not LedgerTransaction.objects.filter(kind="refund").exists()
 
 
-def test_an_officer_revocation_decides_the_pending_provider_request(client_for, provider_eu, buyer, officer, eu_personal):
+def test_an_officer_revocation_decides_the_pending_provider_request(
+    client_for, provider_eu, buyer, officer, eu_personal
+):
     grant = paid_grant(client_for, provider_eu, buyer, eu_personal)
-    request_id = client_for(provider_eu).post(f"/api/v1/grants/{grant.id}/revoke/", {"reason": "breach"}, format="json").json()["id"]
+    request_id = (
+        client_for(provider_eu)
+        .post(f"/api/v1/grants/{grant.id}/revoke/", {"reason": "breach"}, format="json")
+        .json()["id"]
+    )
 
-    revoked = client_for(officer).post(f"/api/v1/grants/{grant.id}/revoke/", {"reason": "breach confirmed", "refund": "none"}, format="json")
+    revoked = client_for(officer).post(
+        f"/api/v1/grants/{grant.id}/revoke/", {"reason": "breach confirmed", "refund": "none"}, format="json"
+    )
 
-    assert revoked.status_code == 200 and revoked.json()["id"] == request_id and revoked.json()["requested_by"] == provider_eu.user.username
+    assert (
+        revoked.status_code == 200
+        and revoked.json()["id"] == request_id
+        and revoked.json()["requested_by"] == provider_eu.user.username
+    )
     assert balances(client_for(provider_eu)) == {"EUR": ("95.00", "0.00")}  # refund none: the money stays
     assert client_for(buyer).get(f"/api/v1/trades/{grant.trade_id}/").json()["status"] == "settled"
 

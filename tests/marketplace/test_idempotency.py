@@ -69,7 +69,9 @@ def test_a_duplicate_while_the_first_is_running_is_a_409(client_for, buyer_eu, e
 
     body = {"dataset": str(eu_personal.id)}
     first = Request(APIRequestFactory().post("/api/v1/trades/", body, format="json"), parsers=[JSONParser()])
-    IdempotencyRecord.objects.create(user=buyer_eu.user, key="busy", fingerprint=_fingerprint(first))  # the first is still running
+    IdempotencyRecord.objects.create(
+        user=buyer_eu.user, key="busy", fingerprint=_fingerprint(first)
+    )  # the first is still running
 
     response = post(client_for(buyer_eu), "/api/v1/trades/", body, "busy")
 
@@ -82,7 +84,9 @@ def test_an_abandoned_claim_can_be_taken_over(client_for, buyer_eu, eu_personal)
     first = post(buyer, "/api/v1/trades/", {"dataset": str(eu_personal.id)}, "crashy")
     record = IdempotencyRecord.objects.get(key="crashy")
     # as if the request had died mid-way: its claim is left in progress
-    IdempotencyRecord.objects.filter(pk=record.pk).update(status="in_progress", response_body=None, response_status=None)
+    IdempotencyRecord.objects.filter(pk=record.pk).update(
+        status="in_progress", response_body=None, response_status=None
+    )
 
     busy = post(buyer, "/api/v1/trades/", {"dataset": str(eu_personal.id)}, "crashy")
     IdempotencyRecord.objects.filter(pk=record.pk).update(created_at=timezone.now() - timedelta(minutes=10))
@@ -96,7 +100,9 @@ def test_an_abandoned_claim_can_be_taken_over(client_for, buyer_eu, eu_personal)
 def test_keys_expire_after_their_retention(settings, client_for, buyer_eu, eu_personal):
     buyer = client_for(buyer_eu)
     post(buyer, "/api/v1/trades/", {"dataset": str(eu_personal.id)}, "old")
-    IdempotencyRecord.objects.update(created_at=timezone.now() - timedelta(seconds=settings.ELEMENTA_IDEMPOTENCY_TTL + 1))
+    IdempotencyRecord.objects.update(
+        created_at=timezone.now() - timedelta(seconds=settings.ELEMENTA_IDEMPOTENCY_TTL + 1)
+    )
 
     again = post(buyer, "/api/v1/trades/", {"dataset": str(eu_personal.id)}, "old")
 
@@ -124,16 +130,28 @@ def test_deposits_documents_and_refunds_honour_keys_too(client_for, buyer_us, of
     trade_id = post(buyer, "/api/v1/trades/", {"dataset": str(eu_personal.id)}, "t-1").json()["id"]
     trade_transition(trade_id=trade_id, to="needs_documents", actor_label="system:test")
     for _ in range(2):
-        response = buyer.post(f"/api/v1/trades/{trade_id}/documents/", evidence_payload("eu_scc"), format="multipart", HTTP_IDEMPOTENCY_KEY="doc-1")
+        response = buyer.post(
+            f"/api/v1/trades/{trade_id}/documents/",
+            evidence_payload("eu_scc"),
+            format="multipart",
+            HTTP_IDEMPOTENCY_KEY="doc-1",
+        )
         assert response.status_code == 201
     assert Trade.objects.get(pk=trade_id).documents.count() == 1
-    other_file = evidence_payload("eu_scc", file=SimpleUploadedFile("eu_scc.pdf", PDF + b"%changed", content_type="application/pdf"))
-    reused = buyer.post(f"/api/v1/trades/{trade_id}/documents/", other_file, format="multipart", HTTP_IDEMPOTENCY_KEY="doc-1")
+    other_file = evidence_payload(
+        "eu_scc", file=SimpleUploadedFile("eu_scc.pdf", PDF + b"%changed", content_type="application/pdf")
+    )
+    reused = buyer.post(
+        f"/api/v1/trades/{trade_id}/documents/", other_file, format="multipart", HTTP_IDEMPOTENCY_KEY="doc-1"
+    )
     assert reused.status_code == 422  # same key, same file name, other content: a different request
 
     Trade.objects.filter(pk=trade_id).update(status="approved")  # as if checked again and allowed
     trade_settle(trade_id=trade_id)
-    replies = [post(client_for(officer), f"/api/v1/trades/{trade_id}/refund/", {"reason": "duplicate order"}, "ref-1") for _ in range(2)]
+    replies = [
+        post(client_for(officer), f"/api/v1/trades/{trade_id}/refund/", {"reason": "duplicate order"}, "ref-1")
+        for _ in range(2)
+    ]
     assert [r.status_code for r in replies] == [200, 200]
     assert LedgerTransaction.objects.filter(trade_id=trade_id, kind="refund").count() == 1
 

@@ -10,7 +10,14 @@ import pytest
 from django.db import transaction
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
-from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule, run_state_machine_as_test
+from hypothesis.stateful import (
+    RuleBasedStateMachine,
+    initialize,
+    invariant,
+    precondition,
+    rule,
+    run_state_machine_as_test,
+)
 
 from config.errors import ApplicationError
 from marketplace.models import LedgerEntry, LedgerTransaction, Trade, Wallet
@@ -37,10 +44,18 @@ def ledger_machine(officer):
         def setup(self) -> None:
             self._atomic = transaction.atomic()
             self._atomic.__enter__()
-            self.provider = MembershipFactory.create(organisation=OrganisationFactory.create(jurisdiction="DE"), role="provider")
-            self.buyers = [MembershipFactory.create(organisation=OrganisationFactory.create(jurisdiction="DE"), role="buyer", funded=False)
-                           for _ in range(2)]
-            self.datasets = [DatasetFactory.create(provider=self.provider.organisation, price=p) for p in ("10.00", "33.33", "0.00")]
+            self.provider = MembershipFactory.create(
+                organisation=OrganisationFactory.create(jurisdiction="DE"), role="provider"
+            )
+            self.buyers = [
+                MembershipFactory.create(
+                    organisation=OrganisationFactory.create(jurisdiction="DE"), role="buyer", funded=False
+                )
+                for _ in range(2)
+            ]
+            self.datasets = [
+                DatasetFactory.create(provider=self.provider.organisation, price=p) for p in ("10.00", "33.33", "0.00")
+            ]
             self.trades: list[str] = []
 
         def teardown(self) -> None:
@@ -50,13 +65,17 @@ def ledger_machine(officer):
 
         @rule(buyer=st.integers(0, 1), amount=st.decimals(min_value=1, max_value=100, places=2))
         def deposit(self, buyer: int, amount: Decimal) -> None:
-            deposit_record(organisation=self.buyers[buyer].organisation, amount=amount, currency="EUR", actor_label="system:test")
+            deposit_record(
+                organisation=self.buyers[buyer].organisation, amount=amount, currency="EUR", actor_label="system:test"
+            )
 
         @rule(buyer=st.integers(0, 1), dataset=st.integers(0, 2))
         def purchase(self, buyer: int, dataset: int) -> None:
             try:
                 with transaction.atomic():
-                    self.trades.append(str(trade_create(membership=self.buyers[buyer], dataset_id=self.datasets[dataset].id).id))
+                    self.trades.append(
+                        str(trade_create(membership=self.buyers[buyer], dataset_id=self.datasets[dataset].id).id)
+                    )
             except ApplicationError as exc:
                 assert exc.code == "insufficient_funds"
 
@@ -92,7 +111,9 @@ def ledger_machine(officer):
         @precondition(lambda self: self.trades)
         @rule(data=st.data(), approve=st.booleans())
         def officer_reviews(self, data: st.DataObject, approve: bool) -> None:
-            self._attempt(trade_review, trade_id=self._pick(data), officer=officer.user, approve=approve, reason="property test")
+            self._attempt(
+                trade_review, trade_id=self._pick(data), officer=officer.user, approve=approve, reason="property test"
+            )
 
         @precondition(lambda self: self.trades)
         @rule(data=st.data())
@@ -115,7 +136,9 @@ def ledger_machine(officer):
             if not hasattr(self, "_atomic"):
                 return
             sums: dict[tuple[object, str], Decimal] = defaultdict(Decimal)
-            for wallet_id, account, amount in LedgerEntry.objects.filter(wallet__isnull=False).values_list("wallet_id", "account", "amount"):
+            for wallet_id, account, amount in LedgerEntry.objects.filter(wallet__isnull=False).values_list(
+                "wallet_id", "account", "amount"
+            ):
                 sums[(wallet_id, account)] += amount
             for wallet in Wallet.objects.all():
                 assert wallet.available >= 0 and wallet.held >= 0

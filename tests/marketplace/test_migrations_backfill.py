@@ -30,16 +30,41 @@ def migrate(targets):
 
 
 def rows(apps):
-    org = apps.get_model("marketplace", "Organisation").objects.create(name="Old Buyer", jurisdiction="DE", headquarters="DE")
-    provider = apps.get_model("marketplace", "Organisation").objects.create(name="Old Seller", jurisdiction="DE", headquarters="DE")
+    org = apps.get_model("marketplace", "Organisation").objects.create(
+        name="Old Buyer", jurisdiction="DE", headquarters="DE"
+    )
+    provider = apps.get_model("marketplace", "Organisation").objects.create(
+        name="Old Seller", jurisdiction="DE", headquarters="DE"
+    )
     dataset = apps.get_model("marketplace", "Dataset").objects.create(
-        provider=provider, title="Old", description="x", subject_jurisdictions=["DE"], storage_jurisdiction="DE",
-        classification="personal", categories=["contact"], subjects=1, price="10.00", currency="EUR", status="published")
+        provider=provider,
+        title="Old",
+        description="x",
+        subject_jurisdictions=["DE"],
+        storage_jurisdiction="DE",
+        classification="personal",
+        categories=["contact"],
+        subjects=1,
+        price="10.00",
+        currency="EUR",
+        status="published",
+    )
     Trade = apps.get_model("marketplace", "Trade")
 
     def trade(status, changed, **extra):
-        return Trade.objects.create(dataset=dataset, provider=provider, buyer=org, destination="DE", price="10.00", currency="EUR",
-                                    pricing="subscription", status=status, status_changed_at=changed, **extra)
+        return Trade.objects.create(
+            dataset=dataset,
+            provider=provider,
+            buyer=org,
+            destination="DE",
+            price="10.00",
+            currency="EUR",
+            pricing="subscription",
+            status=status,
+            status_changed_at=changed,
+            **extra,
+        )
+
     return Trade, trade
 
 
@@ -49,15 +74,30 @@ def test_existing_rows_are_backfilled():
     TradeEvent = apps.get_model("marketplace", "TradeEvent")
     morning, now = timezone.now() - timedelta(hours=6), timezone.now()
     rechecked = trade("needs_documents", now)
-    for from_status, to_status in (("", "checking"), ("checking", "needs_documents"), ("needs_documents", "checking"), ("checking", "needs_documents")):
+    for from_status, to_status in (
+        ("", "checking"),
+        ("checking", "needs_documents"),
+        ("needs_documents", "checking"),
+        ("checking", "needs_documents"),
+    ):
         TradeEvent.objects.create(trade=rechecked, from_status=from_status, to_status=to_status, actor_label="x")
     TradeEvent.objects.filter(trade=rechecked).update(at=morning)  # all in the morning, in id order
     silent = trade("in_review", now)
     done = trade("settled", now)
     check = apps.get_model("compliance", "ComplianceCheck").objects.create(
-        subject_type="trade", subject_id=done.id, facts={}, outcome="review", engine_version="1",
-        decision={"findings": [{"regime": "SANCTIONS", "outcome": "allow"}, {"regime": "EU", "outcome": "review"},
-                               {"regime": "US", "outcome": "needs_mechanism"}]})
+        subject_type="trade",
+        subject_id=done.id,
+        facts={},
+        outcome="review",
+        engine_version="1",
+        decision={
+            "findings": [
+                {"regime": "SANCTIONS", "outcome": "allow"},
+                {"regime": "EU", "outcome": "review"},
+                {"regime": "US", "outcome": "needs_mechanism"},
+            ]
+        },
+    )
 
     apps = migrate(AFTER)
 

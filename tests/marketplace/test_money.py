@@ -19,7 +19,9 @@ def balances(client) -> dict[str, tuple[str, str]]:
 
 @pytest.fixture
 def poor_buyer(db):
-    membership = MembershipFactory(organisation=OrganisationFactory(name="Thin Wallet Ltd", jurisdiction="DE"), role="buyer", funded=False)
+    membership = MembershipFactory(
+        organisation=OrganisationFactory(name="Thin Wallet Ltd", jurisdiction="DE"), role="buyer", funded=False
+    )
     fund(membership.organisation, "150.00", ("EUR",))
     return membership
 
@@ -48,7 +50,9 @@ def test_not_enough_funds_is_a_409_and_creates_nothing(client_for, poor_buyer, e
     assert balances(buyer) == {"EUR": ("50.00", "100.00")}
 
 
-def test_settlement_pays_the_provider_less_the_fee_and_the_platform_the_fee(settings, client_for, poor_buyer, provider_eu, officer, eu_personal):
+def test_settlement_pays_the_provider_less_the_fee_and_the_platform_the_fee(
+    settings, client_for, poor_buyer, provider_eu, officer, eu_personal
+):
     settings.ELEMENTA_PLATFORM_FEE = Decimal("0.05")
     trade_id = buy(client_for(poor_buyer), eu_personal).json()["id"]
     trade_transition(trade_id=trade_id, to=Trade.Status.APPROVED, actor_label="system:test")
@@ -64,7 +68,9 @@ def test_settlement_pays_the_provider_less_the_fee_and_the_platform_the_fee(sett
 
 
 @pytest.mark.parametrize("how", ["cancel", "reject", "deny"])
-def test_rejection_cancellation_and_denial_release_the_hold(client_for, rulepacks, poor_buyer, officer, eu_personal, how):
+def test_rejection_cancellation_and_denial_release_the_hold(
+    client_for, rulepacks, poor_buyer, officer, eu_personal, how
+):
     from marketplace.services.trade_compliance import trade_check_compliance
 
     buyer = client_for(poor_buyer)
@@ -84,14 +90,21 @@ def test_rejection_cancellation_and_denial_release_the_hold(client_for, rulepack
     assert LedgerTransaction.objects.filter(trade_id=trade_id, kind="release").count() == 1
 
 
-def test_officer_refund_reverses_the_settlement_and_both_parties_see_why(client_for, poor_buyer, provider_eu, officer, eu_personal):
+def test_officer_refund_reverses_the_settlement_and_both_parties_see_why(
+    client_for, poor_buyer, provider_eu, officer, eu_personal
+):
     trade_id = buy(client_for(poor_buyer), eu_personal).json()["id"]
     trade_transition(trade_id=trade_id, to=Trade.Status.APPROVED, actor_label="system:test")
     trade_settle(trade_id=trade_id)
 
-    assert client_for(poor_buyer).post(f"/api/v1/trades/{trade_id}/refund/", {"reason": "mine"}, format="json").status_code == 403
+    assert (
+        client_for(poor_buyer).post(f"/api/v1/trades/{trade_id}/refund/", {"reason": "mine"}, format="json").status_code
+        == 403
+    )
     missing_reason = client_for(officer).post(f"/api/v1/trades/{trade_id}/refund/", {}, format="json")
-    refunded = client_for(officer).post(f"/api/v1/trades/{trade_id}/refund/", {"reason": "file was corrupt"}, format="json")
+    refunded = client_for(officer).post(
+        f"/api/v1/trades/{trade_id}/refund/", {"reason": "file was corrupt"}, format="json"
+    )
     again = client_for(officer).post(f"/api/v1/trades/{trade_id}/refund/", {"reason": "twice"}, format="json")
 
     assert missing_reason.status_code == 400
@@ -109,7 +122,9 @@ def test_a_refund_the_provider_cannot_cover_is_refused(client_for, poor_buyer, p
     trade_settle(trade_id=trade_id)
     Wallet.objects.filter(organisation=provider_eu.organisation).update(available=Decimal("10.00"))  # spent elsewhere
 
-    response = client_for(officer).post(f"/api/v1/trades/{trade_id}/refund/", {"reason": "late delivery"}, format="json")
+    response = client_for(officer).post(
+        f"/api/v1/trades/{trade_id}/refund/", {"reason": "late delivery"}, format="json"
+    )
 
     assert response.status_code == 409 and response.json()["code"] == "refund_not_covered"
     assert Trade.objects.get(pk=trade_id).status == Trade.Status.SETTLED
@@ -125,7 +140,9 @@ def test_member_deposit_waits_for_an_operator(client_for, poor_buyer, buyer_us, 
 
     assert buyer.post(f"/api/v1/wallet/deposits/{deposit_id}/approve/").status_code == 403
     assert client_for(buyer_us).get(f"/api/v1/wallet/deposits/{deposit_id}/").status_code == 404
-    approved = client_for(officer).post(f"/api/v1/wallet/deposits/{deposit_id}/approve/", {"note": "SEPA transfer received"}, format="json")
+    approved = client_for(officer).post(
+        f"/api/v1/wallet/deposits/{deposit_id}/approve/", {"note": "SEPA transfer received"}, format="json"
+    )
     assert approved.status_code == 200 and approved.json()["status"] == "credited"
     assert client_for(officer).post(f"/api/v1/wallet/deposits/{deposit_id}/approve/").status_code == 409
     assert balances(buyer)["EUR"] == ("650.00", "0.00")
@@ -135,24 +152,36 @@ def test_operator_credits_an_organisation_directly_with_a_second_officer_and_mem
     client_for, poor_buyer, buyer_us, officer, second_officer,
 ):
     org = str(poor_buyer.organisation_id)
-    assert client_for(buyer_us).post("/api/v1/wallet/deposits/", {"amount": "9.00", "currency": "EUR", "organisation": org},
-                                     format="json").status_code == 403
+    assert (
+        client_for(buyer_us)
+        .post("/api/v1/wallet/deposits/", {"amount": "9.00", "currency": "EUR", "organisation": org}, format="json")
+        .status_code
+        == 403
+    )
 
-    requested = client_for(officer).post("/api/v1/wallet/deposits/", {"amount": "1000", "currency": "JPY", "organisation": org}, format="json")
+    requested = client_for(officer).post(
+        "/api/v1/wallet/deposits/", {"amount": "1000", "currency": "JPY", "organisation": org}, format="json"
+    )
     assert requested.status_code == 201 and requested.json()["status"] == "pending"
     assert requested.json()["awaiting"] == "second_officer" and requested.json()["direct"] is True
     assert "JPY" not in balances(client_for(poor_buyer))
 
     credited = client_for(second_officer).post(f"/api/v1/wallet/deposits/{requested.json()['id']}/approve/")
 
-    assert credited.status_code == 200 and credited.json()["status"] == "credited" and credited.json()["awaiting"] is None
+    assert (
+        credited.status_code == 200 and credited.json()["status"] == "credited" and credited.json()["awaiting"] is None
+    )
     assert balances(client_for(poor_buyer))["JPY"] == ("1000.00", "0.00")
 
 
-@pytest.mark.parametrize(("amount", "currency"), [("-5.00", "EUR"), ("0", "EUR"), ("10.001", "EUR"), ("10.50", "JPY"), ("5", "KWD"),
-                                                  ("5", "XXQ"), ("abc", "EUR")])
+@pytest.mark.parametrize(
+    ("amount", "currency"),
+    [("-5.00", "EUR"), ("0", "EUR"), ("10.001", "EUR"), ("10.50", "JPY"), ("5", "KWD"), ("5", "XXQ"), ("abc", "EUR")],
+)
 def test_bad_deposits_are_400s_and_change_nothing(client_for, poor_buyer, amount, currency):
-    response = client_for(poor_buyer).post("/api/v1/wallet/deposits/", {"amount": amount, "currency": currency}, format="json")
+    response = client_for(poor_buyer).post(
+        "/api/v1/wallet/deposits/", {"amount": amount, "currency": currency}, format="json"
+    )
 
     assert response.status_code == 400
     assert Deposit.objects.filter(status="pending").count() == 0
@@ -165,7 +194,9 @@ def test_ledger_lines_are_per_organisation_and_name_their_trade(client_for, poor
 
     assert [(line["kind"], line["account"], line["amount"], line["trade"]) for line in lines[:2]] == [
         ("hold", "held", "100.00", trade_id), ("hold", "available", "-100.00", trade_id)]
-    assert all(line["trade"] != trade_id for line in client_for(buyer_us).get("/api/v1/wallet/entries/").json()["results"])
+    assert all(
+        line["trade"] != trade_id for line in client_for(buyer_us).get("/api/v1/wallet/entries/").json()["results"]
+    )
     assert client_for(poor_buyer).get(f"/api/v1/wallet/entries/?transaction__trade={trade_id}").json()["count"] == 2
 
 
@@ -179,12 +210,23 @@ def test_provider_payout_report(client_for, poor_buyer, provider_eu, eu_personal
     lines = b"".join(response.streaming_content).decode().splitlines()
     assert response["Content-Type"] == "text/csv"
     assert lines[0] == "settled_at,trade,dataset,buyer,currency,gross,platform_fee,net,status"
-    assert lines[1].split(",")[1:] == [trade_id, "German retail customers", "Thin Wallet Ltd", "EUR", "100.00", "5.00", "95.00", "settled"]
+    assert lines[1].split(",")[1:] == [
+        trade_id,
+        "German retail customers",
+        "Thin Wallet Ltd",
+        "EUR",
+        "100.00",
+        "5.00",
+        "95.00",
+        "settled",
+    ]
     assert len(client_for(poor_buyer).get("/api/v1/wallet/payouts.csv").getvalue().decode().splitlines()) == 1
 
 
 def test_subscription_renewal_is_a_new_trade_at_todays_price(client_for, rulepacks, poor_buyer, provider_eu):
-    dataset = DatasetFactory(provider=provider_eu.organisation, pricing="subscription", licence={"term_days": 30}, price="40.00")
+    dataset = DatasetFactory(
+        provider=provider_eu.organisation, pricing="subscription", licence={"term_days": 30}, price="40.00"
+    )
     buyer = client_for(poor_buyer)
     first = buy(buyer, dataset).json()["id"]
     assert buyer.post(f"/api/v1/trades/{first}/renew/").status_code == 409  # not settled yet
@@ -210,11 +252,23 @@ def test_one_time_purchases_do_not_renew(client_for, poor_buyer, eu_personal):
 
 
 def test_prices_respect_the_currency_precision(client_for, provider_eu):
-    base = {"title": "t", "subject_jurisdictions": ["DE"], "classification": "public", "categories": ["statistics"], "subjects": 0}
+    base = {
+        "title": "t",
+        "subject_jurisdictions": ["DE"],
+        "classification": "public",
+        "categories": ["statistics"],
+        "subjects": 0,
+    }
 
-    jpy = client_for(provider_eu).post("/api/v1/datasets/", {**base, "price": "100.50", "currency": "JPY"}, format="json")
-    kwd = client_for(provider_eu).post("/api/v1/datasets/", {**base, "price": "10.00", "currency": "KWD"}, format="json")
-    sub = client_for(provider_eu).post("/api/v1/datasets/", {**base, "price": "10.00", "pricing": "subscription"}, format="json")
+    jpy = client_for(provider_eu).post(
+        "/api/v1/datasets/", {**base, "price": "100.50", "currency": "JPY"}, format="json"
+    )
+    kwd = client_for(provider_eu).post(
+        "/api/v1/datasets/", {**base, "price": "10.00", "currency": "KWD"}, format="json"
+    )
+    sub = client_for(provider_eu).post(
+        "/api/v1/datasets/", {**base, "price": "10.00", "pricing": "subscription"}, format="json"
+    )
 
     assert (jpy.status_code, "price" in jpy.json()["fields"]) == (400, True)
     assert (kwd.status_code, "currency" in kwd.json()["fields"]) == (400, True)

@@ -45,7 +45,9 @@ def test_a_trade_that_stops_waiting_has_no_waiting_since(rulepacks, buyer_eu, eu
 def test_the_queue_is_ordered_by_waiting_since(client_for, rulepacks, officer, buyer_eu, eu_health):
     first, second = checked(buyer_eu, eu_health), checked(buyer_eu, eu_health)
     # the first trade was re-checked a moment ago: its status_changed_at is the newest
-    Trade.objects.filter(pk=first.pk).update(waiting_since=timezone.now() - timedelta(hours=5), status_changed_at=timezone.now())
+    Trade.objects.filter(pk=first.pk).update(
+        waiting_since=timezone.now() - timedelta(hours=5), status_changed_at=timezone.now()
+    )
 
     queue = client_for(officer).get("/api/v1/reviews/").json()["results"]
 
@@ -53,7 +55,9 @@ def test_the_queue_is_ordered_by_waiting_since(client_for, rulepacks, officer, b
     assert queue[0]["waiting_hours"] >= 5 and queue[0]["waiting_since"]
 
 
-def test_the_regime_filter_matches_regimes_with_a_finding_that_is_not_allow(client_for, rulepacks, officer, buyer_eu, eu_health, eu_public):
+def test_the_regime_filter_matches_regimes_with_a_finding_that_is_not_allow(
+    client_for, rulepacks, officer, buyer_eu, eu_health, eu_public
+):
     from tests.factories import MembershipFactory, OrganisationFactory
 
     health = checked(buyer_eu, eu_health)  # EU-ART9-1 review; the sanctions screen allows

@@ -13,7 +13,9 @@ pytestmark = pytest.mark.django_db
 
 @pytest.fixture
 def subscription(provider_eu, buyer_eu, client_for) -> str:
-    dataset = DatasetFactory.create(provider=provider_eu.organisation, pricing="subscription", licence={"term_days": 30}, price="40.00")
+    dataset = DatasetFactory.create(
+        provider=provider_eu.organisation, pricing="subscription", licence={"term_days": 30}, price="40.00"
+    )
     first = client_for(buyer_eu).post("/api/v1/trades/", {"dataset": str(dataset.id)}, format="json").json()["id"]
     trade_transition(trade_id=first, to=Trade.Status.APPROVED, actor_label="system:test")
     trade_settle(trade_id=first)
@@ -38,11 +40,16 @@ def test_a_rejected_renewal_leaves_the_period_open_for_another(client_for, buyer
     second = api.post(f"/api/v1/trades/{subscription}/renew/")
 
     assert second.status_code == 201, second.json()
-    assert set(Trade.objects.filter(renews_id=subscription).values_list("status", flat=True)) == {"rejected", "checking"}
+    assert set(Trade.objects.filter(renews_id=subscription).values_list("status", flat=True)) == {
+        "rejected",
+        "checking",
+    }
 
 
 def test_the_database_refuses_a_second_live_renewal(buyer_eu, eu_personal):
-    first = TradeFactory(dataset=eu_personal, buyer=buyer_eu.organisation, pricing="subscription", status=Trade.Status.SETTLED)
+    first = TradeFactory(
+        dataset=eu_personal, buyer=buyer_eu.organisation, pricing="subscription", status=Trade.Status.SETTLED
+    )
     TradeFactory(dataset=eu_personal, buyer=buyer_eu.organisation, renews=first, status=Trade.Status.CANCELLED)
     TradeFactory(dataset=eu_personal, buyer=buyer_eu.organisation, renews=first, status=Trade.Status.SETTLED)
 

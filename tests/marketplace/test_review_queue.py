@@ -56,7 +56,9 @@ def test_queue_items_carry_facts_findings_requirements_and_evidence(
     assert [(d["reference"], d["status"]) for d in pending["documents"]] == [("SCC-7", "accepted")]
 
 
-def test_pending_evidence_puts_a_trade_in_the_queue_as_an_evidence_item(client_for, rulepacks, officer, buyer_us, eu_personal, eu_health):
+def test_pending_evidence_puts_a_trade_in_the_queue_as_an_evidence_item(
+    client_for, rulepacks, officer, buyer_us, eu_personal, eu_health
+):
     in_review = checked(buyer_us, eu_health)
     waiting = checked(buyer_us, eu_personal)
     officer_client = client_for(officer)
@@ -66,13 +68,19 @@ def test_pending_evidence_puts_a_trade_in_the_queue_as_an_evidence_item(client_f
 
     queue = officer_client.get("/api/v1/reviews/").json()["results"]
     assert {(t["id"], t["pending_evidence"]) for t in queue} == {(str(in_review.id), False), (str(waiting.id), True)}
-    assert [t["id"] for t in officer_client.get("/api/v1/reviews/?item=evidence").json()["results"]] == [str(waiting.id)]
-    assert [t["id"] for t in officer_client.get("/api/v1/reviews/?item=review").json()["results"]] == [str(in_review.id)]
+    assert [t["id"] for t in officer_client.get("/api/v1/reviews/?item=evidence").json()["results"]] == [
+        str(waiting.id)
+    ]
+    assert [t["id"] for t in officer_client.get("/api/v1/reviews/?item=review").json()["results"]] == [
+        str(in_review.id)
+    ]
 
 
 def test_queue_filters(client_for, rulepacks, officer, buyer_eu, eu_health, provider_eu):
     old = checked(buyer_eu, eu_health)
-    Trade.objects.filter(pk=old.pk).update(status_changed_at=timezone.now() - timedelta(hours=30), waiting_since=timezone.now() - timedelta(hours=30))
+    Trade.objects.filter(pk=old.pk).update(
+        status_changed_at=timezone.now() - timedelta(hours=30), waiting_since=timezone.now() - timedelta(hours=30)
+    )
     pricey = checked(buyer_eu, DatasetFactory(provider=provider_eu.organisation, classification="sensitive_personal",
                                               categories=["health"], subjects=10, price="9000.00"))
     officer_client = client_for(officer)
@@ -118,7 +126,9 @@ def test_a_regulators_approval_is_evidence_two_officers_accept_not_an_officers_a
 def test_one_officer_suffices_for_a_review_outcome(client_for, rulepacks, officer, buyer_eu, eu_health):
     trade = checked(buyer_eu, eu_health)
 
-    response = client_for(officer).post(f"/api/v1/trades/{trade.id}/approve/", {"reason": "explicit consent on file"}, format="json")
+    response = client_for(officer).post(
+        f"/api/v1/trades/{trade.id}/approve/", {"reason": "explicit consent on file"}, format="json"
+    )
 
     assert response.json()["status"] == "approved"
 
@@ -132,23 +142,35 @@ def test_an_engine_deny_is_final(client_for, rulepacks, officer, buyer_ir, eu_pu
 
 
 def test_approval_conditions_shorten_the_grant(client_for, rulepacks, officer, buyer_eu, provider_eu):
-    dataset = DatasetFactory(provider=provider_eu.organisation, classification="sensitive_personal", categories=["health"], subjects=10,
-                             licence={"term_days": 365})
+    dataset = DatasetFactory(
+        provider=provider_eu.organisation,
+        classification="sensitive_personal",
+        categories=["health"],
+        subjects=10,
+        licence={"term_days": 365},
+    )
     trade = checked(buyer_eu, dataset)
 
-    response = client_for(officer).post(f"/api/v1/trades/{trade.id}/approve/",
-                                        {"reason": "research use only", "conditions": {"grant_valid_days": 90}}, format="json")
+    response = client_for(officer).post(
+        f"/api/v1/trades/{trade.id}/approve/",
+        {"reason": "research use only", "conditions": {"grant_valid_days": 90}},
+        format="json",
+    )
     trade_settle(trade_id=trade.id)
 
     assert response.status_code == 200
     grant = Trade.objects.get(pk=trade.id).grant
     assert grant.valid_until - grant.valid_from == timedelta(days=90)
     assert Review.objects.get(subject_id=trade.id).conditions == {"grant_valid_days": 90}
-    bad = client_for(officer).post(f"/api/v1/trades/{trade.id}/approve/", {"reason": "x", "conditions": {"export_to_mars": True}}, format="json")
+    bad = client_for(officer).post(
+        f"/api/v1/trades/{trade.id}/approve/", {"reason": "x", "conditions": {"export_to_mars": True}}, format="json"
+    )
     assert bad.status_code == 400
 
 
-def test_evidence_pack_has_everything_a_regulator_asks_for(client_for, rulepacks, officer, buyer_us, provider_eu, eu_personal, buyer_eu):
+def test_evidence_pack_has_everything_a_regulator_asks_for(
+    client_for, rulepacks, officer, buyer_us, provider_eu, eu_personal, buyer_eu
+):
     trade = checked(buyer_us, eu_personal)
     for code in ("eu_scc", "eu_tia"):
         accept_document(client_for(officer), upload_document(client_for(buyer_us), trade.id, code)["id"])
@@ -160,23 +182,37 @@ def test_evidence_pack_has_everything_a_regulator_asks_for(client_for, rulepacks
     assert pack["trade"]["status"] == "settled"
     assert pack["facts"]["buyer"]["jurisdiction"] == "US"
     assert pack["decision"]["outcome"] == "allow" and "eu@2026.11.27" in pack["decision"]["rulepacks"]
-    assert {p["ref"] for p in pack["rulepacks"]} == set(pack["decision"]["rulepacks"]) and all(p["checksum"] for p in pack["rulepacks"])
+    assert {p["ref"] for p in pack["rulepacks"]} == set(pack["decision"]["rulepacks"]) and all(
+        p["checksum"] for p in pack["rulepacks"]
+    )
     assert [(e["code"], e["status"], e["reviewed_by"]) for e in pack["evidence"]] == [
         ("eu_scc", "accepted", officer.user.username), ("eu_tia", "accepted", officer.user.username)]
     assert [m["kind"] for m in pack["money"]] == ["hold", "settle"]
     assert pack["grant"]["valid_from"]
     kinds = [a["kind"] for a in pack["audit"]]
-    assert kinds.count("trade.decided") == 2 and "evidence.added" in kinds and "evidence.accepted" in kinds and "grant.issued" in kinds
+    assert (
+        kinds.count("trade.decided") == 2
+        and "evidence.added" in kinds
+        and "evidence.accepted" in kinds
+        and "grant.issued" in kinds
+    )
     assert all(a["hash"] and a["prev_hash"] for a in pack["audit"])
-    assert client_for(buyer_us).get(f"/api/v1/trades/{trade.id}/evidence/").status_code == 200   # a party may keep a copy
+    assert (
+        client_for(buyer_us).get(f"/api/v1/trades/{trade.id}/evidence/").status_code == 200
+    )  # a party may keep a copy
     assert client_for(buyer_eu).get(f"/api/v1/trades/{trade.id}/evidence/").status_code == 404
 
 
-def test_other_organisations_cannot_use_review_endpoints(client_for, rulepacks, buyer_us, provider_eu, eu_health, buyer_eu):
+def test_other_organisations_cannot_use_review_endpoints(
+    client_for, rulepacks, buyer_us, provider_eu, eu_health, buyer_eu
+):
     trade = checked(buyer_eu, eu_health)
     for member in (buyer_us, provider_eu, buyer_eu):
         assert client_for(member).get("/api/v1/reviews/").status_code == 403
-        assert client_for(member).post(f"/api/v1/trades/{trade.id}/approve/", {"reason": "x"}, format="json").status_code == 403
+        assert (
+            client_for(member).post(f"/api/v1/trades/{trade.id}/approve/", {"reason": "x"}, format="json").status_code
+            == 403
+        )
     stranger = MembershipFactory(organisation=OrganisationFactory(), role="buyer")
     assert client_for(stranger).get(f"/api/v1/trades/{trade.id}/evidence/").status_code == 404
 

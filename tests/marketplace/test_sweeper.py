@@ -20,12 +20,16 @@ def enqueued(monkeypatch):
     """What the sweeper publishes; no worker runs in these tests, so every re-drive 'fails'."""
     published: list[tuple[str, str]] = []
     monkeypatch.setattr(trade_transitions, "trade_enqueue", lambda task, trade_id: published.append((task, trade_id)))
-    monkeypatch.setattr("marketplace.services.sweeper.trade_enqueue", lambda task, trade_id: published.append((task, trade_id)))
+    monkeypatch.setattr(
+        "marketplace.services.sweeper.trade_enqueue", lambda task, trade_id: published.append((task, trade_id))
+    )
     return published
 
 
 def stale(status: str, buyer, dataset) -> Trade:
-    return TradeFactory.create(dataset=dataset, buyer=buyer.organisation, status=status, status_changed_at=timezone.now() - timedelta(hours=1))
+    return TradeFactory.create(
+        dataset=dataset, buyer=buyer.organisation, status=status, status_changed_at=timezone.now() - timedelta(hours=1)
+    )
 
 
 def test_a_check_that_keeps_failing_goes_to_an_officer(settings, enqueued, buyer_eu, eu_personal):

@@ -30,7 +30,9 @@ def test_terminal_statuses_have_no_way_out():
     assert TRANSITIONS[Trade.Status.SETTLED] == {Trade.Status.REFUNDED}  # only an officer's refund
 
 
-def test_trade_create_pins_price_and_enqueues_the_check_only_after_commit(buyer_eu, eu_personal, django_capture_on_commit_callbacks):
+def test_trade_create_pins_price_and_enqueues_the_check_only_after_commit(
+    buyer_eu, eu_personal, django_capture_on_commit_callbacks
+):
     with django_capture_on_commit_callbacks(execute=False) as callbacks:
         trade = trade_create(membership=buyer_eu, dataset_id=eu_personal.id)
 
@@ -38,7 +40,9 @@ def test_trade_create_pins_price_and_enqueues_the_check_only_after_commit(buyer_
     assert (trade.price, trade.currency, trade.destination) == (eu_personal.price, "EUR", "DE")
     # the compliance check, and the parties' "trade status" e-mails from the outbox
     assert [c for c in callbacks if "check" in repr(c)] != [] and len(callbacks) == 2
-    assert [(e.from_status, e.to_status, e.actor_label) for e in trade.events.all()] == [("", "checking", buyer_eu.user.username)]
+    assert [(e.from_status, e.to_status, e.actor_label) for e in trade.events.all()] == [
+        ("", "checking", buyer_eu.user.username)
+    ]
 
 
 def test_later_dataset_edits_do_not_change_an_open_trade(buyer_eu, eu_personal):
@@ -90,7 +94,11 @@ def test_settlement_happens_once_with_the_platform_fee(settings, buyer_eu, eu_pe
     trade_settle(trade_id=trade.id)
 
     settlement = Settlement.objects.get(trade=trade)
-    assert (settlement.amount, settlement.platform_fee, settlement.provider_amount) == (Decimal("100.00"), Decimal("5.00"), Decimal("95.00"))
+    assert (settlement.amount, settlement.platform_fee, settlement.provider_amount) == (
+        Decimal("100.00"),
+        Decimal("5.00"),
+        Decimal("95.00"),
+    )
     trade.refresh_from_db()
     assert trade.status == Trade.Status.SETTLED and trade.settled_at is not None
     assert [e.to_status for e in trade.events.all()] == ["settled"]
@@ -143,10 +151,16 @@ def test_transition_outside_the_table_is_refused_and_changes_nothing(buyer_eu, e
 def test_review_records_who_and_why_with_the_status_change(rulepacks, officer, buyer_eu, eu_health):
     trade = trade_check_compliance(trade_id=trade_create(membership=buyer_eu, dataset_id=eu_health.id).id)
 
-    trade = trade_review(trade_id=trade.id, officer=officer.user, approve=True, reason="Art. 9(2)(a) explicit consent records checked")
+    trade = trade_review(
+        trade_id=trade.id, officer=officer.user, approve=True, reason="Art. 9(2)(a) explicit consent records checked"
+    )
 
     review = Review.objects.get(subject_id=trade.id)
-    assert (review.verdict, review.reason, review.officer_username) == ("approve", "Art. 9(2)(a) explicit consent records checked", officer.user.username)
+    assert (review.verdict, review.reason, review.officer_username) == (
+        "approve",
+        "Art. 9(2)(a) explicit consent records checked",
+        officer.user.username,
+    )
     assert review.compliance_check_id == trade.decision_id
     assert trade.status == Trade.Status.APPROVED
     assert trade.events.last().reason == "Art. 9(2)(a) explicit consent records checked"
@@ -166,4 +180,9 @@ def test_transition_writes_one_event_with_actor_and_reason(buyer_eu, eu_personal
     trade_transition(trade_id=trade.id, to=Trade.Status.CANCELLED, actor=buyer_eu.user, reason="changed my mind")
 
     event = trade.events.get()
-    assert (event.from_status, event.to_status, event.actor_id, event.reason) == ("in_review", "cancelled", buyer_eu.user.id, "changed my mind")
+    assert (event.from_status, event.to_status, event.actor_id, event.reason) == (
+        "in_review",
+        "cancelled",
+        buyer_eu.user.id,
+        "changed my mind",
+    )

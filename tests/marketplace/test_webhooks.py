@@ -48,7 +48,10 @@ class Received:
 
     def verifies_with(self, secret: str) -> bool:
         return webhook_signature_verify(
-            secret=secret, body=self.body, timestamp=self.headers["Elementa-Timestamp"], signature_header=self.headers["Elementa-Signature"],
+            secret=secret,
+            body=self.body,
+            timestamp=self.headers["Elementa-Timestamp"],
+            signature_header=self.headers["Elementa-Signature"],
         )
 
 
@@ -123,7 +126,9 @@ def receiver() -> Iterator[Receiver]:
 def published(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, int]]:
     """Deliveries published to the broker (delivery id, countdown) instead of publishing them."""
     sent: list[tuple[str, int]] = []
-    monkeypatch.setattr("config.enqueue.send", lambda name, args, countdown, queue: sent.append((args[0], countdown or 0)))
+    monkeypatch.setattr(
+        "config.enqueue.send", lambda name, args, countdown, queue: sent.append((args[0], countdown or 0))
+    )
     return sent
 
 
@@ -186,8 +191,13 @@ def test_a_delivery_is_signed_over_timestamp_and_body_and_carries_the_payload(re
     assert not webhook_signature_verify(secret=endpoint.secret, body=request.body, timestamp=str(forged),
                                         signature_header=request.headers["Elementa-Signature"], tolerance=10**9)
     # An old (replayed) request is refused by the tolerance.
-    assert not webhook_signature_verify(secret=endpoint.secret, body=request.body, timestamp=request.headers["Elementa-Timestamp"],
-                                        signature_header=request.headers["Elementa-Signature"], now=time.time() + 301)
+    assert not webhook_signature_verify(
+        secret=endpoint.secret,
+        body=request.body,
+        timestamp=request.headers["Elementa-Timestamp"],
+        signature_header=request.headers["Elementa-Signature"],
+        now=time.time() + 301,
+    )
 
     delivery.refresh_from_db()
     assert (delivery.status, delivery.attempts, delivery.next_attempt_at) == ("delivered", 1, None)
@@ -213,7 +223,9 @@ def test_the_stored_payload_is_plain_json_and_is_exactly_the_body(receiver, buye
 
 
 @pytest.mark.django_db
-def test_fanout_publishes_each_delivery_only_after_commit(receiver, buyer_eu, provider_eu, published, django_capture_on_commit_callbacks):
+def test_fanout_publishes_each_delivery_only_after_commit(
+    receiver, buyer_eu, provider_eu, published, django_capture_on_commit_callbacks
+):
     buyer_endpoint = endpoint_for(buyer_eu, receiver.url)
     provider_endpoint = endpoint_for(provider_eu, receiver.url)
 
@@ -246,7 +258,9 @@ def test_an_event_fanned_out_twice_is_delivered_once(receiver, buyer_eu, publish
 
 
 @pytest.mark.django_db
-def test_unsubscribed_kinds_inactive_endpoints_and_other_organisations_get_nothing(receiver, buyer_eu, buyer_us, published):
+def test_unsubscribed_kinds_inactive_endpoints_and_other_organisations_get_nothing(
+    receiver, buyer_eu, buyer_us, published
+):
     grants_only = endpoint_for(buyer_eu, receiver.url, events=("grant.issued", "grant.revoked"))
     disabled = endpoint_for(buyer_eu, receiver.url, events=("trade.status_changed",))
     services.webhook_endpoint_update(endpoint_id=disabled.id, actor=buyer_eu.user, active=False)
@@ -275,7 +289,9 @@ def test_a_delivery_to_an_endpoint_disabled_after_fanout_fails_without_a_request
 
 
 @pytest.mark.django_db
-def test_a_failing_receiver_is_retried_on_the_schedule_and_every_attempt_is_recorded(receiver, buyer_eu, published, deliver):
+def test_a_failing_receiver_is_retried_on_the_schedule_and_every_attempt_is_recorded(
+    receiver, buyer_eu, published, deliver
+):
     endpoint = endpoint_for(buyer_eu, receiver.url)
     fan_out([buyer_eu], status_changed())
     delivery = only_delivery(endpoint)
@@ -339,7 +355,9 @@ def test_a_slow_receiver_times_out_and_nothing_of_a_long_answer_is_kept(receiver
 
 @pytest.mark.django_db
 @override_settings(ELEMENTA_WEBHOOK_BACKOFF=(10, 600))
-def test_long_waits_are_left_to_the_sweeper_and_the_delivery_fails_after_the_last_attempt(receiver, buyer_eu, published, deliver):
+def test_long_waits_are_left_to_the_sweeper_and_the_delivery_fails_after_the_last_attempt(
+    receiver, buyer_eu, published, deliver
+):
     endpoint = endpoint_for(buyer_eu, receiver.url)
     fan_out([buyer_eu], status_changed())
     delivery = only_delivery(endpoint)
@@ -378,7 +396,9 @@ def test_the_sweeper_picks_up_an_attempt_whose_worker_died(receiver, buyer_eu, p
     with pytest.raises(SystemExit):
         webhook_deliver(delivery_id=delivery.id, now=now)
     monkeypatch.undo()
-    monkeypatch.setattr("config.enqueue.send", lambda name, args, countdown, queue: published.append((args[0], countdown or 0)))
+    monkeypatch.setattr(
+        "config.enqueue.send", lambda name, args, countdown, queue: published.append((args[0], countdown or 0))
+    )
 
     assert webhooks_sweep(now=now + timedelta(seconds=30)) == 0  # still leased to the dead attempt
     assert webhooks_sweep(now=now + services.LEASE + services.SWEEP_GRACE) == 1
@@ -401,7 +421,9 @@ def test_recording_an_attempt_twice_records_it_once(receiver, buyer_eu, publishe
 
 
 @pytest.mark.django_db
-def test_a_broker_outage_never_fails_the_caller_and_the_sweeper_catches_up(receiver, buyer_eu, monkeypatch, django_capture_on_commit_callbacks):
+def test_a_broker_outage_never_fails_the_caller_and_the_sweeper_catches_up(
+    receiver, buyer_eu, monkeypatch, django_capture_on_commit_callbacks
+):
     endpoint = endpoint_for(buyer_eu, receiver.url)
 
     def broker_down(*args: Any, **kwargs: Any) -> None:
@@ -476,7 +498,9 @@ def test_rotating_the_secret_changes_the_signature(receiver, buyer_eu, published
 def test_a_rotation_may_keep_the_old_secret_signing_for_a_while(receiver, buyer_eu, published):
     endpoint = endpoint_for(buyer_eu, receiver.url)
     old_secret = endpoint.secret
-    new_secret = webhook_secret_rotate(endpoint_id=endpoint.id, actor=buyer_eu.user, keep_previous_for=timedelta(hours=1)).secret
+    new_secret = webhook_secret_rotate(
+        endpoint_id=endpoint.id, actor=buyer_eu.user, keep_previous_for=timedelta(hours=1)
+    ).secret
     fan_out([buyer_eu], status_changed())
     delivery = only_delivery(endpoint)
     receiver.fail_next(1)
@@ -495,7 +519,10 @@ def test_a_rotation_may_keep_the_old_secret_signing_for_a_while(receiver, buyer_
 
 
 @pytest.mark.django_db
-@pytest.mark.parametrize("url", ["http://example.com/hooks", "ftp://example.com/", "example.com/hooks", "https://user:pw@example.com/", "https://"])
+@pytest.mark.parametrize(
+    "url",
+    ["http://example.com/hooks", "ftp://example.com/", "example.com/hooks", "https://user:pw@example.com/", "https://"],
+)
 def test_only_https_urls_are_accepted(buyer_eu, url):
     with pytest.raises(WebhookUrlInvalidError):
         endpoint_for(buyer_eu, url)
@@ -538,7 +565,9 @@ def test_event_kinds_come_from_a_closed_list(buyer_eu):
         endpoint_for(buyer_eu, "https://hooks.example.com/", events=("trade.status_changed", "trade.exploded"))
     with pytest.raises(WebhookEventUnknownError):
         endpoint_for(buyer_eu, "https://hooks.example.com/", events=())
-    chosen = endpoint_for(buyer_eu, "https://hooks.example.com/", events=("grant.revoked", "trade.decided", "grant.revoked"))
+    chosen = endpoint_for(
+        buyer_eu, "https://hooks.example.com/", events=("grant.revoked", "trade.decided", "grant.revoked")
+    )
     assert chosen.events == ["trade.decided", "grant.revoked"]
 
 
@@ -549,8 +578,11 @@ def test_event_kinds_come_from_a_closed_list(buyer_eu):
 def test_the_secret_is_shown_on_creation_and_rotation_only(client_for, buyer_eu, receiver):
     client = client_for(buyer_eu)
 
-    created = client.post("/api/v1/webhooks/", {"url": receiver.url, "events": ["trade.status_changed", "trade.decided"],
-                                                 "description": "orders system"}, format="json")
+    created = client.post(
+        "/api/v1/webhooks/",
+        {"url": receiver.url, "events": ["trade.status_changed", "trade.decided"], "description": "orders system"},
+        format="json",
+    )
 
     assert created.status_code == 201, created.json()
     body = created.json()
@@ -570,14 +602,29 @@ def test_the_secret_is_shown_on_creation_and_rotation_only(client_for, buyer_eu,
 @pytest.mark.django_db
 def test_update_and_delete_own_endpoint(client_for, buyer_eu, receiver):
     client = client_for(buyer_eu)
-    endpoint_id = client.post("/api/v1/webhooks/", {"url": receiver.url, "events": ["grant.issued"]}, format="json").json()["id"]
+    endpoint_id = client.post(
+        "/api/v1/webhooks/", {"url": receiver.url, "events": ["grant.issued"]}, format="json"
+    ).json()["id"]
 
-    patched = client.patch(f"/api/v1/webhooks/{endpoint_id}/", {"events": ["grant.issued", "grant.revoked"], "active": False}, format="json")
+    patched = client.patch(
+        f"/api/v1/webhooks/{endpoint_id}/",
+        {"events": ["grant.issued", "grant.revoked"], "active": False},
+        format="json",
+    )
     assert patched.status_code == 200
-    assert (patched.json()["events"], patched.json()["active"], patched.json()["url"]) == (["grant.issued", "grant.revoked"], False, receiver.url)
+    assert (patched.json()["events"], patched.json()["active"], patched.json()["url"]) == (
+        ["grant.issued", "grant.revoked"],
+        False,
+        receiver.url,
+    )
     bad = client.patch(f"/api/v1/webhooks/{endpoint_id}/", {"url": "http://example.com/"}, format="json")
     assert bad.status_code == 400 and bad.json()["code"] == "webhook_url_invalid" and "url" in bad.json()["fields"]
-    assert client.put(f"/api/v1/webhooks/{endpoint_id}/", {"url": receiver.url, "events": ["grant.issued"]}, format="json").status_code == 405
+    assert (
+        client.put(
+            f"/api/v1/webhooks/{endpoint_id}/", {"url": receiver.url, "events": ["grant.issued"]}, format="json"
+        ).status_code
+        == 405
+    )
 
     assert client.delete(f"/api/v1/webhooks/{endpoint_id}/").status_code == 204
     assert client.get(f"/api/v1/webhooks/{endpoint_id}/").status_code == 404
@@ -587,8 +634,12 @@ def test_update_and_delete_own_endpoint(client_for, buyer_eu, receiver):
 def test_api_validation_errors_have_codes(client_for, buyer_eu):
     client = client_for(buyer_eu)
 
-    http = client.post("/api/v1/webhooks/", {"url": "http://example.com/hooks", "events": ["trade.decided"]}, format="json")
-    unknown = client.post("/api/v1/webhooks/", {"url": "https://example.com/hooks", "events": ["trade.exploded"]}, format="json")
+    http = client.post(
+        "/api/v1/webhooks/", {"url": "http://example.com/hooks", "events": ["trade.decided"]}, format="json"
+    )
+    unknown = client.post(
+        "/api/v1/webhooks/", {"url": "https://example.com/hooks", "events": ["trade.exploded"]}, format="json"
+    )
     empty = client.post("/api/v1/webhooks/", {"url": "https://example.com/hooks", "events": []}, format="json")
 
     assert (http.status_code, http.json()["code"]) == (400, "webhook_url_invalid")
@@ -598,9 +649,13 @@ def test_api_validation_errors_have_codes(client_for, buyer_eu):
 
 
 @pytest.mark.django_db
-def test_ping_then_deliveries_with_their_attempts(client_for, buyer_eu, receiver, published, django_assert_max_num_queries):
+def test_ping_then_deliveries_with_their_attempts(
+    client_for, buyer_eu, receiver, published, django_assert_max_num_queries
+):
     client = client_for(buyer_eu)
-    endpoint_id = client.post("/api/v1/webhooks/", {"url": receiver.url, "events": ["grant.issued"]}, format="json").json()["id"]
+    endpoint_id = client.post(
+        "/api/v1/webhooks/", {"url": receiver.url, "events": ["grant.issued"]}, format="json"
+    ).json()["id"]
     receiver.fail_next(1)
 
     ping = client.post(f"/api/v1/webhooks/{endpoint_id}/test/")
@@ -609,7 +664,10 @@ def test_ping_then_deliveries_with_their_attempts(client_for, buyer_eu, receiver
     webhook_deliver(delivery_id=delivery_id)
     webhook_deliver(delivery_id=delivery_id, now=timezone.now() + timedelta(minutes=1))
     for _ in range(3):
-        fan_out([buyer_eu], {"event_id": f"evt_{uuid.uuid4().hex}", "kind": "grant.issued", "payload": {"event": "grant.issued"}})
+        fan_out(
+            [buyer_eu],
+            {"event_id": f"evt_{uuid.uuid4().hex}", "kind": "grant.issued", "payload": {"event": "grant.issued"}},
+        )
 
     (first, second) = receiver.wait_for(2)
     assert first.headers["Elementa-Event"] == "ping" and first.json()["endpoint"] == endpoint_id
@@ -704,7 +762,9 @@ def test_the_worker_delivers_after_commit_and_retries_a_failure(celery_worker, r
 
 @pytest.mark.worker
 @pytest.mark.django_db(transaction=True)
-def test_a_real_trade_through_the_worker_notifies_both_parties(celery_worker, rulepacks, client_for, receiver, buyer_eu, provider_eu, eu_personal):
+def test_a_real_trade_through_the_worker_notifies_both_parties(
+    celery_worker, rulepacks, client_for, receiver, buyer_eu, provider_eu, eu_personal
+):
     buyer_endpoint = endpoint_for(buyer_eu, receiver.url)
     provider_endpoint = endpoint_for(provider_eu, receiver.url, events=("grant.issued",))
 
@@ -713,14 +773,24 @@ def test_a_real_trade_through_the_worker_notifies_both_parties(celery_worker, ru
     trade_id = response.json()["id"]
 
     def settled_and_delivered() -> bool:
-        kinds = list(WebhookDelivery.objects.filter(endpoint=buyer_endpoint, status="delivered").values_list("kind", flat=True))
+        kinds = list(
+            WebhookDelivery.objects.filter(endpoint=buyer_endpoint, status="delivered").values_list("kind", flat=True)
+        )
         return kinds.count("trade.status_changed") == 3 and "grant.issued" in kinds and "trade.decided" in kinds
 
     wait_for_delivery(settled_and_delivered)
-    assert set(WebhookDelivery.objects.filter(endpoint=provider_endpoint).values_list("kind", flat=True)) == {"grant.issued"}
+    assert set(WebhookDelivery.objects.filter(endpoint=provider_endpoint).values_list("kind", flat=True)) == {
+        "grant.issued"
+    }
     buyer_requests = [r for r in receiver.requests if r.verifies_with(buyer_endpoint.secret)]
-    transitions = sorted((r.json()["data"]["from"], r.json()["data"]["to"]) for r in buyer_requests if r.headers["Elementa-Event"] == "trade.status_changed")
+    transitions = sorted(
+        (r.json()["data"]["from"], r.json()["data"]["to"])
+        for r in buyer_requests
+        if r.headers["Elementa-Event"] == "trade.status_changed"
+    )
     assert transitions == [("", "checking"), ("approved", "settled"), ("checking", "approved")]
-    assert all(r.json()["trade"] == trade_id for r in buyer_requests if r.headers["Elementa-Event"].startswith("trade."))
+    assert all(
+        r.json()["trade"] == trade_id for r in buyer_requests if r.headers["Elementa-Event"].startswith("trade.")
+    )
     decided = next(r.json() for r in buyer_requests if r.headers["Elementa-Event"] == "trade.decided")
     assert decided["data"]["outcome"] == "allow"

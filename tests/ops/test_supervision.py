@@ -44,8 +44,14 @@ def test_a_killed_worker_comes_back_and_sigterm_stops_everything():
     env = {**os.environ, "ELEMENTA_VAR_DIR": str(var), "DATABASE_URL": _database_url_for_worker(),
            "ELEMENTA_CELERY_QUEUE": f"{settings.CELERY_TASK_DEFAULT_QUEUE}-supervised"}
     with open(var / "make-serve.log", "wb") as log:
-        make = subprocess.Popen(["make", "--no-print-directory", "serve", f"PORT={port}", "WEB_WORKERS=1", "CELERY_CONCURRENCY=1"],
-                                cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        make = subprocess.Popen(
+            ["make", "--no-print-directory", "serve", f"PORT={port}", "WEB_WORKERS=1", "CELERY_CONCURRENCY=1"],
+            cwd=ROOT,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
     try:
         wait_until(lambda: set(running(env)) == {"web", "worker", "beat"}, 60, "web, worker and beat to be RUNNING")
         wait_until(lambda: port_open(port), 30, f"gunicorn on port {port}")
@@ -54,15 +60,23 @@ def test_a_killed_worker_comes_back_and_sigterm_stops_everything():
 
         os.kill(first["worker"], signal.SIGKILL)
 
-        wait_until(lambda: running(env).get("worker", first["worker"]) != first["worker"], 30, "supervisord to restart the worker")
-        assert running(env)["beat"] == first["beat"] and running(env)["web"] == first["web"]  # the others were left alone
+        wait_until(
+            lambda: running(env).get("worker", first["worker"]) != first["worker"],
+            30,
+            "supervisord to restart the worker",
+        )
+        assert (
+            running(env)["beat"] == first["beat"] and running(env)["web"] == first["web"]
+        )  # the others were left alone
         wait_until(lambda: not any(alive(p) for p in old_pool), 30, "the killed worker's pool processes to exit")
 
         everything = descendants(make.pid) | {make.pid}
         assert len(everything) >= 6  # make, supervisord, gunicorn + its worker, celery worker + pool, beat
         make.send_signal(signal.SIGTERM)
 
-        wait_until(lambda: not any(alive(p) for p in everything), 15, f"every process to exit after SIGTERM: {everything}")
+        wait_until(
+            lambda: not any(alive(p) for p in everything), 15, f"every process to exit after SIGTERM: {everything}"
+        )
         assert make.wait(timeout=5) is not None
         assert not port_open(port)
     finally:

@@ -25,7 +25,9 @@ pytestmark = [pytest.mark.worker, pytest.mark.postgres, pytest.mark.django_db(tr
 def lock_waiters() -> int:
     """Backends of the test database waiting for a row lock (the worker's check, blocked by us)."""
     with connection.cursor() as cursor:
-        cursor.execute("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'")
+        cursor.execute(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'"
+        )
         return cursor.fetchone()[0]
 
 
@@ -58,7 +60,11 @@ def test_a_trade_whose_worker_was_killed_mid_check_settles_with_the_default_swee
     try:
         locked.wait(30)
         wait_until(lambda: b"ready." in logs["first"].read_bytes(), 60, "the first worker to be ready")
-        app.send_task("marketplace.trade_check_compliance", args=[str(trade.id)], queue=task_queue(queue, settings.CELERY_BROKER_URL))
+        app.send_task(
+            "marketplace.trade_check_compliance",
+            args=[str(trade.id)],
+            queue=task_queue(queue, settings.CELERY_BROKER_URL),
+        )
         wait_until(lambda: lock_waiters() > 0, 30, "the worker's check to block on the trade row")
 
         os.killpg(first.pid, signal.SIGKILL)  # main process and pool child, mid-task

@@ -169,7 +169,9 @@ def test_a_screening_hit_or_a_sanctioned_owner_needs_two_officers(
         "Northwinds Trade Lda", owners=[{"name": "Ivan Petrov", "jurisdiction": "RU", "share": 40, "kind": "owner"}]
     )
     facts = client.post("/api/v1/organisations/apply/", body, format="json").json()["facts"]
-    assert facts["second_officer_reasons"] == [] and facts["screening"] == []  # what screening found is for officers only
+    assert (
+        facts["second_officer_reasons"] == [] and facts["screening"] == []
+    )  # what screening found is for officers only
     reasons = client_for(officer).get(f"/api/v1/organisation-facts/{facts['id']}/").json()["second_officer_reasons"]
     assert any("NORTHWIND TRADING LLC" in r for r in reasons) and any(
         "owner 'Ivan Petrov' is in RU" in r for r in reasons

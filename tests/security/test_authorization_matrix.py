@@ -101,9 +101,13 @@ EXPECTED: dict[tuple[str, str], Expectation] = {
     ("post", "auth/logout-all/"): MEMBERS,  # ends the caller's own sessions
     ("post", "auth/password/"): MEMBERS,  # the caller's own password (400 for the minimal body)
     ("get", "auth/sessions/"): MEMBERS,  # the caller's own sessions only
-    ("delete", "auth/sessions/{id}/"): expect(404, buyer=OK),  # buyer A's session: anyone else's is a 404, officers' too
+    ("delete", "auth/sessions/{id}/"): expect(
+        404, buyer=OK
+    ),  # buyer A's session: anyone else's is a 404, officers' too
     ("get", "api-keys/"): MEMBERS,  # each organisation lists its own
-    ("post", "api-keys/"): expect(OK, officer=403),  # providers and buyers (400 for the minimal body); officers give machines nothing
+    ("post", "api-keys/"): expect(
+        OK, officer=403
+    ),  # providers and buyers (400 for the minimal body); officers give machines nothing
     ("delete", "api-keys/{id}/"): BUYER_ORG_ONLY,  # buyer A's organisation's key
     # --- audit (officers) -----------------------------------------------------------------------
     ("get", "audit/"): OFFICERS,
@@ -129,7 +133,9 @@ EXPECTED: dict[tuple[str, str], Expectation] = {
     ("get", "trades/{id}/"): TRADE_PARTIES,
     ("get", "trades/{id}/evidence/"): TRADE_PARTIES,
     ("get", "trades/{id}/documents/"): TRADE_PARTIES,
-    ("post", "trades/{id}/documents/"): expect(OK, buyer_other=404, provider_other=404, officer=403),  # the two parties add evidence
+    ("post", "trades/{id}/documents/"): expect(
+        OK, buyer_other=404, provider_other=404, officer=403
+    ),  # the two parties add evidence
     ("post", "trades/{id}/cancel/"): expect(403, buyer=OK, buyer_other=404, provider_other=404),  # the buyer only
     ("post", "trades/{id}/renew/"): expect(403, buyer=OK, buyer_other=404),  # IsBuyer first, then the lookup
     ("post", "trades/{id}/approve/"): OFFICERS,
@@ -140,18 +146,25 @@ EXPECTED: dict[tuple[str, str], Expectation] = {
     ("get", "grants/"): MEMBERS,
     ("get", "grants/{id}/"): TRADE_PARTIES,
     ("get", "grants/{id}/downloads/"): TRADE_PARTIES,
-    ("get", "grants/{id}/download/"): expect(403, buyer=OK, buyer_other=404, provider_other=404),  # the buying organisation only
+    ("get", "grants/{id}/download/"): expect(
+        403, buyer=OK, buyer_other=404, provider_other=404
+    ),  # the buying organisation only
     # the provider files a request (202), an officer revokes with a refund decision (400 here: no refund)
     ("post", "grants/{id}/revoke/"): expect(403, provider=OK, officer=OK, buyer_other=404, provider_other=404),
     ("post", "grants/{id}/reinstate/"): OFFICERS,
     # revocation requests on trade A's grant: the two parties and officers see them, others get 404
     ("get", "revocation-requests/"): MEMBERS,
-    ("post", "revocation-requests/"): PROVIDERS,  # provider_other: 400 for the minimal body (no grant); 404 for A's grant
+    (
+        "post",
+        "revocation-requests/",
+    ): PROVIDERS,  # provider_other: 400 for the minimal body (no grant); 404 for A's grant
     ("get", "revocation-requests/{id}/"): TRADE_PARTIES,
     ("post", "revocation-requests/{id}/decide/"): OFFICERS,
     # compute-to-data: queries under trade A's grant (a download grant: buyer A's POST is a 409), their results
     ("get", "grants/{id}/queries/"): expect(OK, provider=403, buyer_other=404, provider_other=404),  # not the provider
-    ("post", "grants/{id}/queries/"): expect(403, buyer=OK, buyer_other=404, provider_other=404),  # the buying organisation only
+    ("post", "grants/{id}/queries/"): expect(
+        403, buyer=OK, buyer_other=404, provider_other=404
+    ),  # the buying organisation only
     ("get", "queries/"): MEMBERS,  # each sees its own organisation's queries (officers all)
     ("get", "queries/{id}/"): expect(404, buyer=OK, officer=OK),  # buyer A's query: the provider never sees the SQL
     ("post", "queries/{id}/release/"): OFFICERS,  # 409 query_not_held for the minimal world's released query
@@ -189,8 +202,13 @@ EXPECTED: dict[tuple[str, str], Expectation] = {
     ("get", "wallet/payouts.csv"): MEMBERS,
     ("get", "wallet/platform/"): OFFICERS,
     ("get", "wallet/deposits/"): MEMBERS,
-    ("post", "wallet/deposits/"): MEMBERS,  # a request that waits for an officer (an officer's direct credit, for a second officer)
-    ("get", "wallet/deposits/{id}/"): expect(404, buyer=OK, officer=OK),  # buyer A's deposit; operators see every deposit
+    (
+        "post",
+        "wallet/deposits/",
+    ): MEMBERS,  # a request that waits for an officer (an officer's direct credit, for a second officer)
+    ("get", "wallet/deposits/{id}/"): expect(
+        404, buyer=OK, officer=OK
+    ),  # buyer A's deposit; operators see every deposit
     ("post", "wallet/deposits/{id}/approve/"): OFFICERS,
     ("post", "wallet/deposits/{id}/reject/"): OFFICERS,
     # --- webhooks (buyer A's organisation) ------------------------------------------------------
@@ -274,7 +292,9 @@ def resolver_operations() -> set[tuple[str, str]]:
             view_class = getattr(p.callback, "cls", None) or getattr(p.callback, "view_class", None)
             allowed = set(getattr(view_class, "http_method_names", METHODS))
             actions = getattr(p.callback, "actions", None)
-            methods = set(actions) if actions else {m for m in METHODS if view_class is not None and hasattr(view_class, m)}
+            methods = (
+                set(actions) if actions else {m for m in METHODS if view_class is not None and hasattr(view_class, m)}
+            )
             found.update((m, path.removeprefix(PREFIX.lstrip("/"))) for m in methods & allowed & set(METHODS))
 
     walk(get_resolver().url_patterns, "")
@@ -318,23 +338,46 @@ def build_world() -> World:
     rulepack_load_shipped()
     operator = OrganisationFactory.create(name="Platform", is_operator=True)
     officer = MembershipFactory.create(organisation=operator, role=Membership.Role.OFFICER)
-    provider_eu = MembershipFactory.create(organisation=OrganisationFactory.create(name="Rhein GmbH", jurisdiction="DE"), role=Membership.Role.PROVIDER)
-    provider_cn = MembershipFactory.create(organisation=OrganisationFactory.create(name="Huaxia Co.", jurisdiction="CN"), role=Membership.Role.PROVIDER)
-    buyer_eu = MembershipFactory.create(organisation=OrganisationFactory.create(name="Berlin Insights", jurisdiction="DE"), role=Membership.Role.BUYER)
-    buyer_us = MembershipFactory.create(organisation=OrganisationFactory.create(name="Acme Inc.", jurisdiction="US"), role=Membership.Role.BUYER)
-    eu_personal = DatasetFactory.create(provider=provider_eu.organisation, title="German retail customers", classification="personal", subjects=50000)
-    dataset_file_upload(dataset_id=eu_personal.id, membership=provider_eu, upload=SimpleUploadedFile("a.csv", b"id,city\n1,Berlin\n"))
+    provider_eu = MembershipFactory.create(
+        organisation=OrganisationFactory.create(name="Rhein GmbH", jurisdiction="DE"), role=Membership.Role.PROVIDER
+    )
+    provider_cn = MembershipFactory.create(
+        organisation=OrganisationFactory.create(name="Huaxia Co.", jurisdiction="CN"), role=Membership.Role.PROVIDER
+    )
+    buyer_eu = MembershipFactory.create(
+        organisation=OrganisationFactory.create(name="Berlin Insights", jurisdiction="DE"), role=Membership.Role.BUYER
+    )
+    buyer_us = MembershipFactory.create(
+        organisation=OrganisationFactory.create(name="Acme Inc.", jurisdiction="US"), role=Membership.Role.BUYER
+    )
+    eu_personal = DatasetFactory.create(
+        provider=provider_eu.organisation, title="German retail customers", classification="personal", subjects=50000
+    )
+    dataset_file_upload(
+        dataset_id=eu_personal.id, membership=provider_eu, upload=SimpleUploadedFile("a.csv", b"id,city\n1,Berlin\n")
+    )
     trade = TradeFactory.create(dataset=eu_personal, buyer=buyer_eu.organisation, status=Trade.Status.APPROVED)
     trade_settle(trade_id=trade.id)
     grant = AccessGrant.objects.get(trade=trade)
     pack = RulePack.objects.order_by("loaded_at", "id").first()
     assert pack is not None
     today = timezone.localdate()
-    backtest = rulepack_backtest(pack_id=pack.id, scope=RulePackBacktest.Scope.PERIOD, period_from=today, period_to=today, actor=officer.user)
-    decision = compliance_evaluate(raw_facts=transfer_facts(
-        dataset=eu_personal, buyer=buyer_eu.organisation, destination="DE", purpose="resale", mechanisms=[], trade_date=today,
-    )).as_dict()
-    flag = GrantFlag.objects.create(grant=grant, rulepack=pack, rulepack_ref=f"{pack.regime}@matrix", decision=decision, reason="matrix")
+    backtest = rulepack_backtest(
+        pack_id=pack.id, scope=RulePackBacktest.Scope.PERIOD, period_from=today, period_to=today, actor=officer.user
+    )
+    decision = compliance_evaluate(
+        raw_facts=transfer_facts(
+            dataset=eu_personal,
+            buyer=buyer_eu.organisation,
+            destination="DE",
+            purpose="resale",
+            mechanisms=[],
+            trade_date=today,
+        )
+    ).as_dict()
+    flag = GrantFlag.objects.create(
+        grant=grant, rulepack=pack, rulepack_ref=f"{pack.regime}@matrix", decision=decision, reason="matrix"
+    )
     revocation = grant_revocation_request(grant_id=grant.id, membership=provider_eu, reason="matrix")
     pdf = b"%PDF-1.7\n%%EOF\n"
     mechanism = mechanism_add(membership=buyer_eu, code="eu_scc", reference="SCC-1", approved_on=today,
@@ -342,36 +385,83 @@ def build_world() -> World:
     document = TradeDocument.objects.create(trade=trade, code="eu_tia", reference="TIA-1", approved_on=today,
                                             organisation=buyer_eu.organisation, uploaded_by=buyer_eu.user)
     deposit = deposit_request(membership=buyer_eu, amount=Decimal("10.00"), currency="EUR")
-    facts = OrganisationFacts.objects.create(organisation=buyer_eu.organisation, number=1, kind="change", facts={"legal_name": "Berlin Insights"})
+    facts = OrganisationFacts.objects.create(
+        organisation=buyer_eu.organisation, number=1, kind="change", facts={"legal_name": "Berlin Insights"}
+    )
     folder = Path(__file__).resolve().parents[1] / "fixtures" / "sanctions" / "ofac-v1"
-    snapshot, _ = sanctions_list_import(source="ofac_sdn", files={n: (folder / n).read_bytes() for n in ("sdn.csv", "alt.csv", "add.csv")})
-    endpoint = webhook_endpoint_create(membership=buyer_eu, url="https://hooks.example.com/elementa", events=["trade.status_changed"])
+    snapshot, _ = sanctions_list_import(
+        source="ofac_sdn", files={n: (folder / n).read_bytes() for n in ("sdn.csv", "alt.csv", "add.csv")}
+    )
+    endpoint = webhook_endpoint_create(
+        membership=buyer_eu, url="https://hooks.example.com/elementa", events=["trade.status_changed"]
+    )
     delivery = webhook_endpoint_ping(endpoint_id=endpoint.id)
     session, _ = session_create(user=buyer_eu.user)
     api_key, _ = api_key_create(membership=buyer_eu, name="matrix", scopes=["trades:read"])
-    offer = ComputeOffer.objects.create(dataset=eu_personal, table_name="customers", columns={"id": "identifier", "city": "quasi_identifier"},
-                                        price=Decimal("10.00"), currency="EUR")
-    query = ComputeQuery.objects.create(grant=grant, buyer=buyer_eu.organisation, dataset=eu_personal, user=buyer_eu.user, username="b",
-                                        sql="SELECT COUNT(*) FROM customers", sql_sha256="0" * 64, status=ComputeQuery.Status.RELEASED,
-                                        queue="compute.de", k=10, result={"columns": ["count_star()"], "rows": [[1]]})
+    offer = ComputeOffer.objects.create(
+        dataset=eu_personal,
+        table_name="customers",
+        columns={"id": "identifier", "city": "quasi_identifier"},
+        price=Decimal("10.00"),
+        currency="EUR",
+    )
+    query = ComputeQuery.objects.create(
+        grant=grant,
+        buyer=buyer_eu.organisation,
+        dataset=eu_personal,
+        user=buyer_eu.user,
+        username="b",
+        sql="SELECT COUNT(*) FROM customers",
+        sql_sha256="0" * 64,
+        status=ComputeQuery.Status.RELEASED,
+        queue="compute.de",
+        k=10,
+        result={"columns": ["count_star()"], "rows": [[1]]},
+    )
     event = AuditEvent.objects.order_by("id").first()
     assert event is not None
     ids = {
-        "audit": event.id, "datasets": eu_personal.id, "trades": trade.id, "grants": grant.id, "reviews": flag.id,
-        "mechanisms": mechanism.id, "documents": document.id, "rulepacks": pack.id, "backtest_id": backtest.id, "wallet": deposit.id,
-        "webhooks": endpoint.id, "webhooks/deliveries": delivery.id, "revocation-requests": revocation.id, "queries": query.id,
-        "auth": session.token_key, "api-keys": api_key.prefix,
-        "organisations": buyer_eu.organisation_id, "organisation-facts": facts.id, "sanctions-lists": snapshot.id,
+        "audit": event.id,
+        "datasets": eu_personal.id,
+        "trades": trade.id,
+        "grants": grant.id,
+        "reviews": flag.id,
+        "mechanisms": mechanism.id,
+        "documents": document.id,
+        "rulepacks": pack.id,
+        "backtest_id": backtest.id,
+        "wallet": deposit.id,
+        "webhooks": endpoint.id,
+        "webhooks/deliveries": delivery.id,
+        "revocation-requests": revocation.id,
+        "queries": query.id,
+        "auth": session.token_key,
+        "api-keys": api_key.prefix,
+        "organisations": buyer_eu.organisation_id,
+        "organisation-facts": facts.id,
+        "sanctions-lists": snapshot.id,
         "user_id": buyer_eu.user_id,
     }
     members = {"anonymous": None, "buyer": buyer_eu, "buyer_other": buyer_us, "provider": provider_eu,
                "provider_other": provider_cn, "officer": officer}
     tracked: list[tuple[type[Model], Any]] = [
-        (Dataset, eu_personal.id), (Trade, trade.id), (AccessGrant, grant.id), (GrantFlag, flag.id), (RulePack, pack.id),
-        (GrantRevocationRequest, revocation.id), (OrganisationMechanism, mechanism.id), (TradeDocument, document.id),
-        (Deposit, deposit.id), (WebhookEndpoint, endpoint.id), (WebhookDelivery, delivery.id), (ApiKey, api_key.id),
-        (ComputeOffer, offer.id), (ComputeQuery, query.id),
-        (Organisation, buyer_eu.organisation_id), (OrganisationFacts, facts.id), (Membership, buyer_eu.id),
+        (Dataset, eu_personal.id),
+        (Trade, trade.id),
+        (AccessGrant, grant.id),
+        (GrantFlag, flag.id),
+        (RulePack, pack.id),
+        (GrantRevocationRequest, revocation.id),
+        (OrganisationMechanism, mechanism.id),
+        (TradeDocument, document.id),
+        (Deposit, deposit.id),
+        (WebhookEndpoint, endpoint.id),
+        (WebhookDelivery, delivery.id),
+        (ApiKey, api_key.id),
+        (ComputeOffer, offer.id),
+        (ComputeQuery, query.id),
+        (Organisation, buyer_eu.organisation_id),
+        (OrganisationFacts, facts.id),
+        (Membership, buyer_eu.id),
     ]
     return World(members=members, ids=ids, tracked=tracked)
 
@@ -404,7 +494,9 @@ def fill(path: str, ids: dict[str, object]) -> str:
 
 def snapshot(world: World) -> tuple[dict[str, int], dict[str, Any]]:
     counts = {m._meta.label: m._default_manager.count() for m in apps.get_models() if m._meta.managed}
-    rows = {f"{model.__name__}:{pk}": model._default_manager.filter(pk=pk).values().first() for model, pk in world.tracked}
+    rows = {
+        f"{model.__name__}:{pk}": model._default_manager.filter(pk=pk).values().first() for model, pk in world.tracked
+    }
     return counts, rows
 
 
@@ -423,7 +515,9 @@ CASES = [pytest.param(m, p, role, id=f"{m.upper()} {p} as {role}") for m, p in s
 
 
 @pytest.mark.parametrize(("method", "path", "role"), CASES)
-def test_endpoint_as_role(method: str, path: str, role: str, world: World, db: None, client_for: Callable[[Membership | None], APIClient]) -> None:
+def test_endpoint_as_role(
+    method: str, path: str, role: str, world: World, db: None, client_for: Callable[[Membership | None], APIClient]
+) -> None:
     expected = EXPECTED[(method, path)][role]
     client = client_for(world.members[role])
     url = fill(path, world.ids)
@@ -436,7 +530,9 @@ def test_endpoint_as_role(method: str, path: str, role: str, world: World, db: N
 
     assert status < 500, f"{method.upper()} {url} as {role}: {status} {body!r}"
     if expected == OK:
-        assert status not in (401, 403, 404), f"{method.upper()} {url} as {role}: expected access, got {status} {body!r}"
+        assert status not in (401, 403, 404), (
+            f"{method.upper()} {url} as {role}: expected access, got {status} {body!r}"
+        )
         return
     assert status == expected, f"{method.upper()} {url} as {role}: expected {expected}, got {status} {body!r}"
     after = snapshot(world)

@@ -52,7 +52,9 @@ def classes() -> list[type[ApplicationError]]:
 def documented() -> dict[str, int]:
     rows = [(m["code"], int(m["status"])) for m in ROW.finditer(DOCS.read_text(encoding="utf-8"))]
     codes = [code for code, _ in rows]
-    assert len(codes) == len(set(codes)), f"listed twice in docs/errors.md: {sorted({c for c in codes if codes.count(c) > 1})}"
+    assert len(codes) == len(set(codes)), (
+        f"listed twice in docs/errors.md: {sorted({c for c in codes if codes.count(c) > 1})}"
+    )
     return dict(rows)
 
 
@@ -76,13 +78,17 @@ def test_each_code_belongs_to_one_class(classes):
             owners.setdefault(cls.code, []).append(f"{cls.__module__}.{cls.__qualname__}")
     shared = {code: names for code, names in owners.items() if len(names) > 1}
     assert shared == {}, f"codes defined by more than one class: {shared}"
-    assert not (set(owners) & FRAMEWORK_CODES - {"not_found", "permission_denied", "invalid"}), "a class reuses a framework code"
+    assert not (set(owners) & FRAMEWORK_CODES - {"not_found", "permission_denied", "invalid"}), (
+        "a class reuses a framework code"
+    )
 
 
 def test_every_code_is_documented_with_its_status(classes, documented):
     missing = sorted({cls.code for cls in classes} - set(documented))
     assert missing == [], f"add to docs/errors.md (code, HTTP status, meaning): {missing}"
-    wrong = sorted((cls.code, cls.status_code, documented[cls.code]) for cls in classes if documented[cls.code] != cls.status_code)
+    wrong = sorted(
+        (cls.code, cls.status_code, documented[cls.code]) for cls in classes if documented[cls.code] != cls.status_code
+    )
     assert wrong == [], f"docs/errors.md has another HTTP status for (code, actual, documented): {wrong}"
 
 

@@ -40,17 +40,24 @@ def operator_buyer(operator) -> Membership:
 
 @pytest.mark.django_db
 @pytest.mark.parametrize("role", [Membership.Role.ADMIN, Membership.Role.OFFICER])
-def test_an_officer_or_admin_outside_the_operator_has_no_officer_powers(client_for, buyer_us, provider_eu, officer, eu_personal, role):
+def test_an_officer_or_admin_outside_the_operator_has_no_officer_powers(
+    client_for, buyer_us, provider_eu, officer, eu_personal, role
+):
     """Attack: the seller's admin (admin counted as an officer anywhere) accepts the buyer's SCC for its own
     sale, approves it, and reads every other organisation's trades and evidence."""
     insider = MembershipFactory(organisation=provider_eu.organisation, role=role)
-    other = TradeFactory(dataset=DatasetFactory(), buyer=MembershipFactory().organisation, status=Trade.Status.IN_REVIEW)
+    other = TradeFactory(
+        dataset=DatasetFactory(), buyer=MembershipFactory().organisation, status=Trade.Status.IN_REVIEW
+    )
     trade = waiting_trade(buyer_us, eu_personal)
     scc = upload_document(client_for(buyer_us), trade.id, "eu_scc")
     client = client_for(insider)
 
     assert client.post(f"/api/v1/documents/{scc['id']}/accept/", {"reason": "fine"}, format="json").status_code == 403
-    assert client.post(f"/api/v1/trades/{other.id}/approve/", {"reason": "fine"}, format="json").status_code in (403, 404)
+    assert client.post(f"/api/v1/trades/{other.id}/approve/", {"reason": "fine"}, format="json").status_code in (
+        403,
+        404,
+    )
     assert client.get("/api/v1/reviews/").status_code == 403
     assert client.get("/api/v1/documents/").status_code == 403
     assert client.get(f"/api/v1/trades/{other.id}/").status_code == 404
@@ -59,7 +66,9 @@ def test_an_officer_or_admin_outside_the_operator_has_no_officer_powers(client_f
 
 
 @pytest.mark.django_db
-def test_officers_decide_nothing_of_their_own_organisations_trade(client_for, operator_buyer, officer, second_officer, eu_personal):
+def test_officers_decide_nothing_of_their_own_organisations_trade(
+    client_for, operator_buyer, officer, second_officer, eu_personal
+):
     """Attack: the operator buys; a colleague officer accepts its evidence and approves the trade."""
     trade = waiting_trade(operator_buyer, eu_personal)
     scc = upload_document(client_for(operator_buyer), trade.id, "eu_scc")
@@ -70,11 +79,15 @@ def test_officers_decide_nothing_of_their_own_organisations_trade(client_for, op
         assert refused.status_code == 403 and refused.json()["code"] == "own_organisation"
     Trade.objects.filter(pk=trade.pk).update(status=Trade.Status.IN_REVIEW)
     for verdict in ("approve", "reject"):
-        refused = client_for(second_officer).post(f"/api/v1/trades/{trade.id}/{verdict}/", {"reason": "ours"}, format="json")
+        refused = client_for(second_officer).post(
+            f"/api/v1/trades/{trade.id}/{verdict}/", {"reason": "ours"}, format="json"
+        )
         assert refused.status_code == 403 and refused.json()["code"] == "own_organisation"
     trade.refresh_from_db()
     assert trade.status == Trade.Status.IN_REVIEW
-    assert set(TradeDocument.objects.values_list("status", flat=True)) | set(OrganisationMechanism.objects.values_list("status", flat=True)) == {"pending"}
+    assert set(TradeDocument.objects.values_list("status", flat=True)) | set(
+        OrganisationMechanism.objects.values_list("status", flat=True)
+    ) == {"pending"}
 
 
 @pytest.mark.worker
@@ -84,7 +97,9 @@ def test_withdrawing_an_accepted_standing_mechanism_rechecks_the_trades_that_rel
 ):
     """Attack: get the SCC accepted on file, let the re-check clear the requirement, delete the SCC,
     and have an officer approve on the stale decision."""
-    buyer_ru = MembershipFactory(organisation=OrganisationFactory(name="Volga Data", jurisdiction="RU"), role=Membership.Role.BUYER)
+    buyer_ru = MembershipFactory(
+        organisation=OrganisationFactory(name="Volga Data", jurisdiction="RU"), role=Membership.Role.BUYER
+    )
     buyer = client_for(buyer_ru)
     trade_id = buyer.post("/api/v1/trades/", {"dataset": str(eu_personal.id)}, format="json").json()["id"]
     assert wait_for_status(trade_id, OPEN).decision.decision["requirements"] == [["eu_scc"], ["eu_tia"]]
@@ -113,7 +128,12 @@ def test_status_and_reviewer_cannot_be_sent_with_evidence(client_for, buyer_us, 
     document = upload_document(client_for(buyer_us), trade.id, "eu_scc", **forged)
     mechanism = upload_mechanism(client_for(buyer_us), "eu_scc", **forged)
 
-    assert (document["status"], document["reviewed_by"], document["awaiting"], document["trade"]) == ("pending", "", None, str(trade.id))
+    assert (document["status"], document["reviewed_by"], document["awaiting"], document["trade"]) == (
+        "pending",
+        "",
+        None,
+        str(trade.id),
+    )
     assert (mechanism["status"], mechanism["organisation"]) == ("pending", str(buyer_us.organisation_id))
     assert trade_transfer_facts(trade=trade, trade_date=trade.created_at.date())["mechanisms"] == []
 
@@ -133,8 +153,12 @@ def test_evidence_has_no_edit_path_once_submitted(client_for, buyer_us, officer,
             for url in (f"/api/v1/documents/{document['id']}/", f"/api/v1/mechanisms/{mechanism['id']}/"):
                 assert getattr(client_for(who), method)(url, change, format="json").status_code in (403, 405)
         assert client_for(who).delete(f"/api/v1/documents/{document['id']}/").status_code in (403, 405)
-    again = client_for(buyer_us).post(f"/api/v1/trades/{trade.id}/documents/", evidence_payload("eu_scc"), format="multipart")
-    assert again.status_code == 201 and again.json()["status"] == "pending"  # a replacement is new evidence, reviewed anew
+    again = client_for(buyer_us).post(
+        f"/api/v1/trades/{trade.id}/documents/", evidence_payload("eu_scc"), format="multipart"
+    )
+    assert (
+        again.status_code == 201 and again.json()["status"] == "pending"
+    )  # a replacement is new evidence, reviewed anew
     assert TradeDocument.objects.get(pk=document["id"]).valid_until is None
 
 
@@ -143,7 +167,9 @@ def test_a_document_accepted_for_one_trade_counts_for_no_other(client_for, buyer
     first, second = waiting_trade(buyer_us, eu_personal), waiting_trade(buyer_us, eu_personal)
     accept_document(client_for(officer), upload_document(client_for(buyer_us), first.id, "eu_scc")["id"])
 
-    assert [m["code"] for m in trade_transfer_facts(trade=first, trade_date=first.created_at.date())["mechanisms"]] == ["eu_scc"]
+    assert [m["code"] for m in trade_transfer_facts(trade=first, trade_date=first.created_at.date())["mechanisms"]] == [
+        "eu_scc"
+    ]
     assert trade_transfer_facts(trade=second, trade_date=second.created_at.date())["mechanisms"] == []
 
 
@@ -153,15 +179,21 @@ def test_case_and_spacing_variants_of_a_code_are_refused(client_for, buyer_us, e
     """A variant might dodge the two-officer rule (CN_SECURITY_ASSESSMENT) or match a requirement loosely."""
     trade = waiting_trade(buyer_us, eu_personal)
 
-    document = client_for(buyer_us).post(f"/api/v1/trades/{trade.id}/documents/", {**evidence_payload("x"), "code": code}, format="multipart")
-    mechanism = client_for(buyer_us).post("/api/v1/mechanisms/", {**evidence_payload("x"), "code": code.upper()}, format="multipart")
+    document = client_for(buyer_us).post(
+        f"/api/v1/trades/{trade.id}/documents/", {**evidence_payload("x"), "code": code}, format="multipart"
+    )
+    mechanism = client_for(buyer_us).post(
+        "/api/v1/mechanisms/", {**evidence_payload("x"), "code": code.upper()}, format="multipart"
+    )
 
     assert (document.status_code, mechanism.status_code) == (400, 400)
     assert not TradeDocument.objects.exists() and not OrganisationMechanism.objects.exists()
 
 
 @pytest.mark.django_db
-def test_parties_cannot_read_evidence_through_the_officers_endpoint(client_for, buyer_us, buyer_eu, provider_eu, eu_personal):
+def test_parties_cannot_read_evidence_through_the_officers_endpoint(
+    client_for, buyer_us, buyer_eu, provider_eu, eu_personal
+):
     trade = waiting_trade(buyer_us, eu_personal)
     document = upload_document(client_for(buyer_us), trade.id, "eu_scc")
 
@@ -180,9 +212,13 @@ def test_a_regulators_approval_rejected_after_its_first_acceptance_never_counts(
     for who_rejects in (officer, second_officer):
         document = upload_document(client_for(provider_cn), trade.id, "cn_security_assessment")
         assert accept_document(client_for(officer), document["id"])["awaiting"] == "second_officer"
-        rejected = client_for(who_rejects).post(f"/api/v1/documents/{document['id']}/reject/", {"reason": "forged seal"}, format="json")
+        rejected = client_for(who_rejects).post(
+            f"/api/v1/documents/{document['id']}/reject/", {"reason": "forged seal"}, format="json"
+        )
         assert rejected.json()["status"] == "rejected"
-        late = client_for(second_officer).post(f"/api/v1/documents/{document['id']}/accept/", {"reason": "ok"}, format="json")
+        late = client_for(second_officer).post(
+            f"/api/v1/documents/{document['id']}/accept/", {"reason": "ok"}, format="json"
+        )
         assert late.status_code == 409 and late.json()["code"] == "evidence_not_pending"
     trade.refresh_from_db()
     assert trade.status == Trade.Status.NEEDS_DOCUMENTS
@@ -203,9 +239,15 @@ def test_a_mechanism_dated_in_the_future_satisfies_nothing_today(client_for, rul
 @pytest.mark.django_db
 def test_claims_sent_with_a_purchase_are_not_facts(client_for, rulepacks, buyer_us, eu_personal):
     """`status`, `facts`, `declared_destinations`, a buyer jurisdiction and claimed mechanisms in POST /trades/."""
-    body = {"dataset": str(eu_personal.id), "status": "approved", "buyer": str(eu_personal.provider_id),
-            "facts": {"buyer": {"jurisdiction": "DE"}, "mechanisms": [{"code": "eu_scc"}]},
-            "declared_destinations": ["DE"], "jurisdiction": "DE", "mechanisms": [{"code": "eu_scc"}, {"code": "eu_tia"}]}
+    body = {
+        "dataset": str(eu_personal.id),
+        "status": "approved",
+        "buyer": str(eu_personal.provider_id),
+        "facts": {"buyer": {"jurisdiction": "DE"}, "mechanisms": [{"code": "eu_scc"}]},
+        "declared_destinations": ["DE"],
+        "jurisdiction": "DE",
+        "mechanisms": [{"code": "eu_scc"}, {"code": "eu_tia"}],
+    }
 
     created = client_for(buyer_us).post("/api/v1/trades/", body, format="json")
 
@@ -250,11 +292,21 @@ def test_one_officer_racing_itself_cannot_be_both_acceptors_of_a_regulators_appr
     monkeypatch.setattr(trade_transitions, "trade_enqueue", lambda *args, **kwargs: None)
     trade = waiting_trade(buyer_us, cn_personal)
     document = TradeDocument.objects.create(
-        trade=trade, organisation=provider_cn.organisation, uploaded_by=provider_cn.user, code="cn_security_assessment",
-        reference="CAC-2026-1", approved_on=datetime.date(2026, 1, 5), sha256="0" * 64, size=1, content_type="application/pdf")
+        trade=trade,
+        organisation=provider_cn.organisation,
+        uploaded_by=provider_cn.user,
+        code="cn_security_assessment",
+        reference="CAC-2026-1",
+        approved_on=datetime.date(2026, 1, 5),
+        sha256="0" * 64,
+        size=1,
+        content_type="application/pdf",
+    )
 
     def accept(member: Membership):
-        return lambda: trade_document_review(document_id=document.id, officer=member.user, accept=True, reason="checked")
+        return lambda: trade_document_review(
+            document_id=document.id, officer=member.user, accept=True, reason="checked"
+        )
 
     errors = _race([accept(officer)] * 10)
     document.refresh_from_db()

@@ -26,7 +26,9 @@ def _fresh_cache():
 
 
 def login(client, username, password):
-    return client.post("/api/v1/auth/token/", {"username": username, "password": password}, content_type="application/json")
+    return client.post(
+        "/api/v1/auth/token/", {"username": username, "password": password}, content_type="application/json"
+    )
 
 
 def test_repeated_failed_logins_lock_the_account_for_a_while(client, buyer_us, settings):
@@ -50,10 +52,21 @@ def test_a_stranger_elsewhere_cannot_lock_the_officer_out(client, officer, setti
     settings.ELEMENTA_LOGIN_MAX_FAILURES = 3
     username = officer.user.username
 
-    attacker = [client.post("/api/v1/auth/token/", {"username": username, "password": "guess"}, content_type="application/json",
-                            REMOTE_ADDR="203.0.113.9").status_code for _ in range(4)]
-    owner = client.post("/api/v1/auth/token/", {"username": username, "password": PASSWORD}, content_type="application/json",
-                        REMOTE_ADDR="198.51.100.7")
+    attacker = [
+        client.post(
+            "/api/v1/auth/token/",
+            {"username": username, "password": "guess"},
+            content_type="application/json",
+            REMOTE_ADDR="203.0.113.9",
+        ).status_code
+        for _ in range(4)
+    ]
+    owner = client.post(
+        "/api/v1/auth/token/",
+        {"username": username, "password": PASSWORD},
+        content_type="application/json",
+        REMOTE_ADDR="198.51.100.7",
+    )
 
     assert attacker == [400, 400, 400, 429]
     assert owner.status_code == 200 and owner.json()["token"]
@@ -62,8 +75,16 @@ def test_a_stranger_elsewhere_cannot_lock_the_officer_out(client, officer, setti
 def test_rotating_x_forwarded_for_does_not_escape_the_login_throttle(client, monkeypatch):
     """Without a trusted proxy the header is ignored: every guess counts against the real address."""
     monkeypatch.setattr(LoginRateThrottle, "THROTTLE_RATES", {"login": "5/min"})
-    codes = [client.post("/api/v1/auth/token/", {"username": f"spray{i}", "password": "Winter2026!"}, content_type="application/json",
-                         REMOTE_ADDR="203.0.113.9", HTTP_X_FORWARDED_FOR=f"10.0.0.{i}").status_code for i in range(8)]
+    codes = [
+        client.post(
+            "/api/v1/auth/token/",
+            {"username": f"spray{i}", "password": "Winter2026!"},
+            content_type="application/json",
+            REMOTE_ADDR="203.0.113.9",
+            HTTP_X_FORWARDED_FOR=f"10.0.0.{i}",
+        ).status_code
+        for i in range(8)
+    ]
 
     assert codes[:5] == [400] * 5 and set(codes[5:]) == {429}
 
@@ -97,7 +118,9 @@ def test_writes_are_throttled_per_user_and_reads_are_not(client_for, buyer_eu, e
     monkeypatch.setattr(WriteRateThrottle, "THROTTLE_RATES", {"write": "3/min"})
     buyer = client_for(buyer_eu)
 
-    statuses = [buyer.post("/api/v1/trades/", {"dataset": str(eu_personal.id)}, format="json").status_code for _ in range(4)]
+    statuses = [
+        buyer.post("/api/v1/trades/", {"dataset": str(eu_personal.id)}, format="json").status_code for _ in range(4)
+    ]
     read = buyer.get("/api/v1/trades/")
 
     assert statuses == [201, 201, 201, 429]
@@ -116,8 +139,13 @@ def test_production_settings_pass_the_deployment_checklist(tmp_path):
 
 
 def test_production_refuses_to_start_without_a_secret_key(tmp_path):
-    env = {k: v for k, v in os.environ.items() if k != "DJANGO_SECRET_KEY"} | {"ELEMENTA_PRODUCTION": "1", "ELEMENTA_VAR_DIR": str(tmp_path)}
-    result = subprocess.run([sys.executable, "manage.py", "check"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+    env = {k: v for k, v in os.environ.items() if k != "DJANGO_SECRET_KEY"} | {
+        "ELEMENTA_PRODUCTION": "1",
+        "ELEMENTA_VAR_DIR": str(tmp_path),
+    }
+    result = subprocess.run(
+        [sys.executable, "manage.py", "check"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120
+    )
 
     assert result.returncode != 0 and "DJANGO_SECRET_KEY is required" in result.stderr
 
@@ -127,10 +155,16 @@ def test_json_logs_carry_request_and_trade_ids_and_no_secrets(client_for, buyer_
 
     caplog.handler.addFilter(ContextFilter())
     buyer = client_for(buyer_eu)
-    trade = buyer.post("/api/v1/trades/", {"dataset": str(eu_personal.id)}, format="json", HTTP_X_REQUEST_ID="req-123").json()
+    trade = buyer.post(
+        "/api/v1/trades/", {"dataset": str(eu_personal.id)}, format="json", HTTP_X_REQUEST_ID="req-123"
+    ).json()
     with caplog.at_level(logging.INFO):
-        response = buyer.post(f"/api/v1/trades/{trade['id']}/cancel/", {"reason": "x"}, format="json", HTTP_X_REQUEST_ID="req-456")
-        buyer.post(f"/api/v1/trades/{trade['id']}/cancel/", format="json", HTTP_X_REQUEST_ID="req-789")  # 409: logged as a warning
+        response = buyer.post(
+            f"/api/v1/trades/{trade['id']}/cancel/", {"reason": "x"}, format="json", HTTP_X_REQUEST_ID="req-456"
+        )
+        buyer.post(
+            f"/api/v1/trades/{trade['id']}/cancel/", format="json", HTTP_X_REQUEST_ID="req-789"
+        )  # 409: logged as a warning
         login(client, buyer_eu.user.username, "s3cret-guess")
 
     assert response["X-Request-ID"] == "req-456"
@@ -139,7 +173,9 @@ def test_json_logs_carry_request_and_trade_ids_and_no_secrets(client_for, buyer_
 
     from pythonjsonlogger.json import JsonFormatter
 
-    line = json.loads(JsonFormatter("%(levelname)s %(name)s %(message)s %(request_id)s %(trade_id)s").format(conflict[0]))
+    line = json.loads(
+        JsonFormatter("%(levelname)s %(name)s %(message)s %(request_id)s %(trade_id)s").format(conflict[0])
+    )
     assert line["request_id"] == "req-789" and line["trade_id"] == trade["id"]
     text = "\n".join(r.getMessage() for r in caplog.records)
     token = buyer._credentials["HTTP_AUTHORIZATION"].split()[1]
@@ -154,21 +190,52 @@ def test_a_bogus_request_id_is_replaced(client):
 
 def test_fields_a_client_must_not_set_are_ignored(client_for, provider_eu, buyer_eu, buyer_us, eu_personal):
     """Mass assignment (OWASP API6): status, owner, ids and prices come from the server."""
-    dataset = client_for(provider_eu).post("/api/v1/datasets/", {
-        "title": "t", "subject_jurisdictions": ["DE"], "classification": "public", "categories": ["statistics"], "subjects": 0,
-        "price": "5.00", "status": "published", "provider": str(buyer_us.organisation_id), "id": "00000000-0000-0000-0000-000000000001",
-        "published_at": "2020-01-01T00:00:00Z"}, format="json").json()
+    dataset = (
+        client_for(provider_eu)
+        .post(
+            "/api/v1/datasets/",
+            {
+                "title": "t",
+                "subject_jurisdictions": ["DE"],
+                "classification": "public",
+                "categories": ["statistics"],
+                "subjects": 0,
+                "price": "5.00",
+                "status": "published",
+                "provider": str(buyer_us.organisation_id),
+                "id": "00000000-0000-0000-0000-000000000001",
+                "published_at": "2020-01-01T00:00:00Z",
+            },
+            format="json",
+        )
+        .json()
+    )
     trade = client_for(buyer_eu).post("/api/v1/trades/", {
         "dataset": str(eu_personal.id), "price": "0.01", "status": "settled", "buyer": str(buyer_us.organisation_id),
         "decision": {"outcome": "allow"}}, format="json").json()
 
-    assert (dataset["status"], dataset["provider"], dataset["published_at"]) == ("draft", str(provider_eu.organisation_id), None)
+    assert (dataset["status"], dataset["provider"], dataset["published_at"]) == (
+        "draft",
+        str(provider_eu.organisation_id),
+        None,
+    )
     assert dataset["id"] != "00000000-0000-0000-0000-000000000001"
-    assert (trade["status"], trade["price"], trade["buyer"], trade["decision"]) == ("checking", "100.00", str(buyer_eu.organisation_id), None)
+    assert (trade["status"], trade["price"], trade["buyer"], trade["decision"]) == (
+        "checking",
+        "100.00",
+        str(buyer_eu.organisation_id),
+        None,
+    )
 
 
-@pytest.mark.parametrize(("username", "password", "code"), [
-    ("bad\x00name", "x", "invalid_characters"), ("x" * 151, "x", "invalid_credentials"), ("someone", "p\x00w", "invalid_characters")])
+@pytest.mark.parametrize(
+    ("username", "password", "code"),
+    [
+        ("bad\x00name", "x", "invalid_characters"),
+        ("x" * 151, "x", "invalid_credentials"),
+        ("someone", "p\x00w", "invalid_characters"),
+    ],
+)
 def test_impossible_credentials_are_a_400_without_touching_the_database(client, username, password, code):
     """Found by schemathesis on PostgreSQL: a NUL byte in a username reached the query (500). A NUL
     anywhere in a JSON body is now refused by the parser (invalid_characters) before the view runs."""
@@ -180,16 +247,24 @@ def test_impossible_credentials_are_a_400_without_touching_the_database(client, 
 def test_lock_out_counters_are_shared_between_processes(tmp_path):
     """Every gunicorn worker sees the same counters on the embedded default: another process's
     failed logins lock this one out too (a per-process cache alternated 429 and 400)."""
-    env = {k: v for k, v in os.environ.items() if k not in ("CELERY_BROKER_URL", "ELEMENTA_CACHE_URL")} | {"ELEMENTA_VAR_DIR": str(tmp_path)}
-    code = ("import django; django.setup(); from django.core.cache import cache; from django.conf import settings; "
-            "from config.throttling import login_failed, login_check_locked\n"
-            "import sys\n"
-            "if sys.argv[1] == 'fail':\n"
-            "    [login_failed(username='officer', client='203.0.113.9') for _ in range(settings.ELEMENTA_LOGIN_MAX_FAILURES)]\n"
-            "else:\n"
-            "    try:\n        login_check_locked(username='officer', client='203.0.113.9')\n    except Exception as exc:\n        print(type(exc).__name__)\n")
+    env = {k: v for k, v in os.environ.items() if k not in ("CELERY_BROKER_URL", "ELEMENTA_CACHE_URL")} | {
+        "ELEMENTA_VAR_DIR": str(tmp_path)
+    }
+    code = (
+        "import django; django.setup(); from django.core.cache import cache; from django.conf import settings; "
+        "from config.throttling import login_failed, login_check_locked\n"
+        "import sys\n"
+        "if sys.argv[1] == 'fail':\n"
+        "    [login_failed(username='officer', client='203.0.113.9') for _ in "
+        "range(settings.ELEMENTA_LOGIN_MAX_FAILURES)]\n"
+        "else:\n"
+        "    try:\n        login_check_locked(username='officer', client='203.0.113.9')\n    except Exception as "
+        "exc:\n        print(type(exc).__name__)\n"
+    )
     run = [sys.executable, "-c", code]
-    subprocess.run([*run, "fail"], cwd=ROOT, env={**env, "DJANGO_SETTINGS_MODULE": "config.settings"}, check=True, timeout=60)
+    subprocess.run(
+        [*run, "fail"], cwd=ROOT, env={**env, "DJANGO_SETTINGS_MODULE": "config.settings"}, check=True, timeout=60
+    )
     checked = subprocess.run([*run, "check"], cwd=ROOT, env={**env, "DJANGO_SETTINGS_MODULE": "config.settings"},
                              capture_output=True, text=True, timeout=60)
 

@@ -62,10 +62,16 @@ def decimal_fields() -> dict[tuple[str, str], tuple[str, ...]]:
     found: dict[tuple[str, str], tuple[str, ...]] = {}
     for path, item in schema["paths"].items():
         for method, op in item.items():
-            body = op.get("requestBody", {}).get("content", {}).get("application/json") if isinstance(op, dict) else None
+            body = (
+                op.get("requestBody", {}).get("content", {}).get("application/json") if isinstance(op, dict) else None
+            )
             if body is None or not path.startswith(PREFIX):
                 continue
-            names = tuple(k for k, v in resolve(body["schema"]).get("properties", {}).items() if resolve(v).get("format") == "decimal")
+            names = tuple(
+                k
+                for k, v in resolve(body["schema"]).get("properties", {}).items()
+                if resolve(v).get("format") == "decimal"
+            )
             if names:
                 found[(method, path.removeprefix(PREFIX))] = names
     return found
@@ -95,7 +101,9 @@ def hostile_cases() -> list[tuple[str, bytes, str, int, str]]:
     oversize = b'{"reason": "' + b"x" * limit + b'"}'
     deep = b'{"reason": "x", "conditions": ' + b"[" * 40 + b"]" * 40 + b"}"
     abyss = b"[" * 100_000 + b"]" * 100_000
-    long_list = json.dumps({"reason": "x", "mechanisms": [{"code": "eu_scc"}] * 1001, "events": ["trade.status_changed"] * 1001}).encode()
+    long_list = json.dumps(
+        {"reason": "x", "mechanisms": [{"code": "eu_scc"}] * 1001, "events": ["trade.status_changed"] * 1001}
+    ).encode()
     nul_body = json.dumps({"reason": "a\x00b", "note": "a\x00b", "username": "a\x00b", "password": "x", "url": "https://a\x00b"}).encode()
     return [
         ("oversize body", oversize, "", 413, "request_too_large"),
@@ -137,9 +145,15 @@ def test_hostile_bodies_and_queries_are_refused_and_change_nothing(
 MONEY_VALUES = ("100000000000000.00", "99999999999999999999.99", "1e20", "-1e20", HUGE, f"0.{HUGE}", "NaN", "Infinity")
 
 
-@pytest.mark.parametrize(("method", "path"), [pytest.param(m, p, id=f"{m.upper()} {p}") for m, p in sorted(decimal_fields())])
+@pytest.mark.parametrize(
+    ("method", "path"), [pytest.param(m, p, id=f"{m.upper()} {p}") for m, p in sorted(decimal_fields())]
+)
 def test_amounts_past_the_ledger_are_400s_naming_the_field(
-    method: str, path: str, world: World, db: None, client_for: Callable[[Membership | None], APIClient],  # noqa: F811
+    method: str,
+    path: str,
+    world: World,  # noqa: F811
+    db: None,
+    client_for: Callable[[Membership | None], APIClient],
 ) -> None:
     client = client_for(world.members[caller(method, path)])
     url = fill(path, world.ids)

@@ -44,7 +44,9 @@ def test_the_default_body_limit_is_one_mebibyte(client_for, provider_eu, setting
     assert settings.ELEMENTA_MAX_BODY_BYTES == 1024 * 1024
     description = "d" * (settings.ELEMENTA_MAX_BODY_BYTES + 1)
 
-    response = client_for(provider_eu).post("/api/v1/datasets/", {"title": "t", "description": description}, format="json")
+    response = client_for(provider_eu).post(
+        "/api/v1/datasets/", {"title": "t", "description": description}, format="json"
+    )
 
     assert response.status_code == 413
     assert not Dataset.objects.filter(title="t").exists()
@@ -53,12 +55,17 @@ def test_the_default_body_limit_is_one_mebibyte(client_for, provider_eu, setting
 def test_form_bodies_have_the_same_limit(client_for, provider_eu, settings):
     settings.ELEMENTA_MAX_BODY_BYTES = 1024
 
-    response = client_for(provider_eu).post("/api/v1/datasets/", {"title": "t", "description": "d" * 2000})  # multipart by default
+    response = client_for(provider_eu).post(
+        "/api/v1/datasets/", {"title": "t", "description": "d" * 2000}
+    )  # multipart by default
     urlencoded = client_for(provider_eu).generic("POST", "/api/v1/datasets/", "title=t&description=" + "d" * 2000,
                                                  content_type="application/x-www-form-urlencoded")
 
     assert urlencoded.status_code == 413
-    assert response.status_code in (400, 413)  # a multipart form's text fields: Django's own cap (413) or the field's max_length
+    assert response.status_code in (
+        400,
+        413,
+    )  # a multipart form's text fields: Django's own cap (413) or the field's max_length
     assert not Dataset.objects.filter(title="t").exists()
 
 
@@ -73,7 +80,9 @@ def test_dataset_files_keep_their_own_larger_limit(client_for, provider_eu, eu_p
     assert DatasetFile.objects.get(dataset=eu_personal).size == len(content)
 
 
-def test_a_multipart_body_past_the_file_limit_is_a_413_before_it_is_read(client_for, provider_eu, eu_personal, settings, media):
+def test_a_multipart_body_past_the_file_limit_is_a_413_before_it_is_read(
+    client_for, provider_eu, eu_personal, settings, media
+):
     settings.ELEMENTA_MAX_DATASET_FILE_BYTES = 4096
     settings.ELEMENTA_MAX_MULTIPART_OVERHEAD_BYTES = 1024
 
@@ -128,17 +137,29 @@ def test_nesting_within_the_limit_still_works(client_for, officer):
     content = yaml.safe_load((ROOT / "compliance" / "rulepacks" / "eu-2023.07.10.yaml").read_text())
     content["version"] = "2099.01.01"
 
-    response = client_for(officer).post("/api/v1/rulepacks/", {"content": json.loads(json.dumps(content, default=str))}, format="json")
+    response = client_for(officer).post(
+        "/api/v1/rulepacks/", {"content": json.loads(json.dumps(content, default=str))}, format="json"
+    )
 
     assert response.status_code == 201, response.content
 
 
 def test_text_fields_have_a_maximum_length(client_for, provider_eu):
-    base = {"subject_jurisdictions": ["DE"], "classification": "public", "categories": ["statistics"], "price": "1.00", "currency": "EUR"}
+    base = {
+        "subject_jurisdictions": ["DE"],
+        "classification": "public",
+        "categories": ["statistics"],
+        "price": "1.00",
+        "currency": "EUR",
+    }
 
-    long_description = client_for(provider_eu).post("/api/v1/datasets/", {**base, "title": "t", "description": "d" * 20_001}, format="json")
+    long_description = client_for(provider_eu).post(
+        "/api/v1/datasets/", {**base, "title": "t", "description": "d" * 20_001}, format="json"
+    )
     long_title = client_for(provider_eu).post("/api/v1/datasets/", {**base, "title": "t" * 201}, format="json")
-    fine = client_for(provider_eu).post("/api/v1/datasets/", {**base, "title": "t", "description": "d" * 20_000}, format="json")
+    fine = client_for(provider_eu).post(
+        "/api/v1/datasets/", {**base, "title": "t", "description": "d" * 20_000}, format="json"
+    )
 
     assert long_description.status_code == 400 and "description" in long_description.json()["fields"]
     assert long_title.status_code == 400 and "title" in long_title.json()["fields"]
@@ -146,7 +167,8 @@ def test_text_fields_have_a_maximum_length(client_for, provider_eu):
 
 
 def test_rule_pack_yaml_may_not_use_aliases_or_nest_without_end():
-    bomb = "a: &a [x, x, x, x, x, x, x, x, x]\nb: &b [*a, *a, *a, *a, *a, *a, *a, *a, *a]\nc: [*b, *b, *b, *b, *b, *b, *b, *b, *b]\n"
+    bomb = ("a: &a [x, x, x, x, x, x, x, x, x]\nb: &b [*a, *a, *a, *a, *a, *a, *a, *a, *a]\nc: [*b, *b, *b, *b, *b, "
+            "*b, *b, *b, *b]\n")
 
     for text in (bomb, "[" * 20_000):
         with pytest.raises(RulePackInvalidError):
@@ -172,8 +194,13 @@ def test_nul_in_a_filter_is_a_400_in_the_api_and_the_admin(client_for, buyer_us,
 
 def test_huge_numbers_in_filters_and_pages_are_never_500s(client_for, buyer_us, officer):
     huge = "9" * 5000
-    for url in (f"/api/v1/datasets/?price_min={huge}", f"/api/v1/datasets/?price_max=-{huge}", f"/api/v1/datasets/?page={huge}",
-                f"/api/v1/datasets/?page_size={huge}", "/api/v1/trades/?price_min=1e999999"):
+    for url in (
+        f"/api/v1/datasets/?price_min={huge}",
+        f"/api/v1/datasets/?price_max=-{huge}",
+        f"/api/v1/datasets/?page={huge}",
+        f"/api/v1/datasets/?page_size={huge}",
+        "/api/v1/trades/?price_min=1e999999",
+    ):
         assert client_for(buyer_us).get(url).status_code < 500, url
     assert client_for(officer).get(f"/api/v1/reviews/?older_than_hours={huge}").status_code == 400
 
@@ -193,13 +220,30 @@ def test_make_run_is_not_debug():
 
 def test_settings_default_to_no_debug_and_no_browsable_api():
     env = {k: v for k, v in os.environ.items() if k not in ("DJANGO_DEBUG", "ELEMENTA_BROWSABLE_API")}
-    code = ("import django; django.setup(); from django.conf import settings as s; "
-            "print(s.DEBUG, len(s.REST_FRAMEWORK['DEFAULT_RENDERER_CLASSES']), '127.0.0.1' in s.ALLOWED_HOSTS, 'localhost' in s.ALLOWED_HOSTS)")
+    code = (
+        "import django; django.setup(); from django.conf import settings as s; "
+        "print(s.DEBUG, len(s.REST_FRAMEWORK['DEFAULT_RENDERER_CLASSES']), '127.0.0.1' in s.ALLOWED_HOSTS, "
+        "'localhost' in s.ALLOWED_HOSTS)"
+    )
     run = [sys.executable, "-c", code]
-    default = subprocess.run(run, cwd=ROOT, env={**env, "DJANGO_SETTINGS_MODULE": "config.settings"}, capture_output=True, text=True,
-                             timeout=60, check=True)
-    browsable = subprocess.run(run, cwd=ROOT, env={**env, "DJANGO_SETTINGS_MODULE": "config.settings", "ELEMENTA_BROWSABLE_API": "1"},
-                               capture_output=True, text=True, timeout=60, check=True)
+    default = subprocess.run(
+        run,
+        cwd=ROOT,
+        env={**env, "DJANGO_SETTINGS_MODULE": "config.settings"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    browsable = subprocess.run(
+        run,
+        cwd=ROOT,
+        env={**env, "DJANGO_SETTINGS_MODULE": "config.settings", "ELEMENTA_BROWSABLE_API": "1"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
 
     assert default.stdout.split() == ["False", "1", "True", "True"]
     assert browsable.stdout.split()[1] == "2"

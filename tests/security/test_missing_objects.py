@@ -36,7 +36,9 @@ def _deleted_first(model: type[Any], original: Any, key: str) -> Any:
 def test_a_dataset_deleted_before_its_publication_is_404_not_found(client_for, provider_eu, monkeypatch):
     draft = DatasetFactory(provider=provider_eu.organisation, status=Dataset.Status.DRAFT)
     # dataset_publish reads the row with `.get()`: the model's DoesNotExist escapes the service.
-    monkeypatch.setattr(dataset_services, "dataset_publish", _deleted_first(Dataset, dataset_services.dataset_publish, "dataset_id"))
+    monkeypatch.setattr(
+        dataset_services, "dataset_publish", _deleted_first(Dataset, dataset_services.dataset_publish, "dataset_id")
+    )
 
     response = client_for(provider_eu).post(f"/api/v1/datasets/{draft.id}/publish/")
 
@@ -49,7 +51,9 @@ def test_a_trade_deleted_before_its_cancellation_is_404_not_found(client_for, bu
     # trade_cancel locks the trade and finds nothing: the service raises the catalogue's NotFoundError.
     monkeypatch.setattr(trade_services, "trade_cancel", _deleted_first(Trade, trade_services.trade_cancel, "trade_id"))
 
-    response = client_for(buyer_eu).post(f"/api/v1/trades/{trade.id}/cancel/", {"reason": "changed my mind"}, format="json")
+    response = client_for(buyer_eu).post(
+        f"/api/v1/trades/{trade.id}/cancel/", {"reason": "changed my mind"}, format="json"
+    )
 
     assert response.status_code == 404, response.content
     assert response.json()["code"] == "not_found" and set(response.json()) == {"code", "message", "fields"}

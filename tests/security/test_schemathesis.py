@@ -38,9 +38,14 @@ def keep_the_test_connection() -> Iterator[None]:
 @pytest.fixture(params=["buyer", "officer"])
 def auth_headers(request: pytest.FixtureRequest, db: None) -> dict[str, str]:
     if request.param == "officer":
-        member = MembershipFactory.create(organisation=OrganisationFactory.create(name="Platform", is_operator=True), role=Membership.Role.OFFICER)
+        member = MembershipFactory.create(
+            organisation=OrganisationFactory.create(name="Platform", is_operator=True), role=Membership.Role.OFFICER
+        )
     else:
-        member = MembershipFactory.create(organisation=OrganisationFactory.create(name="Berlin Insights", jurisdiction="DE"), role=Membership.Role.BUYER)
+        member = MembershipFactory.create(
+            organisation=OrganisationFactory.create(name="Berlin Insights", jurisdiction="DE"),
+            role=Membership.Role.BUYER,
+        )
     _, token = session_create(user=member.user)
     return {"Authorization": f"Bearer {token}"}
 

@@ -15,7 +15,8 @@ AUDITING = {"audit_record", "event_emit", "trade_event_emit", "trade_apply_trans
 ORM_WRITES = {"save", "create", "update", "delete", "bulk_create", "bulk_update", "update_or_create", "get_or_create"}
 
 EXEMPT = {
-    "deposit_request": "a member's request moves no money; the Deposit row keeps requested_by, and approval or rejection is audited",
+    "deposit_request": "a member's request moves no money; the Deposit row keeps requested_by, and approval or "
+                       "rejection is audited",
     "ledger_post": "posts ledger legs only inside audited actions (settlement, refund, deposit credit)",
     "wallet_get_or_create": "creates an empty wallet inside audited money actions",
     "webhook_endpoint_ping": "queues a test ping to the organisation's own endpoint: no rights, money or facts change",
@@ -28,14 +29,19 @@ EXEMPT = {
     "export_reserve": "counts a transfer inside an audited compliance check",
     "export_commit": "counts a transfer as settled inside audited settlement",
     "export_release": "stops counting a transfer inside an audited rejection, cancellation or re-check",
-    "session_create": "a login: the session row itself records who and when; not audited, or every pipeline login would flood the chain",
-    "session_revoke_token": "logging out the session the request came with: no rights change (ending other sessions is audited)",
-    "compute_grant_setup": "completes a compute grant inside grant_issue, whose grant.issued event records the delivery and queries",
+    "session_create": "a login: the session row itself records who and when; not audited, or every pipeline login "
+                      "would flood the chain",
+    "session_revoke_token": "logging out the session the request came with: no rights change (ending other sessions "
+                            "is audited)",
+    "compute_grant_setup": "completes a compute grant inside grant_issue, whose grant.issued event records the "
+                           "delivery and queries",
     "notify": "writes e-mails to the outbox inside the audited action that causes them (the audit record is the event)",
-    "notifications_grants_expiring": "a reminder that an already-audited grant ends on its recorded date; no rights change",
+    "notifications_grants_expiring": "a reminder that an already-audited grant ends on its recorded date; no rights "
+                                     "change",
     "notifications_digest": "a summary e-mail of waiting items; nothing else changes",
     "notification_send": "marks an outbox e-mail sent; the action it tells of is audited",
-    "evidence_store_file": "attaches an upload to an unsaved document or mechanism; the caller saves it and audits evidence.added / mechanism.added",
+    "evidence_store_file": "attaches an upload to an unsaved document or mechanism; the caller saves it and audits "
+                           "evidence.added / mechanism.added",
 }
 
 
@@ -72,12 +78,30 @@ def test_every_writing_service_is_audited_or_exempt_with_a_reason():
     writers = {name: where for name, (atomic, calls, where) in services.items()
                if not name.startswith("_") and (atomic or calls & ORM_WRITES)}
 
-    unaudited = sorted(f"{where}: {name}" for name, where in writers.items() if name not in audited and name not in EXEMPT)
+    unaudited = sorted(
+        f"{where}: {name}" for name, where in writers.items() if name not in audited and name not in EXEMPT
+    )
 
-    assert unaudited == [], "these services write without an audit record; audit them or add them to EXEMPT with a reason"
-    assert {"dataset_create", "dataset_update", "dataset_publish", "dataset_withdraw", "dataset_file_upload", "deposit_reject",
-            "webhook_endpoint_create", "webhook_endpoint_update", "webhook_endpoint_delete", "webhook_secret_rotate",
-            "api_key_create", "api_key_revoke", "password_change", "sessions_revoke_all", "session_revoke"} <= audited
+    assert unaudited == [], (
+        "these services write without an audit record; audit them or add them to EXEMPT with a reason"
+    )
+    assert {
+        "dataset_create",
+        "dataset_update",
+        "dataset_publish",
+        "dataset_withdraw",
+        "dataset_file_upload",
+        "deposit_reject",
+        "webhook_endpoint_create",
+        "webhook_endpoint_update",
+        "webhook_endpoint_delete",
+        "webhook_secret_rotate",
+        "api_key_create",
+        "api_key_revoke",
+        "password_change",
+        "sessions_revoke_all",
+        "session_revoke",
+    } <= audited
 
 
 def test_every_exemption_still_names_a_writing_service():

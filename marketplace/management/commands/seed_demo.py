@@ -1,4 +1,5 @@
-"""Create the demo marketplace (organisations, users, datasets and rule packs; see README.md). Idempotent: running it again changes nothing."""
+"""Create the demo marketplace (organisations, users, datasets and rule packs; see README.md). Idempotent: running it
+again changes nothing."""
 
 from decimal import Decimal
 from typing import Any
@@ -107,7 +108,9 @@ def _sample_file(title: str) -> SimpleUploadedFile:
     """A small synthetic CSV (no real person in it) so the demo has something to download."""
     if title in COMPUTE_OFFERS:
         return SimpleUploadedFile("guangdong-orders.csv", demo_orders_csv(5000), content_type="text/csv")
-    rows = ["record_id,region,value"] + [f"{i},{['north', 'south', 'east', 'west'][i % 4]},{(i * 37) % 1000}" for i in range(1, 201)]
+    rows = ["record_id,region,value"] + [
+        f"{i},{['north', 'south', 'east', 'west'][i % 4]},{(i * 37) % 1000}" for i in range(1, 201)
+    ]
     name = "".join(c if c.isalnum() else "-" for c in title.lower()).strip("-") + ".csv"
     return SimpleUploadedFile(name, ("\n".join(rows) + "\n").encode(), content_type="text/csv")
 
@@ -120,10 +123,14 @@ class Command(BaseCommand):
         call_command("load_rulepacks", stdout=self.stdout)
         orgs = {}
         for name, jurisdiction, extra in ORGANISATIONS:
-            orgs[name], _ = Organisation.objects.get_or_create(name=name, defaults={"jurisdiction": jurisdiction, "headquarters": jurisdiction, **extra})
+            orgs[name], _ = Organisation.objects.get_or_create(
+                name=name, defaults={"jurisdiction": jurisdiction, "headquarters": jurisdiction, **extra}
+            )
         User = get_user_model()
         for username, org_name, role in USERS:
-            user, created = User.objects.get_or_create(username=username, defaults={"email": f"{username}@demo.elementa.example"})
+            user, created = User.objects.get_or_create(
+                username=username, defaults={"email": f"{username}@demo.elementa.example"}
+            )
             if created:
                 user.set_password(PASSWORD)
                 user.is_staff = role == Membership.Role.OFFICER  # officers also use the admin workspace
@@ -133,8 +140,13 @@ class Command(BaseCommand):
             org = orgs[org_name]
             if role == Membership.Role.BUYER and not org.wallets.exists():
                 for currency in ("EUR", "USD"):
-                    deposit_record(organisation=org, amount=Decimal("50000.00"), currency=currency, actor_label="system:seed_demo",
-                                   note="demo funds")
+                    deposit_record(
+                        organisation=org,
+                        amount=Decimal("50000.00"),
+                        currency=currency,
+                        actor_label="system:seed_demo",
+                        note="demo funds",
+                    )
         for org_name, values in DATASETS:
             provider = orgs[org_name]
             if Dataset.objects.filter(provider=provider, title=values["title"]).exists():

@@ -14,7 +14,9 @@ class Command(BaseCommand):
     def handle(self, *args: Any, **options: Any) -> None:
         problems = ledger_verify()
         if not problems:
-            self.stdout.write(self.style.SUCCESS("ledger sound: every transaction balances, every wallet matches its entries"))
+            self.stdout.write(
+                self.style.SUCCESS("ledger sound: every transaction balances, every wallet matches its entries")
+            )
             return
         for problem in problems:
             self.stderr.write(self.style.ERROR(problem))

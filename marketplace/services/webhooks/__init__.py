@@ -5,7 +5,8 @@ What a receiver gets
 One HTTPS POST per event and endpoint, the event's JSON as the body, and these headers:
 
     Content-Type:        application/json
-    Elementa-Event:      trade.status_changed   (or trade.decided, grant.issued, grant.revoked, grant.suspended, grant.reinstated,
+    Elementa-Event:      trade.status_changed   (or trade.decided, grant.issued, grant.revoked, grant.suspended,
+    grant.reinstated,
                          grant.revocation_requested, grant.revocation_decided, ping)
     Elementa-Event-Id:   evt_…                  the same on every delivery of one event: deduplicate on it
     Elementa-Delivery:   <uuid>                 this delivery; a manual redelivery has a new one
@@ -39,7 +40,8 @@ docs/webhooks.md. ELEMENTA_WEBHOOK_ALLOWED_HOSTS exempts local receivers (develo
 
 Reliability: fan-out writes pending deliveries in the transaction that caused the event and
 publishes a task per delivery after commit. Short retry delays ride on the task's countdown, kept
-below the Redis visibility timeout (a longer countdown is redelivered in a loop: Redis hands the message to another worker once the timeout passes);
+below the Redis visibility timeout (a longer countdown is redelivered in a loop: Redis hands the message to another
+worker once the timeout passes);
 longer ones, lost messages and crashed workers are picked up by `webhooks_sweep` (Celery beat),
 which re-enqueues every pending delivery that is due. The row lock is held only to claim and to
 record, never during the HTTP call, so a slow receiver holds up nobody else.

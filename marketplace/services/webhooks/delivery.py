@@ -19,10 +19,23 @@ from marketplace.errors import (
     WebhookUrlInvalidError,
 )
 from marketplace.models import WebhookAttempt, WebhookDelivery
-from marketplace.services.webhooks.constants import CONNECT_TIMEOUT, EARLY_SLACK, LEASE, READ_TIMEOUT, SWEEP_GRACE, USER_AGENT
+from marketplace.services.webhooks.constants import (
+    CONNECT_TIMEOUT,
+    EARLY_SLACK,
+    LEASE,
+    READ_TIMEOUT,
+    SWEEP_GRACE,
+    USER_AGENT,
+)
 from marketplace.services.webhooks.fanout import webhook_enqueue
 from marketplace.services.webhooks.signing import _body, _signing_secrets, webhook_signature
-from marketplace.services.webhooks.targets import IPAddress, WebhookTarget, webhook_resolve, webhook_target_parse, webhook_target_refusal
+from marketplace.services.webhooks.targets import (
+    IPAddress,
+    WebhookTarget,
+    webhook_resolve,
+    webhook_target_parse,
+    webhook_target_refusal,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -70,7 +83,12 @@ class _Outcome:
 def _claim(*, delivery_id: uuid.UUID | str, now: datetime) -> _Claim | None:
     """Lock, check it is pending and due, move next_attempt_at ahead by the lease, release."""
     with transaction.atomic():
-        delivery = WebhookDelivery.objects.select_for_update(of=("self",)).select_related("endpoint").filter(pk=delivery_id).first()
+        delivery = (
+            WebhookDelivery.objects.select_for_update(of=("self",))
+            .select_related("endpoint")
+            .filter(pk=delivery_id)
+            .first()
+        )
         if delivery is None or delivery.status != WebhookDelivery.Status.PENDING:
             return None
         if delivery.next_attempt_at is not None and delivery.next_attempt_at > now + EARLY_SLACK:
@@ -89,11 +107,18 @@ def _claim(*, delivery_id: uuid.UUID | str, now: datetime) -> _Claim | None:
         )
 
 
-def webhook_request_headers(*, kind: str, event_id: str, delivery_id: uuid.UUID, timestamp: int, body: bytes, keys: Iterable[str]) -> dict[str, str]:
+def webhook_request_headers(
+    *, kind: str, event_id: str, delivery_id: uuid.UUID, timestamp: int, body: bytes, keys: Iterable[str]
+) -> dict[str, str]:
     signatures = ",".join(f"v1={webhook_signature(secret=key, timestamp=timestamp, body=body)}" for key in keys)
     return {
-        "Content-Type": "application/json", "User-Agent": USER_AGENT, "Elementa-Event": kind, "Elementa-Event-Id": event_id,
-        "Elementa-Delivery": str(delivery_id), "Elementa-Timestamp": str(timestamp), "Elementa-Signature": signatures,
+        "Content-Type": "application/json",
+        "User-Agent": USER_AGENT,
+        "Elementa-Event": kind,
+        "Elementa-Event-Id": event_id,
+        "Elementa-Delivery": str(delivery_id),
+        "Elementa-Timestamp": str(timestamp),
+        "Elementa-Signature": signatures,
     }
 
 
@@ -146,7 +171,12 @@ def _post(claim: _Claim, now: datetime) -> _Outcome:
         error = f"refused: {refusal}"
     else:
         headers = webhook_request_headers(
-            kind=claim.kind, event_id=claim.event_id, delivery_id=claim.delivery_id, timestamp=int(now.timestamp()), body=claim.body, keys=claim.keys,
+            kind=claim.kind,
+            event_id=claim.event_id,
+            delivery_id=claim.delivery_id,
+            timestamp=int(now.timestamp()),
+            body=claim.body,
+            keys=claim.keys,
         )
         try:
             status_code = webhook_http_post(target=target, address=addresses[0], body=claim.body, headers=headers)
@@ -170,7 +200,12 @@ def _record(*, claim: _Claim, outcome: _Outcome, started: datetime) -> str | Non
         if delivery.status != WebhookDelivery.Status.PENDING or delivery.attempts >= claim.number:
             return delivery.status
         WebhookAttempt.objects.create(
-            delivery=delivery, number=claim.number, at=started, url=claim.url, status_code=outcome.status_code, error=outcome.error,
+            delivery=delivery,
+            number=claim.number,
+            at=started,
+            url=claim.url,
+            status_code=outcome.status_code,
+            error=outcome.error,
             duration_ms=outcome.duration_ms,
         )
         delivery.attempts = claim.number
@@ -179,12 +214,18 @@ def _record(*, claim: _Claim, outcome: _Outcome, started: datetime) -> str | Non
             delivery.status, delivery.delivered_at, delivery.next_attempt_at, delivery.last_error = (
                 WebhookDelivery.Status.DELIVERED, finished, None, "")
         elif claim.number > len(backoff):
-            delivery.status, delivery.next_attempt_at, delivery.last_error = WebhookDelivery.Status.FAILED, None, outcome.error
+            delivery.status, delivery.next_attempt_at, delivery.last_error = (
+                WebhookDelivery.Status.FAILED,
+                None,
+                outcome.error,
+            )
         else:
             delay = backoff[claim.number - 1]
             delivery.next_attempt_at, delivery.last_error = finished + timedelta(seconds=delay), outcome.error
             if delay <= webhook_max_countdown():
-                transaction.on_commit(partial(webhook_enqueue, delivery_id=str(delivery.id), countdown=delay), robust=True)
+                transaction.on_commit(
+                    partial(webhook_enqueue, delivery_id=str(delivery.id), countdown=delay), robust=True
+                )
         delivery.save(update_fields=["attempts", "status", "delivered_at", "next_attempt_at", "last_error"])
         return delivery.status
 

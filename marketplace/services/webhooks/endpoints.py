@@ -33,7 +33,8 @@ def webhook_events_validate(*, events: Iterable[str]) -> list[str]:
     unknown = sorted({str(e) for e in chosen} - set(EVENT_KINDS))
     if unknown:
         raise WebhookEventUnknownError(
-            f"Unknown event kinds: {', '.join(unknown)}. Known: {', '.join(EVENT_KINDS)}.", fields={"events": [f"unknown: {u}" for u in unknown]},
+            f"Unknown event kinds: {', '.join(unknown)}. Known: {', '.join(EVENT_KINDS)}.",
+            fields={"events": [f"unknown: {u}" for u in unknown]},
         )
     if not chosen:
         raise WebhookEventUnknownError("Choose at least one event kind.", fields={"events": ["choose at least one"]})
@@ -49,10 +50,19 @@ def _new_secret() -> str:
 
 def _audit_endpoint(*, kind: str, endpoint: WebhookEndpoint, actor: Any, data: dict[str, Any] | None = None) -> None:
     """An endpoint change, in the action's transaction. Never the secret: only that it changed."""
-    audit_record(kind=kind, subject_type="webhook_endpoint", subject_id=endpoint.id, actor=actor, data={
-        "organisation": str(endpoint.organisation_id), "url": endpoint.url, "events": list(endpoint.events), "active": endpoint.active,
-        **(data or {}),
-    })
+    audit_record(
+        kind=kind,
+        subject_type="webhook_endpoint",
+        subject_id=endpoint.id,
+        actor=actor,
+        data={
+            "organisation": str(endpoint.organisation_id),
+            "url": endpoint.url,
+            "events": list(endpoint.events),
+            "active": endpoint.active,
+            **(data or {}),
+        },
+    )
 
 
 @transaction.atomic
@@ -64,11 +74,21 @@ def webhook_endpoint_create(
     url = webhook_url_validate(url=url)
     chosen = webhook_events_validate(events=events)
     # Not locked: two concurrent creations may end one above the limit, which harms nobody.
-    if WebhookEndpoint.objects.filter(organisation_id=membership.organisation_id).count() >= MAX_ENDPOINTS_PER_ORGANISATION:
-        raise WebhookEndpointLimitError(f"An organisation may register at most {MAX_ENDPOINTS_PER_ORGANISATION} webhook endpoints.")
+    if (
+        WebhookEndpoint.objects.filter(organisation_id=membership.organisation_id).count()
+        >= MAX_ENDPOINTS_PER_ORGANISATION
+    ):
+        raise WebhookEndpointLimitError(
+            f"An organisation may register at most {MAX_ENDPOINTS_PER_ORGANISATION} webhook endpoints."
+        )
     endpoint = WebhookEndpoint.objects.create(
-        organisation_id=membership.organisation_id, url=url, events=chosen, description=description, secret=_new_secret(),
-        active=active, created_by=membership.user,
+        organisation_id=membership.organisation_id,
+        url=url,
+        events=chosen,
+        description=description,
+        secret=_new_secret(),
+        active=active,
+        created_by=membership.user,
     )
     _audit_endpoint(kind="webhook.endpoint_created", endpoint=endpoint, actor=membership.user)
     return endpoint
@@ -76,13 +96,23 @@ def webhook_endpoint_create(
 
 @transaction.atomic
 def webhook_endpoint_update(
-    *, endpoint_id: uuid.UUID, actor: Any, url: str | None = None, events: Iterable[str] | None = None, description: str | None = None,
+    *,
+    endpoint_id: uuid.UUID,
+    actor: Any,
+    url: str | None = None,
+    events: Iterable[str] | None = None,
+    description: str | None = None,
     active: bool | None = None,
 ) -> WebhookEndpoint:
     """Change what is given; None leaves a field as it is. Deliveries already queued keep their
     event but go to the new URL. Audited as `webhook.endpoint_updated` with each change old → new."""
     endpoint = WebhookEndpoint.objects.select_for_update().get(pk=endpoint_id)
-    before = {"url": endpoint.url, "events": list(endpoint.events), "description": endpoint.description, "active": endpoint.active}
+    before = {
+        "url": endpoint.url,
+        "events": list(endpoint.events),
+        "description": endpoint.description,
+        "active": endpoint.active,
+    }
     if url is not None:
         endpoint.url = webhook_url_validate(url=url)
     if events is not None:
@@ -92,7 +122,12 @@ def webhook_endpoint_update(
     if active is not None:
         endpoint.active = active
     endpoint.save()
-    after = {"url": endpoint.url, "events": list(endpoint.events), "description": endpoint.description, "active": endpoint.active}
+    after = {
+        "url": endpoint.url,
+        "events": list(endpoint.events),
+        "description": endpoint.description,
+        "active": endpoint.active,
+    }
     changes = {k: {"from": before[k], "to": after[k]} for k in before if before[k] != after[k]}
     if changes:
         _audit_endpoint(kind="webhook.endpoint_updated", endpoint=endpoint, actor=actor, data={"changes": changes})
@@ -111,7 +146,9 @@ def webhook_endpoint_delete(*, endpoint_id: uuid.UUID, actor: Any) -> None:
 
 
 @transaction.atomic
-def webhook_secret_rotate(*, endpoint_id: uuid.UUID, actor: Any, keep_previous_for: timedelta = timedelta(0)) -> WebhookEndpoint:
+def webhook_secret_rotate(
+    *, endpoint_id: uuid.UUID, actor: Any, keep_previous_for: timedelta = timedelta(0)
+) -> WebhookEndpoint:
     """A new secret, effective at once. With `keep_previous_for`, requests also carry a signature
     made with the old secret until then, so a receiver can switch without losing a request.
     Audited as `webhook.secret_rotated` with the overlap, never the secrets."""
@@ -123,9 +160,16 @@ def webhook_secret_rotate(*, endpoint_id: uuid.UUID, actor: Any, keep_previous_f
         endpoint.previous_secret, endpoint.previous_secret_expires_at = "", None
     endpoint.secret = _new_secret()
     endpoint.save(update_fields=["secret", "previous_secret", "previous_secret_expires_at", "updated_at"])
-    _audit_endpoint(kind="webhook.secret_rotated", endpoint=endpoint, actor=actor, data={
-        "previous_secret_valid_until": endpoint.previous_secret_expires_at.isoformat() if endpoint.previous_secret_expires_at else None,
-    })
+    _audit_endpoint(
+        kind="webhook.secret_rotated",
+        endpoint=endpoint,
+        actor=actor,
+        data={
+            "previous_secret_valid_until": endpoint.previous_secret_expires_at.isoformat()
+            if endpoint.previous_secret_expires_at
+            else None,
+        },
+    )
     return endpoint
 
 
@@ -139,6 +183,8 @@ def webhook_endpoint_ping(*, endpoint_id: uuid.UUID) -> WebhookDelivery:
     event_id = f"ping_{uuid.uuid4()}"
     payload = {"event": PING, "id": event_id, "at": now.isoformat(), "endpoint": str(endpoint.id),
                "data": {"message": "A test event from Elementa; reply with any 2xx status."}}
-    delivery = WebhookDelivery.objects.create(endpoint=endpoint, event_id=event_id, kind=PING, payload=payload, next_attempt_at=now)
+    delivery = WebhookDelivery.objects.create(
+        endpoint=endpoint, event_id=event_id, kind=PING, payload=payload, next_attempt_at=now
+    )
     transaction.on_commit(partial(webhook_enqueue, delivery_id=str(delivery.id)), robust=True)
     return delivery

@@ -38,7 +38,10 @@ def webhook_fanout(*, event_id: str, kind: str, organisation_ids: list[UUID], pa
     if not endpoint_ids:
         return
     now, body = timezone.now(), _plain_json(payload)
-    rows = [WebhookDelivery(endpoint_id=eid, event_id=str(event_id), kind=kind, payload=body, next_attempt_at=now) for eid in endpoint_ids]
+    rows = [
+        WebhookDelivery(endpoint_id=eid, event_id=str(event_id), kind=kind, payload=body, next_attempt_at=now)
+        for eid in endpoint_ids
+    ]
     # A second fan-out of the same event inserts nothing: (endpoint, event_id) is unique.
     WebhookDelivery.objects.bulk_create(rows, ignore_conflicts=True)
     created = WebhookDelivery.objects.filter(id__in=[row.id for row in rows]).values_list("id", flat=True)

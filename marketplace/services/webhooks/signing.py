@@ -21,7 +21,13 @@ def webhook_signature(*, secret: str, timestamp: int | str, body: bytes) -> str:
 
 
 def webhook_signature_verify(
-    *, secret: str, body: bytes, timestamp: str, signature_header: str, tolerance: int = SIGNATURE_TOLERANCE, now: float | None = None,
+    *,
+    secret: str,
+    body: bytes,
+    timestamp: str,
+    signature_header: str,
+    tolerance: int = SIGNATURE_TOLERANCE,
+    now: float | None = None,
 ) -> bool:
     """What a receiver does: a `v1=` value matches and the timestamp is within `tolerance` seconds."""
     try:
