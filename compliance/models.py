@@ -17,8 +17,7 @@ class RulePack(models.Model):
 
     class Status(models.TextChoices):
         DRAFT = "draft"
-        ACTIVE = "active"
-        RETIRED = "retired"
+        ACTIVE = "active"  # in force from effective_from (until effective_to or a later version); never changes
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     regime = models.CharField(max_length=32)

@@ -14,7 +14,7 @@ _cache_lock = Lock()
 
 
 def rulepacks_compiled() -> list[CompiledPack]:
-    """Every active version, compiled; drafts and retired versions never reach the engine.
+    """Every active version, compiled; drafts never reach the engine.
 
     One cheap query per call; compiling happens only when the set changes. The key holds each
     active row's id, checksum and status: activating a draft adds an id (and changes its checksum,

@@ -1,5 +1,5 @@
 """Rule-pack versions: shipped files loaded as active versions, and the officers' lifecycle
-(draft → validate → backtest → approve → activate). Active and retired versions never change.
+(draft → validate → backtest → approve → activate). Active versions never change.
 
 Segregation of duties: activating a draft needs (a) a stored backtest of exactly its current
 content, no older than ELEMENTA_BACKTEST_MAX_AGE_HOURS, and (b) the approval of an officer who
@@ -42,6 +42,19 @@ from config.errors import InvalidInputError
 from config.parsers import check_structure
 
 logger = logging.getLogger(__name__)
+
+
+# Which status may follow which: a draft becomes an active version, and an active version never
+# changes again (a correction is a new version; what it supersedes stays for the dates it covered).
+RULEPACK_TRANSITIONS: dict[str, frozenset[str]] = {
+    RulePack.Status.DRAFT: frozenset({RulePack.Status.ACTIVE}),
+    RulePack.Status.ACTIVE: frozenset(),
+}
+
+
+def rulepack_ensure_transition(*, pack: RulePack, target: str) -> None:
+    if target not in RULEPACK_TRANSITIONS[pack.status]:
+        raise RulePackNotDraftError(f"{pack.ref} is already {pack.status}.")
 
 
 def _canonical(content: Any) -> str:
@@ -351,12 +364,12 @@ def rulepack_draft_create(
 def rulepack_draft_update(
     *, pack_id: UUID, actor: User | None, content: Any = None, yaml_text: str | None = None, notes: str | None = None,
 ) -> RulePack:
-    """Replace a draft's content (and/or notes). Active and retired versions never change (409).
+    """Replace a draft's content (and/or notes). Active versions never change (409).
     Audited as `rulepack.draft_updated` with the new checksum."""
     pack = _lock(pack_id)
     if pack.status != RulePack.Status.DRAFT:
         raise RulePackImmutableError(
-            f"{pack.ref} is {pack.status}; an active or retired version never changes. Create a new draft based on it."
+            f"{pack.ref} is {pack.status}; an active version never changes. Create a new draft based on it."
         )
     if content is not None and yaml_text is not None:
         raise InvalidInputError(
@@ -461,8 +474,7 @@ def rulepack_approve(*, pack_id: UUID, actor: User) -> RulePack:
     must be a fresh backtest of exactly this content (409 backtest_required): the approver sees
     what it would change. The approval is bound to the content's checksum: an edit voids it."""
     pack = _lock(pack_id)
-    if pack.status != RulePack.Status.DRAFT:
-        raise RulePackNotDraftError(f"{pack.ref} is already {pack.status}.")
+    rulepack_ensure_transition(pack=pack, target=RulePack.Status.ACTIVE)
     if rulepack_is_author(pack=pack, user=actor):
         raise AuthorCannotApproveError()
     backtest = rulepack_fresh_backtest(pack=pack)
@@ -503,8 +515,7 @@ def rulepack_activate(*, pack_id: UUID, effective_from: date, actor: User | None
     version in force, so they keep deciding trades dated before this one takes effect. Once the
     transaction commits, `compliance.signals.rulepack_activated` is sent (marketplace re-screens)."""
     pack = _lock(pack_id)
-    if pack.status != RulePack.Status.DRAFT:
-        raise RulePackNotDraftError(f"{pack.ref} is already {pack.status}.")
+    rulepack_ensure_transition(pack=pack, target=RulePack.Status.ACTIVE)
     today = timezone.localdate()
     if effective_from < today:
         raise InvalidInputError(

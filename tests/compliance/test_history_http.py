@@ -64,8 +64,8 @@ def test_iran_before_the_current_sanctions_version_is_denied(client_for, rulepac
 
 
 def test_without_a_screen_in_force_the_dry_run_is_review_not_allow(client_for, rulepacks, buyer_us):
-    # an operator retired every sanctions version before 2025-07-01: nothing screens 2025-06-01
-    RulePack.objects.filter(regime="SANCTIONS").exclude(version="2025.07.01").update(status=RulePack.Status.RETIRED)
+    # every sanctions version before 2025-07-01 is gone (a database that never had them): nothing screens 2025-06-01
+    RulePack.objects.filter(regime="SANCTIONS").exclude(version="2025.07.01").update(status=RulePack.Status.DRAFT)
 
     response = client_for(buyer_us).post(
         EVALUATE, base_facts(**PUBLIC, buyer__jurisdiction="IR", trade_date="2025-06-01"), format="json"
