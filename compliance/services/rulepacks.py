@@ -466,6 +466,19 @@ def _approval_valid(pack: RulePack) -> bool:
             and not _is_author_id(pack=pack, user_id=pack.approved_by_id))
 
 
+def _approve(*, pack: RulePack, actor: Any, backtest: Any, on_activation: bool = False) -> None:
+    """Record the second officer's approval of the pack's current content (the caller saves it)."""
+    pack.approved_by, pack.approved_by_label = actor, _label(actor)
+    pack.approved_at, pack.approved_checksum = timezone.now(), pack.checksum
+    data: dict[str, Any] = {"ref": pack.ref, "checksum": pack.checksum, "backtest": str(backtest.id)}
+    if on_activation:
+        data["on_activation"] = True
+    data["widened"] = (backtest.report.get("widened") or {}).get("widens", False)
+    data["editors"] = [e.get("username") for e in pack.editors or []]
+    audit_record(kind="rulepack.approved", subject_type="rulepack", subject_id=pack.id, actor=actor,
+                 actor_label=_label(actor), data=data)
+
+
 @transaction.atomic
 def rulepack_approve(*, pack_id: UUID, actor: User) -> RulePack:
     """A second officer's approval of a draft's current content, so that it may be activated.
@@ -478,27 +491,8 @@ def rulepack_approve(*, pack_id: UUID, actor: User) -> RulePack:
     if rulepack_is_author(pack=pack, user=actor):
         raise AuthorCannotApproveError()
     backtest = rulepack_fresh_backtest(pack=pack)
-    pack.approved_by, pack.approved_by_label, pack.approved_at, pack.approved_checksum = (
-        actor,
-        _label(actor),
-        timezone.now(),
-        pack.checksum,
-    )
+    _approve(pack=pack, actor=actor, backtest=backtest)
     pack.save(update_fields=["approved_by", "approved_by_label", "approved_at", "approved_checksum", "updated_at"])
-    audit_record(
-        kind="rulepack.approved",
-        subject_type="rulepack",
-        subject_id=pack.id,
-        actor=actor,
-        actor_label=_label(actor),
-        data={
-            "ref": pack.ref,
-            "checksum": pack.checksum,
-            "backtest": str(backtest.id),
-            "widened": (backtest.report.get("widened") or {}).get("widens", False),
-            "editors": [e.get("username") for e in pack.editors or []],
-        },
-    )
     return pack
 
 
@@ -533,27 +527,7 @@ def rulepack_activate(*, pack_id: UUID, effective_from: date, actor: User | None
             raise SecondOfficerRequiredError(
                 f"{pack.ref} needs the approval of an officer who neither created nor edited it "
                 f"(POST /rulepacks/{pack.id}/approve/, or that officer activates it).")
-        pack.approved_by, pack.approved_by_label, pack.approved_at, pack.approved_checksum = (
-            actor,
-            _label(actor),
-            timezone.now(),
-            pack.checksum,
-        )
-        audit_record(
-            kind="rulepack.approved",
-            subject_type="rulepack",
-            subject_id=pack.id,
-            actor=actor,
-            actor_label=_label(actor),
-            data={
-                "ref": pack.ref,
-                "checksum": pack.checksum,
-                "backtest": str(backtest.id),
-                "on_activation": True,
-                "widened": (backtest.report.get("widened") or {}).get("widens", False),
-                "editors": [e.get("username") for e in pack.editors or []],
-            },
-        )
+        _approve(pack=pack, actor=actor, backtest=backtest, on_activation=True)
     _apply_content(pack, content)
     pack.status = RulePack.Status.ACTIVE
     pack.activated_at = timezone.now()
