@@ -22,6 +22,14 @@ def percentile(values: Sequence[float], q: float) -> float | None:
     return ordered[low] + (ordered[high] - ordered[low]) * (rank - low)
 
 
+def quantile(values: Sequence[float], q: float) -> float:
+    """`percentile` of a sequence that cannot be empty (ValueError if it is)."""
+    result = percentile(values, q)
+    if result is None:
+        raise ValueError("no samples")
+    return result
+
+
 def sign_in(base_url: str, username: str, password: str, *, session: requests.Session | None = None,
             timeout: float | tuple[float, float] = HTTP_TIMEOUT) -> str:
     """A bearer token for `username`, or SystemExit naming the refusal."""

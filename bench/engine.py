@@ -35,6 +35,7 @@ Exit status: 0 when the measurements ran (API skipped or not), 1 when the API re
 from __future__ import annotations
 
 import argparse
+import functools
 import gc
 import json
 import math
@@ -57,7 +58,7 @@ if str(REPO_ROOT) not in sys.path:
 
 import requests  # noqa: E402
 import yaml  # noqa: E402
-from common import percentile  # noqa: E402
+from common import quantile  # noqa: E402
 
 from compliance.engine import (  # noqa: E402
     CompiledPack,
@@ -109,7 +110,7 @@ class Stats:
     @classmethod
     def of(cls, samples_ns: Sequence[int]) -> Stats:
         us = [s / 1000.0 for s in samples_ns]
-        return cls(len(us), percentile(us, 50), percentile(us, 95), percentile(us, 99), sum(us) / len(us), max(us))
+        return cls(len(us), quantile(us, 50), quantile(us, 95), quantile(us, 99), sum(us) / len(us), max(us))
 
     @property
     def per_second(self) -> float:
@@ -378,7 +379,7 @@ def measure_growth(
         pack, compile_ms = time_compile(synthetic_pack(size), compile_repeats)
         decision = evaluate(facts, [pack])
         only_default = [f.rule for f in decision.findings] == ["BENCH-DEFAULT"]
-        stats = Stats.of(sample(lambda p=pack: evaluate(facts, [p]), iterations, budget_s))
+        stats = Stats.of(sample(functools.partial(evaluate, facts, [pack]), iterations, budget_s))
         points.append(GrowthPoint(size, compile_ms, stats, stats.median_us / size, only_default))
     return GrowthResult(example.name, points, slope([(p.rules, p.evaluate.median_us) for p in points]))
 
@@ -506,9 +507,9 @@ def measure_api(
         concurrency=concurrency,
         wall_s=wall,
         requests_per_s=total / wall if wall > 0 else 0.0,
-        p50_ms=percentile(latencies_ms, 50),
-        p95_ms=percentile(latencies_ms, 95),
-        p99_ms=percentile(latencies_ms, 99),
+        p50_ms=quantile(latencies_ms, 50),
+        p95_ms=quantile(latencies_ms, 95),
+        p99_ms=quantile(latencies_ms, 99),
         errors=sum(n for status, n in statuses.items() if status != "200"),
         statuses=dict(statuses),
         outcome_mismatches=mismatches,

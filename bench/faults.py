@@ -49,7 +49,7 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -388,7 +388,7 @@ def check_trades(report: Report, conn: psycopg.Connection, ids: list[str], stack
     counts = statuses(conn, ids)
     report.check(f"all {len(ids)} trades exist", sum(counts.values()) == len(ids), f"found {sum(counts.values())}")
     report.check("all trades settled", counts.get("settled", 0) == len(ids), f"statuses {dict(counts)}")
-    holds = dict(
+    holds: dict[str, int] = dict(
         conn.execute(
             "SELECT trade_id::text, count(*) FROM marketplace_ledgertransaction WHERE kind = 'hold' AND trade_id = "
             "ANY(%s::uuid[]) "
@@ -440,6 +440,7 @@ def check_buyer(report: Report, conn: psycopg.Connection) -> None:
         "JOIN auth_user u ON u.id = m.user_id WHERE u.username = %s AND w.currency = 'EUR'",
         (BUYER,),
     ).fetchone()
+    assert row is not None, f"no EUR wallet for {BUYER}"
     available, held, deposits, spent = row
     report.check("buyer wallet: available + held + spent == deposits", available + held + spent == deposits,
                  f"{available} + {held} + {spent} = {available + held + spent} vs deposits {deposits}")
@@ -714,7 +715,7 @@ def scenario_redis_kills(report: Report, stack: Stack, trades: int, timeout: flo
 
     def load() -> None:  # a steady stream of purchases (about 3 a second), across every fault, until told to stop
         with ThreadPoolExecutor(8) as pool:
-            futures = []
+            futures: list[Future[Any]] = []
             while not stop.is_set() and len(futures) < 1000:
                 futures.append(pool.submit(client.post_trade))
                 time.sleep(0.3)

@@ -1,6 +1,6 @@
 """The repository needs nothing beside it: no tracked source, rule pack, doc, Makefile or CI script
 points at a file outside the repository (a relative path climbing above its root, an absolute path
-into the machine it was written on, or a sibling `shared` folder). Web addresses are allowed."""
+into the machine it was written on, or the reading folder that sat beside it). Web addresses are allowed."""
 
 import re
 import subprocess
@@ -11,7 +11,8 @@ TEXT_SUFFIXES = {".py", ".yaml", ".yml", ".md", ".toml", ".txt", ".cfg", ".ini",
 SKIP_DIRS = {".git", ".venv", "var", "node_modules", "__pycache__", ".pytest_cache", ".ruff_cache"}
 URL = re.compile(r"[a-z][a-z0-9+.-]*://\S+", re.I)
 CLIMB = re.compile(r"(?<![\w.])((?:\.\./)+)")
-SIBLING = re.compile(r"(?<![\w.-])" + "shared" + r"/\w")
+OUTSIDE = "sha" + "red"  # the name of the folder of reading notes that sat beside the repository
+SIBLING = re.compile(r"(?<![\w.-])" + OUTSIDE + r"/\w")
 ABSOLUTE = re.compile(r"(?<![\w.])/" + "work" + r"/")
 
 
@@ -49,10 +50,10 @@ def test_no_tracked_file_refers_outside_the_repository():
 
 
 def test_the_check_catches_what_it_is_for(tmp_path):
-    assert URL.sub("", "see https://example.org/../" + "shared/x") == "see "
+    assert URL.sub("", "see https://example.org/../" + OUTSIDE + "/x") == "see "
     assert (
-        SIBLING.search('EXAMPLES = ROOT / "shared" / "x"') is None
+        SIBLING.search(f'EXAMPLES = ROOT / "{OUTSIDE}" / "x"') is None
     )  # a path built from parts is caught by review, not here
-    assert SIBLING.search("read ../" + "shared/compliance/examples.md")
-    assert ABSOLUTE.search('Path("/' + 'work/shared/x")')
+    assert SIBLING.search("read ../" + OUTSIDE + "/compliance/examples.md")
+    assert ABSOLUTE.search('Path("/' + "work/" + OUTSIDE + '/x")')
     assert [len(m.group(1)) // 3 for m in CLIMB.finditer("[a](../../b.md) and ../c")] == [2, 1]
