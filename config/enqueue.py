@@ -11,7 +11,9 @@ import logging
 from functools import partial
 from typing import Any
 
+from django.conf import settings
 from django.db import transaction
+from kombu import Queue
 from kombu.exceptions import OperationalError as KombuOperationalError
 
 logger = logging.getLogger(__name__)
@@ -22,11 +24,16 @@ def send(name: str, args: list[Any], countdown: float | None, queue: str | None)
     frozen costs one publish one bounded timeout, then publishes fail at once for a few seconds."""
     from config.celery_app import BrokerUnavailableError, app
     from config.outage import broker_breaker
+    from config.queues import queue_for, task_queue
 
     if not broker_breaker.allow():
         raise BrokerUnavailableError("the broker failed a moment ago; not publishing until it is retried")
+    destination: str | Queue | None = queue
+    if queue is None:  # the family's queue, if the operator gave it one (config/queues.py), declared as
+        routed = queue_for(name, settings.ELEMENTA_TASK_QUEUES)  # its workers declare it (quorum on RabbitMQ)
+        destination = task_queue(routed, settings.CELERY_BROKER_URL) if routed else None
     try:
-        app.send_task(name, args=args, countdown=countdown, queue=queue)
+        app.send_task(name, args=args, countdown=countdown, queue=destination)
     except (KombuOperationalError, OSError) as exc:
         broker_breaker.failed(exc)
         raise

@@ -14,6 +14,8 @@ from typing import Any
 
 import dj_database_url
 
+from config.queues import family_queues, task_queue, task_routes
+
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(os.environ.get("ELEMENTA_VAR_DIR", BASE_DIR / "var"))
 VAR_DIR.mkdir(parents=True, exist_ok=True)
@@ -286,6 +288,10 @@ else:
     # bench no-op and the test suite's readiness probe read a result).
     CELERY_RESULT_BACKEND = os.environ.get("CELERY_RESULT_BACKEND", "rpc://" if _is_amqp else CELERY_BROKER_URL)
 CELERY_TASK_DEFAULT_QUEUE = os.environ.get("ELEMENTA_CELERY_QUEUE", "elementa")
+# Scaling out: each task family (checks, settlement, webhooks, notifications, screening, audit) may
+# have its own queue, ELEMENTA_QUEUE_<FAMILY>, served by its own worker pool (docs/operations.md).
+ELEMENTA_TASK_QUEUES = family_queues(os.environ, CELERY_TASK_DEFAULT_QUEUE)
+CELERY_TASK_ROUTES = task_routes(ELEMENTA_TASK_QUEUES)
 # Celery's Django fix-up closes the database connection before and after every task unless this is
 # set, so CONN_MAX_AGE did nothing in the worker: a new PostgreSQL session per task. Keep it for
 # this many tasks (the fix-up counts prerun and postrun); a connection that failed is still dropped
@@ -293,9 +299,11 @@ CELERY_TASK_DEFAULT_QUEUE = os.environ.get("ELEMENTA_CELERY_QUEUE", "elementa")
 CELERY_DB_REUSE_MAX = int(os.environ.get("ELEMENTA_WORKER_DB_REUSE_MAX", "500"))
 if _is_amqp:
     # RabbitMQ: the task queue is a quorum queue (config/queues.py says why and what that implies).
-    from config.queues import task_queue
 
-    CELERY_TASK_QUEUES = (task_queue(CELERY_TASK_DEFAULT_QUEUE, CELERY_BROKER_URL),)
+    CELERY_TASK_QUEUES = tuple(
+        task_queue(name, CELERY_BROKER_URL)
+        for name in dict.fromkeys([CELERY_TASK_DEFAULT_QUEUE, *ELEMENTA_TASK_QUEUES.values()])
+    )
     CELERY_WORKER_DETECT_QUORUM_QUEUES = True
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False  # workers log through LOGGING below (JSON in production)
 CELERY_TASK_IGNORE_RESULT = True  # tasks record their effect in the database; only the bench no-op keeps a result

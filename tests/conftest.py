@@ -149,55 +149,50 @@ def _database_url_for_worker() -> str:
     return f"postgres://{auth}@{sd['HOST'] or '127.0.0.1'}:{sd['PORT'] or 5432}/{sd['NAME']}"
 
 
+def start_worker(queues: list[str], *, name: str, env: dict[str, str] | None = None,
+                 log_name: str = "worker.log") -> subprocess.Popen[bytes]:
+    """Start `celery worker` on `queues` against the test database and wait until it consumes.
+
+    Test receivers listen on 127.0.0.1, which webhooks may reach only when explicitly allowed."""
+    full_env = {**os.environ, "DATABASE_URL": _database_url_for_worker(), "ELEMENTA_SWEEP_INTERVAL": "3600",
+                "ELEMENTA_WEBHOOK_ALLOWED_HOSTS": "127.0.0.1", **(env or {})}
+    log = open(Path(settings.VAR_DIR) / log_name, "wb")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "celery", "-A", "config", "worker", "-c", "2", "-l", "info", "--without-mingle",
+         "--without-gossip", "-Q", ",".join(queues), "-n", f"{name}-{os.getpid()}@%h"],
+        cwd=ROOT, env=full_env, stdout=log, stderr=subprocess.STDOUT,
+    )
+    log.close()  # the child holds its own descriptor
+    from config.celery_app import noop
+    from config.queues import task_queue
+
+    try:
+        # declared as the worker declares it (a quorum queue on RabbitMQ)
+        noop.apply_async(queue=task_queue(queues[0], settings.CELERY_BROKER_URL)).get(timeout=60)
+    except Exception:
+        proc.kill()
+        raise
+    return proc
+
+
+def stop_worker(proc: subprocess.Popen[bytes]) -> None:
+    proc.terminate()
+    try:
+        proc.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
 @pytest.fixture(scope="session")
 def celery_worker(django_db_setup: None, django_db_blocker: object) -> Iterator[subprocess.Popen[bytes]]:
     """`celery worker` as a separate process on the configured broker and the test database:
     tasks run exactly as in production, after the API's transaction commits. It serves the default
     queue and every compute queue (compute.cn, compute.de, …), as `make run`'s worker does."""
     with django_db_blocker.unblock():  # type: ignore[attr-defined]
-        database_url = _database_url_for_worker()
-    # Test receivers listen on 127.0.0.1, which webhooks may reach only when explicitly allowed.
-    env = {**os.environ, "DATABASE_URL": database_url, "ELEMENTA_SWEEP_INTERVAL": "3600",
-           "ELEMENTA_WEBHOOK_ALLOWED_HOSTS": "127.0.0.1"}
-    log = open(Path(settings.VAR_DIR) / "worker.log", "wb")
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "celery",
-            "-A",
-            "config",
-            "worker",
-            "-c",
-            "2",
-            "-l",
-            "info",
-            "--without-mingle",
-            "--without-gossip",
-            "-Q",
-            ",".join([settings.CELERY_TASK_DEFAULT_QUEUE, *compute_queues()]),
-            "-n",
-            f"test-{os.getpid()}@%h",
-        ],
-        cwd=ROOT,
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    from config.celery_app import noop
-
-    try:
-        noop.delay().get(timeout=60)  # the worker is consuming
-    except Exception:
-        proc.kill()
-        raise
+        proc = start_worker([settings.CELERY_TASK_DEFAULT_QUEUE, *compute_queues()], name="test")
     yield proc
-    proc.terminate()
-    try:
-        proc.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-    log.close()
+    stop_worker(proc)
 
 
 def wait_for_status(trade_id: uuid.UUID | str, statuses: set[str], timeout: float = 60.0) -> Trade:
