@@ -126,12 +126,13 @@ class DatasetSerializer(StrictModelSerializer):
             "currency",
             "pricing",
             "licence",
+            "licence_version",
             "status",
             "published_at",
             "created_at",
             "updated_at",
         ]
-        read_only_fields = ["id", "status", "published_at", "created_at", "updated_at"]
+        read_only_fields = ["id", "licence_version", "status", "published_at", "created_at", "updated_at"]
 
     @extend_schema_field(
         inline_serializer(
@@ -256,6 +257,49 @@ class TradeCreateSerializer(StrictSerializer):
     )
     queries = serializers.IntegerField(min_value=1, max_value=1_000_000, required=False,
                                        help_text="For a compute offer priced per query: how many queries to buy.")
+    expected_price = serializers.DecimalField(
+        max_digits=14, decimal_places=2, min_value=0, required=False,
+        help_text="The price you saw (the listing's, or the compute offer's total). Send it: if the price is not "
+        "this any more, nothing is bought and the answer is 409 `price_changed` with the current terms.",
+    )
+    expected_currency = CurrencyField(required=False, help_text="The currency you saw; 409 `price_changed` if not.")
+    expected_licence_version = serializers.IntegerField(
+        min_value=1, required=False,
+        help_text="The listing's `licence_version` you saw; 409 `price_changed` if the terms changed since.",
+    )
+    repeat = serializers.BooleanField(
+        default=False,
+        help_text="Buy again although your organisation holds an active grant for this dataset and delivery "
+        "(otherwise 409 `already_held`).",
+    )
+
+
+class RenewSerializer(StrictSerializer):
+    """The next period's terms the buyer confirms (GET /trades/{id}/renew/ shows them). Any left out must
+    equal the renewed period's; a difference is 409 `price_changed`."""
+
+    expected_price = serializers.DecimalField(max_digits=14, decimal_places=2, min_value=0, required=False)
+    expected_currency = CurrencyField(required=False)
+    expected_licence_version = serializers.IntegerField(min_value=1, required=False)
+
+
+class TermsSerializer(StrictSerializer):
+    price = serializers.DecimalField(max_digits=14, decimal_places=2)
+    currency = serializers.CharField()
+    pricing = serializers.CharField()
+    licence = serializers.DictField(required=False)
+    licence_version = serializers.IntegerField()
+    delivery = serializers.CharField(required=False)
+    compute_queries = serializers.IntegerField(allow_null=True, required=False)
+
+
+class RenewalTermsSerializer(StrictSerializer):
+    """What renewing would charge now (`next`), the period being renewed (`current`), and whether they differ
+    (then `renew` needs the new terms confirmed)."""
+
+    next = TermsSerializer()
+    current = TermsSerializer()
+    changed = serializers.BooleanField()
 
 
 class PreviewQuerySerializer(serializers.Serializer):  # a query string, not a body: extra parameters are ignored
@@ -345,6 +389,7 @@ class TradeSerializer(StrictModelSerializer):
             "currency",
             "pricing",
             "licence",
+            "licence_version",
             "delivery",
             "compute_queries",
             "decision",
