@@ -6,6 +6,8 @@ from datetime import timedelta
 from decimal import Decimal
 
 import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from marketplace.models import AccessGrant, LedgerTransaction, RefundRequest, Trade
@@ -231,3 +233,18 @@ def test_a_suspended_grant_still_counts_as_held(client_for, buyer_eu, eu_persona
     AccessGrant.objects.filter(pk=held.pk).update(suspended_at=timezone.now(), suspended_reason="test")
 
     assert buy(client_for(buyer_eu), eu_personal).json()["code"] == "already_held"
+
+
+def test_the_already_held_check_costs_no_statement_of_its_own(client_for, buyer_eu, buyer_us, provider_eu):
+    """The EXISTS rides on the dataset's read: buying with the check (repeat false) takes as many
+    statements as buying without it (repeat true), price pinning included."""
+    first, second = (DatasetFactory.create(provider=provider_eu.organisation) for _ in range(2))
+    api = client_for(buyer_eu)
+    buy(client_for(buyer_us), first)  # warm-up: first-request work is not the check's
+    with CaptureQueriesContext(connection) as checked:
+        assert buy(api, first, expected_price="100.00", expected_currency="EUR").status_code == 201
+    with CaptureQueriesContext(connection) as unchecked:
+        assert buy(api, second, repeat=True).status_code == 201
+
+    assert len(checked.captured_queries) == len(unchecked.captured_queries)
+    assert "EXISTS" in next(q["sql"] for q in checked.captured_queries if "marketplace_dataset" in q["sql"]).upper()
