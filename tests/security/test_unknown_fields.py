@@ -75,7 +75,9 @@ def test_an_unknown_field_is_refused_and_changes_nothing(
     if role == "admin":  # the organisation's administrator: legal facts, invitations, roles
         buyer = world.members["buyer"]
         assert buyer is not None
-        member: Membership | None = MembershipFactory.create(organisation=buyer.organisation, role=Membership.Role.ADMIN)
+        member: Membership | None = MembershipFactory.create(
+            organisation=buyer.organisation, role=Membership.Role.ADMIN
+        )
     else:
         member = world.members[role]
     client = client_for(member)
