@@ -31,8 +31,11 @@ def unknown_fields(serializer: serializers.BaseSerializer, data: Any, prefix: st
         if not isinstance(data, list):
             return {}
         found: dict[str, list[str]] = {}
+        child = serializer.child
+        if not isinstance(child, serializers.BaseSerializer):
+            return {}
         for index, item in enumerate(data):
-            found.update(unknown_fields(serializer.child, item, f"{prefix}{index}."))
+            found.update(unknown_fields(child, item, f"{prefix}{index}."))
         return found
     if not isinstance(data, Mapping) or not isinstance(serializer, serializers.Serializer):
         return {}

@@ -4,6 +4,7 @@ buying what the organisation already holds needs `"repeat": true` (409 `already_
 
 from datetime import timedelta
 from decimal import Decimal
+from typing import Any
 
 import pytest
 from django.db import connection
@@ -24,12 +25,12 @@ def balances(client) -> dict[str, tuple[str, str]]:
     return {b["currency"]: (b["available"], b["held"]) for b in client.get("/api/v1/wallet/").json()["balances"]}
 
 
-def settle(trade_id: str) -> None:
+def settle(trade_id: Any) -> None:
     trade_transition(trade_id=trade_id, to=Trade.Status.APPROVED, actor_label="system:test")
     trade_settle(trade_id=trade_id)
 
 
-def buy(client, dataset, **extra) -> object:
+def buy(client: Any, dataset: Any, **extra: Any) -> Any:
     return client.post(TRADES, {"dataset": str(dataset.id), **extra}, format="json")
 
 
