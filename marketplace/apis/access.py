@@ -333,10 +333,14 @@ class GrantViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Ge
         request is decided by it). The buyer: 403; another organisation: 404. 409 `grant_already_revoked`,
         `revocation_request_pending`, `refund_not_covered`; 400 `pro_rata_unavailable` (no end date)."""
         grant = self.get_object()
+        membership = _membership(request)
+        officer = is_officer(request.user)
+        if not officer and grant.buyer_id == membership.organisation_id:  # who may, before what is asked
+            raise PermissionDeniedError("Only the dataset's provider may ask for a grant to be revoked.")
         serializer = GrantRevokeSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        data, membership = serializer.validated_data, _membership(request)
-        if is_officer(request.user):
+        data = serializer.validated_data
+        if officer:
             decided = grant_revoke_by_officer(
                 grant_id=grant.id, officer=membership, refund=data.get("refund"), reason=data["reason"]
             )
