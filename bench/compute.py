@@ -129,7 +129,7 @@ def over_http(url: str, csv_bytes: bytes, runs: int) -> dict[str, Any]:
     )
     assert upload.status_code == 201, upload.text
     trade = buyer.post(
-        f"{url}/api/v1/trades/", json={"dataset": dataset["id"], "delivery": "compute"}, timeout=30
+        f"{url}/api/v1/trades/", json={"dataset": dataset["id"], "delivery": "compute", "repeat": True}, timeout=30
     ).json()
     deadline = time.monotonic() + 120
     while buyer.get(f"{url}/api/v1/trades/{trade['id']}/", timeout=30).json()["status"] != "settled":

@@ -155,7 +155,8 @@ class TradeReport:
 def post_trade(api: Api, dataset_id: str) -> PostOutcome:
     started = time.perf_counter()
     try:
-        response = api.post("/api/v1/trades/", {"dataset": dataset_id})
+        # The same buyer buys the same dataset over and over: each is a repeat (else 409 already_held).
+        response = api.post("/api/v1/trades/", {"dataset": dataset_id, "repeat": True})
     except requests.RequestException as exc:
         return PostOutcome(started, time.perf_counter(), None, f"{type(exc).__name__}: {exc}"[:200])
     finished = time.perf_counter()

@@ -64,7 +64,11 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
         logger.warning("database refused a value in %s: %s", context.get("view").__class__.__name__, exc)
         exc = InvalidInputError("A value is out of range or contains characters that cannot be stored.")
     if isinstance(exc, ApplicationError):
-        rendered = Response(error_body(exc.code, exc.message, _flatten(exc.fields)), status=exc.status_code)
+        body = error_body(exc.code, exc.message, _flatten(exc.fields))
+        extra = getattr(exc, "extra", None)
+        if extra:  # what the client needs to act on this error (e.g. `current` terms of price_changed)
+            body.update({k: v for k, v in extra.items() if k not in body})
+        rendered = Response(body, status=exc.status_code)
         auth_header = getattr(exc, "auth_header", None)
         if auth_header:  # a 401 from config.authentication: say which scheme to use
             rendered["WWW-Authenticate"] = auth_header

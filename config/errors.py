@@ -132,3 +132,11 @@ class PasswordInvalidError(InvalidInputError):
 class ApiKeyScopeInvalidError(InvalidInputError):
     code = "api_key_scope_invalid"
     default_message = "Unknown scope, or a scope your role cannot hand to a key."
+
+
+# --- Strict input (config/serializers.py) ----------------------------------------------------------
+
+
+class UnknownFieldError(InvalidInputError):
+    code = "unknown_field"
+    default_message = "The request has fields this endpoint does not accept; nothing was done."

@@ -3,6 +3,8 @@
 Each class has its own stable `code` (documented in docs/errors.md; tests/security/test_error_catalogue.py
 checks both). The four-eyes error, shared with rule-pack activation, lives in compliance.errors."""
 
+from typing import Any
+
 from config.errors import ApplicationError, ConflictError, InvalidInputError, NotFoundError, PermissionDeniedError
 
 # --- Trades, datasets and evidence -------------------------------------------------------------
@@ -78,6 +80,28 @@ class RequirementsOutstandingError(ConflictError):
 class AlreadyRenewedError(ConflictError):
     code = "already_renewed"
     default_message = "This subscription period has already been renewed."
+
+
+class PriceChangedError(ConflictError):
+    """The terms the buyer confirmed (expected_price, expected_currency, expected_licence_version) are
+    not the terms it would get now; `current` in the body holds today's terms. Nothing was bought."""
+
+    code = "price_changed"
+    default_message = "The price or licence terms changed since you saw them; nothing was bought. Check `current`."
+
+    def __init__(
+        self, message: str | None = None, *, fields: dict[str, Any] | None = None, current: dict[str, Any]
+    ) -> None:
+        super().__init__(message, fields=fields)
+        self.extra = {"current": current}  # rendered beside code, message and fields (config.api)
+
+
+class AlreadyHeldError(ConflictError):
+    code = "already_held"
+    default_message = (
+        'Your organisation already holds an active grant for this dataset and delivery; send "repeat": true to buy '
+        "it again."
+    )
 
 
 class OwnOrganisationError(PermissionDeniedError):

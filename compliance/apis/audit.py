@@ -15,9 +15,10 @@ from rest_framework.views import APIView
 from compliance.models import AuditEvent
 from compliance.services.audit import audit_verify
 from config.permissions import IsOfficer
+from config.serializers import StrictModelSerializer
 
 
-class AuditEventSerializer(serializers.ModelSerializer):
+class AuditEventSerializer(StrictModelSerializer):
     class Meta:
         model = AuditEvent
         fields = ["id", "at", "kind", "actor_label", "subject_type", "subject_id", "data", "prev_hash", "hash"]

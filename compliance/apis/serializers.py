@@ -4,9 +4,10 @@ from rest_framework import serializers
 
 from compliance.engine import vocabulary as vocab
 from compliance.models import RulePack, RulePackBacktest
+from config.serializers import StrictModelSerializer, StrictSerializer
 
 
-class FindingSerializer(serializers.Serializer):
+class FindingSerializer(StrictSerializer):
     rule = serializers.CharField()
     regime = serializers.CharField()
     outcome = serializers.CharField()
@@ -20,7 +21,7 @@ class FindingSerializer(serializers.Serializer):
     )
 
 
-class DecisionSerializer(serializers.Serializer):
+class DecisionSerializer(StrictSerializer):
     outcome = serializers.ChoiceField(choices=[o.value for o in vocab.Outcome])
     requirements = serializers.ListField(child=serializers.ListField(child=serializers.CharField()))
     findings = FindingSerializer(many=True)
@@ -28,7 +29,7 @@ class DecisionSerializer(serializers.Serializer):
     rulepacks = serializers.ListField(child=serializers.CharField())
 
 
-class RulePackSerializer(serializers.Serializer):
+class RulePackSerializer(StrictSerializer):
     id = serializers.UUIDField()
     ref = serializers.CharField()
     regime = serializers.CharField()
@@ -67,7 +68,7 @@ class RulePackSerializer(serializers.Serializer):
         )
 
 
-class RulePackDraftSerializer(serializers.Serializer):
+class RulePackDraftSerializer(StrictSerializer):
     """A new draft: exactly one of `content`, `yaml` or `based_on` (with a new `version`)."""
 
     content = serializers.JSONField(required=False, help_text="The pack's data as an object (docs/rulepacks.md).")
@@ -81,30 +82,30 @@ class RulePackDraftSerializer(serializers.Serializer):
     notes = serializers.CharField(required=False, allow_blank=True, max_length=4000)
 
 
-class RulePackEditSerializer(serializers.Serializer):
+class RulePackEditSerializer(StrictSerializer):
     content = serializers.JSONField(required=False)
     yaml = serializers.CharField(required=False, trim_whitespace=False)
     notes = serializers.CharField(required=False, allow_blank=True, max_length=4000)
 
 
-class RulePackProblemSerializer(serializers.Serializer):
+class RulePackProblemSerializer(StrictSerializer):
     path = serializers.CharField()
     message = serializers.CharField()
 
 
-class RulePackValidationSerializer(serializers.Serializer):
+class RulePackValidationSerializer(StrictSerializer):
     ok = serializers.BooleanField()
     problems = RulePackProblemSerializer(many=True)
     warnings = RulePackProblemSerializer(many=True)
 
 
-class RulePackActivateSerializer(serializers.Serializer):
+class RulePackActivateSerializer(StrictSerializer):
     effective_from = serializers.DateField(
         help_text="Today or later; trades dated from then on are decided by this version."
     )
 
 
-class BacktestRequestSerializer(serializers.Serializer):
+class BacktestRequestSerializer(StrictSerializer):
     """{"scope": "period", "from": date, "to": date} or {"scope": "open"}."""
 
     scope = serializers.ChoiceField(choices=RulePackBacktest.Scope.choices, default=RulePackBacktest.Scope.PERIOD)
@@ -121,7 +122,7 @@ class BacktestRequestSerializer(serializers.Serializer):
         return fields
 
 
-class ChangedFindingSerializer(serializers.Serializer):
+class ChangedFindingSerializer(StrictSerializer):
     rule = serializers.CharField()
     regime = serializers.CharField()
     old_outcome = serializers.CharField(allow_null=True)
@@ -131,12 +132,12 @@ class ChangedFindingSerializer(serializers.Serializer):
     rulepack = serializers.CharField()
 
 
-class OutcomeSummarySerializer(serializers.Serializer):
+class OutcomeSummarySerializer(StrictSerializer):
     outcome = serializers.CharField()
     requirements = serializers.ListField(child=serializers.ListField(child=serializers.CharField()))
 
 
-class BacktestItemSerializer(serializers.Serializer):
+class BacktestItemSerializer(StrictSerializer):
     subject_type = serializers.CharField()
     subject_id = serializers.UUIDField()
     check_id = serializers.UUIDField()
@@ -148,7 +149,7 @@ class BacktestItemSerializer(serializers.Serializer):
     changed_findings = ChangedFindingSerializer(many=True)
 
 
-class TransitionSerializer(serializers.Serializer):
+class TransitionSerializer(StrictSerializer):
     to = serializers.CharField()
     count = serializers.IntegerField()
 
@@ -156,7 +157,7 @@ class TransitionSerializer(serializers.Serializer):
         return {"from": serializers.CharField(), **super().get_fields()}
 
 
-class BacktestTotalsSerializer(serializers.Serializer):
+class BacktestTotalsSerializer(StrictSerializer):
     evaluated = serializers.IntegerField()
     changed = serializers.IntegerField()
     unchanged = serializers.IntegerField()
@@ -164,14 +165,14 @@ class BacktestTotalsSerializer(serializers.Serializer):
     transitions = TransitionSerializer(many=True)
 
 
-class WidenedRuleSerializer(serializers.Serializer):
+class WidenedRuleSerializer(StrictSerializer):
     rule = serializers.CharField()
     old_outcome = serializers.CharField(allow_null=True)
     new_outcome = serializers.CharField(allow_null=True)
     removed = serializers.BooleanField()
 
 
-class WidenedSerializer(serializers.Serializer):
+class WidenedSerializer(StrictSerializer):
     """What moves outcomes toward allow, compared with the active version the pack replaces."""
 
     widens = serializers.BooleanField(help_text="True when anything below is non-empty: an approver must look.")
@@ -192,7 +193,7 @@ class WidenedSerializer(serializers.Serializer):
     )
 
 
-class BacktestSummarySerializer(serializers.ModelSerializer):
+class BacktestSummarySerializer(StrictModelSerializer):
     rulepack = serializers.UUIDField(source="rulepack_id")
     totals = serializers.JSONField(source="report.totals")
     widened = WidenedSerializer(source="report.widened", default=None, allow_null=True)

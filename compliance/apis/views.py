@@ -38,6 +38,7 @@ from compliance.services.rulepacks import (
     rulepack_warnings,
 )
 from config.permissions import IsOfficer
+from config.serializers import reject_body
 from config.users import request_user
 
 
@@ -107,6 +108,7 @@ class RulePackViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets
     @action(detail=True, methods=["post"])
     def validate(self, request: Request, pk: str | None = None) -> Response:
         pack = self.get_object()
+        reject_body(request)
         problems = rulepack_validate(pack_id=pack.id)
         warnings = rulepack_warnings(pack=pack)
         return Response(
@@ -124,7 +126,9 @@ class RulePackViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets
         activated (by anyone, with `activate/`). Needs a backtest of exactly this content from the last
         ELEMENTA_BACKTEST_MAX_AGE_HOURS (409 `backtest_required`); 409 `author_cannot_approve` for its
         creator or an editor; 409 `rulepack_not_draft` once active. Editing the content voids the approval."""
-        pack = rulepack_approve(pack_id=self.get_object().id, actor=request_user(request))
+        pack = self.get_object()
+        reject_body(request)
+        pack = rulepack_approve(pack_id=pack.id, actor=request_user(request))
         return Response(RulePackSerializer(pack).data)
 
     @extend_schema(request=RulePackActivateSerializer, responses=RulePackSerializer)

@@ -22,6 +22,7 @@ from compliance.engine import (
 from compliance.errors import InvalidFactsError, TradeDateOutOfRangeError
 from compliance.models import ComplianceCheck
 from compliance.selectors.rulepacks import rulepacks_compiled
+from config.errors import UnknownFieldError
 
 
 def facts_parse(*, raw: Any, today: date | None = None) -> TransferFacts:
@@ -29,6 +30,10 @@ def facts_parse(*, raw: Any, today: date | None = None) -> TransferFacts:
     try:
         return parse_facts(raw, today=today or timezone.localdate())
     except FactsError as exc:
+        # One code per concept: a field the contract does not know is `unknown_field`, as on every write.
+        unknown = {path: ["unknown field"] for path, messages in exc.errors.items() if "unknown field" in messages}
+        if unknown:
+            raise UnknownFieldError(fields=unknown) from exc
         raise InvalidFactsError(fields=exc.errors) from exc
 
 

@@ -22,6 +22,7 @@ from rest_framework.response import Response
 from config.api import error_body
 from config.errors import PermissionDeniedError
 from config.permissions import IsOfficer, IsProvider
+from config.serializers import StrictModelSerializer, StrictSerializer
 from marketplace.apis.common import request_membership as _membership
 from marketplace.apis.compute import QUERY_ACCEPTED, ComputeQuerySerializer, QuerySubmitSerializer, grant_queries
 from marketplace.apis.revocations import RevocationRequestSerializer, revocation_requests_of
@@ -40,13 +41,13 @@ from marketplace.services.grant_revocations import grant_reinstate, grant_revoca
 # --- serializers ------------------------------------------------------------------------------
 
 
-class AccessErrorSerializer(serializers.Serializer):
+class AccessErrorSerializer(StrictSerializer):
     code = serializers.CharField()
     message = serializers.CharField()
     fields = serializers.DictField()  # type: ignore[assignment]  # a declared field: the metaclass pops it, no .fields clash
 
 
-class DatasetFileSerializer(serializers.ModelSerializer):
+class DatasetFileSerializer(StrictModelSerializer):
     dataset = serializers.UUIDField(source="dataset_id", read_only=True)
     uploaded_by = serializers.CharField(source="uploaded_by_label", read_only=True)
 
@@ -66,13 +67,13 @@ class DatasetFileSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
-class DatasetFileUploadSerializer(serializers.Serializer):
+class DatasetFileUploadSerializer(StrictSerializer):
     file = serializers.FileField(
         help_text="The new version's content; its type is taken from the file name.", allow_empty_file=True
     )
 
 
-class GrantDownloadSerializer(serializers.ModelSerializer):
+class GrantDownloadSerializer(StrictModelSerializer):
     range = serializers.CharField(source="range_header")
 
     class Meta:
@@ -91,7 +92,7 @@ class GrantDownloadSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
-class GrantSerializer(serializers.ModelSerializer):
+class GrantSerializer(StrictModelSerializer):
     trade = serializers.UUIDField(source="trade_id")
     dataset = serializers.UUIDField(source="dataset_id")
     dataset_title = serializers.CharField(source="dataset.title")
@@ -264,7 +265,7 @@ IDEMPOTENCY = OpenApiParameter(
 )
 
 
-class DownloadQuerySerializer(serializers.Serializer):
+class DownloadQuerySerializer(serializers.Serializer):  # a query string, not a body
     version = serializers.IntegerField(
         min_value=1, required=False, help_text="Defaults to the latest version the grant covers."
     )
@@ -332,10 +333,14 @@ class GrantViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Ge
         request is decided by it). The buyer: 403; another organisation: 404. 409 `grant_already_revoked`,
         `revocation_request_pending`, `refund_not_covered`; 400 `pro_rata_unavailable` (no end date)."""
         grant = self.get_object()
+        membership = _membership(request)
+        officer = is_officer(request.user)
+        if not officer and grant.buyer_id == membership.organisation_id:  # who may, before what is asked
+            raise PermissionDeniedError("Only the dataset's provider may ask for a grant to be revoked.")
         serializer = GrantRevokeSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        data, membership = serializer.validated_data, _membership(request)
-        if is_officer(request.user):
+        data = serializer.validated_data
+        if officer:
             decided = grant_revoke_by_officer(
                 grant_id=grant.id, officer=membership, refund=data.get("refund"), reason=data["reason"]
             )

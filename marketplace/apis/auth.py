@@ -16,6 +16,7 @@ from rest_framework.views import APIView
 
 from config.errors import InvalidCredentialsError, PermissionDeniedError
 from config.scopes import SCOPES, scopes_for_role
+from config.serializers import StrictModelSerializer, StrictSerializer, reject_body, reject_unknown_fields
 from config.throttling import LoginRateThrottle, client_address, login_check_locked, login_failed, login_succeeded
 from marketplace.models import ApiKey, Membership
 from marketplace.selectors.members import membership_of
@@ -42,6 +43,14 @@ def _token_response(row: AuthToken, token: str) -> dict[str, Any]:
     }
 
 
+class TokenRequestSerializer(StrictSerializer):
+    """Checked by hand in TokenApi (a missing field is `invalid_credentials`); declared for the schema and
+    the unknown-field check."""
+
+    username = serializers.CharField()
+    password = serializers.CharField()
+
+
 class TokenApi(APIView):
     """Log in: exchange a username and password for a new session token, which expires."""
 
@@ -50,15 +59,14 @@ class TokenApi(APIView):
     throttle_classes = [LoginRateThrottle]
 
     @extend_schema(
-        request=inline_serializer(
-            "TokenRequest", {"username": serializers.CharField(), "password": serializers.CharField()}
-        ),
+        request=TokenRequestSerializer,
         responses={200: TOKEN_RESPONSE},
         auth=[],
     )
     def post(self, request: Request) -> Response:
         """Each login is a new session with its own token and expiry; earlier sessions keep working
         until they expire or are logged out. 400 `invalid_credentials`; 429 `login_locked` after repeated failures."""
+        reject_unknown_fields(TokenRequestSerializer(), request.data)
         data = request.data if isinstance(request.data, dict) else {}
         username, password = data.get("username"), data.get("password")
         fields = {
@@ -88,6 +96,7 @@ class LogoutApi(APIView):
     @extend_schema(request=None, responses={204: None})
     def post(self, request: Request) -> Response:
         """The token used for this request stops working at once (401 `token_invalid` afterwards)."""
+        reject_body(request)
         if isinstance(request.auth, AuthToken):
             session_services.session_revoke_token(token=request.auth)
         else:  # signed in through the browsable API's session cookie
@@ -101,11 +110,12 @@ class LogoutAllApi(APIView):
     @extend_schema(request=None, responses={204: None})
     def post(self, request: Request) -> Response:
         """Every token of the caller stops working at once. Audited (`user.sessions_revoked`)."""
+        reject_body(request)
         session_services.sessions_revoke_all(user=request.user, actor=request.user, reason="logout_all")
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
-class SessionSerializer(serializers.Serializer):
+class SessionSerializer(StrictSerializer):
     id = serializers.CharField(
         source="token_key", help_text="The first characters of the token; DELETE /auth/sessions/{id}/ ends it."
     )
@@ -136,7 +146,7 @@ class SessionViewSet(mixins.ListModelMixin, mixins.DestroyModelMixin, viewsets.G
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
-class PasswordChangeSerializer(serializers.Serializer):
+class PasswordChangeSerializer(StrictSerializer):
     current_password = serializers.CharField(max_length=4096, trim_whitespace=False)
     new_password = serializers.CharField(max_length=4096, trim_whitespace=False)
 
@@ -168,7 +178,7 @@ def _membership(request: Request) -> Membership:
     return membership
 
 
-class ApiKeySerializer(serializers.ModelSerializer):
+class ApiKeySerializer(StrictModelSerializer):
     id = serializers.CharField(
         source="prefix", read_only=True, help_text="The key's public prefix (the part before the dot)."
     )

@@ -17,6 +17,7 @@ from compliance.engine import vocabulary as vocab
 from compliance.services.checks import compliance_evaluate
 from config.errors import PermissionDeniedError
 from config.permissions import IsBuyer, IsProvider
+from config.serializers import reject_body
 from marketplace.apis import serializers as s
 from marketplace.apis.common import request_membership as _membership
 from marketplace.apis.filters import DatasetFilter
@@ -73,7 +74,9 @@ class DatasetViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.
         """Providers, own drafts only. Chinese personal information needs `pi_duties_attested`. Audited
         (`dataset.published`, with the attestation and the facts buyers will trade on). Publishing twice
         is harmless; a withdrawn listing is 409 `dataset_transition_not_allowed`."""
-        dataset = dataset_services.dataset_publish(dataset_id=self._own().id, actor=request.user)
+        dataset = self._own()
+        reject_body(request)
+        dataset = dataset_services.dataset_publish(dataset_id=dataset.id, actor=request.user)
         return Response(self.get_serializer(dataset).data)
 
     @extend_schema(
@@ -127,5 +130,7 @@ class DatasetViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.
     @action(detail=True, methods=["post"])
     def withdraw(self, request: Request, pk: str | None = None) -> Response:
         """Providers, own listings only; open trades go on. Audited (`dataset.withdrawn`)."""
-        dataset = dataset_services.dataset_withdraw(dataset_id=self._own().id, actor=request.user)
+        dataset = self._own()
+        reject_body(request)
+        dataset = dataset_services.dataset_withdraw(dataset_id=dataset.id, actor=request.user)
         return Response(self.get_serializer(dataset).data)

@@ -21,6 +21,7 @@ from rest_framework.views import APIView
 
 from config.errors import PermissionDeniedError
 from config.permissions import IsOfficer
+from config.serializers import StrictModelSerializer, StrictSerializer
 from config.users import request_user
 from marketplace.apis.serializers import CurrencyField, ReasonSerializer
 from marketplace.models import ComputeOffer, ComputeQuery, Dataset, Membership
@@ -38,7 +39,7 @@ def _membership(request: Request) -> Membership:
     return membership
 
 
-class ComputeOfferSerializer(serializers.ModelSerializer):
+class ComputeOfferSerializer(StrictModelSerializer):
     dataset = serializers.UUIDField(source="dataset_id", read_only=True)
     columns = serializers.DictField(child=serializers.ChoiceField(choices=ComputeOffer.Role.choices), allow_empty=False,
                                     help_text="{column: role}; roles: identifier, quasi_identifier, sensitive, plain.")
@@ -142,7 +143,7 @@ class ComputeReviewPolicyApi(APIView):
         return Response(ComputeOfferSerializer(offer).data)
 
 
-class QuerySubmitSerializer(serializers.Serializer):
+class QuerySubmitSerializer(StrictSerializer):
     sql = serializers.CharField(
         max_length=10_000,
         trim_whitespace=True,
@@ -150,7 +151,7 @@ class QuerySubmitSerializer(serializers.Serializer):
     )
 
 
-class ComputeQuerySerializer(serializers.ModelSerializer):
+class ComputeQuerySerializer(StrictModelSerializer):
     grant = serializers.UUIDField(source="grant_id")
     dataset = serializers.UUIDField(source="dataset_id")
     report = serializers.SerializerMethodField(

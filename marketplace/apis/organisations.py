@@ -16,6 +16,7 @@ from rest_framework.views import APIView
 from compliance.models import SanctionsList
 from config.errors import NotFoundError, PermissionDeniedError
 from config.permissions import IsOfficer
+from config.serializers import StrictModelSerializer, StrictSerializer, reject_unknown_fields
 from config.throttling import LoginRateThrottle
 from marketplace.idempotency import idempotent
 from marketplace.models import Membership, Organisation, OrganisationFacts, ScreeningFalsePositive
@@ -46,7 +47,7 @@ def organisations_visible(user: Any) -> QuerySet[Organisation]:
     return Organisation.objects.filter(pk=membership.organisation_id) if membership else Organisation.objects.none()
 
 
-class OrganisationDetailSerializer(serializers.ModelSerializer):
+class OrganisationDetailSerializer(StrictModelSerializer):
     contact_email = serializers.CharField(read_only=True, help_text="Empty for organisations that never applied.")
 
     class Meta:
@@ -73,7 +74,7 @@ class OrganisationDetailSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
-class OrganisationFactsSerializer(serializers.ModelSerializer):
+class OrganisationFactsSerializer(StrictModelSerializer):
     organisation_name = serializers.CharField(source="organisation.name", read_only=True)
     requested_by = serializers.SerializerMethodField()
     first_accepted_by = serializers.SerializerMethodField()
@@ -118,22 +119,38 @@ class OrganisationFactsSerializer(serializers.ModelSerializer):
         return obj.first_accepted_by.get_username() if obj.first_accepted_by else ""
 
 
-class ApplySerializer(serializers.Serializer):
+class AdminAccountSerializer(StrictSerializer):
+    """Declared for the schema and the unknown-field check; organisation_apply validates the values."""
+
+    username = serializers.CharField()
+    email = serializers.CharField()
+    password = serializers.CharField()
+
+
+class ApplySerializer(StrictSerializer):
     organisation = serializers.JSONField(
         help_text="legal_name, registration_number, register, jurisdiction, headquarters, "
         "owners [{name, jurisdiction, share, kind}], kind, certifications "
         "[{code, evidence, valid_until}], aliases, contact {name, email, phone}, "
         "documents [{title, reference, sha256}]"
     )
-    admin = serializers.JSONField(help_text="The administrator's account: username, email, password.")
+    admin = AdminAccountSerializer(help_text="The administrator's account.")
 
 
-class DecideSerializer(serializers.Serializer):
+class FactsChangeSerializer(StrictSerializer):
+    organisation = serializers.JSONField(help_text="The legal facts, as in `POST /organisations/apply/`.")
+
+
+class NotificationPreferencesUpdateSerializer(StrictSerializer):
+    enabled = serializers.DictField(child=serializers.BooleanField())
+
+
+class DecideSerializer(StrictSerializer):
     decision = serializers.ChoiceField(choices=["accept", "reject"])
     reason = serializers.CharField(max_length=4000, required=False, allow_blank=True, help_text="Required to reject.")
 
 
-class MemberSerializer(serializers.ModelSerializer):
+class MemberSerializer(StrictModelSerializer):
     user_id = serializers.IntegerField(read_only=True)
     username = serializers.CharField(source="user.username", read_only=True)
     email = serializers.CharField(source="user.email", read_only=True)
@@ -144,24 +161,24 @@ class MemberSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
-class InvitationCreateSerializer(serializers.Serializer):
+class InvitationCreateSerializer(StrictSerializer):
     email = serializers.CharField(max_length=254)
     role = serializers.CharField(
         max_length=16, help_text="provider, buyer or admin; officer or admin in the operator's organisation"
     )
 
 
-class InvitationAcceptSerializer(serializers.Serializer):
+class InvitationAcceptSerializer(StrictSerializer):
     token = serializers.CharField(max_length=400)
     username = serializers.CharField(max_length=150)
     password = serializers.CharField(max_length=4096)
 
 
-class RoleSerializer(serializers.Serializer):
+class RoleSerializer(StrictSerializer):
     role = serializers.CharField(max_length=16)
 
 
-class SanctionsListSerializer(serializers.ModelSerializer):
+class SanctionsListSerializer(StrictModelSerializer):
     ref = serializers.CharField(read_only=True)
 
     class Meta:
@@ -181,7 +198,7 @@ class SanctionsListSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
-class FalsePositiveSerializer(serializers.ModelSerializer):
+class FalsePositiveSerializer(StrictModelSerializer):
     recorded_by = serializers.CharField(source="recorded_by_label", read_only=True)
 
     class Meta:
@@ -190,7 +207,7 @@ class FalsePositiveSerializer(serializers.ModelSerializer):
         read_only_fields = ["id", "entry_name", "recorded_by", "created_at"]
 
 
-class FalsePositiveCreateSerializer(serializers.Serializer):
+class FalsePositiveCreateSerializer(StrictSerializer):
     organisation = serializers.UUIDField()
     source = serializers.ChoiceField(choices=SanctionsList.Source.choices)  # type: ignore[assignment]  # a declared field: no Field.source clash
     entry_id = serializers.CharField(max_length=40)
@@ -215,6 +232,7 @@ class ApplyApi(APIView):
         },
     )
     def post(self, request: Request) -> Response:
+        reject_unknown_fields(ApplySerializer(), request.data)
         data = request.data if isinstance(request.data, dict) else {}
         organisation, version, _ = organisation_apply(facts_raw=data.get("organisation"), admin_raw=data.get("admin"))
         return Response(
@@ -247,7 +265,7 @@ class OrganisationViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, view
     @extend_schema(methods=["get"], responses=OrganisationFactsSerializer(many=True))
     @extend_schema(
         methods=["post"],
-        request=inline_serializer("FactsChange", {"organisation": serializers.JSONField()}),
+        request=FactsChangeSerializer,
         responses={201: OrganisationFactsSerializer},
     )
     @action(detail=True, methods=["get", "post"])
@@ -260,6 +278,7 @@ class OrganisationViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, view
             if membership.organisation_id != organisation.id:
                 raise PermissionDeniedError("Only the organisation's administrator may change its legal facts.")
             require_admin(membership)
+            reject_unknown_fields(FactsChangeSerializer(), request.data)
             data = request.data if isinstance(request.data, dict) else {}
             version = organisation_facts_change(membership=membership, facts_raw=data.get("organisation"))
             return Response(
@@ -453,13 +472,12 @@ class NotificationPreferencesApi(APIView):
         return Response(notification_preferences_get(user=request.user))
 
     @extend_schema(
-        request=inline_serializer(
-            "NotificationPreferencesUpdate", {"enabled": serializers.DictField(child=serializers.BooleanField())}
-        ),
+        request=NotificationPreferencesUpdateSerializer,
         responses=inline_serializer(
             "NotificationPreferencesUpdated", {"kinds": serializers.ListField(child=serializers.DictField())}
         ),
     )
     def patch(self, request: Request) -> Response:
+        reject_unknown_fields(NotificationPreferencesUpdateSerializer(), request.data)
         data = request.data if isinstance(request.data, dict) else {}
         return Response(notification_preferences_set(user=request.user, enabled=data.get("enabled")))

@@ -21,6 +21,7 @@ from compliance.models import RulePack, RulePackBacktest
 from compliance.services.backtests import rulepack_backtest
 from config.errors import NotFoundError, PermissionDeniedError
 from config.permissions import IsOfficer
+from config.serializers import StrictModelSerializer, StrictSerializer
 from config.users import request_user
 from marketplace.models import GrantFlag, Membership
 from marketplace.selectors.members import membership_of
@@ -60,7 +61,7 @@ class RulePackBacktestApi(APIView):
         return Response(BacktestSerializer(backtest).data, status=status.HTTP_201_CREATED)
 
 
-class GrantFlagSerializer(serializers.ModelSerializer):
+class GrantFlagSerializer(StrictModelSerializer):
     grant = serializers.UUIDField(source="grant_id")
     trade = serializers.UUIDField(source="grant.trade_id")
     dataset = serializers.UUIDField(source="grant.dataset_id")
@@ -105,7 +106,7 @@ class GrantFlagSerializer(serializers.ModelSerializer):
         return flag.grant.status_at()
 
 
-class GrantFlagResolveSerializer(serializers.Serializer):
+class GrantFlagResolveSerializer(StrictSerializer):
     note = serializers.CharField(max_length=4000, help_text="Why: what was checked, what was decided.")
     revoke = serializers.BooleanField(default=False, help_text="Also revoke the grant (downloads stop at once).")
 

@@ -19,6 +19,7 @@ from rest_framework.response import Response
 
 from config.errors import NotFoundError, PermissionDeniedError
 from config.permissions import IsOfficer, IsProvider
+from config.serializers import StrictModelSerializer, StrictSerializer
 from marketplace.idempotency import idempotent
 from marketplace.models import AccessGrant, GrantRevocationRequest, Membership
 from marketplace.selectors.grants import grant_list_visible, revocation_request_list_visible
@@ -33,7 +34,7 @@ def membership_required(request: Request) -> Membership:
     return membership
 
 
-class RevocationRequestSerializer(serializers.ModelSerializer):
+class RevocationRequestSerializer(StrictModelSerializer):
     grant = serializers.UUIDField(source="grant_id")
     trade = serializers.UUIDField(source="grant.trade_id")
     dataset = serializers.UUIDField(source="grant.dataset_id")
@@ -64,12 +65,12 @@ class RevocationRequestSerializer(serializers.ModelSerializer):
         return request.grant.status_at()
 
 
-class RevocationRequestCreateSerializer(serializers.Serializer):
+class RevocationRequestCreateSerializer(StrictSerializer):
     grant = serializers.UUIDField()
     reason = serializers.CharField(max_length=4000, help_text="Why access should end; the buyer sees it.")
 
 
-class RevocationDecisionSerializer(serializers.Serializer):
+class RevocationDecisionSerializer(StrictSerializer):
     decision = serializers.ChoiceField(
         choices=["revoke", "decline"], help_text="revoke: access ends now; decline: access stays."
     )

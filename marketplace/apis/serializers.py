@@ -9,6 +9,7 @@ from compliance.apis.serializers import DecisionSerializer
 from compliance.engine import vocabulary as vocab
 from compliance.engine.jurisdictions import is_jurisdiction
 from compliance.selectors.facts import facts_for_viewer
+from config.serializers import StrictModelSerializer, StrictSerializer
 from marketplace.apis.revocations import RevocationRequestSerializer
 from marketplace.models import (
     Dataset,
@@ -58,20 +59,13 @@ class CurrencyField(serializers.CharField):
 DESCRIPTION_MAX_LENGTH = cast(int, Dataset._meta.get_field("description").max_length)  # declared on the model
 
 
-class LicenceSerializer(serializers.Serializer):
+class LicenceSerializer(StrictSerializer):
     term_days = serializers.IntegerField(min_value=1, max_value=36500, required=False)
     resale = serializers.BooleanField(required=False, default=False)
     terms = serializers.CharField(required=False, allow_blank=True, max_length=4000)
 
-    def to_internal_value(self, data: Any) -> Any:
-        if isinstance(data, dict):
-            unknown = set(data) - set(self.fields)
-            if unknown:
-                raise serializers.ValidationError({k: ["unknown field"] for k in sorted(unknown)})
-        return super().to_internal_value(data)
 
-
-class OrganisationSerializer(serializers.ModelSerializer):
+class OrganisationSerializer(StrictModelSerializer):
     class Meta:
         model = Organisation
         fields = [
@@ -86,7 +80,7 @@ class OrganisationSerializer(serializers.ModelSerializer):
         ]
 
 
-class DatasetSerializer(serializers.ModelSerializer):
+class DatasetSerializer(StrictModelSerializer):
     provider = serializers.UUIDField(source="provider_id", read_only=True)
     provider_name = serializers.CharField(source="provider.name", read_only=True)
     subject_jurisdictions = serializers.ListField(child=JurisdictionField(), min_length=1, max_length=50)
@@ -132,12 +126,13 @@ class DatasetSerializer(serializers.ModelSerializer):
             "currency",
             "pricing",
             "licence",
+            "licence_version",
             "status",
             "published_at",
             "created_at",
             "updated_at",
         ]
-        read_only_fields = ["id", "status", "published_at", "created_at", "updated_at"]
+        read_only_fields = ["id", "licence_version", "status", "published_at", "created_at", "updated_at"]
 
     @extend_schema_field(
         inline_serializer(
@@ -178,7 +173,7 @@ class DatasetSerializer(serializers.ModelSerializer):
         return attrs
 
 
-class MechanismSerializer(serializers.Serializer):
+class MechanismSerializer(StrictSerializer):
     code = serializers.ChoiceField(choices=vocab.MECHANISMS)
     reference = serializers.CharField(required=False, max_length=200)
     approved_on = serializers.DateField(required=False)
@@ -192,7 +187,7 @@ class MechanismSerializer(serializers.Serializer):
         return {k: (v.isoformat() if hasattr(v, "isoformat") else v) for k, v in value.items()}
 
 
-class MechanismOnFileSerializer(serializers.Serializer):
+class MechanismOnFileSerializer(StrictSerializer):
     """Evidence on file: for one trade (a document) or for all of an organisation's trades (a
     standing mechanism). It needs the document, its reference and the date it took effect, and
     counts toward a requirement only once an officer has accepted it (`status`)."""
@@ -247,7 +242,7 @@ class TradeDocumentSerializer(MechanismOnFileSerializer):
     organisation = serializers.UUIDField(source="organisation_id", read_only=True)
 
 
-class TradeCreateSerializer(serializers.Serializer):
+class TradeCreateSerializer(StrictSerializer):
     dataset = serializers.UUIDField()
     destination = JurisdictionField(
         required=False, help_text="Where the data goes; defaults to your organisation's jurisdiction."
@@ -262,9 +257,52 @@ class TradeCreateSerializer(serializers.Serializer):
     )
     queries = serializers.IntegerField(min_value=1, max_value=1_000_000, required=False,
                                        help_text="For a compute offer priced per query: how many queries to buy.")
+    expected_price = serializers.DecimalField(
+        max_digits=14, decimal_places=2, min_value=0, required=False,
+        help_text="The price you saw (the listing's, or the compute offer's total). Send it: if the price is not "
+        "this any more, nothing is bought and the answer is 409 `price_changed` with the current terms.",
+    )
+    expected_currency = CurrencyField(required=False, help_text="The currency you saw; 409 `price_changed` if not.")
+    expected_licence_version = serializers.IntegerField(
+        min_value=1, required=False,
+        help_text="The listing's `licence_version` you saw; 409 `price_changed` if the terms changed since.",
+    )
+    repeat = serializers.BooleanField(
+        default=False,
+        help_text="Buy again although your organisation holds an active grant for this dataset and delivery "
+        "(otherwise 409 `already_held`).",
+    )
 
 
-class PreviewQuerySerializer(serializers.Serializer):
+class RenewSerializer(StrictSerializer):
+    """The next period's terms the buyer confirms (GET /trades/{id}/renew/ shows them). Any left out must
+    equal the renewed period's; a difference is 409 `price_changed`."""
+
+    expected_price = serializers.DecimalField(max_digits=14, decimal_places=2, min_value=0, required=False)
+    expected_currency = CurrencyField(required=False)
+    expected_licence_version = serializers.IntegerField(min_value=1, required=False)
+
+
+class TermsSerializer(StrictSerializer):
+    price = serializers.DecimalField(max_digits=14, decimal_places=2)
+    currency = serializers.CharField()
+    pricing = serializers.CharField()
+    licence = serializers.DictField(required=False)
+    licence_version = serializers.IntegerField()
+    delivery = serializers.CharField(required=False)
+    compute_queries = serializers.IntegerField(allow_null=True, required=False)
+
+
+class RenewalTermsSerializer(StrictSerializer):
+    """What renewing would charge now (`next`), the period being renewed (`current`), and whether they differ
+    (then `renew` needs the new terms confirmed)."""
+
+    next = TermsSerializer()
+    current = TermsSerializer()
+    changed = serializers.BooleanField()
+
+
+class PreviewQuerySerializer(serializers.Serializer):  # a query string, not a body: extra parameters are ignored
     destination = JurisdictionField(required=False)
     delivery = serializers.ChoiceField(choices=vocab.DELIVERIES, required=False,
                                        help_text="Omit to see download and, where offered, compute side by side.")
@@ -282,24 +320,17 @@ class PreviewQuerySerializer(serializers.Serializer):
         return attrs
 
 
-class ReasonSerializer(serializers.Serializer):
+class ReasonSerializer(StrictSerializer):
     reason = serializers.CharField(max_length=4000, trim_whitespace=True)
 
 
-class ReviewConditionsSerializer(serializers.Serializer):
+class ReviewConditionsSerializer(StrictSerializer):
     grant_valid_days = serializers.IntegerField(
         min_value=1,
         max_value=3650,
         required=False,
         help_text="Access ends this many days after settlement (if sooner than the licence).",
     )
-
-    def to_internal_value(self, data: Any) -> Any:
-        if isinstance(data, dict):
-            unknown = set(data) - set(self.fields)
-            if unknown:
-                raise serializers.ValidationError({k: ["unknown condition"] for k in sorted(unknown)})
-        return super().to_internal_value(data)
 
 
 class EvidenceDecisionSerializer(ReasonSerializer):
@@ -310,11 +341,11 @@ class ReviewDecisionSerializer(ReasonSerializer):
     conditions = ReviewConditionsSerializer(required=False)
 
 
-class CancelSerializer(serializers.Serializer):
+class CancelSerializer(StrictSerializer):
     reason = serializers.CharField(max_length=4000, required=False, allow_blank=True)
 
 
-class TradeEventSerializer(serializers.ModelSerializer):
+class TradeEventSerializer(StrictModelSerializer):
     # "from" is a Python keyword: declared through get_fields below.
     to = serializers.CharField(source="to_status")
     actor = serializers.CharField(source="actor_label")
@@ -329,7 +360,7 @@ class TradeEventSerializer(serializers.ModelSerializer):
         return fields
 
 
-class TradeSerializer(serializers.ModelSerializer):
+class TradeSerializer(StrictModelSerializer):
     dataset = serializers.UUIDField(source="dataset_id")
     dataset_title = serializers.CharField(source="dataset.title")
     buyer = serializers.UUIDField(source="buyer_id")
@@ -358,6 +389,7 @@ class TradeSerializer(serializers.ModelSerializer):
             "currency",
             "pricing",
             "licence",
+            "licence_version",
             "delivery",
             "compute_queries",
             "decision",
@@ -442,7 +474,7 @@ class ReviewItemSerializer(TradeSerializer):
         return round((timezone.now() - (trade.waiting_since or trade.status_changed_at)).total_seconds() / 3600, 2)
 
 
-class RefundRequestSerializer(serializers.ModelSerializer):
+class RefundRequestSerializer(StrictModelSerializer):
     trade = serializers.UUIDField(source="trade_id")
     requested_by = serializers.CharField(source="requested_by_label")
     confirmed_by = serializers.CharField(source="confirmed_by_label")
@@ -464,7 +496,7 @@ class RefundRequestSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
-class RefundAwaitingSerializer(serializers.Serializer):
+class RefundAwaitingSerializer(StrictSerializer):
     """A refund over the four-eyes threshold, recorded and waiting for a different officer."""
 
     awaiting = serializers.ChoiceField(choices=["second_officer"])

@@ -83,6 +83,10 @@ class TradeViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Ge
             mechanisms=data.get("mechanisms", []),
             delivery=data["delivery"],
             queries=data.get("queries"),
+            expected_price=data.get("expected_price"),
+            expected_currency=data.get("expected_currency"),
+            expected_licence_version=data.get("expected_licence_version"),
+            repeat=data["repeat"],
         )
         # Rendered from the objects the service already holds: no second read of the new trade.
         return Response(s.TradeSerializer(trade).data, status=status.HTTP_201_CREATED)
@@ -157,17 +161,32 @@ class TradeViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Ge
             )
         return self._detail(outcome.trade)
 
-    @extend_schema(request=None, responses={201: s.TradeSerializer})
-    @action(detail=True, methods=["post"], permission_classes=[IsAuthenticated, IsBuyer])
+    @extend_schema(methods=["GET"], responses=s.RenewalTermsSerializer)
+    @extend_schema(methods=["POST"], request=s.RenewSerializer, responses={201: s.TradeSerializer})
+    @action(detail=True, methods=["get", "post"], permission_classes=[IsAuthenticated, IsBuyer])
     def renew(self, request: Request, pk: str | None = None) -> Response:
-        """The buyer's members only: buy the next period of a settled subscription, a new trade at
-        today's price, checked again (201 with the new trade). 409 `trade_transition_not_allowed`
+        """The buyer's members only. GET: the next period's terms (`next`: price, currency, licence and
+        `licence_version`), the current period's, and `changed`. POST: buy the next period of a settled
+        subscription, a new trade at today's terms, checked again (201 with the new trade). The buyer
+        confirms the terms with `expected_price`, `expected_currency`, `expected_licence_version`; any it
+        leaves out must be the current period's, so a renewal on changed terms without confirming them is
+        409 `price_changed` (with `current`, the terms it would get). 409 `trade_transition_not_allowed`
         unless the trade is a settled subscription; 409 `already_renewed` when the period already
         has a live renewal (concurrent requests included: exactly one of them succeeds)."""
         trade = self.get_object()
-        if trade.buyer_id != _membership(request).organisation_id:
+        membership = _membership(request)
+        if trade.buyer_id != membership.organisation_id:
             raise PermissionDeniedError("Only the buyer may renew a subscription.")
-        renewal = trade_services.trade_renew(trade_id=trade.id, membership=_membership(request))
+        if request.method == "GET":
+            return Response(trade_services.trade_renewal_terms(trade_id=trade.id, membership=membership))
+        serializer = s.RenewSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
+        renewal = trade_services.trade_renew(
+            trade_id=trade.id, membership=membership, expected_price=data.get("expected_price"),
+            expected_currency=data.get("expected_currency"),
+            expected_licence_version=data.get("expected_licence_version"),
+        )
         return Response(s.TradeSerializer(renewal).data, status=status.HTTP_201_CREATED)
 
     def _review(self, request: Request, *, approve: bool) -> Response:

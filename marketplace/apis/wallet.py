@@ -19,6 +19,7 @@ from rest_framework.views import APIView
 
 from config.errors import PermissionDeniedError
 from config.permissions import IsOfficer
+from config.serializers import StrictModelSerializer, StrictSerializer
 from config.users import request_user
 from marketplace.apis.filters import CurrencyFilter
 from marketplace.apis.serializers import CurrencyField
@@ -43,7 +44,7 @@ def _org_id(request: Request) -> uuid.UUID:
     return membership.organisation_id
 
 
-class BalanceSerializer(serializers.Serializer):
+class BalanceSerializer(StrictSerializer):
     currency = serializers.CharField()
     available = serializers.DecimalField(max_digits=16, decimal_places=2)
     held = serializers.DecimalField(max_digits=16, decimal_places=2)
@@ -93,7 +94,7 @@ class DepositFilter(django_filters.FilterSet):
         fields = ["status"]
 
 
-class LedgerEntrySerializer(serializers.ModelSerializer):
+class LedgerEntrySerializer(StrictModelSerializer):
     kind = serializers.CharField(source="transaction.kind")
     trade = serializers.UUIDField(source="transaction.trade_id", allow_null=True)
     deposit = serializers.UUIDField(source="transaction.deposit_id", allow_null=True)
@@ -128,7 +129,7 @@ class LedgerEntryApi(mixins.ListModelMixin, viewsets.GenericViewSet):
         return ledger_entries_for(organisation_id=_org_id(self.request))
 
 
-class DepositSerializer(serializers.ModelSerializer):
+class DepositSerializer(StrictModelSerializer):
     amount = serializers.DecimalField(max_digits=16, decimal_places=2, max_value=AMOUNT_MAX,
                                       help_text="In the currency's minor units at most (whole yen for JPY).")
     currency = CurrencyField()
@@ -174,7 +175,7 @@ class DepositSerializer(serializers.ModelSerializer):
         return attrs
 
 
-class DecisionNoteSerializer(serializers.Serializer):
+class DecisionNoteSerializer(StrictSerializer):
     note = serializers.CharField(required=False, allow_blank=True, max_length=500, default="")
 
 

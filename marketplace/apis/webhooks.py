@@ -11,6 +11,7 @@ from rest_framework.decorators import action
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from config.serializers import StrictModelSerializer, StrictSerializer, reject_body
 from marketplace.apis.common import request_membership as _membership
 from marketplace.models import WebhookAttempt, WebhookDelivery, WebhookEndpoint
 from marketplace.selectors.members import membership_of
@@ -22,7 +23,7 @@ UUID_PATH = "[0-9a-fA-F-]{36}"
 # --- serializers ------------------------------------------------------------------------------
 
 
-class WebhookEndpointSerializer(serializers.ModelSerializer):
+class WebhookEndpointSerializer(StrictModelSerializer):
     url = serializers.CharField(
         max_length=500, help_text="https://… to a public address (plain http only to ELEMENTA_WEBHOOK_ALLOWED_HOSTS).",
     )
@@ -56,7 +57,7 @@ class WebhookEndpointWithSecretSerializer(WebhookEndpointSerializer):
         read_only_fields = [*WebhookEndpointSerializer.Meta.read_only_fields, "secret"]
 
 
-class WebhookRotateSerializer(serializers.Serializer):
+class WebhookRotateSerializer(StrictSerializer):
     keep_previous_hours = serializers.IntegerField(
         min_value=0,
         max_value=168,
@@ -66,14 +67,14 @@ class WebhookRotateSerializer(serializers.Serializer):
     )
 
 
-class WebhookAttemptSerializer(serializers.ModelSerializer):
+class WebhookAttemptSerializer(StrictModelSerializer):
     class Meta:
         model = WebhookAttempt
         fields = ["number", "at", "url", "status_code", "error", "duration_ms"]
         read_only_fields = fields
 
 
-class WebhookDeliverySerializer(serializers.ModelSerializer):
+class WebhookDeliverySerializer(StrictModelSerializer):
     endpoint = serializers.UUIDField(source="endpoint_id", read_only=True)
     redelivery_of = serializers.UUIDField(source="redelivery_of_id", read_only=True, allow_null=True)
     attempt_count = serializers.IntegerField(source="attempts", read_only=True)
@@ -175,7 +176,9 @@ class WebhookEndpointViewSet(
     @action(detail=True, methods=["post"])
     def test(self, request: Request, pk: str | None = None) -> Response:
         """Send a `ping` event to this endpoint now; follow it in its deliveries."""
-        delivery = webhook_services.webhook_endpoint_ping(endpoint_id=self.get_object().id)
+        endpoint = self.get_object()
+        reject_body(request)
+        delivery = webhook_services.webhook_endpoint_ping(endpoint_id=endpoint.id)
         return Response(
             WebhookDeliverySerializer(_deliveries().get(pk=delivery.id)).data, status=status.HTTP_202_ACCEPTED
         )
@@ -215,5 +218,7 @@ class WebhookDeliveryViewSet(mixins.RetrieveModelMixin, viewsets.GenericViewSet)
     def redeliver(self, request: Request, pk: str | None = None) -> Response:
         """Send the event again as a new delivery (same event id, new delivery id). 409 while the
         original is still pending or its endpoint is disabled."""
-        delivery = webhook_services.webhook_delivery_redeliver(delivery_id=self.get_object().id)
+        original = self.get_object()
+        reject_body(request)
+        delivery = webhook_services.webhook_delivery_redeliver(delivery_id=original.id)
         return Response(self.get_serializer(_deliveries().get(pk=delivery.id)).data, status=status.HTTP_202_ACCEPTED)

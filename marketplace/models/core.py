@@ -130,6 +130,11 @@ class Dataset(models.Model):
     currency = models.CharField(max_length=3, default="USD")
     pricing = models.CharField(max_length=16, choices=Pricing.choices, default=Pricing.ONE_TIME)
     licence = models.JSONField(default=dict, blank=True)
+    licence_version = models.PositiveIntegerField(
+        default=1,
+        help_text="Counts the provider's changes of the terms a buyer agrees to (price, currency, pricing, licence, "
+        "compute offer); a buyer pins the version it saw with `expected_licence_version`.",
+    )
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.DRAFT)
     # "|CN|DE|": lets the catalogue filter by jurisdiction with one indexed-friendly LIKE on
     # SQLite and PostgreSQL alike (JSON containment is not portable).
@@ -180,6 +185,7 @@ class Trade(models.Model):
     currency = models.CharField(max_length=3)
     pricing = models.CharField(max_length=16)
     licence = models.JSONField(default=dict, blank=True)
+    licence_version = models.PositiveIntegerField(default=1, help_text="The dataset's licence_version bought.")
     delivery = models.CharField(
         max_length=8,
         choices=[("download", "download"), ("compute", "compute")],

@@ -121,6 +121,10 @@ def compute_offer_validate(values: dict[str, Any]) -> dict[str, Any]:
     return values
 
 
+# What a compute buyer agrees to (compute_trade_terms): a change moves the dataset's licence_version on.
+OFFER_TERMS = ("price", "currency", "pricing", "term_days", "enabled")
+
+
 @transaction.atomic
 def compute_offer_put(*, dataset_id: UUID, membership: Membership, values: dict[str, Any]) -> ComputeOffer:
     """Create or replace the dataset's compute offer (its provider only). Audited (`dataset.compute_offered`).
@@ -132,10 +136,15 @@ def compute_offer_put(*, dataset_id: UUID, membership: Membership, values: dict[
         raise PermissionDeniedError("Only the dataset's provider may offer it for computation.")
     values = compute_offer_validate(dict(values))
     offer = ComputeOffer.objects.filter(dataset=dataset).first() or ComputeOffer(dataset=dataset)
+    terms_before = [getattr(offer, k) for k in OFFER_TERMS] if offer.pk else None
     for key, value in values.items():
         if key != "review_sensitive_queries":  # officers decide that one
             setattr(offer, key, value)
     offer.save()
+    if terms_before is not None and terms_before != [getattr(offer, k) for k in OFFER_TERMS]:
+        # A compute buyer's terms changed: buyers who pinned the listing's licence_version must look again.
+        dataset.licence_version += 1
+        dataset.save(update_fields=["licence_version", "updated_at"])
     event_emit(
         kind="dataset.compute_offered",
         subject_type="dataset",

@@ -33,6 +33,9 @@ LEGAL_FACTS = (
 # Categories that are sensitive in every regime Elementa encodes (GDPR Art. 9, PIPL Art. 28, the US rule).
 ALWAYS_SENSITIVE = {"health", "biometric", "genomic", "omic"}
 COMMERCIAL = ("title", "description", "price", "currency", "pricing", "licence")
+# The terms a buyer agrees to: changing any of them moves the listing's licence_version on, so a
+# buyer who pinned the version it saw (`expected_licence_version`) gets 409 `price_changed`.
+TERMS = ("price", "currency", "pricing", "licence")
 
 
 def dataset_validate_facts(values: dict[str, Any]) -> None:
@@ -105,6 +108,9 @@ def dataset_update(*, dataset_id: UUID, values: dict[str, Any], actor: Any) -> D
     changes = {k: {"from": getattr(dataset, k), "to": v} for k, v in values.items() if v != getattr(dataset, k)}
     for key, value in values.items():
         setattr(dataset, key, value)
+    if any(k in TERMS for k in changes):
+        dataset.licence_version += 1
+        changes["licence_version"] = {"from": dataset.licence_version - 1, "to": dataset.licence_version}
     dataset_reindex(dataset)
     dataset.save()
     if changes:

@@ -32,7 +32,7 @@ from compliance.selectors.rulepacks import sanctioned_jurisdictions
 from compliance.services.audit import audit_record
 from compliance.services.sanctions_lists import ListMatch, ScreenedName, sanctions_screen
 from config.enqueue import enqueue
-from config.errors import InvalidInputError, NotFoundError
+from config.errors import InvalidInputError, NotFoundError, UnknownFieldError
 from marketplace.errors import (
     OrganisationFactsDecidedError,
     OrganisationFactsPendingError,
@@ -89,9 +89,9 @@ def facts_validate(raw: Any) -> dict[str, Any]:
     errors: dict[str, list[str]] = {}
     if not isinstance(raw, dict):
         raise InvalidInputError(fields={"organisation": ["must be an object"]})
-    for key in raw:
-        if key not in FACT_FIELDS:
-            errors.setdefault(key, []).append("unknown field")
+    unknown = [key for key in raw if key not in FACT_FIELDS]
+    if unknown:  # refused before anything else, with the code every write uses for this
+        raise UnknownFieldError(fields={f"organisation.{key}": ["unknown field"] for key in unknown})
     facts: dict[str, Any] = {
         "legal_name": _text(raw.get("legal_name"), "legal_name", errors, required=True),
         "registration_number": _text(

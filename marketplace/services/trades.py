@@ -1,23 +1,27 @@
 """Buying, cancelling and reviewing trades. Every status change goes through trade_transition."""
 
+from decimal import Decimal
 from typing import Any
 from uuid import UUID
 
 from django.contrib.auth.models import User
 from django.db import IntegrityError, transaction
+from django.db.models import Exists, OuterRef, Q
 from django.utils import timezone
 
 from compliance.errors import SecondOfficerRequiredError
 from compliance.services.reviews import review_approvers, review_record
 from config.errors import NotFoundError
 from marketplace.errors import (
+    AlreadyHeldError,
     AlreadyRenewedError,
     DatasetNotAvailableError,
     OwnDatasetError,
+    PriceChangedError,
     RequirementsOutstandingError,
     TradeTransitionNotAllowedError,
 )
-from marketplace.models import Dataset, Membership, Trade
+from marketplace.models import AccessGrant, Dataset, Membership, Trade
 from marketplace.services.events import trade_event_emit
 from marketplace.services.evidence_review import officer_require_independent
 from marketplace.services.grants import grant_revoke_for_trade
@@ -27,10 +31,53 @@ from marketplace.services.trade_transitions import trade_apply_transition, trade
 from marketplace.trade_lifecycle import ensure_transition_allowed
 
 
+def trade_terms(*, dataset: Dataset, delivery: str = "download", queries: int | None = None) -> dict[str, Any]:
+    """What buying `dataset` costs now and under which licence: the dataset's terms, or its compute
+    offer's for `delivery` "compute" (`queries` for a per-query offer)."""
+    if delivery == "compute":
+        from marketplace.services.compute import compute_trade_terms
+
+        terms = compute_trade_terms(dataset=dataset, queries=queries)
+    else:
+        terms = {
+            "price": dataset.price,
+            "currency": dataset.currency,
+            "pricing": dataset.pricing,
+            "licence": dict(dataset.licence),
+            "compute_queries": None,
+        }
+    return {**terms, "licence_version": dataset.licence_version, "delivery": delivery}
+
+
+def terms_public(terms: dict[str, Any]) -> dict[str, Any]:
+    """Terms as a client sees them (the price as a decimal string, never a float)."""
+    return {**terms, "price": str(terms["price"])}
+
+
+def _terms_confirm(
+    *, terms: dict[str, Any], price: Decimal | None, currency: str | None, licence_version: int | None
+) -> None:
+    """PriceChangedError unless every term the buyer confirmed is the one it would get."""
+    fields: dict[str, list[str]] = {}
+    if price is not None and price != terms["price"]:
+        fields["expected_price"] = [f"the price is now {terms['price']} {terms['currency']}"]
+    if currency is not None and currency != terms["currency"]:
+        fields["expected_currency"] = [f"the currency is now {terms['currency']}"]
+    if licence_version is not None and licence_version != terms["licence_version"]:
+        fields["expected_licence_version"] = [f"the licence terms are now version {terms['licence_version']}"]
+    if fields:
+        raise PriceChangedError(fields=fields, current=terms_public(terms))
+
+
+RENEWABLE = ("subscription",)
+
+
 @transaction.atomic
 def trade_create(
     *, membership: Membership, dataset_id: UUID, destination: str | None = None, purpose: str = "resale",
     mechanisms: list[dict[str, Any]] | None = None, delivery: str = "download", queries: int | None = None,
+    expected_price: Decimal | None = None, expected_currency: str | None = None,
+    expected_licence_version: int | None = None, repeat: bool = False,
 ) -> Trade:
     """Open a trade in `checking` with the price and licence pinned; the compliance check is
     enqueued only after commit.
@@ -43,28 +90,39 @@ def trade_create(
 
     `delivery` "compute" buys query access under the dataset's compute offer instead of the file
     (its price, pricing and term; `queries` for a per-query offer): the data stays where it is stored
-    and only released aggregates leave (marketplace/services/compute.py)."""
-    dataset = Dataset.objects.select_related("provider").filter(pk=dataset_id).first()
+    and only released aggregates leave (marketplace/services/compute.py).
+
+    Price pinning: `expected_price`, `expected_currency` and `expected_licence_version` (each
+    optional) are compared with the very terms this trade is then priced at and its funds held for,
+    read once in this transaction: a provider's change committed before that read is a 409
+    `price_changed` carrying the current terms; one committed after it does not touch this trade.
+
+    Already held: while the buyer's organisation holds a grant for the dataset and delivery that is
+    neither revoked nor expired (suspended or not yet started included), a purchase is 409
+    `already_held` unless `repeat`. The check is an EXISTS folded into the dataset's read."""
+    now = timezone.now()
+    buyer = membership.organisation
+    datasets = Dataset.objects.select_related("provider").filter(pk=dataset_id)
+    if not repeat:
+        held = AccessGrant.objects.filter(
+            Q(valid_until__isnull=True) | Q(valid_until__gt=now),
+            dataset=OuterRef("pk"), buyer=buyer, trade__delivery=delivery, revoked_at__isnull=True,
+        )
+        datasets = datasets.annotate(already_held=Exists(held))
+    dataset = datasets.first()
     if dataset is None or dataset.status != Dataset.Status.PUBLISHED:
         raise DatasetNotAvailableError(fields={"dataset": ["no published dataset with this id"]})
-    buyer = membership.organisation
     if dataset.provider_id == buyer.id:
         raise OwnDatasetError(fields={"dataset": ["this dataset belongs to your organisation"]})
+    if getattr(dataset, "already_held", False):
+        raise AlreadyHeldError(fields={"dataset": [f"your organisation already holds a {delivery} grant for it"]})
     organisation_require_verified(organisation=buyer)  # an applicant trades only once an officer verified it
     organisation_require_verified(organisation=dataset.provider)
-    now = timezone.now()
     destination = destination or buyer.jurisdiction
-    terms: dict[str, Any] = {
-        "price": dataset.price,
-        "currency": dataset.currency,
-        "pricing": dataset.pricing,
-        "licence": dict(dataset.licence),
-        "compute_queries": None,
-    }
-    if delivery == "compute":
-        from marketplace.services.compute import compute_trade_terms
-
-        terms = compute_trade_terms(dataset=dataset, queries=queries)
+    terms = trade_terms(dataset=dataset, delivery=delivery, queries=queries)
+    _terms_confirm(
+        terms=terms, price=expected_price, currency=expected_currency, licence_version=expected_licence_version
+    )
     licence = dict(terms["licence"])
     if destination != buyer.jurisdiction:
         licence["permitted_destinations"] = [buyer.jurisdiction, destination]
@@ -80,6 +138,7 @@ def trade_create(
         currency=terms["currency"],
         pricing=terms["pricing"],
         licence=licence,
+        licence_version=terms["licence_version"],
         delivery=delivery,
         compute_queries=terms["compute_queries"],
         status=Trade.Status.CHECKING,
@@ -104,26 +163,56 @@ def trade_create(
     return trade
 
 
+def _renewable(*, trade_id: UUID, membership: Membership, lock: bool) -> Trade:
+    previous = trade_lock(trade_id=trade_id) if lock else Trade.objects.filter(pk=trade_id).first()
+    if previous is None or previous.buyer_id != membership.organisation_id:
+        raise NotFoundError("No such trade.")
+    if previous.pricing not in RENEWABLE or previous.status != Trade.Status.SETTLED:
+        raise TradeTransitionNotAllowedError("Only a settled subscription can be renewed.")
+    return previous
+
+
+def trade_renewal_terms(*, trade_id: UUID, membership: Membership) -> dict[str, Any]:
+    """The next period's terms of a settled subscription (what `renew` would charge now), beside the
+    current period's, and whether renewing needs the buyer to confirm them."""
+    previous = _renewable(trade_id=trade_id, membership=membership, lock=False)
+    dataset = Dataset.objects.get(pk=previous.dataset_id)
+    terms = trade_terms(dataset=dataset, delivery=previous.delivery, queries=previous.compute_queries)
+    current = {"price": str(previous.price), "currency": previous.currency, "pricing": previous.pricing,
+               "licence_version": previous.licence_version}
+    changed = (terms["price"], terms["currency"], terms["licence_version"]) != (
+        previous.price, previous.currency, previous.licence_version
+    )
+    return {"next": terms_public(terms), "current": current, "changed": changed}
+
+
 @transaction.atomic
-def trade_renew(*, trade_id: UUID, membership: Membership) -> Trade:
+def trade_renew(
+    *, trade_id: UUID, membership: Membership, expected_price: Decimal | None = None,
+    expected_currency: str | None = None, expected_licence_version: int | None = None,
+) -> Trade:
     """A subscription's next period: a new trade at today's price, checked again from scratch.
+
+    The buyer is never charged terms it did not agree to: each of `expected_price`,
+    `expected_currency` and `expected_licence_version` it leaves out must equal the renewed period's
+    (so a renewal on unchanged terms needs no confirmation); any difference is 409 `price_changed`
+    with the new terms, which `trade_renewal_terms` also shows beforehand.
 
     At most one live renewal per period: the previous trade's row is locked before the check, so
     concurrent renewals queue and the later ones see the first (409 `already_renewed`); the
     `trade_one_live_renewal` constraint backs this up in the database. A rejected, cancelled or
     refunded renewal does not count, so the period can be renewed again."""
-    previous = trade_lock(trade_id=trade_id)
-    if previous is None or previous.buyer_id != membership.organisation_id:
-        raise NotFoundError("No such trade.")
-    if previous.pricing != "subscription" or previous.status != Trade.Status.SETTLED:
-        raise TradeTransitionNotAllowedError("Only a settled subscription can be renewed.")
+    previous = _renewable(trade_id=trade_id, membership=membership, lock=True)
     if previous.renewals.exclude(
         status__in=(Trade.Status.REJECTED, Trade.Status.CANCELLED, Trade.Status.REFUNDED)
     ).exists():
         raise AlreadyRenewedError()
     trade = trade_create(membership=membership, dataset_id=previous.dataset_id, destination=previous.destination,
                          purpose=previous.purpose, mechanisms=previous.mechanisms, delivery=previous.delivery,
-                         queries=previous.compute_queries)
+                         queries=previous.compute_queries, repeat=True,  # the grant it renews is still held
+                         expected_price=previous.price if expected_price is None else expected_price,
+                         expected_currency=expected_currency or previous.currency,
+                         expected_licence_version=expected_licence_version or previous.licence_version)
     try:
         with transaction.atomic():
             Trade.objects.filter(pk=trade.pk).update(renews=previous)

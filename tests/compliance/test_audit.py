@@ -117,7 +117,7 @@ def test_a_rolled_back_action_leaves_no_audit_record(client_for, buyer_eu, eu_pe
 
 
 def test_actions_do_not_wait_for_the_chain_and_the_chainer_links_them_in_order(settled, buyer_eu, eu_personal):
-    trade_create(membership=buyer_eu, dataset_id=eu_personal.id)
+    trade_create(membership=buyer_eu, dataset_id=eu_personal.id, repeat=True)
     pending = AuditEvent.objects.filter(seq__isnull=True).count()
     assert pending > 0  # recorded, not yet chained: no shared lock was taken
 

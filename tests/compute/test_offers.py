@@ -39,9 +39,12 @@ def test_the_provider_cannot_lift_an_officers_review_requirement(
     client_for(officer).post(f"/api/v1/datasets/{guangdong.id}/compute-offer/review-policy/",
                              {"review_sensitive_queries": True, "reason": "health-adjacent"}, format="json")
 
-    body = offer_compute(guangdong, review_sensitive_queries=False)
+    refused = client_for(provider_cn).put(
+        f"/api/v1/datasets/{guangdong.id}/compute-offer/", {**OFFER, "review_sensitive_queries": False}, format="json"
+    )
 
-    assert body["review_sensitive_queries"] is True
+    assert refused.status_code == 400 and refused.json()["fields"] == {"review_sensitive_queries": ["read-only field"]}
+    assert offer_compute(guangdong)["review_sensitive_queries"] is True
 
 
 def test_buying_compute_of_a_dataset_without_an_offer_is_refused(client_for, buyer_sg, guangdong):

@@ -16,7 +16,7 @@ def sessions_opened() -> int:
 
 
 def settle(client, dataset) -> str:
-    response = client.post("/api/v1/trades/", {"dataset": str(dataset.id)}, format="json")
+    response = client.post("/api/v1/trades/", {"dataset": str(dataset.id), "repeat": True}, format="json")
     assert response.status_code == 201, response.json()
     trade_id = response.json()["id"]
     wait_for_status(trade_id, {"settled"})

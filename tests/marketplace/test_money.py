@@ -235,8 +235,10 @@ def test_subscription_renewal_is_a_new_trade_at_todays_price(client_for, rulepac
     dataset.price = Decimal("45.00")
     dataset.save()
 
-    renewal = buyer.post(f"/api/v1/trades/{first}/renew/")
+    unconfirmed = buyer.post(f"/api/v1/trades/{first}/renew/")  # today's price differs: the buyer must confirm it
+    renewal = buyer.post(f"/api/v1/trades/{first}/renew/", {"expected_price": "45.00"}, format="json")
 
+    assert unconfirmed.status_code == 409 and unconfirmed.json()["code"] == "price_changed"
     assert renewal.status_code == 201, renewal.json()
     body = renewal.json()
     assert (body["status"], body["renews"], body["price"]) == ("checking", first, "45.00")

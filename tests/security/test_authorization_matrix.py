@@ -138,6 +138,7 @@ EXPECTED: dict[tuple[str, str], Expectation] = {
     ),  # the two parties add evidence
     ("post", "trades/{id}/cancel/"): expect(403, buyer=OK, buyer_other=404, provider_other=404),  # the buyer only
     ("post", "trades/{id}/renew/"): expect(403, buyer=OK, buyer_other=404),  # IsBuyer first, then the lookup
+    ("get", "trades/{id}/renew/"): expect(403, buyer=OK, buyer_other=404),  # the next period's terms
     ("post", "trades/{id}/approve/"): OFFICERS,
     ("post", "trades/{id}/reject/"): OFFICERS,
     ("post", "trades/{id}/refund/"): OFFICERS,  # over the four-eyes threshold: 202 until a second officer refunds

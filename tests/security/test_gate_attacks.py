@@ -120,21 +120,22 @@ def test_withdrawing_an_accepted_standing_mechanism_rechecks_the_trades_that_rel
 
 @pytest.mark.django_db
 def test_status_and_reviewer_cannot_be_sent_with_evidence(client_for, buyer_us, officer, eu_personal):
-    """Mass assignment: `status=accepted`, a reviewer and a first acceptance in the multipart form."""
+    """Mass assignment: `status=accepted`, a reviewer and a first acceptance in the multipart form. Each
+    is refused by name (400 `unknown_field`) and nothing is stored."""
     trade = waiting_trade(buyer_us, eu_personal)
     forged = {"status": "accepted", "reviewed_by": officer.user.username, "first_accepted_by": str(officer.user.pk),
               "organisation": str(eu_personal.provider_id), "trade": str(waiting_trade(buyer_us, eu_personal).id)}
+    client = client_for(buyer_us)
 
-    document = upload_document(client_for(buyer_us), trade.id, "eu_scc", **forged)
-    mechanism = upload_mechanism(client_for(buyer_us), "eu_scc", **forged)
+    document = client.post(f"/api/v1/trades/{trade.id}/documents/", evidence_payload("eu_scc", **forged),
+                           format="multipart")
+    mechanism = client.post("/api/v1/mechanisms/", evidence_payload("eu_scc", **forged), format="multipart")
 
-    assert (document["status"], document["reviewed_by"], document["awaiting"], document["trade"]) == (
-        "pending",
-        "",
-        None,
-        str(trade.id),
-    )
-    assert (mechanism["status"], mechanism["organisation"]) == ("pending", str(buyer_us.organisation_id))
+    for refused in (document, mechanism):
+        assert refused.status_code == 400 and refused.json()["code"] == "unknown_field", refused.json()
+        assert set(refused.json()["fields"]) == set(forged)
+        assert refused.json()["fields"]["status"] == ["read-only field"]
+    assert not TradeDocument.objects.exists() and not OrganisationMechanism.objects.exists()
     assert trade_transfer_facts(trade=trade, trade_date=trade.created_at.date())["mechanisms"] == []
 
 
@@ -249,8 +250,16 @@ def test_claims_sent_with_a_purchase_are_not_facts(client_for, rulepacks, buyer_
         "mechanisms": [{"code": "eu_scc"}, {"code": "eu_tia"}],
     }
 
-    created = client_for(buyer_us).post("/api/v1/trades/", body, format="json")
+    refused = client_for(buyer_us).post("/api/v1/trades/", body, format="json")
 
+    assert refused.status_code == 400 and refused.json()["code"] == "unknown_field"
+    assert set(refused.json()["fields"]) == {"status", "buyer", "facts", "declared_destinations", "jurisdiction"}
+    assert not Trade.objects.exists()
+
+    # The claims the endpoint does accept (intended mechanisms) are attestations, not facts.
+    created = client_for(buyer_us).post(
+        "/api/v1/trades/", {"dataset": body["dataset"], "mechanisms": body["mechanisms"]}, format="json"
+    )
     assert created.status_code == 201
     trade = Trade.objects.get(pk=created.json()["id"])
     facts = trade_transfer_facts(trade=trade, trade_date=trade.created_at.date())

@@ -11,7 +11,7 @@ import pytest
 from django.core.cache import cache
 
 from config.throttling import LoginRateThrottle, WriteRateThrottle
-from marketplace.models import Trade
+from marketplace.models import Dataset, Trade
 from tests.factories import PASSWORD
 
 pytestmark = pytest.mark.django_db
@@ -188,44 +188,36 @@ def test_a_bogus_request_id_is_replaced(client):
     assert response["X-Request-ID"] != "<script>" * 20 and len(response["X-Request-ID"]) == 32
 
 
-def test_fields_a_client_must_not_set_are_ignored(client_for, provider_eu, buyer_eu, buyer_us, eu_personal):
-    """Mass assignment (OWASP API6): status, owner, ids and prices come from the server."""
-    dataset = (
-        client_for(provider_eu)
-        .post(
-            "/api/v1/datasets/",
-            {
-                "title": "t",
-                "subject_jurisdictions": ["DE"],
-                "classification": "public",
-                "categories": ["statistics"],
-                "subjects": 0,
-                "price": "5.00",
-                "status": "published",
-                "provider": str(buyer_us.organisation_id),
-                "id": "00000000-0000-0000-0000-000000000001",
-                "published_at": "2020-01-01T00:00:00Z",
-            },
-            format="json",
-        )
-        .json()
+def test_fields_a_client_must_not_set_are_refused(client_for, provider_eu, buyer_eu, buyer_us, eu_personal):
+    """Mass assignment (OWASP API6): status, owner, ids and prices come from the server. Sending them is
+    a 400 `unknown_field` naming each (read-only ones say so), and nothing is created."""
+    dataset = client_for(provider_eu).post(
+        "/api/v1/datasets/",
+        {
+            "title": "t",
+            "subject_jurisdictions": ["DE"],
+            "classification": "public",
+            "categories": ["statistics"],
+            "subjects": 0,
+            "price": "5.00",
+            "status": "published",
+            "provider": str(buyer_us.organisation_id),
+            "id": "00000000-0000-0000-0000-000000000001",
+            "published_at": "2020-01-01T00:00:00Z",
+        },
+        format="json",
     )
     trade = client_for(buyer_eu).post("/api/v1/trades/", {
         "dataset": str(eu_personal.id), "price": "0.01", "status": "settled", "buyer": str(buyer_us.organisation_id),
-        "decision": {"outcome": "allow"}}, format="json").json()
+        "decision": {"outcome": "allow"}}, format="json")
 
-    assert (dataset["status"], dataset["provider"], dataset["published_at"]) == (
-        "draft",
-        str(provider_eu.organisation_id),
-        None,
-    )
-    assert dataset["id"] != "00000000-0000-0000-0000-000000000001"
-    assert (trade["status"], trade["price"], trade["buyer"], trade["decision"]) == (
-        "checking",
-        "100.00",
-        str(buyer_eu.organisation_id),
-        None,
-    )
+    assert dataset.status_code == 400 and dataset.json()["code"] == "unknown_field"
+    assert dataset.json()["fields"] == {
+        k: ["read-only field"] for k in ("id", "provider", "published_at", "status")
+    }
+    assert trade.status_code == 400 and trade.json()["code"] == "unknown_field"
+    assert trade.json()["fields"] == {k: ["unknown field"] for k in ("buyer", "decision", "price", "status")}
+    assert Dataset.objects.count() == 1 and not Trade.objects.exists()  # eu_personal only
 
 
 @pytest.mark.parametrize(
