@@ -11,6 +11,7 @@ from django.utils.http import content_disposition_header
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import serializers, status
+from rest_framework.fields import empty
 from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.permissions import IsAuthenticated
 from rest_framework.request import Request
@@ -30,9 +31,16 @@ from marketplace.services.dataset_samples import (
 )
 
 
+class DeclarationField(serializers.BooleanField):
+    """A boolean that must be sent: a form leaving it out has not declared anything (DRF would read
+    an absent checkbox as false)."""
+
+    default_empty_html = empty
+
+
 class SampleUploadSerializer(serializers.Serializer):
     file = serializers.FileField(help_text="The sample; its type is taken from the file name.", allow_empty_file=True)
-    contains_personal_data = serializers.BooleanField(
+    contains_personal_data = DeclarationField(
         required=True,
         help_text="Required, and must be false: samples go through no transfer check, so personal ones are refused.",
     )
