@@ -4,6 +4,7 @@ A sample goes through no transfer check (nobody buys it), so samples that hold p
 refused outright: the provider declares `contains_personal_data: false` with every upload."""
 
 import logging
+import os
 from typing import Any
 from uuid import UUID
 
@@ -55,7 +56,7 @@ def dataset_sample_upload(
     upload_check_size(upload, limit=sample_max_bytes())
     sha256, size = upload_digest(upload)
     previous = DatasetSample.objects.filter(dataset=dataset).first()
-    original_name = (upload.name or "sample").rsplit("/", 1)[-1] or "sample"
+    original_name = os.path.basename(upload.name or "") or "sample"
     sample = DatasetSample(
         dataset=dataset,
         original_name=original_name[-255:],
