@@ -192,6 +192,7 @@ SPECTACULAR_SETTINGS = {
     "ENUM_NAME_OVERRIDES": {
         "TradeStatusEnum": "marketplace.models.Trade.Status",
         "DatasetStatusEnum": "marketplace.models.Dataset.Status",
+        "DatasetPricingEnum": "marketplace.models.Dataset.Pricing",  # the list's and the detail's shapes share it
         "EvidenceStatusEnum": "marketplace.models.EvidenceStatus",
         "OrganisationKindEnum": "marketplace.models.Organisation.Kind",
         "OrganisationFactsKindEnum": "marketplace.models.OrganisationFacts.Kind",
