@@ -194,6 +194,7 @@ SPECTACULAR_SETTINGS = {
     "ENUM_NAME_OVERRIDES": {
         "TradeStatusEnum": "marketplace.models.Trade.Status",
         "DatasetStatusEnum": "marketplace.models.Dataset.Status",
+        "DatasetPricingEnum": "marketplace.models.Dataset.Pricing",  # the list's and the detail's shapes share it
         "EvidenceStatusEnum": "marketplace.models.EvidenceStatus",
         "OrganisationKindEnum": "marketplace.models.Organisation.Kind",
         "OrganisationFactsKindEnum": "marketplace.models.OrganisationFacts.Kind",
@@ -397,6 +398,8 @@ ELEMENTA_IDEMPOTENCY_TTL = int(os.environ.get("ELEMENTA_IDEMPOTENCY_TTL", str(48
 ELEMENTA_IDEMPOTENCY_LEASE = int(os.environ.get("ELEMENTA_IDEMPOTENCY_LEASE", "120"))
 ELEMENTA_PAYMENT_PROVIDER = os.environ.get("ELEMENTA_PAYMENT_PROVIDER", "marketplace.payments.ManualApproval")
 ELEMENTA_MAX_DATASET_FILE_BYTES = int(os.environ.get("ELEMENTA_MAX_DATASET_FILE_BYTES", str(512 * 1024 * 1024)))
+# A listing's free sample (anyone who can see the listing downloads it): kept small.
+ELEMENTA_SAMPLE_MAX_BYTES = int(os.environ.get("ELEMENTA_SAMPLE_MAX_BYTES", str(1024 * 1024)))
 # A trade sitting in `checking` or `approved` longer than this is re-enqueued by the sweeper (every
 # ELEMENTA_SWEEP_INTERVAL): a killed worker's trade is picked up within stuck-after + one interval
 # (≤ 40 s by default). Re-drives back off (stuck-after × 2^n since the last status change), so a long

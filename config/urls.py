@@ -32,6 +32,7 @@ from marketplace.apis.organisations import (
 from marketplace.apis.rescreening import GrantFlagViewSet, RulePackBacktestApi
 from marketplace.apis.reviews import ReviewQueueApi
 from marketplace.apis.revocations import RevocationRequestViewSet
+from marketplace.apis.samples import DatasetSampleApi
 from marketplace.apis.trades import TradeViewSet
 from marketplace.apis.wallet import DepositViewSet, LedgerEntryApi, PayoutReportApi, PlatformWalletApi, WalletApi
 from marketplace.apis.webhooks import WebhookDeliveryViewSet, WebhookEndpointViewSet
@@ -74,6 +75,7 @@ api_v1 = [
     path("rulepacks/<uuid:pk>/backtest/", RulePackBacktestApi.as_view(), name="rulepack-backtest"),
     path("audit/verify/", AuditVerifyApi.as_view(), name="audit-verify"),
     path("datasets/<uuid:dataset_id>/files/", DatasetFileListApi.as_view(), name="dataset-files"),
+    path("datasets/<uuid:dataset_id>/sample/", DatasetSampleApi.as_view(), name="dataset-sample"),
     path("datasets/<uuid:dataset_id>/compute-offer/", DatasetComputeOfferApi.as_view(), name="dataset-compute-offer"),
     path(
         "datasets/<uuid:dataset_id>/compute-offer/review-policy/",

@@ -26,6 +26,11 @@ class DatasetNotAvailableError(ApplicationError):
     default_message = "The dataset is not published."
 
 
+class DatasetHasNoFileError(ConflictError):
+    code = "dataset_has_no_file"
+    default_message = "Upload the dataset's file before publishing it: a listing is sold with its data."
+
+
 class DatasetFactsLockedError(ConflictError):
     code = "dataset_facts_locked"
     default_message = "A published dataset's legal facts cannot change; withdraw it and list a new one."
@@ -118,6 +123,22 @@ class UploadRejectedError(ApplicationError):
     code = "upload_rejected"
     status_code = 400
     default_message = "The file is not an accepted document."
+
+
+class SamplePersonalDataRefusedError(ApplicationError):
+    """A sample is downloadable by anyone who can see the listing, outside every transfer check."""
+
+    code = "sample_personal_data_refused"
+    status_code = 400
+    default_message = (
+        "A sample is free for anyone who can see the listing and goes through no transfer check: "
+        "it must hold no personal data."
+    )
+
+
+class DatasetSampleNotFoundError(NotFoundError):
+    code = "dataset_sample_not_found"
+    default_message = "The dataset has no sample."
 
 
 

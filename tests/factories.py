@@ -65,6 +65,15 @@ class MembershipFactory(factory.django.DjangoModelFactory[Membership]):
             fund(self.organisation)
 
 
+def upload_file(client, dataset_id, name: str = "data.csv", content: bytes = b"id,value\n1,42\n"):
+    """Upload a file version through the API, as a provider does before publishing; returns the response."""
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    return client.post(
+        f"/api/v1/datasets/{dataset_id}/files/", {"file": SimpleUploadedFile(name, content)}, format="multipart"
+    )
+
+
 class DatasetFactory(factory.django.DjangoModelFactory[Dataset]):
     class Meta:
         model = Dataset
@@ -83,11 +92,22 @@ class DatasetFactory(factory.django.DjangoModelFactory[Dataset]):
 
     @classmethod
     def _create(cls, model_class, *args, **kwargs):
+        """`with_file=False`: no file version (publishing needs one, so such a dataset is a draft
+        in practice); otherwise a small CSV is uploaded as version 1 through the upload service, as
+        a provider does before publishing."""
+        from django.core.files.uploadedfile import SimpleUploadedFile
+
+        from marketplace.services.dataset_files import dataset_file_store
         from marketplace.services.datasets import dataset_reindex
 
+        with_file = kwargs.pop("with_file", True)
         dataset = model_class(*args, **kwargs)
         dataset_reindex(dataset)  # the catalogue's search columns, derived as the service derives them
         dataset.save()
+        if with_file:
+            upload = SimpleUploadedFile("data.csv", b"id,value\n1,42\n", content_type="text/csv")
+            dataset_file_store(dataset_id=dataset.id, upload=upload)
+            dataset.refresh_from_db()
         return dataset
 
 

@@ -37,6 +37,10 @@ class DatasetViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.
     def get_queryset(self) -> QuerySet[Dataset]:
         return dataset_list_visible(user=self.request.user)
 
+    def get_serializer_class(self) -> type[s.DatasetSerializer]:
+        # The list stays cheap (summary columns); one listing also lists its file versions.
+        return s.DatasetSerializer if self.action == "list" else s.DatasetDetailSerializer
+
     def get_permissions(self) -> Sequence[Any]:
         if self.action in ("create", "partial_update", "publish", "withdraw"):
             return [IsAuthenticated(), IsProvider()]
@@ -71,7 +75,8 @@ class DatasetViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.
     @extend_schema(request=None)
     @action(detail=True, methods=["post"])
     def publish(self, request: Request, pk: str | None = None) -> Response:
-        """Providers, own drafts only. Chinese personal information needs `pi_duties_attested`. Audited
+        """Providers, own drafts only. Needs at least one uploaded file version (409 `dataset_has_no_file`).
+        Chinese personal information needs `pi_duties_attested`. Audited
         (`dataset.published`, with the attestation and the facts buyers will trade on). Publishing twice
         is harmless; a withdrawn listing is 409 `dataset_transition_not_allowed`."""
         dataset = self._own()

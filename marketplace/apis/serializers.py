@@ -13,6 +13,8 @@ from config.serializers import StrictModelSerializer, StrictSerializer
 from marketplace.apis.revocations import RevocationRequestSerializer
 from marketplace.models import (
     Dataset,
+    DatasetFile,
+    DatasetSample,
     EvidenceStatus,
     GrantRevocationRequest,
     Organisation,
@@ -21,6 +23,7 @@ from marketplace.models import (
     TradeEvent,
 )
 from marketplace.money import MoneyError, currency_check, money
+from marketplace.services.dataset_files import dataset_file_extension
 
 
 class JurisdictionField(serializers.CharField):
@@ -80,6 +83,46 @@ class OrganisationSerializer(StrictModelSerializer):
         ]
 
 
+class FileSummarySerializer(serializers.Serializer):
+    count = serializers.IntegerField(help_text="Uploaded file versions; 0: no data uploaded yet.")
+    formats = serializers.ListField(child=serializers.CharField(), help_text="Media types of the versions.")
+    total_bytes = serializers.IntegerField(help_text="Size of all versions together.")
+    latest_version = serializers.IntegerField(allow_null=True)
+    latest_uploaded_at = serializers.DateTimeField(allow_null=True)
+
+
+class ListingVersionSerializer(serializers.ModelSerializer):
+    """What anyone who can see a listing learns of a file version: its facts, never its content or name."""
+
+    format = serializers.SerializerMethodField(help_text="The file name's extension: csv, parquet, csv.gz; '' none.")
+    uploaded_at = serializers.DateTimeField(source="created_at")
+
+    class Meta:
+        model = DatasetFile
+        fields = ["version", "content_type", "format", "size", "sha256", "uploaded_at"]
+        read_only_fields = fields
+
+    def get_format(self, dataset_file: DatasetFile) -> str:
+        return dataset_file_extension(dataset_file.original_name)
+
+
+class SampleSummarySerializer(serializers.ModelSerializer):
+    format = serializers.SerializerMethodField()
+    uploaded_at = serializers.DateTimeField(source="created_at")
+    download = serializers.SerializerMethodField(help_text="GET this path to download the sample.")
+
+    class Meta:
+        model = DatasetSample
+        fields = ["content_type", "format", "size", "sha256", "contains_personal_data", "uploaded_at", "download"]
+        read_only_fields = fields
+
+    def get_format(self, sample: DatasetSample) -> str:
+        return dataset_file_extension(sample.original_name)
+
+    def get_download(self, sample: DatasetSample) -> str:
+        return f"/api/v1/datasets/{sample.dataset_id}/sample/"
+
+
 class DatasetSerializer(StrictModelSerializer):
     provider = serializers.UUIDField(source="provider_id", read_only=True)
     provider_name = serializers.CharField(source="provider.name", read_only=True)
@@ -103,6 +146,8 @@ class DatasetSerializer(StrictModelSerializer):
     currency = CurrencyField(required=False)
     description = serializers.CharField(required=False, allow_blank=True, max_length=DESCRIPTION_MAX_LENGTH)
     licence = LicenceSerializer(required=False)
+    files = serializers.SerializerMethodField(help_text="What data the listing holds (GET /datasets/{id}/ lists it).")
+    sample = serializers.SerializerMethodField(help_text="The free sample, null when there is none.")
 
     class Meta:
         model = Dataset
@@ -128,11 +173,34 @@ class DatasetSerializer(StrictModelSerializer):
             "licence",
             "licence_version",
             "status",
+            "files",
+            "sample",
             "published_at",
             "created_at",
             "updated_at",
         ]
         read_only_fields = ["id", "licence_version", "status", "published_at", "created_at", "updated_at"]
+
+    @extend_schema_field(FileSummarySerializer)
+    def get_files(self, dataset: Dataset) -> dict[str, Any]:
+        """From the summary columns the upload service keeps: no query per listing."""
+        return {
+            "count": dataset.file_count,
+            "formats": list(dataset.file_formats),
+            "total_bytes": dataset.file_total_bytes,
+            "latest_version": dataset.latest_file_version,
+            "latest_uploaded_at": serializers.DateTimeField().to_representation(dataset.latest_file_uploaded_at)
+            if dataset.latest_file_uploaded_at
+            else None,
+        }
+
+    @extend_schema_field(SampleSummarySerializer(allow_null=True))
+    def get_sample(self, dataset: Dataset) -> dict[str, Any] | None:
+        try:
+            sample = dataset.sample  # select_related by the catalogue selector: no query per listing
+        except DatasetSample.DoesNotExist:
+            return None
+        return dict(SampleSummarySerializer(sample).data)
 
     @extend_schema_field(
         inline_serializer(
@@ -171,6 +239,20 @@ class DatasetSerializer(StrictModelSerializer):
                     {"licence": ["a subscription needs licence.term_days: the length of one period"]}
                 )
         return attrs
+
+
+class DatasetDetailSerializer(DatasetSerializer):
+    """One listing: the summary plus every file version's facts (format, size, SHA-256, when)."""
+
+    versions = serializers.SerializerMethodField(help_text="Uploaded file versions, newest first.")
+
+    class Meta(DatasetSerializer.Meta):
+        fields = [*DatasetSerializer.Meta.fields, "versions"]
+
+    @extend_schema_field(ListingVersionSerializer(many=True))
+    def get_versions(self, dataset: Dataset) -> list[dict[str, Any]]:
+        files = DatasetFile.objects.filter(dataset_id=dataset.id).order_by("-version")
+        return list(ListingVersionSerializer(files, many=True).data)
 
 
 class MechanismSerializer(StrictSerializer):

@@ -12,7 +12,7 @@ from django.utils import timezone
 
 from marketplace.models.core import Dataset, Organisation, Trade
 
-__all__ = ["AccessGrant", "DatasetFile", "GrantDownload", "GrantRevocationRequest"]
+__all__ = ["AccessGrant", "DatasetFile", "DatasetSample", "GrantDownload", "GrantRevocationRequest"]
 
 
 def _dataset_file_path(instance: "DatasetFile", filename: str) -> str:
@@ -50,6 +50,38 @@ class DatasetFile(models.Model):
         if not self._state.adding:
             raise ValueError("A dataset file version is immutable; upload a new version instead.")
         super().save(*args, **kwargs)
+
+
+def _dataset_sample_path(instance: "DatasetSample", filename: str) -> str:
+    # A fresh name per upload: a replacement never overwrites the sample a download may be reading.
+    return f"samples/{instance.dataset_id}/{uuid.uuid4()}-{os.path.basename(filename)[-80:]}"
+
+
+class DatasetSample(models.Model):
+    """A small free sample of a dataset: anyone who can see the listing may download it. At most one
+    per dataset (a new upload replaces it). The provider declared it holds no personal data."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    dataset = models.OneToOneField(Dataset, on_delete=models.CASCADE, related_name="sample")
+    file = models.FileField(upload_to=_dataset_sample_path, max_length=300)
+    original_name = models.CharField(max_length=255)
+    content_type = models.CharField(max_length=100)
+    size = models.PositiveBigIntegerField()
+    sha256 = models.CharField(max_length=64)
+    contains_personal_data = models.BooleanField(
+        default=False, help_text="The provider's declaration; always false (personal samples are refused)."
+    )
+    uploaded_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
+    uploaded_by_label = models.CharField(max_length=150, help_text="Username, copied so it outlives the account.")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(condition=Q(contains_personal_data=False), name="dataset_sample_not_personal"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.dataset_id} sample"
 
 
 class AccessGrant(models.Model):

@@ -141,6 +141,13 @@ class Dataset(models.Model):
     jurisdiction_index = models.CharField(max_length=400, default="", editable=False)
     category_index = models.CharField(max_length=400, default="", editable=False)
     published_at = models.DateTimeField(null=True, blank=True)
+    # A summary of the uploaded file versions, kept by the upload service (services/dataset_files.py)
+    # so the catalogue list shows what data exists without reading the versions.
+    file_count = models.PositiveIntegerField(default=0, editable=False)
+    file_total_bytes = models.PositiveBigIntegerField(default=0, editable=False)
+    file_formats = models.JSONField(default=list, blank=True, editable=False, help_text="Media types, first seen first")
+    latest_file_version = models.PositiveIntegerField(null=True, blank=True, editable=False)
+    latest_file_uploaded_at = models.DateTimeField(null=True, blank=True, editable=False)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 

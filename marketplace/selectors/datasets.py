@@ -9,7 +9,7 @@ from marketplace.selectors.members import is_officer, membership_of
 
 def dataset_list_visible(*, user: User | AnonymousUser) -> QuerySet[Dataset]:
     """The published catalogue, plus the caller's own listings in any status; officers see all."""
-    qs = Dataset.objects.select_related("provider")
+    qs = Dataset.objects.select_related("provider", "sample")  # the listing shows its sample
     if is_officer(user):
         return qs
     membership = membership_of(user)

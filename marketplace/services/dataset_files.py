@@ -4,6 +4,7 @@ import hashlib
 import logging
 import mimetypes
 import os
+from typing import Any
 from uuid import UUID
 
 from django.conf import settings
@@ -40,34 +41,70 @@ def dataset_file_content_type(name: str) -> str:
     return content_type or "application/octet-stream"
 
 
+_COMPRESSION_SUFFIXES = {".gz", ".bz2", ".xz", ".br", ".zst", ".zip"}
+
+
+def dataset_file_extension(name: str) -> str:
+    """The format a file name states, lower case without the dot: csv, parquet, csv.gz; "" for none."""
+    base, last = os.path.splitext(os.path.basename(name))
+    if not last or len(last) > 12:
+        return ""
+    last = last.lower()
+    if last in _COMPRESSION_SUFFIXES:
+        inner = os.path.splitext(base)[1].lower()
+        if inner and len(inner) <= 12 and inner not in _COMPRESSION_SUFFIXES:
+            return f"{inner[1:]}{last}"
+    return last[1:]
+
+
 def dataset_file_latest_version(*, dataset_id: UUID) -> int | None:
     return DatasetFile.objects.filter(dataset_id=dataset_id).aggregate(latest=Max("version"))["latest"]
 
 
-@transaction.atomic
-def dataset_file_upload(*, dataset_id: UUID, membership: Membership, upload: UploadedFile) -> DatasetFile:
-    """Store `upload` as the dataset's next version (latest + 1), with its SHA-256, size and type.
-    Audited as `dataset.file_uploaded` (version, hash, size) with the uploader.
-
-    The dataset row lock serialises concurrent uploads so versions are gap-free; the unique
-    (dataset, version) constraint is the last guard. Only the dataset's provider may upload.
-    """
-    dataset = Dataset.objects.select_for_update().filter(pk=dataset_id).first()
-    if dataset is None:
-        raise NotFoundError("No such dataset.")
-    if dataset.provider_id != membership.organisation_id:
-        raise PermissionDeniedError("Only the dataset's provider may upload its files.")
-    limit = dataset_file_max_bytes()
-    if upload.size is None or upload.size == 0:
-        raise UploadRejectedError("The file is empty.", fields={"file": ["the file is empty"]})
-    if upload.size > limit:
-        raise UploadRejectedError("The file is too large.", fields={"file": [f"at most {limit:,} bytes"]})
-
+def upload_digest(upload: UploadedFile) -> tuple[str, int]:
+    """The SHA-256 (hex) and size of an upload, read in chunks; the upload is rewound for storing."""
     digest, size = hashlib.sha256(), 0
     for chunk in upload.chunks():
         digest.update(chunk)
         size += len(chunk)
     upload.seek(0)
+    return digest.hexdigest(), size
+
+
+def upload_check_size(upload: UploadedFile, *, limit: int) -> None:
+    if upload.size is None or upload.size == 0:
+        raise UploadRejectedError("The file is empty.", fields={"file": ["the file is empty"]})
+    if upload.size > limit:
+        raise UploadRejectedError("The file is too large.", fields={"file": [f"at most {limit:,} bytes"]})
+
+
+@transaction.atomic
+def dataset_file_upload(*, dataset_id: UUID, membership: Membership, upload: UploadedFile) -> DatasetFile:
+    """Store `upload` as the dataset's next version (latest + 1), with its SHA-256, size and type.
+    Audited as `dataset.file_uploaded` (version, hash, size) with the uploader. Only the dataset's
+    provider may upload."""
+    dataset = Dataset.objects.select_for_update().filter(pk=dataset_id).first()
+    if dataset is None:
+        raise NotFoundError("No such dataset.")
+    if dataset.provider_id != membership.organisation_id:
+        raise PermissionDeniedError("Only the dataset's provider may upload its files.")
+    return _dataset_file_store(dataset=dataset, upload=upload, user=membership.user)
+
+
+@transaction.atomic
+def dataset_file_store(*, dataset_id: UUID, upload: UploadedFile, user: Any = None) -> DatasetFile:
+    """`dataset_file_upload` without the provider check, for the platform's own loaders (demo data,
+    test factories): `user` None records the upload as the system's."""
+    dataset = Dataset.objects.select_for_update().get(pk=dataset_id)
+    return _dataset_file_store(dataset=dataset, upload=upload, user=user)
+
+
+def _dataset_file_store(*, dataset: Dataset, upload: UploadedFile, user: Any) -> DatasetFile:
+    """The caller holds the dataset row lock: it serialises concurrent uploads so versions are
+    gap-free (the unique (dataset, version) constraint is the last guard) and keeps the dataset's
+    file summary (count, bytes, formats, latest version) in step with the versions."""
+    upload_check_size(upload, limit=dataset_file_max_bytes())
+    sha256, size = upload_digest(upload)
     original_name = os.path.basename(upload.name or "") or "data"
     dataset_file = DatasetFile(
         dataset=dataset,
@@ -75,9 +112,9 @@ def dataset_file_upload(*, dataset_id: UUID, membership: Membership, upload: Upl
         original_name=original_name[-255:],
         content_type=dataset_file_content_type(original_name),
         size=size,
-        sha256=digest.hexdigest(),
-        uploaded_by=membership.user,
-        uploaded_by_label=membership.user.get_username(),
+        sha256=sha256,
+        uploaded_by=user,
+        uploaded_by_label=user.get_username() if user is not None else "system",
     )
     dataset_file.file.save(original_name, upload, save=False)
     try:
@@ -87,11 +124,18 @@ def dataset_file_upload(*, dataset_id: UUID, membership: Membership, upload: Upl
         # enclosing transaction after we return can still orphan one; storage is cheap to sweep.)
         dataset_file.file.storage.delete(dataset_file.file.name)
         raise
+    dataset.file_count += 1
+    dataset.file_total_bytes += size
+    dataset.file_formats = list(dict.fromkeys([*dataset.file_formats, dataset_file.content_type]))
+    dataset.latest_file_version = dataset_file.version
+    dataset.latest_file_uploaded_at = dataset_file.created_at
+    dataset.save(update_fields=["file_count", "file_total_bytes", "file_formats", "latest_file_version",
+                                "latest_file_uploaded_at", "updated_at"])
     event_emit(
         kind="dataset.file_uploaded",
         subject_type="dataset",
         subject_id=dataset.id,
-        actor=membership.user,
+        actor=user,  # None: recorded as the system's
         data={
             "provider": str(dataset.provider_id),
             "version": dataset_file.version,

@@ -11,10 +11,11 @@ from compliance.engine.vocabulary import PERSONAL_CLASSIFICATIONS
 from marketplace.errors import (
     AttestationRequiredError,
     DatasetFactsLockedError,
+    DatasetHasNoFileError,
     DatasetInconsistentError,
 )
 from marketplace.lifecycles import dataset_ensure_transition
-from marketplace.models import Dataset, Membership
+from marketplace.models import Dataset, DatasetFile, Membership
 from marketplace.services.events import event_emit
 from marketplace.services.organisations import organisation_require_verified
 
@@ -120,8 +121,10 @@ def dataset_update(*, dataset_id: UUID, values: dict[str, Any], actor: Any) -> D
 
 @transaction.atomic
 def dataset_publish(*, dataset_id: UUID, actor: Any) -> Dataset:
-    """Put a draft in the catalogue; Chinese personal information needs the provider's attestation
-    of its PIPL duties. Audited as `dataset.published` with the attestation and the frozen facts."""
+    """Put a draft in the catalogue. It needs at least one uploaded file version (409
+    `dataset_has_no_file`: a listing is sold with its data, compute offers included), and Chinese
+    personal information needs the provider's attestation of its PIPL duties. Audited as
+    `dataset.published` with the attestation, the frozen facts and the latest file version."""
     dataset = Dataset.objects.select_for_update().get(pk=dataset_id)
     if dataset.status == Dataset.Status.PUBLISHED:
         return dataset  # publishing twice is harmless
@@ -133,12 +136,17 @@ def dataset_publish(*, dataset_id: UUID, actor: Any) -> Dataset:
     )
     if holds_chinese_pi and not dataset.pi_duties_attested:
         raise AttestationRequiredError(fields={"pi_duties_attested": ["required for Chinese personal information"]})
+    # The versions themselves, not the summary columns: the row lock above orders this with uploads.
+    latest = DatasetFile.objects.filter(dataset_id=dataset.id).order_by("-version").first()
+    if latest is None:
+        raise DatasetHasNoFileError(fields={"files": ["upload the dataset's file before publishing"]})
     dataset.status = Dataset.Status.PUBLISHED
     dataset.published_at = timezone.now()
     dataset.save(update_fields=["status", "published_at", "updated_at"])
     _audit(kind="dataset.published", dataset=dataset, actor=actor, data={
         "attestation": {"pi_duties_attested": dataset.pi_duties_attested, "required": holds_chinese_pi},
         "facts": _snapshot(dataset, LEGAL_FACTS),
+        "file": {"version": latest.version, "sha256": latest.sha256, "size": latest.size},
     })
     return dataset
 

@@ -7,7 +7,7 @@ import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 
 from compliance.models import AuditEvent, RulePack
-from tests.factories import DatasetFactory
+from tests.factories import DatasetFactory, upload_file
 
 pytestmark = pytest.mark.django_db
 
@@ -40,6 +40,7 @@ def test_a_listing_s_life_is_audited_with_its_author(client_for, provider_cn, of
         ).status_code
         == 200
     )
+    assert upload_file(provider, dataset_id).status_code == 201
     assert provider.post(f"/api/v1/datasets/{dataset_id}/publish/").status_code == 200
     assert provider.post(f"/api/v1/datasets/{dataset_id}/withdraw/").status_code == 200
 
@@ -48,11 +49,13 @@ def test_a_listing_s_life_is_audited_with_its_author(client_for, provider_cn, of
     assert [e["kind"] for e in events] == [
         "dataset.created",
         "dataset.updated",
+        "dataset.file_uploaded",
         "dataset.published",
         "dataset.withdrawn",
     ]
     assert {e["actor_label"] for e in events} == {provider_cn.user.username}
-    created, updated, published, withdrawn = (e["data"] for e in events)
+    created, updated, uploaded, published, withdrawn = (e["data"] for e in events)
+    assert published["file"] == {"version": 1, "sha256": uploaded["sha256"], "size": uploaded["size"]}
     assert created["provider"] == str(provider_cn.organisation_id)
     assert created["facts"]["subjects"] == 50000 and created["facts"]["classification"] == "personal"
     assert created["terms"]["price"] == "1200.00"
@@ -84,7 +87,9 @@ def test_refused_changes_and_no_op_repeats_record_nothing(client_for, provider_c
     assert provider.post(f"/api/v1/datasets/{published.id}/publish/").status_code == 200  # already published
 
     assert [e["kind"] for e in audit_of(client_for(officer), "dataset", dataset_id)] == ["dataset.created"]
-    assert audit_of(client_for(officer), "dataset", published.id) == []
+    assert [e["kind"] for e in audit_of(client_for(officer), "dataset", published.id)] == [
+        "dataset.file_uploaded"  # the factory's upload before publishing; nothing since
+    ]
 
 
 def test_an_officer_withdrawing_in_the_admin_is_audited(client, provider_eu, officer, eu_personal):
@@ -99,8 +104,8 @@ def test_an_officer_withdrawing_in_the_admin_is_audited(client, provider_eu, off
     assert response.status_code == 302
     eu_personal.refresh_from_db()
     assert eu_personal.status == "withdrawn"
-    event = AuditEvent.objects.get(subject_type="dataset", subject_id=str(eu_personal.id))
-    assert (event.kind, event.actor_label) == ("dataset.withdrawn", officer.user.username)
+    event = AuditEvent.objects.get(subject_type="dataset", subject_id=str(eu_personal.id), kind="dataset.withdrawn")
+    assert event.actor_label == officer.user.username
 
 
 def test_webhook_endpoint_changes_are_audited_without_the_secret(client_for, buyer_eu, officer):
@@ -188,9 +193,10 @@ def test_a_new_data_file_is_audited_with_its_hash(client_for, provider_eu, offic
     )
     assert uploaded.status_code == 201, uploaded.json()
 
-    (event,) = audit_of(client_for(officer), "dataset", eu_personal.id)
+    first, event = audit_of(client_for(officer), "dataset", eu_personal.id)  # the factory uploaded version 1
+    assert (first["kind"], first["actor_label"]) == ("dataset.file_uploaded", "system")
     assert (event["kind"], event["actor_label"]) == ("dataset.file_uploaded", provider_eu.user.username)
-    assert event["data"]["version"] == 1 and event["data"]["sha256"] == uploaded.json()["sha256"]
+    assert event["data"]["version"] == 2 and event["data"]["sha256"] == uploaded.json()["sha256"]
 
 
 def test_editing_a_rule_pack_draft_is_audited(client_for, rulepacks, officer):

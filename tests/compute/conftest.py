@@ -35,6 +35,7 @@ def guangdong(provider_cn: Membership) -> Dataset:
         categories=["purchase_history"],
         pi_duties_attested=True,
         currency="USD",
+        with_file=False,  # its file is the orders table, uploaded next as version 1
     )
     dataset_file_upload(
         dataset_id=dataset.id, membership=provider_cn, upload=SimpleUploadedFile("orders.csv", demo_orders_csv())

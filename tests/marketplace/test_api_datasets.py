@@ -5,7 +5,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
 from marketplace.models import Dataset
-from tests.factories import DatasetFactory, MembershipFactory, OrganisationFactory
+from tests.factories import DatasetFactory, MembershipFactory, OrganisationFactory, upload_file
 
 pytestmark = pytest.mark.django_db
 
@@ -32,6 +32,9 @@ def test_provider_creates_a_draft_then_publishes_it(client_for, provider_cn, buy
         provider.patch(f"/api/v1/datasets/{body['id']}/", {"pi_duties_attested": True}, format="json").status_code
         == 200
     )
+    fileless = provider.post(f"/api/v1/datasets/{body['id']}/publish/")
+    assert fileless.status_code == 409 and fileless.json()["code"] == "dataset_has_no_file"
+    assert upload_file(provider, body["id"]).status_code == 201
     published = provider.post(f"/api/v1/datasets/{body['id']}/publish/")
     assert published.status_code == 200 and published.json()["status"] == "published"
     assert client_for(buyer_us).get(f"/api/v1/datasets/{body['id']}/").status_code == 200

@@ -7,7 +7,7 @@ import pytest
 from marketplace.models import Dataset, Deposit, LedgerTransaction, Wallet
 from marketplace.money import AMOUNT_MAX, MoneyError, currencies_accepted, currency_check, exponent, money
 from marketplace.services.deposits import deposit_request
-from tests.factories import DatasetFactory, MembershipFactory, OrganisationFactory, fund
+from tests.factories import DatasetFactory, MembershipFactory, OrganisationFactory, fund, upload_file
 
 pytestmark = pytest.mark.django_db
 
@@ -76,6 +76,7 @@ def test_a_lower_case_currency_is_stored_upper_case_and_buyers_holding_it_can_pa
     assert created.status_code == 201, created.content
     dataset_id = created.json()["id"]
     assert created.json()["currency"] == "USD" and Dataset.objects.get(pk=dataset_id).currency == "USD"
+    assert upload_file(client_for(provider_eu), dataset_id).status_code == 201
     assert client_for(provider_eu).post(f"/api/v1/datasets/{dataset_id}/publish/").status_code == 200
 
     bought = client_for(buyer_us).post("/api/v1/trades/", {"dataset": dataset_id}, format="json")

@@ -87,7 +87,9 @@ def test_the_worker_outlives_redis_killed_five_times_while_trades_are_posted(
 
         def post(n: int) -> None:
             for _ in range(n):
-                response = buyer.post("/api/v1/trades/", {"dataset": str(eu_personal.id), "repeat": True}, format="json")
+                response = buyer.post(
+                    "/api/v1/trades/", {"dataset": str(eu_personal.id), "repeat": True}, format="json"
+                )
                 statuses.append(response.status_code)
                 if response.status_code == 201:
                     ids.append(response.json()["id"])

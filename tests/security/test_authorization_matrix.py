@@ -54,6 +54,7 @@ from marketplace.models import (
 )
 from marketplace.services.api_keys import api_key_create
 from marketplace.services.dataset_files import dataset_file_upload
+from marketplace.services.dataset_samples import dataset_sample_upload
 from marketplace.services.deposits import deposit_request
 from marketplace.services.grant_revocations import grant_revocation_request
 from marketplace.services.mechanisms import mechanism_add
@@ -124,6 +125,10 @@ EXPECTED: dict[tuple[str, str], Expectation] = {
     # files: the provider, officers, and a buyer holding an active grant (buyer A does)
     ("get", "datasets/{dataset_id}/files/"): expect(OK, buyer_other=403, provider_other=403),
     ("post", "datasets/{dataset_id}/files/"): OWN_DATASET_WRITE,
+    # the sample of a published listing: anyone who sees the listing downloads it; its provider changes it
+    ("get", "datasets/{dataset_id}/sample/"): MEMBERS,
+    ("post", "datasets/{dataset_id}/sample/"): OWN_DATASET_WRITE,
+    ("delete", "datasets/{dataset_id}/sample/"): OWN_DATASET_WRITE,
     ("get", "datasets/{dataset_id}/compute-offer/"): MEMBERS,  # the offer of a published listing: the catalogue
     ("put", "datasets/{dataset_id}/compute-offer/"): OWN_DATASET_WRITE,
     ("post", "datasets/{dataset_id}/compute-offer/review-policy/"): OFFICERS,
@@ -352,10 +357,15 @@ def build_world() -> World:
         organisation=OrganisationFactory.create(name="Acme Inc.", jurisdiction="US"), role=Membership.Role.BUYER
     )
     eu_personal = DatasetFactory.create(
-        provider=provider_eu.organisation, title="German retail customers", classification="personal", subjects=50000
+        provider=provider_eu.organisation, title="German retail customers", classification="personal", subjects=50000,
+        with_file=False,  # its file is uploaded next, by its provider
     )
     dataset_file_upload(
         dataset_id=eu_personal.id, membership=provider_eu, upload=SimpleUploadedFile("a.csv", b"id,city\n1,Berlin\n")
+    )
+    dataset_sample_upload(
+        dataset_id=eu_personal.id, membership=provider_eu, upload=SimpleUploadedFile("s.csv", b"city\nBerlin\n"),
+        contains_personal_data=False,
     )
     trade = TradeFactory.create(dataset=eu_personal, buyer=buyer_eu.organisation, status=Trade.Status.APPROVED)
     trade_settle(trade_id=trade.id)
@@ -508,6 +518,9 @@ def call(client: APIClient, method: str, path: str, url: str) -> Any:
         return client.delete(url)
     if path == "datasets/{dataset_id}/files/":
         return client.post(url, {"file": SimpleUploadedFile("b.csv", b"id\n2\n")}, format="multipart")
+    if path == "datasets/{dataset_id}/sample/":
+        sample = {"file": SimpleUploadedFile("t.csv", b"city\nBonn\n"), "contains_personal_data": "false"}
+        return client.post(url, sample, format="multipart")
     send: Callable[..., Any] = getattr(client, method)
     return send(url, json.dumps(BODY), content_type="application/json")
 

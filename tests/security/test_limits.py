@@ -77,7 +77,7 @@ def test_dataset_files_keep_their_own_larger_limit(client_for, provider_eu, eu_p
                                             {"file": SimpleUploadedFile("big.csv", content)}, format="multipart")
 
     assert response.status_code == 201, response.content
-    assert DatasetFile.objects.get(dataset=eu_personal).size == len(content)
+    assert DatasetFile.objects.get(dataset=eu_personal, version=response.json()["version"]).size == len(content)
 
 
 def test_a_multipart_body_past_the_file_limit_is_a_413_before_it_is_read(
@@ -85,12 +85,13 @@ def test_a_multipart_body_past_the_file_limit_is_a_413_before_it_is_read(
 ):
     settings.ELEMENTA_MAX_DATASET_FILE_BYTES = 4096
     settings.ELEMENTA_MAX_MULTIPART_OVERHEAD_BYTES = 1024
+    before = DatasetFile.objects.count()  # the version the listing was published with
 
     response = client_for(provider_eu).post(f"/api/v1/datasets/{eu_personal.id}/files/",
                                             {"file": SimpleUploadedFile("big.csv", b"x" * 8192)}, format="multipart")
 
     assert response.status_code == 413 and response.json()["code"] == "request_too_large"
-    assert not DatasetFile.objects.exists()
+    assert DatasetFile.objects.count() == before
 
 
 def test_a_stream_without_an_honest_length_is_cut_one_byte_past_the_limit():

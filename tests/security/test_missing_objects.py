@@ -34,7 +34,8 @@ def _deleted_first(model: type[Any], original: Any, key: str) -> Any:
 
 
 def test_a_dataset_deleted_before_its_publication_is_404_not_found(client_for, provider_eu, monkeypatch):
-    draft = DatasetFactory(provider=provider_eu.organisation, status=Dataset.Status.DRAFT)
+    # No file version: a dataset with one cannot be deleted (its versions protect it).
+    draft = DatasetFactory(provider=provider_eu.organisation, status=Dataset.Status.DRAFT, with_file=False)
     # dataset_publish reads the row with `.get()`: the model's DoesNotExist escapes the service.
     monkeypatch.setattr(
         dataset_services, "dataset_publish", _deleted_first(Dataset, dataset_services.dataset_publish, "dataset_id")

@@ -154,8 +154,9 @@ class Command(BaseCommand):
             membership = Membership.objects.filter(organisation=provider).first()
             assert membership is not None
             dataset = dataset_create(membership=membership, values=values, actor=membership.user)
-            dataset_publish(dataset_id=dataset.id, actor=membership.user)
+            # A listing is published with its data: the file first (publishing without one is refused).
             dataset_file_upload(dataset_id=dataset.id, membership=membership, upload=_sample_file(dataset.title))
+            dataset_publish(dataset_id=dataset.id, actor=membership.user)
         for title, offer in COMPUTE_OFFERS.items():
             offered = Dataset.objects.filter(title=title).first()
             if offered is not None and not ComputeOffer.objects.filter(dataset=offered).exists():
