@@ -19,6 +19,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from config.permissions import IsProvider
+from config.serializers import StrictSerializer
 from marketplace.apis.common import request_membership
 from marketplace.apis.serializers import SampleSummarySerializer
 from marketplace.errors import DatasetSampleNotFoundError
@@ -38,7 +39,7 @@ class DeclarationField(serializers.BooleanField):
     default_empty_html = empty
 
 
-class SampleUploadSerializer(serializers.Serializer):
+class SampleUploadSerializer(StrictSerializer):
     file = serializers.FileField(help_text="The sample; its type is taken from the file name.", allow_empty_file=True)
     contains_personal_data = DeclarationField(
         required=True,

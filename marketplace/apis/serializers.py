@@ -83,7 +83,7 @@ class OrganisationSerializer(StrictModelSerializer):
         ]
 
 
-class FileSummarySerializer(serializers.Serializer):
+class FileSummarySerializer(StrictSerializer):
     count = serializers.IntegerField(help_text="Uploaded file versions; 0: no data uploaded yet.")
     formats = serializers.ListField(child=serializers.CharField(), help_text="Media types of the versions.")
     total_bytes = serializers.IntegerField(help_text="Size of all versions together.")
@@ -91,7 +91,7 @@ class FileSummarySerializer(serializers.Serializer):
     latest_uploaded_at = serializers.DateTimeField(allow_null=True)
 
 
-class ListingVersionSerializer(serializers.ModelSerializer):
+class ListingVersionSerializer(StrictModelSerializer):
     """What anyone who can see a listing learns of a file version: its facts, never its content or name."""
 
     format = serializers.SerializerMethodField(help_text="The file name's extension: csv, parquet, csv.gz; '' none.")
@@ -106,7 +106,7 @@ class ListingVersionSerializer(serializers.ModelSerializer):
         return dataset_file_extension(dataset_file.original_name)
 
 
-class SampleSummarySerializer(serializers.ModelSerializer):
+class SampleSummarySerializer(StrictModelSerializer):
     format = serializers.SerializerMethodField()
     uploaded_at = serializers.DateTimeField(source="created_at")
     download = serializers.SerializerMethodField(help_text="GET this path to download the sample.")
