@@ -181,7 +181,9 @@ class _Reader:
                 {n: c.cell_contents for n, c in zip(obj.__code__.co_freevars, obj.__closure__, strict=False)
                  if _cell_filled(c)}
             )
-        caught = {id(n) for h in ast.walk(tree) if isinstance(h, ast.ExceptHandler) and h.type for n in ast.walk(h.type)}
+        caught = {
+            id(n) for h in ast.walk(tree) if isinstance(h, ast.ExceptHandler) and h.type for n in ast.walk(h.type)
+        }
         for node in ast.walk(tree):
             if id(node) in caught:  # `except SomeError:` handles it; it is not raised here
                 continue
@@ -222,8 +224,14 @@ def view_errors(view: Any, handler_name: str) -> set[type[ApplicationError]]:
 
 
 def _is_idempotent(func: Any) -> bool:
+    """Whether a handler is wrapped by marketplace.idempotency.idempotent (functools.wraps copies the
+    name and module, not the code: the wrapper's code is in that module's file)."""
+    from marketplace import idempotency
+
+    func = getattr(func, "__func__", func)
     while func is not None:
-        if getattr(func, "__module__", "") == "marketplace.idempotency":
+        code = getattr(func, "__code__", None)
+        if code is not None and code.co_filename == idempotency.__file__:
             return True
         func = getattr(func, "__wrapped__", None)
     return False
@@ -244,7 +252,7 @@ class AutoSchema(SpectacularAutoSchema):
         ))
         handler_name = getattr(self.view, "action", None) or method.lower()
         handler = getattr(self.view, handler_name, None)
-        if _is_idempotent(handler):
+        if method.upper() == "POST" and _is_idempotent(handler):  # the decorator acts on POST only
             self._add_idempotency(operation)
         codes = self._codes(operation, method, handler_name)
         responses = operation.setdefault("responses", {})
@@ -260,6 +268,8 @@ class AutoSchema(SpectacularAutoSchema):
             codes.setdefault(status, set()).update(names)
 
         for error in view_errors(self.view, handler_name):
+            if error.code.startswith("idempotency_key_") and method.upper() != "POST":
+                continue  # @idempotent passes every other method straight through
             add(error.status_code, [error.code])
         parameters = operation.get("parameters", [])
         has_body = "requestBody" in operation
@@ -341,7 +351,8 @@ DOWNLOAD_HEADERS = {
 WEBHOOK_EVENT_SCHEMA: dict[str, Any] = {
     "type": "object",
     "description": "The JSON body of every webhook POST (docs/webhooks.md). Besides these, one key names the "
-                   "subject by its type (`trade`, `grant`, `mechanism`, `document`, `endpoint` for a ping) with its id.",
+                   "subject by its type (`trade`, `grant`, `mechanism`, `document`, `endpoint` for a ping) with "
+                   "its id.",
     "properties": {
         "event": {"type": "string", "description": "The event kind (the `Elementa-Event` header)."},
         "id": {"type": "string", "description": "The event's id (`Elementa-Event-Id`): deduplicate on it."},
@@ -368,7 +379,8 @@ def _webhooks() -> dict[str, Any]:
         body = {"allOf": [{"$ref": "#/components/schemas/WebhookEvent"}], "type": "object",
                 "properties": {"event": {"type": "string", "enum": [kind]}}}
         hooks[kind] = {"post": {
-            "summary": f"`{kind}`, POSTed to each endpoint that chose it" + (" (the test button)" if kind == PING else ""),
+            "summary": f"`{kind}`, POSTed to each endpoint that chose it"
+            + (" (the test button)" if kind == PING else ""),
             "operationId": f"webhook_{kind.replace('.', '_')}",
             "tags": ["webhooks"],
             "parameters": [{"in": "header", "name": n, "required": True, "schema": {"type": "string"}, "description": d}

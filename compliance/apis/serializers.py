@@ -9,7 +9,6 @@ from compliance.engine import facts
 from compliance.engine import vocabulary as vocab
 from compliance.models import RulePack, RulePackBacktest
 
-
 OUTCOMES = [o.value for o in vocab.Outcome]  # one enum in the schema: OutcomeEnum
 
 

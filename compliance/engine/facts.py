@@ -233,9 +233,12 @@ class _Reader:
 
 # The fields each object of the facts accepts (anything else is "unknown field"). The OpenAPI schema of
 # POST /compliance/evaluate/ (compliance/apis/serializers.py) is built from these and the vocabularies.
-TOP_FIELDS = ("trade_date", "data", "exporter", "buyer", "purpose", "mechanisms", "prior_exports", "delivery", "parties")
+TOP_FIELDS = (
+    "trade_date", "data", "exporter", "buyer", "purpose", "mechanisms", "prior_exports", "delivery", "parties",
+)
 DATA_FIELDS = (
-    "subject_jurisdictions", "storage_jurisdiction", "classification", "categories", "subjects", "de_identified", "flags",
+    "subject_jurisdictions", "storage_jurisdiction", "classification", "categories", "subjects", "de_identified",
+    "flags",
 )
 EXPORTER_FIELDS = ("jurisdiction", "flags")
 BUYER_FIELDS = (

@@ -247,7 +247,8 @@ class TradeDocumentSerializer(MechanismOnFileSerializer):
     organisation = serializers.UUIDField(source="organisation_id", read_only=True)
 
 
-# A trade's pricing: the dataset's (one_time, subscription) or, for compute, the offer's (compute_period, compute_query).
+# A trade's pricing: the dataset's (one_time, subscription) or, for compute, the offer's
+# (compute_period, compute_query).
 TRADE_PRICINGS = [*Dataset.Pricing.values, "compute_period", "compute_query"]
 
 
