@@ -279,11 +279,13 @@ class AutoSchema(SpectacularAutoSchema):
         if has_body:
             for status, names in PARSER_CODES.items():
                 add(status, names)
-        if operation.get("security") != [{}] and {} not in operation.get("security", [{}]):
+        if any(operation.get("security", [])):  # a token is read when sent, even where anonymous callers may come
             for status, names in AUTH_CODES.items():
                 add(status, names)
-        if any(p.get("in") == "path" for p in parameters):
-            add(404, ["not_found"])
+        if any(p.get("in") == "path" for p in parameters) or any(
+            p.get("in") == "query" and p.get("name") == "page" for p in parameters
+        ):
+            add(404, ["not_found"])  # no such object, or a page past the last ("Invalid page.")
         if method.upper() in ("POST", "PUT", "PATCH", "DELETE"):
             add(429, ["throttled"])
         add(503, ["temporarily_unavailable"])
@@ -410,6 +412,10 @@ def postprocess(result: dict[str, Any], generator: Any, request: Any, public: bo
                         }
                     operation["responses"]["416"].setdefault("headers", {})["Content-Range"] = {
                         "schema": {"type": "string"}, "description": "`bytes */<size>`"}
+                if operation["operationId"] == "queries_retrieve":  # ?format=csv / Accept: text/csv
+                    operation["responses"]["200"]["content"]["text/csv"] = {"schema": {"type": "string"}}
+                    operation["responses"]["404"]["content"]["text/csv"] = {
+                        "schema": {"type": "string", "description": "CSV asked for, no released result."}}
     result.setdefault("components", {}).setdefault("schemas", {})["WebhookEvent"] = WEBHOOK_EVENT_SCHEMA
     result["x-webhooks"] = _webhooks()
     return result

@@ -347,7 +347,7 @@ class TransferFactsSerializer(serializers.Serializer):
     """The facts of one cross-border transfer, as the rule engine reads them (docs/facts.md)."""
 
     trade_date = serializers.DateField(required=False, help_text="Defaults to today.")
-    data = FactsDataSerializer()
+    data = FactsDataSerializer()  # type: ignore[assignment]  # a declared field: the metaclass pops it, no .data clash
     exporter = FactsExporterSerializer(required=False)
     buyer = FactsBuyerSerializer()
     purpose = serializers.ChoiceField(choices=list(vocab.PURPOSES), required=False)
