@@ -110,10 +110,11 @@ def _is_project(obj: Any) -> bool:
 
 @cache
 def _methods_named() -> dict[str, tuple[Callable[..., Any], ...]]:
-    """Every project class's own methods, by name (for calls on objects of unknown type)."""
+    """Every project class's own methods, by name (for calls on objects of unknown type). Views are left
+    out: no service or model calls a view's method, and their action names (`accept`, `verify`) are common."""
     index: dict[str, list[Callable[..., Any]]] = {}
     for module_name, module in list(sys.modules.items()):
-        if module_name.split(".")[0] not in PROJECT_PACKAGES or module is None:
+        if module_name.split(".")[0] not in PROJECT_PACKAGES or ".apis" in module_name or module is None:
             continue
         for cls in list(vars(module).values()):
             if not isinstance(cls, type) or cls.__module__ != module_name:
