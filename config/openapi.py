@@ -413,6 +413,10 @@ def postprocess(result: dict[str, Any], generator: Any, request: Any, public: bo
                         }
                     operation["responses"]["416"].setdefault("headers", {})["Content-Range"] = {
                         "schema": {"type": "string"}, "description": "`bytes */<size>`"}
+                if operation["operationId"] == "rulepacks_export_retrieve":
+                    operation["responses"]["200"]["description"] = (
+                        "The version as a rule-pack YAML file (docs/rulepacks.md): the text `POST /rulepacks/` "
+                        "takes as `yaml`.")
                 if operation["operationId"] == "queries_retrieve":  # ?format=csv / Accept: text/csv
                     operation["responses"]["200"]["content"]["text/csv"] = {"schema": {"type": "string"}}
                     operation["responses"]["404"]["content"]["text/csv"] = {

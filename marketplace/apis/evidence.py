@@ -45,9 +45,10 @@ class MechanismViewSet(
     serializer_class = s.StandingMechanismSerializer
 
     def get_parsers(self) -> list[BaseParser]:
-        """Adding a mechanism is a file upload (multipart only); accepting and rejecting take JSON."""
+        """Adding a mechanism is a file upload, documented as multipart only (JSON is still read, so a claim
+        sent without its file is told what is missing: 400 `evidence_incomplete`); the rest take JSON."""
         action = getattr(self, "action", None) or self.action_map.get((self.request.method or "").lower())
-        return [MultiPartParser()] if action == "create" else super().get_parsers()
+        return [MultiPartParser(), *super().get_parsers()] if action == "create" else super().get_parsers()
 
     def get_permissions(self) -> Sequence[Any]:
         if self.action in ("accept", "reject"):

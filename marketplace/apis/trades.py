@@ -15,6 +15,7 @@ from rest_framework.response import Response
 
 from config.errors import PermissionDeniedError
 from config.logging import trade_id
+from config.parsers import BoundedJSONParser
 from config.permissions import IsBuyer, IsOfficer
 from config.users import request_user
 from marketplace.apis import serializers as s
@@ -89,8 +90,10 @@ class TradeViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Ge
     @extend_schema(methods=["GET"], responses=s.TradeDocumentSerializer(many=True))
     @extend_schema(methods=["POST"], request={"multipart/form-data": s.TradeDocumentSerializer},
                    responses={201: s.TradeDocumentSerializer})
-    @action(detail=True, methods=["get", "post"], parser_classes=[MultiPartParser], pagination_class=None,
-            filterset_class=None)  # GET: the whole list, a bare array (few per trade)
+    # An upload: documented as multipart only. JSON is still read, so a claim sent without its file is told
+    # what is missing (400 `evidence_incomplete`) rather than 415. GET: the whole list, a bare array.
+    @action(detail=True, methods=["get", "post"], parser_classes=[MultiPartParser, BoundedJSONParser],
+            pagination_class=None, filterset_class=None)
     @idempotent
     def documents(self, request: Request, pk: str | None = None) -> Response:
         """Evidence for the trade's requirements, uploaded by the buyer or the provider (multipart:
