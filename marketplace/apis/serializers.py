@@ -259,6 +259,13 @@ class TradeLicenceSerializer(serializers.Serializer):
     resale = serializers.BooleanField(required=False)
     terms = serializers.CharField(required=False)
     delivery = serializers.ChoiceField(choices=vocab.DELIVERIES, required=False)
+    permitted_destinations = serializers.ListField(
+        child=serializers.CharField(), required=False,
+        help_text="Where the buyer may take the data: its own jurisdiction and the destination it declared.",
+    )
+
+    def to_representation(self, instance: Any) -> Any:
+        return instance  # stored as plain JSON already, exactly as the trade was bought
 
 
 class TradeCreateSerializer(serializers.Serializer):
