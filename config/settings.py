@@ -163,7 +163,7 @@ REST_FRAMEWORK = {
     "DEFAULT_PAGINATION_CLASS": "config.api.PageNumberPagination",
     "PAGE_SIZE": 20,
     "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
-    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_SCHEMA_CLASS": "config.openapi.AutoSchema",  # + each operation's errors (docs/using-the-api.md)
     "DEFAULT_THROTTLE_CLASSES": ["config.throttling.WriteRateThrottle"],
     # How many reverse proxies in front of the API append to X-Forwarded-For. 0 (the default): the
     # header is ignored and throttles key on REMOTE_ADDR, so a client cannot rotate it to escape them.
@@ -176,10 +176,13 @@ REST_FRAMEWORK = {
     # The HTML browsable API only when asked for (ELEMENTA_BROWSABLE_API=1): errors are always JSON otherwise.
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"]
     + (["rest_framework.renderers.BrowsableAPIRenderer"] if env_bool("ELEMENTA_BROWSABLE_API", False) else []),
-    # JSON with size, depth, list-length and NUL limits (config/parsers.py, docs/limits.md).
-    "DEFAULT_PARSER_CLASSES": ["config.parsers.BoundedJSONParser", "rest_framework.parsers.FormParser",
-                               "rest_framework.parsers.MultiPartParser"],
+    # JSON only, with size, depth, list-length and NUL limits (config/parsers.py, docs/limits.md). The file
+    # uploads (dataset files, trade documents, mechanisms) set multipart on their own views; a form body
+    # anywhere else is 415 `unsupported_media_type`, so the OpenAPI document offers one body type per operation.
+    "DEFAULT_PARSER_CLASSES": ["config.parsers.BoundedJSONParser"],
     "COERCE_DECIMAL_TO_STRING": True,
+    # Test clients send JSON unless a test asks for multipart (the uploads): the API takes nothing else.
+    "TEST_REQUEST_DEFAULT_FORMAT": "json",
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "Elementa API",
@@ -191,6 +194,9 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
+    # Operation ids and tags without the version: `trades_create`, tag `trades` (config/openapi.py: areas).
+    "SCHEMA_PATH_PREFIX": r"/api/v1",
+    "POSTPROCESSING_HOOKS": ["drf_spectacular.hooks.postprocess_schema_enums", "config.openapi.postprocess"],
     "ENUM_NAME_OVERRIDES": {
         "TradeStatusEnum": "marketplace.models.Trade.Status",
         "DatasetStatusEnum": "marketplace.models.Dataset.Status",
@@ -198,6 +204,19 @@ SPECTACULAR_SETTINGS = {
         "EvidenceStatusEnum": "marketplace.models.EvidenceStatus",
         "OrganisationKindEnum": "marketplace.models.Organisation.Kind",
         "OrganisationFactsKindEnum": "marketplace.models.OrganisationFacts.Kind",
+        "OutcomeEnum": "compliance.apis.serializers.OUTCOMES",
+        "PurposeEnum": "compliance.engine.vocabulary.PURPOSES",
+        "DeliveryEnum": "compliance.engine.vocabulary.DELIVERIES",
+        "ClassificationEnum": "compliance.engine.vocabulary.CLASSIFICATIONS",
+        "MechanismCodeEnum": "compliance.engine.vocabulary.MECHANISMS",
+        "CategoryEnum": "compliance.engine.vocabulary.CATEGORIES",
+        "DataFlagsEnum": "compliance.engine.vocabulary.DATA_FLAGS",
+        "ExporterFlagsEnum": "compliance.engine.vocabulary.EXPORTER_FLAGS",
+        "CertificationEnum": "compliance.engine.vocabulary.CERTIFICATIONS",
+        "BuyerKindEnum": "compliance.engine.vocabulary.BUYER_KINDS",
+        "DatasetPricingEnum": "marketplace.models.Dataset.Pricing",
+        "ComputePricingEnum": "marketplace.models.ComputeOffer.Pricing",
+        "TradePricingEnum": "marketplace.apis.serializers.TRADE_PRICINGS",
     },
 }
 

@@ -1,16 +1,22 @@
 """Response shapes of the compliance API: a decision with its findings, requirements, obligations and rule packs."""
 
+from collections.abc import Sequence
+from typing import Any
+
 from rest_framework import serializers
 
+from compliance.engine import facts
 from compliance.engine import vocabulary as vocab
 from compliance.models import RulePack, RulePackBacktest
 from config.serializers import StrictModelSerializer, StrictSerializer
+
+OUTCOMES = [o.value for o in vocab.Outcome]  # one enum in the schema: OutcomeEnum
 
 
 class FindingSerializer(StrictSerializer):
     rule = serializers.CharField()
     regime = serializers.CharField()
-    outcome = serializers.CharField()
+    outcome = serializers.ChoiceField(choices=OUTCOMES)
     requirements = serializers.ListField(child=serializers.ListField(child=serializers.CharField()))
     explanation = serializers.CharField()
     citation = serializers.CharField()
@@ -22,11 +28,36 @@ class FindingSerializer(StrictSerializer):
 
 
 class DecisionSerializer(StrictSerializer):
-    outcome = serializers.ChoiceField(choices=[o.value for o in vocab.Outcome])
-    requirements = serializers.ListField(child=serializers.ListField(child=serializers.CharField()))
+    outcome = serializers.ChoiceField(choices=OUTCOMES)
+    requirements = serializers.ListField(
+        child=serializers.ListField(child=serializers.CharField()),
+        help_text="What the trade needs, as groups: each inner list is alternatives, any one of which satisfies it.",
+    )
     findings = FindingSerializer(many=True)
     obligations = serializers.ListField(child=serializers.CharField())
     rulepacks = serializers.ListField(child=serializers.CharField())
+
+
+class TradeDecisionSerializer(DecisionSerializer):
+    """A trade's recorded decision: the engine's answer, when it was made, and the check that made it."""
+
+    checked_at = serializers.DateTimeField(help_text="When the compliance check that made this decision ran.")
+    check = serializers.UUIDField(help_text="The compliance check's id (audit events and backtests name it).")
+
+
+class DeliveryDecisionsSerializer(StrictSerializer):
+    download = DecisionSerializer()
+    compute = DecisionSerializer()
+
+
+class PreviewDecisionSerializer(DecisionSerializer):
+    """A decision preview; where the dataset is also offered for computation, both ways side by side."""
+
+    alternatives = serializers.ListField(
+        child=serializers.ChoiceField(choices=vocab.DELIVERIES), required=False,
+        help_text='["compute"] when a download would be denied or need a regulator\'s approval and compute would not.',
+    )
+    by_delivery = DeliveryDecisionsSerializer(required=False)
 
 
 class RulePackSerializer(StrictSerializer):
@@ -125,15 +156,15 @@ class BacktestRequestSerializer(StrictSerializer):
 class ChangedFindingSerializer(StrictSerializer):
     rule = serializers.CharField()
     regime = serializers.CharField()
-    old_outcome = serializers.CharField(allow_null=True)
-    new_outcome = serializers.CharField(allow_null=True)
+    old_outcome = serializers.ChoiceField(choices=OUTCOMES, allow_null=True)
+    new_outcome = serializers.ChoiceField(choices=OUTCOMES, allow_null=True)
     explanation = serializers.CharField()
     citation = serializers.CharField()
     rulepack = serializers.CharField()
 
 
 class OutcomeSummarySerializer(StrictSerializer):
-    outcome = serializers.CharField()
+    outcome = serializers.ChoiceField(choices=OUTCOMES)
     requirements = serializers.ListField(child=serializers.ListField(child=serializers.CharField()))
 
 
@@ -167,8 +198,8 @@ class BacktestTotalsSerializer(StrictSerializer):
 
 class WidenedRuleSerializer(StrictSerializer):
     rule = serializers.CharField()
-    old_outcome = serializers.CharField(allow_null=True)
-    new_outcome = serializers.CharField(allow_null=True)
+    old_outcome = serializers.ChoiceField(choices=OUTCOMES, allow_null=True)
+    new_outcome = serializers.ChoiceField(choices=OUTCOMES, allow_null=True)
     removed = serializers.BooleanField()
 
 
@@ -229,3 +260,99 @@ class BacktestSerializer(BacktestSummarySerializer):
 
     class Meta(BacktestSummarySerializer.Meta):
         fields = [*BacktestSummarySerializer.Meta.fields, "items", "errors"]
+
+
+# --- The facts of POST /compliance/evaluate/ (docs/facts.md) -----------------------------------------
+# Documentation only: the engine's parse_facts validates the body (400 `invalid_facts`). Built from the
+# same vocabularies and field lists (compliance/engine/facts.py); tests/compliance/test_openapi_facts.py
+# checks the two agree.
+
+JURISDICTION_HELP = "ISO 3166-1 alpha-2 country (DE) or ISO 3166-2 subdivision (UA-43)."
+
+
+def _jurisdiction(**kwargs: Any) -> serializers.CharField:
+    return serializers.CharField(max_length=8, help_text=JURISDICTION_HELP, **kwargs)
+
+
+def _codes(choices: Sequence[str], help_text: str = "") -> serializers.ListField:
+    return serializers.ListField(
+        child=serializers.ChoiceField(choices=list(choices)), required=False, max_length=facts.MAX_CODES,
+        help_text=help_text,
+    )
+
+
+class FactsDataSerializer(StrictSerializer):
+    subject_jurisdictions = serializers.ListField(
+        child=_jurisdiction(), min_length=1, max_length=facts.MAX_CODES,
+        help_text="Where the people the data is about are (" + JURISDICTION_HELP + ")",
+    )
+    storage_jurisdiction = _jurisdiction(required=False)
+    classification = serializers.ChoiceField(choices=list(vocab.CLASSIFICATIONS))
+    categories = _codes(vocab.CATEGORIES)
+    subjects = serializers.IntegerField(min_value=0, required=False, help_text="How many people; default 0.")
+    de_identified = serializers.BooleanField(required=False)
+    flags = _codes(vocab.DATA_FLAGS)
+
+
+class FactsExporterSerializer(StrictSerializer):
+    jurisdiction = _jurisdiction(required=False)
+    flags = _codes(vocab.EXPORTER_FLAGS)
+
+
+class FactsBuyerSerializer(StrictSerializer):
+    jurisdiction = _jurisdiction()
+    headquarters = _jurisdiction(required=False)
+    owner_jurisdictions = serializers.ListField(child=_jurisdiction(), required=False, max_length=facts.MAX_CODES)
+    kind = serializers.ChoiceField(choices=list(vocab.BUYER_KINDS), required=False)
+    certifications = _codes(vocab.CERTIFICATIONS)
+    declared_destinations = serializers.ListField(
+        child=_jurisdiction(), required=False, max_length=facts.MAX_CODES,
+        help_text="Places the data will also go; each is evaluated as a transfer of its own.",
+    )
+
+
+class FactsMechanismSerializer(StrictSerializer):
+    code = serializers.ChoiceField(choices=list(vocab.MECHANISMS))
+    approved_on = serializers.DateField(required=False)
+    valid_until = serializers.DateField(required=False)
+    reference = serializers.CharField(required=False)
+
+
+class FactsPriorExportSerializer(StrictSerializer):
+    date = serializers.DateField()
+    classification = serializers.ChoiceField(choices=list(vocab.CLASSIFICATIONS))
+    categories = _codes(vocab.CATEGORIES)
+    subjects = serializers.IntegerField(min_value=0, required=False)
+    same_buyer = serializers.BooleanField(required=False)
+
+
+class FactsListMatchSerializer(StrictSerializer):
+    party = serializers.ChoiceField(choices=list(facts.PARTIES))
+    subject = serializers.ChoiceField(choices=list(facts.MATCH_SUBJECTS), required=False)
+    name = serializers.CharField(max_length=facts.MAX_TEXT)
+    share = serializers.FloatField(min_value=0, max_value=100, required=False)
+    list = serializers.CharField(max_length=facts.MAX_TEXT)
+    entry = serializers.CharField(max_length=facts.MAX_TEXT)
+    entry_name = serializers.CharField(max_length=facts.MAX_TEXT, required=False)
+    programme = serializers.CharField(max_length=facts.MAX_TEXT, required=False)
+    score = serializers.FloatField(min_value=0, max_value=100)
+
+
+class FactsPartiesSerializer(StrictSerializer):
+    list_matches = FactsListMatchSerializer(many=True, required=False, max_length=facts.MAX_LIST_MATCHES)  # type: ignore[call-arg]
+    lists = serializers.ListField(child=serializers.CharField(max_length=facts.MAX_TEXT), required=False, max_length=20)
+    records = serializers.DictField(child=serializers.CharField(max_length=facts.MAX_TEXT), required=False)
+
+
+class TransferFactsSerializer(StrictSerializer):
+    """The facts of one cross-border transfer, as the rule engine reads them (docs/facts.md)."""
+
+    trade_date = serializers.DateField(required=False, help_text="Defaults to today.")
+    data = FactsDataSerializer()  # type: ignore[assignment]  # a declared field: the metaclass pops it, no .data clash
+    exporter = FactsExporterSerializer(required=False)
+    buyer = FactsBuyerSerializer()
+    purpose = serializers.ChoiceField(choices=list(vocab.PURPOSES), required=False)
+    mechanisms = FactsMechanismSerializer(many=True, required=False, max_length=facts.MAX_MECHANISMS)  # type: ignore[call-arg]
+    prior_exports = FactsPriorExportSerializer(many=True, required=False, max_length=facts.MAX_PRIOR_EXPORTS)  # type: ignore[call-arg]
+    delivery = serializers.ChoiceField(choices=list(vocab.DELIVERIES), required=False)
+    parties = FactsPartiesSerializer(required=False)

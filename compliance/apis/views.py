@@ -24,6 +24,7 @@ from compliance.apis.serializers import (
     RulePackEditSerializer,
     RulePackSerializer,
     RulePackValidationSerializer,
+    TransferFactsSerializer,
 )
 from compliance.models import RulePack
 from compliance.selectors.rulepacks import rulepack_backtest_list, rulepack_list
@@ -49,7 +50,7 @@ class EvaluateApi(APIView):
     before the earliest rule pack's effective_from or too far ahead. A date inside that range that
     an applicable regime's versions do not cover is decided `review` (finding BASE-NO-PACK)."""
 
-    @extend_schema(request=OpenApiTypes.OBJECT, responses=DecisionSerializer)
+    @extend_schema(request=TransferFactsSerializer, responses=DecisionSerializer)
     def post(self, request: Request) -> Response:
         data: Any = request.data
         return Response(compliance_dry_run(raw_facts=data).as_dict())

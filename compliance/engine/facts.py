@@ -231,32 +231,35 @@ class _Reader:
             return default
 
 
+# The fields each object of the facts accepts (anything else is "unknown field"). The OpenAPI schema of
+# POST /compliance/evaluate/ (compliance/apis/serializers.py) is built from these and the vocabularies.
+TOP_FIELDS = (
+    "trade_date", "data", "exporter", "buyer", "purpose", "mechanisms", "prior_exports", "delivery", "parties",
+)
+DATA_FIELDS = (
+    "subject_jurisdictions", "storage_jurisdiction", "classification", "categories", "subjects", "de_identified",
+    "flags",
+)
+EXPORTER_FIELDS = ("jurisdiction", "flags")
+BUYER_FIELDS = (
+    "jurisdiction", "headquarters", "owner_jurisdictions", "kind", "certifications", "declared_destinations",
+)
+MECHANISM_FIELDS = ("code", "approved_on", "valid_until", "reference")
+PRIOR_EXPORT_FIELDS = ("date", "classification", "categories", "subjects", "same_buyer")
+PARTIES_FIELDS = ("list_matches", "lists", "records")
+LIST_MATCH_FIELDS = ("party", "subject", "name", "share", "list", "entry", "entry_name", "programme", "score")
+
+
 def parse_facts(raw: Any, *, today: date) -> TransferFacts:
     """Validate contract-shaped input into TransferFacts, or raise FactsError naming every bad field."""
     r = _Reader()
-    top = r.obj(
-        raw,
-        "",
-        ("trade_date", "data", "exporter", "buyer", "purpose", "mechanisms", "prior_exports", "delivery", "parties"),
-    )
+    top = r.obj(raw, "", TOP_FIELDS)
     if raw is not None and not isinstance(raw, Mapping):
         raise FactsError(r.errors)
 
     trade_date = r.day(top.get("trade_date"), "trade_date", default=today) or today
 
-    d = r.obj(
-        top.get("data"),
-        "data",
-        (
-            "subject_jurisdictions",
-            "storage_jurisdiction",
-            "classification",
-            "categories",
-            "subjects",
-            "de_identified",
-            "flags",
-        ),
-    )
+    d = r.obj(top.get("data"), "data", DATA_FIELDS)
     if "data" not in top:
         r.fail("data", "this field is required")
     subjects_j = r.codes(d.get("subject_jurisdictions"), "data.subject_jurisdictions", None, required=True)
@@ -274,17 +277,13 @@ def parse_facts(raw: Any, *, today: date) -> TransferFacts:
         flags=r.codes(d.get("flags"), "data.flags", v.DATA_FLAGS),
     )
 
-    e = r.obj(top.get("exporter"), "exporter", ("jurisdiction", "flags"))
+    e = r.obj(top.get("exporter"), "exporter", EXPORTER_FIELDS)
     exporter = ExporterFacts(
         jurisdiction=r.code(e.get("jurisdiction"), "exporter.jurisdiction", None, default=storage) or "",
         flags=r.codes(e.get("flags"), "exporter.flags", v.EXPORTER_FLAGS),
     )
 
-    b = r.obj(
-        top.get("buyer"),
-        "buyer",
-        ("jurisdiction", "headquarters", "owner_jurisdictions", "kind", "certifications", "declared_destinations"),
-    )
+    b = r.obj(top.get("buyer"), "buyer", BUYER_FIELDS)
     if "buyer" not in top:
         r.fail("buyer", "this field is required")
     buyer_j = r.code(b.get("jurisdiction"), "buyer.jurisdiction", None, required="buyer" in top) or ""
@@ -309,7 +308,7 @@ def parse_facts(raw: Any, *, today: date) -> TransferFacts:
         raw_mechanisms = []
     for i, item in enumerate(raw_mechanisms or []):
         path = f"mechanisms[{i}]"
-        m = r.obj(item, path, ("code", "approved_on", "valid_until", "reference"))
+        m = r.obj(item, path, MECHANISM_FIELDS)
         code = r.code(m.get("code"), f"{path}.code", v.MECHANISMS, required=True)
         approved = r.day(m.get("approved_on"), f"{path}.approved_on")
         until = r.day(m.get("valid_until"), f"{path}.valid_until")
@@ -323,7 +322,7 @@ def parse_facts(raw: Any, *, today: date) -> TransferFacts:
         raw_prior = []
     for i, item in enumerate(raw_prior or []):
         path = f"prior_exports[{i}]"
-        p = r.obj(item, path, ("date", "classification", "categories", "subjects", "same_buyer"))
+        p = r.obj(item, path, PRIOR_EXPORT_FIELDS)
         day = r.day(p.get("date"), f"{path}.date", required=True)
         cls = r.code(p.get("classification"), f"{path}.classification", v.CLASSIFICATIONS, required=True)
         if day and cls:
@@ -347,7 +346,7 @@ MATCH_SUBJECTS = ("name", "alias", "owner", "controller")
 
 
 def _parse_parties(r: _Reader, raw: Any) -> PartyFacts:
-    p = r.obj(raw, "parties", ("list_matches", "lists", "records"))
+    p = r.obj(raw, "parties", PARTIES_FIELDS)
     matches: list[ListMatch] = []
     raw_matches = p.get("list_matches")
     if raw_matches is not None and (not isinstance(raw_matches, list) or len(raw_matches) > MAX_LIST_MATCHES):
@@ -355,9 +354,7 @@ def _parse_parties(r: _Reader, raw: Any) -> PartyFacts:
         raw_matches = []
     for i, item in enumerate(raw_matches or []):
         path = f"parties.list_matches[{i}]"
-        m = r.obj(
-            item, path, ("party", "subject", "name", "share", "list", "entry", "entry_name", "programme", "score")
-        )
+        m = r.obj(item, path, LIST_MATCH_FIELDS)
         party = r.code(m.get("party"), f"{path}.party", PARTIES, required=True)
         subject = r.code(m.get("subject"), f"{path}.subject", MATCH_SUBJECTS, default="name")
         name, listed = (

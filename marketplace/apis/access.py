@@ -14,7 +14,7 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, extend_schema_field
 from rest_framework import generics, mixins, serializers, status, viewsets
 from rest_framework.decorators import action
-from rest_framework.parsers import FormParser, MultiPartParser
+from rest_framework.parsers import MultiPartParser
 from rest_framework.permissions import IsAuthenticated
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -200,7 +200,7 @@ class DatasetFileListApi(mixins.ListModelMixin, generics.GenericAPIView):
     """A dataset's file versions, newest first. Providers upload new versions; each is immutable."""
 
     serializer_class = DatasetFileSerializer
-    parser_classes = [MultiPartParser, FormParser]
+    parser_classes = [MultiPartParser]  # a real file upload: multipart only (the GET ignores it)
 
     def get_permissions(self) -> Sequence[Any]:
         if self.request.method == "POST":

@@ -12,7 +12,7 @@ from rest_framework.permissions import IsAuthenticated
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from compliance.apis.serializers import DecisionSerializer
+from compliance.apis.serializers import PreviewDecisionSerializer
 from compliance.engine import vocabulary as vocab
 from compliance.services.checks import compliance_evaluate
 from config.errors import PermissionDeniedError
@@ -94,7 +94,7 @@ class DatasetViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.
                 description="comma-separated mechanism codes you would put on file, e.g. eu_scc,eu_tia",
             ),
         ],
-        responses=DecisionSerializer,
+        responses=PreviewDecisionSerializer,
     )
     @action(detail=True, methods=["get"], url_path="compliance-preview", permission_classes=[IsAuthenticated, IsBuyer])
     def compliance_preview(self, request: Request, pk: str | None = None) -> Response:

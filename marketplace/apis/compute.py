@@ -220,6 +220,18 @@ class ComputeQueryViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, view
     serializer_class = ComputeQuerySerializer
     renderer_classes = [JSONRenderer, CSVRenderer]
 
+    def get_renderers(self) -> list[BaseRenderer]:
+        """CSV is the released result of one query: the other actions answer JSON only."""
+        if getattr(self, "action", None) == "retrieve":
+            return super().get_renderers()
+        return [JSONRenderer()]
+
+    def handle_exception(self, exc: Exception) -> Response:
+        """Errors are JSON, in the error shape, whatever format the client asked for."""
+        response = super().handle_exception(exc)
+        self.request.accepted_renderer, self.request.accepted_media_type = JSONRenderer(), JSONRenderer.media_type
+        return response
+
     def get_queryset(self) -> QuerySet[ComputeQuery]:
         if getattr(self, "swagger_fake_view", False):
             return ComputeQuery.objects.none()

@@ -9,13 +9,12 @@ from django.db.models import QuerySet
 from drf_spectacular.utils import extend_schema
 from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.decorators import action
-from rest_framework.parsers import FormParser, MultiPartParser
+from rest_framework.parsers import BaseParser, MultiPartParser
 from rest_framework.permissions import IsAuthenticated
 from rest_framework.request import Request
 from rest_framework.response import Response
 
 from config.errors import PermissionDeniedError
-from config.parsers import BoundedJSONParser
 from config.permissions import IsOfficer
 from config.users import request_user
 from marketplace.apis import serializers as s
@@ -44,7 +43,12 @@ class MechanismViewSet(
     accepts it. Officers see every organisation's (filter `?status=pending`) and accept or reject them."""
 
     serializer_class = s.StandingMechanismSerializer
-    parser_classes = [BoundedJSONParser, MultiPartParser, FormParser]
+
+    def get_parsers(self) -> list[BaseParser]:
+        """Adding a mechanism is a file upload, documented as multipart only (JSON is still read, so a claim
+        sent without its file is told what is missing: 400 `evidence_incomplete`); the rest take JSON."""
+        action = getattr(self, "action", None) or self.action_map.get((self.request.method or "").lower())
+        return [MultiPartParser(), *super().get_parsers()] if action == "create" else super().get_parsers()
 
     def get_permissions(self) -> Sequence[Any]:
         if self.action in ("accept", "reject"):

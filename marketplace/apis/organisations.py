@@ -268,7 +268,7 @@ class OrganisationViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, view
         request=FactsChangeSerializer,
         responses={201: OrganisationFactsSerializer},
     )
-    @action(detail=True, methods=["get", "post"])
+    @action(detail=True, methods=["get", "post"], pagination_class=None)  # GET: a bare array of versions
     def facts(self, request: Request, pk: str | None = None) -> Response:
         """GET: every version of its legal facts (valid from/to). POST (its administrator): ask to
         change them; the new version waits for an officer (409 `organisation_facts_pending` if one waits)."""
@@ -306,7 +306,7 @@ class OrganisationViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, view
         return Response({"lists": lists, "matches": [m.as_dict() for m in matches]})
 
     @extend_schema(responses=MemberSerializer(many=True))
-    @action(detail=True, methods=["get"])
+    @action(detail=True, methods=["get"], pagination_class=None)  # a bare array
     def members(self, request: Request, pk: str | None = None) -> Response:
         """Its members and their roles (its members and officers)."""
         organisation = self.get_object()

@@ -12,7 +12,7 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import serializers, status
 from rest_framework.fields import empty
-from rest_framework.parsers import FormParser, MultiPartParser
+from rest_framework.parsers import MultiPartParser
 from rest_framework.permissions import IsAuthenticated
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -71,7 +71,7 @@ class _SampleChunks:
 class DatasetSampleApi(APIView):
     """GET/HEAD: download the sample. POST (multipart): attach or replace it. DELETE: remove it."""
 
-    parser_classes = [MultiPartParser, FormParser]
+    parser_classes = [MultiPartParser]  # a real file upload: multipart only (GET and DELETE take no body)
 
     def get_permissions(self) -> Sequence[Any]:
         if self.request.method in ("POST", "DELETE"):

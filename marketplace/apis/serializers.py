@@ -5,7 +5,7 @@ from typing import Any, cast
 from drf_spectacular.utils import extend_schema_field, inline_serializer
 from rest_framework import serializers
 
-from compliance.apis.serializers import DecisionSerializer
+from compliance.apis.serializers import TradeDecisionSerializer
 from compliance.engine import vocabulary as vocab
 from compliance.engine.jurisdictions import is_jurisdiction
 from compliance.selectors.facts import facts_for_viewer
@@ -324,6 +324,27 @@ class TradeDocumentSerializer(MechanismOnFileSerializer):
     organisation = serializers.UUIDField(source="organisation_id", read_only=True)
 
 
+# A trade's pricing: the dataset's (one_time, subscription) or, for compute, the offer's
+# (compute_period, compute_query).
+TRADE_PRICINGS = [*Dataset.Pricing.values, "compute_period", "compute_query"]
+
+
+class TradeLicenceSerializer(StrictSerializer):
+    """The licence the trade was bought under: the dataset's at the time (or the compute offer's)."""
+
+    term_days = serializers.IntegerField(required=False, help_text="Length of access (or one period), in days.")
+    resale = serializers.BooleanField(required=False)
+    terms = serializers.CharField(required=False)
+    delivery = serializers.ChoiceField(choices=vocab.DELIVERIES, required=False)
+    permitted_destinations = serializers.ListField(
+        child=serializers.CharField(), required=False,
+        help_text="Where the buyer may take the data: its own jurisdiction and the destination it declared.",
+    )
+
+    def to_representation(self, instance: Any) -> Any:
+        return instance  # stored as plain JSON already, exactly as the trade was bought
+
+
 class TradeCreateSerializer(StrictSerializer):
     dataset = serializers.UUIDField()
     destination = JurisdictionField(
@@ -384,7 +405,7 @@ class RenewalTermsSerializer(StrictSerializer):
     changed = serializers.BooleanField()
 
 
-class PreviewQuerySerializer(serializers.Serializer):  # a query string, not a body: extra parameters are ignored
+class PreviewQuerySerializer(StrictSerializer):  # a query string, not a body: extra parameters are ignored
     destination = JurisdictionField(required=False)
     delivery = serializers.ChoiceField(choices=vocab.DELIVERIES, required=False,
                                        help_text="Omit to see download and, where offered, compute side by side.")
@@ -449,7 +470,10 @@ class TradeSerializer(StrictModelSerializer):
     buyer_name = serializers.CharField(source="buyer.name")
     provider = serializers.UUIDField(source="provider_id")
     provider_name = serializers.CharField(source="provider.name")
-    mechanisms = serializers.ListField(child=serializers.DictField())
+    purpose = serializers.ChoiceField(choices=vocab.PURPOSES, read_only=True)
+    mechanisms = MechanismSerializer(many=True, read_only=True)
+    pricing = serializers.ChoiceField(choices=TRADE_PRICINGS, read_only=True)
+    licence = TradeLicenceSerializer(read_only=True)
     decision = serializers.SerializerMethodField()
     renews = serializers.UUIDField(source="renews_id", allow_null=True)
 
@@ -482,7 +506,7 @@ class TradeSerializer(StrictModelSerializer):
         ]
         read_only_fields = fields
 
-    @extend_schema_field(DecisionSerializer(allow_null=True))
+    @extend_schema_field(TradeDecisionSerializer(allow_null=True))
     def get_decision(self, trade: Trade) -> dict[str, Any] | None:
         if trade.decision is None:
             return None

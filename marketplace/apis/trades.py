@@ -8,7 +8,7 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema
 from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.decorators import action
-from rest_framework.parsers import FormParser, MultiPartParser
+from rest_framework.parsers import MultiPartParser
 from rest_framework.permissions import IsAuthenticated
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -94,7 +94,10 @@ class TradeViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Ge
     @extend_schema(methods=["GET"], responses=s.TradeDocumentSerializer(many=True))
     @extend_schema(methods=["POST"], request={"multipart/form-data": s.TradeDocumentSerializer},
                    responses={201: s.TradeDocumentSerializer})
-    @action(detail=True, methods=["get", "post"], parser_classes=[BoundedJSONParser, MultiPartParser, FormParser])
+    # An upload: documented as multipart only. JSON is still read, so a claim sent without its file is told
+    # what is missing (400 `evidence_incomplete`) rather than 415. GET: the whole list, a bare array.
+    @action(detail=True, methods=["get", "post"], parser_classes=[MultiPartParser, BoundedJSONParser],
+            pagination_class=None, filterset_class=None)
     @idempotent
     def documents(self, request: Request, pk: str | None = None) -> Response:
         """Evidence for the trade's requirements, uploaded by the buyer or the provider (multipart:

@@ -188,7 +188,7 @@ def deposit(client: Any) -> Any:
 
 def login(client: Any, username: str, password: str) -> Any:
     body = {"username": username, "password": password}
-    return answered(lambda: client.post("/api/v1/auth/token/", body, format="json"))
+    return answered(lambda: client.post("/api/v1/auth/token/", body, content_type="application/json"))
 
 
 def events(caplog: pytest.LogCaptureFixture) -> set[str]:
