@@ -287,6 +287,8 @@ class AutoSchema(SpectacularAutoSchema):
             p.get("in") == "query" and p.get("name") == "page" for p in parameters
         ):
             add(404, ["not_found"])  # no such object, or a page past the last ("Invalid page.")
+        if method.upper() in ("POST", "PUT", "PATCH"):
+            add(400, ["unknown_field"])  # every write's body is strict (config/serializers.py), even an empty one
         if method.upper() in ("POST", "PUT", "PATCH", "DELETE"):
             add(429, ["throttled"])
         add(503, ["temporarily_unavailable"])
