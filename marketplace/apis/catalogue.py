@@ -16,7 +16,8 @@ from compliance.apis.serializers import DecisionSerializer
 from compliance.engine import vocabulary as vocab
 from compliance.services.checks import compliance_evaluate
 from config.errors import PermissionDeniedError
-from config.permissions import IsBuyer, IsProvider
+from config.permissions import IsAuthenticatedOrPublicCatalogue, IsBuyer, IsProvider
+from config.throttling import PublicCatalogueRateThrottle, WriteRateThrottle
 from marketplace.apis import serializers as s
 from marketplace.apis.common import request_membership as _membership
 from marketplace.apis.filters import DatasetFilter
@@ -32,6 +33,7 @@ class DatasetViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.
 
     serializer_class = s.DatasetSerializer
     filterset_class = DatasetFilter
+    throttle_classes = [WriteRateThrottle, PublicCatalogueRateThrottle]  # the second: anonymous readers only
 
     def get_queryset(self) -> QuerySet[Dataset]:
         return dataset_list_visible(user=self.request.user)
@@ -39,7 +41,16 @@ class DatasetViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.
     def get_permissions(self) -> Sequence[Any]:
         if self.action in ("create", "partial_update", "publish", "withdraw"):
             return [IsAuthenticated(), IsProvider()]
+        if self.action in ("list", "retrieve"):
+            return [IsAuthenticatedOrPublicCatalogue()]  # anonymous reads while ELEMENTA_PUBLIC_CATALOGUE is on
         return super().get_permissions()
+
+    def get_serializer_class(self) -> type[s.DatasetSerializer]:
+        request = getattr(self, "request", None)
+        fake = getattr(self, "swagger_fake_view", False)  # drf-spectacular describes the members' shape
+        if request is not None and not fake and not request.user.is_authenticated:
+            return s.PublicDatasetSerializer  # published listings only, without provider-private fields
+        return super().get_serializer_class()
 
     def _own(self) -> Dataset:
         dataset = self.get_object()  # 404 when the caller cannot see it
