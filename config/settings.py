@@ -161,7 +161,7 @@ REST_FRAMEWORK = {
     "DEFAULT_PAGINATION_CLASS": "config.api.PageNumberPagination",
     "PAGE_SIZE": 20,
     "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
-    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_SCHEMA_CLASS": "config.openapi.AutoSchema",  # spectacular's, knowing the public catalogue
     "DEFAULT_THROTTLE_CLASSES": ["config.throttling.WriteRateThrottle"],
     # How many reverse proxies in front of the API append to X-Forwarded-For. 0 (the default): the
     # header is ignored and throttles key on REMOTE_ADDR, so a client cannot rotate it to escape them.
