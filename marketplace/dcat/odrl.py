@@ -12,7 +12,7 @@ Mapping from the licence ({"term_days", "resale", "terms"}) and the listing:
   the Agreement's the grant's dates (`dateTime gteq` start, `lteq` end);
 - constraint `spatial`: the Agreement's destination, which the compliance decision allowed (an Offer
   has none: where data may go is decided per trade);
-- duty `compensate` with `payAmount` = price in the currency (a subscription: per `timeInterval`).
+- duty `compensate` on `use`, with `payAmount` = price in the currency (a subscription: per `timeInterval`).
 """
 
 from datetime import datetime
@@ -72,8 +72,12 @@ def _term_days(licence: Any) -> int | None:
 
 
 def _permissions(licence: Any, constraints: list[dict[str, Any]], duty: dict[str, Any]) -> list[dict[str, Any]]:
-    actions = ["use", *(["distribute"] if isinstance(licence, dict) and licence.get("resale") else [])]
-    return [{"action": action, "constraint": constraints, "duty": [duty]} for action in actions]
+    """`use` with the price as its duty (paid once, for the whole licence); `distribute` under the same
+    constraints when the licence allows resale."""
+    permissions = [{"action": "use", "constraint": constraints, "duty": [duty]}]
+    if isinstance(licence, dict) and licence.get("resale"):
+        permissions.append({"action": "distribute", "constraint": constraints})
+    return permissions
 
 
 def _terms(policy: dict[str, Any], licence: Any) -> None:
