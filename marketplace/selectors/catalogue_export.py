@@ -13,6 +13,7 @@ from marketplace.models import AccessGrant, Dataset, DatasetFile, Trade
 from marketplace.selectors.trades import trade_list_for
 
 CATALOGUE_DATES_CACHE_SECONDS = 60
+CATALOGUE_DATES_KEY = "dcat:catalogue-dates"
 
 
 def _published() -> QuerySet[Dataset]:
@@ -49,7 +50,7 @@ def published_dataset(*, dataset_id: UUID) -> Dataset | None:
 def catalogue_dates() -> tuple[datetime | None, datetime | None]:
     """(first publication, latest change) over the published catalogue: the catalogue's dct:issued and
     dct:modified. Cached for a minute: an aggregate over every row is not worth running per page."""
-    key = "dcat:catalogue-dates"
+    key = CATALOGUE_DATES_KEY
     cached = guarded_cache.get(key)
     if cached is not None:
         return cached
