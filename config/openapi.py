@@ -25,10 +25,12 @@ from collections.abc import Callable, Iterable
 from functools import cache
 from typing import Any
 
+from django.conf import settings
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from drf_spectacular.openapi import AutoSchema as SpectacularAutoSchema
 from drf_spectacular.plumbing import ResolvedComponent, build_bearer_security_scheme_object
 from rest_framework import serializers
+from rest_framework.permissions import SAFE_METHODS
 
 from config.errors import ApplicationError
 
@@ -242,7 +244,21 @@ def _is_idempotent(func: Any) -> bool:
 
 
 class AutoSchema(SpectacularAutoSchema):
-    """drf-spectacular's AutoSchema, plus each operation's errors, Idempotency-Key and rate-limit headers."""
+    """drf-spectacular's AutoSchema, plus each operation's errors, Idempotency-Key and rate-limit headers, and
+    the public catalogue: a read that IsAuthenticatedOrPublicCatalogue lets anonymous callers make (while
+    ELEMENTA_PUBLIC_CATALOGUE is on) lists "no authentication" among its security requirements, as
+    spectacular does by itself for AllowAny and IsAuthenticatedOrReadOnly."""
+
+    def get_auth(self) -> list[dict[str, Any]]:
+        from config.permissions import IsAuthenticatedOrPublicCatalogue
+
+        auths = super().get_auth()
+        public = settings.ELEMENTA_PUBLIC_CATALOGUE and self.method in SAFE_METHODS
+        if public and {} not in auths and any(
+            isinstance(p, IsAuthenticatedOrPublicCatalogue) for p in self.view.get_permissions()
+        ):
+            auths.append({})
+        return auths
 
     def get_operation(self, path: str, path_regex: str, path_prefix: str, method: str, registry: Any) -> Any:
         operation = super().get_operation(path, path_regex, path_prefix, method, registry)

@@ -6,7 +6,8 @@ is read from `user.membership` by attribute, the way Django exposes the one-to-o
 
 from typing import Any
 
-from rest_framework.permissions import BasePermission
+from django.conf import settings
+from rest_framework.permissions import SAFE_METHODS, BasePermission
 from rest_framework.request import Request
 
 PROVIDER, BUYER, OFFICER, ADMIN = "provider", "buyer", "officer", "admin"
@@ -46,3 +47,13 @@ class IsBuyer(_HasRole):
 class IsOfficer(_HasRole):
     roles = (OFFICER, ADMIN)
     message = "Only a compliance officer may do this."
+
+
+class IsAuthenticatedOrPublicCatalogue(BasePermission):
+    """Signed-in callers; anonymous ones too, for reads only, while ELEMENTA_PUBLIC_CATALOGUE is on.
+    Put only on views that show published listings and nothing provider-private to anonymous callers."""
+
+    def has_permission(self, request: Request, view: Any) -> bool:
+        if getattr(request.user, "is_authenticated", False):
+            return True
+        return request.method in SAFE_METHODS and bool(settings.ELEMENTA_PUBLIC_CATALOGUE)

@@ -21,6 +21,9 @@ SCOPES: Final[dict[str, tuple[frozenset[str], frozenset[tuple[str, str]]]]] = {
                 ("GET", "dataset-list"),
                 ("GET", "dataset-detail"),
                 ("GET", "dataset-files"),
+                ("GET", "dcat-catalogue"),
+                ("GET", "dcat-dataset"),
+                ("GET", "dataset-policy"),
             }
         ),
     ),
@@ -55,6 +58,7 @@ SCOPES: Final[dict[str, tuple[frozenset[str], frozenset[tuple[str, str]]]]] = {
                 ("GET", "grant-detail"),
                 ("GET", "grant-downloads"),
                 ("GET", "grant-download"),
+                ("GET", "trade-agreement"),
             }
         ),
     ),

@@ -163,7 +163,7 @@ REST_FRAMEWORK = {
     "DEFAULT_PAGINATION_CLASS": "config.api.PageNumberPagination",
     "PAGE_SIZE": 20,
     "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
-    "DEFAULT_SCHEMA_CLASS": "config.openapi.AutoSchema",  # + each operation's errors (docs/using-the-api.md)
+    "DEFAULT_SCHEMA_CLASS": "config.openapi.AutoSchema",  # + errors per operation, the public catalogue
     "DEFAULT_THROTTLE_CLASSES": ["config.throttling.WriteRateThrottle"],
     # How many reverse proxies in front of the API append to X-Forwarded-For. 0 (the default): the
     # header is ignored and throttles key on REMOTE_ADDR, so a client cannot rotate it to escape them.
@@ -171,6 +171,8 @@ REST_FRAMEWORK = {
     "DEFAULT_THROTTLE_RATES": {
         "write": os.environ.get("ELEMENTA_THROTTLE_WRITE", "120/min"),
         "login": os.environ.get("ELEMENTA_THROTTLE_LOGIN", "30/min"),
+        # Unauthenticated reads of the public catalogue, per client address (docs/dcat.md).
+        "anon": os.environ.get("ELEMENTA_THROTTLE_ANON", "60/min"),
     },
     "EXCEPTION_HANDLER": "config.api.exception_handler",
     # The HTML browsable API only when asked for (ELEMENTA_BROWSABLE_API=1): errors are always JSON otherwise.
@@ -214,7 +216,6 @@ SPECTACULAR_SETTINGS = {
         "ExporterFlagsEnum": "compliance.engine.vocabulary.EXPORTER_FLAGS",
         "CertificationEnum": "compliance.engine.vocabulary.CERTIFICATIONS",
         "BuyerKindEnum": "compliance.engine.vocabulary.BUYER_KINDS",
-        "DatasetPricingEnum": "marketplace.models.Dataset.Pricing",
         "ComputePricingEnum": "marketplace.models.ComputeOffer.Pricing",
         "TradePricingEnum": "marketplace.apis.serializers.TRADE_PRICINGS",
     },
@@ -243,6 +244,23 @@ ELEMENTA_LOGIN_LOCKOUT_SECONDS = int(os.environ.get("ELEMENTA_LOGIN_LOCKOUT_SECO
 # Back-off per (account, address) from the MAX_FAILURES-th failure in a row: this many seconds,
 # doubling with each further failure, capped at LOCKOUT_SECONDS (which is also how long failures count).
 ELEMENTA_LOGIN_BACKOFF_SECONDS = int(os.environ.get("ELEMENTA_LOGIN_BACKOFF_SECONDS", "30"))
+
+# --- The public catalogue (docs/dcat.md) -------------------------------------------------------------
+# On: anyone may read the published catalogue without signing in (GET only: the dataset list and
+# detail without provider-private fields, the DCAT-AP export, each listing's ODRL policy), throttled
+# per address by ELEMENTA_THROTTLE_ANON. Off: those reads need a session or API key (401), as every
+# other endpoint. Default: on outside production (the demo, local runs), off in production unless set.
+ELEMENTA_PUBLIC_CATALOGUE = env_bool("ELEMENTA_PUBLIC_CATALOGUE", not PRODUCTION)
+ELEMENTA_CATALOGUE_TITLE = os.environ.get("ELEMENTA_CATALOGUE_TITLE", "Elementa data catalogue")
+ELEMENTA_CATALOGUE_DESCRIPTION = os.environ.get(
+    "ELEMENTA_CATALOGUE_DESCRIPTION",
+    "Datasets offered on the Elementa marketplace; each is bought through a trade checked against "
+    "cross-border transfer law before it settles.",
+)
+ELEMENTA_CATALOGUE_PUBLISHER = os.environ.get("ELEMENTA_CATALOGUE_PUBLISHER", "Elementa")
+# DCAT-AP export pages: this many datasets unless ?page_size= asks for another number up to the max.
+ELEMENTA_CATALOGUE_PAGE_SIZE = int(os.environ.get("ELEMENTA_CATALOGUE_PAGE_SIZE", "100"))
+ELEMENTA_CATALOGUE_MAX_PAGE_SIZE = int(os.environ.get("ELEMENTA_CATALOGUE_MAX_PAGE_SIZE", "500"))
 
 # --- Sessions and API keys (docs/authentication.md) ---------------------------------------------
 # Each login is a session: a django-rest-knox token (only its SHA-512 digest is stored) that expires

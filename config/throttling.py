@@ -32,6 +32,13 @@ class WriteRateThrottle(UserRateThrottle):
         return super().allow_request(request, view)
 
 
+class PublicCatalogueRateThrottle(AnonRateThrottle):
+    """Unauthenticated reads of the public catalogue, per client address (signed-in callers: not here)."""
+
+    scope = "anon"
+    cache = throttle_cache
+
+
 class LoginRateThrottle(AnonRateThrottle):
     scope = "login"
     cache = throttle_cache

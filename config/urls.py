@@ -18,6 +18,7 @@ from marketplace.apis.account import MeApi
 from marketplace.apis.auth import ApiKeyViewSet, LogoutAllApi, LogoutApi, PasswordChangeApi, SessionViewSet, TokenApi
 from marketplace.apis.catalogue import DatasetViewSet
 from marketplace.apis.compute import ComputeQueryViewSet, ComputeReviewPolicyApi, DatasetComputeOfferApi
+from marketplace.apis.dcat import CatalogueApi, CatalogueDatasetApi, DatasetPolicyApi, TradeAgreementApi
 from marketplace.apis.evidence import MechanismViewSet, TradeDocumentViewSet
 from marketplace.apis.organisations import (
     ApplyApi,
@@ -82,6 +83,11 @@ api_v1 = [
         ComputeReviewPolicyApi.as_view(),
         name="dataset-compute-review-policy",
     ),
+    # The catalogue as linked data, DCAT-AP 3 and ODRL 2.2 (docs/dcat.md).
+    path("catalogue/", CatalogueApi.as_view(), name="dcat-catalogue"),
+    path("catalogue/datasets/<uuid:dataset_id>/", CatalogueDatasetApi.as_view(), name="dcat-dataset"),
+    path("datasets/<uuid:dataset_id>/policy/", DatasetPolicyApi.as_view(), name="dataset-policy"),
+    path("trades/<uuid:trade_id>/agreement/", TradeAgreementApi.as_view(), name="trade-agreement"),
     path("wallet/", WalletApi.as_view(), name="wallet"),
     path("wallet/platform/", PlatformWalletApi.as_view(), name="wallet-platform"),
     path("wallet/payouts.csv", PayoutReportApi.as_view(), name="wallet-payouts"),

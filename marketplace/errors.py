@@ -389,3 +389,11 @@ class SanctionsEntryUnknownError(ApplicationError):
     code = "sanctions_entry_unknown"
     status_code = 400
     default_message = "No such entry in the current sanctions lists."
+
+
+# --- Linked-data catalogue (DCAT-AP, ODRL) --------------------------------------------------------
+
+
+class AgreementNotAvailableError(ConflictError):
+    code = "agreement_not_available"
+    default_message = "The trade has no agreement yet: it exists once the trade is settled and its grant issued."

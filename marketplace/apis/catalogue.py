@@ -11,13 +11,15 @@ from rest_framework.decorators import action
 from rest_framework.permissions import IsAuthenticated
 from rest_framework.request import Request
 from rest_framework.response import Response
+from rest_framework.serializers import BaseSerializer
 
 from compliance.apis.serializers import PreviewDecisionSerializer
 from compliance.engine import vocabulary as vocab
 from compliance.services.checks import compliance_evaluate
 from config.errors import PermissionDeniedError
-from config.permissions import IsBuyer, IsProvider
+from config.permissions import IsAuthenticatedOrPublicCatalogue, IsBuyer, IsProvider
 from config.serializers import reject_body
+from config.throttling import PublicCatalogueRateThrottle, WriteRateThrottle
 from marketplace.apis import serializers as s
 from marketplace.apis.common import request_membership as _membership
 from marketplace.apis.filters import DatasetFilter
@@ -33,18 +35,25 @@ class DatasetViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.
 
     serializer_class = s.DatasetSerializer
     filterset_class = DatasetFilter
+    throttle_classes = [WriteRateThrottle, PublicCatalogueRateThrottle]  # the second: anonymous readers only
 
     def get_queryset(self) -> QuerySet[Dataset]:
         return dataset_list_visible(user=self.request.user)
 
-    def get_serializer_class(self) -> type[s.DatasetSerializer]:
-        # The list stays cheap (summary columns); one listing also lists its file versions.
-        return s.DatasetSerializer if self.action == "list" else s.DatasetDetailSerializer
-
     def get_permissions(self) -> Sequence[Any]:
         if self.action in ("create", "partial_update", "publish", "withdraw"):
             return [IsAuthenticated(), IsProvider()]
+        if self.action in ("list", "retrieve"):
+            return [IsAuthenticatedOrPublicCatalogue()]  # anonymous reads while ELEMENTA_PUBLIC_CATALOGUE is on
         return super().get_permissions()
+
+    def get_serializer_class(self) -> type[BaseSerializer[Any]]:
+        request = getattr(self, "request", None)
+        fake = getattr(self, "swagger_fake_view", False)  # drf-spectacular describes the members' shape
+        if request is not None and not fake and not request.user.is_authenticated:
+            return s.PublicDatasetSerializer  # published listings only, without provider-private fields
+        # The list stays cheap (summary columns); one listing also lists its file versions.
+        return s.DatasetSerializer if self.action == "list" else s.DatasetDetailSerializer
 
     def _own(self) -> Dataset:
         dataset = self.get_object()  # 404 when the caller cannot see it

@@ -255,6 +255,25 @@ class DatasetDetailSerializer(DatasetSerializer):
         return list(ListingVersionSerializer(files, many=True).data)
 
 
+# What an anonymous reader of the public catalogue sees of a published listing (docs/dcat.md): an
+# allow-list, so a field added to DatasetSerializer stays hidden from anonymous readers until it is
+# listed here. Provider-private, never shown to them: subject counts, data and exporter flags, the
+# exporter facts and the PIPL attestation.
+PUBLIC_DATASET_FIELDS = [
+    "id", "provider", "provider_name", "title", "description", "subject_jurisdictions", "storage_jurisdiction",
+    "classification", "categories", "de_identified", "price", "currency", "pricing", "licence", "licence_version",
+    "status", "files", "sample", "published_at", "updated_at",
+]
+
+
+class PublicDatasetSerializer(DatasetSerializer):
+    """A published listing as the public catalogue shows it to callers who are not signed in."""
+
+    class Meta(DatasetSerializer.Meta):
+        fields = PUBLIC_DATASET_FIELDS
+        read_only_fields = PUBLIC_DATASET_FIELDS
+
+
 class MechanismSerializer(StrictSerializer):
     code = serializers.ChoiceField(choices=vocab.MECHANISMS)
     reference = serializers.CharField(required=False, max_length=200)

@@ -38,7 +38,8 @@ def test_wrong_password_for_a_real_user(client, buyer_us):
 @pytest.mark.parametrize(
     "path", ["/api/v1/me/", "/api/v1/datasets/", "/api/v1/trades/", "/api/v1/reviews/", "/api/v1/rulepacks/"]
 )
-def test_every_api_endpoint_needs_authentication(client, path):
+def test_every_api_endpoint_needs_authentication(client, path, settings):
+    settings.ELEMENTA_PUBLIC_CATALOGUE = False  # on, anyone reads published listings (tests/marketplace/test_dcat.py)
     response = client.get(path)
 
     assert response.status_code == 401

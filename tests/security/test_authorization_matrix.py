@@ -91,6 +91,9 @@ TRADE_PARTIES = expect(OK, buyer_other=404, provider_other=404)
 # Rows of buyer A's organisation alone (mechanism, webhook endpoint, delivery): a 404 for everyone
 # else, officers included (their queryset is their own organisation's).
 BUYER_ORG_ONLY = expect(404, buyer=OK)
+# Published listings: anyone, signed in or not, while ELEMENTA_PUBLIC_CATALOGUE is on (the default
+# outside production; tests/marketplace/test_dcat.py checks it off).
+PUBLIC_CATALOGUE = expect(OK, anonymous=OK)
 
 EXPECTED: dict[tuple[str, str], Expectation] = {
     # --- public ---------------------------------------------------------------------------------
@@ -115,14 +118,18 @@ EXPECTED: dict[tuple[str, str], Expectation] = {
     ("get", "audit/{id}/"): OFFICERS,
     ("get", "audit/verify/"): OFFICERS,
     # --- datasets -------------------------------------------------------------------------------
-    ("get", "datasets/"): MEMBERS,
+    ("get", "datasets/"): PUBLIC_CATALOGUE,
     ("post", "datasets/"): PROVIDERS,
-    ("get", "datasets/{id}/"): MEMBERS,  # published: the catalogue
+    ("get", "datasets/{id}/"): PUBLIC_CATALOGUE,  # published: the catalogue
     ("patch", "datasets/{id}/"): OWN_DATASET_WRITE,
     ("post", "datasets/{id}/publish/"): OWN_DATASET_WRITE,
     ("post", "datasets/{id}/withdraw/"): OWN_DATASET_WRITE,
     ("get", "datasets/{id}/compliance-preview/"): BUYERS,  # any buyer may preview a published listing
     # files: the provider, officers, and a buyer holding an active grant (buyer A does)
+    ("get", "datasets/{dataset_id}/policy/"): PUBLIC_CATALOGUE,  # the listing's ODRL offer
+    # --- the catalogue as linked data (DCAT-AP): published listings only ---------------------------
+    ("get", "catalogue/"): PUBLIC_CATALOGUE,
+    ("get", "catalogue/datasets/{dataset_id}/"): PUBLIC_CATALOGUE,
     ("get", "datasets/{dataset_id}/files/"): expect(OK, buyer_other=403, provider_other=403),
     ("post", "datasets/{dataset_id}/files/"): OWN_DATASET_WRITE,
     # the sample of a published listing: anyone who sees the listing downloads it; its provider changes it
@@ -137,6 +144,7 @@ EXPECTED: dict[tuple[str, str], Expectation] = {
     ("post", "trades/"): BUYERS,
     ("get", "trades/{id}/"): TRADE_PARTIES,
     ("get", "trades/{id}/evidence/"): TRADE_PARTIES,
+    ("get", "trades/{trade_id}/agreement/"): TRADE_PARTIES,  # the ODRL agreement of the settled trade
     ("get", "trades/{id}/documents/"): TRADE_PARTIES,
     ("post", "trades/{id}/documents/"): expect(
         OK, buyer_other=404, provider_other=404, officer=403
@@ -499,7 +507,7 @@ def world(django_db_setup: None, django_db_blocker: Any, tmp_path_factory: pytes
 def fill(path: str, ids: dict[str, object]) -> str:
     first = "webhooks/deliveries" if path.startswith("webhooks/deliveries/") else path.split("/")[0]
     path = path.replace("{backtest_id}", str(ids["backtest_id"])).replace("{dataset_id}", str(ids["datasets"]))
-    path = path.replace("{user_id}", str(ids["user_id"]))
+    path = path.replace("{user_id}", str(ids["user_id"])).replace("{trade_id}", str(ids["trades"]))
     return PREFIX + (path.replace("{id}", str(ids[first])) if "{id}" in path else path)
 
 
