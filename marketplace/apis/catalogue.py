@@ -21,7 +21,7 @@ from config.errors import PermissionDeniedError
 from config.permissions import IsBuyer, IsProvider
 from marketplace.apis import serializers as s
 from marketplace.apis.common import request_membership as _membership
-from marketplace.apis.filters import DatasetFilter
+from marketplace.apis.filters import DatasetFilter, catalogue_params
 from marketplace.models import Dataset
 from marketplace.selectors.catalogue import catalogue_page, dataset_catalogue
 from marketplace.selectors.datasets import dataset_list_visible
@@ -73,13 +73,12 @@ class DatasetViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.
     def list(self, request: Request) -> Response:
         """The published catalogue (`mine=true`: your organisation's own listings, any status). Filters, `q`
         search, `ordering` and the capped count: docs/using-the-api.md. At most three SQL statements a page."""
-        filterset = DatasetFilter(request.query_params, queryset=Dataset.objects.none(), request=request)
-        params = filterset.validated()
+        params, filterset = catalogue_params(request)
         base = dataset_catalogue(user=request.user, mine=bool(params.get("mine")), status=params.get("status") or None)
         paginator = CataloguePagination()
         number, size = paginator.page_number(request), paginator.get_page_size(request) or 20
         page = catalogue_page(
-            filterset.filter_queryset(base), columns=s.DATASET_LIST_COLUMNS, q=params.get("q"),
+            filterset.filter_queryset(base) if filterset else base, columns=s.DATASET_LIST_COLUMNS, q=params.get("q"),
             ordering=params.get("ordering"), mine=bool(params.get("mine")), page=number, page_size=size,
         )
         if page is None:

@@ -148,6 +148,24 @@ def test_price_filters_compare_within_one_currency(client_for, buyer_us):
     assert _titles(client_for(buyer_us), "price_min=40&currency=JPY") == ["Yen"]
 
 
+@pytest.mark.parametrize("query", ["q=" + "x" * 201, "ordering=" + "x" * 201, "q=" + "x" * 201 + "&currency=EUR"])
+def test_overlong_search_or_ordering_is_a_400_naming_the_field(client_for, buyer_us, query):
+    response = client_for(buyer_us).get(f"{LIST}?{query}")
+
+    assert response.status_code == 400 and response.json()["code"] == "invalid"
+    assert set(response.json()["fields"]) & {"q", "ordering"}
+
+
+def test_mine_is_read_the_same_with_or_without_other_filters(client_for, provider_eu):
+    DatasetFactory(provider=provider_eu.organisation, title="My draft", status=Dataset.Status.DRAFT)
+    _published("Theirs")
+    me = client_for(provider_eu)
+
+    for value, expected in (("true", ["My draft"]), ("1", ["My draft"]), ("false", ["Theirs"]), ("no", ["Theirs"])):
+        assert _titles(me, f"mine={value}") == expected
+        assert _titles(me, f"mine={value}&classification=personal") == expected
+
+
 # --- pagination and counts ----------------------------------------------------------------------
 
 
