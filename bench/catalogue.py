@@ -263,14 +263,20 @@ def backend_pids() -> list[int]:
         return [row[0] for row in cursor.fetchall()]
 
 
-def cpu_of(pids: list[int]) -> float:
-    total = 0.0
+def cpu_of(pids: list[int]) -> dict[int, float]:
+    seconds = {}
     for pid in pids:
         try:
-            total += cpu_seconds(pid)
+            seconds[pid] = cpu_seconds(pid)
         except OSError:
             pass
-    return total
+    return seconds
+
+
+def cpu_used(before: dict[int, float], after: dict[int, float]) -> float:
+    """CPU seconds used between two readings by the processes alive at the second (new ones from zero;
+    a backend that exited in between is lost, so this can only undercount)."""
+    return sum(max(0.0, seconds - before.get(pid, 0.0)) for pid, seconds in after.items())
 
 
 @dataclass
@@ -333,8 +339,8 @@ def load(name: str, port: int, token: str, paths: list[str], seconds: float, con
         thread.join()
     elapsed = time.perf_counter() - t0
     backends = sorted(set(backends) | set(backend_pids()))  # connections opened during the run count too
-    return Result(name, len(latencies) + errors[0], errors[0], elapsed, latencies, cpu_of(pids) - app0,
-                  cpu_of(backends) - db0)
+    return Result(name, len(latencies) + errors[0], errors[0], elapsed, latencies,
+                  cpu_used(app0, cpu_of(pids)), cpu_used(db0, cpu_of(backends)))
 
 
 def statements(paths: list[str], token: str) -> int:

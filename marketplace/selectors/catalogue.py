@@ -7,8 +7,10 @@ Mixing the two in one `published OR provider = me` filter defeated every index.
 Search (`q`):
 - PostgreSQL: full-text search on a stored generated `search_vector` (title weighted A over description B,
   the `simple` configuration: no stemming, so names and non-English words match as written), each word a
-  prefix (`retail:*`), ranked title-match first, then `ts_rank_cd`. When that finds nothing, a trigram
-  fallback on titles (pg_trgm `<%`, word similarity ≥ 0.6) catches partial words and typos ("etail").
+  prefix (`retail:*`), ranked title-match first, then `ts_rank_cd`, over at most the SEARCH_WINDOW newest
+  matches (ranking reads each row it ranks; an explicit `ordering` is exact over all matches). When that
+  finds nothing, a trigram fallback on titles (pg_trgm `<%`, word similarity ≥ 0.6, the SEARCH_WINDOW newest
+  similar titles) catches partial words ("etail").
 - SQLite (the embedded default): every word in the title or description (icontains), title matches first.
 
 Counts are exact up to COUNT_CAP and capped beyond (a count past that is a scan of the whole catalogue on
@@ -16,26 +18,40 @@ every page); `next` never depends on the count: the page query reads one row mor
 """
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from django.contrib.auth.models import AnonymousUser, User
 from django.db import connection
-from django.db.models import BooleanField, Count, ExpressionWrapper, F, FloatField, Q, QuerySet, Window
-from django.db.models.expressions import OrderBy, RawSQL
+from django.db.models import (
+    BooleanField,
+    Count,
+    Expression,
+    ExpressionWrapper,
+    F,
+    FloatField,
+    Func,
+    Q,
+    QuerySet,
+    TextField,
+    Value,
+    Window,
+)
+from django.db.models.expressions import OrderBy
 
 from marketplace.errors import OrderingInvalidError
 from marketplace.models import Dataset
 from marketplace.selectors.members import is_officer, membership_of
 
 COUNT_CAP = 10_000
+SEARCH_WINDOW = 1_000  # PostgreSQL: relevance ranks at most this many matches, the newest
 MAX_WORDS = 8
 # ?ordering= keys → columns. Every one is a partial index on published rows (with `id`).
 ORDERING_FIELDS = {"price": "price", "published_at": "published_at", "created_at": "created_at", "title": "title"}
 DEFAULT_ORDERING = ("-published_at",)
 MINE_DEFAULT_ORDERING = ("-created_at",)  # drafts have no published_at
 RELEVANCE = "relevance"
-_TABLE = Dataset._meta.db_table
 _WORD = re.compile(r"\w+")
 
 
@@ -110,25 +126,52 @@ def search_words(q: str | None) -> list[str]:
     return [w.lower() for w in _WORD.findall(q or "")][:MAX_WORDS]
 
 
+class _SearchVector(Expression):
+    """`<table alias>."search_vector"`: the PostgreSQL column the model does not declare (migration 0020);
+    relabelled like a column when the query becomes a subquery."""
+
+    def __init__(self, alias: str | None = None) -> None:
+        super().__init__(output_field=TextField())
+        self.alias = alias
+
+    def resolve_expression(self, query: Any = None, *args: Any, **kwargs: Any) -> "_SearchVector":
+        clone = self.copy()
+        clone.alias = query.get_initial_alias() if query is not None else None
+        return clone
+
+    def relabeled_clone(self, change_map: Mapping[str, str]) -> "_SearchVector":
+        clone = self.copy()
+        clone.alias = change_map.get(self.alias or "", self.alias)
+        return clone
+
+    def as_sql(self, compiler: Any, connection: Any) -> tuple[str, list[Any]]:
+        return f'{compiler.quote_name_unless_alias(self.alias)}."search_vector"', []
+
+    def get_group_by_cols(self) -> list[Any]:
+        return [self]
+
+
+def _matches(tsquery: str) -> Func:
+    return Func(_SearchVector(), Value(tsquery), template="%(expressions)s)",
+                arg_joiner=" @@ to_tsquery('simple', ", output_field=BooleanField())
+
+
 def _fulltext(qs: QuerySet[Dataset], words: list[str]) -> tuple[QuerySet[Dataset], list[Any]]:
     """PostgreSQL: rows whose search_vector matches every word as a prefix; relevance terms."""
     query = " & ".join(f"{w}:*" for w in words)
-    title_query = " & ".join(f"{w}:*A" for w in words)
-    vector = f'"{_TABLE}"."search_vector"'
-    qs = qs.annotate(
-        _hit=RawSQL(f"{vector} @@ to_tsquery('simple', %s)", (query,), output_field=BooleanField()),
-        _title_hit=RawSQL(f"{vector} @@ to_tsquery('simple', %s)", (title_query,), output_field=BooleanField()),
-        _rank=RawSQL(f"ts_rank_cd({vector}, to_tsquery('simple', %s))", (query,), output_field=FloatField()),
-    ).filter(_hit=True)
+    title_query = " & ".join(f"{w}:*A" for w in words)  # the same words among the title's (weight A) lexemes
+    rank = Func(_SearchVector(), Value(query), function="ts_rank_cd", template="%(function)s(%(expressions)s))",
+                arg_joiner=", to_tsquery('simple', ", output_field=FloatField())
+    qs = qs.annotate(_hit=_matches(query), _title_hit=_matches(title_query), _rank=rank).filter(_hit=True)
     return qs, [OrderBy(F("_title_hit"), descending=True), OrderBy(F("_rank"), descending=True)]
 
 
 def _trigram(qs: QuerySet[Dataset], q: str) -> tuple[QuerySet[Dataset], list[Any]]:
     """PostgreSQL fallback: titles with a word similar to `q` (pg_trgm word similarity, GIN trigram index)."""
-    title = f'"{_TABLE}"."title"'
     qs = qs.annotate(
-        _similar=RawSQL(f"%s <%% {title}", (q,), output_field=BooleanField()),
-        _similarity=RawSQL(f"word_similarity(%s, {title})", (q,), output_field=FloatField()),
+        _similar=Func(Value(q), F("title"), template="%(expressions)s", arg_joiner=" <%% ",
+                      output_field=BooleanField()),
+        _similarity=Func(Value(q), F("title"), function="word_similarity", output_field=FloatField()),
     ).filter(_similar=True)
     return qs, [OrderBy(F("_similarity"), descending=True)]
 
@@ -143,9 +186,16 @@ def _substring(qs: QuerySet[Dataset], words: list[str]) -> tuple[QuerySet[Datase
     return qs, [OrderBy(F("_title_hit"), descending=True)]
 
 
-def _capped_count(qs: QuerySet[Dataset]) -> tuple[int, bool]:
-    counted = qs.order_by().values("pk")[: COUNT_CAP + 1].count()
-    return min(counted, COUNT_CAP), counted > COUNT_CAP
+def _capped_count(qs: QuerySet[Dataset], cap: int | None = None) -> tuple[int, bool]:
+    cap = COUNT_CAP if cap is None else cap
+    counted = qs.order_by().values("pk")[: cap + 1].count()
+    return min(counted, cap), counted > cap
+
+
+def _newest(qs: QuerySet[Dataset]) -> QuerySet[Dataset]:
+    """The SEARCH_WINDOW newest rows of `qs`, as a fresh queryset to rank (`id IN (… LIMIT n)`)."""
+    window = qs.order_by("-published_at", "-id").values("pk")[:SEARCH_WINDOW]
+    return Dataset.objects.filter(pk__in=window)
 
 
 def catalogue_page(
@@ -169,10 +219,13 @@ def catalogue_page(
     on_postgres = connection.vendor == "postgresql"
     if words and on_postgres:
         searched, relevance = _fulltext(qs, words)
-        count, capped = _capped_count(searched)
+        ranked = keys is None or RELEVANCE in keys
+        count, capped = _capped_count(searched, SEARCH_WINDOW if ranked else None)
         if count == 0:
             return _trigram_page(qs, q or "", keys or (RELEVANCE,), columns, offset, page_size)
-        qs = searched
+        # Ranking every match of a common word (5% of a million listings) reads them all on every page:
+        # relevance ranks the SEARCH_WINDOW newest matches (exact when there are fewer).
+        qs, relevance = _fulltext(_newest(searched), words) if ranked and capped else (searched, relevance)
     elif words:
         qs, relevance = _substring(qs, words)
         count, capped = _capped_count(qs)
@@ -193,6 +246,7 @@ def _trigram_page(
     qs: QuerySet[Dataset], q: str, keys: tuple[str, ...], columns: tuple[str, ...], offset: int, page_size: int
 ) -> CataloguePage | None:
     matched, relevance = _trigram(qs, q)
+    matched, relevance = _trigram(_newest(matched), q)  # the newest SEARCH_WINDOW similar titles
     matched = matched.annotate(_total=Window(Count("pk")))
     ordered = matched.order_by(*_order_by(keys, relevance)).values(*columns, "_total")
     rows = list(ordered[offset : offset + page_size + 1])
@@ -202,6 +256,6 @@ def _trigram_page(
     for row in rows:
         del row["_total"]
     return CataloguePage(
-        rows=rows[:page_size], count=min(total, COUNT_CAP), count_capped=total > COUNT_CAP,
+        rows=rows[:page_size], count=total, count_capped=total >= SEARCH_WINDOW,
         has_next=len(rows) > page_size,
     )

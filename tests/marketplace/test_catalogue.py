@@ -129,6 +129,22 @@ def test_partial_words_inside_a_title_are_found_by_the_trigram_fallback_on_postg
     assert response.json()["count"] == 1
 
 
+@pytest.mark.skipif(not ON_POSTGRES, reason="the ranking window is PostgreSQL's")
+def test_relevance_ranks_the_newest_matches_when_there_are_more_than_the_window(client_for, buyer_us, monkeypatch):
+    monkeypatch.setattr(catalogue, "SEARCH_WINDOW", 2)
+    _published("Retail oldest", days_ago=9)
+    _published("Newest", description="retail", days_ago=1)
+    _published("Retail middle", days_ago=2)
+    _published("Unrelated", days_ago=0)
+
+    body = client_for(buyer_us).get(LIST, {"q": "retail"}).json()
+
+    assert [row["title"] for row in body["results"]] == ["Retail middle", "Newest"]
+    assert (body["count"], body["count_capped"], body["next"]) == (2, True, None)
+    # an explicit ordering is exact over every match
+    assert _titles(client_for(buyer_us), "q=retail&ordering=title") == ["Newest", "Retail middle", "Retail oldest"]
+
+
 # --- filters ------------------------------------------------------------------------------------
 
 
