@@ -192,8 +192,14 @@ def _capped_count(qs: QuerySet[Dataset], cap: int | None = None) -> tuple[int, b
     return min(counted, cap), counted > cap
 
 
+def _window_count(qs: QuerySet[Dataset]) -> tuple[int, bool]:
+    counted = qs.order_by().values("pk")[:SEARCH_WINDOW].count()
+    return counted, counted >= SEARCH_WINDOW
+
+
 def _newest(qs: QuerySet[Dataset]) -> QuerySet[Dataset]:
-    """The SEARCH_WINDOW newest rows of `qs`, as a fresh queryset to rank (`id IN (… LIMIT n)`)."""
+    """The SEARCH_WINDOW newest rows of `qs`, as a fresh queryset to rank (`id IN (… LIMIT n)`). Its count is
+    capped when it is full: there may be more matches."""
     window = qs.order_by("-published_at", "-id").values("pk")[:SEARCH_WINDOW]
     return Dataset.objects.filter(pk__in=window)
 
@@ -209,23 +215,31 @@ def catalogue_page(
     page_size: int = 20,
 ) -> CataloguePage | None:
     """One page of `qs` (already filtered) as `.values(*columns)` rows, searched by `q` and ordered by
-    `ordering`; None when `page` is past the end. At most two statements: a capped count, then the page
-    (none when the count is 0; the PostgreSQL trigram fallback counts inside its page query)."""
+    `ordering`; None when `page` is past the end. At most two statements: a capped count, then the page;
+    the first page of a PostgreSQL relevance search counts inside its page query, and only when that finds
+    nothing does the trigram fallback run (its own count inside it too)."""
     words = search_words(q)
     keys = parse_ordering(ordering, searching=bool(words))
     default = MINE_DEFAULT_ORDERING if mine else DEFAULT_ORDERING
     offset = (page - 1) * page_size
     relevance: list[Any] = []
-    on_postgres = connection.vendor == "postgresql"
-    if words and on_postgres:
+    if words and connection.vendor == "postgresql":
         searched, relevance = _fulltext(qs, words)
-        ranked = keys is None or RELEVANCE in keys
-        count, capped = _capped_count(searched, SEARCH_WINDOW if ranked else None)
+        if keys is None or RELEVANCE in keys:
+            # Ranking every match of a common word (5% of a million listings) reads them all on every page:
+            # relevance ranks the SEARCH_WINDOW newest matches (exact when there are fewer).
+            ranked, relevance = _fulltext(_newest(searched), words)
+            window_count = None if offset == 0 else _window_count(searched)
+            if window_count == (0, False):
+                return _trigram_page(qs, q or "", keys or (RELEVANCE,), columns, offset, page_size)
+            found = _window_page(ranked, relevance, keys or (RELEVANCE,), columns, offset, page_size, window_count)
+            if found is None and offset == 0:
+                return _trigram_page(qs, q or "", keys or (RELEVANCE,), columns, offset, page_size)
+            return found
+        count, capped = _capped_count(searched)
         if count == 0:
-            return _trigram_page(qs, q or "", keys or (RELEVANCE,), columns, offset, page_size)
-        # Ranking every match of a common word (5% of a million listings) reads them all on every page:
-        # relevance ranks the SEARCH_WINDOW newest matches (exact when there are fewer).
-        qs, relevance = _fulltext(_newest(searched), words) if ranked and capped else (searched, relevance)
+            return _trigram_page(qs, q or "", keys, columns, offset, page_size)
+        qs = searched
     elif words:
         qs, relevance = _substring(qs, words)
         count, capped = _capped_count(qs)
@@ -242,20 +256,38 @@ def catalogue_page(
     return CataloguePage(rows=rows[:page_size], count=count, count_capped=capped, has_next=len(rows) > page_size)
 
 
-def _trigram_page(
-    qs: QuerySet[Dataset], q: str, keys: tuple[str, ...], columns: tuple[str, ...], offset: int, page_size: int
+def _window_page(
+    window: QuerySet[Dataset], relevance: list[Any], keys: tuple[str, ...], columns: tuple[str, ...], offset: int,
+    page_size: int, count: tuple[int, bool] | None,
 ) -> CataloguePage | None:
-    matched, relevance = _trigram(qs, q)
-    matched, relevance = _trigram(_newest(matched), q)  # the newest SEARCH_WINDOW similar titles
-    matched = matched.annotate(_total=Window(Count("pk")))
-    ordered = matched.order_by(*_order_by(keys, relevance)).values(*columns, "_total")
-    rows = list(ordered[offset : offset + page_size + 1])
+    """A page of a ranked window (`_newest`); counted inside the page query when `count` is None."""
+    if count is None:
+        window = window.annotate(_total=Window(Count("pk")))
+        columns = (*columns, "_total")
+    elif offset >= count[0]:
+        return None
+    rows = list(window.order_by(*_order_by(keys, relevance)).values(*columns)[offset : offset + page_size + 1])
     if not rows:
-        return None if offset else CataloguePage(rows=[], count=0, count_capped=False, has_next=False)
-    total = int(rows[0]["_total"])
-    for row in rows:
-        del row["_total"]
-    return CataloguePage(
-        rows=rows[:page_size], count=total, count_capped=total >= SEARCH_WINDOW,
-        has_next=len(rows) > page_size,
-    )
+        return None
+    if count is None:
+        total = int(rows[0]["_total"])
+        for row in rows:
+            del row["_total"]
+        matches, capped = total, total >= SEARCH_WINDOW
+    else:
+        matches, capped = count
+    return CataloguePage(rows=rows[:page_size], count=matches, count_capped=capped,
+                         has_next=len(rows) > page_size and offset + page_size < matches)
+
+
+def _trigram_page(
+    qs: QuerySet[Dataset], q: str, keys: tuple[str, ...] | None, columns: tuple[str, ...], offset: int,
+    page_size: int,
+) -> CataloguePage | None:
+    """The fallback: the SEARCH_WINDOW newest titles similar to `q`, ranked; one statement."""
+    matched, _ = _trigram(qs, q)
+    window, relevance = _trigram(_newest(matched), q)
+    found = _window_page(window, relevance, keys or (RELEVANCE,), columns, offset, page_size, None)
+    if found is None and offset == 0:
+        return CataloguePage(rows=[], count=0, count_capped=False, has_next=False)
+    return found

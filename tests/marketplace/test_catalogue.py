@@ -136,11 +136,16 @@ def test_relevance_ranks_the_newest_matches_when_there_are_more_than_the_window(
     _published("Newest", description="retail", days_ago=1)
     _published("Retail middle", days_ago=2)
     _published("Unrelated", days_ago=0)
+    buyer = client_for(buyer_us)
 
-    body = client_for(buyer_us).get(LIST, {"q": "retail"}).json()
+    body = buyer.get(LIST, {"q": "retail"}).json()
+    second = buyer.get(LIST, {"q": "retail", "page_size": 1, "page": 2}).json()
 
     assert [row["title"] for row in body["results"]] == ["Retail middle", "Newest"]
     assert (body["count"], body["count_capped"], body["next"]) == (2, True, None)
+    assert [row["title"] for row in second["results"]] == ["Newest"]
+    assert (second["count"], second["count_capped"], second["next"]) == (2, True, None)
+    assert buyer.get(LIST, {"q": "retail", "page_size": 1, "page": 3}).status_code == 404
     # an explicit ordering is exact over every match
     assert _titles(client_for(buyer_us), "q=retail&ordering=title") == ["Newest", "Retail middle", "Retail oldest"]
 
