@@ -42,6 +42,16 @@ class DatasetInconsistentError(ApplicationError):
     default_message = "The dataset's facts contradict each other."
 
 
+class CurrencyRequiredError(InvalidInputError):
+    code = "currency_required"
+    default_message = "Price filters need a currency: prices in different currencies are not comparable."
+
+
+class OrderingInvalidError(InvalidInputError):
+    code = "ordering_invalid"
+    default_message = "The catalogue cannot be ordered by that."
+
+
 class OwnDatasetError(ApplicationError):
     code = "own_dataset"
     status_code = 400

@@ -154,7 +154,22 @@ class Dataset(models.Model):
     class Meta:
         ordering = ["-created_at"]
         constraints = [models.CheckConstraint(condition=models.Q(price__gte=0), name="dataset_price_not_negative")]
-        indexes = [models.Index(fields=["status", "-created_at"], name="dataset_status_idx")]
+        indexes = [
+            models.Index(fields=["status", "-created_at"], name="dataset_status_idx"),
+            # The public catalogue reads only published listings: one partial index per ordering it offers
+            # (btree scans backwards too, so each serves `key` and `-key`; `id` is the tie-breaker). The
+            # full-text and trigram indexes are PostgreSQL-only (migration 0020, marketplace/selectors/catalogue.py).
+            *[
+                models.Index(fields=[*keys, "id"], condition=models.Q(status="published"), name=name)
+                for keys, name in (
+                    (["published_at"], "dataset_pub_published_idx"),
+                    (["created_at"], "dataset_pub_created_idx"),
+                    (["price"], "dataset_pub_price_idx"),
+                    (["currency", "price"], "dataset_pub_cur_price_idx"),
+                    (["title"], "dataset_pub_title_idx"),
+                )
+            ],
+        ]
 
     def __str__(self) -> str:
         return self.title

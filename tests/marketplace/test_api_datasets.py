@@ -137,8 +137,8 @@ def test_catalogue_search_and_filters(client_for, buyer_us, provider_eu, provide
     assert titles("jurisdiction=cn") == {"Shanghai shoppers"}
     assert titles("classification=non_personal") == {"Berlin footfall"}
     assert titles("category=purchase_history") == {"Shanghai shoppers"}
-    assert titles("price_min=500") == {"Shanghai shoppers"}
-    assert titles("price_max=500") == {"Berlin footfall"}
+    assert titles("price_min=500&currency=eur") == {"Shanghai shoppers"}
+    assert titles("price_max=500&currency=EUR") == {"Berlin footfall"}
     assert buyer.get("/api/v1/datasets/?classification=secret").status_code == 400
 
 
