@@ -1,6 +1,6 @@
 """The catalogue list: which datasets, in which order, one page at a time, in at most two statements.
 
-The common query is `status = 'published'` (partial indexes per ordering, migration 0020); a provider's
+The common query is `status = 'published'` (partial indexes per ordering, migration 0022); a provider's
 own listings in any status come from `mine=true` (their organisation's rows, by the provider_id index).
 Mixing the two in one `published OR provider = me` filter defeated every index.
 

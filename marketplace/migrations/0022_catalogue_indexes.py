@@ -42,7 +42,7 @@ def _run(statements: list[str]) -> Any:
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('marketplace', '0019_orgs_onboarding_screening'),
+        ('marketplace', '0021_listing_files_samples'),
     ]
 
     operations = [
