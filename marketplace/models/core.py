@@ -158,7 +158,7 @@ class Dataset(models.Model):
             models.Index(fields=["status", "-created_at"], name="dataset_status_idx"),
             # The public catalogue reads only published listings: one partial index per ordering it offers
             # (btree scans backwards too, so each serves `key` and `-key`; `id` is the tie-breaker). The
-            # full-text and trigram indexes are PostgreSQL-only (migration 0020, marketplace/selectors/catalogue.py).
+            # full-text and trigram indexes are PostgreSQL-only (migration 0022, marketplace/selectors/catalogue.py).
             *[
                 models.Index(fields=[*keys, "id"], condition=models.Q(status="published"), name=name)
                 for keys, name in (

@@ -127,7 +127,7 @@ def search_words(q: str | None) -> list[str]:
 
 
 class _SearchVector(Expression):
-    """`<table alias>."search_vector"`: the PostgreSQL column the model does not declare (migration 0020);
+    """`<table alias>."search_vector"`: the PostgreSQL column the model does not declare (migration 0022);
     relabelled like a column when the query becomes a subquery."""
 
     def __init__(self, alias: str | None = None) -> None:
