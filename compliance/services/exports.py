@@ -7,8 +7,8 @@ from typing import Any
 from uuid import UUID
 
 from django.db import connection
-from django.utils import timezone
 from django.db.models import BooleanField, Case, Max, Sum, Value, When
+from django.utils import timezone
 
 from compliance.models import ExporterLock, ExportRecord
 

@@ -46,10 +46,12 @@ def _record(organisation: Organisation) -> str:
 def party_facts(*, buyer: Organisation, provider: Organisation) -> dict[str, Any]:
     """The parties screened against the current sanctions lists (less reviewed false positives),
     which list snapshots that was, and which verified version of each party's legal facts."""
+    from compliance.services.sanctions_lists import sanctions_lists_current
     from marketplace.services.organisations import organisation_screen
 
-    buyer_matches, lists = organisation_screen(organisation=buyer, party="buyer")
-    provider_matches, _ = organisation_screen(organisation=provider, party="exporter")
+    snapshots = sanctions_lists_current()  # read once for both parties
+    buyer_matches, lists = organisation_screen(organisation=buyer, party="buyer", snapshots=snapshots)
+    provider_matches, _ = organisation_screen(organisation=provider, party="exporter", snapshots=snapshots)
     return {
         "list_matches": [m.as_fact() for m in [*buyer_matches, *provider_matches]][:200],
         "lists": lists,
