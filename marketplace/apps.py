@@ -32,4 +32,6 @@ class MarketplaceConfig(AppConfig):
 
         # the fan-out's per-process cache of who has endpoints (services/webhooks/subscriptions.py)
         for signal in (post_save, post_delete):
-            signal.connect(on_endpoint_changed, sender=WebhookEndpoint, dispatch_uid="marketplace.webhook_subscriptions")
+            signal.connect(
+                on_endpoint_changed, sender=WebhookEndpoint, dispatch_uid="marketplace.webhook_subscriptions"
+            )

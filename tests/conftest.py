@@ -217,7 +217,6 @@ def _outage_breakers_closed() -> Iterator[None]:
     """A test that makes the cache or the broker fail must not leave the next test's publishes
     skipped by an open circuit breaker (config/outage.py)."""
     from config.outage import broker_breaker, cache_breaker
-
     from marketplace.services.webhooks.subscriptions import subscriptions
 
     yield
