@@ -103,7 +103,7 @@ def trade_lock(*, trade_id: UUID | str, related: bool = False) -> Trade | None:
     On SQLite select_for_update is a no-op: IMMEDIATE transactions lock the whole file instead."""
     qs = Trade.objects.select_for_update(of=("self",)) if related else Trade.objects.select_for_update()
     if related:
-        qs = qs.select_related("dataset", "provider", "buyer")
+        qs = qs.select_related("dataset", "dataset__provider", "provider", "buyer")  # the facts read all four
     return qs.filter(pk=trade_id).first()
 
 

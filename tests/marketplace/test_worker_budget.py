@@ -11,8 +11,9 @@ from marketplace.services.trades import trade_create
 
 pytestmark = pytest.mark.django_db
 
-# The goal is 15; what is left is listed in docs/performance.md ("Pipeline, 2026-12-01").
-CHECK_AND_SETTLE_BUDGET = 40
+# 37 on PostgreSQL, 39 on SQLite (its wallet updates read first: decimal arithmetic in Python).
+# The goal is 15; what the rest is goes in docs/performance.md ("Pipeline, 2026-12-01").
+CHECK_AND_SETTLE_BUDGET = 39
 
 
 def test_check_and_settle_of_an_allowed_trade_stays_within_its_statement_budget(
@@ -28,10 +29,8 @@ def test_check_and_settle_of_an_allowed_trade_stays_within_its_statement_budget(
     assert settled is not None and settled.status == Trade.Status.SETTLED
     assert [e.to_status for e in settled.events.all()] == ["checking", "approved", "settled"]
     assert not [c for c in callbacks if "trade_settle" in repr(c) or "'settle'" in repr(c)]  # no second task
-    for query in queries.captured_queries:
-        print(query["sql"][:160])
-    print("STATEMENTS", len(queries.captured_queries))
-    assert len(queries.captured_queries) <= CHECK_AND_SETTLE_BUDGET, len(queries.captured_queries)
+    statements = [q["sql"][:120] for q in queries.captured_queries]
+    assert len(statements) <= CHECK_AND_SETTLE_BUDGET, "\n".join(statements)
 
 
 def test_without_settle_the_check_leaves_the_settlement_to_its_own_task(
