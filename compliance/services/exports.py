@@ -7,7 +7,7 @@ from typing import Any
 from uuid import UUID
 
 from django.db import connection
-from django.db.models import BooleanField, Case, Max, Sum, Value, When
+from django.db.models import BooleanField, Case, Field, Max, Sum, Value, When
 from django.utils import timezone
 
 from compliance.models import ExporterLock, ExportRecord
@@ -144,7 +144,8 @@ def export_reserve(
     values = {"id": uuid.uuid4(), "exporter_id": exporter_id, "buyer_id": buyer_id, "subject_type": subject_type,
               "subject_id": subject_id, "date": day, "classification": classification, "categories": categories,
               "subjects": subjects, "state": ExportRecord.State.RESERVED, "created_at": now, "updated_at": now}
-    fields = {name: ExportRecord._meta.get_field(name) for name in values}
+    # get_field is typed as any field or relation; these are all concrete columns
+    fields: dict[str, Field[Any, Any]] = {name: ExportRecord._meta.get_field(name) for name in values}  # type: ignore[misc]
     columns = ", ".join(field.column for field in fields.values())
     updates = ", ".join(f"{fields[n].column} = EXCLUDED.{fields[n].column}" for n in values if n not in
                         ("id", "subject_type", "subject_id", "created_at"))

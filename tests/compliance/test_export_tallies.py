@@ -108,7 +108,8 @@ def _history(provider_id: uuid.UUID, count: int) -> None:
 def _check_statements(membership: Any, dataset: Any) -> int:
     trade = trade_create(membership=membership, dataset_id=dataset.id)
     with CaptureQueriesContext(connection) as queries:
-        assert trade_check_compliance(trade_id=trade.id, settle=True).status == Trade.Status.SETTLED
+        settled = trade_check_compliance(trade_id=trade.id, settle=True)
+    assert settled is not None and settled.status == Trade.Status.SETTLED
     return len(queries.captured_queries)
 
 
