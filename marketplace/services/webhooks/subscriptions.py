@@ -62,6 +62,10 @@ class _Subscriptions:
         token = self._shared_token()
         if token is None:
             return True
+        try:  # callers pass UUIDs or their strings; the set holds UUIDs
+            organisation_ids = [org if isinstance(org, UUID) else UUID(str(org)) for org in organisation_ids]
+        except ValueError:
+            return True
         with self._lock:
             if self._token == token:
                 known = self._organisations
