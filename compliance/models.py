@@ -195,6 +195,32 @@ class ExportRecord(models.Model):
         return f"{self.state} {self.subjects} {self.classification} by {self.exporter_id}"
 
 
+class ExportTally(models.Model):
+    """Running sums of the counted (reserved or committed) ExportRecords, one row per exporter,
+    day, buyer, classification and category set, so a check reads the exporter's windows in a few
+    hundred rows at most (days × buyers × kinds of data in 13 months) however many transfers
+    there were. Kept by database triggers on ExportRecord (migration 0011), in the same statement
+    as every insert, update and delete of a record, whatever path writes it; never written here."""
+
+    exporter_id = models.UUIDField()
+    day = models.DateField()
+    buyer_id = models.UUIDField()
+    classification = models.CharField(max_length=24)
+    categories = models.JSONField(default=list)
+    subjects = models.BigIntegerField(default=0)
+    transfers = models.IntegerField(default=0, help_text="Counted records on this row; 0 means none (kept).")
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["exporter_id", "day", "buyer_id", "classification", "categories"], name="export_tally_key"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.subjects} {self.classification} by {self.exporter_id} on {self.day}"
+
+
 class AuditEvent(models.Model):
     """One append-only, hash-chained record of something that happened: each event's hash covers
     its own content and the previous event's hash, so editing or deleting any row breaks the chain

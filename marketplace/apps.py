@@ -9,7 +9,7 @@ class MarketplaceConfig(AppConfig):
 
     def ready(self) -> None:
         from django.conf import settings
-        from django.db.models.signals import post_save
+        from django.db.models.signals import post_delete, post_save
 
         from compliance.signals import audit_recorded, rulepack_activated, sanctions_list_imported
         from marketplace.receivers import (
@@ -27,3 +27,11 @@ class MarketplaceConfig(AppConfig):
         sanctions_list_imported.connect(
             on_sanctions_list_imported, dispatch_uid="marketplace.rescreen_after_list_import"
         )
+        from marketplace.models import WebhookEndpoint
+        from marketplace.services.webhooks.subscriptions import on_endpoint_changed
+
+        # the fan-out's per-process cache of who has endpoints (services/webhooks/subscriptions.py)
+        for signal in (post_save, post_delete):
+            signal.connect(
+                on_endpoint_changed, sender=WebhookEndpoint, dispatch_uid="marketplace.webhook_subscriptions"
+            )

@@ -22,7 +22,7 @@ def trade_check_compliance_task(trade_id: str) -> None:
     from marketplace.services.trade_compliance import trade_check_compliance
 
     with log_context(trade=trade_id):
-        trade_check_compliance(trade_id=trade_id)
+        trade_check_compliance(trade_id=trade_id, settle=True)  # an approving decision settles at once
 
 
 @shared_task(name="marketplace.trade_settle", acks_late=True, **RETRY)

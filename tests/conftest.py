@@ -222,7 +222,9 @@ def _outage_breakers_closed() -> Iterator[None]:
     """A test that makes the cache or the broker fail must not leave the next test's publishes
     skipped by an open circuit breaker (config/outage.py)."""
     from config.outage import broker_breaker, cache_breaker
+    from marketplace.services.webhooks.subscriptions import subscriptions
 
     yield
     cache_breaker.reset()
     broker_breaker.reset()
+    subscriptions.clear()  # rows a test rolled back must not linger in this process's copy

@@ -1,11 +1,14 @@
 """The export ledger behind cumulative thresholds: reserve, commit, release, and the sums a check reads."""
 
+import json
+import uuid
 from datetime import date, timedelta
 from typing import Any
 from uuid import UUID
 
-from django.db import IntegrityError, transaction
-from django.db.models import BooleanField, Case, Max, Sum, Value, When
+from django.db import connection
+from django.db.models import BooleanField, Case, Field, Max, Sum, Value, When
+from django.utils import timezone
 
 from compliance.models import ExporterLock, ExportRecord
 
@@ -13,14 +16,45 @@ COUNTED = (ExportRecord.State.RESERVED, ExportRecord.State.COMMITTED)
 
 
 def export_lock(*, exporter_id: UUID) -> None:
-    """Serialise checks of one exporter until the caller's transaction ends (PostgreSQL row lock;
-    SQLite's IMMEDIATE transactions already serialise every writer)."""
-    try:
-        with transaction.atomic():
-            ExporterLock.objects.get_or_create(exporter_id=exporter_id)
-    except IntegrityError:  # another check created it first: it exists now
-        pass
-    ExporterLock.objects.select_for_update().get(exporter_id=exporter_id)
+    """Serialise checks of one exporter until the caller's transaction ends. One statement: on
+    PostgreSQL the upsert creates the exporter's row or, if it exists, row-locks it (ON CONFLICT
+    DO UPDATE locks the conflicting row); SQLite's IMMEDIATE transactions already serialise every
+    writer, so there it only makes sure the row exists."""
+    table = ExporterLock._meta.db_table
+    key = ExporterLock._meta.get_field("exporter_id").get_db_prep_value(exporter_id, connection)
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            cursor.execute(
+                f"INSERT INTO {table} (exporter_id) VALUES (%s) "
+                "ON CONFLICT (exporter_id) DO UPDATE SET exporter_id = EXCLUDED.exporter_id",
+                [key],
+            )
+        else:
+            cursor.execute(f"INSERT OR IGNORE INTO {table} (exporter_id) VALUES (%s)", [key])
+
+
+# The exporter's running tallies (ExportTally, kept by triggers) less the excluded subject's own
+# record, netted per day and buyer first (so a day whose only transfer is the excluded one has
+# none left and cannot date its bucket), then summed per window bucket.
+_PRIOR_SQL = """
+SELECT classification, categories, same_buyer, recent, SUM(subjects), MAX(day) FROM (
+    SELECT classification, categories, buyer_id = %(buyer)s AS same_buyer, day >= %(year_start)s AS recent, day,
+           SUM(subjects) AS subjects
+    FROM (
+        SELECT classification, categories, buyer_id, day, subjects, transfers
+        FROM compliance_exporttally
+        WHERE exporter_id = %(exporter)s AND day >= %(since)s AND day <= %(until)s AND transfers > 0
+        UNION ALL
+        SELECT classification, categories, buyer_id, date, -subjects, -1
+        FROM compliance_exportrecord
+        WHERE subject_id = %(subject)s AND exporter_id = %(exporter)s
+              AND state IN ('reserved', 'committed') AND date >= %(since)s AND date <= %(until)s
+    ) AS rows
+    GROUP BY classification, categories, buyer_id, day
+    HAVING SUM(transfers) > 0
+) AS days
+GROUP BY classification, categories, same_buyer, recent
+"""
 
 
 def export_prior(
@@ -31,8 +65,48 @@ def export_prior(
     Every window a rule uses ends on the trade date: China counts since 1 January of the trade
     year, the US rule the 12 months before it. So two buckets suffice, since 1 January (inside both
     windows) and the rest of the last 12 months (the US window only); each is summed per
-    classification, category set and same-buyer flag, and dated by its latest transfer. A check
-    costs the same after ten trades or ten thousand buckets' worth of rows are summed in SQL."""
+    classification, category set and same-buyer flag, and dated by its latest transfer. One
+    statement over the running tallies (ExportTally: one row per day, buyer and kind of data), so
+    a check reads at most a few hundred rows whether the exporter made ten transfers or a million."""
+    year_start = date(trade_date.year, 1, 1)
+    since = min(year_start, trade_date - timedelta(days=366))
+    vendor = connection.vendor
+
+    def uuid_param(value: UUID | None) -> Any:
+        if value is None:
+            return None
+        value = value if isinstance(value, UUID) else UUID(str(value))
+        return value if vendor == "postgresql" else value.hex
+
+    def day_param(value: date) -> Any:
+        return value if vendor == "postgresql" else value.isoformat()
+
+    params = {
+        "exporter": uuid_param(exporter_id), "buyer": uuid_param(buyer_id), "subject": uuid_param(exclude_subject_id),
+        "year_start": day_param(year_start), "since": day_param(since), "until": day_param(trade_date),
+    }
+    with connection.cursor() as cursor:
+        cursor.execute(_PRIOR_SQL, params)
+        rows = cursor.fetchall()
+    entries: list[dict[str, Any]] = []
+    for recent in (True, False):  # the scan's order: this year's bucket first
+        for classification, categories, same_buyer, is_recent, total, last in rows:
+            if bool(is_recent) != recent:
+                continue
+            if isinstance(categories, str):  # SQLite returns JSON as text; psycopg decodes jsonb
+                categories = json.loads(categories)
+            if isinstance(last, str):  # SQLite's MAX over a date column is text
+                last = date.fromisoformat(last)
+            entries.append({"date": last.isoformat(), "classification": classification, "categories": categories,
+                            "subjects": int(total), "same_buyer": bool(same_buyer)})
+    return entries
+
+
+def export_prior_scan(
+    *, exporter_id: UUID, buyer_id: UUID, trade_date: date, exclude_subject_id: UUID | None = None
+) -> list[dict[str, Any]]:
+    """export_prior computed from the records themselves (the scan the tallies replaced): the
+    reference the tests hold the tallies to, and a way to check them by hand."""
     year_start = date(trade_date.year, 1, 1)
     since = min(year_start, trade_date - timedelta(days=366))
     base = ExportRecord.objects.filter(
@@ -63,14 +137,24 @@ def export_prior(
 def export_reserve(
     *, subject_type: str, subject_id: UUID, exporter_id: UUID, buyer_id: UUID, day: date,
     classification: str, categories: list[str], subjects: int,
-) -> ExportRecord:
-    """Count a transfer a check let through. Call under export_lock, in the check's transaction."""
-    record, _ = ExportRecord.objects.update_or_create(
-        subject_type=subject_type, subject_id=subject_id,
-        defaults={"exporter_id": exporter_id, "buyer_id": buyer_id, "date": day, "classification": classification,
-                  "categories": categories, "subjects": subjects, "state": ExportRecord.State.RESERVED},
-    )
-    return record
+) -> None:
+    """Count a transfer a check let through (again, if a re-check lets it through once more). Call
+    under export_lock, in the check's transaction. One upsert; the triggers move the tallies."""
+    now = timezone.now()
+    values = {"id": uuid.uuid4(), "exporter_id": exporter_id, "buyer_id": buyer_id, "subject_type": subject_type,
+              "subject_id": subject_id, "date": day, "classification": classification, "categories": categories,
+              "subjects": subjects, "state": ExportRecord.State.RESERVED, "created_at": now, "updated_at": now}
+    # get_field is typed as any field or relation; these are all concrete columns
+    fields: dict[str, Field[Any, Any]] = {name: ExportRecord._meta.get_field(name) for name in values}  # type: ignore[misc]
+    columns = ", ".join(field.column for field in fields.values())
+    updates = ", ".join(f"{fields[n].column} = EXCLUDED.{fields[n].column}" for n in values if n not in
+                        ("id", "subject_type", "subject_id", "created_at"))
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {ExportRecord._meta.db_table} ({columns}) VALUES ({', '.join(['%s'] * len(values))}) "
+            f"ON CONFLICT (subject_type, subject_id) DO UPDATE SET {updates}",
+            [fields[name].get_db_prep_save(value, connection) for name, value in values.items()],
+        )
 
 
 def export_commit(*, subject_type: str, subject_id: UUID, day: date) -> None:

@@ -18,6 +18,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db import transaction
+from django.db.models import OuterRef, Subquery
 from django.utils import timezone
 
 from compliance.errors import SanctionsListInvalidError
@@ -139,7 +140,11 @@ def sanctions_list_current(*, source: str) -> SanctionsList | None:
 
 
 def sanctions_lists_current() -> list[SanctionsList]:
-    return [s for s in (sanctions_list_current(source=src) for src in SOURCE_FILES) if s is not None]
+    """The newest snapshot of each source, in SOURCE_FILES order: one query (every check screens
+    both parties against them)."""
+    newest = SanctionsList.objects.filter(source=OuterRef("source")).order_by("-imported_at", "-id").values("pk")[:1]
+    found = {s.source: s for s in SanctionsList.objects.filter(source__in=list(SOURCE_FILES), pk=Subquery(newest))}
+    return [found[src] for src in SOURCE_FILES if src in found]
 
 
 # --- screening --------------------------------------------------------------------------------
@@ -214,11 +219,12 @@ def _index(snapshots: Sequence[SanctionsList]) -> tuple[NameIndex, dict[int, tup
 
 
 def sanctions_screen(
-    *, names: Sequence[ScreenedName], min_score: int | None = None
+    *, names: Sequence[ScreenedName], min_score: int | None = None, snapshots: list[SanctionsList] | None = None
 ) -> tuple[list[ListMatch], list[str]]:
     """Every list entry resembling one of `names` with a score of at least `min_score`
-    (ELEMENTA_SCREENING_MIN_SCORE), best first, and the refs of the snapshots screened against."""
-    snapshots = sanctions_lists_current()
+    (ELEMENTA_SCREENING_MIN_SCORE), best first, and the refs of the snapshots screened against
+    (`snapshots`, already read by a caller that screens several parties, or the current ones)."""
+    snapshots = sanctions_lists_current() if snapshots is None else snapshots
     if not snapshots:
         return [], []
     floor = settings.ELEMENTA_SCREENING_MIN_SCORE if min_score is None else min_score

@@ -42,7 +42,7 @@ def _term_days(licence: Any) -> int | None:
     return term
 
 
-@transaction.atomic
+@transaction.atomic(savepoint=False)  # inside the settlement's transaction: no savepoint of its own
 def grant_issue(*, trade: Trade) -> AccessGrant:
     """Issue the buyer's access grant for a trade that is settling.
 

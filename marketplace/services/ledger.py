@@ -87,7 +87,7 @@ def ledger_check_credit(*, organisation_id: UUID, currency: str, amount: Decimal
                                     fields={"amount": [f"the balance would exceed {AMOUNT_MAX:,}"]})
 
 
-@transaction.atomic
+@transaction.atomic(savepoint=False)  # all or nothing with its caller's transaction: no savepoint of its own
 def ledger_post(
     *,
     kind: str,
@@ -153,12 +153,23 @@ def ledger_release(*, trade: Trade) -> LedgerTransaction | None:
 def ledger_settle(*, trade: Trade) -> tuple[Decimal, Decimal]:
     """Pay the provider from escrow, less the platform fee. Returns (fee, provider's share)."""
     fee = fee_of(trade.price, settings.ELEMENTA_PLATFORM_FEE, trade.currency)
-    if trade.price == 0 or _has(trade, K.RELEASE, K.SETTLE):  # free, or already settled (a duplicate) or released
+    if trade.price == 0:
         return fee, trade.price - fee
-    if not _has(trade, K.HOLD):
+    kinds = set(LedgerTransaction.objects.filter(trade=trade).values_list("kind", flat=True))  # one query, not two
+    if kinds & {K.RELEASE, K.SETTLE}:  # already settled (a duplicate) or released
+        return fee, trade.price - fee
+    if K.HOLD not in kinds:
         raise EscrowMissingError(f"trade {trade.id} has no escrow hold: refusing to pay the provider from nothing")
-    buyer = Wallet.objects.get(organisation_id=trade.buyer_id, currency=trade.currency)
-    provider = wallet_get_or_create(organisation_id=trade.provider_id, currency=trade.currency)
+    wallets = {
+        w.organisation_id: w
+        for w in Wallet.objects.filter(organisation_id__in=[trade.buyer_id, trade.provider_id], currency=trade.currency)
+    }
+    buyer = wallets.get(trade.buyer_id)
+    if buyer is None:
+        raise Wallet.DoesNotExist(f"trade {trade.id}: the buyer has no {trade.currency} wallet")
+    provider = wallets.get(trade.provider_id) or wallet_get_or_create(
+        organisation_id=trade.provider_id, currency=trade.currency
+    )
     ledger_post(
         kind=K.SETTLE, currency=trade.currency, trade=trade, memo=f"settlement of trade {trade.id}",
         legs=[Leg(A.HELD, -trade.price, buyer), Leg(A.AVAILABLE, trade.price - fee, provider), Leg(A.REVENUE, fee)],

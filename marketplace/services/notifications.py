@@ -188,7 +188,10 @@ def notify_for_event(*, kind: str, subject_type: str, subject_id: str, data: dic
     what = f"{subject_type} {subject_id}"
     if kind == "trade.status_changed":
         to = data.get("to", "")
-        parties = _parties_of("trade", subject_id)
+        # trade events carry their parties (events.trade_event_emit): no need to read the trade again
+        parties = [data["buyer"], data["provider"]] if data.get("buyer") and data.get("provider") else (
+            _parties_of("trade", subject_id)
+        )
         notify(
             kind="trade_status",
             user_ids=member_user_ids(parties),

@@ -28,6 +28,7 @@ from django.utils import timezone
 from compliance.engine import vocabulary as v
 from compliance.engine.jurisdictions import country_of, is_jurisdiction
 from compliance.errors import SecondOfficerRequiredError
+from compliance.models import SanctionsList
 from compliance.selectors.rulepacks import sanctioned_jurisdictions
 from compliance.services.audit import audit_record
 from compliance.services.sanctions_lists import ListMatch, ScreenedName, sanctions_screen
@@ -235,13 +236,16 @@ def _without_false_positives(
     return [m for m in matches if (m.source, m.entry_id, m.entry_fingerprint) not in cleared]
 
 
-def organisation_screen(*, organisation: Organisation, party: str = "buyer") -> tuple[list[ListMatch], list[str]]:
-    """The organisation's name, aliases, owners and controlling parties against the current lists,
-    less the matches an officer found to be false positives (while neither side changed)."""
+def organisation_screen(
+    *, organisation: Organisation, party: str = "buyer", snapshots: list[SanctionsList] | None = None
+) -> tuple[list[ListMatch], list[str]]:
+    """The organisation's name, aliases, owners and controlling parties against the current lists
+    (or `snapshots` of them a caller already read), less the matches an officer found to be false
+    positives (while neither side changed)."""
     names = screened_names(
         name=organisation.name, aliases=list(organisation.aliases), owners=list(organisation.owners), party=party
     )
-    matches, lists = sanctions_screen(names=names)
+    matches, lists = sanctions_screen(names=names, snapshots=snapshots)
     return _without_false_positives(
         matches, organisation_id=organisation.id, fingerprint=names_fingerprint(names)
     ), lists

@@ -1,4 +1,9 @@
-"""The bridge from a trade to the compliance engine: check it, record the decision, move it on."""
+"""The bridge from a trade to the compliance engine: check it, record the decision, move it on.
+
+Lock order, the same on every path that takes more than one of these (so two never deadlock):
+the trade row (trade_lock), then the exporter's tally row (export_lock), then wallet rows in
+wallet-id order (ledger_post). Each is taken as late as its reader needs it: the exporter's lock
+only once the trade's other facts are built, right before its earlier exports are read."""
 
 import logging
 from functools import partial
@@ -8,7 +13,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from compliance.services.checks import compliance_check_perform
-from compliance.services.exports import export_lock, export_release, export_reserve
+from compliance.services.exports import export_lock, export_prior, export_release, export_reserve
 from marketplace.models import Trade
 from marketplace.services.compute import compute_alternatives
 from marketplace.services.events import trade_event_emit
@@ -20,9 +25,16 @@ logger = logging.getLogger(__name__)
 
 
 @transaction.atomic
-def trade_check_compliance(*, trade_id: UUID | str) -> Trade | None:
+def trade_check_compliance(*, trade_id: UUID | str, settle: bool = False) -> Trade | None:
     """Decide a trade in `checking`. Idempotent: a duplicate delivery finds it no longer in
-    `checking` (the row lock serialises two workers) and does nothing. Returns None if gone."""
+    `checking` (the row lock serialises two workers) and does nothing. Returns None if gone.
+
+    With `settle` (the worker's task), a decision that approves the trade settles it in the same
+    transaction: one task and one commit per trade instead of a check, a commit, a published
+    settle task and a second transaction. The trade still passes through `approved` (its events
+    and webhooks say so); a crash before the commit leaves it in `checking`, for a redelivery or
+    the sweeper to decide again; after it, a duplicate finds it settled and does nothing. Trades
+    approved later (by officers, or re-checks) settle through trade_settle's own task."""
     trade = trade_lock(trade_id=trade_id, related=True)
     if trade is None:
         return None
@@ -31,9 +43,12 @@ def trade_check_compliance(*, trade_id: UUID | str) -> Trade | None:
         return trade
     # Hold the exporter's lock from reading its tallies to reserving this trade's volume: a
     # concurrent check of another trade by the same exporter waits here and then sees it.
-    export_lock(exporter_id=trade.provider_id)
     today = timezone.localdate()
-    facts = trade_transfer_facts(trade=trade, trade_date=today)
+    facts = trade_transfer_facts(trade=trade, trade_date=today, with_prior=False)
+    export_lock(exporter_id=trade.provider_id)
+    facts["prior_exports"] = export_prior(
+        exporter_id=trade.provider_id, buyer_id=trade.buyer_id, trade_date=today, exclude_subject_id=trade.id
+    )
     check = compliance_check_perform(
         subject_type="trade",
         subject_id=trade.id,
@@ -63,7 +78,14 @@ def trade_check_compliance(*, trade_id: UUID | str) -> Trade | None:
         "check": str(check.id), "outcome": check.outcome, "requirements": check.decision["requirements"],
         "rulepacks": check.rulepacks, "rules": [f["rule"] for f in check.decision["findings"]]})
     findings = ", ".join(f"{f['rule']}={f['outcome']}" for f in check.decision["findings"])
-    return trade_apply_transition(
-        trade=trade, to=STATUS_FOR_OUTCOME[check.outcome], actor_label="system:compliance",
-        reason=f"engine decided {check.outcome} ({findings})", also_save=("decision",),
+    to = STATUS_FOR_OUTCOME[check.outcome]
+    settle_now = settle and to == Trade.Status.APPROVED
+    trade = trade_apply_transition(
+        trade=trade, to=to, actor_label="system:compliance",
+        reason=f"engine decided {check.outcome} ({findings})", also_save=("decision",), enqueue_next=not settle_now,
     )
+    if settle_now:  # what trade_settle does, without its task: same effects, same events
+        trade = trade_apply_transition(
+            trade=trade, to=Trade.Status.SETTLED, actor_label="system:settlement", reason="settled"
+        )
+    return trade

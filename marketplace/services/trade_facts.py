@@ -46,10 +46,12 @@ def _record(organisation: Organisation) -> str:
 def party_facts(*, buyer: Organisation, provider: Organisation) -> dict[str, Any]:
     """The parties screened against the current sanctions lists (less reviewed false positives),
     which list snapshots that was, and which verified version of each party's legal facts."""
+    from compliance.services.sanctions_lists import sanctions_lists_current
     from marketplace.services.organisations import organisation_screen
 
-    buyer_matches, lists = organisation_screen(organisation=buyer, party="buyer")
-    provider_matches, _ = organisation_screen(organisation=provider, party="exporter")
+    snapshots = sanctions_lists_current()  # read once for both parties
+    buyer_matches, lists = organisation_screen(organisation=buyer, party="buyer", snapshots=snapshots)
+    provider_matches, _ = organisation_screen(organisation=provider, party="exporter", snapshots=snapshots)
     return {
         "list_matches": [m.as_fact() for m in [*buyer_matches, *provider_matches]][:200],
         "lists": lists,
@@ -60,13 +62,16 @@ def party_facts(*, buyer: Organisation, provider: Organisation) -> dict[str, Any
 def transfer_facts(
     *, dataset: Dataset, buyer: Organisation, purpose: str, mechanisms: list[dict[str, Any]], trade_date: date,
     destination: str | None = None, exclude_trade: UUID | None = None, delivery: str = "download",
+    with_prior: bool = True,
 ) -> dict[str, Any]:
     """Engine facts for a purchase of `dataset` by `buyer`. The buyer's jurisdiction is where the
     organisation is established; a `destination` elsewhere is evaluated as a further transfer
     (the stricter decision wins). `mechanisms` are evidence already accepted for this trade (or,
     in a preview, what the buyer asks "what if"); the parties' accepted standing ones are added.
     `delivery` "compute": the data stays in its storage jurisdiction and only aggregates released
-    under the offer's release policy cross the border (the rule packs read it as `delivery`)."""
+    under the offer's release policy cross the border (the rule packs read it as `delivery`).
+    `with_prior=False` leaves `prior_exports` empty for a caller that fills it in itself, later,
+    under the exporter's lock (the worker's check: the lock is held as briefly as possible)."""
     provider = dataset.provider
     on_file = [*mechanisms, *standing_mechanisms(organisation_ids=(buyer.id, provider.id))]
     buyer_facts: dict[str, Any] = {
@@ -98,7 +103,9 @@ def transfer_facts(
         "mechanisms": on_file,
         "prior_exports": export_prior(
             exporter_id=provider.id, buyer_id=buyer.id, trade_date=trade_date, exclude_subject_id=exclude_trade
-        ),
+        )
+        if with_prior
+        else [],
         "parties": party_facts(buyer=buyer, provider=provider),
     }
     if delivery != "download":
@@ -106,11 +113,11 @@ def transfer_facts(
     return facts
 
 
-def trade_transfer_facts(*, trade: Trade, trade_date: date) -> dict[str, Any]:
+def trade_transfer_facts(*, trade: Trade, trade_date: date, with_prior: bool = True) -> dict[str, Any]:
     """Facts for a trade: the mechanisms the buyer named at purchase are intentions and are left
     out; only accepted evidence counts."""
     return transfer_facts(
         dataset=trade.dataset, buyer=trade.buyer, destination=trade.destination, purpose=trade.purpose,
         mechanisms=trade_document_mechanisms(trade_id=trade.id), trade_date=trade_date, exclude_trade=trade.id,
-        delivery=trade.delivery,
+        delivery=trade.delivery, with_prior=with_prior,
     )

@@ -103,16 +103,17 @@ def trade_lock(*, trade_id: UUID | str, related: bool = False) -> Trade | None:
     On SQLite select_for_update is a no-op: IMMEDIATE transactions lock the whole file instead."""
     qs = Trade.objects.select_for_update(of=("self",)) if related else Trade.objects.select_for_update()
     if related:
-        qs = qs.select_related("dataset", "provider", "buyer")
+        qs = qs.select_related("dataset", "dataset__provider", "provider", "buyer")  # the facts read all four
     return qs.filter(pk=trade_id).first()
 
 
 def trade_apply_transition(
     *, trade: Trade, to: str, actor: User | None = None, actor_label: str = "", reason: str = "",
-    also_save: tuple[str, ...] = (),
+    also_save: tuple[str, ...] = (), enqueue_next: bool = True,
 ) -> Trade:
     """The transition itself, for a caller that already holds the row lock (trade_lock) inside
-    its transaction. Raises TradeTransitionNotAllowedError (409)."""
+    its transaction. Raises TradeTransitionNotAllowedError (409). `enqueue_next=False` is for a
+    caller that does the status's work itself in the same transaction (the check that settles)."""
     ensure_transition_allowed(current=trade.status, target=to)
     previous = trade.status
     trade.status = to
@@ -137,7 +138,8 @@ def trade_apply_transition(
     )
     trade_event_emit(kind="trade.status_changed", trade=trade, actor=actor, actor_label=label,
                      data={"from": previous, "to": to, "reason": reason})
-    trade_on_commit_side_effects(trade)
+    if enqueue_next:
+        trade_on_commit_side_effects(trade)
     return trade
 
 

@@ -794,3 +794,16 @@ def test_a_real_trade_through_the_worker_notifies_both_parties(
     )
     decided = next(r.json() for r in buyer_requests if r.headers["Elementa-Event"] == "trade.decided")
     assert decided["data"]["outcome"] == "allow"
+
+
+def test_fanout_cache_sees_an_endpoint_saved_after_it_was_loaded_and_takes_ids_as_strings(buyer_eu):
+    """The per-process set of subscribed organisations (services/webhooks/subscriptions.py)."""
+    from marketplace.services.webhooks.subscriptions import subscriptions
+
+    org = buyer_eu.organisation
+    assert not subscriptions.may_have_endpoints([org.id])  # loaded: nobody subscribed
+
+    endpoint_for(buyer_eu, "https://hooks.example.com/elementa")
+
+    assert subscriptions.may_have_endpoints([org.id])
+    assert subscriptions.may_have_endpoints([str(org.id)])

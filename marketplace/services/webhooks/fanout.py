@@ -15,6 +15,7 @@ from marketplace.errors import (
 )
 from marketplace.models import WebhookDelivery, WebhookEndpoint
 from marketplace.services.webhooks.signing import _plain_json
+from marketplace.services.webhooks.subscriptions import subscriptions
 
 logger = logging.getLogger(__name__)
 
@@ -25,12 +26,17 @@ def webhook_enqueue(*, delivery_id: str, countdown: int = 0) -> None:
     enqueue("marketplace.webhook_deliver", delivery_id, countdown=countdown)  # broker down: the sweeper re-drives it
 
 
-@transaction.atomic
 def webhook_fanout(*, event_id: str, kind: str, organisation_ids: list[UUID], payload: dict[str, Any]) -> None:
     """Queue deliveries of one event to the endpoints of the given organisations that chose its
-    kind. Called inside the transaction that caused the event."""
-    if not organisation_ids:
+    kind. Called inside the transaction that caused the event. Organisations with no active
+    endpoint (most) cost no query: see subscriptions.py."""
+    if not organisation_ids or not subscriptions.may_have_endpoints(organisation_ids):
         return
+    _fanout(event_id=event_id, kind=kind, organisation_ids=organisation_ids, payload=payload)
+
+
+@transaction.atomic
+def _fanout(*, event_id: str, kind: str, organisation_ids: list[UUID], payload: dict[str, Any]) -> None:
     candidates = WebhookEndpoint.objects.filter(organisation_id__in=organisation_ids, active=True).only("id", "events")
     # The kinds are filtered here, not in SQL: JSON `contains` is not available on SQLite, and an
     # organisation has a handful of endpoints.
