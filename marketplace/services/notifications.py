@@ -60,11 +60,26 @@ def _enqueue(notification_ids: list[str]) -> None:
         enqueue("marketplace.notification_send", notification_id)
 
 
-def notify(*, kind: str, user_ids: list[int], subject: str, body: str, email: str = "") -> list[Notification]:
+def members_wanting(kind: str, organisation_ids: list[UUID]) -> list[int]:
+    """The active members of the organisations who have not muted `kind`: one query (membership,
+    user and preference joined) where member_user_ids and notify's preference check take two."""
+    from marketplace.services.recipients import recipients_prefetched_for
+
+    prefetched = recipients_prefetched_for(organisation_ids)
+    rows = prefetched.members if prefetched is not None else Membership.objects.filter(
+        organisation_id__in=organisation_ids, user__is_active=True
+    ).values_list("user_id", "user__notification_preference__muted")
+    return [uid for uid, muted in rows if kind in ALWAYS or kind not in (muted or ())]
+
+
+def notify(
+    *, kind: str, user_ids: list[int], subject: str, body: str, email: str = "", preferences_checked: bool = False
+) -> list[Notification]:
     """Write one notification per user who wants this kind (or one to `email`, for an invitation),
-    in the caller's transaction; each is sent after commit."""
+    in the caller's transaction; each is sent after commit. `preferences_checked`: the ids come
+    from members_wanting, which already left out those who muted the kind."""
     assert kind in KINDS, kind
-    muted = {
+    muted = set() if preferences_checked else {
         p.user_id
         for p in NotificationPreference.objects.filter(user_id__in=user_ids)
         if kind in p.muted and kind not in ALWAYS
@@ -188,10 +203,13 @@ def notify_for_event(*, kind: str, subject_type: str, subject_id: str, data: dic
     what = f"{subject_type} {subject_id}"
     if kind == "trade.status_changed":
         to = data.get("to", "")
-        parties = _parties_of("trade", subject_id)
+        # trade events carry their parties (marketplace.services.events): no read of the trade
+        parties = [data["buyer"], data["provider"]] if data.get("buyer") and data.get("provider") else (
+            _parties_of("trade", subject_id))
         notify(
             kind="trade_status",
-            user_ids=member_user_ids(parties),
+            user_ids=members_wanting("trade_status", parties),
+            preferences_checked=True,
             subject=f"Trade {subject_id[:8]} is now {to}",
             body=f"Trade {subject_id} changed from {data.get('from') or 'new'} to {to}: "
             f"{data.get('reason', '')}".strip(),

@@ -27,7 +27,7 @@ from marketplace.services.trade_transitions import trade_apply_transition, trade
 from marketplace.trade_lifecycle import ensure_transition_allowed
 
 
-@transaction.atomic
+@transaction.atomic(savepoint=False)  # no SAVEPOINT inside the request's transaction: an error rolls it all back
 def trade_create(
     *, membership: Membership, dataset_id: UUID, destination: str | None = None, purpose: str = "resale",
     mechanisms: list[dict[str, Any]] | None = None, delivery: str = "download", queries: int | None = None,
@@ -97,10 +97,10 @@ def trade_create(
             "purpose": trade.purpose,
             "delivery": trade.delivery,
         },
+        also=(("trade.buyer_attestation", {
+            "established_in": buyer.jurisdiction, "destination": trade.destination, "purpose": trade.purpose,
+            "intended_mechanisms": [m.get("code") for m in trade.mechanisms]}),),
     )
-    trade_event_emit(kind="trade.buyer_attestation", trade=trade, actor=membership.user, data={
-        "established_in": buyer.jurisdiction, "destination": trade.destination, "purpose": trade.purpose,
-        "intended_mechanisms": [m.get("code") for m in trade.mechanisms]})
     return trade
 
 

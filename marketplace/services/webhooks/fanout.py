@@ -25,16 +25,20 @@ def webhook_enqueue(*, delivery_id: str, countdown: int = 0) -> None:
     enqueue("marketplace.webhook_deliver", delivery_id, countdown=countdown)  # broker down: the sweeper re-drives it
 
 
-@transaction.atomic
+@transaction.atomic(savepoint=False)  # inside the event's transaction: no SAVEPOINT round trips
 def webhook_fanout(*, event_id: str, kind: str, organisation_ids: list[UUID], payload: dict[str, Any]) -> None:
     """Queue deliveries of one event to the endpoints of the given organisations that chose its
     kind. Called inside the transaction that caused the event."""
     if not organisation_ids:
         return
-    candidates = WebhookEndpoint.objects.filter(organisation_id__in=organisation_ids, active=True).only("id", "events")
+    from marketplace.services.recipients import recipients_prefetched_for
+
+    prefetched = recipients_prefetched_for(organisation_ids)
+    candidates = prefetched.endpoints if prefetched is not None else WebhookEndpoint.objects.filter(
+        organisation_id__in=organisation_ids, active=True).values_list("id", "events")
     # The kinds are filtered here, not in SQL: JSON `contains` is not available on SQLite, and an
     # organisation has a handful of endpoints.
-    endpoint_ids = [endpoint.id for endpoint in candidates if kind in endpoint.events]
+    endpoint_ids = [endpoint_id for endpoint_id, events in candidates if kind in events]
     if not endpoint_ids:
         return
     now, body = timezone.now(), _plain_json(payload)
