@@ -29,6 +29,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from config.errors import ApplicationError
+from config.transactions import request_transaction
 from marketplace.errors import IdempotencyKeyInUseError, IdempotencyKeyInvalidError, IdempotencyKeyReusedError
 from marketplace.models import IdempotencyRecord
 
@@ -117,7 +118,7 @@ def idempotent(view: Callable[..., Response]) -> Callable[..., Response]:
                 return earlier
         for _attempt in range(3):
             try:
-                with transaction.atomic():
+                with request_transaction():  # services inside skip their savepoints (config/transactions.py)
                     response = view(self, request, *args, **kwargs)
                     if response.status_code >= 500:
                         raise RuntimeError("server error: not stored")

@@ -10,6 +10,7 @@ from django.utils import timezone
 from compliance.errors import SecondOfficerRequiredError
 from compliance.services.reviews import review_approvers, review_record
 from config.errors import NotFoundError
+from config.transactions import savepoint_needed
 from marketplace.errors import (
     AlreadyRenewedError,
     DatasetNotAvailableError,
@@ -27,7 +28,6 @@ from marketplace.services.trade_transitions import trade_apply_transition, trade
 from marketplace.trade_lifecycle import ensure_transition_allowed
 
 
-@transaction.atomic(savepoint=False)  # no SAVEPOINT inside the request's transaction: an error rolls it all back
 def trade_create(
     *, membership: Membership, dataset_id: UUID, destination: str | None = None, purpose: str = "resale",
     mechanisms: list[dict[str, Any]] | None = None, delivery: str = "download", queries: int | None = None,
@@ -43,7 +43,18 @@ def trade_create(
 
     `delivery` "compute" buys query access under the dataset's compute offer instead of the file
     (its price, pricing and term; `queries` for a per-query offer): the data stays where it is stored
-    and only released aggregates leave (marketplace/services/compute.py)."""
+    and only released aggregates leave (marketplace/services/compute.py).
+
+    Atomic; inside a keyed request's transaction without a savepoint of its own (config/transactions.py)."""
+    with transaction.atomic(savepoint=savepoint_needed()):
+        return _trade_create(membership=membership, dataset_id=dataset_id, destination=destination, purpose=purpose,
+                             mechanisms=mechanisms, delivery=delivery, queries=queries)
+
+
+def _trade_create(
+    *, membership: Membership, dataset_id: UUID, destination: str | None, purpose: str,
+    mechanisms: list[dict[str, Any]] | None, delivery: str, queries: int | None,
+) -> Trade:
     dataset = Dataset.objects.select_related("provider").filter(pk=dataset_id).first()
     if dataset is None or dataset.status != Dataset.Status.PUBLISHED:
         raise DatasetNotAvailableError(fields={"dataset": ["no published dataset with this id"]})

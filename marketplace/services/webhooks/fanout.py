@@ -9,6 +9,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from config.enqueue import enqueue
+from config.transactions import savepoint_needed
 from marketplace.errors import (
     WebhookDeliveryPendingError,
     WebhookEndpointInactiveError,
@@ -25,12 +26,16 @@ def webhook_enqueue(*, delivery_id: str, countdown: int = 0) -> None:
     enqueue("marketplace.webhook_deliver", delivery_id, countdown=countdown)  # broker down: the sweeper re-drives it
 
 
-@transaction.atomic(savepoint=False)  # inside the event's transaction: no SAVEPOINT round trips
 def webhook_fanout(*, event_id: str, kind: str, organisation_ids: list[UUID], payload: dict[str, Any]) -> None:
     """Queue deliveries of one event to the endpoints of the given organisations that chose its
     kind. Called inside the transaction that caused the event."""
     if not organisation_ids:
         return
+    with transaction.atomic(savepoint=savepoint_needed()):
+        _fanout(event_id=event_id, kind=kind, organisation_ids=organisation_ids, payload=payload)
+
+
+def _fanout(*, event_id: str, kind: str, organisation_ids: list[UUID], payload: dict[str, Any]) -> None:
     from marketplace.services.recipients import recipients_prefetched_for
 
     prefetched = recipients_prefetched_for(organisation_ids)
