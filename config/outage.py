@@ -154,7 +154,8 @@ def _count_hit(cache: Any, key: str, previous_key: str, timeout: int) -> tuple[i
 
     if isinstance(cache, RedisCache):
         current, previous = cache.make_and_validate_key(key), cache.make_and_validate_key(previous_key)
-        pipe = cache._cache.get_client(current, write=True).pipeline(transaction=False)
+        # Django's RedisCache has no pipeline API: its client wrapper (private, stable since 4.0) does.
+        pipe = cache._cache.get_client(current, write=True).pipeline(transaction=False)  # type: ignore[attr-defined]
         pipe.incr(current)
         pipe.expire(current, timeout)
         pipe.get(previous)

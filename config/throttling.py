@@ -37,15 +37,18 @@ class WriteRateThrottle(UserRateThrottle):
         self.key = self.get_cache_key(request, view)
         if self.key is None:
             return True
+        limit, duration = self.parse_rate(self.rate)
+        if limit is None or duration is None:
+            return True
         now = self.timer()
-        period = int(now // self.duration)
+        period = int(now // duration)
         count, previous = guarded_cache.count_hit(
-            f"{self.key}:{period}", f"{self.key}:{period - 1}", timeout=int(self.duration) * 2
+            f"{self.key}:{period}", f"{self.key}:{period - 1}", timeout=int(duration) * 2
         )
-        overlap = 1.0 - (now - period * self.duration) / self.duration
+        overlap = 1.0 - (now - period * duration) / duration
         estimate = previous * overlap + count
-        self._retry_after = (period + 1) * self.duration - now
-        return estimate <= self.num_requests
+        self._retry_after = (period + 1) * duration - now
+        return estimate <= limit
 
     def wait(self) -> float | None:
         return max(getattr(self, "_retry_after", 0.0), 0.0)
