@@ -18,7 +18,11 @@ PostgreSQL + Redis:
     (then the same migrate, seed_demo, gunicorn on 127.0.0.1:8124, celery worker)
     .venv/bin/python bench/pipeline.py --url http://127.0.0.1:8124
 
-Options: --trades N (500), --concurrency C (8), --noop M (2000), --timeout S (300), --json, --note TEXT.
+Options: --trades N (500), --concurrency C (8), --noop M (2000), --timeout S (300), --json, --note TEXT,
+--serve (start gunicorn on --url's port with ELEMENTA_THROTTLE_WRITE=1000000/min; --web-workers N),
+--post-only (only the POST phase; with --serve the trades go to a queue nobody reads and are cancelled after).
+Trade states are read from the database (one SELECT per poll round); CPU per trade per process
+group comes from /proc (bench/procs.py).
 """
 
 from __future__ import annotations
