@@ -6,8 +6,10 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
 PORT ?= 8000
-WEB_WORKERS ?= 2
-CELERY_CONCURRENCY ?= 2
+NPROC := $(shell nproc 2>/dev/null || echo 1)
+# Sync workers wait on the database half the time: two per core (docs/performance.md, "POST path").
+WEB_WORKERS ?= $(shell expr 2 \* $(NPROC))
+CELERY_CONCURRENCY ?= $(NPROC)
 # Production-shaped by default: no DEBUG pages, no browsable API. `make run DJANGO_DEBUG=1` (or
 # `make dev`) turns Django's debug pages on for local work; API errors stay JSON either way.
 DJANGO_DEBUG ?= 0

@@ -18,7 +18,11 @@ PostgreSQL + Redis:
     (then the same migrate, seed_demo, gunicorn on 127.0.0.1:8124, celery worker)
     .venv/bin/python bench/pipeline.py --url http://127.0.0.1:8124
 
-Options: --trades N (500), --concurrency C (8), --noop M (2000), --timeout S (300), --json, --note TEXT.
+Options: --trades N (500), --concurrency C (8), --noop M (2000), --timeout S (300), --json, --note TEXT,
+--serve (start gunicorn on --url's port with ELEMENTA_THROTTLE_WRITE=1000000/min; --web-workers N),
+--post-only (only the POST phase; with --serve the trades go to a queue nobody reads and are cancelled after).
+Trade states are read from the database (one SELECT per poll round); CPU per trade per process
+group comes from /proc (bench/procs.py).
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ import json
 import logging
 import math
 import os
+import subprocess
 import sys
 import threading
 import time
@@ -41,6 +46,7 @@ from urllib.parse import urlsplit
 
 import requests
 from common import percentile, sign_in
+from procs import CpuSample, cpu_delta, sample
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 FINAL_STATUSES = frozenset({"settled", "rejected", "cancelled"})
@@ -150,6 +156,10 @@ class TradeReport:
     span_seconds: float | None = None
     wait_seconds: float = 0.0
     timed_out: bool = False
+    post_cpu: dict[str, float] = field(default_factory=dict)  # CPU seconds per process group while posting
+    drain_cpu: dict[str, float] = field(default_factory=dict)  # … from the first POST until all settled
+    load_after_post: tuple[float, float, float] | None = None
+    load_after_drain: tuple[float, float, float] | None = None
 
 
 def post_trade(api: Api, dataset_id: str) -> PostOutcome:
@@ -214,21 +224,77 @@ def trade_timeline(api: Api, trade_id: str) -> tuple[str, datetime | None, datet
     return str(detail["status"]), checking, settled
 
 
-def run_trades(api: Api, dataset_id: str, count: int, concurrency: int, timeout: float) -> TradeReport:
+# --- reading trade states from the database (no API calls while trades drain) ---------------------
+
+def pending_in_db(ours: set[str]) -> set[str]:
+    """Our trades still moving through the pipeline: one SELECT for all of them."""
+    from marketplace.models import Trade
+
+    rows = Trade.objects.filter(pk__in=list(ours), status__in=PENDING_STATUSES).values_list("pk", flat=True)
+    return {str(pk) for pk in rows}
+
+
+def wait_until_done_db(ours: set[str], deadline: float) -> bool:
+    """Poll the database until none of our trades is pending; False on timeout."""
+    while time.monotonic() < deadline:
+        if not pending_in_db(ours):
+            return True
+        time.sleep(POLL_INTERVAL)
+    return not pending_in_db(ours)
+
+
+def timelines_from_db(ours: set[str]) -> list[tuple[str, datetime | None, datetime | None]]:
+    """(status, entered checking, settled) of each of our trades, from two queries."""
+    from marketplace.models import Trade, TradeEvent
+
+    ids = list(ours)
+    statuses = dict(Trade.objects.filter(pk__in=ids).values_list("pk", "status"))
+    times: dict[str, dict[str, datetime]] = {}
+    events = TradeEvent.objects.filter(trade_id__in=ids, to_status__in=("checking", "settled")).order_by("id")
+    for trade_id, to, at in events.values_list("trade_id", "to_status", "at"):
+        entry = times.setdefault(str(trade_id), {})
+        if to == "checking":
+            entry.setdefault("checking", at)
+        else:
+            entry["settled"] = at
+    return [(str(statuses[pk]), times.get(str(pk), {}).get("checking"), times.get(str(pk), {}).get("settled"))
+            for pk in statuses]
+
+
+def cpu_probe() -> tuple[str, str]:
+    """(ELEMENTA_VAR_DIR, database name) identifying this run's server processes."""
+    from django.conf import settings
+
+    return str(settings.VAR_DIR), str(settings.DATABASES["default"]["NAME"]).rsplit("/", 1)[-1]
+
+
+def take_sample() -> CpuSample:
+    return sample(*cpu_probe())
+
+
+def run_trades(api: Api, dataset_id: str, count: int, concurrency: int, timeout: float,
+               post_only: bool = False) -> TradeReport:
     report = TradeReport()
+    start = take_sample()
     outcomes = post_trades(api, dataset_id, count, concurrency)
+    posted = take_sample()
+    report.post_cpu = cpu_delta(start, posted)
+    report.load_after_post = os.getloadavg()
     ours = {o.trade_id for o in outcomes if o.trade_id}
     report.posted = len(ours)
     report.errors = Counter(o.error for o in outcomes if o.error)
     report.post_round_trips = [o.finished - o.started for o in outcomes]
     report.post_seconds = max(o.finished for o in outcomes) - min(o.started for o in outcomes) if outcomes else None
+    if post_only or not ours:
+        return report
 
     waited_from = time.monotonic()
-    report.timed_out = not wait_until_done(api, dataset_id, ours, waited_from + timeout)
+    report.timed_out = not wait_until_done_db(ours, waited_from + timeout)
     report.wait_seconds = time.monotonic() - waited_from
+    report.drain_cpu = cpu_delta(start, take_sample())
+    report.load_after_drain = os.getloadavg()
 
-    with ThreadPoolExecutor(max_workers=concurrency) as pool:
-        timelines = list(pool.map(lambda trade_id: trade_timeline(api, trade_id), sorted(ours)))
+    timelines = timelines_from_db(ours)
     report.statuses = Counter(status for status, _, _ in timelines)
     settled = [(c, s) for _, c, s in timelines if c is not None and s is not None]
     report.latencies = [(s - c).total_seconds() for c, s in settled]
@@ -372,6 +438,11 @@ def figures(env: dict[str, str], args: argparse.Namespace, trades: TradeReport, 
         "post_req_per_s": rate(len(trades.post_round_trips), trades.post_seconds),
         "post_rtt_p50_s": percentile(trades.post_round_trips, 50),
         "post_rtt_p95_s": percentile(trades.post_round_trips, 95),
+        "post_rtt_p99_s": percentile(trades.post_round_trips, 99),
+        "post_cpu_ms_per_trade": per_trade_ms(trades.post_cpu, trades.posted),
+        "drain_cpu_ms_per_trade": per_trade_ms(trades.drain_cpu, trades.posted),
+        "load_after_post": trades.load_after_post,
+        "load_after_drain": trades.load_after_drain,
         "noop_published": noops.published,
         "noop_publish_per_s": rate(noops.published, noops.publish_seconds),
         "noop_consumed": noops.consumed,
@@ -382,6 +453,16 @@ def figures(env: dict[str, str], args: argparse.Namespace, trades: TradeReport, 
         "noop_per_s_client": rate(noops.consumed, noops.client_seconds),
         "ratio": trades_per_s / noop_per_s if trades_per_s and noop_per_s else None,
     }
+
+
+def per_trade_ms(cpu: dict[str, float], trades: int) -> dict[str, float]:
+    return {name: seconds * 1000 / trades for name, seconds in cpu.items()} if trades else {}
+
+
+def render_cpu(label: str, per_trade: dict[str, float], load: Any) -> str:
+    parts = ", ".join(f"{name} {value:.2f}" for name, value in per_trade.items())
+    loads = " ".join(f"{x:.2f}" for x in load) if load else "n/a"
+    return f"CPU ms per trade {label}: {parts or 'n/a'} (total {sum(per_trade.values()):.2f})   load average {loads}"
 
 
 def render(f: dict[str, Any]) -> str:
@@ -395,7 +476,9 @@ def render(f: dict[str, Any]) -> str:
         f"POST→settled latency: p50 {ms(f['latency_p50_s'])}, p95 {ms(f['latency_p95_s'])}, "
         f"p99 {ms(f['latency_p99_s'])}, max {ms(f['latency_max_s'])}",
         f"POST round trip (client, {f['concurrency']} threads): {num(f['post_req_per_s'])} req/s, "
-        f"p50 {ms(f['post_rtt_p50_s'])}, p95 {ms(f['post_rtt_p95_s'])}",
+        f"p50 {ms(f['post_rtt_p50_s'])}, p95 {ms(f['post_rtt_p95_s'])}, p99 {ms(f['post_rtt_p99_s'])}",
+        render_cpu("while posting", f["post_cpu_ms_per_trade"], f["load_after_post"]),
+        render_cpu("first POST → all settled", f["drain_cpu_ms_per_trade"], f["load_after_drain"]),
         f"no-op tasks: {f['noop_published']} published at {num(f['noop_publish_per_s'], 0)} msg/s; "
         f"{f['noop_consumed']} consumed at {num(f['noop_per_s'])} tasks/s "
         f"(client-observed {num(f['noop_per_s_client'])} tasks/s)"
@@ -406,6 +489,17 @@ def render(f: dict[str, Any]) -> str:
     for error, count in f["post_error_kinds"].items():
         lines.append(f"  POST error ×{count}: {error}")
     return "\n".join(lines)
+
+
+def cancel_posted(dataset_id: str) -> None:
+    """After --post-only, nothing will ever check the posted trades: cancel them (releasing their
+    escrow) so later runs and the sweeper do not pick them up."""
+    from marketplace.models import Trade
+    from marketplace.services.trade_transitions import trade_transition
+
+    stranded = Trade.objects.filter(dataset_id=dataset_id, status=Trade.Status.CHECKING).values_list("pk", flat=True)
+    for trade_id in stranded:
+        trade_transition(trade_id=trade_id, to=Trade.Status.CANCELLED, actor_label="bench", reason="bench --post-only")
 
 
 # --- entry point ---------------------------------------------------------------------------------
@@ -426,6 +520,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--note", default=os.environ.get("ELEMENTA_BENCH_NOTE", ""), help="describes the workers in the report"
     )
     parser.add_argument("--json", action="store_true", help="print the figures as one JSON object")
+    parser.add_argument("--serve", action="store_true",
+                        help=f"start gunicorn on --url's port for the run (write throttle {BENCH_THROTTLE_WRITE})")
+    parser.add_argument("--web-workers", type=int, default=int(os.environ.get("WEB_WORKERS", "4")),
+                        help="gunicorn workers with --serve")
+    parser.add_argument("--post-only", action="store_true",
+                        help="only post (with --serve: to a queue no worker reads, so posting runs alone)")
     args = parser.parse_args(argv)
     if urlsplit(args.url).hostname not in LOOPBACK_HOSTS:
         parser.error("--url must point at 127.0.0.1")
@@ -434,9 +534,44 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
+# The default write throttle (120/min per user) would refuse most of the run: the server the bench
+# starts (--serve) gets this instead; a server started by hand needs ELEMENTA_THROTTLE_WRITE set to it.
+BENCH_THROTTLE_WRITE = "1000000/min"
+
+
+def serve(args: argparse.Namespace) -> subprocess.Popen[bytes]:
+    """gunicorn for this run, with the bench's throttle; --post-only publishes to a queue nobody reads."""
+    port = urlsplit(args.url).port or 80
+    env = {**os.environ, "ELEMENTA_THROTTLE_WRITE": BENCH_THROTTLE_WRITE}
+    if args.post_only:
+        env["ELEMENTA_CELERY_QUEUE"] = f"bench-post-only-{os.getpid()}"
+    command = [str(Path(sys.executable).with_name("gunicorn")), "config.wsgi", "--bind", f"127.0.0.1:{port}",
+               "--workers", str(args.web_workers), "--timeout", "60"]
+    server = subprocess.Popen(command, cwd=REPO_ROOT, env=env, stdout=subprocess.DEVNULL)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            requests.get(f"{args.url.rstrip('/')}/healthz", timeout=1)
+            return server
+        except requests.RequestException:
+            time.sleep(0.2)
+    server.terminate()
+    raise SystemExit("gunicorn did not start within 30 s")
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     setup_django()
+    server = serve(args) if args.serve else None
+    try:
+        return run(args)
+    finally:
+        if server is not None:
+            server.terminate()
+            server.wait(timeout=15)
+
+
+def run(args: argparse.Namespace) -> int:
     env = describe_environment(args.note)
     api = login(args.url, args.username, args.password)
     dataset_id = find_dataset(api)
@@ -444,11 +579,13 @@ def main(argv: list[str] | None = None) -> int:
         fund_buyer(
             api, args.url, dataset_id, args.trades, (args.officer, args.password), (args.second_officer, args.password)
         )
-    trades = run_trades(api, dataset_id, args.trades, args.concurrency, args.timeout)
-    noops = run_noop(args.noop, args.timeout)
+    trades = run_trades(api, dataset_id, args.trades, args.concurrency, args.timeout, post_only=args.post_only)
+    noops = NoopReport() if args.post_only else run_noop(args.noop, args.timeout)
     result = figures(env, args, trades, noops)
     print(json.dumps(result, default=str) if args.json else render(result))
     healthy = not (trades.timed_out or noops.timed_out or trades.errors or noops.failed)
+    if args.post_only:
+        cancel_posted(dataset_id)
     return 0 if healthy else 1
 
 

@@ -4,7 +4,8 @@ Sessions are django-rest-knox tokens (64 hex characters; the table keeps a SHA-5
 first 15 characters as a lookup key); API keys are `<prefix>.<secret>` from djangorestframework-api-key
 (the table keeps the prefix and a SHA-512 digest). Either way one indexed query (with the user's
 membership and organisation, which nearly every endpoint asks for next) and one SHA-512: no key
-stretching, since both secrets are random and long.
+stretching, since both secrets are random and long. A session token seen in the last
+ELEMENTA_AUTH_CACHE_SECONDS needs no query at all (config/auth_cache.py says how it is invalidated).
 
 Unlike knox's own class, this one does not look at (and delete) the user's other expired tokens on
 every request (an extra query each time), and it tells an expired token (401 `token_expired`) from an
@@ -26,6 +27,7 @@ from knox.settings import CONSTANTS, knox_settings
 from rest_framework.authentication import get_authorization_header
 from rest_framework.request import Request
 
+from config.auth_cache import auth_cache_get, auth_cache_put
 from config.errors import ApiKeyScopeError, TokenExpiredError, TokenInvalidError
 from config.scopes import scope_allows
 
@@ -58,18 +60,27 @@ class BearerTokenAuthentication(TokenAuthentication):
 
     def authenticate_credentials(self, token: str) -> tuple[Any, Any]:
         digest = hash_token(token)
+        cached = None if knox_settings.AUTO_REFRESH else auth_cache_get(digest)
+        if cached is not None and compare_digest(digest, cached.digest):
+            return self._accept(cached)
         rows = apps.get_model("knox", "AuthToken").objects.select_related("user__membership__organisation")
         for auth_token in rows.filter(token_key=token[: CONSTANTS.TOKEN_KEY_LENGTH]):
             if not compare_digest(digest, auth_token.digest):
                 continue
-            if auth_token.expiry is not None and auth_token.expiry <= timezone.now():
-                raise TokenExpiredError()
-            if not auth_token.user.is_active:
-                raise TokenInvalidError("The account is inactive.")
-            if knox_settings.AUTO_REFRESH and auth_token.expiry:
-                self.renew_token(auth_token)
-            return (auth_token.user, auth_token)
+            accepted = self._accept(auth_token)
+            if not knox_settings.AUTO_REFRESH:
+                auth_cache_put(digest, auth_token)
+            return accepted
         raise TokenInvalidError()
+
+    def _accept(self, auth_token: Any) -> tuple[Any, Any]:
+        if auth_token.expiry is not None and auth_token.expiry <= timezone.now():
+            raise TokenExpiredError()
+        if not auth_token.user.is_active:
+            raise TokenInvalidError("The account is inactive.")
+        if knox_settings.AUTO_REFRESH and auth_token.expiry:
+            self.renew_token(auth_token)
+        return (auth_token.user, auth_token)
 
     def _authenticate_api_key(self, request: Request, key: str, prefix: str) -> tuple[Any, Any]:
         model = apps.get_model("marketplace", "ApiKey")

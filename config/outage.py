@@ -129,5 +129,45 @@ class GuardedCache:
     def delete(self, key: str) -> bool:
         return bool(self._call("delete", key))
 
+    def delete_many(self, keys: list[str]) -> None:
+        self._call("delete_many", keys)
+
+    def count_hit(self, key: str, previous_key: str, timeout: int) -> tuple[int, int]:
+        """Add one to the counter `key` (kept `timeout` seconds) and read the counter `previous_key`:
+        (new count, previous count). One round trip on Redis (a pipeline of INCR, EXPIRE, GET);
+        the other caches do add, incr and get."""
+        if cache_breaker.allow():
+            from django.core.cache import caches
+
+            try:
+                result = _count_hit(caches["default"], key, previous_key, timeout)
+            except self._errors as exc:
+                cache_breaker.failed(exc)
+            else:
+                cache_breaker.succeeded()
+                return result
+        return _count_hit(self.local, key, previous_key, timeout)
+
+
+def _count_hit(cache: Any, key: str, previous_key: str, timeout: int) -> tuple[int, int]:
+    from django.core.cache.backends.redis import RedisCache
+
+    if isinstance(cache, RedisCache):
+        current, previous = cache.make_and_validate_key(key), cache.make_and_validate_key(previous_key)
+        # Django's RedisCache has no pipeline API: its client wrapper (private, stable since 4.0) does.
+        pipe = cache._cache.get_client(current, write=True).pipeline(transaction=False)  # type: ignore[attr-defined]
+        pipe.incr(current)
+        pipe.expire(current, timeout)
+        pipe.get(previous)
+        count, _, before = pipe.execute()
+        return int(count), int(before or 0)
+    cache.add(key, 0, timeout)
+    try:
+        count = cache.incr(key)
+    except ValueError:  # expired in between
+        cache.add(key, 1, timeout)
+        count = 1
+    return int(count), int(cache.get(previous_key) or 0)
+
 
 guarded_cache = GuardedCache()

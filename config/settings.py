@@ -268,6 +268,10 @@ ELEMENTA_CATALOGUE_MAX_PAGE_SIZE = int(os.environ.get("ELEMENTA_CATALOGUE_MAX_PA
 # again (at most once a minute, never past ELEMENTA_TOKEN_MAX_TTL_HOURS after the login).
 ELEMENTA_TOKEN_TTL_HOURS = float(os.environ.get("ELEMENTA_TOKEN_TTL_HOURS", "10"))
 ELEMENTA_MAX_SESSIONS_PER_USER = int(os.environ.get("ELEMENTA_MAX_SESSIONS_PER_USER", "50"))
+# A verified session token is remembered this many seconds (config/auth_cache.py; 0: never), so most
+# requests read no table to authenticate. Logout, revocation and changes to the user, its membership
+# or organisation drop the entry at once; never kept past the token's expiry.
+ELEMENTA_AUTH_CACHE_SECONDS = int(os.environ.get("ELEMENTA_AUTH_CACHE_SECONDS", "30"))
 REST_KNOX = {
     "TOKEN_TTL": timedelta(hours=ELEMENTA_TOKEN_TTL_HOURS),
     "AUTO_REFRESH": env_bool("ELEMENTA_TOKEN_AUTO_REFRESH", False),

@@ -21,15 +21,37 @@ throttle_cache = cast(BaseCache, guarded_cache)
 
 
 class WriteRateThrottle(UserRateThrottle):
-    """Unsafe methods (POST, PATCH, DELETE) per user; reads are not limited here."""
+    """Unsafe methods (POST, PATCH, DELETE) per user; reads are not limited here.
+
+    A sliding window estimated from two fixed-window counters (this period's, and the last one's
+    weighted by how much of it still overlaps the window), in one cache round trip: DRF's own
+    throttle keeps a list of every request's time in the window, read and written back whole on
+    each request, which at high limits (the bench's 100000/min) cost milliseconds per request."""
 
     scope = "write"
     cache = throttle_cache
 
     def allow_request(self, request: Request, view: Any) -> bool:
-        if request.method in ("GET", "HEAD", "OPTIONS"):
+        if request.method in ("GET", "HEAD", "OPTIONS") or self.rate is None:
             return True
-        return super().allow_request(request, view)
+        self.key = self.get_cache_key(request, view)
+        if self.key is None:
+            return True
+        limit, duration = self.parse_rate(self.rate)
+        if limit is None or duration is None:
+            return True
+        now = self.timer()
+        period = int(now // duration)
+        count, previous = guarded_cache.count_hit(
+            f"{self.key}:{period}", f"{self.key}:{period - 1}", timeout=int(duration) * 2
+        )
+        overlap = 1.0 - (now - period * duration) / duration
+        estimate = previous * overlap + count
+        self._retry_after = (period + 1) * duration - now
+        return estimate <= limit
+
+    def wait(self) -> float | None:
+        return max(getattr(self, "_retry_after", 0.0), 0.0)
 
 
 class PublicCatalogueRateThrottle(AnonRateThrottle):

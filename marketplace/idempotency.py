@@ -6,10 +6,12 @@
 - A duplicate while the first is still running → 409 `idempotency_key_in_use`.
 - Keys are scoped to the calling user and kept at least 24 hours (ELEMENTA_IDEMPOTENCY_TTL).
 
-The claim is committed first, so a concurrent duplicate sees it; the action and the stored
-response then commit together, so a crash leaves neither. A claim whose request died
-(still in progress after ELEMENTA_IDEMPOTENCY_LEASE seconds, its action rolled back) can be
-taken over by a retry.
+The action and the stored response commit together, so a crash leaves neither; the record is
+written last, in the action's transaction, and the unique (user, key) constraint makes a
+duplicate's transaction roll back and replay the first answer (docs/performance.md: one
+statement instead of five). An in-progress record (written by earlier versions, which
+committed a claim first) still answers 409 until ELEMENTA_IDEMPOTENCY_LEASE seconds have passed,
+then a retry takes it over.
 """
 
 import hashlib
@@ -27,6 +29,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from config.errors import ApplicationError
+from config.transactions import request_transaction
 from marketplace.errors import IdempotencyKeyInUseError, IdempotencyKeyInvalidError, IdempotencyKeyReusedError
 from marketplace.models import IdempotencyRecord
 
@@ -53,19 +56,26 @@ def _fingerprint(request: Request) -> str:
     return hashlib.sha256(f"{request.method} {request.path}\n{body}".encode()).hexdigest()
 
 
-def _claim(user: Any, key: str, fingerprint: str) -> IdempotencyRecord | Response:
-    """Create the in-progress record, or answer from an existing one."""
+class _KeyTaken(Exception):
+    """The record insert found the key already used: the action in this transaction rolls back."""
+
+
+def _has_files(request: Request) -> bool:
+    return bool(getattr(request, "FILES", None))
+
+
+def _existing_answer(user: Any, key: str, fingerprint: str) -> Response | None:
+    """What an earlier request with this key decided: its stored response (replayed), 422 for a
+    different request, 409 while it is still running; None when there is no record, or it expired
+    or was abandoned (then it is deleted and this request acts afresh)."""
     now = timezone.now()
-    IdempotencyRecord.objects.filter(
-        user=user, key=key, created_at__lt=now - timedelta(seconds=settings.ELEMENTA_IDEMPOTENCY_TTL)
-    ).delete()
-    try:
-        with transaction.atomic():
-            return IdempotencyRecord.objects.create(user=user, key=key, fingerprint=fingerprint)
-    except IntegrityError:
-        pass
     with transaction.atomic():
-        record = IdempotencyRecord.objects.select_for_update().get(user=user, key=key)
+        record = IdempotencyRecord.objects.select_for_update().filter(user=user, key=key).first()
+        if record is None:
+            return None
+        if record.created_at < now - timedelta(seconds=settings.ELEMENTA_IDEMPOTENCY_TTL):
+            record.delete()
+            return None
         if record.fingerprint != fingerprint:
             raise IdempotencyKeyReusedError()
         if record.status == IdempotencyRecord.Status.DONE:
@@ -74,13 +84,25 @@ def _claim(user: Any, key: str, fingerprint: str) -> IdempotencyRecord | Respons
             return response
         if record.created_at > now - timedelta(seconds=settings.ELEMENTA_IDEMPOTENCY_LEASE):
             raise IdempotencyKeyInUseError()
-        record.created_at = now  # the first attempt died: this retry takes the claim over
-        record.save(update_fields=["created_at"])
-        return record
+        record.delete()  # the first attempt died: this retry takes the key over
+        return None
+
+
+def _store(user: Any, key: str, fingerprint: str, status: int, body: Any) -> None:
+    IdempotencyRecord.objects.create(
+        user=user, key=key, fingerprint=fingerprint, status=IdempotencyRecord.Status.DONE,
+        response_status=status, response_body=body, completed_at=timezone.now(),
+    )
 
 
 def idempotent(view: Callable[..., Response]) -> Callable[..., Response]:
-    """Wrap a DRF view method that creates something."""
+    """Wrap a DRF view method that creates something.
+
+    One statement on the way of a first request: the action and the record of its response
+    are written in one transaction, the record last. The unique (user, key) constraint decides
+    between duplicates: a duplicate's insert fails (on PostgreSQL it first waits for a concurrent
+    first request to commit), its whole transaction rolls back, and the stored response is
+    replayed. A request carrying files is checked first instead, so a replay stores no file."""
 
     @wraps(view)
     def wrapper(self: Any, request: Request, *args: Any, **kwargs: Any) -> Response:
@@ -89,34 +111,44 @@ def idempotent(view: Callable[..., Response]) -> Callable[..., Response]:
             return view(self, request, *args, **kwargs)
         if not (1 <= len(key) <= 255) or not key.isprintable():
             raise IdempotencyKeyInvalidError(fields={HEADER: ["1 to 255 printable characters"]})
-        claimed = _claim(request.user, key, _fingerprint(request))
-        if isinstance(claimed, Response):
-            return claimed
-        try:
-            with transaction.atomic():
-                response = view(self, request, *args, **kwargs)
-                if response.status_code >= 500:
-                    raise RuntimeError("server error: not stored")
-                IdempotencyRecord.objects.filter(pk=claimed.pk).update(
-                    status=IdempotencyRecord.Status.DONE, response_status=response.status_code,
-                    response_body=json.loads(json.dumps(response.data, default=str)), completed_at=timezone.now(),
-                )
-                return response
-        except ApplicationError as exc:
-            # An expected refusal (400/409/...) is the request's answer: store it, as payment APIs do.
-            from config.api import error_body
+        user, fingerprint = request.user, _fingerprint(request)
+        if _has_files(request):
+            earlier = _existing_answer(user, key, fingerprint)
+            if earlier is not None:
+                return earlier
+        for _attempt in range(3):
+            try:
+                with request_transaction():  # services inside skip their savepoints (config/transactions.py)
+                    response = view(self, request, *args, **kwargs)
+                    if response.status_code >= 500:
+                        raise RuntimeError("server error: not stored")
+                    body = json.loads(json.dumps(response.data, default=str))
+                    try:
+                        _store(user, key, fingerprint, response.status_code, body)
+                    except IntegrityError:
+                        raise _KeyTaken() from None
+                    return response
+            except _KeyTaken:
+                earlier = _existing_answer(user, key, fingerprint)
+                if earlier is not None:
+                    return earlier
+                continue  # the record expired or was abandoned and is gone now: act afresh
+            except ApplicationError as exc:
+                # An expected refusal (400/409/...) is the request's answer: store it, as payment APIs
+                # do, unless an earlier request with this key already answered.
+                earlier = _existing_answer(user, key, fingerprint)
+                if earlier is not None:
+                    return earlier
+                from config.api import error_body
 
-            body = error_body(exc.code, exc.message, json.loads(json.dumps(exc.fields, default=str)))
-            IdempotencyRecord.objects.filter(pk=claimed.pk).update(
-                status=IdempotencyRecord.Status.DONE,
-                response_status=exc.status_code,
-                response_body=body,
-                completed_at=timezone.now(),
-            )
-            raise
-        except BaseException:
-            IdempotencyRecord.objects.filter(pk=claimed.pk).delete()  # nothing happened: a retry may try again
-            raise
+                body = error_body(exc.code, exc.message, json.loads(json.dumps(exc.fields, default=str)))
+                try:
+                    with transaction.atomic():
+                        _store(user, key, fingerprint, exc.status_code, body)
+                except IntegrityError:
+                    pass  # a concurrent duplicate stored its answer first
+                raise
+        raise IdempotencyKeyInUseError()  # the key kept changing hands under us
 
     return wrapper
 

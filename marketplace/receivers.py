@@ -21,6 +21,27 @@ def on_user_saved(sender: Any, *, instance: Any, created: bool, **kwargs: Any) -
     if created or getattr(instance, "_password", None) is None:
         return
     sessions_revoke_all(user=instance, actor=None, reason="password_changed")
+def on_session_deleted(sender: Any, *, instance: Any, **kwargs: Any) -> None:
+    """A session ended (logout, revocation, password change, purge): its cached verification goes at once."""
+    from config.auth_cache import auth_cache_forget
+
+    auth_cache_forget([instance.digest])
+
+
+def on_identity_changed(sender: Any, *, instance: Any, **kwargs: Any) -> None:
+    """A user, membership or organisation was saved or deleted: cached sessions carry a copy of it."""
+    from config.auth_cache import auth_cache_forget_users
+    from marketplace.models import Membership, Organisation
+
+    if isinstance(instance, Organisation):
+        members = Membership.objects.filter(organisation_id=instance.pk).values_list("user_id", flat=True)
+        auth_cache_forget_users(members)
+    elif isinstance(instance, Membership):
+        auth_cache_forget_users([instance.user_id])
+    else:
+        auth_cache_forget_users([instance.pk])
+
+
 def on_sanctions_list_imported(sender: Any, *, list_id: str, **kwargs: Any) -> None:
     """A new sanctions-list snapshot was imported (sent after commit): screen everyone again in the worker."""
     enqueue("marketplace.rescreen_after_list_import", list_id)  # broker down: the hourly due-sweep picks it up

@@ -117,6 +117,16 @@ def notification_send_task(notification_id: str) -> None:
     notification_send(notification_id=notification_id)
 
 
+@shared_task(name="marketplace.notifications_send", acks_late=True, **RETRY)
+def notifications_send_task(notification_ids: list[str]) -> None:
+    """Several notifications of one action (one message instead of one each); each send is idempotent,
+    so a retry of the batch sends none twice."""
+    from marketplace.services.notifications import notification_send
+
+    for notification_id in notification_ids:
+        notification_send(notification_id=notification_id)
+
+
 @shared_task(name="marketplace.notifications_sweep", acks_late=True, **RETRY)
 def notifications_sweep_task() -> None:
     from marketplace.services.notifications import notifications_sweep

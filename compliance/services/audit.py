@@ -85,6 +85,26 @@ def _write_links(batch: list[AuditEvent]) -> None:
         )
 
 
+def audit_record_many(
+    *, events: list[tuple[str, dict[str, Any]]], subject_type: str, subject_id: UUID | str, actor: Any = None,
+    actor_label: str = "",
+) -> list[AuditEvent]:
+    """Several events of one subject and actor, (kind, data) in order, appended with one INSERT in
+    the caller's transaction; each is announced (audit_recorded) as audit_record does."""
+    is_user = actor is not None and hasattr(actor, "get_username")
+    label = actor_label or (actor.get_username() if is_user else "system")
+    now = timezone.now()
+    rows = AuditEvent.objects.bulk_create([
+        AuditEvent(at=now, kind=kind, actor=actor if is_user else None, actor_label=label,
+                   subject_type=subject_type, subject_id=str(subject_id), data=_canonical(data))
+        for kind, data in events
+    ])
+    for kind, data in events:
+        audit_recorded.send(sender=AuditEvent, kind=kind, subject_type=subject_type, subject_id=str(subject_id),
+                            data=data)
+    return rows
+
+
 def audit_chain() -> int:
     """Link every committed, unchained event to the chain. Returns how many it linked."""
     linked = 0

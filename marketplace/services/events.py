@@ -5,8 +5,9 @@ from typing import Any
 from uuid import UUID
 
 from compliance.models import AuditEvent
-from compliance.services.audit import audit_record
+from compliance.services.audit import audit_record, audit_record_many
 from marketplace.models import Trade
+from marketplace.services.recipients import recipients_prefetched
 from marketplace.services.webhooks.constants import EVENT_KINDS as WEBHOOK_KINDS
 from marketplace.services.webhooks.fanout import webhook_fanout
 
@@ -18,6 +19,14 @@ def event_emit(
     event = audit_record(
         kind=kind, subject_type=subject_type, subject_id=subject_id, data=data, actor=actor, actor_label=actor_label
     )
+    _webhooks(event=event, kind=kind, subject_type=subject_type, subject_id=subject_id,
+              organisation_ids=organisation_ids)
+    return event
+
+
+def _webhooks(
+    *, event: AuditEvent, kind: str, subject_type: str, subject_id: UUID, organisation_ids: list[UUID] | None
+) -> None:
     if kind in WEBHOOK_KINDS and organisation_ids:
         payload = {
             "event": kind,
@@ -32,7 +41,6 @@ def event_emit(
             organisation_ids=list(dict.fromkeys(organisation_ids)),
             payload=payload,
         )
-    return event
 
 
 def trade_event_emit(
@@ -45,10 +53,25 @@ def trade_event_emit(
         actor=actor,
         actor_label=actor_label,
         organisation_ids=[trade.buyer_id, trade.provider_id],
-        data={
-            "dataset": str(trade.dataset_id),
-            "buyer": str(trade.buyer_id),
-            "provider": str(trade.provider_id),
-            **data,
-        },
+        data=_trade_data(trade, data),
     )
+
+
+def _trade_data(trade: Trade, data: dict[str, Any]) -> dict[str, Any]:
+    return {"dataset": str(trade.dataset_id), "buyer": str(trade.buyer_id), "provider": str(trade.provider_id), **data}
+
+
+def trade_events_emit(
+    *, trade: Trade, events: list[tuple[str, dict[str, Any]]], actor: Any = None, actor_label: str = ""
+) -> list[AuditEvent]:
+    """Several events of one trade, (kind, data) in order: one INSERT for their audit records
+    (trade_event_emit does one each), then each one's notifications and webhooks."""
+    parties = [trade.buyer_id, trade.provider_id]
+    with recipients_prefetched(parties):
+        rows = audit_record_many(
+            events=[(kind, _trade_data(trade, data)) for kind, data in events],
+            subject_type="trade", subject_id=trade.id, actor=actor, actor_label=actor_label,
+        )
+        for row, (kind, _data) in zip(rows, events, strict=True):
+            _webhooks(event=row, kind=kind, subject_type="trade", subject_id=trade.id, organisation_ids=parties)
+    return rows

@@ -8,11 +8,12 @@ updates (`... WHERE available >= x`) with a CHECK constraint behind them.
 
 from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal
-from uuid import UUID
+from uuid import UUID, uuid4
 
 from django.conf import settings
 from django.db import IntegrityError, connection, transaction
 from django.db.models import F
+from django.utils import timezone
 
 from config.errors import ConflictError
 from marketplace.errors import AmountOutOfRangeError, InsufficientFundsError, RefundNotCoveredError
@@ -128,15 +129,80 @@ class EscrowMissingError(RuntimeError):
     """A priced trade reached settlement without its hold: a bug, never a client's error."""
 
 
+def _escrow_refusal(*, organisation_id: UUID, currency: str, amount: Decimal) -> None:
+    """Why a hold changed nothing: the held balance would overflow (400), else too little available (409)."""
+    held = Wallet.objects.filter(organisation_id=organisation_id, currency=currency).values_list("held", flat=True)
+    if held and held[0] + amount > AMOUNT_MAX:
+        raise AmountOutOfRangeError(f"The {currency} wallet would hold more than {AMOUNT_MAX:,}.")
+    raise InsufficientFundsError()
+
+
+def _escrow_debit(*, organisation_id: UUID, currency: str, amount: Decimal) -> UUID:
+    """Move `amount` from the organisation's available funds to held; the wallet's id, or
+    InsufficientFundsError (409) when it has no wallet in the currency or not enough in it.
+    Exact Decimal arithmetic in Python (see _apply); SQLite's IMMEDIATE transactions serialise writers."""
+    wallet = Wallet.objects.filter(organisation_id=organisation_id, currency=currency).values(
+        "id", "available", "held").first()
+    if wallet is None or wallet["available"] < amount:
+        raise InsufficientFundsError()
+    if wallet["held"] + amount > AMOUNT_MAX:
+        _escrow_refusal(organisation_id=organisation_id, currency=currency, amount=amount)
+    Wallet.objects.filter(pk=wallet["id"]).update(available=wallet["available"] - amount, held=wallet["held"] + amount)
+    return UUID(str(wallet["id"]))
+
+
+_HOLD_SQL = """
+WITH w AS (
+    UPDATE {wallet} SET available = available - %(amount)s, held = held + %(amount)s, updated_at = %(now)s
+    WHERE organisation_id = %(organisation)s AND currency = %(currency)s
+      AND available >= %(amount)s AND held <= %(held_max)s
+    RETURNING id
+), t AS (
+    INSERT INTO {txn} (id, kind, currency, trade_id, deposit_id, memo, created_at)
+    SELECT %(txn_id)s, %(kind)s, %(currency)s, %(trade)s, NULL, %(memo)s, %(now)s FROM w
+    RETURNING id
+)
+INSERT INTO {entry} (transaction_id, wallet_id, account, currency, amount, created_at)
+SELECT t.id, w.id, e.account, %(currency)s, e.amount, %(now)s
+FROM t, w, (VALUES (%(available)s, %(debit)s::numeric), (%(held)s, %(amount)s::numeric)) AS e (account, amount)
+RETURNING wallet_id
+"""
+
+
 def ledger_hold(*, trade: Trade) -> LedgerTransaction | None:
-    """Move the trade's price from the buyer's available funds into escrow (at purchase)."""
+    """Move the trade's price from the buyer's available funds into escrow (at purchase). Not enough
+    funds (or no wallet in the currency) → 409 insufficient_funds, and nothing changed.
+
+    The hottest write of the API (every purchase), so on PostgreSQL it is one statement: the
+    conditional wallet UPDATE (`... WHERE available >= price`), the ledger transaction and its two
+    entries, chained in one WITH query that inserts nothing when the UPDATE matched no row. Elsewhere
+    (SQLite): _escrow_debit, then the two inserts."""
     if trade.price == 0:
         return None
-    wallet = wallet_get_or_create(organisation_id=trade.buyer_id, currency=trade.currency)
-    return ledger_post(
-        kind=K.HOLD, currency=trade.currency, trade=trade, memo=f"escrow for trade {trade.id}",
-        legs=[Leg(A.AVAILABLE, -trade.price, wallet), Leg(A.HELD, trade.price, wallet)],
-    )
+    memo = f"escrow for trade {trade.id}"
+    if connection.vendor == "postgresql":
+        now, txn_id = timezone.now(), uuid4()
+        sql = _HOLD_SQL.format(wallet=Wallet._meta.db_table, txn=LedgerTransaction._meta.db_table,
+                               entry=LedgerEntry._meta.db_table)
+        with connection.cursor() as cursor:
+            cursor.execute(sql, {
+                "amount": trade.price, "debit": -trade.price, "now": now, "organisation": trade.buyer_id,
+                "currency": trade.currency, "held_max": AMOUNT_MAX - trade.price, "txn_id": txn_id, "kind": K.HOLD,
+                "trade": trade.id, "memo": memo, "available": A.AVAILABLE, "held": A.HELD,
+            })
+            inserted = cursor.fetchall()
+        if len(inserted) != 2:
+            _escrow_refusal(organisation_id=trade.buyer_id, currency=trade.currency, amount=trade.price)
+        return LedgerTransaction(id=txn_id, kind=K.HOLD, currency=trade.currency, trade=trade, memo=memo,
+                                 created_at=now)
+    wallet_id = _escrow_debit(organisation_id=trade.buyer_id, currency=trade.currency, amount=trade.price)
+    txn = LedgerTransaction.objects.create(kind=K.HOLD, currency=trade.currency, trade=trade, memo=memo)
+    LedgerEntry.objects.bulk_create([
+        LedgerEntry(transaction=txn, wallet_id=wallet_id, account=A.AVAILABLE, currency=trade.currency,
+                    amount=-trade.price),
+        LedgerEntry(transaction=txn, wallet_id=wallet_id, account=A.HELD, currency=trade.currency, amount=trade.price),
+    ])
+    return txn
 
 
 def ledger_release(*, trade: Trade) -> LedgerTransaction | None:

@@ -56,15 +56,35 @@ def member_user_ids(organisation_ids: list[UUID]) -> list[int]:
 
 
 def _enqueue(notification_ids: list[str]) -> None:
-    for notification_id in notification_ids:  # the broker is down: notifications_sweep sends them later
-        enqueue("marketplace.notification_send", notification_id)
+    """One message for an action's notifications (a purchase writes one per member of both parties;
+    each publish cost the request about a millisecond). The broker is down: notifications_sweep
+    sends them later."""
+    if len(notification_ids) == 1:
+        enqueue("marketplace.notification_send", notification_ids[0])
+    elif notification_ids:
+        enqueue("marketplace.notifications_send", notification_ids)
 
 
-def notify(*, kind: str, user_ids: list[int], subject: str, body: str, email: str = "") -> list[Notification]:
+def members_wanting(kind: str, organisation_ids: list[UUID]) -> list[int]:
+    """The active members of the organisations who have not muted `kind`: one query (membership,
+    user and preference joined) where member_user_ids and notify's preference check take two."""
+    from marketplace.services.recipients import recipients_prefetched_for
+
+    prefetched = recipients_prefetched_for(organisation_ids)
+    rows = prefetched.members if prefetched is not None else Membership.objects.filter(
+        organisation_id__in=organisation_ids, user__is_active=True
+    ).values_list("user_id", "user__notification_preference__muted")
+    return [uid for uid, muted in rows if kind in ALWAYS or kind not in (muted or ())]
+
+
+def notify(
+    *, kind: str, user_ids: list[int], subject: str, body: str, email: str = "", preferences_checked: bool = False
+) -> list[Notification]:
     """Write one notification per user who wants this kind (or one to `email`, for an invitation),
-    in the caller's transaction; each is sent after commit."""
+    in the caller's transaction; each is sent after commit. `preferences_checked`: the ids come
+    from members_wanting, which already left out those who muted the kind."""
     assert kind in KINDS, kind
-    muted = {
+    muted = set() if preferences_checked else {
         p.user_id
         for p in NotificationPreference.objects.filter(user_id__in=user_ids)
         if kind in p.muted and kind not in ALWAYS
@@ -194,7 +214,8 @@ def notify_for_event(*, kind: str, subject_type: str, subject_id: str, data: dic
         )
         notify(
             kind="trade_status",
-            user_ids=member_user_ids(parties),
+            user_ids=members_wanting("trade_status", parties),
+            preferences_checked=True,
             subject=f"Trade {subject_id[:8]} is now {to}",
             body=f"Trade {subject_id} changed from {data.get('from') or 'new'} to {to}: "
             f"{data.get('reason', '')}".strip(),

@@ -14,7 +14,7 @@ from compliance.services.exports import export_commit, export_release
 from config.enqueue import enqueue
 from config.errors import NotFoundError
 from marketplace.models import Settlement, Trade, TradeEvent
-from marketplace.services.events import trade_event_emit
+from marketplace.services.events import trade_event_emit, trade_events_emit
 from marketplace.services.grants import grant_issue
 from marketplace.services.ledger import ledger_hold, ledger_release, ledger_settle
 from marketplace.trade_lifecycle import ensure_transition_allowed
@@ -78,18 +78,21 @@ def trade_on_commit_side_effects(trade: Trade) -> None:
         transaction.on_commit(partial(trade_enqueue, task, str(trade.id)))
 
 
-def trade_open(*, trade: Trade, actor: User, reason: str, data: dict[str, Any]) -> Trade:
+def trade_open(
+    *, trade: Trade, actor: User, reason: str, data: dict[str, Any],
+    also: tuple[tuple[str, dict[str, Any]], ...] = (),
+) -> Trade:
     """The door's entrance: a trade just created in `checking` gets its first event, its escrow
-    hold and its compliance check (after commit). Call inside the transaction that created it."""
+    hold and its compliance check (after commit). Call inside the transaction that created it.
+    `also`: further (kind, data) events of the purchase, recorded with the first in one insert."""
     label = actor.get_username()
     TradeEvent.objects.create(
         trade=trade, from_status="", to_status=trade.status, actor=actor, actor_label=label, reason=reason
     )
-    trade_event_emit(
-        kind="trade.status_changed",
+    trade_events_emit(
         trade=trade,
         actor=actor,
-        data={"from": "", "to": trade.status, "reason": reason, **data},
+        events=[("trade.status_changed", {"from": "", "to": trade.status, "reason": reason, **data}), *also],
     )
     for effect in ON_OPEN:
         effect(trade)

@@ -12,6 +12,7 @@ from django.utils import timezone
 from compliance.errors import SecondOfficerRequiredError
 from compliance.services.reviews import review_approvers, review_record
 from config.errors import NotFoundError
+from config.transactions import savepoint_needed
 from marketplace.errors import (
     AlreadyHeldError,
     AlreadyRenewedError,
@@ -72,7 +73,6 @@ def _terms_confirm(
 RENEWABLE = ("subscription",)
 
 
-@transaction.atomic
 def trade_create(
     *, membership: Membership, dataset_id: UUID, destination: str | None = None, purpose: str = "resale",
     mechanisms: list[dict[str, Any]] | None = None, delivery: str = "download", queries: int | None = None,
@@ -99,7 +99,22 @@ def trade_create(
 
     Already held: while the buyer's organisation holds a grant for the dataset and delivery that is
     neither revoked nor expired (suspended or not yet started included), a purchase is 409
-    `already_held` unless `repeat`. The check is an EXISTS folded into the dataset's read."""
+    `already_held` unless `repeat`. The check is an EXISTS folded into the dataset's read.
+
+    Atomic; inside a keyed request's transaction without a savepoint of its own (config/transactions.py)."""
+    with transaction.atomic(savepoint=savepoint_needed()):
+        return _trade_create(
+            membership=membership, dataset_id=dataset_id, destination=destination, purpose=purpose,
+            mechanisms=mechanisms, delivery=delivery, queries=queries, expected_price=expected_price,
+            expected_currency=expected_currency, expected_licence_version=expected_licence_version, repeat=repeat,
+        )
+
+
+def _trade_create(
+    *, membership: Membership, dataset_id: UUID, destination: str | None, purpose: str,
+    mechanisms: list[dict[str, Any]] | None, delivery: str, queries: int | None, expected_price: Decimal | None,
+    expected_currency: str | None, expected_licence_version: int | None, repeat: bool,
+) -> Trade:
     now = timezone.now()
     buyer = membership.organisation
     datasets = Dataset.objects.select_related("provider").filter(pk=dataset_id)
@@ -156,10 +171,10 @@ def trade_create(
             "purpose": trade.purpose,
             "delivery": trade.delivery,
         },
+        also=(("trade.buyer_attestation", {
+            "established_in": buyer.jurisdiction, "destination": trade.destination, "purpose": trade.purpose,
+            "intended_mechanisms": [m.get("code") for m in trade.mechanisms]}),),
     )
-    trade_event_emit(kind="trade.buyer_attestation", trade=trade, actor=membership.user, data={
-        "established_in": buyer.jurisdiction, "destination": trade.destination, "purpose": trade.purpose,
-        "intended_mechanisms": [m.get("code") for m in trade.mechanisms]})
     return trade
 
 

@@ -144,6 +144,7 @@ def test_trade_list_query_count_does_not_grow_with_trades(client_for, officer, r
     from marketplace.services.trade_compliance import trade_check_compliance
 
     officer_client = client_for(officer)
+    officer_client.get("/api/v1/me/")  # the session is verified (and cached) once, as for any client
     trade_check_compliance(trade_id=TradeFactory(dataset=eu_personal, buyer=buyer_eu.organisation).id)
     with CaptureQueriesContext(connection) as one:
         officer_client.get("/api/v1/trades/")

@@ -11,7 +11,8 @@ import pathlib
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 SERVICE_DIRS = ("marketplace/services", "compliance/services")
-AUDITING = {"audit_record", "event_emit", "trade_event_emit", "trade_apply_transition"}
+AUDITING = {"audit_record", "audit_record_many", "event_emit", "trade_event_emit", "trade_events_emit",
+            "trade_apply_transition"}
 ORM_WRITES = {"save", "create", "update", "delete", "bulk_create", "bulk_update", "update_or_create", "get_or_create"}
 
 EXEMPT = {
@@ -19,6 +20,9 @@ EXEMPT = {
                        "rejection is audited",
     "ledger_post": "posts ledger legs only inside audited actions (settlement, refund, deposit credit)",
     "wallet_get_or_create": "creates an empty wallet inside audited money actions",
+    "ledger_hold": "holds a purchase's price inside trade_open, which audits trade.status_changed",
+    "_escrow_debit": "the wallet side of ledger_hold",
+    "_fanout": "the delivery side of event_emit (webhook_fanout), which has audited the event already",
     "webhook_endpoint_ping": "queues a test ping to the organisation's own endpoint: no rights, money or facts change",
     "webhook_fanout": "the delivery side of event_emit, which has audited the event already",
     "webhook_delivery_redeliver": "sends an already-audited event again to the organisation's own endpoint",

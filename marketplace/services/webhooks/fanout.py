@@ -9,6 +9,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from config.enqueue import enqueue
+from config.transactions import savepoint_needed
 from marketplace.errors import (
     WebhookDeliveryPendingError,
     WebhookEndpointInactiveError,
@@ -32,15 +33,19 @@ def webhook_fanout(*, event_id: str, kind: str, organisation_ids: list[UUID], pa
     endpoint (most) cost no query: see subscriptions.py."""
     if not organisation_ids or not subscriptions.may_have_endpoints(organisation_ids):
         return
-    _fanout(event_id=event_id, kind=kind, organisation_ids=organisation_ids, payload=payload)
+    with transaction.atomic(savepoint=savepoint_needed()):
+        _fanout(event_id=event_id, kind=kind, organisation_ids=organisation_ids, payload=payload)
 
 
-@transaction.atomic
 def _fanout(*, event_id: str, kind: str, organisation_ids: list[UUID], payload: dict[str, Any]) -> None:
-    candidates = WebhookEndpoint.objects.filter(organisation_id__in=organisation_ids, active=True).only("id", "events")
+    from marketplace.services.recipients import recipients_prefetched_for
+
+    prefetched = recipients_prefetched_for(organisation_ids)
+    candidates = prefetched.endpoints if prefetched is not None else WebhookEndpoint.objects.filter(
+        organisation_id__in=organisation_ids, active=True).values_list("id", "events")
     # The kinds are filtered here, not in SQL: JSON `contains` is not available on SQLite, and an
     # organisation has a handful of endpoints.
-    endpoint_ids = [endpoint.id for endpoint in candidates if kind in endpoint.events]
+    endpoint_ids = [endpoint_id for endpoint_id, events in candidates if kind in events]
     if not endpoint_ids:
         return
     now, body = timezone.now(), _plain_json(payload)
