@@ -60,12 +60,13 @@ AUTH_CODES = {401: {"not_authenticated", "authentication_failed", "token_invalid
               403: {"permission_denied", "api_key_scope"}}
 # What source reading cannot see, by operationId: status → codes.
 EXTRA_ERRORS: dict[str, dict[int, set[str]]] = {
-    "v1_auth_token_create": {429: {"login_locked"}},
+    "auth_token_create": {429: {"login_locked"}},
 }
 
 STATUS_TEXT = {400: "Invalid request", 401: "Not signed in, or the session or key is no longer valid",
                403: "Not allowed", 404: "Not found (or not visible to the caller)", 405: "Method not allowed",
                409: "Conflict with the object's state", 413: "Body too large", 415: "Body is not JSON",
+               406: "No representation for the Accept header or ?format=",
                416: "Range not satisfiable", 422: "Idempotency-Key reused with another request",
                429: "Too many requests: wait `Retry-After` seconds", 503: "Temporarily unavailable: retry after "
                "`Retry-After` seconds"}
@@ -116,7 +117,8 @@ def _methods_named() -> dict[str, tuple[Callable[..., Any], ...]]:
     out: no service or model calls a view's method, and their action names (`accept`, `verify`) are common."""
     index: dict[str, list[Callable[..., Any]]] = {}
     for module_name, module in list(sys.modules.items()):
-        if module_name.split(".")[0] not in PROJECT_PACKAGES or ".apis" in module_name or module is None:
+        is_view_module = ".apis" in module_name and not module_name.endswith(".filters")  # filters are followed
+        if module_name.split(".")[0] not in PROJECT_PACKAGES or is_view_module or module is None:
             continue
         for cls in list(vars(module).values()):
             if not isinstance(cls, type) or cls.__module__ != module_name:
@@ -303,6 +305,9 @@ class AutoSchema(SpectacularAutoSchema):
             p.get("in") == "query" and p.get("name") == "page" for p in parameters
         ):
             add(404, ["not_found"])  # no such object, or a page past the last ("Invalid page.")
+        if any(p.get("in") == "query" and p.get("name") == "format" for p in parameters):
+            add(404, ["not_found"])  # DRF answers an unknown ?format= with 404
+            add(406, ["not_acceptable"])  # and an Accept header it cannot serve with 406
         if method.upper() in ("POST", "PUT", "PATCH"):
             add(400, ["unknown_field"])  # every write's body is strict (config/serializers.py), even an empty one
         if method.upper() in ("POST", "PUT", "PATCH", "DELETE"):
@@ -356,7 +361,8 @@ class AutoSchema(SpectacularAutoSchema):
 AREAS = {
     "auth": "auth", "api-keys": "auth", "me": "account", "organisations": "organisations",
     "organisation-facts": "organisations", "invitations": "organisations", "sanctions-lists": "screening",
-    "screening": "screening", "datasets": "catalogue", "trades": "trades", "documents": "evidence",
+    "screening": "screening", "datasets": "catalogue", "catalogue": "catalogue", "trades": "trades",
+    "documents": "evidence",
     "mechanisms": "evidence", "reviews": "reviews", "grants": "access", "revocation-requests": "access",
     "queries": "compute", "wallet": "wallet", "webhooks": "webhooks", "compliance": "compliance",
     "rulepacks": "compliance", "audit": "audit",

@@ -165,7 +165,8 @@ def start_worker(queues: list[str], *, name: str, env: dict[str, str] | None = N
 
     Test receivers listen on 127.0.0.1, which webhooks may reach only when explicitly allowed."""
     full_env = {**os.environ, "DATABASE_URL": _database_url_for_worker(), "ELEMENTA_SWEEP_INTERVAL": "3600",
-                "ELEMENTA_WEBHOOK_ALLOWED_HOSTS": "127.0.0.1", **(env or {})}
+                "ELEMENTA_WEBHOOK_ALLOWED_HOSTS": "127.0.0.1", "ELEMENTA_MEDIA_ROOT": str(settings.MEDIA_ROOT),
+                **(env or {})}  # the worker reads the files the tests upload
     log = open(Path(settings.VAR_DIR) / log_name, "wb")
     proc = subprocess.Popen(
         [sys.executable, "-m", "celery", "-A", "config", "worker", "-c", "2", "-l", "info", "--without-mingle",
@@ -195,7 +196,9 @@ def stop_worker(proc: subprocess.Popen[bytes]) -> None:
 
 
 @pytest.fixture(scope="session")
-def celery_worker(django_db_setup: None, django_db_blocker: object) -> Iterator[subprocess.Popen[bytes]]:
+def celery_worker(
+    django_db_setup: None, django_db_blocker: object, _media_root: None
+) -> Iterator[subprocess.Popen[bytes]]:
     """`celery worker` as a separate process on the configured broker and the test database:
     tasks run exactly as in production, after the API's transaction commits. It serves the default
     queue and every compute queue (compute.cn, compute.de, …), as `make run`'s worker does."""

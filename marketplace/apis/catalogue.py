@@ -121,6 +121,7 @@ class DatasetViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.
             raise PermissionDeniedError("This dataset belongs to another organisation.")
         return dataset
 
+    @extend_schema(request=s.DatasetSerializer, responses={201: s.DatasetDetailSerializer})
     def create(self, request: Request) -> Response:
         """Providers: a draft listing of your organisation. Audited (`dataset.created`, with its facts and terms)."""
         serializer = self.get_serializer(data=request.data)
@@ -130,6 +131,7 @@ class DatasetViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.
         )
         return Response(self.get_serializer(dataset).data, status=status.HTTP_201_CREATED)
 
+    @extend_schema(request=s.DatasetSerializer, responses={200: s.DatasetDetailSerializer})
     def partial_update(self, request: Request, pk: str | None = None) -> Response:
         """Providers, own listings only (another organisation's: 403). Legal facts change only while a draft
         (409 `dataset_facts_locked`). Audited (`dataset.updated`, each changed field old → new)."""

@@ -106,7 +106,7 @@ def _history(provider_id: uuid.UUID, count: int) -> None:
 
 
 def _check_statements(membership: Any, dataset: Any) -> int:
-    trade = trade_create(membership=membership, dataset_id=dataset.id)
+    trade = trade_create(membership=membership, dataset_id=dataset.id, repeat=True)
     with CaptureQueriesContext(connection) as queries:
         settled = trade_check_compliance(trade_id=trade.id, settle=True)
     assert settled is not None and settled.status == Trade.Status.SETTLED

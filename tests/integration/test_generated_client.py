@@ -105,7 +105,7 @@ def test_a_generated_client_buys_and_downloads_a_dataset(
             price="25.00", currency="EUR",
         ),
     )
-    assert isinstance(draft, models.Dataset) and draft.status == models.DatasetStatusEnum.DRAFT
+    assert isinstance(draft, models.DatasetDetail) and draft.status == models.DatasetStatusEnum.DRAFT
 
     # upload its file (the one multipart operation of this path)
     uploaded = importlib.import_module(f"{catalogue.__name__}.datasets_files_create").sync(
@@ -121,7 +121,7 @@ def test_a_generated_client_buys_and_downloads_a_dataset(
     published = importlib.import_module(f"{catalogue.__name__}.datasets_publish_create").sync(
         id=draft.id, client=seller
     )
-    assert isinstance(published, models.Dataset) and published.status == models.DatasetStatusEnum.PUBLISHED
+    assert isinstance(published, models.DatasetDetail) and published.status == models.DatasetStatusEnum.PUBLISHED
 
     # buy
     trade = importlib.import_module(f"{api.trades.__name__}.trades_create").sync(

@@ -10,6 +10,8 @@ import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
+from marketplace.services.webhooks.subscriptions import subscriptions
+
 pytestmark = pytest.mark.django_db(transaction=True)
 
 # PostgreSQL: the dataset read, the trade, its first event, both audit events, the recipients
@@ -28,6 +30,7 @@ def _statements(queries: CaptureQueriesContext) -> list[str]:
 def test_buying_with_an_idempotency_key_stays_within_the_statement_budget(client_for, buyer_us, eu_personal):
     client = client_for(buyer_us)
     client.get("/api/v1/me/")  # warm the session cache a real client has after its first call
+    subscriptions.may_have_endpoints([buyer_us.organisation_id])  # and the process's webhook subscriptions
     with CaptureQueriesContext(connection) as queries:
         response = client.post(
             "/api/v1/trades/", {"dataset": str(eu_personal.id)}, format="json",

@@ -19,8 +19,9 @@ CHECK_AND_SETTLE_BUDGET = 39
 def test_check_and_settle_of_an_allowed_trade_stays_within_its_statement_budget(
     rulepacks, buyer_eu, eu_personal, django_capture_on_commit_callbacks
 ):
-    trade_check_compliance(trade_id=trade_create(membership=buyer_eu, dataset_id=eu_personal.id).id, settle=True)
-    trade = trade_create(membership=buyer_eu, dataset_id=eu_personal.id)  # the per-process caches are warm now
+    warm_up = trade_create(membership=buyer_eu, dataset_id=eu_personal.id, repeat=True)
+    trade_check_compliance(trade_id=warm_up.id, settle=True)
+    trade = trade_create(membership=buyer_eu, dataset_id=eu_personal.id, repeat=True)  # per-process caches are warm
 
     with django_capture_on_commit_callbacks(execute=False) as callbacks:
         with CaptureQueriesContext(connection) as queries:
@@ -36,7 +37,7 @@ def test_check_and_settle_of_an_allowed_trade_stays_within_its_statement_budget(
 def test_without_settle_the_check_leaves_the_settlement_to_its_own_task(
     rulepacks, buyer_eu, eu_personal, django_capture_on_commit_callbacks
 ):
-    trade = trade_create(membership=buyer_eu, dataset_id=eu_personal.id)
+    trade = trade_create(membership=buyer_eu, dataset_id=eu_personal.id, repeat=True)
 
     with django_capture_on_commit_callbacks(execute=False) as callbacks:
         decided = trade_check_compliance(trade_id=trade.id)
