@@ -17,7 +17,6 @@ from rest_framework.views import APIView
 
 from config.errors import InvalidInputError, NotFoundError
 from config.permissions import IsAuthenticatedOrPublicCatalogue
-from config.serializers import StrictSerializer
 from config.throttling import PublicCatalogueRateThrottle, WriteRateThrottle
 from marketplace.dcat import graph as dcat
 from marketplace.dcat import odrl
@@ -55,7 +54,7 @@ class _LinkedDataApi(APIView):
         return super().finalize_response(request, response, *args, **kwargs)
 
 
-class CataloguePageSerializer(StrictSerializer):
+class CataloguePageSerializer(serializers.Serializer):  # a query string: other parameters (format) pass
     after = serializers.UUIDField(required=False, help_text="Continue after this dataset id (the hydra:next link).")
     page_size = serializers.IntegerField(required=False, min_value=1)
 

@@ -37,7 +37,7 @@ WRITES = ("post", "put", "patch")
 ROLE_ORDER = ("buyer", "provider", "officer", "anonymous", "buyer_other", "provider_other")
 ODD = "zz_not_a_field"
 # Serializers of query strings, not bodies: a GET with an extra parameter is not a write.
-QUERY_SERIALIZERS = {"PreviewQuerySerializer", "DownloadQuerySerializer"}
+QUERY_SERIALIZERS = {"PreviewQuerySerializer", "DownloadQuerySerializer", "CataloguePageSerializer"}
 
 
 @cache
