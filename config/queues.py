@@ -29,6 +29,7 @@ TASK_FAMILIES: dict[str, str] = {
     "marketplace.webhook_deliver": "webhooks",
     "marketplace.webhooks_sweep": "webhooks",
     "marketplace.notification_send": "notifications",
+    "marketplace.notifications_send": "notifications",
     "marketplace.notifications_sweep": "notifications",
     "marketplace.notifications_digest": "notifications",
     "marketplace.notifications_grants_expiring": "notifications",

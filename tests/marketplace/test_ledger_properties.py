@@ -73,9 +73,10 @@ def ledger_machine(officer):
         def purchase(self, buyer: int, dataset: int) -> None:
             try:
                 with transaction.atomic():
-                    self.trades.append(
-                        str(trade_create(membership=self.buyers[buyer], dataset_id=self.datasets[dataset].id).id)
+                    trade = trade_create(
+                        membership=self.buyers[buyer], dataset_id=self.datasets[dataset].id, repeat=True
                     )
+                    self.trades.append(str(trade.id))
             except ApplicationError as exc:
                 assert exc.code == "insufficient_funds"
 
