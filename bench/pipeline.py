@@ -484,7 +484,8 @@ def render(f: dict[str, Any]) -> str:
         f"(client-observed {num(f['noop_per_s_client'])} tasks/s)"
         + (f"   {f['noop_failed']} failed" if f["noop_failed"] else "")
         + ("   TIMED OUT waiting" if f["noop_timed_out"] else ""),
-        f"ratio trades/s ÷ no-op tasks/s = {num(f['ratio'], 3)}   (a trade is 2 tasks: check, then settle)",
+        f"ratio trades/s ÷ no-op tasks/s = {num(f['ratio'], 3)}"
+        "   (an allowed trade is 1 task, check and settle, plus its notifications)",
     ]
     for error, count in f["post_error_kinds"].items():
         lines.append(f"  POST error ×{count}: {error}")
