@@ -134,6 +134,7 @@ def generate(rows: int, providers: list[tuple[str, str, list[str]]], seed: int =
             str(0 if n % 3 else rng.randint(100, 1_000_000)), "false", "[]", "[]", "false", price, currency, "one_time",
             json.dumps({"term_days": 365, "resale": False}), "published", f"|{jurisdiction}|",
             "|purchase_history|" if n % 2 else "|contact|", published.isoformat(), published.isoformat(),
+            published.isoformat(), "1", "1", json.dumps(["text/csv"]), str(rng.randint(10_000, 50_000_000)), "1",
             published.isoformat(),
         )
 
@@ -141,12 +142,13 @@ def generate(rows: int, providers: list[tuple[str, str, list[str]]], seed: int =
 COLUMNS = ("id", "provider_id", "title", "description", "subject_jurisdictions", "storage_jurisdiction",
            "classification", "categories", "subjects", "de_identified", "flags", "exporter_flags",
            "pi_duties_attested", "price", "currency", "pricing", "licence", "status", "jurisdiction_index",
-           "category_index", "published_at", "created_at", "updated_at")
+           "category_index", "published_at", "created_at", "updated_at", "licence_version", "file_count",
+           "file_formats", "file_total_bytes", "latest_file_version", "latest_file_uploaded_at")
 
 
 def build(rows: int, providers: list[tuple[str, str, list[str]]]) -> dict[str, float]:
     """Replace the bench listings with `rows` new ones; seconds taken by each step."""
-    from django.db import connection
+    from django.db import connection, transaction
 
     from marketplace.models import Dataset
 
@@ -162,7 +164,7 @@ def build(rows: int, providers: list[tuple[str, str, list[str]]]) -> dict[str, f
         batch: list[Dataset] = []
         for values in generate(rows, providers):
             row = dict(zip(COLUMNS, values, strict=True))
-            for key in ("subject_jurisdictions", "categories", "flags", "exporter_flags", "licence"):
+            for key in ("subject_jurisdictions", "categories", "flags", "exporter_flags", "licence", "file_formats"):
                 row[key] = json.loads(row[key])
             row["de_identified"] = row["pi_duties_attested"] = False
             batch.append(Dataset(**row))
@@ -172,7 +174,9 @@ def build(rows: int, providers: list[tuple[str, str, list[str]]]) -> dict[str, f
         Dataset.objects.bulk_create(batch)
         timings["insert_s"] = time.perf_counter() - t0
         return timings
-    with connection.cursor() as cursor:
+    # One transaction (PostgreSQL's DDL is transactional): a build that fails part-way leaves the
+    # table with its indexes, never without them.
+    with transaction.atomic(), connection.cursor() as cursor:
         cursor.execute("SELECT indexname, indexdef FROM pg_indexes WHERE tablename = %s AND indexname NOT IN "
                        "(SELECT conname FROM pg_constraint)", [table])
         indexes = cursor.fetchall()
@@ -191,10 +195,12 @@ def build(rows: int, providers: list[tuple[str, str, list[str]]]) -> dict[str, f
             copy.write(chunk.getvalue())
         timings["copy_s"] = time.perf_counter() - t0
         t0 = time.perf_counter()
-        cursor.execute("SET maintenance_work_mem = '256MB'")
+        cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")  # Django's deferred foreign keys: checked now, not at
+        cursor.execute("SET maintenance_work_mem = '256MB'")  # commit (an index can't be built while they pend)
         for _, definition in indexes:
             cursor.execute(definition)
         timings["indexes_s"] = time.perf_counter() - t0
+    with connection.cursor() as cursor:
         t0 = time.perf_counter()
         cursor.execute(f"VACUUM ANALYZE {table}")
         timings["vacuum_analyze_s"] = time.perf_counter() - t0
