@@ -117,6 +117,17 @@ def test_every_word_must_match_and_a_word_may_be_a_prefix(client_for, buyer_us):
     assert _titles(buyer, "q=!!!") == _titles(buyer)  # no words: no search
 
 
+@pytest.mark.skipif(not ON_POSTGRES, reason="whole words and a last-word prefix are PostgreSQL's full-text search")
+def test_the_last_word_is_a_prefix_and_the_words_before_it_are_whole_on_postgres(client_for, buyer_us):
+    _published("Berlin shoppers panel", days_ago=1)
+    _published("Berlin shopping streets", days_ago=2)
+    buyer = client_for(buyer_us)
+
+    assert set(_titles(buyer, "q=berlin shop")) == {"Berlin shoppers panel", "Berlin shopping streets"}
+    assert _titles(buyer, "q=berlin shoppers") == ["Berlin shoppers panel"]
+    assert _titles(buyer, "q=shoppers berl") == ["Berlin shoppers panel"]
+
+
 @pytest.mark.skipif(not ON_POSTGRES, reason="trigram fallback is PostgreSQL's (pg_trgm)")
 def test_partial_words_inside_a_title_are_found_by_the_trigram_fallback_on_postgres(client_for, buyer_us):
     _published("Nationwide retail panel")
