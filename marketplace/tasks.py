@@ -121,10 +121,9 @@ def notification_send_task(notification_id: str) -> None:
 def notifications_send_task(notification_ids: list[str]) -> None:
     """Several notifications of one action (one message instead of one each); each send is idempotent,
     so a retry of the batch sends none twice."""
-    from marketplace.services.notifications import notification_send
+    from marketplace.services.notifications import notifications_send
 
-    for notification_id in notification_ids:
-        notification_send(notification_id=notification_id)
+    notifications_send(notification_ids=notification_ids)
 
 
 @shared_task(name="marketplace.notifications_sweep", acks_late=True, **RETRY)

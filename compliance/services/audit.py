@@ -8,8 +8,10 @@ every 2 s (beat) and before every verification; until then an event is recorded 
 
 import hashlib
 import json
-from collections.abc import Iterator
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
@@ -45,6 +47,53 @@ def _event_digest(event: AuditEvent, prev_hash: str) -> str:
                    subject_type=event.subject_type, subject_id=event.subject_id, data=event.data)
 
 
+AfterInsert = Callable[[AuditEvent], None]
+
+
+@dataclass
+class _Deferred:
+    """Events recorded inside audit_deferred(), inserted together when it ends."""
+
+    rows: list[AuditEvent] = field(default_factory=list)
+    announce: list[tuple[str, str, str, dict[str, Any], AfterInsert | None]] = field(default_factory=list)
+
+
+_deferred: ContextVar[_Deferred | None] = ContextVar("audit_deferred", default=None)
+
+
+@contextmanager
+def audit_deferred() -> Iterator[None]:
+    """Inside it, audit_record queues its event instead of inserting it; when the block ends
+    without an error, every queued event is inserted with one INSERT (in the order recorded, so
+    ids and the chain keep that order), then each is announced and its `after` callback runs, as
+    if it had been recorded there. Still in the caller's transaction: an error discards them
+    with the rest of the action. Nested blocks join the outermost one. For a task that records
+    several events (a trade decided, approved and settled: four records, one statement)."""
+    if _deferred.get() is not None:
+        yield
+        return
+    batch = _Deferred()
+    token = _deferred.set(batch)
+    try:
+        yield
+    finally:
+        _deferred.reset(token)
+    if batch.rows:
+        AuditEvent.objects.bulk_create(batch.rows)
+        for event, (kind, subject_type, subject_id, data, after) in zip(batch.rows, batch.announce, strict=True):
+            _announce(kind, subject_type, subject_id, data)
+            if after is not None:
+                after(event)
+
+
+def audit_is_deferred() -> bool:
+    return _deferred.get() is not None
+
+
+def _announce(kind: str, subject_type: str, subject_id: str, data: dict[str, Any]) -> None:
+    audit_recorded.send(sender=AuditEvent, kind=kind, subject_type=subject_type, subject_id=subject_id, data=data)
+
+
 def audit_record(
     *,
     kind: str,
@@ -53,17 +102,25 @@ def audit_record(
     data: dict[str, Any] | None = None,
     actor: Any = None,
     actor_label: str = "",
+    after: AfterInsert | None = None,
 ) -> AuditEvent:
-    """Append one event in the caller's transaction: if the action rolls back, so does its record."""
+    """Append one event in the caller's transaction: if the action rolls back, so does its record.
+    `after(event)` runs once the event has its id (at once, or when audit_deferred() ends)."""
     is_user = actor is not None and hasattr(actor, "get_username")
     label = actor_label or (actor.get_username() if is_user else "system")
-    event = AuditEvent.objects.create(
+    event = AuditEvent(
         at=timezone.now(), kind=kind, actor=actor if is_user else None, actor_label=label,
         subject_type=subject_type, subject_id=str(subject_id), data=_canonical(data or {}),
     )
-    audit_recorded.send(
-        sender=AuditEvent, kind=kind, subject_type=subject_type, subject_id=str(subject_id), data=data or {}
-    )
+    batch = _deferred.get()
+    if batch is not None:
+        batch.rows.append(event)
+        batch.announce.append((kind, subject_type, str(subject_id), data or {}, after))
+        return event
+    event.save(force_insert=True)
+    _announce(kind, subject_type, str(subject_id), data or {})
+    if after is not None:
+        after(event)
     return event
 
 
@@ -87,21 +144,29 @@ def _write_links(batch: list[AuditEvent]) -> None:
 
 def audit_record_many(
     *, events: list[tuple[str, dict[str, Any]]], subject_type: str, subject_id: UUID | str, actor: Any = None,
-    actor_label: str = "",
+    actor_label: str = "", after: AfterInsert | None = None,
 ) -> list[AuditEvent]:
     """Several events of one subject and actor, (kind, data) in order, appended with one INSERT in
-    the caller's transaction; each is announced (audit_recorded) as audit_record does."""
+    the caller's transaction (or joining audit_deferred()'s); each is announced (audit_recorded) and
+    passed to `after` as audit_record does."""
     is_user = actor is not None and hasattr(actor, "get_username")
     label = actor_label or (actor.get_username() if is_user else "system")
     now = timezone.now()
-    rows = AuditEvent.objects.bulk_create([
+    rows = [
         AuditEvent(at=now, kind=kind, actor=actor if is_user else None, actor_label=label,
                    subject_type=subject_type, subject_id=str(subject_id), data=_canonical(data))
         for kind, data in events
-    ])
-    for kind, data in events:
-        audit_recorded.send(sender=AuditEvent, kind=kind, subject_type=subject_type, subject_id=str(subject_id),
-                            data=data)
+    ]
+    batch = _deferred.get()
+    if batch is not None:
+        batch.rows.extend(rows)
+        batch.announce.extend((kind, subject_type, str(subject_id), data, after) for kind, data in events)
+        return rows
+    AuditEvent.objects.bulk_create(rows)
+    for row, (kind, data) in zip(rows, events, strict=True):
+        _announce(kind, subject_type, str(subject_id), data)
+        if after is not None:
+            after(row)
     return rows
 
 

@@ -136,14 +136,17 @@ def export_prior_scan(
 
 def export_reserve(
     *, subject_type: str, subject_id: UUID, exporter_id: UUID, buyer_id: UUID, day: date,
-    classification: str, categories: list[str], subjects: int,
+    classification: str, categories: list[str], subjects: int, committed: bool = False,
 ) -> None:
     """Count a transfer a check let through (again, if a re-check lets it through once more). Call
-    under export_lock, in the check's transaction. One upsert; the triggers move the tallies."""
+    under export_lock, in the check's transaction. One upsert; the triggers move the tallies.
+    `committed`: the check settles the trade in the same transaction, dated `day` (what
+    export_commit would do next, without its statement)."""
     now = timezone.now()
+    state = ExportRecord.State.COMMITTED if committed else ExportRecord.State.RESERVED
     values = {"id": uuid.uuid4(), "exporter_id": exporter_id, "buyer_id": buyer_id, "subject_type": subject_type,
               "subject_id": subject_id, "date": day, "classification": classification, "categories": categories,
-              "subjects": subjects, "state": ExportRecord.State.RESERVED, "created_at": now, "updated_at": now}
+              "subjects": subjects, "state": state, "created_at": now, "updated_at": now}
     # get_field is typed as any field or relation; these are all concrete columns
     fields: dict[str, Field[Any, Any]] = {name: ExportRecord._meta.get_field(name) for name in values}  # type: ignore[misc]
     columns = ", ".join(field.column for field in fields.values())

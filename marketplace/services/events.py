@@ -1,11 +1,12 @@
 """Domain events: each is an audit record (same transaction as the action) and, for the kinds
 organisations can subscribe to, a webhook fan-out to the trade's two parties."""
 
+from contextlib import nullcontext
 from typing import Any
 from uuid import UUID
 
 from compliance.models import AuditEvent
-from compliance.services.audit import audit_record, audit_record_many
+from compliance.services.audit import audit_is_deferred, audit_record, audit_record_many
 from marketplace.models import Trade
 from marketplace.services.recipients import recipients_prefetched
 from marketplace.services.webhooks.constants import EVENT_KINDS as WEBHOOK_KINDS
@@ -16,12 +17,13 @@ def event_emit(
     *, kind: str, subject_type: str, subject_id: UUID, data: dict[str, Any], organisation_ids: list[UUID] | None = None,
     actor: Any = None, actor_label: str = "",
 ) -> AuditEvent:
-    event = audit_record(
-        kind=kind, subject_type=subject_type, subject_id=subject_id, data=data, actor=actor, actor_label=actor_label
+    """Audit the event and, once it has its id, fan it out to webhooks (inside audit_deferred(),
+    both happen when the block ends)."""
+    return audit_record(
+        kind=kind, subject_type=subject_type, subject_id=subject_id, data=data, actor=actor, actor_label=actor_label,
+        after=lambda event: _webhooks(event=event, kind=kind, subject_type=subject_type, subject_id=subject_id,
+                                      organisation_ids=organisation_ids),
     )
-    _webhooks(event=event, kind=kind, subject_type=subject_type, subject_id=subject_id,
-              organisation_ids=organisation_ids)
-    return event
 
 
 def _webhooks(
@@ -67,11 +69,12 @@ def trade_events_emit(
     """Several events of one trade, (kind, data) in order: one INSERT for their audit records
     (trade_event_emit does one each), then each one's notifications and webhooks."""
     parties = [trade.buyer_id, trade.provider_id]
-    with recipients_prefetched(parties):
-        rows = audit_record_many(
+    # deferred: the events are announced when the caller's audit_deferred() ends, which is where
+    # the caller reads the recipients (trade_check_compliance)
+    with nullcontext() if audit_is_deferred() else recipients_prefetched(parties):
+        return audit_record_many(
             events=[(kind, _trade_data(trade, data)) for kind, data in events],
             subject_type="trade", subject_id=trade.id, actor=actor, actor_label=actor_label,
+            after=lambda row: _webhooks(event=row, kind=row.kind, subject_type="trade", subject_id=trade.id,
+                                        organisation_ids=parties),
         )
-        for row, (kind, _data) in zip(rows, events, strict=True):
-            _webhooks(event=row, kind=kind, subject_type="trade", subject_id=trade.id, organisation_ids=parties)
-    return rows

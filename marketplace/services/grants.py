@@ -15,7 +15,7 @@ from typing import Any
 from uuid import UUID
 
 from django.contrib.auth.models import User
-from django.db import transaction
+from django.db import connection, transaction
 from django.utils import timezone
 
 from compliance.models import Review
@@ -23,10 +23,9 @@ from config.errors import InvalidInputError, NotFoundError, PermissionDeniedErro
 from marketplace.errors import (
     GrantAlreadyRevokedError,
 )
-from marketplace.models import AccessGrant, Dataset, Membership, Trade
+from marketplace.models import AccessGrant, Dataset, DatasetFile, Membership, Trade
 from marketplace.selectors.grants import _utc
 from marketplace.selectors.members import is_officer
-from marketplace.services.dataset_files import dataset_file_latest_version
 from marketplace.services.events import event_emit
 
 logger = logging.getLogger(__name__)
@@ -42,6 +41,24 @@ def _term_days(licence: Any) -> int | None:
     return term
 
 
+def _settlement_context(trade: Trade) -> tuple[UUID | str | None, bool, int | None]:
+    """In one statement: the trade's grant if it has one (a duplicate settlement), whether an
+    officer approved it (whose conditions may shorten the grant) and the dataset's latest file version."""
+    grant, review, version = AccessGrant._meta, Review._meta, DatasetFile._meta
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT (SELECT id FROM {grant.db_table} WHERE trade_id = %s), "
+            f"EXISTS (SELECT 1 FROM {review.db_table} WHERE subject_type = 'trade' AND subject_id = %s "
+            f"AND verdict = 'approve'), "
+            f"(SELECT MAX(version) FROM {version.db_table} WHERE dataset_id = %s)",
+            [grant.get_field("trade").get_db_prep_value(trade.id, connection),
+             review.get_field("subject_id").get_db_prep_value(trade.id, connection),
+             version.get_field("dataset").get_db_prep_value(trade.dataset_id, connection)],
+        )
+        existing_id, approved, latest = cursor.fetchone()
+    return existing_id, bool(approved), latest
+
+
 @transaction.atomic(savepoint=False)  # inside the settlement's transaction: no savepoint of its own
 def grant_issue(*, trade: Trade) -> AccessGrant:
     """Issue the buyer's access grant for a trade that is settling.
@@ -49,9 +66,9 @@ def grant_issue(*, trade: Trade) -> AccessGrant:
     Called by trade_apply_transition inside the settlement transaction, with the trade row locked;
     idempotent: a trade that already has a grant gets it back. The OneToOne on trade is the last guard.
     """
-    existing = AccessGrant.objects.filter(trade_id=trade.id).first()
-    if existing is not None:
-        return existing
+    existing_id, approved, latest = _settlement_context(trade)
+    if existing_id is not None:
+        return AccessGrant.objects.get(pk=existing_id)
     valid_from = trade.settled_at or timezone.now()
     if trade.renews_id is not None:
         renewed = (
@@ -65,13 +82,13 @@ def grant_issue(*, trade: Trade) -> AccessGrant:
         r.conditions["grant_valid_days"]
         for r in Review.objects.filter(subject_type="trade", subject_id=trade.id, verdict="approve")
         if isinstance(r.conditions, dict) and r.conditions.get("grant_valid_days")
-    ]
+    ] if approved else []
     if limits:
         term = min([term, *limits]) if term else min(limits)
     if trade.pricing == "subscription":
         max_version = None
     else:
-        max_version = dataset_file_latest_version(dataset_id=trade.dataset_id) or 1
+        max_version = latest or 1
     grant = AccessGrant.objects.create(
         trade=trade, buyer_id=trade.buyer_id, dataset_id=trade.dataset_id, max_version=max_version,
         destination=trade.destination, valid_from=valid_from,

@@ -243,6 +243,87 @@ def ledger_settle(*, trade: Trade) -> tuple[Decimal, Decimal]:
     return fee, trade.price - fee
 
 
+_SETTLE_LOCK_SQL = """
+SELECT w.id, w.organisation_id, (SELECT string_agg(t.kind, ',') FROM {txn} t WHERE t.trade_id = %(trade)s)
+FROM {wallet} w WHERE w.organisation_id IN (%(buyer)s, %(provider)s) AND w.currency = %(currency)s
+ORDER BY w.id FOR UPDATE
+"""
+
+_SETTLE_SQL = """
+WITH b AS (
+    UPDATE {wallet} SET held = held - %(price)s, updated_at = %(now)s
+    WHERE id = %(buyer_wallet)s AND held >= %(price)s
+    RETURNING id
+), p AS (
+    UPDATE {wallet} SET available = available + %(share)s, updated_at = %(now)s
+    WHERE id = %(provider_wallet)s AND available <= %(available_max)s
+    RETURNING id
+), t AS (
+    INSERT INTO {txn} (id, kind, currency, trade_id, deposit_id, memo, created_at)
+    SELECT %(txn_id)s, %(kind)s, %(currency)s, %(trade)s, NULL, %(memo)s, %(now)s FROM b, p
+    RETURNING id
+), e AS (
+    INSERT INTO {entry} (transaction_id, wallet_id, account, currency, amount, created_at)
+    SELECT t.id, legs.wallet_id, legs.account, %(currency)s, legs.amount, %(now)s
+    FROM t, (VALUES (%(buyer_wallet)s::uuid, %(held)s, %(debit)s::numeric),
+                    (%(provider_wallet)s::uuid, %(available)s, %(share)s::numeric),
+                    (NULL::uuid, %(revenue)s, %(fee)s::numeric)) AS legs (wallet_id, account, amount)
+    WHERE legs.amount <> 0
+    RETURNING 1
+), s AS (
+    INSERT INTO {settlement} (id, trade_id, amount, currency, platform_fee, provider_amount, created_at)
+    SELECT %(settlement_id)s, %(trade)s, %(price)s, %(currency)s, %(fee)s, %(share)s, %(now)s FROM t
+    RETURNING 1
+)
+SELECT (SELECT count(*) FROM b), (SELECT count(*) FROM p), (SELECT count(*) FROM s), (SELECT count(*) FROM e)
+"""
+
+
+def ledger_pay_provider(*, trade: Trade) -> None:
+    """Settlement's money and its record: the escrow goes to the provider less the platform fee
+    (ledger_settle's transaction) and the trade's Settlement row is written.
+
+    On PostgreSQL, for a priced trade whose two wallets exist, two statements instead of seven:
+    the wallets locked in id order (the order ledger_post keeps) with the trade's ledger kinds read
+    alongside, then one WITH query for the conditional wallet updates, the ledger transaction, its
+    entries and the Settlement row, which writes nothing unless both updates matched. Every other
+    case (SQLite, a free trade, a provider with no wallet yet, a duplicate) takes the general path."""
+    from marketplace.models import Settlement
+
+    if connection.vendor == "postgresql" and trade.price > 0 and trade.buyer_id != trade.provider_id:
+        tables = {"wallet": Wallet._meta.db_table, "txn": LedgerTransaction._meta.db_table,
+                  "entry": LedgerEntry._meta.db_table, "settlement": Settlement._meta.db_table}
+        with connection.cursor() as cursor:
+            cursor.execute(_SETTLE_LOCK_SQL.format(**tables), {
+                "trade": trade.id, "buyer": trade.buyer_id, "provider": trade.provider_id, "currency": trade.currency})
+            locked = cursor.fetchall()
+            wallets = {organisation_id: wallet_id for wallet_id, organisation_id, _kinds in locked}
+            kinds = set((locked[0][2] or "").split(",")) if locked else set()
+            if len(wallets) == 2 and kinds == {K.HOLD}:
+                fee = fee_of(trade.price, settings.ELEMENTA_PLATFORM_FEE, trade.currency)
+                share = trade.price - fee
+                cursor.execute(_SETTLE_SQL.format(**tables), {
+                    "price": trade.price, "debit": -trade.price, "fee": fee, "share": share, "now": timezone.now(),
+                    "buyer_wallet": wallets[trade.buyer_id], "provider_wallet": wallets[trade.provider_id],
+                    "available_max": AMOUNT_MAX - share, "txn_id": uuid4(), "kind": K.SETTLE,
+                    "currency": trade.currency, "trade": trade.id, "memo": f"settlement of trade {trade.id}",
+                    "held": A.HELD, "available": A.AVAILABLE, "revenue": A.REVENUE, "settlement_id": uuid4(),
+                })
+                buyer_updated, provider_updated, settled, _entries = cursor.fetchone()
+                # A wallet update that matched nothing wrote nothing else; the other may have applied,
+                # so raise: the caller's transaction rolls back.
+                if not buyer_updated:
+                    raise EscrowMissingError(f"trade {trade.id}: the buyer's held funds do not cover its price")
+                if not provider_updated:
+                    raise _overflow(Wallet.objects.get(pk=wallets[trade.provider_id]))
+                assert settled == 1
+                return
+    fee, share = ledger_settle(trade=trade)
+    Settlement.objects.create(
+        trade=trade, amount=trade.price, currency=trade.currency, platform_fee=fee, provider_amount=share
+    )
+
+
 def ledger_refund(*, trade: Trade) -> LedgerTransaction | None:
     """Reverse a settlement: the provider's share and the platform's fee go back to the buyer."""
     settle = LedgerTransaction.objects.filter(trade=trade, kind=K.SETTLE).prefetch_related("entries").first()

@@ -7,14 +7,18 @@ available as webhooks (marketplace/services/webhooks.py).
 """
 
 import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from datetime import timedelta
 from functools import partial
 from typing import Any
 from uuid import UUID
 
 from django.conf import settings
-from django.core.mail import send_mail
+from django.core.mail import EmailMessage, get_connection, send_mail
 from django.db import transaction
+from django.db.models import Case, F, TextField, Value, When
 from django.utils import timezone
 
 from config.enqueue import enqueue
@@ -77,12 +81,46 @@ def members_wanting(kind: str, organisation_ids: list[UUID]) -> list[int]:
     return [uid for uid, muted in rows if kind in ALWAYS or kind not in (muted or ())]
 
 
+# Inside notifications_batched(): the rows of the block, by (collapse key or row id, user, email).
+_batch: ContextVar[dict[tuple[str, int | None, str], Notification] | None] = ContextVar(
+    "elementa_notification_batch", default=None
+)
+
+
+@contextmanager
+def notifications_batched() -> Iterator[None]:
+    """Inside it, notify() collects its rows; when the block ends without an error they are written
+    with one INSERT and sent by one task after commit. A row with the `collapse` key of an earlier
+    row for the same person replaces it: a trade that is approved and settled in one transaction
+    tells each member once, that it settled. Nested blocks join the outermost one."""
+    if _batch.get() is not None:
+        yield
+        return
+    rows: dict[tuple[str, int | None, str], Notification] = {}
+    token = _batch.set(rows)
+    try:
+        yield
+    finally:
+        _batch.reset(token)
+    _write(list(rows.values()))
+
+
+def _write(rows: list[Notification]) -> list[Notification]:
+    created = Notification.objects.bulk_create(rows) if rows else []
+    ids = [str(n.id) for n in created]
+    if ids:
+        transaction.on_commit(partial(_enqueue, ids))
+    return created
+
+
 def notify(
-    *, kind: str, user_ids: list[int], subject: str, body: str, email: str = "", preferences_checked: bool = False
+    *, kind: str, user_ids: list[int], subject: str, body: str, email: str = "", preferences_checked: bool = False,
+    collapse: str = "",
 ) -> list[Notification]:
     """Write one notification per user who wants this kind (or one to `email`, for an invitation),
     in the caller's transaction; each is sent after commit. `preferences_checked`: the ids come
-    from members_wanting, which already left out those who muted the kind."""
+    from members_wanting, which already left out those who muted the kind. `collapse`: inside
+    notifications_batched(), a later row with the same key for the same person replaces this one."""
     assert kind in KINDS, kind
     muted = set() if preferences_checked else {
         p.user_id
@@ -96,11 +134,14 @@ def notify(
     ]
     if email:
         rows.append(Notification(kind=kind, email=email, subject=subject[:200], body=body))
-    created = Notification.objects.bulk_create(rows)
-    ids = [str(n.id) for n in created]
-    if ids:
-        transaction.on_commit(partial(_enqueue, ids))
-    return created
+    batch = _batch.get()
+    if batch is None:
+        return _write(rows)
+    for row in rows:
+        key = (f"{kind}:{collapse}" if collapse else str(row.id), row.user_id, row.email)
+        batch.pop(key, None)  # re-inserted last: the batch keeps the order the latest rows were written in
+        batch[key] = row
+    return rows
 
 
 def notify_officers(*, kind: str, subject: str, body: str) -> list[Notification]:
@@ -127,6 +168,50 @@ def notification_send(*, notification_id: UUID | str) -> bool:
             notification.body = "(invitation link sent; not kept)"
         notification.save(update_fields=["sent_at", "skipped", "body"])
     return bool(address)
+
+
+def notifications_send(*, notification_ids: list[str]) -> int:
+    """Send an action's notifications (one task message): the unsent ones are locked together
+    (a duplicate message running beside this one skips them), sent over one mail connection and
+    marked sent with one UPDATE. Idempotent as notification_send is. If the mail server fails
+    part-way, those sent before the failure are marked sent and the error is raised, so Celery's
+    retry sends only the rest. Returns how many had an address."""
+    failure: Exception | None = None
+    with transaction.atomic():
+        rows = list(
+            Notification.objects.select_for_update(of=("self",), skip_locked=True)
+            .select_related("user")
+            .filter(pk__in=notification_ids, sent_at__isnull=True)
+            .order_by("created_at", "id")
+        )
+        if not rows:
+            return 0
+        done: list[Notification] = []
+        no_address: list[object] = []
+        with get_connection() as mail:
+            for notification in rows:
+                address = notification.email or (notification.user.email if notification.user else "")
+                try:
+                    if address:
+                        EmailMessage(f"[Elementa] {notification.subject}", notification.body,
+                                     settings.DEFAULT_FROM_EMAIL, [address], connection=mail).send()
+                except Exception as exc:
+                    failure = exc
+                    break
+                done.append(notification)
+                if not address:
+                    no_address.append(notification.pk)
+        if done:
+            Notification.objects.filter(pk__in=[n.pk for n in done]).update(
+                sent_at=timezone.now(),
+                skipped=Case(When(pk__in=no_address, then=Value(True)), default=Value(False)),
+                # an invitation's link is a credential: keep no copy once it is sent
+                body=Case(When(kind="invitation", then=Value("(invitation link sent; not kept)")), default=F("body"),
+                          output_field=TextField()),
+            )
+    if failure is not None:
+        raise failure
+    return len(done) - len(no_address)
 
 
 def notifications_sweep(*, older_than: timedelta = timedelta(minutes=2)) -> int:
@@ -219,6 +304,7 @@ def notify_for_event(*, kind: str, subject_type: str, subject_id: str, data: dic
             subject=f"Trade {subject_id[:8]} is now {to}",
             body=f"Trade {subject_id} changed from {data.get('from') or 'new'} to {to}: "
             f"{data.get('reason', '')}".strip(),
+            collapse=f"trade:{subject_id}",
         )
         if to == "in_review":
             notify_officers(

@@ -12,13 +12,16 @@ from uuid import UUID
 from django.db import transaction
 from django.utils import timezone
 
+from compliance.services.audit import audit_deferred
 from compliance.services.checks import compliance_check_perform
 from compliance.services.exports import export_lock, export_prior, export_release, export_reserve
 from marketplace.models import Trade
 from marketplace.services.compute import compute_alternatives
 from marketplace.services.events import trade_event_emit
+from marketplace.services.notifications import notifications_batched
+from marketplace.services.recipients import recipients_prefetched
 from marketplace.services.trade_facts import trade_transfer_facts
-from marketplace.services.trade_transitions import trade_apply_transition, trade_lock
+from marketplace.services.trade_transitions import Step, commit_export_volume, trade_apply_transitions, trade_lock
 from marketplace.trade_lifecycle import STATUS_FOR_OUTCOME
 
 logger = logging.getLogger(__name__)
@@ -57,6 +60,8 @@ def trade_check_compliance(*, trade_id: UUID | str, settle: bool = False) -> Tra
         if trade.delivery == "download"
         else None,
     )
+    to = STATUS_FOR_OUTCOME[check.outcome]
+    settle_now = settle and to == Trade.Status.APPROVED
     if check.outcome == "deny" or trade.delivery == "compute":
         # a compute trade exports no personal information (only released aggregates): it never
         # counts toward the exporter's cross-border tallies
@@ -72,20 +77,20 @@ def trade_check_compliance(*, trade_id: UUID | str, settle: bool = False) -> Tra
             classification=dataset.classification,
             categories=list(dataset.categories),
             subjects=dataset.subjects,
+            committed=settle_now,
         )
     trade.decision = check
-    trade_event_emit(kind="trade.decided", trade=trade, actor_label="system:compliance", data={
-        "check": str(check.id), "outcome": check.outcome, "requirements": check.decision["requirements"],
-        "rulepacks": check.rulepacks, "rules": [f["rule"] for f in check.decision["findings"]]})
     findings = ", ".join(f"{f['rule']}={f['outcome']}" for f in check.decision["findings"])
-    to = STATUS_FOR_OUTCOME[check.outcome]
-    settle_now = settle and to == Trade.Status.APPROVED
-    trade = trade_apply_transition(
-        trade=trade, to=to, actor_label="system:compliance",
-        reason=f"engine decided {check.outcome} ({findings})", also_save=("decision",), enqueue_next=not settle_now,
-    )
+    steps = [Step(to, "system:compliance", f"engine decided {check.outcome} ({findings})")]
     if settle_now:  # what trade_settle does, without its task: same effects, same events
-        trade = trade_apply_transition(
-            trade=trade, to=Trade.Status.SETTLED, actor_label="system:settlement", reason="settled"
+        steps.append(Step(Trade.Status.SETTLED, "system:settlement", "settled"))
+    # The decision, each status and the grant are audited with one INSERT; the parties' members
+    # and endpoints are read once; each member is told once (of the last status) by one task.
+    with recipients_prefetched([trade.buyer_id, trade.provider_id]), notifications_batched(), audit_deferred():
+        trade_event_emit(kind="trade.decided", trade=trade, actor_label="system:compliance", data={
+            "check": str(check.id), "outcome": check.outcome, "requirements": check.decision["requirements"],
+            "rulepacks": check.rulepacks, "rules": [f["rule"] for f in check.decision["findings"]]})
+        return trade_apply_transitions(
+            trade=trade, steps=steps, also_save=("decision",), enqueue_next=not settle_now,
+            done=frozenset({commit_export_volume}) if settle_now else frozenset(),
         )
-    return trade

@@ -8,6 +8,8 @@ from datetime import date
 from typing import Any
 from uuid import UUID
 
+from django.db.models import IntegerField, Value
+
 from compliance.services.exports import export_prior
 from marketplace.models import Dataset, EvidenceStatus, Organisation, OrganisationMechanism, Trade, TradeDocument
 
@@ -31,12 +33,22 @@ def standing_mechanisms(*, organisation_ids: Iterable[object]) -> list[dict[str,
     return [_mechanism(*row) for row in rows]
 
 
-def trade_document_mechanisms(*, trade_id: UUID) -> list[dict[str, Any]]:
-    """The trade's own evidence that an officer accepted (pending and rejected documents count for nothing)."""
-    rows = TradeDocument.objects.filter(trade_id=trade_id, status=EvidenceStatus.ACCEPTED).values_list(
-        "code", "reference", "approved_on", "valid_until"
+def trade_mechanisms_on_file(*, trade: Trade) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """(the trade's accepted documents, the parties' accepted standing mechanisms) in one query."""
+    columns = ("code", "reference", "approved_on", "valid_until")
+    documents = (
+        TradeDocument.objects.filter(trade_id=trade.id, status=EvidenceStatus.ACCEPTED)
+        .annotate(src=Value(0, output_field=IntegerField())).order_by().values_list("src", *columns)
     )
-    return [_mechanism(*row) for row in rows]
+    standing = (
+        OrganisationMechanism.objects.filter(
+            organisation_id__in=[trade.buyer_id, trade.provider_id], status=EvidenceStatus.ACCEPTED
+        ).annotate(src=Value(1, output_field=IntegerField())).order_by().values_list("src", *columns)
+    )
+    found: tuple[list[dict[str, Any]], list[dict[str, Any]]] = ([], [])
+    for src, *row in documents.union(standing, all=True).order_by("src"):
+        found[src].append(_mechanism(*row))
+    return found
 
 
 def _record(organisation: Organisation) -> str:
@@ -62,7 +74,7 @@ def party_facts(*, buyer: Organisation, provider: Organisation) -> dict[str, Any
 def transfer_facts(
     *, dataset: Dataset, buyer: Organisation, purpose: str, mechanisms: list[dict[str, Any]], trade_date: date,
     destination: str | None = None, exclude_trade: UUID | None = None, delivery: str = "download",
-    with_prior: bool = True,
+    with_prior: bool = True, standing: list[dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
     """Engine facts for a purchase of `dataset` by `buyer`. The buyer's jurisdiction is where the
     organisation is established; a `destination` elsewhere is evaluated as a further transfer
@@ -71,9 +83,12 @@ def transfer_facts(
     `delivery` "compute": the data stays in its storage jurisdiction and only aggregates released
     under the offer's release policy cross the border (the rule packs read it as `delivery`).
     `with_prior=False` leaves `prior_exports` empty for a caller that fills it in itself, later,
-    under the exporter's lock (the worker's check: the lock is held as briefly as possible)."""
+    under the exporter's lock (the worker's check: the lock is held as briefly as possible).
+    `standing`: the parties' standing mechanisms, if the caller read them already."""
     provider = dataset.provider
-    on_file = [*mechanisms, *standing_mechanisms(organisation_ids=(buyer.id, provider.id))]
+    if standing is None:
+        standing = standing_mechanisms(organisation_ids=(buyer.id, provider.id))
+    on_file = [*mechanisms, *standing]
     buyer_facts: dict[str, Any] = {
         "jurisdiction": buyer.jurisdiction,
         "headquarters": buyer.headquarters or buyer.jurisdiction,
@@ -116,8 +131,9 @@ def transfer_facts(
 def trade_transfer_facts(*, trade: Trade, trade_date: date, with_prior: bool = True) -> dict[str, Any]:
     """Facts for a trade: the mechanisms the buyer named at purchase are intentions and are left
     out; only accepted evidence counts."""
+    documents, standing = trade_mechanisms_on_file(trade=trade)
     return transfer_facts(
         dataset=trade.dataset, buyer=trade.buyer, destination=trade.destination, purpose=trade.purpose,
-        mechanisms=trade_document_mechanisms(trade_id=trade.id), trade_date=trade_date, exclude_trade=trade.id,
-        delivery=trade.delivery, with_prior=with_prior,
+        mechanisms=documents, trade_date=trade_date, exclude_trade=trade.id,
+        delivery=trade.delivery, with_prior=with_prior, standing=standing,
     )

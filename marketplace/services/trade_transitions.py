@@ -2,6 +2,7 @@
 
 import logging
 from collections.abc import Callable
+from dataclasses import dataclass
 from functools import partial
 from typing import Any
 from uuid import UUID
@@ -13,10 +14,10 @@ from django.utils import timezone
 from compliance.services.exports import export_commit, export_release
 from config.enqueue import enqueue
 from config.errors import NotFoundError
-from marketplace.models import Settlement, Trade, TradeEvent
+from marketplace.models import Trade, TradeEvent
 from marketplace.services.events import trade_event_emit, trade_events_emit
 from marketplace.services.grants import grant_issue
-from marketplace.services.ledger import ledger_hold, ledger_release, ledger_settle
+from marketplace.services.ledger import ledger_hold, ledger_pay_provider, ledger_release
 from marketplace.trade_lifecycle import ensure_transition_allowed
 
 logger = logging.getLogger(__name__)
@@ -32,13 +33,10 @@ def trade_enqueue(task_name: str, trade_id: str) -> None:
 
 
 def _pay_provider(trade: Trade) -> None:
-    fee, share = ledger_settle(trade=trade)  # escrow → provider, fee → platform revenue
-    Settlement.objects.create(
-        trade=trade, amount=trade.price, currency=trade.currency, platform_fee=fee, provider_amount=share
-    )
+    ledger_pay_provider(trade=trade)  # escrow → provider, fee → platform revenue, the Settlement row
 
 
-def _commit_export_volume(trade: Trade) -> None:
+def commit_export_volume(trade: Trade) -> None:
     assert trade.settled_at is not None
     export_commit(subject_type="trade", subject_id=trade.id, day=trade.settled_at.date())
 
@@ -63,7 +61,7 @@ def _hold_escrow(trade: Trade) -> None:
 # order. A trade's money and access move here and nowhere else but refunds (services/refunds.py).
 ON_OPEN: tuple[Callable[[Trade], None], ...] = (_hold_escrow,)
 ON_ENTER: dict[str, tuple[Callable[[Trade], None], ...]] = {
-    Trade.Status.SETTLED: (_pay_provider, _commit_export_volume, _issue_grant),
+    Trade.Status.SETTLED: (_pay_provider, commit_export_volume, _issue_grant),
     Trade.Status.REJECTED: (_release_export_volume, _release_escrow),
     Trade.Status.CANCELLED: (_release_export_volume, _release_escrow),
 }
@@ -117,30 +115,62 @@ def trade_apply_transition(
     """The transition itself, for a caller that already holds the row lock (trade_lock) inside
     its transaction. Raises TradeTransitionNotAllowedError (409). `enqueue_next=False` is for a
     caller that does the status's work itself in the same transaction (the check that settles)."""
-    ensure_transition_allowed(current=trade.status, target=to)
-    previous = trade.status
-    trade.status = to
-    trade.status_changed_at = timezone.now()
-    trade.redrives = 0
-    # waiting_since: set on entering a waiting status, kept while moving among them (a re-check, a
-    # document), cleared on leaving them, so the review queue orders by how long a trade has waited
-    if to not in Trade.WAITING:
-        trade.waiting_since = None
-    elif previous not in Trade.WAITING or trade.waiting_since is None:
-        trade.waiting_since = trade.status_changed_at
-    update_fields = ["status", "status_changed_at", "redrives", "waiting_since", *also_save]
-    if to == Trade.Status.SETTLED:
-        trade.settled_at = trade.status_changed_at
-        update_fields.append("settled_at")
-    trade.save(update_fields=update_fields)
-    for effect in ON_ENTER.get(to, ()):
-        effect(trade)
-    label = actor_label or (actor.get_username() if actor else "system")
-    TradeEvent.objects.create(
-        trade=trade, from_status=previous, to_status=to, actor=actor, actor_label=label, reason=reason
+    return trade_apply_transitions(
+        trade=trade, steps=[Step(to, actor_label, reason)], actor=actor, also_save=also_save, enqueue_next=enqueue_next
     )
-    trade_event_emit(kind="trade.status_changed", trade=trade, actor=actor, actor_label=label,
-                     data={"from": previous, "to": to, "reason": reason})
+
+
+@dataclass(frozen=True)
+class Step:
+    to: str
+    actor_label: str = ""
+    reason: str = ""
+
+
+def trade_apply_transitions(
+    *, trade: Trade, steps: list[Step], actor: User | None = None, also_save: tuple[str, ...] = (),
+    enqueue_next: bool = True, done: frozenset[Callable[[Trade], None]] = frozenset(),
+) -> Trade:
+    """Several transitions in a row under one lock (checking → approved → settled when the check
+    settles at once): each is checked against the table and gets its event and audit record, as
+    one at a time would, but the trade row is written once and the events in one INSERT. Each
+    status entered does its work (ON_ENTER) after the row is written, in order; `done` names work
+    the caller already did in the same transaction (the check records its export volume committed)."""
+    now = timezone.now()
+    entered: list[tuple[str, str, str, str]] = []  # (from, to, actor label, reason)
+    update_fields = ["status", "status_changed_at", "redrives", "waiting_since", *also_save]
+    for step in steps:
+        ensure_transition_allowed(current=trade.status, target=step.to)
+        previous = trade.status
+        trade.status = step.to
+        trade.status_changed_at = now
+        trade.redrives = 0
+        # waiting_since: set on entering a waiting status, kept while moving among them (a re-check, a
+        # document), cleared on leaving them, so the review queue orders by how long a trade has waited
+        if step.to not in Trade.WAITING:
+            trade.waiting_since = None
+        elif previous not in Trade.WAITING or trade.waiting_since is None:
+            trade.waiting_since = trade.status_changed_at
+        if step.to == Trade.Status.SETTLED:
+            trade.settled_at = trade.status_changed_at
+            update_fields.append("settled_at")
+        label = step.actor_label or (actor.get_username() if actor else "system")
+        entered.append((previous, step.to, label, step.reason))
+    trade.save(update_fields=update_fields)
+    for previous, to, label, reason in entered:  # the audit trail reads in order: approved, grant issued, settled
+        for effect in ON_ENTER.get(to, ()):
+            if effect not in done:
+                effect(trade)
+        trade_event_emit(kind="trade.status_changed", trade=trade, actor=actor, actor_label=label,
+                         data={"from": previous, "to": to, "reason": reason})
+    events = [
+        TradeEvent(trade=trade, from_status=previous, to_status=to, actor=actor, actor_label=label, reason=reason)
+        for previous, to, label, reason in entered
+    ]
+    if len(events) == 1:
+        events[0].save(force_insert=True)
+    else:
+        TradeEvent.objects.bulk_create(events)
     if enqueue_next:
         trade_on_commit_side_effects(trade)
     return trade

@@ -11,8 +11,8 @@ import pathlib
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 SERVICE_DIRS = ("marketplace/services", "compliance/services")
-AUDITING = {"audit_record", "audit_record_many", "event_emit", "trade_event_emit", "trade_events_emit",
-            "trade_apply_transition"}
+AUDITING = {"audit_record", "audit_record_many", "audit_deferred", "event_emit", "trade_event_emit",
+            "trade_events_emit", "trade_apply_transition", "trade_apply_transitions"}
 ORM_WRITES = {"save", "create", "update", "delete", "bulk_create", "bulk_update", "update_or_create", "get_or_create"}
 
 EXEMPT = {
@@ -20,6 +20,7 @@ EXEMPT = {
                        "rejection is audited",
     "ledger_post": "posts ledger legs only inside audited actions (settlement, refund, deposit credit)",
     "wallet_get_or_create": "creates an empty wallet inside audited money actions",
+    "ledger_pay_provider": "pays the provider inside settlement, which audits trade.status_changed (settled)",
     "ledger_hold": "holds a purchase's price inside trade_open, which audits trade.status_changed",
     "_escrow_debit": "the wallet side of ledger_hold",
     "_fanout": "the delivery side of event_emit (webhook_fanout), which has audited the event already",
@@ -44,6 +45,7 @@ EXEMPT = {
                                      "change",
     "notifications_digest": "a summary e-mail of waiting items; nothing else changes",
     "notification_send": "marks an outbox e-mail sent; the action it tells of is audited",
+    "notifications_send": "marks an action's outbox e-mails sent; the action they tell of is audited",
     "upload_digest": "hashes an upload (hashlib's update, not the ORM's); writes nothing",
     "evidence_store_file": "attaches an upload to an unsaved document or mechanism; the caller saves it and audits "
                            "evidence.added / mechanism.added",
