@@ -30,6 +30,7 @@ TASK_FAMILIES: dict[str, str] = {
     "marketplace.webhooks_sweep": "webhooks",
     "marketplace.notification_send": "notifications",
     "marketplace.notifications_send": "notifications",
+    "marketplace.notifications_drain": "notifications",
     "marketplace.notifications_sweep": "notifications",
     "marketplace.notifications_digest": "notifications",
     "marketplace.notifications_grants_expiring": "notifications",

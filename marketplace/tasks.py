@@ -126,6 +126,14 @@ def notifications_send_task(notification_ids: list[str]) -> None:
     notifications_send(notification_ids=notification_ids)
 
 
+@shared_task(name="marketplace.notifications_drain", acks_late=True, **RETRY)
+def notifications_drain_task() -> None:
+    """The outbox, drained at most once per ELEMENTA_NOTIFY_DRAIN_SECONDS (services/notifications.py)."""
+    from marketplace.services.notifications import notifications_drain
+
+    notifications_drain()
+
+
 @shared_task(name="marketplace.notifications_sweep", acks_late=True, **RETRY)
 def notifications_sweep_task() -> None:
     from marketplace.services.notifications import notifications_sweep

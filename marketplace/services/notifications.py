@@ -16,6 +16,7 @@ from typing import Any
 from uuid import UUID
 
 from django.conf import settings
+from django.core.cache import cache
 from django.core.mail import EmailMessage, get_connection, send_mail
 from django.db import transaction
 from django.db.models import Case, F, TextField, Value, When
@@ -59,14 +60,55 @@ def member_user_ids(organisation_ids: list[UUID]) -> list[int]:
     )
 
 
+DRAIN_KEY = "elementa:notifications:drain"
+
+
 def _enqueue(notification_ids: list[str]) -> None:
-    """One message for an action's notifications (a purchase writes one per member of both parties;
-    each publish cost the request about a millisecond). The broker is down: notifications_sweep
-    sends them later."""
-    if len(notification_ids) == 1:
-        enqueue("marketplace.notification_send", notification_ids[0])
-    elif notification_ids:
-        enqueue("marketplace.notifications_send", notification_ids)
+    """After an action commits: have its notifications sent.
+
+    With ELEMENTA_NOTIFY_DRAIN_SECONDS > 0 (the default, 1), the outbox is drained by at most one
+    task per that many seconds, whichever actions ask: the first to ask in a period claims it in
+    the shared cache (an atomic add that expires with the period) and publishes a drain due just
+    after the period ends; actions that commit inside the period find it claimed and publish
+    nothing, since their rows were committed before the drain reads the outbox. A trade settled
+    at 40 a second costs its e-mails a fortieth of a task instead of one. 0: one task per action,
+    with its ids. The cache failing, or the publish: a task of its own anyway, or
+    notifications_sweep later (the broker down)."""
+    interval = settings.ELEMENTA_NOTIFY_DRAIN_SECONDS
+    if interval <= 0:
+        if len(notification_ids) == 1:
+            enqueue("marketplace.notification_send", notification_ids[0])
+        elif notification_ids:
+            enqueue("marketplace.notifications_send", notification_ids)
+        return
+    try:
+        claimed = cache.add(DRAIN_KEY, "1", timeout=interval)
+    except Exception:  # the cache is down: every action asks for its own drain, as if unclaimed
+        logger.warning("notification drain: the cache did not answer; publishing a drain for this action")
+        claimed = True
+    if claimed and not enqueue("marketplace.notifications_drain", countdown=interval + DRAIN_MARGIN_SECONDS):
+        cache.delete(DRAIN_KEY)  # best effort: the next action may try to publish at once
+
+
+DRAIN_MARGIN_SECONDS = 0.25  # the drain runs this long after its period ends (clocks of cache and worker)
+
+
+def notifications_drain(*, batch: int = 500, rounds: int = 20) -> int:
+    """Send what the outbox holds unsent (notifications_send, `batch` at a time, oldest first),
+    until it is empty, a round sends nothing new (the rest is being sent by a concurrent drain,
+    which holds their locks), or `rounds` are done (a drain is published again within a period
+    by the next action, and the sweep sends anything left). Returns how many were marked sent."""
+    done = 0
+    for _ in range(rounds):
+        ids = [str(pk) for pk in Notification.objects.filter(sent_at__isnull=True).order_by("created_at", "id")
+               .values_list("id", flat=True)[:batch]]
+        if not ids:
+            break
+        marked = notifications_send(notification_ids=ids, count_marked=True)
+        done += marked
+        if marked == 0 or len(ids) < batch:
+            break
+    return done
 
 
 def members_wanting(kind: str, organisation_ids: list[UUID]) -> list[int]:
@@ -170,12 +212,13 @@ def notification_send(*, notification_id: UUID | str) -> bool:
     return bool(address)
 
 
-def notifications_send(*, notification_ids: list[str]) -> int:
+def notifications_send(*, notification_ids: list[str], count_marked: bool = False) -> int:
     """Send an action's notifications (one task message): the unsent ones are locked together
     (a duplicate message running beside this one skips them), sent over one mail connection and
     marked sent with one UPDATE. Idempotent as notification_send is. If the mail server fails
     part-way, those sent before the failure are marked sent and the error is raised, so Celery's
-    retry sends only the rest. Returns how many had an address."""
+    retry sends only the rest. Returns how many had an address (with `count_marked`, how many were
+    marked sent, addressed or not)."""
     failure: Exception | None = None
     with transaction.atomic():
         rows = list(
@@ -211,7 +254,7 @@ def notifications_send(*, notification_ids: list[str]) -> int:
             )
     if failure is not None:
         raise failure
-    return len(done) - len(no_address)
+    return len(done) if count_marked else len(done) - len(no_address)
 
 
 def notifications_sweep(*, older_than: timedelta = timedelta(minutes=2)) -> int:

@@ -8,12 +8,13 @@ trade and these tests would fail.
 import pytest
 
 from compliance.models import ComplianceCheck
-from marketplace.models import Settlement, Trade
+from marketplace.models import Notification, Settlement, Trade
 from marketplace.services.sweeper import trades_sweep_stuck
 from marketplace.services.trade_transitions import trade_enqueue
 from tests.conftest import wait_for_status
 from tests.evidence import accept_document, accept_mechanism, upload_document, upload_mechanism
 from tests.factories import TradeFactory
+from tests.waiting import eventually
 
 pytestmark = [pytest.mark.worker, pytest.mark.django_db(transaction=True)]
 
@@ -47,6 +48,13 @@ def test_intra_eu_trade_settles_by_itself(client_for, buyer_eu, eu_personal):
         ("approved", "settled"),
     ]
     assert Settlement.objects.filter(trade_id=trade_id).count() == 1
+    # each member of both parties is told that it settled, once, by the worker's outbox drain (and,
+    # at purchase, that it was being checked), never of the `approved` it passed through
+    settled_told = eventually(lambda: list(Notification.objects.filter(
+        kind="trade_status", subject=f"Trade {trade_id[:8]} is now settled", sent_at__isnull=False)) or None)
+    assert sorted(n.user_id for n in settled_told) == sorted(
+        [buyer_eu.user_id, *eu_personal.provider.memberships.values_list("user_id", flat=True)])
+    assert not Notification.objects.filter(subject=f"Trade {trade_id[:8]} is now approved").exists()
 
 
 def test_review_then_officer_approval_settles(client_for, buyer_eu, officer, eu_health):

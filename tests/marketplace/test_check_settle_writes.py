@@ -213,3 +213,75 @@ def test_held_funds_that_do_not_cover_the_price_settle_nothing(rulepacks, buyer_
         ledger_pay_provider(trade=trade)
 
     assert not Settlement.objects.filter(trade=trade).exists()
+
+
+# --- the outbox drain: at most one task per period, whoever writes ------------------------------
+
+
+@pytest.fixture
+def published(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, list, float | None]]:
+    sent: list[tuple[str, list, float | None]] = []
+    monkeypatch.setattr("config.enqueue.send",
+                        lambda name, args, countdown, queue: sent.append((name, args, countdown)))
+    return sent
+
+
+def _tell(buyer_eu: Membership, subject: str) -> None:
+    from marketplace.services.notifications import notify
+
+    with transaction.atomic():
+        notify(kind="trade_status", user_ids=[buyer_eu.user_id], subject=subject, body="b")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_actions_in_one_period_publish_one_drain_which_sends_all_of_them(buyer_eu, published, settings):
+    from marketplace.services.notifications import notifications_drain
+
+    settings.ELEMENTA_NOTIFY_DRAIN_SECONDS = 30  # the whole test inside one period
+    buyer_eu.user.email = "buyer@example.org"
+    buyer_eu.user.save(update_fields=["email"])
+    for n in range(3):
+        _tell(buyer_eu, f"action {n}")
+
+    assert [(name, countdown) for name, _, countdown in published] == [("marketplace.notifications_drain", 30.25)]
+    mail.outbox.clear()
+    assert notifications_drain() == 3
+    assert sorted(m.subject for m in mail.outbox) == ["[Elementa] action 0", "[Elementa] action 1",
+                                                      "[Elementa] action 2"]
+    assert notifications_drain() == 0  # a duplicate drain finds nothing left
+
+
+@pytest.mark.django_db(transaction=True)
+def test_with_the_cache_down_each_action_publishes_its_own_drain(buyer_eu, published, settings, monkeypatch):
+    def down(*args, **kwargs):
+        raise ConnectionError("cache down")
+
+    monkeypatch.setattr("marketplace.services.notifications.cache.add", down)
+    _tell(buyer_eu, "one")
+    _tell(buyer_eu, "two")
+
+    assert [name for name, _, _ in published] == ["marketplace.notifications_drain"] * 2
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_drain_that_could_not_be_published_leaves_the_period_unclaimed(buyer_eu, settings, monkeypatch):
+    attempts: list[str] = []
+
+    def broker_down(name, args, countdown, queue):
+        attempts.append(name)
+        raise OSError("broker down")
+
+    monkeypatch.setattr("config.enqueue.send", broker_down)
+    settings.ELEMENTA_NOTIFY_DRAIN_SECONDS = 30
+    _tell(buyer_eu, "one")
+    _tell(buyer_eu, "two")  # not blocked for 30 s by a claim whose drain was never published
+
+    assert attempts == ["marketplace.notifications_drain"] * 2
+
+
+@pytest.mark.django_db(transaction=True)
+def test_with_no_drain_period_each_action_publishes_its_own_send(buyer_eu, published, settings):
+    settings.ELEMENTA_NOTIFY_DRAIN_SECONDS = 0
+    _tell(buyer_eu, "one")
+
+    assert [name for name, _, _ in published] == ["marketplace.notification_send"]
