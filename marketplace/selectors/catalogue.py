@@ -156,13 +156,17 @@ def _matches(tsquery: str) -> Func:
                 arg_joiner=" @@ to_tsquery('simple', ", output_field=BooleanField())
 
 
-def _fulltext(qs: QuerySet[Dataset], words: list[str]) -> tuple[QuerySet[Dataset], list[Any]]:
-    """PostgreSQL: rows whose search_vector has every word, the last one as a prefix (it may still
-    be being typed; a word followed by another is complete, and a whole-word lookup in the GIN index
-    costs a fraction of a prefix's); relevance terms."""
-    terms = [*words[:-1], f"{words[-1]}:*"]
-    query = " & ".join(terms)
-    title_query = " & ".join(f"{t}A" if t.endswith(":*") else f"{t}:A" for t in terms)  # among the title's lexemes
+def _tsqueries(words: list[str], *, prefix: bool) -> tuple[str, str]:
+    """(query, the same words among the title's lexemes). Words are whole; with `prefix`, the last
+    one is also a prefix (`berlin & retail:*`)."""
+    terms = [*words[:-1], f"{words[-1]}:*" if prefix else words[-1]]
+    title = " & ".join(f"{t}A" if t.endswith(":*") else f"{t}:A" for t in terms)
+    return " & ".join(terms), title
+
+
+def _fulltext(qs: QuerySet[Dataset], words: list[str], *, prefix: bool = False) -> tuple[QuerySet[Dataset], list[Any]]:
+    """PostgreSQL: rows whose search_vector has every word (the last as a prefix with `prefix`); relevance terms."""
+    query, title_query = _tsqueries(words, prefix=prefix)
     rank = Func(_SearchVector(), Value(query), function="ts_rank_cd", template="%(function)s(%(expressions)s))",
                 arg_joiner=", to_tsquery('simple', ", output_field=FloatField())
     qs = qs.annotate(_hit=_matches(query), _title_hit=_matches(title_query), _rank=rank).filter(_hit=True)
@@ -218,31 +222,39 @@ def catalogue_page(
     page_size: int = 20,
 ) -> CataloguePage | None:
     """One page of `qs` (already filtered) as `.values(*columns)` rows, searched by `q` and ordered by
-    `ordering`; None when `page` is past the end. At most two statements: a capped count, then the page;
-    the first page of a PostgreSQL relevance search counts inside its page query, and only when that finds
-    nothing does the trigram fallback run (its own count inside it too)."""
+    `ordering`; None when `page` is past the end. Two statements: a capped count, then the page; a
+    PostgreSQL relevance search: the page's ranked ids (counted inside on the first page), then its
+    columns; whole words first, then the last word as a prefix, then the trigram fallback (one
+    statement), each only when the one before found nothing."""
     words = search_words(q)
     keys = parse_ordering(ordering, searching=bool(words))
     default = MINE_DEFAULT_ORDERING if mine else DEFAULT_ORDERING
     offset = (page - 1) * page_size
     relevance: list[Any] = []
     if words and connection.vendor == "postgresql":
-        searched, relevance = _fulltext(qs, words)
-        if keys is None or RELEVANCE in keys:
-            # Ranking every match of a common word (5% of a million listings) reads them all on every page:
-            # relevance ranks the SEARCH_WINDOW newest matches (exact when there are fewer).
-            ranked, relevance = _fulltext(_newest(searched), words)
-            window_count = None if offset == 0 else _window_count(searched)
-            if window_count == (0, False):
-                return _trigram_page(qs, q or "", keys or (RELEVANCE,), columns, offset, page_size)
-            found = _window_page(ranked, relevance, keys or (RELEVANCE,), columns, offset, page_size, window_count)
-            if found is None and offset == 0:
-                return _trigram_page(qs, q or "", keys or (RELEVANCE,), columns, offset, page_size)
-            return found
-        count, capped = _capped_count(searched)
-        if count == 0:
-            return _trigram_page(qs, q or "", keys, columns, offset, page_size)
-        qs = searched
+        # Whole words first: a GIN lookup of a whole word costs a fraction of a prefix's. Only when no
+        # listing has them all does the last word count as a prefix (it may still be being typed), and
+        # only when that finds nothing do titles similar to `q` answer (trigram). Each page makes the
+        # same choice, so paging never mixes them.
+        for prefix in (False, True):
+            searched, relevance = _fulltext(qs, words, prefix=prefix)
+            if keys is None or RELEVANCE in keys:
+                # Ranking every match of a common word (5% of a million listings) reads them all on every
+                # page: relevance ranks the SEARCH_WINDOW newest matches (exact when there are fewer).
+                window_count = None if offset == 0 else _window_count(searched)
+                if window_count == (0, False):
+                    continue
+                found = _ranked_page(searched, words, prefix, keys or (RELEVANCE,), columns, offset, page_size,
+                                     window_count)
+                if found is None and offset == 0:
+                    continue
+                return found
+            count, capped = _capped_count(searched)
+            if count:
+                qs = searched
+                break
+        else:
+            return _trigram_page(qs, q or "", keys or (RELEVANCE,), columns, offset, page_size)
     elif words:
         qs, relevance = _substring(qs, words)
         count, capped = _capped_count(qs)
@@ -261,37 +273,60 @@ def catalogue_page(
 
 def _window_page(
     window: QuerySet[Dataset], relevance: list[Any], keys: tuple[str, ...], columns: tuple[str, ...], offset: int,
-    page_size: int, count: tuple[int, bool] | None, *, ids_first: bool = True,
+    page_size: int,
 ) -> CataloguePage | None:
-    """A page of a ranked window (`_newest`); counted inside the page query when `count` is None.
-    `ids_first` (full-text search): two statements, the page's ids ranked over the window's rows
-    alone, then the page's columns for those ids, put back in rank order (joining the provider and
-    sample of a thousand rows before sorting cost more than the ranking). Otherwise (the trigram
-    fallback, whose window is rarely full) one statement."""
-    if count is None:
-        window = window.annotate(_total=Window(Count("pk")))
-    elif offset >= count[0]:
-        return None
+    """A page of the trigram fallback's ranked window (`_newest`), counted inside the page query: one
+    statement (its window is rarely full, and it runs only when full-text search found nothing)."""
+    window = window.annotate(_total=Window(Count("pk")))
     ordered = window.order_by(*_order_by(keys, relevance))
-    total_column = "_total" if count is None else "pk"
-    if ids_first:
-        ranked = list(ordered.values_list("pk", total_column)[offset : offset + page_size + 1])
-        if not ranked:
-            return None
-        position = {pk: n for n, (pk, _) in enumerate(ranked)}
-        rows = sorted(Dataset.objects.filter(pk__in=position).order_by().values(*columns),
-                      key=lambda row: position[row["id"]])
-        totals = [total for _, total in ranked]
-    else:
-        rows = list(ordered.values(*columns, total_column)[offset : offset + page_size + 1])
-        if not rows:
-            return None
-        totals = [row.pop(total_column) for row in rows] if count is None else []
-    if count is None:
-        total = int(totals[0])
-        matches, capped = total, total >= SEARCH_WINDOW
-    else:
-        matches, capped = count
+    rows = list(ordered.values(*columns, "_total")[offset : offset + page_size + 1])
+    if not rows:
+        return None
+    total = int(rows[0]["_total"])
+    for row in rows:
+        del row["_total"]
+    return CataloguePage(rows=rows[:page_size], count=total, count_capped=total >= SEARCH_WINDOW,
+                         has_next=len(rows) > page_size and offset + page_size < total)
+
+
+def _ranked_page(
+    searched: QuerySet[Dataset], words: list[str], prefix: bool, keys: tuple[str, ...], columns: tuple[str, ...],
+    offset: int, page_size: int, count: tuple[int, bool] | None,
+) -> CataloguePage | None:
+    """A page of the SEARCH_WINDOW newest matches, ranked. Two statements: the page's ids, ranked in
+    one query over the window's own rows (the window is a subquery in FROM carrying each row's
+    search_vector and ordering columns, so ranking reads no row twice; the ORM can only express it
+    as `id IN (window)`, which looked up each of the thousand rows again), then the page's columns
+    for those ids, put back in rank order. Counted inside the first statement when `count` is None."""
+    if count is not None and offset >= count[0]:
+        return None
+    fields = [ORDERING_FIELDS[k.lstrip("-")] for k in keys if k != RELEVANCE]
+    window = (searched.order_by("-published_at", "-id")
+              .annotate(_sv=_SearchVector()).values("id", "_sv", *fields)[:SEARCH_WINDOW])
+    inner, params = window.query.sql_with_params()
+    query, title_query = _tsqueries(words, prefix=prefix)
+    order: list[str] = []
+    descending = True
+    for key in keys:
+        if key == RELEVANCE:
+            order += ["w._sv @@ to_tsquery('simple', %s) DESC", "ts_rank_cd(w._sv, to_tsquery('simple', %s)) DESC"]
+            descending = True
+            continue
+        descending = key.startswith("-")
+        order.append(f'w."{ORDERING_FIELDS[key.lstrip("-")]}" {"DESC" if descending else "ASC"}')
+    order.append(f"w.id {'DESC' if descending else 'ASC'}")
+    order_params = [value for key in keys if key == RELEVANCE for value in (title_query, query)]
+    sql = (f"SELECT w.id, {'COUNT(*) OVER ()' if count is None else '0'} FROM ({inner}) w "
+           f"ORDER BY {', '.join(order)} LIMIT %s OFFSET %s")
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [*params, *order_params, page_size + 1, offset])
+        ranked = cursor.fetchall()
+    if not ranked:
+        return None
+    position = {pk: n for n, (pk, _) in enumerate(ranked)}
+    rows = sorted(Dataset.objects.filter(pk__in=position).order_by().values(*columns),
+                  key=lambda row: position[row["id"]])
+    matches, capped = (int(ranked[0][1]), int(ranked[0][1]) >= SEARCH_WINDOW) if count is None else count
     return CataloguePage(rows=rows[:page_size], count=matches, count_capped=capped,
                          has_next=len(rows) > page_size and offset + page_size < matches)
 
@@ -303,7 +338,7 @@ def _trigram_page(
     """The fallback: the SEARCH_WINDOW newest titles similar to `q`, ranked; one statement."""
     matched, _ = _trigram(qs, q)
     window, relevance = _trigram(_newest(matched), q)
-    found = _window_page(window, relevance, keys or (RELEVANCE,), columns, offset, page_size, None, ids_first=False)
+    found = _window_page(window, relevance, keys or (RELEVANCE,), columns, offset, page_size)
     if found is None and offset == 0:
         return CataloguePage(rows=[], count=0, count_capped=False, has_next=False)
     return found

@@ -128,6 +128,18 @@ def test_the_last_word_is_a_prefix_and_the_words_before_it_are_whole_on_postgres
     assert _titles(buyer, "q=shoppers berl") == ["Berlin shoppers panel"]
 
 
+@pytest.mark.skipif(not ON_POSTGRES, reason="whole words first is PostgreSQL's full-text search")
+def test_whole_words_first_and_the_last_word_as_a_prefix_only_when_none_has_them_on_postgres(client_for, buyer_us):
+    _published("Berlin shop receipts", days_ago=1)
+    _published("Berlin shoppers panel", days_ago=2)
+    buyer = client_for(buyer_us)
+
+    assert _titles(buyer, "q=berlin shop") == ["Berlin shop receipts"]  # a listing has both whole words
+    response = buyer.get(LIST, {"q": "berlin shop", "page_size": 1, "page": 2})
+    assert response.status_code == 404  # the second page makes the same choice: one match, no more pages
+    assert _titles(buyer, "q=berlin shopp") == ["Berlin shoppers panel"]  # none has "shopp": a prefix
+
+
 @pytest.mark.skipif(not ON_POSTGRES, reason="trigram fallback is PostgreSQL's (pg_trgm)")
 def test_partial_words_inside_a_title_are_found_by_the_trigram_fallback_on_postgres(client_for, buyer_us):
     _published("Nationwide retail panel")
@@ -242,6 +254,7 @@ def test_a_catalogue_page_is_at_most_three_statements(client_for, provider_eu, q
         _published(f"Retail {n}", provider=OrganisationFactory(), days_ago=n)
     DatasetFactory(provider=provider_eu.organisation, status=Dataset.Status.DRAFT)
     client = client_for(provider_eu)
+    client.get("/api/v1/me/")  # the session verified once, as a real client's is (config/auth_cache.py)
 
     with CaptureQueriesContext(connection) as queries:
         response = client.get(f"{LIST}?{query}")
