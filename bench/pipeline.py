@@ -18,7 +18,8 @@ PostgreSQL + Redis:
     (then the same migrate, seed_demo, gunicorn on 127.0.0.1:8124, celery worker)
     .venv/bin/python bench/pipeline.py --url http://127.0.0.1:8124
 
-Options: --trades N (500), --concurrency C (8), --noop M (2000), --timeout S (300), --json, --note TEXT,
+Options: --trades N (500), --concurrency C (8), --rate R (paced posting, trades/s), --noop M (2000), --timeout S
+(300), --json, --note TEXT,
 --serve (start gunicorn on --url's port with ELEMENTA_THROTTLE_WRITE=1000000/min; --web-workers N),
 --post-only (only the POST phase; with --serve the trades go to a queue nobody reads and are cancelled after).
 Trade states are read from the database (one SELECT per poll round); CPU per trade per process
@@ -175,9 +176,21 @@ def post_trade(api: Api, dataset_id: str) -> PostOutcome:
     return PostOutcome(started, finished, str(response.json()["id"]), None)
 
 
-def post_trades(api: Api, dataset_id: str, count: int, concurrency: int) -> list[PostOutcome]:
+def post_trades(api: Api, dataset_id: str, count: int, concurrency: int,
+                rate: float | None = None) -> list[PostOutcome]:
+    """As fast as `concurrency` threads can, or paced at `rate` trades/s (trade i is posted at i/rate s,
+    an open loop: a slow answer does not delay the next trade's turn)."""
+    started = time.perf_counter()
+
+    def one(n: int) -> PostOutcome:
+        if rate:
+            delay = started + n / rate - time.perf_counter()
+            if delay > 0:
+                time.sleep(delay)
+        return post_trade(api, dataset_id)
+
     with ThreadPoolExecutor(max_workers=concurrency) as pool:
-        return list(pool.map(lambda _: post_trade(api, dataset_id), range(count)))
+        return list(pool.map(one, range(count)))
 
 
 def pending_ids(api: Api, dataset_id: str) -> set[str]:
@@ -273,10 +286,10 @@ def take_sample() -> CpuSample:
 
 
 def run_trades(api: Api, dataset_id: str, count: int, concurrency: int, timeout: float,
-               post_only: bool = False) -> TradeReport:
+               post_only: bool = False, rate: float | None = None) -> TradeReport:
     report = TradeReport()
     start = take_sample()
-    outcomes = post_trades(api, dataset_id, count, concurrency)
+    outcomes = post_trades(api, dataset_id, count, concurrency, rate)
     posted = take_sample()
     report.post_cpu = cpu_delta(start, posted)
     report.load_after_post = os.getloadavg()
@@ -422,6 +435,7 @@ def figures(env: dict[str, str], args: argparse.Namespace, trades: TradeReport, 
         **env,
         "url": args.url,
         "concurrency": args.concurrency,
+        "rate": args.rate,
         "trades_requested": args.trades,
         "trades_posted": trades.posted,
         "post_errors": sum(trades.errors.values()),
@@ -467,6 +481,7 @@ def render_cpu(label: str, per_trade: dict[str, float], load: Any) -> str:
 
 def render(f: dict[str, Any]) -> str:
     others = {k: v for k, v in f["trade_statuses"].items() if k != "settled"}
+    paced = f", paced at {f['rate']:g}/s" if f.get("rate") else ""
     lines = [
         f"broker: {f['broker']} (queue {f['queue']})   database: {f['database']}   workers: {f['workers']}",
         f"trades: {f['trades_posted']} posted ({f['post_errors']} errors), {f['trades_settled']} settled in "
@@ -475,7 +490,7 @@ def render(f: dict[str, Any]) -> str:
         + ("   TIMED OUT waiting" if f["trades_timed_out"] else ""),
         f"POST→settled latency: p50 {ms(f['latency_p50_s'])}, p95 {ms(f['latency_p95_s'])}, "
         f"p99 {ms(f['latency_p99_s'])}, max {ms(f['latency_max_s'])}",
-        f"POST round trip (client, {f['concurrency']} threads): {num(f['post_req_per_s'])} req/s, "
+        f"POST round trip (client, {f['concurrency']} threads{paced}): {num(f['post_req_per_s'])} req/s, "
         f"p50 {ms(f['post_rtt_p50_s'])}, p95 {ms(f['post_rtt_p95_s'])}, p99 {ms(f['post_rtt_p99_s'])}",
         render_cpu("while posting", f["post_cpu_ms_per_trade"], f["load_after_post"]),
         render_cpu("first POST → all settled", f["drain_cpu_ms_per_trade"], f["load_after_drain"]),
@@ -510,6 +525,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--url", default="http://127.0.0.1:8000", help="API base URL (loopback only)")
     parser.add_argument("--trades", type=int, default=500, help="trades to post")
     parser.add_argument("--concurrency", type=int, default=8, help="threads posting trades")
+    parser.add_argument("--rate", type=float, default=None,
+                        help="post at this many trades/s (paced, open loop) instead of as fast as possible: "
+                             "latency at a given load, e.g. half the rate a full-speed run sustained")
     parser.add_argument("--noop", type=int, default=2000, help="no-op Celery tasks to publish")
     parser.add_argument("--timeout", type=float, default=300.0, help="seconds to wait for each phase to drain")
     parser.add_argument("--username", default="buyer-eu")
@@ -580,7 +598,8 @@ def run(args: argparse.Namespace) -> int:
         fund_buyer(
             api, args.url, dataset_id, args.trades, (args.officer, args.password), (args.second_officer, args.password)
         )
-    trades = run_trades(api, dataset_id, args.trades, args.concurrency, args.timeout, post_only=args.post_only)
+    trades = run_trades(api, dataset_id, args.trades, args.concurrency, args.timeout, post_only=args.post_only,
+                        rate=args.rate)
     noops = NoopReport() if args.post_only else run_noop(args.noop, args.timeout)
     result = figures(env, args, trades, noops)
     print(json.dumps(result, default=str) if args.json else render(result))
