@@ -16,7 +16,6 @@ from typing import Any
 from uuid import UUID
 
 from django.conf import settings
-from django.core.cache import cache
 from django.core.mail import EmailMessage, get_connection, send_mail
 from django.db import transaction
 from django.db.models import Case, F, TextField, Value, When
@@ -72,8 +71,10 @@ def _enqueue(notification_ids: list[str]) -> None:
     after the period ends; actions that commit inside the period find it claimed and publish
     nothing, since their rows were committed before the drain reads the outbox. A trade settled
     at 40 a second costs its e-mails a fortieth of a task instead of one. 0: one task per action,
-    with its ids. The cache failing, or the publish: a task of its own anyway, or
-    notifications_sweep later (the broker down)."""
+    with its ids. The shared cache down: each process claims its own periods in memory; the publish
+    failing: the period is released, and notifications_sweep sends what is left (the broker down)."""
+    from config.outage import guarded_cache
+
     interval = settings.ELEMENTA_NOTIFY_DRAIN_SECONDS
     if interval <= 0:
         if len(notification_ids) == 1:
@@ -81,13 +82,11 @@ def _enqueue(notification_ids: list[str]) -> None:
         elif notification_ids:
             enqueue("marketplace.notifications_send", notification_ids)
         return
-    try:
-        claimed = cache.add(DRAIN_KEY, "1", timeout=interval)
-    except Exception:  # the cache is down: every action asks for its own drain, as if unclaimed
-        logger.warning("notification drain: the cache did not answer; publishing a drain for this action")
-        claimed = True
-    if claimed and not enqueue("marketplace.notifications_drain", countdown=interval + DRAIN_MARGIN_SECONDS):
-        cache.delete(DRAIN_KEY)  # best effort: the next action may try to publish at once
+    # guarded: while the shared cache is down, each process claims its own periods (config/outage.py)
+    if guarded_cache.add(DRAIN_KEY, "1", timeout=interval) and not enqueue(
+        "marketplace.notifications_drain", countdown=interval + DRAIN_MARGIN_SECONDS
+    ):
+        guarded_cache.delete(DRAIN_KEY)  # the next action may try to publish at once
 
 
 DRAIN_MARGIN_SECONDS = 0.25  # the drain runs this long after its period ends (clocks of cache and worker)
