@@ -606,11 +606,10 @@ def scenario_redis_down(report: Report, stack: Stack, trades: int, timeout: floa
     during = statuses(conn, ids)
     report.check("trades accepted during the outage stay in `checking` (nothing processed them)",
                  during.get("checking", 0) == len(ids), f"{dict(during)}")
-    web_warnings = (
-        (stack.logs["gunicorn"].read_bytes()[since_web:]).decode(errors="replace").count("could not enqueue check")
-    )
+    warning = "could not enqueue marketplace.trade_check_compliance"  # config/enqueue.py's warning, per task
+    web_warnings = (stack.logs["gunicorn"].read_bytes()[since_web:]).decode(errors="replace").count(warning)
     report.check("the API logged each failed publish (broker error swallowed)", web_warnings >= len(ids),
-                 f"{web_warnings} 'could not enqueue check' warnings for {len(ids)} trades")
+                 f"{web_warnings} '{warning}' warnings for {len(ids)} trades")
     time.sleep(max(0.0, 8 - (time.monotonic() - down_at)))  # an outage of at least 8 s
     stack.start_redis()
     outage = time.monotonic() - down_at

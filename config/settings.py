@@ -553,8 +553,9 @@ EMAIL_HOST_PASSWORD = os.environ.get("EMAIL_HOST_PASSWORD", "")
 EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", False)
 EMAIL_TIMEOUT = int(os.environ.get("EMAIL_TIMEOUT", "20"))
 DEFAULT_FROM_EMAIL = os.environ.get("DEFAULT_FROM_EMAIL", "Elementa <no-reply@elementa.invalid>")
-# At most one outbox-drain task per this many seconds (whole seconds; 0: one send task per action).
-ELEMENTA_NOTIFY_DRAIN_SECONDS = int(os.environ.get("ELEMENTA_NOTIFY_DRAIN_SECONDS", "1"))
+# One outbox-drain task stands for every action until it starts; its claim expires after this many
+# seconds (the longest a lost drain message holds e-mails back). 0: one send task per action.
+ELEMENTA_NOTIFY_DRAIN_SECONDS = int(os.environ.get("ELEMENTA_NOTIFY_DRAIN_SECONDS", "10"))
 ELEMENTA_NOTIFY_DIGEST_AFTER_HOURS = float(os.environ.get("ELEMENTA_NOTIFY_DIGEST_AFTER_HOURS", "24"))
 ELEMENTA_INVITATION_MAX_AGE_HOURS = float(os.environ.get("ELEMENTA_INVITATION_MAX_AGE_HOURS", "72"))
 # Where an invitation e-mail sends people; the token is appended.

@@ -65,14 +65,16 @@ DRAIN_KEY = "elementa:notifications:drain"
 def _enqueue(notification_ids: list[str]) -> None:
     """After an action commits: have its notifications sent.
 
-    With ELEMENTA_NOTIFY_DRAIN_SECONDS > 0 (the default, 1), the outbox is drained by at most one
-    task per that many seconds, whichever actions ask: the first to ask in a period claims it in
-    the shared cache (an atomic add that expires with the period) and publishes a drain due just
-    after the period ends; actions that commit inside the period find it claimed and publish
-    nothing, since their rows were committed before the drain reads the outbox. A trade settled
-    at 40 a second costs its e-mails a fortieth of a task instead of one. 0: one task per action,
-    with its ids. The shared cache down: each process claims its own periods in memory; the publish
-    failing: the period is released, and notifications_sweep sends what is left (the broker down)."""
+    With ELEMENTA_NOTIFY_DRAIN_SECONDS > 0 (the default, 10), one drain task stands for every action
+    until it starts: the first action claims the drain in the shared cache (an atomic add) and
+    publishes it; the actions after it publish nothing, because the drain releases the claim before
+    it reads the outbox, so their rows (committed before they saw the claim) are read by it. A
+    worker that is behind batches more: trades settled at 40 a second share a drain between them.
+    The claim expires after ELEMENTA_NOTIFY_DRAIN_SECONDS, so a drain message lost with a broker
+    delays the next e-mails no longer than that; notifications_sweep sends anything left. 0: one
+    task per action, with its ids. No countdown: a task held back by an ETA sat unacknowledged in
+    the worker, and an acknowledgement lost while the broker was frozen stopped that worker from
+    taking more (bench/faults.py, scenario 4). The shared cache down: each process claims in memory."""
     from config.outage import guarded_cache
 
     interval = settings.ELEMENTA_NOTIFY_DRAIN_SECONDS
@@ -82,21 +84,18 @@ def _enqueue(notification_ids: list[str]) -> None:
         elif notification_ids:
             enqueue("marketplace.notifications_send", notification_ids)
         return
-    # guarded: while the shared cache is down, each process claims its own periods (config/outage.py)
-    if guarded_cache.add(DRAIN_KEY, "1", timeout=interval) and not enqueue(
-        "marketplace.notifications_drain", countdown=interval + DRAIN_MARGIN_SECONDS
-    ):
+    if guarded_cache.add(DRAIN_KEY, "1", timeout=interval) and not enqueue("marketplace.notifications_drain"):
         guarded_cache.delete(DRAIN_KEY)  # the next action may try to publish at once
 
 
-DRAIN_MARGIN_SECONDS = 0.25  # the drain runs this long after its period ends (clocks of cache and worker)
-
-
 def notifications_drain(*, batch: int = 500, rounds: int = 20) -> int:
-    """Send what the outbox holds unsent (notifications_send, `batch` at a time, oldest first),
-    until it is empty, a round sends nothing new (the rest is being sent by a concurrent drain,
-    which holds their locks), or `rounds` are done (a drain is published again within a period
-    by the next action, and the sweep sends anything left). Returns how many were marked sent."""
+    """Release the drain claim, then send what the outbox holds unsent (notifications_send, `batch`
+    at a time, oldest first) until it is empty, a round sends nothing new (the rest is being sent by
+    a concurrent drain, which holds their locks), or `rounds` are done (the next action publishes
+    another drain, and the sweep sends anything left). Returns how many were marked sent."""
+    from config.outage import guarded_cache
+
+    guarded_cache.delete(DRAIN_KEY)  # from here on, an action that commits publishes a drain of its own
     done = 0
     for _ in range(rounds):
         ids = [str(pk) for pk in Notification.objects.filter(sent_at__isnull=True).order_by("created_at", "id")
