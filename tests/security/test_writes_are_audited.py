@@ -46,6 +46,7 @@ EXEMPT = {
     "notifications_digest": "a summary e-mail of waiting items; nothing else changes",
     "notification_send": "marks an outbox e-mail sent; the action it tells of is audited",
     "notifications_send": "marks an action's outbox e-mails sent; the action they tell of is audited",
+    "notifications_drain": "sends what the outbox holds (notifications_send); the actions they tell of are audited",
     "upload_digest": "hashes an upload (hashlib's update, not the ORM's); writes nothing",
     "evidence_store_file": "attaches an upload to an unsaved document or mechanism; the caller saves it and audits "
                            "evidence.added / mechanism.added",
