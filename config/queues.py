@@ -27,6 +27,7 @@ TASK_FAMILIES: dict[str, str] = {
     "marketplace.trades_sweep_stuck": "checks",
     "marketplace.trade_settle": "settlement",
     "marketplace.webhook_deliver": "webhooks",
+    "marketplace.webhook_deliver_many": "webhooks",
     "marketplace.webhooks_sweep": "webhooks",
     "marketplace.notification_send": "notifications",
     "marketplace.notifications_send": "notifications",

@@ -49,6 +49,16 @@ def webhook_deliver_task(delivery_id: str) -> None:
     webhook_deliver(delivery_id=delivery_id)
 
 
+@shared_task(name="marketplace.webhook_deliver_many", acks_late=True, **RETRY)
+def webhook_deliver_many_task(delivery_ids: list[str]) -> None:
+    """One endpoint's deliveries of one transaction (services/webhooks/fanout.py), one attempt each,
+    in order; a redelivered message skips those already delivered (webhook_deliver claims each)."""
+    from marketplace.services.webhooks import webhook_deliver
+
+    for delivery_id in delivery_ids:
+        webhook_deliver(delivery_id=delivery_id)
+
+
 @shared_task(name="marketplace.webhooks_sweep", acks_late=True, **RETRY)
 def webhooks_sweep_task() -> None:
     from marketplace.services.webhooks import webhooks_sweep

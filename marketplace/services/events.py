@@ -10,7 +10,7 @@ from compliance.services.audit import audit_is_deferred, audit_record, audit_rec
 from marketplace.models import Trade
 from marketplace.services.recipients import recipients_prefetched
 from marketplace.services.webhooks.constants import EVENT_KINDS as WEBHOOK_KINDS
-from marketplace.services.webhooks.fanout import webhook_fanout
+from marketplace.services.webhooks.fanout import webhook_fanout, webhooks_batched
 
 
 def event_emit(
@@ -71,7 +71,7 @@ def trade_events_emit(
     parties = [trade.buyer_id, trade.provider_id]
     # deferred: the events are announced when the caller's audit_deferred() ends, which is where
     # the caller reads the recipients (trade_check_compliance)
-    with nullcontext() if audit_is_deferred() else recipients_prefetched(parties):
+    with nullcontext() if audit_is_deferred() else recipients_prefetched(parties), webhooks_batched():
         return audit_record_many(
             events=[(kind, _trade_data(trade, data)) for kind, data in events],
             subject_type="trade", subject_id=trade.id, actor=actor, actor_label=actor_label,

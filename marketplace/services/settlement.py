@@ -12,6 +12,7 @@ from marketplace.models import Trade
 from marketplace.services.notifications import notifications_batched
 from marketplace.services.recipients import recipients_prefetched
 from marketplace.services.trade_transitions import trade_apply_transition, trade_lock
+from marketplace.services.webhooks.fanout import webhooks_batched
 
 logger = logging.getLogger(__name__)
 
@@ -30,7 +31,8 @@ def trade_settle(*, trade_id: UUID | str) -> Trade | None:
     # Entering `settled` pays the provider from escrow, records the Settlement, commits the export
     # volume and issues the grant (trade_transitions.ON_ENTER), all in this transaction.
     # The status and the grant are audited with one INSERT, the parties' recipients read once.
-    with recipients_prefetched([trade.buyer_id, trade.provider_id]), notifications_batched(), audit_deferred():
+    with (recipients_prefetched([trade.buyer_id, trade.provider_id]), notifications_batched(), webhooks_batched(),
+          audit_deferred()):
         return trade_apply_transition(
             trade=trade, to=Trade.Status.SETTLED, actor_label="system:settlement", reason="settled"
         )

@@ -22,6 +22,7 @@ from marketplace.services.notifications import notifications_batched
 from marketplace.services.recipients import recipients_prefetched
 from marketplace.services.trade_facts import trade_transfer_facts
 from marketplace.services.trade_transitions import Step, commit_export_volume, trade_apply_transitions, trade_lock
+from marketplace.services.webhooks.fanout import webhooks_batched
 from marketplace.trade_lifecycle import STATUS_FOR_OUTCOME
 
 logger = logging.getLogger(__name__)
@@ -85,8 +86,10 @@ def trade_check_compliance(*, trade_id: UUID | str, settle: bool = False) -> Tra
     if settle_now:  # what trade_settle does, without its task: same effects, same events
         steps.append(Step(Trade.Status.SETTLED, "system:settlement", "settled"))
     # The decision, each status and the grant are audited with one INSERT; the parties' members
-    # and endpoints are read once; each member is told once (of the last status) by one task.
-    with recipients_prefetched([trade.buyer_id, trade.provider_id]), notifications_batched(), audit_deferred():
+    # and endpoints are read once; each member is told once (of the last status); each endpoint's
+    # deliveries go as one task.
+    with (recipients_prefetched([trade.buyer_id, trade.provider_id]), notifications_batched(), webhooks_batched(),
+          audit_deferred()):
         trade_event_emit(kind="trade.decided", trade=trade, actor_label="system:compliance", data={
             "check": str(check.id), "outcome": check.outcome, "requirements": check.decision["requirements"],
             "rulepacks": check.rulepacks, "rules": [f["rule"] for f in check.decision["findings"]]})

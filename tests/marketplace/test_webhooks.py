@@ -807,3 +807,35 @@ def test_fanout_cache_sees_an_endpoint_saved_after_it_was_loaded_and_takes_ids_a
 
     assert subscriptions.may_have_endpoints([org.id])
     assert subscriptions.may_have_endpoints([str(org.id)])
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_checks_deliveries_go_as_one_task_per_endpoint_and_each_is_sent_once(
+    rulepacks, receiver, buyer_eu, provider_eu, eu_personal, monkeypatch
+):
+    from marketplace.services.trade_compliance import trade_check_compliance
+    from marketplace.services.trades import trade_create
+    from marketplace.tasks import webhook_deliver_many_task
+
+    buyer_endpoint = endpoint_for(buyer_eu, receiver.url)
+    provider_endpoint = endpoint_for(provider_eu, receiver.url, events=("grant.issued",))
+    sent: list[tuple[str, Any]] = []  # published nowhere: no worker of the session checks this trade first
+    monkeypatch.setattr("config.enqueue.send", lambda name, args, countdown, queue: sent.append((name, args[0])))
+    trade = trade_create(membership=buyer_eu, dataset_id=eu_personal.id, repeat=True)
+    before = set(WebhookDelivery.objects.values_list("id", flat=True))  # the purchase's own (checking)
+    sent.clear()
+
+    trade_check_compliance(trade_id=trade.id, settle=True)
+
+    deliveries = [(name, ids) for name, ids in sent if name.startswith("marketplace.webhook_deliver")]
+    buyer_ids = sorted(str(i) for i in WebhookDelivery.objects.filter(endpoint=buyer_endpoint)
+                       .exclude(id__in=before).values_list("id", flat=True))
+    many = [ids for name, ids in deliveries if name == "marketplace.webhook_deliver_many"]
+    assert len(many) == 1 and sorted(many[0]) == buyer_ids and len(buyer_ids) == 4  # decided, approved, grant, settled
+    provider_id = str(WebhookDelivery.objects.get(endpoint=provider_endpoint).id)
+    assert ("marketplace.webhook_deliver", provider_id) in deliveries  # its only delivery: the usual task
+
+    webhook_deliver_many_task(many[0])
+    webhook_deliver_many_task(many[0])  # a redelivered message sends nothing again
+    assert WebhookDelivery.objects.filter(id__in=many[0], status="delivered").count() == 4
+    assert len([r for r in receiver.requests if r.verifies_with(buyer_endpoint.secret)]) == 4

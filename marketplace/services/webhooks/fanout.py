@@ -1,6 +1,9 @@
 """Turning an event into pending deliveries (in the event's transaction) and publishing them after commit."""
 
 import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from functools import partial
 from typing import Any
 from uuid import UUID
@@ -25,6 +28,39 @@ def webhook_enqueue(*, delivery_id: str, countdown: int = 0) -> None:
     """Publish one delivery task. If the broker is down the delivery stays pending and due, and the
     sweeper publishes it later: a request that caused an event never fails for a webhook."""
     enqueue("marketplace.webhook_deliver", delivery_id, countdown=countdown)  # broker down: the sweeper re-drives it
+
+
+# Inside webhooks_batched(): the deliveries queued in the block, by endpoint, in order.
+_batch: ContextVar[dict[UUID, list[str]] | None] = ContextVar("elementa_webhook_batch", default=None)
+
+
+@contextmanager
+def webhooks_batched() -> Iterator[None]:
+    """Inside it, the deliveries that fan-outs queue are published, once the transaction commits,
+    as one task per endpoint (marketplace.webhook_deliver_many) rather than one per delivery: a
+    trade decided, approved, granted and settled in one task is three deliveries to an endpoint
+    subscribed to all three, and now one message. Per endpoint, so one slow receiver never holds
+    another's events back; each delivery keeps its own attempt, signature and retry schedule.
+    Nested blocks join the outermost one."""
+    if _batch.get() is not None:
+        yield
+        return
+    queued: dict[UUID, list[str]] = {}
+    token = _batch.set(queued)
+    try:
+        yield
+    finally:
+        _batch.reset(token)
+    for delivery_ids in queued.values():
+        transaction.on_commit(partial(webhook_enqueue_many, delivery_ids=delivery_ids), robust=True)
+
+
+def webhook_enqueue_many(*, delivery_ids: list[str]) -> None:
+    """Publish one endpoint's deliveries of a transaction as one task (one delivery: the usual task)."""
+    if len(delivery_ids) == 1:
+        webhook_enqueue(delivery_id=delivery_ids[0])
+    elif delivery_ids:
+        enqueue("marketplace.webhook_deliver_many", delivery_ids)  # broker down: the sweeper re-drives them
 
 
 def webhook_fanout(*, event_id: str, kind: str, organisation_ids: list[UUID], payload: dict[str, Any]) -> None:
@@ -55,9 +91,13 @@ def _fanout(*, event_id: str, kind: str, organisation_ids: list[UUID], payload: 
     ]
     # A second fan-out of the same event inserts nothing: (endpoint, event_id) is unique.
     WebhookDelivery.objects.bulk_create(rows, ignore_conflicts=True)
-    created = WebhookDelivery.objects.filter(id__in=[row.id for row in rows]).values_list("id", flat=True)
-    for delivery_id in created:
-        transaction.on_commit(partial(webhook_enqueue, delivery_id=str(delivery_id)), robust=True)
+    created = WebhookDelivery.objects.filter(id__in=[row.id for row in rows]).values_list("id", "endpoint_id")
+    batch = _batch.get()
+    for delivery_id, endpoint_id in created:
+        if batch is not None:
+            batch.setdefault(endpoint_id, []).append(str(delivery_id))
+        else:
+            transaction.on_commit(partial(webhook_enqueue, delivery_id=str(delivery_id)), robust=True)
 
 
 @transaction.atomic
