@@ -1,13 +1,15 @@
 """Domain events: each is an audit record (same transaction as the action) and, for the kinds
 organisations can subscribe to, a webhook fan-out to the trade's two parties."""
 
-from contextlib import nullcontext
+from collections.abc import Iterator
+from contextlib import contextmanager, nullcontext
 from typing import Any
 from uuid import UUID
 
 from compliance.models import AuditEvent
-from compliance.services.audit import audit_is_deferred, audit_record, audit_record_many
+from compliance.services.audit import audit_deferred, audit_is_deferred, audit_record, audit_record_many
 from marketplace.models import Trade
+from marketplace.services.notifications import notifications_batched
 from marketplace.services.recipients import recipients_prefetched
 from marketplace.services.webhooks.constants import EVENT_KINDS as WEBHOOK_KINDS
 from marketplace.services.webhooks.fanout import webhook_fanout, webhooks_batched
@@ -43,6 +45,17 @@ def _webhooks(
             organisation_ids=list(dict.fromkeys(organisation_ids)),
             payload=payload,
         )
+
+
+@contextmanager
+def trade_events_batched(trade: Trade) -> Iterator[None]:
+    """For a worker task that moves a trade several times in one transaction: the events recorded
+    inside are audited with one INSERT when the block ends, the parties' members and endpoints are
+    read once, each member is told once (of the last status) and each endpoint's deliveries go as
+    one task."""
+    with (recipients_prefetched([trade.buyer_id, trade.provider_id]), notifications_batched(), webhooks_batched(),
+          audit_deferred()):
+        yield
 
 
 def trade_event_emit(

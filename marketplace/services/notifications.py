@@ -16,7 +16,7 @@ from typing import Any
 from uuid import UUID
 
 from django.conf import settings
-from django.core.mail import EmailMessage, get_connection, send_mail
+from django.core.mail import EmailMessage, get_connection
 from django.db import transaction
 from django.db.models import Case, F, TextField, Value, When
 from django.utils import timezone
@@ -189,25 +189,9 @@ def notify_officers(*, kind: str, subject: str, body: str) -> list[Notification]
 
 
 def notification_send(*, notification_id: UUID | str) -> bool:
-    """Send one notification if it has not been (idempotent: a duplicate message finds it sent)."""
-    with transaction.atomic():
-        notification = (
-            Notification.objects.select_for_update(of=("self",))
-            .select_related("user")
-            .filter(pk=notification_id, sent_at__isnull=True)
-            .first()
-        )
-        if notification is None:
-            return False
-        address = notification.email or (notification.user.email if notification.user else "")
-        if address:
-            send_mail(f"[Elementa] {notification.subject}", notification.body, settings.DEFAULT_FROM_EMAIL, [address])
-        notification.sent_at = timezone.now()
-        notification.skipped = not address
-        if notification.kind == "invitation":  # the link is a credential: keep no copy once it is sent
-            notification.body = "(invitation link sent; not kept)"
-        notification.save(update_fields=["sent_at", "skipped", "body"])
-    return bool(address)
+    """Send one notification if it has not been (idempotent: a duplicate message finds it sent).
+    True if it went to an address."""
+    return notifications_send(notification_ids=[str(notification_id)]) > 0
 
 
 def notifications_send(*, notification_ids: list[str], count_marked: bool = False) -> int:
@@ -260,10 +244,7 @@ def notifications_sweep(*, older_than: timedelta = timedelta(minutes=2)) -> int:
     due = Notification.objects.filter(sent_at__isnull=True, created_at__lt=timezone.now() - older_than).values_list(
         "id", flat=True
     )[:500]
-    sent = 0
-    for notification_id in list(due):
-        sent += notification_send(notification_id=notification_id)
-    return sent
+    return notifications_send(notification_ids=[str(pk) for pk in due])
 
 
 # --- preferences ------------------------------------------------------------------------------

@@ -7,12 +7,9 @@ from uuid import UUID
 
 from django.db import transaction
 
-from compliance.services.audit import audit_deferred
 from marketplace.models import Trade
-from marketplace.services.notifications import notifications_batched
-from marketplace.services.recipients import recipients_prefetched
+from marketplace.services.events import trade_events_batched
 from marketplace.services.trade_transitions import trade_apply_transition, trade_lock
-from marketplace.services.webhooks.fanout import webhooks_batched
 
 logger = logging.getLogger(__name__)
 
@@ -30,9 +27,7 @@ def trade_settle(*, trade_id: UUID | str) -> Trade | None:
         return trade
     # Entering `settled` pays the provider from escrow, records the Settlement, commits the export
     # volume and issues the grant (trade_transitions.ON_ENTER), all in this transaction.
-    # The status and the grant are audited with one INSERT, the parties' recipients read once.
-    with (recipients_prefetched([trade.buyer_id, trade.provider_id]), notifications_batched(), webhooks_batched(),
-          audit_deferred()):
+    with trade_events_batched(trade):  # the status and the grant: one audit INSERT
         return trade_apply_transition(
             trade=trade, to=Trade.Status.SETTLED, actor_label="system:settlement", reason="settled"
         )

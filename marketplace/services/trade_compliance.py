@@ -12,17 +12,13 @@ from uuid import UUID
 from django.db import transaction
 from django.utils import timezone
 
-from compliance.services.audit import audit_deferred
 from compliance.services.checks import compliance_check_perform
 from compliance.services.exports import export_lock, export_prior, export_release, export_reserve
 from marketplace.models import Trade
 from marketplace.services.compute import compute_alternatives
-from marketplace.services.events import trade_event_emit
-from marketplace.services.notifications import notifications_batched
-from marketplace.services.recipients import recipients_prefetched
+from marketplace.services.events import trade_event_emit, trade_events_batched
 from marketplace.services.trade_facts import trade_transfer_facts
 from marketplace.services.trade_transitions import Step, commit_export_volume, trade_apply_transitions, trade_lock
-from marketplace.services.webhooks.fanout import webhooks_batched
 from marketplace.trade_lifecycle import STATUS_FOR_OUTCOME
 
 logger = logging.getLogger(__name__)
@@ -85,11 +81,7 @@ def trade_check_compliance(*, trade_id: UUID | str, settle: bool = False) -> Tra
     steps = [Step(to, "system:compliance", f"engine decided {check.outcome} ({findings})")]
     if settle_now:  # what trade_settle does, without its task: same effects, same events
         steps.append(Step(Trade.Status.SETTLED, "system:settlement", "settled"))
-    # The decision, each status and the grant are audited with one INSERT; the parties' members
-    # and endpoints are read once; each member is told once (of the last status); each endpoint's
-    # deliveries go as one task.
-    with (recipients_prefetched([trade.buyer_id, trade.provider_id]), notifications_batched(), webhooks_batched(),
-          audit_deferred()):
+    with trade_events_batched(trade):  # the decision, each status and the grant: one audit INSERT
         trade_event_emit(kind="trade.decided", trade=trade, actor_label="system:compliance", data={
             "check": str(check.id), "outcome": check.outcome, "requirements": check.decision["requirements"],
             "rulepacks": check.rulepacks, "rules": [f["rule"] for f in check.decision["findings"]]})
