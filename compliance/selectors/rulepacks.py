@@ -1,7 +1,9 @@
 """Reading rule packs: the compiled set the engine evaluates, cached per process by content."""
 
+from collections.abc import Iterable
 from datetime import date
 from threading import Lock
+from typing import Any
 from uuid import UUID
 
 from django.db.models import QuerySet
@@ -13,14 +15,17 @@ _cache: dict[tuple[tuple[str, str, str], ...], list[CompiledPack]] = {}
 _cache_lock = Lock()
 
 
-def rulepacks_compiled() -> list[CompiledPack]:
+def rulepacks_compiled(*, key_rows: Iterable[tuple[Any, str, str]] | None = None) -> list[CompiledPack]:
     """Every active version, compiled; drafts never reach the engine.
 
-    One cheap query per call; compiling happens only when the set changes. The key holds each
-    active row's id, checksum and status: activating a draft adds an id (and changes its checksum,
-    since activation writes the effective date into the content), so it can never be served stale."""
-    rows = RulePack.objects.filter(status=RulePack.Status.ACTIVE).order_by("id").values_list("id", "checksum", "status")
-    key = tuple((str(i), c, s) for i, c, s in rows)
+    One cheap query per call (none if the caller read `key_rows` itself: each active row's id,
+    checksum and status); compiling happens only when the set changes. The key holds
+    each active row's id, checksum and status: activating a draft adds an id (and changes its
+    checksum, since activation writes the effective date into the content), so it can never be
+    served stale."""
+    if key_rows is None:
+        key_rows = RulePack.objects.filter(status=RulePack.Status.ACTIVE).values_list("id", "checksum", "status")
+    key = tuple(sorted((str(i), c, s) for i, c, s in key_rows))
     cached = _cache.get(key)
     if cached is not None:
         return cached

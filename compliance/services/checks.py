@@ -80,12 +80,14 @@ def flagged_regimes(decision: Decision) -> str:
 
 def compliance_check_perform(
     *, subject_type: str, subject_id: UUID, raw_facts: dict[str, Any], alternatives: Any = None,
+    packs: list[CompiledPack] | None = None,
 ) -> ComplianceCheck:
     """Evaluate and record a decision about a subject. Runs inside the caller's transaction.
 
     `alternatives`, if given, is called with the decision's dict and returns other ways to buy the
-    same data that the law treats more leniently (e.g. ["compute"]); they are recorded with it."""
-    decision = evaluate(facts_parse(raw=raw_facts), rulepacks_compiled())
+    same data that the law treats more leniently (e.g. ["compute"]); they are recorded with it.
+    `packs`: the active rule packs, if the caller read them already (references_current)."""
+    decision = evaluate(facts_parse(raw=raw_facts), rulepacks_compiled() if packs is None else packs)
     recorded = decision.as_dict()
     if alternatives is not None:
         others = alternatives(recorded)

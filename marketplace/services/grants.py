@@ -16,6 +16,7 @@ from uuid import UUID
 
 from django.contrib.auth.models import User
 from django.db import connection, transaction
+from django.db.models import Exists, Max, OuterRef, Subquery
 from django.utils import timezone
 
 from compliance.models import Review
@@ -41,9 +42,32 @@ def _term_days(licence: Any) -> int | None:
     return term
 
 
+# What issuing a grant reads, as annotations a caller about to settle can add to its trade lock
+# (trade_lock(for_settlement=True)): the trade's grant if it has one (a duplicate settlement),
+# whether an officer approved it (whose conditions may shorten the grant) and the dataset's latest
+# file version. Read with the lock, they cost no statement of their own.
+_CONTEXT = ("grant_context_existing", "grant_context_approved", "grant_context_latest")
+
+
+def grant_context_annotations() -> dict[str, Any]:
+    return {
+        _CONTEXT[0]: Subquery(AccessGrant.objects.filter(trade_id=OuterRef("pk")).values("pk")[:1]),
+        _CONTEXT[1]: Exists(Review.objects.filter(subject_type="trade", subject_id=OuterRef("pk"), verdict="approve")),
+        _CONTEXT[2]: Subquery(
+            DatasetFile.objects.filter(dataset_id=OuterRef("dataset_id")).order_by().values("dataset_id")
+            .annotate(latest=Max("version")).values("latest")[:1]
+        ),
+    }
+
+
 def _settlement_context(trade: Trade) -> tuple[UUID | str | None, bool, int | None]:
-    """In one statement: the trade's grant if it has one (a duplicate settlement), whether an
-    officer approved it (whose conditions may shorten the grant) and the dataset's latest file version."""
+    """The grant context read with the trade's lock (used once: taken off the instance), or, for a
+    caller that locked the trade without it, in one statement of its own."""
+    if hasattr(trade, _CONTEXT[0]):
+        existing_id, approved, latest = (getattr(trade, name) for name in _CONTEXT)
+        for name in _CONTEXT:
+            delattr(trade, name)
+        return existing_id, bool(approved), latest
     grant, review, version = AccessGrant._meta, Review._meta, DatasetFile._meta
     with connection.cursor() as cursor:
         cursor.execute(

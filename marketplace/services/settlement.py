@@ -19,7 +19,7 @@ def trade_settle(*, trade_id: UUID | str) -> Trade | None:
     """Settle an approved trade exactly once: the row lock serialises racing workers, the status
     check makes a duplicate delivery a no-op, and Settlement's one-per-trade constraint is the
     last guard."""
-    trade = trade_lock(trade_id=trade_id)
+    trade = trade_lock(trade_id=trade_id, for_settlement=True)
     if trade is None:
         return None
     if trade.status != Trade.Status.APPROVED:

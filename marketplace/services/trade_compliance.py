@@ -12,6 +12,7 @@ from uuid import UUID
 from django.db import transaction
 from django.utils import timezone
 
+from compliance.selectors.references import references_current
 from compliance.services.checks import compliance_check_perform
 from compliance.services.exports import export_lock, export_prior, export_release, export_reserve
 from marketplace.models import Trade
@@ -35,7 +36,7 @@ def trade_check_compliance(*, trade_id: UUID | str, settle: bool = False) -> Tra
     and webhooks say so); a crash before the commit leaves it in `checking`, for a redelivery or
     the sweeper to decide again; after it, a duplicate finds it settled and does nothing. Trades
     approved later (by officers, or re-checks) settle through trade_settle's own task."""
-    trade = trade_lock(trade_id=trade_id, related=True)
+    trade = trade_lock(trade_id=trade_id, related=True, for_settlement=settle)
     if trade is None:
         return None
     if trade.status != Trade.Status.CHECKING:
@@ -44,7 +45,8 @@ def trade_check_compliance(*, trade_id: UUID | str, settle: bool = False) -> Tra
     # Hold the exporter's lock from reading its tallies to reserving this trade's volume: a
     # concurrent check of another trade by the same exporter waits here and then sees it.
     today = timezone.localdate()
-    facts = trade_transfer_facts(trade=trade, trade_date=today, with_prior=False)
+    references = references_current()  # rule packs in force and sanctions snapshots: one read
+    facts = trade_transfer_facts(trade=trade, trade_date=today, with_prior=False, snapshots=references.sanctions)
     export_lock(exporter_id=trade.provider_id)
     facts["prior_exports"] = export_prior(
         exporter_id=trade.provider_id, buyer_id=trade.buyer_id, trade_date=today, exclude_subject_id=trade.id
@@ -56,6 +58,7 @@ def trade_check_compliance(*, trade_id: UUID | str, settle: bool = False) -> Tra
         alternatives=partial(compute_alternatives, dataset=trade.dataset, facts=facts)
         if trade.delivery == "download"
         else None,
+        packs=references.rulepacks,
     )
     to = STATUS_FOR_OUTCOME[check.outcome]
     settle_now = settle and to == Trade.Status.APPROVED

@@ -10,6 +10,7 @@ from uuid import UUID
 
 from django.db.models import IntegerField, Value
 
+from compliance.models import SanctionsList
 from compliance.services.exports import export_prior
 from marketplace.models import Dataset, EvidenceStatus, Organisation, OrganisationMechanism, Trade, TradeDocument
 
@@ -55,13 +56,17 @@ def _record(organisation: Organisation) -> str:
     return f"org:{organisation.id}@v{organisation.facts_version}"
 
 
-def party_facts(*, buyer: Organisation, provider: Organisation) -> dict[str, Any]:
+def party_facts(
+    *, buyer: Organisation, provider: Organisation, snapshots: list[SanctionsList] | None = None
+) -> dict[str, Any]:
     """The parties screened against the current sanctions lists (less reviewed false positives),
-    which list snapshots that was, and which verified version of each party's legal facts."""
+    which list snapshots that was, and which verified version of each party's legal facts.
+    `snapshots`: the current lists, if the caller read them already."""
     from compliance.services.sanctions_lists import sanctions_lists_current
     from marketplace.services.organisations import organisation_screen
 
-    snapshots = sanctions_lists_current()  # read once for both parties
+    if snapshots is None:
+        snapshots = sanctions_lists_current()  # read once for both parties
     buyer_matches, lists = organisation_screen(organisation=buyer, party="buyer", snapshots=snapshots)
     provider_matches, _ = organisation_screen(organisation=provider, party="exporter", snapshots=snapshots)
     return {
@@ -75,6 +80,7 @@ def transfer_facts(
     *, dataset: Dataset, buyer: Organisation, purpose: str, mechanisms: list[dict[str, Any]], trade_date: date,
     destination: str | None = None, exclude_trade: UUID | None = None, delivery: str = "download",
     with_prior: bool = True, standing: list[dict[str, Any]] | None = None,
+    snapshots: list[SanctionsList] | None = None,
 ) -> dict[str, Any]:
     """Engine facts for a purchase of `dataset` by `buyer`. The buyer's jurisdiction is where the
     organisation is established; a `destination` elsewhere is evaluated as a further transfer
@@ -84,7 +90,8 @@ def transfer_facts(
     under the offer's release policy cross the border (the rule packs read it as `delivery`).
     `with_prior=False` leaves `prior_exports` empty for a caller that fills it in itself, later,
     under the exporter's lock (the worker's check: the lock is held as briefly as possible).
-    `standing`: the parties' standing mechanisms, if the caller read them already."""
+    `standing`: the parties' standing mechanisms, and `snapshots` the current sanctions lists, if
+    the caller read them already."""
     provider = dataset.provider
     if standing is None:
         standing = standing_mechanisms(organisation_ids=(buyer.id, provider.id))
@@ -121,19 +128,21 @@ def transfer_facts(
         )
         if with_prior
         else [],
-        "parties": party_facts(buyer=buyer, provider=provider),
+        "parties": party_facts(buyer=buyer, provider=provider, snapshots=snapshots),
     }
     if delivery != "download":
         facts["delivery"] = delivery
     return facts
 
 
-def trade_transfer_facts(*, trade: Trade, trade_date: date, with_prior: bool = True) -> dict[str, Any]:
+def trade_transfer_facts(
+    *, trade: Trade, trade_date: date, with_prior: bool = True, snapshots: list[SanctionsList] | None = None
+) -> dict[str, Any]:
     """Facts for a trade: the mechanisms the buyer named at purchase are intentions and are left
-    out; only accepted evidence counts."""
+    out; only accepted evidence counts. `snapshots`: the current sanctions lists, if read already."""
     documents, standing = trade_mechanisms_on_file(trade=trade)
     return transfer_facts(
         dataset=trade.dataset, buyer=trade.buyer, destination=trade.destination, purpose=trade.purpose,
         mechanisms=documents, trade_date=trade_date, exclude_trade=trade.id,
-        delivery=trade.delivery, with_prior=with_prior, standing=standing,
+        delivery=trade.delivery, with_prior=with_prior, standing=standing, snapshots=snapshots,
     )

@@ -16,7 +16,7 @@ from config.enqueue import enqueue
 from config.errors import NotFoundError
 from marketplace.models import Trade, TradeEvent
 from marketplace.services.events import trade_event_emit, trade_events_emit
-from marketplace.services.grants import grant_issue
+from marketplace.services.grants import grant_context_annotations, grant_issue
 from marketplace.services.ledger import ledger_hold, ledger_pay_provider, ledger_release
 from marketplace.trade_lifecycle import ensure_transition_allowed
 
@@ -98,13 +98,16 @@ def trade_open(
     return trade
 
 
-def trade_lock(*, trade_id: UUID | str, related: bool = False) -> Trade | None:
+def trade_lock(*, trade_id: UUID | str, related: bool = False, for_settlement: bool = False) -> Trade | None:
     """Lock one trade row for the rest of the transaction, or None if it is gone. With `related`,
-    the dataset, provider and buyer come in the same query (only the trade row is locked).
+    the dataset, provider and buyer come in the same query (only the trade row is locked). With
+    `for_settlement`, what issuing its grant reads comes with it too (grant_context_annotations).
     On SQLite select_for_update is a no-op: IMMEDIATE transactions lock the whole file instead."""
     qs = Trade.objects.select_for_update(of=("self",)) if related else Trade.objects.select_for_update()
     if related:
         qs = qs.select_related("dataset", "dataset__provider", "provider", "buyer")  # the facts read all four
+    if for_settlement:
+        qs = qs.annotate(**grant_context_annotations())
     return qs.filter(pk=trade_id).first()
 
 

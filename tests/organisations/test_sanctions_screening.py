@@ -11,6 +11,8 @@ from django.utils import timezone
 from compliance.models import AuditEvent, SanctionsEntry, SanctionsList
 from compliance.sanctions.formats import parse_eu_fsf_csv, parse_ofac_sdn
 from compliance.sanctions.matching import normalise
+from compliance.selectors.references import references_current
+from compliance.selectors.rulepacks import rulepacks_compiled
 from compliance.services.checks import compliance_evaluate
 from marketplace.models import AccessGrant, GrantFlag, Trade
 from marketplace.services.rescreening import rescreen_after_list_import
@@ -167,6 +169,29 @@ def test_a_listed_provider_cannot_sell(rulepacks, buyer_eu):
         "exporter 'Beijing Xingchen Keji Co., Ltd.' matches ofac_sdn@"
         in trade.decision.decision["findings"][0]["explanation"]
     )
+
+
+def test_the_workers_one_read_names_the_newest_snapshot_of_each_list_and_the_packs_in_force(rulepacks):
+    import_ofac("ofac-v1")
+    newest_ofac, eu = import_ofac("ofac-v2"), import_eu()
+
+    references = references_current()
+
+    assert [s.ref for s in references.sanctions] == [newest_ofac.ref, eu.ref]
+    assert [s.pk for s in references.sanctions] == [newest_ofac.pk, eu.pk]
+    assert references.rulepacks is rulepacks_compiled()  # the same compiled set, from the same cache
+
+
+def test_the_worker_that_would_settle_at_once_still_screens_the_exporter(rulepacks, buyer_eu):
+    import_ofac("ofac-v2")
+    provider = OrganisationFactory(name="Beijing Xingchen Keji Co., Ltd.", jurisdiction="DE")
+    dataset = DatasetFactory(provider=provider, classification="public", categories=["statistics"], subjects=0)
+
+    trade = trade_check_compliance(trade_id=trade_create(membership=buyer_eu, dataset_id=dataset.id).id, settle=True)
+
+    assert trade.status == Trade.Status.REJECTED
+    assert trade.decision.facts["parties"]["lists"] == [SanctionsList.objects.get(source="ofac_sdn").ref]
+    assert not AccessGrant.objects.filter(trade_id=trade.id).exists()
 
 
 # --- reviewed false positives -----------------------------------------------------------------
