@@ -229,7 +229,7 @@ _cache_url = os.environ.get("ELEMENTA_CACHE_URL") or (
 )
 CACHES: dict[str, dict[str, Any]] = {
     "default": {
-        "BACKEND": "django.core.cache.backends.redis.RedisCache",
+        "BACKEND": "config.redis_cache.ElementaRedisCache",  # Django's, one client per pool
         "LOCATION": _cache_url,
         "KEY_PREFIX": "elementa",
     }

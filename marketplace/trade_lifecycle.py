@@ -19,6 +19,10 @@ TRANSITIONS: dict[str, frozenset[str]] = {
 TERMINAL = frozenset(status for status, nexts in TRANSITIONS.items() if not nexts)
 # No more compliance work or evidence: settled (money moved) or ended.
 CLOSED = TERMINAL | {S.SETTLED}
+# Statuses the system itself moves a trade out of within moments (the engine's check): nobody waits
+# on them, so members are not e-mailed on entering one (webhooks and the trade's events still show
+# them); the next status, which usually follows in under a second, is what they are told.
+UNANNOUNCED = frozenset({S.CHECKING})
 CANCELLABLE = frozenset(status for status, nexts in TRANSITIONS.items() if S.CANCELLED in nexts)
 
 # What the engine's outcome does to a trade in `checking`: allow and allow_flagged approve it, needs_* waits

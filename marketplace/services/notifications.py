@@ -23,6 +23,7 @@ from django.utils import timezone
 
 from config.enqueue import enqueue
 from marketplace.models import Membership, Notification, NotificationPreference
+from marketplace.trade_lifecycle import UNANNOUNCED
 
 logger = logging.getLogger(__name__)
 
@@ -310,24 +311,31 @@ FOUR_EYES_EVENTS = (
 )
 
 
+def _notify_status(*, subject_id: str, to: str, data: dict[str, Any]) -> None:
+    """The trade's parties' members who want it are told of its new status (one message per
+    member per transaction: the collapse key keeps the last)."""
+    # trade events carry their parties (events.trade_event_emit): no need to read the trade again
+    parties = [data["buyer"], data["provider"]] if data.get("buyer") and data.get("provider") else (
+        _parties_of("trade", subject_id)
+    )
+    notify(
+        kind="trade_status",
+        user_ids=members_wanting("trade_status", parties),
+        preferences_checked=True,
+        subject=f"Trade {subject_id[:8]} is now {to}",
+        body=f"Trade {subject_id} changed from {data.get('from') or 'new'} to {to}: "
+        f"{data.get('reason', '')}".strip(),
+        collapse=f"trade:{subject_id}",
+    )
+
+
 def notify_for_event(*, kind: str, subject_type: str, subject_id: str, data: dict[str, Any]) -> None:
     """Map an audited domain event to the notifications it causes (called in its transaction)."""
     what = f"{subject_type} {subject_id}"
     if kind == "trade.status_changed":
         to = data.get("to", "")
-        # trade events carry their parties (events.trade_event_emit): no need to read the trade again
-        parties = [data["buyer"], data["provider"]] if data.get("buyer") and data.get("provider") else (
-            _parties_of("trade", subject_id)
-        )
-        notify(
-            kind="trade_status",
-            user_ids=members_wanting("trade_status", parties),
-            preferences_checked=True,
-            subject=f"Trade {subject_id[:8]} is now {to}",
-            body=f"Trade {subject_id} changed from {data.get('from') or 'new'} to {to}: "
-            f"{data.get('reason', '')}".strip(),
-            collapse=f"trade:{subject_id}",
-        )
+        if to not in UNANNOUNCED:
+            _notify_status(subject_id=subject_id, to=to, data=data)
         if to == "in_review":
             notify_officers(
                 kind="review_waiting",

@@ -1,7 +1,7 @@
 """Who hears of an event: the organisations' members (with their muted kinds) and their active
 webhook endpoints, read in one UNION query and shared by the notification and webhook fan-outs of
 the events recorded inside `recipients_prefetched` (a purchase records two; each would otherwise
-read members, preferences and endpoints again)."""
+read members, preferences and endpoints again), and read only once one of them needs them."""
 
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
@@ -23,7 +23,21 @@ class Recipients:
     endpoints: list[tuple[UUID, list[str]]]  # (endpoint id, chosen kinds) of active endpoints
 
 
-_current: ContextVar[Recipients | None] = ContextVar("elementa_recipients", default=None)
+class _Lazy:
+    """The recipients of a block, read on first use: a block whose events tell nobody (no member
+    to notify, no organisation with an endpoint) reads nothing."""
+
+    def __init__(self, organisation_ids: frozenset[str]) -> None:
+        self.organisation_ids = organisation_ids
+        self._loaded: Recipients | None = None
+
+    def get(self) -> Recipients:
+        if self._loaded is None:
+            self._loaded = recipients_load(self.organisation_ids)
+        return self._loaded
+
+
+_current: ContextVar[_Lazy | None] = ContextVar("elementa_recipients", default=None)
 
 
 def _key(organisation_ids: Iterable[Any]) -> frozenset[str]:
@@ -55,17 +69,16 @@ def recipients_load(organisation_ids: Iterable[Any]) -> Recipients:
 
 
 @contextmanager
-def recipients_prefetched(organisation_ids: Iterable[Any]) -> Iterator[Recipients]:
-    """Read the recipients once for the events emitted inside the block."""
-    recipients = recipients_load(organisation_ids)
-    token = _current.set(recipients)
+def recipients_prefetched(organisation_ids: Iterable[Any]) -> Iterator[None]:
+    """Read the recipients once for the events emitted inside the block (when the first needs them)."""
+    token = _current.set(_Lazy(_key(organisation_ids)))
     try:
-        yield recipients
+        yield
     finally:
         _current.reset(token)
 
 
 def recipients_prefetched_for(organisation_ids: Iterable[Any]) -> Recipients | None:
-    """The prefetched recipients if they were read for exactly these organisations, else None."""
+    """The block's recipients if it reads them for exactly these organisations, else None."""
     current = _current.get()
-    return current if current is not None and current.organisation_ids == _key(organisation_ids) else None
+    return current.get() if current is not None and current.organisation_ids == _key(organisation_ids) else None

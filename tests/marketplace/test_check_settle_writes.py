@@ -71,6 +71,25 @@ def test_each_member_is_told_once_that_the_trade_settled_by_one_message(
     assert len([c for c in callbacks if "_enqueue" in repr(c)]) == 1
 
 
+def test_a_purchase_emails_nobody_until_the_check_has_decided_and_webhooks_still_hear_of_it(
+    rulepacks, buyer_eu, eu_personal
+):
+    endpoint = WebhookEndpoint.objects.create(organisation=buyer_eu.organisation, url="https://hooks.example.org/in",
+                                              secret="s3cret", events=["trade.status_changed"])
+    before = set(Notification.objects.values_list("id", flat=True))
+
+    trade = trade_create(membership=buyer_eu, dataset_id=eu_personal.id, repeat=True)
+
+    assert not Notification.objects.exclude(id__in=before).exists()  # "checking" waits on nobody
+    delivered = WebhookDelivery.objects.filter(endpoint=endpoint, kind="trade.status_changed")
+    assert [d.payload["data"]["to"] for d in delivered] == ["checking"]
+
+    trade_check_compliance(trade_id=trade.id, settle=True)
+
+    told = Notification.objects.exclude(id__in=before).filter(user_id=buyer_eu.user_id)
+    assert [n.subject for n in told] == [f"Trade {str(trade.id)[:8]} is now settled"]
+
+
 def test_webhook_deliveries_of_deferred_events_carry_the_events_real_ids(rulepacks, buyer_eu, eu_personal):
     endpoint = WebhookEndpoint.objects.create(organisation=buyer_eu.organisation, url="https://hooks.example.org/in",
                                               secret="s3cret", events=["trade.status_changed", "grant.issued"])
