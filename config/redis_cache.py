@@ -17,12 +17,11 @@ class ReusingRedisCacheClient(RedisCacheClient):
         self._clients: dict[int, Any] = {}
 
     def get_client(self, key: Any = None, *, write: bool = False) -> Any:
-        index = self._get_connection_pool_index(write)
-        client = self._clients.get(index)
-        if client is None:
-            if index not in self._pools:
-                self._pools[index] = self._pool_class.from_url(self._servers[index], **self._pool_options)
-            client = self._clients[index] = self._client(connection_pool=self._pools[index])
+        this: Any = self  # Django's pool API (private, stable since 4.0) is not in django-stubs
+        pool = this._get_connection_pool(write)
+        client = self._clients.get(id(pool))
+        if client is None:  # pools live as long as this object, so their ids are stable keys
+            client = self._clients[id(pool)] = this._client(connection_pool=pool)
         return client
 
 

@@ -140,7 +140,7 @@ def on_redis(settings: Any, redis_server: PrivateRedis) -> Iterator[PrivateRedis
     """The API process's cache and broker on the private Redis, configured as config/settings.py
     configures them for a redis:// broker URL."""
     settings.CACHES = {"default": {
-        "BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": URL, "KEY_PREFIX": "elementa-outage",
+        "BACKEND": "config.redis_cache.ElementaRedisCache", "LOCATION": URL, "KEY_PREFIX": "elementa-outage",
         "OPTIONS": settings_module.redis_cache_options(settings.ELEMENTA_CACHE_TIMEOUT),
     }}
     settings.ELEMENTA_OUTAGE_RETRY_AFTER = 1.0
@@ -193,6 +193,21 @@ def login(client: Any, username: str, password: str) -> Any:
 
 def events(caplog: pytest.LogCaptureFixture) -> set[str]:
     return {getattr(record, "event", "") for record in caplog.records}
+
+
+def test_the_cache_keeps_one_redis_client_and_it_dials_again_after_a_restart(on_redis):
+    from django.core.cache import cache
+
+    client = cache._cache.get_client(write=True)  # type: ignore[attr-defined]
+    assert cache._cache.get_client() is client  # type: ignore[attr-defined]  # not a new one per call
+    cache.set("restart-probe", 1)
+
+    on_redis.stop()
+    on_redis.start()  # its pooled connection is dead now
+
+    cache.set("restart-probe", 2)
+    assert cache.get("restart-probe") == 2
+    assert cache._cache.get_client() is client  # type: ignore[attr-defined]
 
 
 def test_writes_answer_while_redis_is_down(on_redis, client_for, client, buyer_eu, eu_public, caplog):
