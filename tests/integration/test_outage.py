@@ -198,8 +198,8 @@ def events(caplog: pytest.LogCaptureFixture) -> set[str]:
 def test_the_cache_keeps_one_redis_client_and_it_dials_again_after_a_restart(on_redis):
     from django.core.cache import cache
 
-    client = cache._cache.get_client(write=True)  # type: ignore[attr-defined]
-    assert cache._cache.get_client() is client  # type: ignore[attr-defined]  # not a new one per call
+    client = cache._cache.get_client(write=True)
+    assert cache._cache.get_client() is client  # not a new one per call
     cache.set("restart-probe", 1)
 
     on_redis.stop()
@@ -207,7 +207,7 @@ def test_the_cache_keeps_one_redis_client_and_it_dials_again_after_a_restart(on_
 
     cache.set("restart-probe", 2)
     assert cache.get("restart-probe") == 2
-    assert cache._cache.get_client() is client  # type: ignore[attr-defined]
+    assert cache._cache.get_client() is client
 
 
 def test_writes_answer_while_redis_is_down(on_redis, client_for, client, buyer_eu, eu_public, caplog):
