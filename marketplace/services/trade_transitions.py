@@ -9,9 +9,11 @@ from uuid import UUID
 
 from django.contrib.auth.models import User
 from django.db import transaction
+from django.db.models import QuerySet
 from django.utils import timezone
 
 from compliance.services.exports import export_commit, export_release
+from config.compiled import CompiledLookup
 from config.enqueue import enqueue
 from config.errors import NotFoundError
 from marketplace.models import Trade, TradeEvent
@@ -98,17 +100,32 @@ def trade_open(
     return trade
 
 
+def _trade_lock_query(*, related: bool, for_settlement: bool) -> Callable[[UUID], QuerySet[Trade]]:
+    def build(trade_id: UUID) -> QuerySet[Trade]:
+        qs = Trade.objects.select_for_update(of=("self",)) if related else Trade.objects.select_for_update()
+        if related:
+            qs = qs.select_related("dataset", "dataset__provider", "provider", "buyer")  # the facts read all four
+        if for_settlement:
+            qs = qs.annotate(**grant_context_annotations())
+        return qs.filter(pk=trade_id)
+
+    return build
+
+
+# Each shape of the lock compiled once per process (config/compiled.py): the ORM would compile the
+# worker's (four joins, three subqueries) on every trade, for 9 ms of CPU.
+_TRADE_LOCKS = {
+    (related, for_settlement): CompiledLookup(_trade_lock_query(related=related, for_settlement=for_settlement))
+    for related in (False, True) for for_settlement in (False, True)
+}
+
+
 def trade_lock(*, trade_id: UUID | str, related: bool = False, for_settlement: bool = False) -> Trade | None:
     """Lock one trade row for the rest of the transaction, or None if it is gone. With `related`,
     the dataset, provider and buyer come in the same query (only the trade row is locked). With
     `for_settlement`, what issuing its grant reads comes with it too (grant_context_annotations).
     On SQLite select_for_update is a no-op: IMMEDIATE transactions lock the whole file instead."""
-    qs = Trade.objects.select_for_update(of=("self",)) if related else Trade.objects.select_for_update()
-    if related:
-        qs = qs.select_related("dataset", "dataset__provider", "provider", "buyer")  # the facts read all four
-    if for_settlement:
-        qs = qs.annotate(**grant_context_annotations())
-    return qs.filter(pk=trade_id).first()
+    return _TRADE_LOCKS[(related, for_settlement)].get(trade_id)
 
 
 def trade_apply_transition(
