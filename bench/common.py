@@ -5,6 +5,7 @@ The benchmarks run as scripts (`python bench/pipeline.py`), so this module is im
 
 import math
 import os
+import time
 from collections.abc import Sequence
 
 import requests
@@ -47,3 +48,20 @@ def cpu_seconds(pid: int) -> float:
     fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
     ticks = sum(int(f) for f in fields[11:15])  # utime, stime, cutime, cstime
     return ticks / os.sysconf("SC_CLK_TCK")
+
+
+def calibration_ms(rounds: int = 3) -> float:
+    """CPU milliseconds this process needs for a fixed pure-Python loop (the best of `rounds`): how
+    fast a core runs right now. On a shared virtual machine every CPU-per-unit figure varied
+    1.5-2x within one session with the neighbours' load, and so did this loop (75-135 ms in one
+    session): it tells a slow run from a fast one, and a figure divided by it ("calibration
+    loops") is a rough guide across machines, not a precise one. Ratios within one run stay the
+    comparison to trust."""
+    best = float("inf")
+    for _ in range(rounds):
+        started = time.process_time()
+        total = 0
+        for i in range(2_000_000):
+            total += i
+        best = min(best, time.process_time() - started)
+    return best * 1000

@@ -46,7 +46,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import requests
-from common import percentile, sign_in
+from common import calibration_ms, percentile, sign_in
 from procs import CpuSample, cpu_delta, sample
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -502,6 +502,13 @@ def render(f: dict[str, Any]) -> str:
         f"ratio trades/s ÷ no-op tasks/s = {num(f['ratio'], 3)}"
         "   (an allowed trade is 1 task, check and settle, plus its notifications)",
     ]
+    if f.get("calibration_ms"):
+        before, after = f["calibration_ms"]
+        total = sum(f["drain_cpu_ms_per_trade"].values())
+        lines.append(
+            f"machine speed: the calibration loop took {before} ms of CPU before the run, {after} ms after; "
+            f"CPU per trade, first POST → all settled = {total / ((before + after) / 2):.2f} calibration loops"
+        )
     for error, count in f["post_error_kinds"].items():
         lines.append(f"  POST error ×{count}: {error}")
     return "\n".join(lines)
@@ -592,6 +599,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def run(args: argparse.Namespace) -> int:
     env = describe_environment(args.note)
+    calibration_before = calibration_ms()
     api = login(args.url, args.username, args.password)
     dataset_id = find_dataset(api)
     if not args.no_fund:
@@ -602,6 +610,7 @@ def run(args: argparse.Namespace) -> int:
                         rate=args.rate)
     noops = NoopReport() if args.post_only else run_noop(args.noop, args.timeout)
     result = figures(env, args, trades, noops)
+    result["calibration_ms"] = [round(calibration_before, 1), round(calibration_ms(), 1)]
     print(json.dumps(result, default=str) if args.json else render(result))
     healthy = not (trades.timed_out or noops.timed_out or trades.errors or noops.failed)
     if args.post_only:
