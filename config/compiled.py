@@ -78,7 +78,8 @@ class CompiledLookup(Generic[M]):
     def get(self, key: UUID | str, *, using: str = "default") -> M | None:
         compiled = self._for(using)
         connection = connections[using]
-        if compiled.locks and connection.get_autocommit():  # as the ORM refuses it
+        if compiled.locks and connection.features.has_select_for_update and connection.get_autocommit():
+            # as the ORM refuses it (SQLite has no row locks, and the ORM lets it through there)
             raise TransactionManagementError("select_for_update cannot be used outside of a transaction.")
         value = compiled.pk.get_db_prep_value(compiled.pk.to_python(key), connection)
         params = list(compiled.params)
