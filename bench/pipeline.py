@@ -504,10 +504,12 @@ def render(f: dict[str, Any]) -> str:
     ]
     if f.get("calibration_ms"):
         before, after = f["calibration_ms"]
-        total = sum(f["drain_cpu_ms_per_trade"].values())
+        drained = sum(f["drain_cpu_ms_per_trade"].values())
+        phase, total = ("first POST → all settled", drained) if drained else (
+            "while posting", sum(f["post_cpu_ms_per_trade"].values()))
         lines.append(
             f"machine speed: the calibration loop took {before} ms of CPU before the run, {after} ms after; "
-            f"CPU per trade, first POST → all settled = {total / ((before + after) / 2):.2f} calibration loops"
+            f"CPU per trade, {phase} = {total / ((before + after) / 2):.2f} calibration loops"
         )
     for error, count in f["post_error_kinds"].items():
         lines.append(f"  POST error ×{count}: {error}")
