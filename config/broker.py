@@ -8,14 +8,15 @@ in this project's test suite). Here a message is written under a name the consum
 
 Registered as the `filesystem://` transport, so broker URLs and settings are unchanged.
 
-The Redis transport (`redis://`) gets one guard too. When the worker loses Redis it closes the old
-connection: kombu detaches the transport (`transport.client = None`) even if a channel could not be
-closed because Redis was down at that moment. Whatever later touches such a channel (restoring its
-unacknowledged messages at close, an ack of a task that was still running) asks for connection
-parameters and fails with `AttributeError: 'NoneType' object has no attribute 'hostname'` in
-`_connparams`. An AttributeError is not a connection error to Celery, so the worker logged
-"Unrecoverable error" and exited. Here a detached channel raises redis' ConnectionError instead: a
-connection error Celery already handles (it reconnects, and the broker redelivers the message).
+The Redis transport (`redis://`) gets two guards (the second is `RedisQoS`, below). When the worker
+loses Redis it closes the old connection: kombu detaches the transport (`transport.client = None`)
+even if a channel could not be closed because Redis was down at that moment. Whatever later touches
+such a channel (restoring its unacknowledged messages at close, an ack of a task that was still
+running) asks for connection parameters and fails with `AttributeError: 'NoneType' object has no
+attribute 'hostname'` in `_connparams`. An AttributeError is not a connection error to Celery, so
+the worker logged "Unrecoverable error" and exited. Here a detached channel raises redis'
+ConnectionError instead: a connection error Celery already handles (it reconnects, and the broker
+redelivers the message).
 """
 
 import os
@@ -23,7 +24,7 @@ import uuid
 from time import monotonic
 from typing import Any
 
-from kombu.transport import TRANSPORT_ALIASES, filesystem
+from kombu.transport import TRANSPORT_ALIASES, filesystem, virtual
 from kombu.transport import redis as kombu_redis
 from kombu.utils.encoding import str_to_bytes
 from kombu.utils.json import dumps
@@ -51,7 +52,38 @@ class Transport(filesystem.Transport):
 TRANSPORT_ALIASES["filesystem"] = "config.broker:Transport"
 
 
+class RedisQoS(kombu_redis.QoS):
+    """An acknowledgement that cannot reach Redis still frees the worker's prefetch slot.
+
+    Upstream, `ack` removes the message from Redis' unacked index first and forgets the delivery
+    locally only if that worked. When Redis is frozen (it accepts connections and answers nothing)
+    the removal times out, Celery logs "Couldn't ack" and carries on, and the delivery stays counted
+    against the prefetch limit for good: the connection never drops, so nothing restores it. After
+    as many failed acks as the worker's concurrency it takes no more messages at all, alive and
+    idle, while trades wait (bench/faults.py, scenario 4). Here the slot is freed either way and the
+    error still propagates (Celery logs it as before). The message stays in Redis' unacked index,
+    so Redis redelivers it after the visibility timeout; the tasks are idempotent, and a repeat
+    finds its work done."""
+
+    def ack(self, delivery_tag: Any) -> None:
+        try:
+            self._remove_from_indices(delivery_tag).execute()
+        finally:
+            virtual.QoS.ack(self, delivery_tag)
+
+    def reject(self, delivery_tag: Any, requeue: bool = False) -> None:
+        try:
+            if requeue:
+                self.restore_by_tag(delivery_tag, leftmost=True)
+            else:
+                self._remove_from_indices(delivery_tag).execute()
+        finally:
+            virtual.QoS.ack(self, delivery_tag)
+
+
 class RedisChannel(kombu_redis.Channel):
+    QoS = RedisQoS
+
     def _connparams(self, asynchronous: bool = False) -> dict[str, Any]:
         transport = self.connection
         if transport is None or transport.client is None:

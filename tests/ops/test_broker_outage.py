@@ -55,6 +55,36 @@ def test_a_channel_left_open_by_a_lost_connection_fails_as_a_connection_error(re
         leftover[0].close()
 
 
+def test_an_ack_a_frozen_redis_cannot_answer_still_frees_the_consumers_slot(redis_broker):
+    """Redis frozen (SIGSTOP: connections stay open, nothing answers) while a consumer acknowledges:
+    the ack fails as a connection error (Celery logs "Couldn't ack" and carries on), and once Redis
+    answers again the consumer can take the next message. Upstream the delivery stayed counted
+    against the prefetch limit, and a freeze never drops the connection that would have reset it:
+    a worker whose every slot leaked this way stayed alive and took no more tasks. (The ack's
+    commands may still land when Redis wakes, from the socket's buffer; if they do not, Redis
+    redelivers the message after the visibility timeout, and the tasks are idempotent.)"""
+    queue = Queue("ack-guard", Exchange("ack-guard"), "ack-guard")
+    conn = Connection(redis_broker.url, transport_options={"socket_timeout": 0.5, "socket_connect_timeout": 0.5})
+    with conn.Producer() as producer:
+        for n in range(2):
+            producer.publish({"n": n}, exchange=queue.exchange, routing_key="ack-guard", declare=[queue])
+    channel = conn.channel()
+    channel.basic_qos(0, 1, False)  # one message in flight, as a worker process with prefetch 1
+    message = channel.basic_get("ack-guard", no_ack=False)
+    assert message is not None and not channel.qos.can_consume()
+
+    redis_broker.kill(signal.SIGSTOP)
+    try:
+        with pytest.raises(conn.connection_errors):
+            message.ack()
+    finally:
+        redis_broker.kill(signal.SIGCONT)
+
+    assert channel.qos.can_consume()
+    assert channel.basic_get("ack-guard", no_ack=False).payload == {"n": 1}
+    conn.release()
+
+
 @pytest.fixture
 def api_publishes_to(redis_broker: PrivateRedis) -> Iterator[None]:
     """This process (the API) publishes to the private Redis too, failing fast while it is down."""
