@@ -33,7 +33,11 @@ def send(name: str, args: list[Any], countdown: float | None, queue: str | None)
         routed = queue_for(name, settings.ELEMENTA_TASK_QUEUES)  # its workers declare it (quorum on RabbitMQ)
         destination = task_queue(routed, settings.CELERY_BROKER_URL) if routed else None
     try:
-        app.send_task(name, args=args, countdown=countdown, queue=destination)
+        # ignore_result: no task here returns one (CELERY_TASK_IGNORE_RESULT), but send_task by name
+        # cannot know that, and without it Celery subscribes to the task's result on the result
+        # backend: a Redis SUBSCRIBE on every publish and, with Redis down, 20 reconnect attempts
+        # (about 19 s) inside the request (bench/faults.py scenario 2)
+        app.send_task(name, args=args, countdown=countdown, queue=destination, ignore_result=True)
     except (KombuOperationalError, OSError) as exc:
         broker_breaker.failed(exc)
         raise
