@@ -7,7 +7,8 @@ compiled once (the profiler inflates Python calls; the pipeline bench saw about 
 saved). `CompiledLookup` builds the queryset once, with a sentinel key, keeps the SQL
 and the compiler, and for each call swaps the key into the parameters, runs the statement and
 builds the instances exactly as Django's ModelIterable does (select_related relations,
-annotations, field converters). The SQL is the ORM's own, so it is the same on every database the
+annotations, field converters). `CompiledFirst` does the same for a queryset with no key (the
+first row of an order). The SQL is the ORM's own, so it is the same on every database the
 ORM supports. tests/test_compiled.py compares its results with the plain queryset's.
 
 It relies on compiler attributes that are internal to Django (select, klass_info,
@@ -32,7 +33,7 @@ _SENTINEL = UUID("00000000-5e17-4e17-8e17-000000005e17")
 
 
 class _Compiled:
-    def __init__(self, queryset: QuerySet[Any]) -> None:
+    def __init__(self, queryset: QuerySet[Any], *, keyed: bool = True) -> None:
         self.db = queryset.db
         connection = connections[self.db]
         self.compiler: Any = queryset.query.get_compiler(using=self.db)
@@ -43,7 +44,7 @@ class _Compiled:
         marker = pk.get_db_prep_value(_SENTINEL, connection)
         self.params = list(params)
         self.slots = [i for i, p in enumerate(self.params) if p == marker]
-        if not self.slots:
+        if keyed and not self.slots:
             raise ValueError("the queryset must filter on the key it is built with")
         klass_info = self.compiler.klass_info
         select = self.compiler.select
@@ -79,22 +80,49 @@ class CompiledLookup(Generic[M]):
     def get(self, key: UUID | str, *, using: str = "default") -> M | None:
         compiled = self._for(using)
         connection = connections[using]
-        if compiled.locks and connection.features.has_select_for_update and connection.get_autocommit():
-            # as the ORM refuses it (SQLite has no row locks, and the ORM lets it through there)
-            raise TransactionManagementError("select_for_update cannot be used outside of a transaction.")
         value = compiled.pk.get_db_prep_value(compiled.pk.to_python(key), connection)
         params = list(compiled.params)
         for slot in compiled.slots:
             params[slot] = value
-        with connection.cursor() as cursor:
-            cursor.execute(compiled.sql, params)
-            rows = cursor.fetchmany(2)
-        if not rows:
-            return None
-        row = next(iter(compiled.compiler.results_iter([rows[:1]])))
-        obj: M = compiled.model.from_db(using, compiled.init_list, row[compiled.start:compiled.end])
-        for populator in compiled.populators:
-            populator.populate(row, obj)
-        for name, position in compiled.annotations.items():
-            setattr(obj, name, row[position])
-        return obj
+        return _run(compiled, params, using)
+
+
+class CompiledFirst(Generic[M]):
+    """`build()` returns a queryset of at most one row with no key (`[:1]`, an order, a filter of
+    constants); `first()` runs it, compiled once per database alias."""
+
+    def __init__(self, build: Callable[[], QuerySet[M]]) -> None:
+        self._build = build
+        self._compiled: dict[str, _Compiled] = {}
+        self._lock = Lock()
+
+    def first(self, *, using: str = "default") -> M | None:
+        compiled = self._compiled.get(using)
+        if compiled is None:
+            queryset = self._build()
+            if queryset.db != using:
+                raise ValueError(f"the queryset runs on {queryset.db}, not {using}")
+            compiled = _Compiled(queryset, keyed=False)
+            with self._lock:
+                self._compiled[using] = compiled
+        return _run(compiled, list(compiled.params), using)
+
+
+def _run(compiled: _Compiled, params: list[Any], using: str) -> Any:
+    """Run the compiled statement and build its first row's instance as ModelIterable does."""
+    connection = connections[using]
+    if compiled.locks and connection.features.has_select_for_update and connection.get_autocommit():
+        # as the ORM refuses it (SQLite has no row locks, and the ORM lets it through there)
+        raise TransactionManagementError("select_for_update cannot be used outside of a transaction.")
+    with connection.cursor() as cursor:
+        cursor.execute(compiled.sql, params)
+        rows = cursor.fetchmany(2)
+    if not rows:
+        return None
+    row = next(iter(compiled.compiler.results_iter([rows[:1]])))
+    obj = compiled.model.from_db(using, compiled.init_list, row[compiled.start:compiled.end])
+    for populator in compiled.populators:
+        populator.populate(row, obj)
+    for name, position in compiled.annotations.items():
+        setattr(obj, name, row[position])
+    return obj

@@ -123,6 +123,21 @@ class GuardedCache:
     def add(self, key: str, value: Any, timeout: Any = DEFAULT_TIMEOUT) -> bool:
         return bool(self._call("add", key, value, timeout))
 
+    def add_shared(self, key: str, value: Any, timeout: Any = DEFAULT_TIMEOUT) -> bool | None:
+        """add() on the shared cache only: None while it is unavailable, for a caller whose claim
+        means nothing unless every process sees it (a per-process claim would hold back the others)."""
+        if cache_breaker.allow():
+            from django.core.cache import caches
+
+            try:
+                result = caches["default"].add(key, value, timeout)
+            except self._errors as exc:
+                cache_breaker.failed(exc)
+            else:
+                cache_breaker.succeeded()
+                return bool(result)
+        return None
+
     def incr(self, key: str, delta: int = 1) -> int:
         return int(self._call("incr", key, delta))
 

@@ -24,6 +24,7 @@ def task_queue(name: str, broker_url: str) -> Queue:
 # jurisdiction instead (ELEMENTA_COMPUTE_QUEUE_PREFIX).
 TASK_FAMILIES: dict[str, str] = {
     "marketplace.trade_check_compliance": "checks",
+    "marketplace.trades_check_drain": "checks",
     "marketplace.trades_sweep_stuck": "checks",
     "marketplace.trade_settle": "settlement",
     "marketplace.webhook_deliver": "webhooks",

@@ -25,6 +25,13 @@ def trade_check_compliance_task(trade_id: str) -> None:
         trade_check_compliance(trade_id=trade_id, settle=True)  # an approving decision settles at once
 
 
+@shared_task(name="marketplace.trades_check_drain", acks_late=True, **RETRY)
+def trades_check_drain_task() -> None:
+    from marketplace.services.check_drain import trades_check_drain
+
+    trades_check_drain()
+
+
 @shared_task(name="marketplace.trade_settle", acks_late=True, **RETRY)
 def trade_settle_task(trade_id: str) -> None:
     from marketplace.services.settlement import trade_settle

@@ -235,10 +235,12 @@ def _outage_breakers_closed() -> Iterator[None]:
 
 
 def _forget_the_drain_claim() -> None:
-    """A test whose publishes went nowhere may have claimed this second's outbox drain: the next
-    test's notifications must not wait for a drain that was never published."""
+    """A test whose publishes went nowhere may have claimed this second's outbox drain or check
+    drain: the next test's notifications and trades must not wait for a drain never published."""
     from config.outage import guarded_cache
     from marketplace.services.notifications import DRAIN_KEY
+    from marketplace.services.trade_transitions import CHECK_DRAIN_KEY
 
-    guarded_cache.delete(DRAIN_KEY)  # the shared cache, or this process's stand-in while it is down
-    guarded_cache.local.delete(DRAIN_KEY)
+    for key in (DRAIN_KEY, CHECK_DRAIN_KEY):
+        guarded_cache.delete(key)  # the shared cache, or this process's stand-in while it is down
+        guarded_cache.local.delete(key)

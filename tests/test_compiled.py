@@ -3,6 +3,7 @@ rows, annotations), in one statement, on whichever database the suite runs on; a
 what the ORM refuses."""
 
 import uuid
+from datetime import timedelta
 
 import pytest
 from django.core.exceptions import ValidationError
@@ -85,3 +86,23 @@ def test_a_lock_outside_a_transaction_is_refused_as_the_orm_refuses_it():
     assert compiled == plain
     if connection.features.has_select_for_update:
         assert compiled is TransactionManagementError
+
+
+def test_the_compiled_next_waiting_trade_is_the_oldest_in_checking_as_the_queryset_finds_it(
+    rulepacks, buyer_eu, eu_personal
+):
+    from marketplace.services.trade_transitions import trade_lock_next_checking
+
+    older, newer = (trade_create(membership=buyer_eu, dataset_id=eu_personal.id, repeat=True) for _ in range(2))
+    Trade.objects.filter(pk=older.id).update(status_changed_at=newer.status_changed_at - timedelta(seconds=1))
+    with transaction.atomic():
+        for for_settlement in (False, True):
+            found = trade_lock_next_checking(for_settlement=for_settlement)
+            assert found is not None and _fields(found) == _fields(_plain(older.id))
+            assert _fields(found.dataset) == _fields(_plain(older.id).dataset)
+    Trade.objects.filter(pk=older.id).update(redrives=1)  # re-driven: its own task has it
+    with transaction.atomic():
+        assert trade_lock_next_checking(for_settlement=True).id == newer.id
+    Trade.objects.filter(pk=newer.id).update(status="settled")
+    with transaction.atomic():
+        assert trade_lock_next_checking(for_settlement=True) is None

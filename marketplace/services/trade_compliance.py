@@ -19,7 +19,13 @@ from marketplace.models import Trade
 from marketplace.services.compute import compute_alternatives
 from marketplace.services.events import trade_event_emit, trade_events_batched
 from marketplace.services.trade_facts import trade_transfer_facts
-from marketplace.services.trade_transitions import Step, commit_export_volume, trade_apply_transitions, trade_lock
+from marketplace.services.trade_transitions import (
+    Step,
+    commit_export_volume,
+    trade_apply_transitions,
+    trade_lock,
+    trade_lock_next_checking,
+)
 from marketplace.trade_lifecycle import STATUS_FOR_OUTCOME
 
 logger = logging.getLogger(__name__)
@@ -42,6 +48,25 @@ def trade_check_compliance(*, trade_id: UUID | str, settle: bool = False) -> Tra
     if trade.status != Trade.Status.CHECKING:
         logger.info("trade %s is %s, not checking: duplicate delivery ignored", trade.id, trade.status)
         return trade
+    return _decide(trade, settle=settle)
+
+
+@transaction.atomic
+def trade_check_next(*, settle: bool = True, taken: list[UUID] | None = None) -> Trade | None:
+    """Decide (and with `settle`, settle) the trade that has waited longest in `checking`, among
+    those no other transaction holds and no re-drive has taken over (the check drain,
+    services/check_drain.py): None when there is none. The trade's id is appended to `taken`
+    before it is decided, so a caller knows which trade an exception belongs to."""
+    trade = trade_lock_next_checking(for_settlement=settle)
+    if trade is None:
+        return None
+    if taken is not None:
+        taken.append(trade.id)
+    return _decide(trade, settle=settle)
+
+
+def _decide(trade: Trade, *, settle: bool) -> Trade:
+    """The check of a trade locked in `checking`, its decision recorded and its status moved on."""
     # Hold the exporter's lock from reading its tallies to reserving this trade's volume: a
     # concurrent check of another trade by the same exporter waits here and then sees it.
     today = timezone.localdate()

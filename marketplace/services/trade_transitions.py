@@ -7,13 +7,14 @@ from functools import partial
 from typing import Any
 from uuid import UUID
 
+from django.conf import settings
 from django.contrib.auth.models import User
 from django.db import transaction
 from django.db.models import QuerySet
 from django.utils import timezone
 
 from compliance.services.exports import export_commit, export_release
-from config.compiled import CompiledLookup
+from config.compiled import CompiledFirst, CompiledLookup
 from config.enqueue import enqueue
 from config.errors import NotFoundError
 from marketplace.models import Trade, TradeEvent
@@ -32,6 +33,31 @@ def trade_enqueue(task_name: str, trade_id: str) -> None:
     """Publish a trade's next step. If the broker is down the trade stays in its status and the
     sweeper re-drives it (on_commit alone loses a task when publishing fails)."""
     enqueue(TRADE_TASKS[task_name], str(trade_id))
+
+
+CHECK_DRAIN_KEY = "elementa:trades:check-drain"
+
+
+def trade_check_request(trade_id: str) -> None:
+    """After a commit that left a trade in `checking`: have it checked.
+
+    With ELEMENTA_CHECK_DRAIN_SECONDS > 0 (the default), one drain task (services/check_drain.py)
+    stands for every trade that enters `checking` until it starts: the first trade claims the drain
+    in the shared cache (an atomic add) and publishes it; the trades after it publish nothing,
+    because the drain releases the claim before it lists the trades waiting, so every trade
+    committed before the release is listed by it and every trade after publishes a drain of its own.
+    Under load a few tasks check hundreds of trades; one trade at a time it is one task per trade,
+    as before. The claim expires after ELEMENTA_CHECK_DRAIN_SECONDS, so a drain message lost with a
+    broker holds back the next publish no longer than that, and the sweeper re-drives any trade left
+    in `checking`. With the shared cache down, or 0: one task per trade, with its id."""
+    from config.outage import guarded_cache
+
+    interval = settings.ELEMENTA_CHECK_DRAIN_SECONDS
+    claimed = guarded_cache.add_shared(CHECK_DRAIN_KEY, "1", timeout=interval) if interval > 0 else None
+    if claimed is None:
+        trade_enqueue("check", trade_id)
+    elif claimed and not enqueue("marketplace.trades_check_drain"):
+        guarded_cache.delete(CHECK_DRAIN_KEY)  # the next trade may try to publish at once
 
 
 def _pay_provider(trade: Trade) -> None:
@@ -74,7 +100,9 @@ AFTER_COMMIT: dict[str, str] = {Trade.Status.CHECKING: "check", Trade.Status.APP
 def trade_on_commit_side_effects(trade: Trade) -> None:
     """Queue the work a status implies, to run only once the transaction commits."""
     task = AFTER_COMMIT.get(trade.status)
-    if task is not None:
+    if task == "check":
+        transaction.on_commit(partial(trade_check_request, str(trade.id)))
+    elif task is not None:
         transaction.on_commit(partial(trade_enqueue, task, str(trade.id)))
 
 
@@ -112,11 +140,27 @@ def _trade_lock_query(*, related: bool, for_settlement: bool) -> Callable[[UUID]
     return build
 
 
+def _next_checking_query(*, for_settlement: bool) -> Callable[[], QuerySet[Trade]]:
+    def build() -> QuerySet[Trade]:
+        qs = (Trade.objects.select_for_update(of=("self",), skip_locked=True)
+              .select_related("dataset", "dataset__provider", "provider", "buyer")
+              .filter(status=Trade.Status.CHECKING, redrives=0).order_by("status_changed_at", "id"))
+        if for_settlement:
+            qs = qs.annotate(**grant_context_annotations())
+        return qs[:1]
+
+    return build
+
+
 # Each shape of the lock compiled once per process (config/compiled.py): the ORM would compile the
 # worker's (four joins, three subqueries) on every trade: about 1.5 ms of CPU a trade (bench/history.py).
 _TRADE_LOCKS = {
     (related, for_settlement): CompiledLookup(_trade_lock_query(related=related, for_settlement=for_settlement))
     for related in (False, True) for for_settlement in (False, True)
+}
+_NEXT_CHECKING_LOCKS = {
+    for_settlement: CompiledFirst(_next_checking_query(for_settlement=for_settlement))
+    for for_settlement in (False, True)
 }
 
 
@@ -126,6 +170,15 @@ def trade_lock(*, trade_id: UUID | str, related: bool = False, for_settlement: b
     `for_settlement`, what issuing its grant reads comes with it too (grant_context_annotations).
     On SQLite select_for_update is a no-op: IMMEDIATE transactions lock the whole file instead."""
     return _TRADE_LOCKS[(related, for_settlement)].get(trade_id)
+
+
+def trade_lock_next_checking(*, for_settlement: bool = False) -> Trade | None:
+    """Find and lock, in one statement, the trade that has waited longest in `checking` among those
+    no other transaction holds (PostgreSQL's SKIP LOCKED: concurrent check drains each take a
+    different trade and never wait for one another) and no sweeper re-drive has taken over
+    (redrives = 0; a re-driven trade has a task of its own). As trade_lock(related=True) otherwise.
+    SQLite has one writer at a time, so there no row is ever held by another transaction."""
+    return _NEXT_CHECKING_LOCKS[for_settlement].first()
 
 
 def trade_apply_transition(

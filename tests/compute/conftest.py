@@ -64,6 +64,7 @@ def in_process(monkeypatch: pytest.MonkeyPatch) -> None:
     from marketplace.services import compute, trade_transitions
 
     monkeypatch.setattr(trade_transitions, "trade_enqueue", lambda *args, **kwargs: None)
+    monkeypatch.setattr(trade_transitions, "trade_check_request", lambda *args, **kwargs: None)  # nor a drain
     monkeypatch.setattr(compute, "compute_query_enqueue", lambda *args, **kwargs: None)
 
 

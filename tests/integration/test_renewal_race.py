@@ -22,6 +22,7 @@ def _no_enqueue(monkeypatch):
     from marketplace.services import trade_transitions
 
     monkeypatch.setattr(trade_transitions, "trade_enqueue", lambda *args, **kwargs: None)
+    monkeypatch.setattr(trade_transitions, "trade_check_request", lambda *args, **kwargs: None)  # nor a drain
 
 
 def test_ten_concurrent_renewals_make_one_renewal_charged_once(client_for, provider_eu):

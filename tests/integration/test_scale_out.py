@@ -48,7 +48,8 @@ def test_checks_and_settlements_run_on_separate_worker_pools(rulepacks, client_f
         stop_worker(settler)
 
     checker_log, settler_log = logs / f"{checks}.log", logs / f"{settling}.log"
-    assert received(checker_log, "marketplace.trade_check_compliance") == 1
+    assert received(checker_log, "marketplace.trades_check_drain") == 1  # the check drain took the trade
     assert received(checker_log, "marketplace.trade_settle") == 0
     assert received(settler_log, "marketplace.trade_settle") == 1
     assert received(settler_log, "marketplace.trade_check_compliance") == 0
+    assert received(settler_log, "marketplace.trades_check_drain") == 0

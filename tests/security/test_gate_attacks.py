@@ -299,6 +299,7 @@ def test_one_officer_racing_itself_cannot_be_both_acceptors_of_a_regulators_appr
     from marketplace.services import trade_transitions
 
     monkeypatch.setattr(trade_transitions, "trade_enqueue", lambda *args, **kwargs: None)
+    monkeypatch.setattr(trade_transitions, "trade_check_request", lambda *args, **kwargs: None)  # nor a drain
     trade = waiting_trade(buyer_us, cn_personal)
     document = TradeDocument.objects.create(
         trade=trade,

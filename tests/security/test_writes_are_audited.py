@@ -47,6 +47,8 @@ EXEMPT = {
     "notification_send": "marks an outbox e-mail sent; the action it tells of is audited",
     "notifications_send": "marks an action's outbox e-mails sent; the action they tell of is audited",
     "notifications_drain": "sends what the outbox holds (notifications_send); the actions they tell of are audited",
+    "trade_check_request": "claims the check drain in the shared cache (a key, not a row) and publishes it; the "
+                           "check it asks for is audited",
     "upload_digest": "hashes an upload (hashlib's update, not the ORM's); writes nothing",
     "evidence_store_file": "attaches an upload to an unsaved document or mechanism; the caller saves it and audits "
                            "evidence.added / mechanism.added",

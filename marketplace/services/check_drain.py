@@ -1,0 +1,68 @@
+"""The check drain: one worker task checks every trade waiting in `checking`, instead of one task each.
+
+A trade entering `checking` asks for a drain (trade_transitions.trade_check_request); at most one
+drain waits in the queue at a time, and a running drain takes every trade committed before it
+started. Each trade is still checked and settled in its own transaction by the same code as
+before (trade_compliance._decide), so the unit of failure stays one trade: a trade whose check
+raises is handed to the sweeper and the others go on. What is shared is the task: its message, its
+acknowledgement and the worker's machinery.
+
+Several drains may run at once (one per worker process that is free, as trades keep arriving).
+Each finds and locks its next trade in one statement that skips rows another transaction holds
+(trade_lock_next_checking), so concurrent drains take different trades, never wait for one
+another, and never decide a trade twice.
+
+A trade whose check raises has its re-drive count raised, as the sweeper does for a lost task:
+drains no longer take it, and the sweeper (services/sweeper.py) re-drives it as a task of its own
+with its back-off, then hands it to an officer. A database error that may pass (a dropped
+connection) ends the drain, and its task retries it; any trade still waiting is taken then."""
+
+import logging
+from uuid import UUID
+
+from django.db import InterfaceError, OperationalError
+from django.db.models import F
+
+from config.enqueue import enqueue
+from config.logging import log_context
+from marketplace.models import Trade
+from marketplace.services.trade_compliance import trade_check_next
+from marketplace.services.trade_transitions import CHECK_DRAIN_KEY
+
+logger = logging.getLogger(__name__)
+
+
+def trades_check_drain(*, limit: int = 1000) -> dict[str, int]:
+    """Release the drain claim, then check and settle the trades waiting in `checking`, oldest
+    first, until none is left that no one else holds, or `limit` are done (then another drain is
+    requested for the rest). Returns counts: decided, failed."""
+    from config.outage import guarded_cache
+
+    guarded_cache.delete(CHECK_DRAIN_KEY)  # from here on, a trade that commits requests a drain of its own
+    counts = {"decided": 0, "failed": 0}
+    while counts["decided"] + counts["failed"] < limit:
+        taken: list[UUID] = []
+        try:
+            trade = trade_check_next(settle=True, taken=taken)
+        except (OperationalError, InterfaceError):
+            raise  # the connection, not the trade: the task retries the whole drain
+        except Exception:
+            if not taken:
+                raise  # no trade to blame: the drain itself is broken
+            _hand_to_sweeper(taken[-1])
+            counts["failed"] += 1
+            continue
+        if trade is None:
+            break
+        counts["decided"] += 1
+    else:
+        enqueue("marketplace.trades_check_drain")  # the limit reached with trades left: a fresh drain goes on
+    if any(counts.values()):
+        logger.info("check drain: %s", counts)
+    return counts
+
+
+def _hand_to_sweeper(trade_id: UUID) -> None:
+    with log_context(trade=str(trade_id)):
+        logger.exception("trade %s: the check raised; left to the sweeper", trade_id)
+    Trade.objects.filter(pk=trade_id, status=Trade.Status.CHECKING, redrives=0).update(redrives=F("redrives") + 1)
