@@ -18,8 +18,10 @@ with its back-off, then hands it to an officer. A database error that may pass (
 connection) ends the drain, and its task retries it; any trade still waiting is taken then."""
 
 import logging
+import time
 from uuid import UUID
 
+from celery.exceptions import SoftTimeLimitExceeded
 from django.db import InterfaceError, OperationalError
 from django.db.models import F
 
@@ -32,20 +34,22 @@ from marketplace.services.trade_transitions import CHECK_DRAIN_KEY
 logger = logging.getLogger(__name__)
 
 
-def trades_check_drain(*, limit: int = 1000) -> dict[str, int]:
+def trades_check_drain(*, limit: int = 1000, seconds: float = 20.0) -> dict[str, int]:
     """Release the drain claim, then check and settle the trades waiting in `checking`, oldest
-    first, until none is left that no one else holds, or `limit` are done (then another drain is
-    requested for the rest). Returns counts: decided, failed."""
+    first, until none is left that no one else holds, or `limit` are done or `seconds` have passed
+    (then a fresh drain is published for the rest: well inside the task's time limit, so the limit
+    never interrupts a trade's check). Returns counts: decided, failed."""
     from config.outage import guarded_cache
 
     guarded_cache.delete(CHECK_DRAIN_KEY)  # from here on, a trade that commits requests a drain of its own
     counts = {"decided": 0, "failed": 0}
-    while counts["decided"] + counts["failed"] < limit:
+    deadline = time.monotonic() + seconds
+    while counts["decided"] + counts["failed"] < limit and time.monotonic() < deadline:
         taken: list[UUID] = []
         try:
             trade = trade_check_next(settle=True, taken=taken)
-        except (OperationalError, InterfaceError):
-            raise  # the connection, not the trade: the task retries the whole drain
+        except (OperationalError, InterfaceError, SoftTimeLimitExceeded):
+            raise  # the connection or the worker, not the trade: the task retries (or the sweeper re-drives)
         except Exception:
             if not taken:
                 raise  # no trade to blame: the drain itself is broken
@@ -56,7 +60,7 @@ def trades_check_drain(*, limit: int = 1000) -> dict[str, int]:
             break
         counts["decided"] += 1
     else:
-        enqueue("marketplace.trades_check_drain")  # the limit reached with trades left: a fresh drain goes on
+        enqueue("marketplace.trades_check_drain")  # out of turns or time with trades left: a fresh drain goes on
     if any(counts.values()):
         logger.info("check drain: %s", counts)
     return counts

@@ -7,13 +7,12 @@ import threading
 from typing import Any
 
 import pytest
-from django.utils import timezone
 from django.db import connection, connections, transaction
 from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
 
 from config.outage import cache_breaker, guarded_cache
 from marketplace.models import Settlement, Trade
-from marketplace.services import check_drain
 from marketplace.services.check_drain import trades_check_drain
 from marketplace.services.trade_transitions import CHECK_DRAIN_KEY
 from marketplace.services.trades import trade_create
@@ -163,3 +162,16 @@ def test_a_trade_another_worker_holds_is_passed_by_not_waited_for_nor_decided_tw
     assert Trade.objects.get(pk=held.id).status == Trade.Status.CHECKING  # for the next drain
     assert trades_check_drain()["decided"] == 1
     assert Settlement.objects.filter(trade_id=held.id).count() == 1
+
+
+def test_a_drain_out_of_turns_or_time_hands_the_rest_to_a_fresh_drain(rulepacks, buyer_eu, eu_personal, published):
+    # The task's time limit must never interrupt a trade's check: the drain stops well before it.
+    for _ in range(3):
+        trade_create(membership=buyer_eu, dataset_id=eu_personal.id, repeat=True)
+
+    assert trades_check_drain(limit=2) == {"decided": 2, "failed": 0}
+    assert published == [("marketplace.trades_check_drain", [])]
+    assert trades_check_drain(seconds=0) == {"decided": 0, "failed": 0}
+    assert len(published) == 2
+    assert trades_check_drain()["decided"] == 1
+    assert Trade.objects.filter(status=Trade.Status.CHECKING).count() == 0
