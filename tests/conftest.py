@@ -220,6 +220,28 @@ def wait_for_status(trade_id: uuid.UUID | str, statuses: set[str], timeout: floa
                       message=lambda: f"trade {trade_id} still {seen[0].status}; expected {statuses}")
 
 
+@pytest.fixture
+def no_trade_work(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """For a test that drives the trade services itself (races on row locks): nothing is published
+    for the session's worker, and the trades it creates in `checking` are out of reach of a check
+    drain an earlier test left behind (a drain takes any waiting trade with no re-drive, where a
+    stray single-trade task only ever touched its own trade)."""
+    from django.db.models.signals import post_save
+
+    from marketplace.services import trade_transitions
+
+    monkeypatch.setattr(trade_transitions, "trade_enqueue", lambda *args, **kwargs: None)
+    monkeypatch.setattr(trade_transitions, "trade_check_request", lambda *args, **kwargs: None)
+
+    def out_of_reach(sender: type[Trade], instance: Trade, created: bool, **kwargs: object) -> None:
+        if created and instance.status == Trade.Status.CHECKING:
+            Trade.objects.filter(pk=instance.pk).update(redrives=1)
+
+    post_save.connect(out_of_reach, sender=Trade, weak=False, dispatch_uid="tests-no-trade-work")
+    yield
+    post_save.disconnect(sender=Trade, dispatch_uid="tests-no-trade-work")
+
+
 @pytest.fixture(autouse=True)
 def _outage_breakers_closed() -> Iterator[None]:
     """A test that makes the cache or the broker fail must not leave the next test's publishes

@@ -97,9 +97,10 @@ def test_the_compiled_next_waiting_trade_is_the_oldest_in_checking_as_the_querys
     Trade.objects.filter(pk=older.id).update(status_changed_at=newer.status_changed_at - timedelta(seconds=1))
     with transaction.atomic():
         for for_settlement in (False, True):
-            found = trade_lock_next_checking(for_settlement=for_settlement)
-            assert found is not None and _fields(found) == _fields(_plain(older.id))
-            assert _fields(found.dataset) == _fields(_plain(older.id).dataset)
+            for wait in (False, True):
+                found = trade_lock_next_checking(for_settlement=for_settlement, wait=wait)
+                assert found is not None and _fields(found) == _fields(_plain(older.id))
+                assert _fields(found.dataset) == _fields(_plain(older.id).dataset)
     Trade.objects.filter(pk=older.id).update(redrives=1)  # re-driven: its own task has it
     with transaction.atomic():
         assert trade_lock_next_checking(for_settlement=True).id == newer.id

@@ -52,12 +52,13 @@ def trade_check_compliance(*, trade_id: UUID | str, settle: bool = False) -> Tra
 
 
 @transaction.atomic
-def trade_check_next(*, settle: bool = True, taken: list[UUID] | None = None) -> Trade | None:
+def trade_check_next(*, settle: bool = True, taken: list[UUID] | None = None, wait: bool = False) -> Trade | None:
     """Decide (and with `settle`, settle) the trade that has waited longest in `checking`, among
-    those no other transaction holds and no re-drive has taken over (the check drain,
-    services/check_drain.py): None when there is none. The trade's id is appended to `taken`
-    before it is decided, so a caller knows which trade an exception belongs to."""
-    trade = trade_lock_next_checking(for_settlement=settle)
+    those no other transaction holds (with `wait`, waiting for a held one) and no re-drive has
+    taken over (the check drain, services/check_drain.py): None when there is none. The trade's id
+    is appended to `taken` before it is decided, so a caller knows which trade an exception
+    belongs to."""
+    trade = trade_lock_next_checking(for_settlement=settle, wait=wait)
     if trade is None:
         return None
     if taken is not None:

@@ -44,18 +44,23 @@ def trade_check_request(trade_id: str) -> None:
     With ELEMENTA_CHECK_DRAIN_SECONDS > 0 (the default), one drain task (services/check_drain.py)
     stands for every trade that enters `checking` until it starts: the first trade claims the drain
     in the shared cache (an atomic add) and publishes it; the trades after it publish nothing,
-    because the drain releases the claim before it lists the trades waiting, so every trade
-    committed before the release is listed by it and every trade after publishes a drain of its own.
+    because the drain releases the claim before it looks for waiting trades, so every trade
+    committed before the release is taken by it and every trade after publishes a drain of its own.
     Under load a few tasks check hundreds of trades; one trade at a time it is one task per trade,
     as before. The claim expires after ELEMENTA_CHECK_DRAIN_SECONDS, so a drain message lost with a
-    broker holds back the next publish no longer than that, and the sweeper re-drives any trade left
-    in `checking`. With the shared cache down, or 0: one task per trade, with its id."""
+    broker (or a claim whose drain was never published) holds back the next publish no longer than
+    that, and the sweeper re-drives any trade left in `checking`. With the shared cache not
+    answering, a drain is published without a claim (the add may have happened; a claim only this
+    process saw would hold back no one else). 0: one task per trade, with its id."""
     from config.outage import guarded_cache
 
     interval = settings.ELEMENTA_CHECK_DRAIN_SECONDS
-    claimed = guarded_cache.add_shared(CHECK_DRAIN_KEY, "1", timeout=interval) if interval > 0 else None
-    if claimed is None:
+    if interval <= 0:
         trade_enqueue("check", trade_id)
+        return
+    claimed = guarded_cache.add_shared(CHECK_DRAIN_KEY, "1", timeout=interval)
+    if claimed is None:
+        enqueue("marketplace.trades_check_drain")
     elif claimed and not enqueue("marketplace.trades_check_drain"):
         guarded_cache.delete(CHECK_DRAIN_KEY)  # the next trade may try to publish at once
 
@@ -140,9 +145,9 @@ def _trade_lock_query(*, related: bool, for_settlement: bool) -> Callable[[UUID]
     return build
 
 
-def _next_checking_query(*, for_settlement: bool) -> Callable[[], QuerySet[Trade]]:
+def _next_checking_query(*, for_settlement: bool, wait: bool) -> Callable[[], QuerySet[Trade]]:
     def build() -> QuerySet[Trade]:
-        qs = (Trade.objects.select_for_update(of=("self",), skip_locked=True)
+        qs = (Trade.objects.select_for_update(of=("self",), skip_locked=not wait)
               .select_related("dataset", "dataset__provider", "provider", "buyer")
               .filter(status=Trade.Status.CHECKING, redrives=0).order_by("status_changed_at", "id"))
         if for_settlement:
@@ -159,8 +164,8 @@ _TRADE_LOCKS = {
     for related in (False, True) for for_settlement in (False, True)
 }
 _NEXT_CHECKING_LOCKS = {
-    for_settlement: CompiledFirst(_next_checking_query(for_settlement=for_settlement))
-    for for_settlement in (False, True)
+    (for_settlement, wait): CompiledFirst(_next_checking_query(for_settlement=for_settlement, wait=wait))
+    for for_settlement in (False, True) for wait in (False, True)
 }
 
 
@@ -172,13 +177,15 @@ def trade_lock(*, trade_id: UUID | str, related: bool = False, for_settlement: b
     return _TRADE_LOCKS[(related, for_settlement)].get(trade_id)
 
 
-def trade_lock_next_checking(*, for_settlement: bool = False) -> Trade | None:
+def trade_lock_next_checking(*, for_settlement: bool = False, wait: bool = False) -> Trade | None:
     """Find and lock, in one statement, the trade that has waited longest in `checking` among those
     no other transaction holds (PostgreSQL's SKIP LOCKED: concurrent check drains each take a
     different trade and never wait for one another) and no sweeper re-drive has taken over
     (redrives = 0; a re-driven trade has a task of its own). As trade_lock(related=True) otherwise.
-    SQLite has one writer at a time, so there no row is ever held by another transaction."""
-    return _NEXT_CHECKING_LOCKS[for_settlement].first()
+    With `wait`, a held row is waited for instead (PostgreSQL then checks it again: one another
+    drain decided meanwhile is passed over). SQLite has one writer at a time, so there no row is
+    ever held by another transaction."""
+    return _NEXT_CHECKING_LOCKS[(for_settlement, wait)].first()
 
 
 def trade_apply_transition(

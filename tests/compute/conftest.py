@@ -58,13 +58,11 @@ def offer_compute(
 
 
 @pytest.fixture
-def in_process(monkeypatch: pytest.MonkeyPatch) -> None:
+def in_process(monkeypatch: pytest.MonkeyPatch, no_trade_work: None) -> None:
     """Drive the services in this process: nothing is published for a worker (the tests call the
     compliance check, settlement and query runs themselves)."""
-    from marketplace.services import compute, trade_transitions
+    from marketplace.services import compute
 
-    monkeypatch.setattr(trade_transitions, "trade_enqueue", lambda *args, **kwargs: None)
-    monkeypatch.setattr(trade_transitions, "trade_check_request", lambda *args, **kwargs: None)  # nor a drain
     monkeypatch.setattr(compute, "compute_query_enqueue", lambda *args, **kwargs: None)
 
 

@@ -17,13 +17,9 @@ pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
 
 
 @pytest.fixture(autouse=True)
-def _no_enqueue(monkeypatch):
+def _no_enqueue(no_trade_work):
     """These tests drive the services from their own threads to race them on row locks; the
     session's worker (started by earlier tests) must not act on their trades meanwhile."""
-    from marketplace.services import trade_transitions
-
-    monkeypatch.setattr(trade_transitions, "trade_enqueue", lambda *args, **kwargs: None)
-    monkeypatch.setattr(trade_transitions, "trade_check_request", lambda *args, **kwargs: None)  # nor a drain
 
 
 def race(fns: list[Callable[[], object]]) -> list[BaseException]:

@@ -19,11 +19,8 @@ pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
 
 
 @pytest.fixture(autouse=True)
-def _no_enqueue(monkeypatch):
-    from marketplace.services import trade_transitions
-
-    monkeypatch.setattr(trade_transitions, "trade_enqueue", lambda *args, **kwargs: None)
-    monkeypatch.setattr(trade_transitions, "trade_check_request", lambda *args, **kwargs: None)  # nor a drain
+def _no_enqueue(no_trade_work):
+    """The test drives the services itself; the session's worker must not act meanwhile."""
 
 
 def officers(operator, n: int) -> list[Membership]:

@@ -17,12 +17,8 @@ pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
 
 
 @pytest.fixture(autouse=True)
-def _no_enqueue(monkeypatch):
+def _no_enqueue(no_trade_work):
     """The threads drive the services themselves; the session's worker must not act meanwhile."""
-    from marketplace.services import trade_transitions
-
-    monkeypatch.setattr(trade_transitions, "trade_enqueue", lambda *args, **kwargs: None)
-    monkeypatch.setattr(trade_transitions, "trade_check_request", lambda *args, **kwargs: None)  # nor a drain
 
 
 def test_ten_concurrent_renewals_make_one_renewal_charged_once(client_for, provider_eu):

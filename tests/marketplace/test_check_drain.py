@@ -4,6 +4,7 @@ a trade whose check raises does not hold up the others, and a trade another work
 passed by, never decided twice."""
 
 import threading
+import time
 from typing import Any
 
 import pytest
@@ -44,23 +45,26 @@ def test_trades_entering_checking_share_one_drain_until_it_starts(
     assert counts == {"decided": 5, "failed": 0}
     assert {t.status for t in Trade.objects.filter(pk__in=[t.id for t in first])} == {Trade.Status.SETTLED}
     assert Settlement.objects.filter(trade__in=first).count() == 5
-    _buy(buyer_eu, eu_personal, django_capture_on_commit_callbacks)  # after it started: a drain of its own
+    # it found a backlog, so it published one companion for another worker process
     assert [name for name, _ in published] == ["marketplace.trades_check_drain"] * 2
+    _buy(buyer_eu, eu_personal, django_capture_on_commit_callbacks)  # after it started: a drain of its own
+    assert [name for name, _ in published] == ["marketplace.trades_check_drain"] * 3
     assert trades_check_drain()["decided"] == 1
     assert trades_check_drain() == {"decided": 0, "failed": 0}  # a duplicate delivery: nothing
 
 
-def test_with_the_drain_off_or_the_shared_cache_down_each_trade_gets_its_own_task(
+def test_with_the_drain_off_each_trade_gets_its_own_task_and_with_the_cache_down_a_drain_without_claim(
     rulepacks, buyer_eu, eu_personal, published, settings, django_capture_on_commit_callbacks, monkeypatch
 ):
     settings.ELEMENTA_CHECK_DRAIN_SECONDS = 0
     one = _buy(buyer_eu, eu_personal, django_capture_on_commit_callbacks)
     settings.ELEMENTA_CHECK_DRAIN_SECONDS = 5
     monkeypatch.setattr(cache_breaker, "allow", lambda: False)  # the shared cache is down
-    two = _buy(buyer_eu, eu_personal, django_capture_on_commit_callbacks)
+    for _ in range(2):  # no claim anyone else could see, so none that would hold anyone back
+        _buy(buyer_eu, eu_personal, django_capture_on_commit_callbacks)
 
     assert published == [("marketplace.trade_check_compliance", [str(one.id)]),
-                         ("marketplace.trade_check_compliance", [str(two.id)])]
+                         ("marketplace.trades_check_drain", []), ("marketplace.trades_check_drain", [])]
 
 
 def test_a_broker_that_refuses_the_drain_leaves_no_claim_behind(
@@ -126,42 +130,41 @@ def test_a_drain_of_many_trades_costs_each_trade_its_own_statements_and_little_m
         assert trades_check_drain()["decided"] == 10
 
     statements = [q for q in queries.captured_queries if "SAVEPOINT" not in q["sql"]]
-    # each trade's own (its lock finds it), and one lock that finds nothing left
-    assert len(statements) <= 10 * CHECK_AND_SETTLE_BUDGET[connection.vendor] + 1
+    # each trade's own (its lock finds it), and the two that find nothing left (held or not)
+    assert len(statements) <= 10 * CHECK_AND_SETTLE_BUDGET[connection.vendor] + 2
 
 
 @pytest.mark.django_db(transaction=True)
-def test_a_trade_another_worker_holds_is_passed_by_not_waited_for_nor_decided_twice(
-    rulepacks, buyer_eu, eu_personal, published
-):
+def test_a_held_trade_is_passed_by_first_then_waited_for_and_decided_once(rulepacks, buyer_eu, eu_personal, published):
+    # Another transaction holds the oldest trade without deciding it (a buyer adding a document):
+    # the drain decides the newer trade first, then waits for the held one, as its own task would.
     if not connection.features.has_select_for_update_skip_locked:
         pytest.skip("SQLite has one writer at a time: no row is ever held by another transaction")
     held, free = (trade_create(membership=buyer_eu, dataset_id=eu_personal.id, repeat=True) for _ in range(2))
-    locked, release = threading.Event(), threading.Event()
+    locked = threading.Event()
 
-    def other_worker() -> None:
+    def other_request() -> None:
         try:
             with transaction.atomic():
                 Trade.objects.select_for_update().get(pk=held.id)
                 locked.set()
-                release.wait(30)
+                time.sleep(1.0)
         finally:
             connections.close_all()
 
-    thread = threading.Thread(target=other_worker)
+    thread = threading.Thread(target=other_request)
     thread.start()
     try:
         assert locked.wait(30)
         counts = trades_check_drain()
     finally:
-        release.set()
         thread.join(30)
 
-    assert counts == {"decided": 1, "failed": 0}
-    assert Trade.objects.get(pk=free.id).status == Trade.Status.SETTLED
-    assert Trade.objects.get(pk=held.id).status == Trade.Status.CHECKING  # for the next drain
-    assert trades_check_drain()["decided"] == 1
-    assert Settlement.objects.filter(trade_id=held.id).count() == 1
+    assert counts == {"decided": 2, "failed": 0}
+    settled = {t.id: t for t in Trade.objects.filter(pk__in=[held.id, free.id])}
+    assert {t.status for t in settled.values()} == {Trade.Status.SETTLED}
+    assert settled[free.id].settled_at < settled[held.id].settled_at  # passed by first, then waited for
+    assert Settlement.objects.filter(trade_id__in=[held.id, free.id]).count() == 2
 
 
 def test_a_drain_out_of_turns_or_time_hands_the_rest_to_a_fresh_drain(rulepacks, buyer_eu, eu_personal, published):
@@ -170,8 +173,8 @@ def test_a_drain_out_of_turns_or_time_hands_the_rest_to_a_fresh_drain(rulepacks,
         trade_create(membership=buyer_eu, dataset_id=eu_personal.id, repeat=True)
 
     assert trades_check_drain(limit=2) == {"decided": 2, "failed": 0}
-    assert published == [("marketplace.trades_check_drain", [])]
+    assert published == [("marketplace.trades_check_drain", [])] * 2  # its companion, and its successor
     assert trades_check_drain(seconds=0) == {"decided": 0, "failed": 0}
-    assert len(published) == 2
+    assert len(published) == 3
     assert trades_check_drain()["decided"] == 1
     assert Trade.objects.filter(status=Trade.Status.CHECKING).count() == 0

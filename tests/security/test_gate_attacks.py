@@ -292,14 +292,10 @@ def _race(fns: list) -> list[BaseException]:
 @pytest.mark.postgres
 @pytest.mark.django_db(transaction=True)
 def test_one_officer_racing_itself_cannot_be_both_acceptors_of_a_regulators_approval(
-    monkeypatch, provider_cn, buyer_us, officer, second_officer, cn_personal,
+    no_trade_work, provider_cn, buyer_us, officer, second_officer, cn_personal,
 ):
     """Attack: the same officer fires many acceptances of a CAC assessment at once, hoping two land as
     the first and the second; then two officers race and exactly one pair of acceptances decides it."""
-    from marketplace.services import trade_transitions
-
-    monkeypatch.setattr(trade_transitions, "trade_enqueue", lambda *args, **kwargs: None)
-    monkeypatch.setattr(trade_transitions, "trade_check_request", lambda *args, **kwargs: None)  # nor a drain
     trade = waiting_trade(buyer_us, cn_personal)
     document = TradeDocument.objects.create(
         trade=trade,
