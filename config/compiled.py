@@ -57,25 +57,33 @@ class _Compiled:
         self.locks = bool(queryset.query.select_for_update)
 
 
-class CompiledLookup(Generic[M]):
-    """`build(key)` returns the queryset that finds at most one row by `key` (a UUID primary key,
-    or a field compared with it). `get(key)` runs it, compiled once per database alias."""
+class _PerAlias:
+    """A queryset's compilation, done once per database alias."""
 
-    def __init__(self, build: Callable[[UUID], QuerySet[M]]) -> None:
+    def __init__(self, build: Callable[[], QuerySet[Any]], *, keyed: bool) -> None:
         self._build = build
+        self._keyed = keyed
         self._compiled: dict[str, _Compiled] = {}
         self._lock = Lock()
 
     def _for(self, alias: str) -> _Compiled:
         compiled = self._compiled.get(alias)
         if compiled is None:
-            queryset = self._build(_SENTINEL)
+            queryset = self._build()
             if queryset.db != alias:
                 raise ValueError(f"the queryset runs on {queryset.db}, not {alias}")
-            compiled = _Compiled(queryset)
+            compiled = _Compiled(queryset, keyed=self._keyed)
             with self._lock:
                 self._compiled[alias] = compiled
         return compiled
+
+
+class CompiledLookup(_PerAlias, Generic[M]):
+    """`build(key)` returns the queryset that finds at most one row by `key` (a UUID primary key,
+    or a field compared with it). `get(key)` runs it, compiled once per database alias."""
+
+    def __init__(self, build: Callable[[UUID], QuerySet[M]]) -> None:
+        super().__init__(lambda: build(_SENTINEL), keyed=True)
 
     def get(self, key: UUID | str, *, using: str = "default") -> M | None:
         compiled = self._for(using)
@@ -87,24 +95,15 @@ class CompiledLookup(Generic[M]):
         return _run(compiled, params, using)
 
 
-class CompiledFirst(Generic[M]):
+class CompiledFirst(_PerAlias, Generic[M]):
     """`build()` returns a queryset of at most one row with no key (`[:1]`, an order, a filter of
     constants); `first()` runs it, compiled once per database alias."""
 
     def __init__(self, build: Callable[[], QuerySet[M]]) -> None:
-        self._build = build
-        self._compiled: dict[str, _Compiled] = {}
-        self._lock = Lock()
+        super().__init__(build, keyed=False)
 
     def first(self, *, using: str = "default") -> M | None:
-        compiled = self._compiled.get(using)
-        if compiled is None:
-            queryset = self._build()
-            if queryset.db != using:
-                raise ValueError(f"the queryset runs on {queryset.db}, not {using}")
-            compiled = _Compiled(queryset, keyed=False)
-            with self._lock:
-                self._compiled[using] = compiled
+        compiled = self._for(using)
         return _run(compiled, list(compiled.params), using)
 
 

@@ -553,11 +553,11 @@ EMAIL_HOST_PASSWORD = os.environ.get("EMAIL_HOST_PASSWORD", "")
 EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", False)
 EMAIL_TIMEOUT = int(os.environ.get("EMAIL_TIMEOUT", "20"))
 DEFAULT_FROM_EMAIL = os.environ.get("DEFAULT_FROM_EMAIL", "Elementa <no-reply@elementa.invalid>")
-# One outbox-drain task stands for every action until it starts; its claim expires after this many
-# seconds (the longest a lost drain message holds e-mails back). 0: one send task per action.
 # Trades entering `checking` share a drain task (marketplace/services/check_drain.py); the claim's
 # lifetime in seconds; 0: one task per trade.
 ELEMENTA_CHECK_DRAIN_SECONDS = int(os.environ.get("ELEMENTA_CHECK_DRAIN_SECONDS", "5"))
+# One outbox-drain task stands for every action until it starts; its claim expires after this many
+# seconds (the longest a lost drain message holds e-mails back). 0: one send task per action.
 ELEMENTA_NOTIFY_DRAIN_SECONDS = int(os.environ.get("ELEMENTA_NOTIFY_DRAIN_SECONDS", "10"))
 ELEMENTA_NOTIFY_DIGEST_AFTER_HOURS = float(os.environ.get("ELEMENTA_NOTIFY_DIGEST_AFTER_HOURS", "24"))
 ELEMENTA_INVITATION_MAX_AGE_HOURS = float(os.environ.get("ELEMENTA_INVITATION_MAX_AGE_HOURS", "72"))
